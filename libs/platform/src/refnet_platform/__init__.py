@@ -1,0 +1,1 @@
+"""refnet's shared plumbing. No domain rules live here."""

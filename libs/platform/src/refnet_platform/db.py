@@ -1,0 +1,237 @@
+"""Engines, the outbox and inbox tables every service has, the unit of work and migrations on start."""
+
+from __future__ import annotations
+
+import fcntl
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+
+from refnet_platform.context import current_delivery
+from refnet_platform.envelope import OutgoingEvent, wrap
+from refnet_platform.telemetry import current_traceparent
+
+platform_metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    platform_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("traceparent", String(55), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+inbox = Table(
+    "inbox",
+    platform_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, schema: str | None = None) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the relay read while the api writes; the lock waits instead of failing.
+            dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            # Take the write lock up front so read-then-write transactions never fail to upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+    return create_engine(url, connect_args=connect_args, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def outbox_channel(schema: str | None) -> str:
+    return f"outbox_{schema or 'public'}"
+
+
+class Duplicate(Exception):
+    """This consumer already handled the record: the redelivery is a no-op."""
+
+
+class UnitOfWork:
+    """One transaction: the service's repositories, the outbox and the inbox commit together."""
+
+    def __init__(self, engine: Engine, source: str, schema: str | None = None) -> None:
+        self.engine = engine
+        self.source = source
+        self.schema = schema
+        self.connection: Connection
+        self._pending: list[OutgoingEvent] = []
+
+    def open_repositories(self, connection: Connection) -> None:
+        """Services override this to attach their repositories to the connection."""
+
+    def __enter__(self) -> Self:
+        self.connection = self.engine.connect()
+        self.connection.begin()
+        self._pending = []
+        delivery = current_delivery.get()
+        if delivery and self._already_processed(delivery.consumer, delivery.event_id):
+            self.connection.close()
+            raise Duplicate(delivery.event_id)
+        self.open_repositories(self.connection)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+        finally:
+            self.connection.close()
+
+    def publish(self, event: OutgoingEvent) -> None:
+        self._pending.append(event)
+
+    def commit(self) -> None:
+        conn = self.connection
+        traceparent = current_traceparent()
+        for pending in self._pending:
+            envelope = wrap(pending, self.source)
+            conn.execute(
+                insert(outbox).values(
+                    event_id=envelope.id,
+                    topic=pending.topic,
+                    key=pending.key,
+                    event_type=envelope.type,
+                    value=envelope.SerializeToString(),
+                    traceparent=traceparent,
+                    created_at=utcnow(),
+                )
+            )
+        delivery = current_delivery.get()
+        if delivery:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(inbox).values(
+                            consumer=delivery.consumer, event_id=delivery.event_id, processed_at=utcnow()
+                        )
+                    )
+            except IntegrityError:
+                conn.rollback()
+                raise Duplicate(delivery.event_id) from None
+        if self._pending and is_postgres(self.engine):
+            # Delivered on commit: wakes the relay at once instead of on its next poll.
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)})
+        conn.commit()
+        self._pending = []
+
+    def _already_processed(self, consumer: str, event_id: str) -> bool:
+        row = self.connection.execute(
+            select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == event_id)
+        ).first()
+        return row is not None
+
+
+def create_platform_tables(connection: Connection) -> None:
+    """For each service's first migration: the outbox and inbox as defined above."""
+    platform_metadata.create_all(connection)
+
+
+def migrate(engine: Engine, script_location: Path, schema: str | None = None) -> None:
+    """Brings the service's database to head. Safe when api, worker and relay start together."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    if is_postgres(engine):
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema or "public"}"'))
+        with engine.connect() as conn:
+            lock = zlib.crc32(f"migrate:{schema}".encode())
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock})
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
+                conn.commit()
+        return
+    database = engine.url.database or ""
+    lock_path = Path(f"{database}.migrate.lock") if database and database != ":memory:" else None
+    with _file_lock(lock_path), engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+class _file_lock:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.handle: Any = None
+
+    def __enter__(self) -> None:
+        if self.path:
+            self.handle = open(self.path, "w")
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+
+
+def run_migrations_online(context: Any) -> None:
+    """The whole of every service's alembic env.py: run on the connection migrate() passes in."""
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, transactional_ddl=True)
+    with context.begin_transaction():
+        context.run_migrations()
+

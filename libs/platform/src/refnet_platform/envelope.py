@@ -1,0 +1,96 @@
+"""Wrap domain events in the CloudEvents-named EventEnvelope, and unwrap them by their registered type."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import ModuleType
+
+from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+from uuid6 import uuid7
+
+from refnet.common.v1.envelope_pb2 import EventEnvelope
+from refnet_platform.context import current_causation
+
+
+class MalformedEvent(Exception):
+    """A record that is not a valid envelope: it goes to the dead-letter topic."""
+
+
+class UnknownEventType(Exception):
+    """A well-formed envelope of a type this consumer does not know: skipped and counted."""
+
+
+class TypeRegistry:
+    def __init__(self, modules: Iterable[ModuleType] = ()) -> None:
+        self._types: dict[str, type[Message]] = {}
+        for module in modules:
+            for descriptor in module.DESCRIPTOR.message_types_by_name.values():
+                self.register(getattr(module, descriptor.name))
+
+    def register(self, cls: type[Message]) -> None:
+        self._types[cls.DESCRIPTOR.full_name] = cls
+
+    def __contains__(self, type_name: str) -> bool:
+        return type_name in self._types
+
+    def unpack(self, envelope: EventEnvelope) -> Message:
+        cls = self._types.get(envelope.type)
+        if cls is None:
+            raise UnknownEventType(envelope.type)
+        message = cls()
+        if not envelope.data.Unpack(message):
+            raise MalformedEvent(f"data is {envelope.data.type_url}, envelope says {envelope.type}")
+        return message
+
+
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """An event ready for the outbox: payload, where it goes and what it is about."""
+
+    message: Message
+    topic: str
+    key: str
+    subject: str
+
+
+def new_event_id() -> str:
+    return str(uuid7())
+
+
+def wrap(event: OutgoingEvent, source: str, event_id: str | None = None) -> EventEnvelope:
+    event_id = event_id or new_event_id()
+    cause = current_causation.get()
+    data = any_pb2.Any()
+    data.Pack(event.message)
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return EventEnvelope(
+        id=event_id,
+        source=f"refnet/{source}",
+        type=event.message.DESCRIPTOR.full_name,
+        time=now,
+        subject=event.subject,
+        correlation_id=cause.correlation_id if cause else event_id,
+        causation_id=cause.causation_id if cause else "",
+        partition_key=event.key,
+        specversion="1.0",
+        data=data,
+    )
+
+
+def decode(value: bytes | None) -> EventEnvelope:
+    if not value:
+        raise MalformedEvent("empty record value")
+    envelope = EventEnvelope()
+    try:
+        envelope.ParseFromString(value)
+    except DecodeError as exc:
+        raise MalformedEvent(f"not an EventEnvelope: {exc}") from None
+    for field in ("id", "type"):
+        if not getattr(envelope, field):
+            raise MalformedEvent(f"envelope has no {field}")
+    if not envelope.HasField("data"):
+        raise MalformedEvent("envelope has no data")
+    return envelope

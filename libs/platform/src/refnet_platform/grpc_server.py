@@ -1,0 +1,132 @@
+"""The grpc.aio server every api process runs: health, reflection, tracing, graceful SIGTERM,
+and the one place where domain errors become gRPC status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from refnet_platform import errors
+from refnet_platform.context import Causation, current_causation
+from refnet_platform.envelope import new_event_id
+from refnet_platform.telemetry import trace_id_hex
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+}
+
+# Requests larger than this are refused by gRPC itself, before any handler or database sees them.
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+def status_for(exc: errors.DomainError) -> grpc.StatusCode:
+    for kind, code in STATUS_OF.items():
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    if isinstance(exc, errors.DomainError):
+        await context.abort(status_for(exc), str(exc))
+    trace_id = trace_id_hex()
+    log.error("unexpected error", exc_info=exc, extra={"fields": {"method": method}})
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace {trace_id})")
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps domain errors to status codes and starts each call's causation chain."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                _start_causation()
+                try:
+                    return await inner(request, context)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    await _abort_for(exc, context, method)
+
+            return handler._replace(unary_unary=unary)
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                _start_causation()
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:
+                    await _abort_for(exc, context, method)
+
+            return handler._replace(unary_stream=stream)
+        return handler
+
+
+def _start_causation() -> None:
+    request_id = new_event_id()
+    current_causation.set(Causation(correlation_id=request_id, causation_id=request_id))
+
+
+Registrar = Callable[[grpc.aio.Server], Sequence[str]]
+
+
+async def serve(address: str, register: Registrar, grace_s: float = 5.0,
+                credentials: grpc.ServerCredentials | None = None,
+                on_started: Callable[[int], None] | None = None) -> None:
+    """Runs until SIGTERM/SIGINT. `register` adds the servicers and returns their full service names."""
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), DomainErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    await server.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("grpc server listening", extra={"fields": {"address": address, "port": port, "services": names}})
+    if on_started:
+        on_started(port)
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace_s)
+    log.info("grpc server stopped")

@@ -1,0 +1,148 @@
+"""The relay: publishes outbox rows in order with an idempotent producer, then marks them sent.
+
+It wakes on commit: PostgreSQL NOTIFY (sent in the writer's transaction), or SQLite's data_version,
+which changes when another connection commits. A slow poll remains as a safety net.
+"""
+
+from __future__ import annotations
+
+import logging
+import select as select_module
+import signal
+import threading
+import time
+from typing import Any
+
+from kafka import KafkaProducer
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy import Engine, func, select, update
+
+from refnet_platform.db import is_postgres, outbox, outbox_channel, utcnow
+from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("refnet.relay")
+
+
+def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": 5,
+        "linger_ms": 0,
+        "retries": 2**31 - 1,
+        "client_id": "refnet-relay",
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+class CommitWaiter:
+    """Blocks until another process commits to the database, or the timeout passes."""
+
+    def __init__(self, engine: Engine, schema: str | None) -> None:
+        self.engine = engine
+        self._pg: Any = None
+        self._sqlite: Any = None
+        self._version: int | None = None
+        if is_postgres(engine):
+            import psycopg
+
+            url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg = psycopg.connect(url, autocommit=True)
+            self._pg.execute(f'LISTEN "{outbox_channel(schema)}"')
+        else:
+            self._sqlite = engine.raw_connection()
+
+    def wait(self, timeout: float) -> None:
+        if self._pg is not None:
+            ready, _, _ = select_module.select([self._pg.fileno()], [], [], timeout)
+            if ready:
+                for _ in self._pg.notifies(timeout=0, stop_after=1000):
+                    pass
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cursor = self._sqlite.cursor()
+            version = cursor.execute("PRAGMA data_version").fetchone()[0]
+            cursor.close()
+            if version != self._version:
+                self._version = version
+                return
+            time.sleep(0.002)
+
+    def close(self) -> None:
+        (self._pg or self._sqlite).close()
+
+
+class Relay:
+    def __init__(self, engine: Engine, producer: KafkaProducer, schema: str | None = None,
+                 batch_size: int = 500, poll_interval_s: float = 1.0) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.schema = schema
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.stopping = threading.Event()
+
+    def publish_pending(self) -> int:
+        """Publishes one batch of unsent rows in id order; returns how many were sent."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type,
+                       outbox.c.traceparent)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            ).all()
+            conn.rollback()
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            token = otel_context.attach(context_from_traceparent(row.traceparent))
+            try:
+                with tracer.start_as_current_span(f"{row.topic} publish", kind=SpanKind.PRODUCER) as span:
+                    span.set_attribute("messaging.system", "kafka")
+                    span.set_attribute("messaging.destination.name", row.topic)
+                    span.set_attribute("refnet.event_type", row.event_type)
+                    headers = [("traceparent", current_traceparent().encode())]
+                    futures.append(self.producer.send(row.topic, key=row.key.encode(), value=row.value,
+                                                      headers=headers))
+            finally:
+                otel_context.detach(token)
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=30)  # raises if any send failed: the rows stay unsent and are retried
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
+        return len(rows)
+
+    def backlog(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
+
+    def run(self) -> None:
+        waiter = CommitWaiter(self.engine, self.schema)
+        log.info("relay started")
+        try:
+            while not self.stopping.is_set():
+                try:
+                    while self.publish_pending() == self.batch_size:
+                        pass
+                except Exception:
+                    log.exception("relay publish failed; retrying")
+                    self.stopping.wait(1.0)
+                    continue
+                waiter.wait(self.poll_interval_s)
+        finally:
+            waiter.close()
+            self.producer.close(timeout=10)
+            log.info("relay stopped")
+
+    def stop_on_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())

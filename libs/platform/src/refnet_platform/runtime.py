@@ -1,0 +1,85 @@
+"""Process start-up shared by every service's api, worker and relay: logs, tracing, database, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import grpc
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy import Engine
+
+from refnet_platform.consumer import EventConsumer, Handler
+from refnet_platform.db import make_engine, migrate
+from refnet_platform.envelope import TypeRegistry
+from refnet_platform.grpc_server import serve
+from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.settings import ServiceSettings
+from refnet_platform.telemetry import setup_logging, setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+def open_database(settings: ServiceSettings, migrations: Path) -> Engine:
+    url, schema = settings.database
+    engine = make_engine(url, schema)
+    migrate(engine, migrations, schema)
+    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
+    return engine
+
+
+def _start(settings: ServiceSettings, role: str) -> Callable[[], None]:
+    setup_logging(f"{settings.service_name}-{role}", settings.log_level)
+    provider = setup_tracing(settings.service_name, settings.otlp_endpoint)
+    return provider.shutdown
+
+
+def run_api(settings: ServiceSettings, migrations: Path,
+            register: Callable[[Engine, grpc.aio.Server], Sequence[str]]) -> None:
+    parser = argparse.ArgumentParser(description=f"refnet {settings.service_name} gRPC API")
+    parser.add_argument("--migrate-only", action="store_true", help="apply database migrations and exit")
+    args = parser.parse_args()
+    shutdown = _start(settings, "api")
+    try:
+        engine = open_database(settings, migrations)
+        if args.migrate_only:
+            log.info("migrations applied")
+            return
+        asyncio.run(serve(settings.grpc_address, partial(register, engine)))
+    finally:
+        shutdown()
+
+
+def run_worker(settings: ServiceSettings, migrations: Path, topics: list[str], types: TypeRegistry,
+               make_handler: Callable[[Engine], Handler]) -> None:
+    shutdown = _start(settings, "worker")
+    try:
+        engine = open_database(settings, migrations)
+
+        async def main() -> None:
+            worker = EventConsumer(settings.service_name, settings.kafka_bootstrap_servers, topics, types,
+                                   make_handler(engine), max_attempts=settings.max_attempts,
+                                   retry_backoff_s=settings.retry_backoff_s)
+            worker.stop_on_signals()
+            await worker.run()
+
+        asyncio.run(main())
+    finally:
+        shutdown()
+
+
+def run_relay(settings: ServiceSettings, migrations: Path) -> None:
+    shutdown = _start(settings, "relay")
+    try:
+        engine = open_database(settings, migrations)
+        relay = Relay(engine, make_producer(settings.kafka_bootstrap_servers,
+                                            client_id=f"{settings.service_name}-relay"),
+                      schema=settings.database[1])
+        relay.stop_on_signals()
+        relay.run()
+    finally:
+        shutdown()

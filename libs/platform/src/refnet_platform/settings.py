@@ -1,0 +1,44 @@
+"""Settings from the environment. Shared variables have fixed names; a service's own are prefixed.
+
+Shared: KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT, REFNET_DATA_DIR,
+REFNET_LOG_LEVEL. Per service (prefix INTAKE_, REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+    service_name: ClassVar[str] = "service"
+
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    shared_database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    data_dir: Path = Field(Path("var"), validation_alias="REFNET_DATA_DIR")
+    log_level: str = Field("INFO", validation_alias="REFNET_LOG_LEVEL")
+
+    database_url: str | None = None
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
+    # A consumer gives up on a record after this many attempts and dead-letters it.
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.2
+
+    @property
+    def database(self) -> tuple[str, str | None]:
+        """(url, schema): the service's own URL, else its own schema in DATABASE_URL, else a SQLite file."""
+        if self.database_url:
+            return self.database_url, None
+        if self.shared_database_url:
+            return self.shared_database_url, self.service_name
+        return f"sqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}", None
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"

@@ -1,0 +1,113 @@
+"""The topic registry: every Kafka topic refnet uses, its key, partitions and allowed types.
+
+Topics are created from this list (broker auto-create stays off), the Strimzi KafkaTopics and
+KafkaUser ACLs under deploy/k8s are generated from it, and contract tests check it against proto/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str  # what the record key is: "province_code", "shelter_id", ...
+    partitions: int
+    writer: str  # the one process (service-role) that produces to it
+    readers: tuple[str, ...]
+    message_types: tuple[str, ...]  # full proto names allowed as envelope payloads
+    retention_ms: int = 14 * DAY_MS
+    urgent: bool = False  # a priority lane: consumers drain it before the normal lane
+    dead_letter: bool = False
+
+    @property
+    def owner(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+def _dlq(consumer: str) -> Topic:
+    return Topic(
+        name=f"{consumer}.dlq.v1",
+        key="original_key",
+        partitions=1,
+        writer=f"{consumer}-worker",
+        readers=("ops",),
+        message_types=("refnet.common.v1.DeadLetter",),
+        retention_ms=90 * DAY_MS,
+        dead_letter=True,
+    )
+
+
+CASE_EVENTS = (
+    "refnet.intake.v1.CaseRegistered",
+)
+REFERRAL_EVENTS = (
+    "refnet.referral.v1.ReferralRequested",
+    "refnet.referral.v1.ReferralStatusChanged",
+)
+BED_COMMANDS = (
+    "refnet.shelter.v1.ReserveBed",
+    "refnet.shelter.v1.ReleaseBed",
+)
+BED_EVENTS = (
+    "refnet.shelter.v1.CapacityChanged",
+    "refnet.shelter.v1.BedReserved",
+    "refnet.shelter.v1.BedReservationRejected",
+    "refnet.shelter.v1.BedReleased",
+)
+NOTIFICATION_EVENTS = (
+    "refnet.notifications.v1.NotificationSent",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    Topic("intake.cases.v1", "province_code", 6, "intake-relay",
+          ("referral-worker", "notifications-worker"), CASE_EVENTS),
+    Topic("intake.cases-urgent.v1", "province_code", 3, "intake-relay",
+          ("referral-worker", "notifications-worker"), CASE_EVENTS, urgent=True),
+    Topic("referral.referrals.v1", "province_code", 6, "referral-relay",
+          ("intake-worker", "notifications-worker"), REFERRAL_EVENTS),
+    Topic("referral.referrals-urgent.v1", "province_code", 3, "referral-relay",
+          ("intake-worker", "notifications-worker"), REFERRAL_EVENTS, urgent=True),
+    # A command topic: written by referral, read only by its owner, shelter.
+    Topic("shelter.bed-commands.v1", "shelter_id", 6, "referral-relay",
+          ("shelter-worker",), BED_COMMANDS),
+    Topic("shelter.beds.v1", "province_code", 6, "shelter-relay",
+          ("referral-worker", "notifications-worker"), BED_EVENTS),
+    Topic("notifications.deliveries.v1", "province_code", 6, "notifications-relay",
+          ("intake-worker",), NOTIFICATION_EVENTS),
+    _dlq("intake"),
+    _dlq("referral"),
+    _dlq("shelter"),
+    _dlq("notifications"),
+)
+
+BY_NAME: dict[str, Topic] = {t.name: t for t in TOPICS}
+
+
+def topic(name: str) -> Topic:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"topic {name!r} is not in the registry") from None
+
+
+def urgent_lane(name: str) -> str:
+    """The priority-lane twin of a stream topic: intake.cases.v1 -> intake.cases-urgent.v1."""
+    stem, version = name.rsplit(".", 1)
+    lane = f"{stem}-urgent.{version}"
+    return topic(lane).name
+
+
+def read_by(process: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if process in t.readers)
+
+
+def written_by(process: str) -> tuple[Topic, ...]:
+    return tuple(t for t in TOPICS if t.writer == process)
+
+
+def dead_letter_topic(service: str) -> str:
+    return topic(f"{service}.dlq.v1").name

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine
+
+from intake.adapters.crypto import Vault
+from intake.adapters.proto_mapping import event_to_record
+from intake.adapters.repository import CaseRepository
+from refnet_platform.db import UnitOfWork
+
+
+class IntakeUnitOfWork(UnitOfWork):
+    cases: CaseRepository
+
+    def __init__(self, engine: Engine, vault: Vault, schema: str | None = None) -> None:
+        super().__init__(engine, "intake", schema)
+        self.vault = vault
+
+    def open_repositories(self, connection: Connection) -> None:
+        self.cases = CaseRepository(connection, self.vault)
+
+    def emit(self, event: object) -> None:
+        self.publish(event_to_record(event))

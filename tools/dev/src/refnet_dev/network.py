@@ -1,0 +1,154 @@
+"""Starts and stops refnet's own processes (api, worker, relay of each service) on this machine."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from refnet_dev.util import free_port, pid_alive, repo_root, tail, wait_gone
+
+SERVICES = ("intake", "referral", "shelter", "notifications")
+ROLES = ("api", "worker", "relay")
+DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054}
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Network:
+    kafka_bootstrap: str
+    data_dir: Path
+    database_url: str | None = None
+    otlp_endpoint: str | None = None
+    ports: dict[str, int] = field(default_factory=dict)
+    directory_file: Path = field(default_factory=lambda: repo_root() / "demo" / "directory.json")
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "REFNET_DATA_DIR": str(self.data_dir),
+            "INTAKE_MASTER_KEY_FILE": str(self.dev_master_key()),
+            "REFERRAL_DIRECTORY_FILE": str(self.directory_file),
+            "SHELTER_DIRECTORY_FILE": str(self.directory_file),
+            # Export spans quickly so a trace can be looked up moments after a case flows.
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "PYTHONUNBUFFERED": "1",
+        })
+        for service in SERVICES:
+            env[f"{service.upper()}_GRPC_PORT"] = str(self.port(service))
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        if self.otlp_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        env.update(self.extra_env)
+        return env
+
+    def port(self, service: str) -> int:
+        if service not in self.ports:
+            self.ports[service] = free_port()
+        return self.ports[service]
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.port(service)}"
+
+    def dev_master_key(self) -> Path:
+        """A development master key, made once per data dir. Production mounts a real one."""
+        path = self.data_dir / "dev-master.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(base64.b64encode(os.urandom(32)).decode())
+            path.chmod(0o600)
+        return path
+
+    def start(self, timeout: float = 90) -> Network:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        bin_dir = Path(sys.executable).parent
+        # Each service's api first: it applies migrations and loads the demo directory.
+        for role in ROLES:
+            for service in SERVICES:
+                self.start_process(f"{service}-{role}", env, bin_dir)
+            if role == "api":
+                self.wait_healthy(timeout)
+        return self
+
+    def start_process(self, name: str, env: dict[str, str] | None = None, bin_dir: Path | None = None) -> Process:
+        log = self.data_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = [str((bin_dir or Path(sys.executable).parent) / name)]
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(command, env=env or self.env(), stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        process = Process(name, popen, log)
+        self.processes = [p for p in self.processes if p.name != name] + [process]
+        return process
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for service in SERVICES:
+            while not self.healthy(service):
+                self.check_alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service}-api did not become healthy:\n{self.log_tail(f'{service}-api')}")
+                time.sleep(0.2)
+
+    def healthy(self, service: str) -> bool:
+        try:
+            with grpc.insecure_channel(self.address(service)) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        except grpc.RpcError:
+            return False
+
+    def check_alive(self) -> None:
+        for p in self.processes:
+            if p.popen.poll() is not None:
+                raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{tail(p.log)}")
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        return tail(self.data_dir / "logs" / f"{name}.log", lines)
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        for p in self.processes:
+            if p.name == name:
+                _stop(p, sig, timeout)
+
+    def stop(self, timeout: float = 15) -> None:
+        for p in self.processes:
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in self.processes:
+            _stop(p, signal.SIGTERM, max(deadline - time.monotonic(), 0.1))
+        self.processes = []
+
+    def __enter__(self) -> Network:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stop(p: Process, sig: int, timeout: float) -> None:
+    if p.popen.poll() is None:
+        p.popen.send_signal(sig)
+        if not wait_gone(p.popen.pid, timeout) and pid_alive(p.popen.pid):
+            p.popen.kill()
+    p.popen.wait(timeout=10)

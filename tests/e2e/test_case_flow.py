@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
@@ -77,12 +76,16 @@ def test_a_case_flows_to_referrals_a_bed_and_notices(network: Network, spans: Sp
                                   safe_contact_note="only after 18:00"),
         narrative=f"narrative mentioning {canary_name}", case_worker_id="qn-worker-7",
     )
-    with grpc.insecure_channel(network.address("intake")) as intake_ch, \
-            grpc.insecure_channel(network.address("referral")) as referral_ch, \
-            grpc.insecure_channel(network.address("shelter")) as shelter_ch, \
-            grpc.insecure_channel(network.address("notifications")) as notifications_ch:
+    with network.channel("intake", "qn-worker-7", "operator") as intake_ch, \
+            network.channel("referral", "qn-police-baichay", "agency") as police_ch, \
+            network.channel("referral", "qn-shelter-spc", "agency") as shelter_agency_ch, \
+            network.channel("referral", "qn-legal-aid", "agency") as legal_aid_ch, \
+            network.channel("shelter", "qn-worker-7", "operator") as shelter_ch, \
+            network.channel("notifications", "qn-police-baichay", "agency") as notifications_ch:
         intake = intake_grpc.IntakeServiceStub(intake_ch)
-        referrals = referral_grpc.ReferralServiceStub(referral_ch)
+        agencies = {"qn-police-baichay": referral_grpc.ReferralServiceStub(police_ch),
+                    "qn-shelter-spc": referral_grpc.ReferralServiceStub(shelter_agency_ch),
+                    "qn-legal-aid": referral_grpc.ReferralServiceStub(legal_aid_ch)}
         shelters = shelter_grpc.ShelterServiceStub(shelter_ch)
         notices = notifications_grpc.NotificationsServiceStub(notifications_ch)
 
@@ -91,7 +94,8 @@ def test_a_case_flows_to_referrals_a_bed_and_notices(network: Network, spans: Sp
         case_id = registered.case.case_id
 
         def referrals_for(provider: str) -> list[Any]:
-            reply = referrals.ListReferrals(referral_pb.ListReferralsRequest(provider_id=provider, case_id=case_id))
+            request = referral_pb.ListReferralsRequest(provider_id=provider, case_id=case_id)
+            reply = agencies[provider].ListReferrals(request)
             return list(reply.referrals)
 
         police = eventually(lambda: referrals_for("qn-police-baichay"), "a police referral in Bãi Cháy")

@@ -240,7 +240,8 @@ def main() -> int:
     write_legacy(provinces, province_successor, districts, communes)
     borders = write_neighbours(current_provinces, province_successor)
     print(
-        f"wrote code_corrections_2025.tsv: {len(corrections)} communes; legacy_units.tsv: {len(provinces)} provinces, {len(districts)} districts, {len(communes)} communes;"
+        f"wrote code_corrections_2025.tsv: {len(corrections)} communes;"
+        f" legacy_units.tsv: {len(provinces)} provinces, {len(districts)} districts, {len(communes)} communes;"
         f" neighbours_2025.tsv: {borders} borders",
         file=sys.stderr,
     )

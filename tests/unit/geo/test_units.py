@@ -82,8 +82,8 @@ def test_codes_are_the_official_ones_not_the_drafts() -> None:
     # vietnam-provinces 2025.10.1 numbers these communes as the draft decision did (00073, 00196, 01558).
     assert geo.unit("commune", "00082").name == "Phường Cửa Nam"
     assert geo.unit("commune", "00226").name == "Phường Văn Miếu - Quốc Tử Giám"
-    lý_quốc = geo.unit("commune", "01537")
-    assert (lý_quốc.name, lý_quốc.parent_code) == ("Xã Lý Quốc", "04")
+    ly_quoc = geo.unit("commune", "01537")
+    assert (ly_quoc.name, ly_quoc.parent_code) == ("Xã Lý Quốc", "04")
     assert geo.unit("commune", "01558").name == "Xã Hạ Lang"
     with pytest.raises(geo.GeoError):
         geo.unit("commune", "00073", on=AFTER)  # the draft code of Cửa Nam is no 2025 code
@@ -127,7 +127,7 @@ def test_codes_are_normalized(raw: str | int, level: str, expected: str) -> None
     assert geo.normalize_code(raw, geo.Level(level), "x") == expected
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "123", "-1", "１２", "2.0"])
+@pytest.mark.parametrize("raw", ["", "abc", "123", "-1", "\uff11\uff12", "2.0"])  # "\uff11\uff12": fullwidth digits
 def test_malformed_province_codes_are_refused(raw: str) -> None:
     with pytest.raises(geo.GeoError) as err:
         geo.resolve_province(raw)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -36,6 +37,16 @@ tracer = trace.get_tracer("refnet.consumer")
 Handler = Callable[[EventEnvelope, Message], None]
 
 
+@dataclass(frozen=True)
+class Tick:
+    """A timer: every `interval_s` the worker runs `run` (e.g. expire what is overdue). Deadlines live in
+    the service's own tables, so a restart loses none."""
+
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+
+
 class EventConsumer:
     def __init__(
         self,
@@ -47,6 +58,7 @@ class EventConsumer:
         max_attempts: int = 3,
         retry_backoff_s: float = 0.2,
         batch_size: int = 100,
+        ticks: tuple[Tick, ...] = (),
     ) -> None:
         self.service = service
         self.consumer_name = f"{service}-worker"
@@ -58,6 +70,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.batch_size = batch_size
+        self.ticks = ticks
         self.dlq_topic = dead_letter_topic(service)
         self.stopping = asyncio.Event()
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}
@@ -78,6 +91,7 @@ class EventConsumer:
         await producer.start()
         await consumer.start()
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
+        timers = [asyncio.create_task(self._tick(tick)) for tick in self.ticks]
         try:
             while not self.stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
@@ -92,6 +106,8 @@ class EventConsumer:
                         offsets[tp] = record.offset + 1
                 await consumer.commit(offsets)
         finally:
+            for timer in timers:
+                timer.cancel()
             await asyncio.wait_for(consumer.stop(), timeout=10)
             await asyncio.wait_for(producer.stop(), timeout=10)
             log.info("consumer stopped", extra={"fields": self.counts})
@@ -170,6 +186,15 @@ class EventConsumer:
         self.counts["dead_lettered"] += 1
         log.error("dead-lettered", extra={"fields": {"topic": record.topic, "partition": record.partition,
                                                     "offset": record.offset, "error": error[:300]}})
+
+    async def _tick(self, tick: Tick) -> None:
+        while not self.stopping.is_set():
+            try:
+                with tracer.start_as_current_span(f"timer {tick.name}"):
+                    await asyncio.to_thread(tick.run)
+            except Exception:
+                log.exception("timer failed", extra={"fields": {"timer": tick.name}})
+            await asyncio.sleep(tick.interval_s)
 
     def stop(self) -> None:
         self.stopping.set()

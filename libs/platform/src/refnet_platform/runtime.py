@@ -8,20 +8,25 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import Engine
 
-from refnet_platform.consumer import EventConsumer, Handler
+from refnet_platform.bus import MessageBus
+from refnet_platform.consumer import EventConsumer, Tick, dispatching
 from refnet_platform.db import make_engine, migrate
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
+from refnet_platform.identity import server_credentials
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def open_database(settings: ServiceSettings, migrations: Path) -> Engine:
@@ -49,21 +54,36 @@ def run_api(settings: ServiceSettings, migrations: Path,
         if args.migrate_only:
             log.info("migrations applied")
             return
-        asyncio.run(serve(settings.grpc_address, partial(register, engine)))
+        asyncio.run(serve(settings.grpc_address, partial(register, engine), credentials=_credentials(settings)))
     finally:
         shutdown()
 
 
-def run_worker(settings: ServiceSettings, migrations: Path, topics: list[str], types: TypeRegistry,
-               make_handler: Callable[[Engine], Handler]) -> None:
+def _credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_dir:
+        return server_credentials(settings.tls_cert_dir)
+    if settings.allow_plaintext:
+        log.warning("serving plain text: for local development only")
+        return None
+    prefix = settings.service_name.upper()
+    raise SystemExit(f"{settings.service_name}-api: set {prefix}_TLS_CERT_DIR (mutual TLS), or "
+                     f"{prefix}_ALLOW_PLAINTEXT=true for local development")
+
+
+def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegistry,
+               command_for: Callable[[Message], object | None],
+               bootstrap: Callable[[S, Engine], MessageBus],
+               ticks: Callable[[MessageBus], tuple[Tick, ...]] = lambda bus: ()) -> None:
+    """Consumes `topics`, turning each payload into a command for the service's bus; runs its timers."""
     shutdown = _start(settings, "worker")
     try:
         engine = open_database(settings, migrations)
+        bus = bootstrap(settings, engine)
 
         async def main() -> None:
             worker = EventConsumer(settings.service_name, settings.kafka_bootstrap_servers, topics, types,
-                                   make_handler(engine), max_attempts=settings.max_attempts,
-                                   retry_backoff_s=settings.retry_backoff_s)
+                                   dispatching(bus, command_for), max_attempts=settings.max_attempts,
+                                   retry_backoff_s=settings.retry_backoff_s, ticks=ticks(bus))
             worker.stop_on_signals()
             await worker.run()
 

@@ -26,6 +26,10 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
+    # Mutual TLS for the gRPC API: a directory with ca.pem, server.pem and server.key.
+    tls_cert_dir: Path | None = None
+    # Plain text only when explicitly asked for, for local development.
+    allow_plaintext: bool = False
     # A consumer gives up on a record after this many attempts and dead-letters it.
     max_attempts: int = 3
     retry_backoff_s: float = 0.2

@@ -14,7 +14,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from refnet_dev.certs import DevPki
 from refnet_dev.util import free_port, pid_alive, repo_root, tail, wait_gone
+from refnet_platform.identity import channel_credentials
 
 SERVICES = ("intake", "referral", "shelter", "notifications")
 ROLES = ("api", "worker", "relay")
@@ -53,12 +55,22 @@ class Network:
         })
         for service in SERVICES:
             env[f"{service.upper()}_GRPC_PORT"] = str(self.port(service))
+            env[f"{service.upper()}_TLS_CERT_DIR"] = str(self.pki.dir)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
         env.update(self.extra_env)
         return env
+
+    @property
+    def pki(self) -> DevPki:
+        return DevPki(self.data_dir / "certs").ensure()
+
+    def channel(self, service: str, subject_id: str, role: str) -> grpc.Channel:
+        """A mutual-TLS channel to a service's api, as the given caller."""
+        cert, key = self.pki.client(subject_id, role)
+        return grpc.secure_channel(self.address(service), channel_credentials(self.pki.ca, cert, key))
 
     def port(self, service: str) -> int:
         if service not in self.ports:
@@ -111,7 +123,7 @@ class Network:
 
     def healthy(self, service: str) -> bool:
         try:
-            with grpc.insecure_channel(self.address(service)) as channel:
+            with self.channel(service, "refnet-dev", "ops") as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:

@@ -437,7 +437,10 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
         if addressee.kind is NoticeKind.SLA_BREACHED:
             ctx.update(sla="accept", overdue_minutes=0)
     elif isinstance(event, SlaBreach):
-        ctx.update(sla=_code(event.sla, KNOWN_SLAS) or "other", overdue_minutes=max(0, int(event.overdue_minutes)))
+        ctx.update(
+            sla=_code(event.sla, KNOWN_SLAS) or "other",
+            overdue_minutes=max(0, int(event.overdue_minutes)),
+        )
     elif isinstance(event, BedUpdate):
         ctx.update(reason=_code(event.reason, KNOWN_REASONS), hold_until=_local_time(event.hold_until))
     return ctx
@@ -456,7 +459,9 @@ def template_environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         undefined=StrictUndefined,
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+        autoescape=select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=False, default=False
+        ),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
@@ -567,7 +572,6 @@ def staff_messages(
         if endpoint.channel is Channel.WEBHOOK:
             payload = {
                 "notice_id": nid,
-                "event_id": event.event_id,
                 "kind": str(addressee.kind),
                 "language": str(contact.language),
                 **payload_base,

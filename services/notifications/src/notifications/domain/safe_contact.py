@@ -259,8 +259,12 @@ def _compose(
     service_type: ServiceType | None,
 ) -> OutboundMessage:
     rendered = render(kind, language, {})
+    if base is None:
+        nid = notice_id(event_id, Role.SURVIVOR, case_id, SURVIVOR_NOTICE_CHANNEL)
+    else:
+        nid = base.notice_id
     return OutboundMessage(
-        notice_id=base.notice_id if base else notice_id(event_id, Role.SURVIVOR, case_id, SURVIVOR_NOTICE_CHANNEL),
+        notice_id=nid,
         event_id=event_id,
         kind=kind,
         role=Role.SURVIVOR,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from refnet_platform.consumer import dispatching
 from refnet_platform.runtime import run_worker
 from shelter.adapters import proto_mapping
 from shelter.bootstrap import bootstrap
@@ -10,6 +9,4 @@ TOPICS = ["shelter.bed-commands.v1"]
 
 
 def main() -> None:
-    settings = Settings()
-    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES,
-               lambda engine: dispatching(bootstrap(settings, engine), proto_mapping.command_for))
+    run_worker(Settings(), MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap)

@@ -43,6 +43,12 @@ def _dlq(consumer: str) -> Topic:
 
 CASE_EVENTS = (
     "refnet.intake.v1.CaseRegistered",
+    "refnet.intake.v1.NeedAdded",
+    "refnet.intake.v1.RiskUpdated",
+    "refnet.intake.v1.ConsentGiven",
+    "refnet.intake.v1.ConsentWithdrawn",
+    "refnet.intake.v1.CaseClosed",
+    "refnet.intake.v1.CaseErased",
 )
 REFERRAL_EVENTS = (
     "refnet.referral.v1.ReferralRequested",
@@ -56,7 +62,9 @@ BED_EVENTS = (
     "refnet.shelter.v1.CapacityChanged",
     "refnet.shelter.v1.BedReserved",
     "refnet.shelter.v1.BedReservationRejected",
+    "refnet.shelter.v1.BedOccupied",
     "refnet.shelter.v1.BedReleased",
+    "refnet.shelter.v1.HoldExpired",
 )
 NOTIFICATION_EVENTS = (
     "refnet.notifications.v1.NotificationSent",
@@ -77,7 +85,7 @@ TOPICS: tuple[Topic, ...] = (
     Topic("shelter.beds.v1", "province_code", 6, "shelter-relay",
           ("referral-worker", "notifications-worker"), BED_EVENTS),
     Topic("notifications.deliveries.v1", "province_code", 6, "notifications-relay",
-          ("intake-worker",), NOTIFICATION_EVENTS),
+          ("ops",), NOTIFICATION_EVENTS),
     _dlq("intake"),
     _dlq("referral"),
     _dlq("shelter"),

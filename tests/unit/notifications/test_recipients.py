@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from notifications.domain.messages import (
     Addressee,
     BedOutcome,
     BedUpdate,
     EmergencyCase,
+    Escalation,
     NewReferral,
     NoticeKind,
     ReferralStatus,
     Role,
-    SlaBreach,
     StatusChange,
     Urgency,
     recipients_for,
@@ -30,13 +33,12 @@ CASE = str(uuid.UUID(int=2))
 CONSENTING = SurvivorProfile(CASE, contact_consented=True, services=frozenset(ServiceType))
 
 
-def change(to: ReferralStatus, frm: ReferralStatus | None = ReferralStatus.REQUESTED, **kw: object) -> StatusChange:
-    fields: dict[str, object] = dict(
+def change(to: ReferralStatus, frm: ReferralStatus | None = ReferralStatus.REQUESTED, **kw: Any) -> StatusChange:
+    base = StatusChange(
         event_id="ev-1", referral_id=REFERRAL, case_id=CASE, provider_id="prov-7", province_code="79",
         from_status=frm, to_status=to, reason="", case_worker_id="cw-3", service_type=ServiceType.MEDICAL,
     )
-    fields.update(kw)
-    return StatusChange(**fields)  # type: ignore[arg-type]
+    return replace(base, **kw)
 
 
 def roles(addressees: tuple[Addressee, ...]) -> set[tuple[Role, str, NoticeKind]]:
@@ -53,32 +55,33 @@ def test_every_status_change_tells_the_referring_case_worker(to: ReferralStatus)
     assert (Role.CASE_WORKER, "cw-3", NoticeKind.REFERRAL_STATUS) in roles(recipients_for(change(to)))
 
 
-def test_escalation_tells_the_provinces_supervisor() -> None:
-    got = roles(recipients_for(change(ReferralStatus.ESCALATED)))
+def test_expiry_tells_the_case_worker_and_frees_the_provider() -> None:
+    got = roles(recipients_for(change(ReferralStatus.EXPIRED, reason="not_accepted_in_time")))
     assert got == {
-        (Role.SUPERVISOR, "79", NoticeKind.REFERRAL_ESCALATED),
-        (Role.CASE_WORKER, "cw-3", NoticeKind.REFERRAL_STATUS),
-    }
-
-
-def test_expiry_is_an_sla_breach_for_the_supervisor_and_frees_the_provider() -> None:
-    got = roles(recipients_for(change(ReferralStatus.EXPIRED)))
-    assert got == {
-        (Role.SUPERVISOR, "79", NoticeKind.SLA_BREACHED),
         (Role.CASE_WORKER, "cw-3", NoticeKind.REFERRAL_STATUS),
         (Role.PROVIDER, "prov-7", NoticeKind.REFERRAL_CANCELLED),
     }
+
+
+def test_the_supervisor_hears_of_an_escalation_once_from_the_escalation_event() -> None:
+    # The referral service moves REQUESTED -> EXPIRED -> ESCALATED and publishes ReferralEscalated:
+    # the transitions go to the case worker, the escalation to the supervisor, exactly once.
+    transitions = [change(ReferralStatus.EXPIRED), change(ReferralStatus.ESCALATED, ReferralStatus.EXPIRED)]
+    for transition in transitions:
+        assert all(a.role is not Role.SUPERVISOR for a in recipients_for(transition))
+    missed = Escalation("ev", REFERRAL, CASE, "79", ServiceType.MEDICAL, "prov-7", "not_accepted_in_time", "accept",
+                        rerouted=True, case_worker_id="cw-3")
+    assert recipients_for(missed) == (Addressee(Role.SUPERVISOR, "79", NoticeKind.SLA_BREACHED),)
+    nobody = Escalation("ev", REFERRAL, CASE, "79", ServiceType.SHELTER, "", "no_provider")
+    assert recipients_for(nobody) == (Addressee(Role.SUPERVISOR, "79", NoticeKind.REFERRAL_ESCALATED),)
+    hold = Escalation("ev", REFERRAL, CASE, "79", ServiceType.SHELTER, "sh-1", "hold_expired")
+    assert recipients_for(hold)[0].kind is NoticeKind.SLA_BREACHED
 
 
 def test_cancellation_tells_the_provider_to_stand_down() -> None:
     got = roles(recipients_for(change(ReferralStatus.CANCELLED, reason="consent_withdrawn")))
     assert (Role.PROVIDER, "prov-7", NoticeKind.REFERRAL_CANCELLED) in got
     assert not any(role is Role.SUPERVISOR for role, _, _ in got)
-
-
-def test_sla_breach_tells_the_supervisor() -> None:
-    event = SlaBreach("ev", REFERRAL, CASE, "prov-1", "48", ServiceType.SHELTER, "accept", 42)
-    assert recipients_for(event) == (Addressee(Role.SUPERVISOR, "48", NoticeKind.SLA_BREACHED),)
 
 
 @pytest.mark.parametrize(
@@ -97,9 +100,8 @@ def test_bed_events_tell_the_case_worker(outcome: BedOutcome, kind: NoticeKind) 
 def test_without_a_case_worker_the_supervisor_is_told_instead() -> None:
     event = BedUpdate("ev", BedOutcome.REJECTED, REFERRAL, CASE, "sh-1", "01", "no_capacity")
     assert recipients_for(event) == (Addressee(Role.SUPERVISOR, "01", NoticeKind.BED_REJECTED),)
-    # ...and never twice: an escalation without a case worker gives the supervisor one notice.
     got = recipients_for(change(ReferralStatus.ESCALATED, case_worker_id=""))
-    assert got == (Addressee(Role.SUPERVISOR, "79", NoticeKind.REFERRAL_ESCALATED),)
+    assert got == (Addressee(Role.SUPERVISOR, "79", NoticeKind.REFERRAL_STATUS),)
 
 
 def test_emergency_case_tells_the_supervisor() -> None:
@@ -171,3 +173,10 @@ def test_status_change_recipients_invariants(
         assert service is not None and consent and service in consented_services
         assert survivor[0].kind.for_survivor
         assert survivor[0].recipient_id == CASE
+
+
+def test_a_referral_routed_to_no_provider_waits_for_its_escalation_event() -> None:
+    # ReferralRequested without a provider is followed by ReferralEscalated("no_provider"), which
+    # tells the supervisor: telling them here too would be a second notice for the same thing.
+    event = NewReferral("ev", REFERRAL, CASE, ServiceType.SHELTER, "", "92", Urgency.EMERGENCY, "cw-1")
+    assert recipients_for(event) == ()

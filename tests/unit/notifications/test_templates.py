@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import jinja2
 import pytest
+
 from notifications.domain.messages import (
     KNOWN_REASONS,
     KNOWN_SLAS,
@@ -18,6 +19,7 @@ from notifications.domain.messages import (
     Channel,
     Contact,
     EmergencyCase,
+    Escalation,
     Endpoint,
     Event,
     InvalidEvent,
@@ -27,7 +29,6 @@ from notifications.domain.messages import (
     NoticeKind,
     ReferralStatus,
     Role,
-    SlaBreach,
     StatusChange,
     Urgency,
     by_priority,
@@ -66,7 +67,10 @@ def events() -> list[Event]:
                      "", "", None),
         StatusChange("e5", REFERRAL, CASE, "prov", "79", None, ReferralStatus.CANCELLED,
                      "consent_withdrawn", "cw", ServiceType.PSYCHOSOCIAL),
-        SlaBreach("e6", REFERRAL, CASE, "prov", "79", ServiceType.SOCIAL_PROTECTION, "first_contact", 95),
+        Escalation("e6", REFERRAL, CASE, "79", ServiceType.SOCIAL_PROTECTION, "prov", "not_started_in_time",
+                   "start", hold, rerouted=False, urgency=Urgency.EMERGENCY),
+        Escalation("e6b", REFERRAL, CASE, "79", ServiceType.SHELTER, "", "no_provider", rerouted=False),
+        Escalation("e6c", REFERRAL, CASE, "79", None, "prov", "not_accepted_in_time", "accept", hold, True),
         BedUpdate("e7", BedOutcome.RESERVED, REFERRAL, CASE, "sh", "79", "", hold, "cw"),
         BedUpdate("e8", BedOutcome.REJECTED, REFERRAL, CASE, "sh", "79", "no_capacity", None, "cw",
                   Urgency.EMERGENCY),
@@ -150,6 +154,17 @@ def test_case_worker_message_names_old_and_new_status_and_reason() -> None:
     assert f"https://ops.refnet.test/console/cases/{CASE}/referrals/{REFERRAL}" in en.body
 
 
+def test_a_provider_is_not_told_what_the_survivor_decided() -> None:
+    event = StatusChange("e", REFERRAL, CASE, "p", "79", ReferralStatus.ACCEPTED, ReferralStatus.CANCELLED,
+                         "consent_withdrawn", "cw", ServiceType.MEDICAL)
+    provider = Addressee(Role.PROVIDER, "p", NoticeKind.REFERRAL_CANCELLED)
+    (en,) = staff_messages(event, provider, Contact("p", Language.EN, ALL_CHANNELS[:1]), LINKS)
+    assert "consent" not in en.body and "no action is needed" in en.body
+    case_worker = Addressee(Role.CASE_WORKER, "cw", NoticeKind.REFERRAL_STATUS)
+    (cw,) = staff_messages(event, case_worker, Contact("cw", Language.EN, ALL_CHANNELS[:1]), LINKS)
+    assert "consent withdrawn" in cw.body
+
+
 def test_unknown_reason_codes_are_never_rendered_verbatim() -> None:
     event = StatusChange("e", REFERRAL, CASE, "p", "79", ReferralStatus.REQUESTED, ReferralStatus.REJECTED,
                          "she_said_her_husband_is_a_policeman", "cw", ServiceType.SHELTER)
@@ -159,8 +174,21 @@ def test_unknown_reason_codes_are_never_rendered_verbatim() -> None:
     assert "husband" not in en.body and "other reason" in en.body
 
 
+def test_supervisor_messages_say_what_was_missed_and_whether_it_was_rerouted() -> None:
+    contact = Contact("sup", Language.EN, ALL_CHANNELS[:1])
+    breach, nobody, rerouted = (e for e in events() if isinstance(e, Escalation))
+    (en,) = staff_messages(breach, recipients_for(breach)[0], contact, LINKS)
+    assert en.subject.startswith("[SLA breached] [EMERGENCY]")
+    assert "missed its start of service deadline of 23:30 23/11/2025 (Vietnam time): not started in time" in en.body
+    assert "No other provider was found" in en.body
+    (en,) = staff_messages(nobody, recipients_for(nobody)[0], contact, LINKS)
+    assert en.subject.startswith("[Escalated]") and "escalated to you: no provider found" in en.body
+    (en,) = staff_messages(rerouted, recipients_for(rerouted)[0], contact, LINKS)
+    assert "passed to another provider" in en.body and "Not stated" in en.body
+
+
 def test_bed_hold_time_is_shown_in_vietnam_time() -> None:
-    event = events()[7]  # hold until 16:30 UTC = 23:30 in Vietnam
+    event = next(e for e in events() if e.event_id == "e7")  # hold until 16:30 UTC = 23:30 in Vietnam
     (addressee,) = recipients_for(event)
     (en,) = staff_messages(event, addressee, Contact("cw", Language.EN, ALL_CHANNELS[:1]), LINKS)
     assert "until 23:30 23/11/2025 (Vietnam time)" in en.body
@@ -181,7 +209,7 @@ def test_malformed_ids_are_refused_not_rendered(bad: dict[str, str]) -> None:
     fields = dict(event_id="e", referral_id=REFERRAL, case_id=CASE, service_type=ServiceType.MEDICAL,
                   provider_id="p", province_code="79")
     fields.update(bad)
-    event = NewReferral(**fields)  # type: ignore[arg-type]
+    event = NewReferral(**fields)
     with pytest.raises(InvalidEvent) as info:
         staff_messages(event, recipients_for(event)[0], Contact("p", Language.EN, ALL_CHANNELS), LINKS)
     assert next(iter(bad)) == info.value.field_name

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
+from refnet_platform import metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.db import Duplicate
@@ -35,6 +38,9 @@ tracer = trace.get_tracer("refnet.consumer")
 
 # A handler gets the envelope and its unpacked payload and commits its own unit of work.
 Handler = Callable[[EventEnvelope, Message], None]
+
+# The envelope being handled, for a command_for that needs more than the payload (ops: the event time).
+current_envelope: ContextVar[EventEnvelope | None] = ContextVar("current_envelope", default=None)
 
 
 @dataclass(frozen=True)
@@ -59,21 +65,24 @@ class EventConsumer:
         retry_backoff_s: float = 0.2,
         batch_size: int = 100,
         ticks: tuple[Tick, ...] = (),
+        urgent: set[str] | None = None,
+        dlq_topic: str | None = None,
     ) -> None:
         self.service = service
         self.consumer_name = f"{service}-worker"
         self.bootstrap = bootstrap
         self.topics = topics
-        self.urgent = {t for t in topics if topic(t).urgent}
+        self.urgent = urgent if urgent is not None else {t for t in topics if topic(t).urgent}
         self.types = types
         self.handle = handle
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.batch_size = batch_size
         self.ticks = ticks
-        self.dlq_topic = dead_letter_topic(service)
+        self.dlq_topic = dlq_topic or dead_letter_topic(service)
         self.stopping = asyncio.Event()
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}
+        self._lag_exported_at = 0.0
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -94,6 +103,8 @@ class EventConsumer:
         timers = [asyncio.create_task(self._tick(tick)) for tick in self.ticks]
         try:
             while not self.stopping.is_set():
+                metrics.heartbeat()
+                await self._export_lag(consumer)
                 batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
                 if not batch:
                     continue
@@ -125,9 +136,11 @@ class EventConsumer:
                     envelope = decode(record.value)
                     span.set_attribute("refnet.event_type", envelope.type)
                     span.set_attribute("refnet.event_id", envelope.id)
+                    span.set_attributes(metrics.subject_ids(envelope.subject))
                     payload = self.types.unpack(envelope)
                 except UnknownEventType as exc:
                     self.counts["unknown_types"] += 1
+                    metrics.EVENTS_CONSUMED.labels(record.topic, str(exc), "unknown_type").inc()
                     log.warning("skipped unknown event type", extra={"fields": {"event_type": str(exc)}})
                     return
                 except MalformedEvent as exc:
@@ -139,28 +152,36 @@ class EventConsumer:
 
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer,
                                    envelope: EventEnvelope, payload: Message, span: Any) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                await asyncio.to_thread(self._handle_in_context, envelope, payload)
-                self.counts["handled"] += 1
-                return
-            except Duplicate:
-                self.counts["duplicates"] += 1
-                return
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("handler failed", extra={"fields": {"event_id": envelope.id, "attempt": attempt,
-                                                               "error": error}})
-                if attempt == self.max_attempts:
-                    span.set_status(Status(StatusCode.ERROR, error))
-                    await self._dead_letter(record, producer, error, attempt, envelope)
+        started = time.perf_counter()
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    await asyncio.to_thread(self._handle_in_context, envelope, payload)
+                    self.counts["handled"] += 1
+                    metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "handled").inc()
                     return
-                await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                except Duplicate:
+                    self.counts["duplicates"] += 1
+                    metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "duplicate").inc()
+                    return
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.warning("handler failed", extra={"fields": {"event_id": envelope.id, "attempt": attempt,
+                                                                   "error": error}})
+                    if attempt == self.max_attempts:
+                        span.set_status(Status(StatusCode.ERROR, error))
+                        await self._dead_letter(record, producer, error, attempt, envelope)
+                        return
+                    metrics.RETRIES.labels(record.topic, envelope.type).inc()
+                    await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+        finally:
+            metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(time.perf_counter() - started)
 
     def _handle_in_context(self, envelope: EventEnvelope, payload: Message) -> None:
         # Runs in a worker thread with a copy of the context: the span, the cause and the inbox key.
         current_causation.set(Causation(envelope.correlation_id or envelope.id, envelope.id))
         current_delivery.set(Delivery(self.consumer_name, envelope.id))
+        current_envelope.set(envelope)
         self.handle(envelope, payload)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer, error: str,
@@ -184,8 +205,26 @@ class EventConsumer:
         await producer.send_and_wait(self.dlq_topic, key=record.key, value=letter.SerializeToString(),
                                      headers=[("traceparent", current_traceparent().encode())])
         self.counts["dead_lettered"] += 1
+        event_type = envelope.type if envelope else ""
+        metrics.EVENTS_CONSUMED.labels(record.topic, event_type, "dead_lettered").inc()
+        metrics.DEAD_LETTERS.labels(record.topic, event_type).inc()
         log.error("dead-lettered", extra={"fields": {"topic": record.topic, "partition": record.partition,
                                                     "offset": record.offset, "error": error[:300]}})
+
+    async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Lag per assigned partition from the last fetch's high watermark; at most every 2 s."""
+        if time.monotonic() - self._lag_exported_at < 2:
+            return
+        self._lag_exported_at = time.monotonic()
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except Exception:  # e.g. revoked by a rebalance in between: next time
+                continue
+            metrics.CONSUMER_LAG.labels(self.consumer_name, tp.topic, str(tp.partition)).set(max(end - position, 0))
 
     async def _tick(self, tick: Tick) -> None:
         while not self.stopping.is_set():

@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from refnet_platform import errors
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.envelope import new_event_id
+from refnet_platform.metrics import GrpcMetricsInterceptor
 from refnet_platform.telemetry import trace_id_hex
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ async def serve(address: str, register: Registrar, grace_s: float = 5.0,
                 on_started: Callable[[int], None] | None = None) -> None:
     """Runs until SIGTERM/SIGINT. `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), DomainErrorInterceptor()],
+        # The metrics interceptor sits outside the error mapping, so it counts the final status code.
+        interceptors=[aio_server_interceptor(), GrpcMetricsInterceptor(), DomainErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),

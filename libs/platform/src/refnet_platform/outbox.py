@@ -19,6 +19,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine, func, select, update
 
+from refnet.common.v1.envelope_pb2 import EventEnvelope
+from refnet_platform import metrics
 from refnet_platform.db import is_postgres, outbox, outbox_channel, utcnow
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 
@@ -109,6 +111,7 @@ class Relay:
                     span.set_attribute("messaging.system", "kafka")
                     span.set_attribute("messaging.destination.name", row.topic)
                     span.set_attribute("refnet.event_type", row.event_type)
+                    span.set_attributes(metrics.subject_ids(EventEnvelope.FromString(row.value).subject))
                     headers = [("traceparent", current_traceparent().encode())]
                     futures.append(self.producer.send(row.topic, key=row.key.encode(), value=row.value,
                                                       headers=headers))
@@ -117,6 +120,8 @@ class Relay:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises if any send failed: the rows stay unsent and are retried
+        for row in rows:
+            metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
         with self.engine.begin() as conn:
             conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
         return len(rows)
@@ -130,6 +135,7 @@ class Relay:
         log.info("relay started")
         try:
             while not self.stopping.is_set():
+                metrics.heartbeat()
                 try:
                     while self.publish_pending() == self.batch_size:
                         pass

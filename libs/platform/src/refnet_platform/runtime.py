@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,9 @@ from refnet_platform.consumer import EventConsumer, Tick, dispatching
 from refnet_platform.db import make_engine, migrate
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
+from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
 from refnet_platform.identity import server_credentials
+from refnet_platform.metrics import watch_outbox
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
@@ -43,6 +46,17 @@ def _start(settings: ServiceSettings, role: str) -> Callable[[], None]:
     return provider.shutdown
 
 
+def serve_health(settings: ServiceSettings, role: str, engine: Engine, uses_kafka: bool) -> HealthServer:
+    """/metrics, /healthz and /readyz on <SVC>_<ROLE>_METRICS_PORT (see health_http)."""
+    checks = {"database": database_check(engine)}
+    if uses_kafka:
+        checks["kafka"] = kafka_check(settings.kafka_bootstrap_servers)
+    host = os.environ.get(f"{settings.service_name.upper()}_METRICS_HOST", settings.grpc_host)
+    # Workers and relays go round their loop at least every few seconds; a minute of silence is a hang.
+    stall_s = 60.0 if uses_kafka else None
+    return HealthServer(host, metrics_port(settings.service_name, role), checks, stall_s=stall_s).start()
+
+
 def run_api(settings: ServiceSettings, migrations: Path,
             register: Callable[[Engine, grpc.aio.Server], Sequence[str]]) -> None:
     parser = argparse.ArgumentParser(description=f"refnet {settings.service_name} gRPC API")
@@ -54,7 +68,11 @@ def run_api(settings: ServiceSettings, migrations: Path,
         if args.migrate_only:
             log.info("migrations applied")
             return
-        asyncio.run(serve(settings.grpc_address, partial(register, engine), credentials=_credentials(settings)))
+        health = serve_health(settings, "api", engine, uses_kafka=False)
+        try:
+            asyncio.run(serve(settings.grpc_address, partial(register, engine), credentials=_credentials(settings)))
+        finally:
+            health.stop()
     finally:
         shutdown()
 
@@ -79,6 +97,7 @@ def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegi
     try:
         engine = open_database(settings, migrations)
         bus = bootstrap(settings, engine)
+        health = serve_health(settings, "worker", engine, uses_kafka=True)
 
         async def main() -> None:
             worker = EventConsumer(settings.service_name, settings.kafka_bootstrap_servers, topics, types,
@@ -87,7 +106,10 @@ def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegi
             worker.stop_on_signals()
             await worker.run()
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            health.stop()
     finally:
         shutdown()
 
@@ -96,10 +118,15 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
     shutdown = _start(settings, "relay")
     try:
         engine = open_database(settings, migrations)
+        watch_outbox(engine)
+        health = serve_health(settings, "relay", engine, uses_kafka=True)
         relay = Relay(engine, make_producer(settings.kafka_bootstrap_servers,
                                             client_id=f"{settings.service_name}-relay"),
                       schema=settings.database[1])
         relay.stop_on_signals()
-        relay.run()
+        try:
+            relay.run()
+        finally:
+            health.stop()
     finally:
         shutdown()

@@ -53,6 +53,8 @@ CASE_EVENTS = (
 REFERRAL_EVENTS = (
     "refnet.referral.v1.ReferralRequested",
     "refnet.referral.v1.ReferralStatusChanged",
+    "refnet.referral.v1.ReferralEscalated",
+    "refnet.referral.v1.ReferralProgressReported",
 )
 BED_COMMANDS = (
     "refnet.shelter.v1.ReserveBed",

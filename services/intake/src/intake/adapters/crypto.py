@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,8 +56,7 @@ class Vault:
 
     @staticmethod
     def seal_personal_data(case_key: bytes, case_id: str, contact: Contact, narrative: str) -> bytes:
-        data = {"name": contact.name, "phone": contact.phone, "address": contact.address,
-                "safe_contact_note": contact.safe_contact_note, "narrative": narrative}
+        data = {**asdict(contact), "narrative": narrative}
         return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), case_id.encode())
 
     @staticmethod

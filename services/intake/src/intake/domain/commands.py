@@ -1,29 +1,132 @@
+"""What intake is asked to do. Every command from a gRPC call carries the caller (`actor`) so the
+handler authorizes it, server-side."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from intake.domain.model import Contact, Need, Survivor
-from refnet_platform.vocabulary import CaseType, RiskLevel
+from intake.domain.model import (
+    Actor,
+    CallDetails,
+    CallOutcome,
+    CloseOutcome,
+    ConsentTerms,
+    Contact,
+    EraseReason,
+    NeedSpec,
+    Place,
+    Survivor,
+)
+from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType
+
+
+@dataclass(frozen=True)
+class LogCall:
+    actor: Actor
+    client_request_id: str
+    place: Place
+    details: CallDetails
+    outcome: CallOutcome | None
+    case_id: str
 
 
 @dataclass(frozen=True)
 class RegisterCase:
+    actor: Actor
     client_request_id: str
-    province_code: str
-    commune_code: str
+    occurred_in: Place
+    recorded_at: datetime | None
+    reported_in: Place | None
     case_types: list[CaseType]
     survivor: Survivor
-    needs: list[Need]
-    risk_level: RiskLevel
+    needs: list[NeedSpec]
+    risk_level: RiskLevel | None
     immediate_danger: bool
     case_worker_id: str
     contact: Contact
     narrative: str
+    call: CallDetails | None = None
 
 
 @dataclass(frozen=True)
 class GetCase:
+    actor: Actor
     case_id: str
+
+
+@dataclass(frozen=True)
+class AddNeed:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    need: NeedSpec
+
+
+@dataclass(frozen=True)
+class UpdateRisk:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    risk_level: RiskLevel | None
+    immediate_danger: bool
+
+
+@dataclass(frozen=True)
+class GiveConsent:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    need_id: str
+    terms: ConsentTerms | None
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    need_id: str
+
+
+@dataclass(frozen=True)
+class OverrideConsent:
+    """A supervisor consents in the survivor's place, under a legal basis (terms.legal_basis)."""
+
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    need_id: str
+    terms: ConsentTerms
+
+
+@dataclass(frozen=True)
+class CloseCase:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    outcome: CloseOutcome | None
+
+
+@dataclass(frozen=True)
+class EraseCase:
+    actor: Actor
+    client_request_id: str
+    case_id: str
+    reason: EraseReason | None
+
+
+@dataclass(frozen=True)
+class GetCaseContact:
+    """Another refnet service reads the contact for a recipient that accepted a referral."""
+
+    actor: Actor
+    case_id: str
+    referral_id: str
+    recipient_id: str
+    recipient_sector: str
+    service_type: ServiceType | None
+    purpose: str
 
 
 @dataclass(frozen=True)

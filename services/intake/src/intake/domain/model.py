@@ -1,15 +1,113 @@
-"""Cases as a hotline operator registers them. No I/O, no protobuf."""
+"""Calls, cases, triage and consent as a hotline operator records them. No I/O, no protobuf.
+
+Validation errors name the request field (InvalidArgument(field, problem)) and never echo personal
+data back: the message travels to the caller, to span status and possibly to logs.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from refnet_platform.errors import InvalidArgument
+import refnet_geo as geo
+
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 MAX_AGE = 120
 ADULT_AGE = 18
+AGE_BANDS = ("0-5", "6-11", "12-15", "16-17", "18-59", "60+")
+CHILD_AGE_BANDS = AGE_BANDS[:4]
+# Decree 56/2017/NĐ-CP: emergency measures for a child at serious risk start within 12 hours.
+CHILD_PROTECTION_WINDOW = timedelta(hours=12)
+DEFAULT_CONSENT_VALIDITY = timedelta(days=90)
+DATA_CATEGORIES = ("name", "phone", "address", "safe_contact")
+# What the shorthand `consented` covers: enough to reach her safely, no more.
+IMPLIED_DATA_CATEGORIES = ("name", "phone", "safe_contact")
+# The directory's provider sectors (demo/directory.json "sector").
+RECIPIENT_SECTORS = ("police", "health", "legal_aid", "social_work", "womens_union", "shelter", "education")
+MAX_ID = 100
+MAX_CALL_SECONDS = 24 * 60 * 60
+CLOCK_SKEW = timedelta(minutes=5)
+LIMITS = {"name": 200, "address": 500, "safe_contact_note": 1000, "narrative": 20_000, "legal_basis": 300}
+_PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{2,24}$")
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    ERASED = "erased"
+
+
+class CallChannel(StrEnum):
+    NATIONAL_111 = "national_111"
+    PROVINCIAL_HOTLINE = "provincial_hotline"
+    WALK_IN = "walk_in"
+    PARTNER_AGENCY = "partner_agency"
+    COMMUNE = "commune"
+
+
+class CallTopic(StrEnum):
+    DOMESTIC_VIOLENCE = "domestic_violence"
+    CHILD_PROTECTION = "child_protection"
+    TRAFFICKING = "trafficking"
+    GENDER_EQUALITY = "gender_equality"
+    COUNSELLING = "counselling"
+    ADVICE = "advice"
+    WRONG_NUMBER_OR_SPAM = "wrong_number_or_spam"
+    OTHER = "other"
+
+
+class CallOutcome(StrEnum):
+    ADVICE_GIVEN = "advice_given"
+    COUNSELLING_GIVEN = "counselling_given"
+    REFERRED_ELSEWHERE = "referred_elsewhere"
+    CASE_OPENED = "case_opened"
+    CASE_FOLLOW_UP = "case_follow_up"
+    NO_ACTION = "no_action"
+    DISCONNECTED = "disconnected"
+
+
+CASE_OUTCOMES = (CallOutcome.CASE_OPENED, CallOutcome.CASE_FOLLOW_UP)
+
+
+class ConsentGiver(StrEnum):
+    SURVIVOR = "survivor"
+    GUARDIAN = "guardian"
+    CASE_WORKER = "case_worker"
+    SUPERVISOR_OVERRIDE = "supervisor_override"
+
+
+class ConsentStatus(StrEnum):
+    NONE = "none"
+    VALID = "valid"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class CloseOutcome(StrEnum):
+    RESOLVED = "resolved"
+    TRANSFERRED = "transferred"
+    NO_CONTACT = "no_contact"
+    SURVIVOR_DECLINED = "survivor_declined"
+    DUPLICATE = "duplicate"
+
+
+class EraseReason(StrEnum):
+    SURVIVOR_REQUEST = "survivor_request"
+    RETENTION_EXPIRED = "retention_expired"
+    ENTERED_IN_ERROR = "entered_in_error"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: the id and role from the caller's mTLS certificate."""
+
+    subject_id: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -17,11 +115,12 @@ class Survivor:
     is_child: bool
     age: int | None
     sex: Sex | None
+    age_band_given: str | None = None
 
     @property
     def age_band(self) -> str:
         if self.age is None:
-            return "child-unknown" if self.is_child else "unknown"
+            return self.age_band_given or ("child-unknown" if self.is_child else "unknown")
         for upper, band in ((5, "0-5"), (11, "6-11"), (15, "12-15"), (17, "16-17"), (59, "18-59")):
             if self.age <= upper:
                 return band
@@ -36,16 +135,110 @@ class Contact:
     phone: str = ""
     address: str = ""
     safe_contact_note: str = ""
+    phone_is_safe: bool = False
+
+    def only(self, categories: tuple[str, ...]) -> Contact:
+        """What a recipient may see: the categories its consent covers."""
+        return Contact(
+            name=self.name if "name" in categories else "",
+            phone=self.phone if "phone" in categories else "",
+            address=self.address if "address" in categories else "",
+            safe_contact_note=self.safe_contact_note if "safe_contact" in categories else "",
+            phone_is_safe=self.phone_is_safe and "phone" in categories,
+        )
+
+
+@dataclass(frozen=True)
+class Place:
+    province_code: str
+    commune_code: str = ""
+    district_code: str = ""
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    """What a consent covers, as given (expires_at None: the default validity)."""
+
+    given_by: ConsentGiver | None
+    data_categories: tuple[str, ...]
+    recipient_sectors: tuple[str, ...] = ()
+    legal_basis: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass
+class Consent:
+    consent_id: str
+    need_id: str
+    given_by: ConsentGiver
+    legal_basis: str
+    recipient_sectors: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    given_at: datetime
+    expires_at: datetime
+    recorded_by: str
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str = ""
+
+    @property
+    def override(self) -> bool:
+        return self.given_by is ConsentGiver.SUPERVISOR_OVERRIDE
+
+    def status(self, now: datetime) -> ConsentStatus:
+        if self.withdrawn_at is not None:
+            return ConsentStatus.WITHDRAWN
+        if now >= self.expires_at:
+            return ConsentStatus.EXPIRED
+        return ConsentStatus.VALID
+
+    def covers(self, sector: str) -> bool:
+        return not self.recipient_sectors or sector in self.recipient_sectors
 
 
 @dataclass
 class Need:
     need_id: str
     service_type: ServiceType
-    consented: bool
+    consent: Consent | None = None  # the latest one recorded
     referral_id: str = ""
     referral_status: str = ""
     provider_id: str = ""
+
+    def consent_status(self, now: datetime) -> ConsentStatus:
+        return self.consent.status(now) if self.consent else ConsentStatus.NONE
+
+    def valid_consent(self, now: datetime) -> Consent | None:
+        return self.consent if self.consent_status(now) is ConsentStatus.VALID else None
+
+
+@dataclass(frozen=True)
+class NeedSpec:
+    """A need as asked for: consent given with it (terms), by the shorthand flag, or not yet."""
+
+    service_type: ServiceType | None
+    consented: bool = False
+    consent: ConsentTerms | None = None
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    channel: CallChannel | None
+    topic: CallTopic | None
+    anonymous: bool = False
+    started_at: datetime | None = None
+    duration_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    call_id: str
+    province_code: str
+    commune_code: str
+    details: CallDetails
+    outcome: CallOutcome
+    case_id: str
+    logged_by: str
+    logged_at: datetime
 
 
 @dataclass
@@ -61,7 +254,13 @@ class Case:
     immediate_danger: bool
     case_worker_id: str
     registered_at: datetime
-    events: list[object] = field(default_factory=list, compare=False, repr=False)
+    reported_in: Place | None = None
+    call_id: str = ""
+    status: CaseStatus = CaseStatus.OPEN
+    child_protection_deadline: datetime | None = None
+    closed_at: datetime | None = None
+    close_outcome: CloseOutcome | None = None
+    erased_at: datetime | None = None
 
     @property
     def emergency(self) -> bool:
@@ -70,29 +269,204 @@ class Case:
     def need(self, need_id: str) -> Need | None:
         return next((n for n in self.needs if n.need_id == need_id), None)
 
+    def need_for(self, service_type: ServiceType) -> Need | None:
+        return next((n for n in self.needs if n.service_type is service_type), None)
+
+    def triage(self, risk_level: RiskLevel, immediate_danger: bool, now: datetime) -> None:
+        """Sets the risk; a child at serious risk starts the 12-hour deadline, once."""
+        self.risk_level = risk_level
+        self.immediate_danger = immediate_danger
+        serious = immediate_danger or risk_level is RiskLevel.HIGH
+        if self.survivor.is_child and serious and self.child_protection_deadline is None:
+            self.child_protection_deadline = now + CHILD_PROTECTION_WINDOW
+
+    def require_open(self) -> None:
+        if self.status is CaseStatus.ERASED:
+            raise FailedPrecondition(f"case {self.case_id} was erased")
+        if self.status is CaseStatus.CLOSED:
+            raise FailedPrecondition(f"case {self.case_id} is closed")
+
+    def require_need(self, need_id: str) -> Need:
+        need = self.need(need_id)
+        if need is None:
+            raise InvalidArgument("need_id", f"case {self.case_id} has no need {need_id!r}")
+        return need
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of what a request asks for. Each failure names the request field.
+
+
+def require_id(value: str, field: str) -> None:
+    if not value.strip():
+        raise InvalidArgument(field, "is required")
+    if len(value) > MAX_ID:
+        raise InvalidArgument(field, f"at most {MAX_ID} characters")
+
+
+def require_code(value: str, field: str) -> None:
+    if not _CODE.match(value):
+        raise InvalidArgument(field, "a lower-case code such as provider_accepted_referral is required")
+
+
+def resolve_place(place: Place, recorded_at: datetime, prefix: str = "") -> Place:
+    """The place on the 2025 map: old codes map to their successors; unknown codes, a commune outside
+    its province and a district named after 1 July 2025 are refused, naming the field."""
+    fields = (f"{prefix}province_code", f"{prefix}commune_code", f"{prefix}district_code")
+    if not place.province_code.strip():
+        raise InvalidArgument(fields[0], "is required")
+    try:
+        location = geo.resolve_location(place.province_code, place.commune_code, place.district_code,
+                                        on=recorded_at, fields=fields)
+    except geo.GeoError as err:
+        raise InvalidArgument(err.field, err.problem) from None
+    return Place(location.province.code, location.commune.code if location.commune else "")
+
 
 def validate_survivor(survivor: Survivor) -> None:
+    band = survivor.age_band_given
+    if band is not None and band not in AGE_BANDS:
+        raise InvalidArgument("survivor.age_band", f"must be one of {', '.join(AGE_BANDS)}")
     if survivor.age is not None:
         if not 0 <= survivor.age <= MAX_AGE:
             raise InvalidArgument("survivor.age", f"must be between 0 and {MAX_AGE}")
         if survivor.is_child and survivor.age >= ADULT_AGE:
             raise InvalidArgument("survivor.age", f"a child is under {ADULT_AGE}")
+        if not survivor.is_child and survivor.age < ADULT_AGE:
+            raise InvalidArgument("survivor.is_child", f"a survivor under {ADULT_AGE} is a child")
+        if band is not None and band != survivor.age_band:
+            raise InvalidArgument("survivor.age_band", "does not match the age")
+    elif band is not None:
+        if survivor.is_child and band not in CHILD_AGE_BANDS:
+            raise InvalidArgument("survivor.age_band", f"a child is under {ADULT_AGE}")
+        if not survivor.is_child and band in CHILD_AGE_BANDS:
+            raise InvalidArgument("survivor.is_child", f"a survivor under {ADULT_AGE} is a child")
 
 
-def validate_case(case: Case) -> None:
-    if not case.client_request_id:
-        raise InvalidArgument("client_request_id", "is required so a repeated request creates nothing new")
-    if not case.province_code:
-        raise InvalidArgument("province_code", "is required")
-    if not case.case_types:
-        raise InvalidArgument("case_types", "at least one case type is required")
-    if case.risk_level is None:
-        raise InvalidArgument("risk_level", "is required")
-    validate_survivor(case.survivor)
+def validate_contact(contact: Contact, narrative: str) -> None:
+    for name in ("name", "address", "safe_contact_note"):
+        if len(getattr(contact, name)) > LIMITS[name]:
+            raise InvalidArgument(f"contact.{name}", f"at most {LIMITS[name]} characters")
+    if contact.phone and not _PHONE.match(contact.phone):
+        raise InvalidArgument("contact.phone", "digits, spaces and + . ( ) - only, 3 to 25 characters")
+    if contact.phone_is_safe and not contact.phone:
+        raise InvalidArgument("contact.phone_is_safe", "there is no phone number to mark safe")
+    if len(narrative) > LIMITS["narrative"]:
+        raise InvalidArgument("narrative", f"at most {LIMITS['narrative']} characters")
+
+
+def validate_need_types(specs: list[NeedSpec], prefix: str) -> None:
     seen: set[ServiceType] = set()
-    for index, need in enumerate(case.needs):
-        if need.service_type is None:
-            raise InvalidArgument(f"needs[{index}].service_type", "is required")
-        if need.service_type in seen:
-            raise InvalidArgument(f"needs[{index}].service_type", f"{need.service_type} is listed twice")
-        seen.add(need.service_type)
+    for index, spec in enumerate(specs):
+        field = f"{prefix}[{index}].service_type" if prefix == "needs" else f"{prefix}.service_type"
+        if spec.service_type is None:
+            raise InvalidArgument(field, "is required")
+        if spec.service_type in seen:
+            raise InvalidArgument(field, f"{spec.service_type} is listed twice")
+        seen.add(spec.service_type)
+
+
+def consent_terms_for(spec: NeedSpec, survivor: Survivor, field: str) -> ConsentTerms | None:
+    """The consent a need comes with: its terms, the shorthand's (an adult's own), or none."""
+    if spec.consent is not None:
+        return spec.consent
+    if not spec.consented:
+        return None
+    if survivor.is_child:
+        raise InvalidArgument(f"{field}.given_by", "a child's consent is given by a guardian, or by the case "
+                                                   "worker under a legal basis: say who gave it in `consent`")
+    return ConsentTerms(given_by=ConsentGiver.SURVIVOR, data_categories=IMPLIED_DATA_CATEGORIES)
+
+
+def validate_consent(terms: ConsentTerms, survivor: Survivor, now: datetime, field: str) -> None:
+    given_by = terms.given_by
+    if given_by is None:
+        raise InvalidArgument(f"{field}.given_by", "is required (survivor, guardian or case worker)")
+    if given_by is ConsentGiver.SURVIVOR and survivor.is_child:
+        raise InvalidArgument(f"{field}.given_by", "a child's consent is given by a guardian, or by the case "
+                                                   "worker under a legal basis")
+    if given_by is ConsentGiver.CASE_WORKER and not survivor.is_child:
+        raise InvalidArgument(f"{field}.given_by", "a case worker consents only for a child; an adult consents "
+                                                   "herself (or a supervisor overrides)")
+    needs_basis = given_by in (ConsentGiver.CASE_WORKER, ConsentGiver.SUPERVISOR_OVERRIDE)
+    if needs_basis and not terms.legal_basis.strip():
+        raise InvalidArgument(f"{field}.legal_basis", "is required: name the provision that allows it")
+    if len(terms.legal_basis) > LIMITS["legal_basis"]:
+        raise InvalidArgument(f"{field}.legal_basis", f"at most {LIMITS['legal_basis']} characters")
+    if not terms.data_categories:
+        raise InvalidArgument(f"{field}.data_categories",
+                              f"at least one of {', '.join(DATA_CATEGORIES)}: an empty consent allows nothing")
+    _one_of(terms.data_categories, DATA_CATEGORIES, f"{field}.data_categories")
+    _one_of(terms.recipient_sectors, RECIPIENT_SECTORS, f"{field}.recipient_sectors")
+    if terms.expires_at is not None and terms.expires_at <= now:
+        raise InvalidArgument(f"{field}.expires_at", "must be in the future")
+
+
+def _one_of(values: tuple[str, ...], allowed: tuple[str, ...], field: str) -> None:
+    for index, value in enumerate(values):
+        if value not in allowed:
+            raise InvalidArgument(f"{field}[{index}]", f"must be one of {', '.join(allowed)}")
+        if value in values[:index]:
+            raise InvalidArgument(f"{field}[{index}]", f"{value} is listed twice")
+
+
+def new_consent(consent_id: str, need_id: str, terms: ConsentTerms, recorded_by: str, now: datetime) -> Consent:
+    assert terms.given_by is not None  # validate_consent ran
+    return Consent(
+        consent_id=consent_id, need_id=need_id, given_by=terms.given_by, legal_basis=terms.legal_basis.strip(),
+        recipient_sectors=tuple(terms.recipient_sectors), data_categories=tuple(terms.data_categories),
+        given_at=now, expires_at=terms.expires_at or now + DEFAULT_CONSENT_VALIDITY, recorded_by=recorded_by,
+    )
+
+
+def validate_call(details: CallDetails, outcome: CallOutcome | None, case_id: str, now: datetime,
+                  prefix: str = "call.") -> None:
+    if details.channel is None:
+        raise InvalidArgument(f"{prefix}channel", "is required")
+    if details.topic is None:
+        raise InvalidArgument(f"{prefix}topic", "is required")
+    if not 0 <= details.duration_seconds <= MAX_CALL_SECONDS:
+        raise InvalidArgument(f"{prefix}duration_seconds", f"must be between 0 and {MAX_CALL_SECONDS}")
+    if details.started_at is not None and details.started_at > now + CLOCK_SKEW:
+        raise InvalidArgument(f"{prefix}started_at", "is in the future")
+    if outcome is None:
+        raise InvalidArgument("outcome", "is required")
+    if outcome in CASE_OUTCOMES and not case_id:
+        raise InvalidArgument("case_id", f"is required when the outcome is {outcome}")
+    if outcome not in CASE_OUTCOMES and case_id:
+        raise InvalidArgument("case_id", "only a call that opened or followed up a case names one")
+
+
+def consent_refusal(case: Case, service_type: ServiceType, sector: str, now: datetime) -> Exception | None:
+    """Why a recipient in `sector` may not read the contact for `service_type`, or None if it may."""
+    if case.status is CaseStatus.ERASED:
+        return FailedPrecondition(f"case {case.case_id} was erased: its personal data no longer exists")
+    if case.status is CaseStatus.CLOSED:
+        return FailedPrecondition(f"case {case.case_id} is closed")
+    need = case.need_for(service_type)
+    status = need.consent_status(now) if need else ConsentStatus.NONE
+    if need is None or need.consent is None or status is ConsentStatus.NONE:
+        return PermissionDenied(f"no consent covers {service_type} for case {case.case_id}")
+    if status is ConsentStatus.WITHDRAWN:
+        return FailedPrecondition(f"consent for {service_type} was withdrawn")
+    if status is ConsentStatus.EXPIRED:
+        return FailedPrecondition(f"consent for {service_type} expired at {need.consent.expires_at.isoformat()}")
+    if not need.consent.covers(sector):
+        return PermissionDenied(f"consent for {service_type} does not cover the {sector} sector")
+    return None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the append-only audit log: who did what to whose data, when and why. Codes and ids
+    only (and a legal basis as cited)."""
+
+    actor: Actor
+    action: str
+    case_id: str
+    at: datetime
+    purpose: str = ""
+    need_id: str = ""
+    referral_id: str = ""
+    recipient_id: str = ""
+    detail: str = ""

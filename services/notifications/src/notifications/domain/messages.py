@@ -133,10 +133,11 @@ class BedOutcome(StrEnum):
 # Coded reasons the templates can name; any other code renders as "other", never verbatim.
 KNOWN_REASONS = frozenset({
     "no_capacity", "survivor_declined", "consent_withdrawn", "case_erased", "checked_out",
-    "cancelled", "unknown_shelter", "out_of_area", "not_accepted_in_time", "provider_declined",
-    "duplicate", "hold_expired", "reassigned", "service_completed", "other",
+    "cancelled", "unknown_shelter", "out_of_area", "not_accepted_in_time", "not_started_in_time", "provider_declined",
+    "duplicate", "hold_expired", "reassigned", "service_completed", "no_provider", "other",
 })
-KNOWN_SLAS = frozenset({"accept", "first_contact", "completion", "other"})
+KNOWN_SLAS = frozenset({"accept", "start", "other"})
+_SLA_REASONS = frozenset({"not_accepted_in_time", "not_started_in_time", "hold_expired"})
 # The survivor chose to stop, or her case is gone: she is not told anything more about it.
 _SILENT_REASONS = frozenset({"consent_withdrawn", "case_erased", "survivor_declined"})
 
@@ -178,19 +179,27 @@ class StatusChange:
 
 
 @dataclass(frozen=True)
-class SlaBreach:
-    """A referral that missed its SLA (sla: "accept", "first_contact", "completion")."""
+class Escalation:
+    """From referral.v1.ReferralEscalated: a referral missed its SLA (reason "not_accepted_in_time",
+    "not_started_in_time" or "hold_expired"; sla "accept" or "start"), or no provider was found
+    (reason "no_provider"). rerouted: the need went on to another provider."""
 
     event_id: str
     referral_id: str
     case_id: str
-    provider_id: str
     province_code: str
-    service_type: ServiceType
-    sla: str = "accept"
-    overdue_minutes: int = 0
-    urgency: Urgency = Urgency.ROUTINE
+    service_type: ServiceType | None
+    provider_id: str = ""
+    reason: str = ""
+    sla: str = ""
+    deadline: datetime | None = None
+    rerouted: bool = False
     case_worker_id: str = ""
+    urgency: Urgency = Urgency.ROUTINE
+
+    @property
+    def sla_breached(self) -> bool:
+        return bool(self.sla) or self.reason in _SLA_REASONS
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ class EmergencyCase:
     referral_count: int = 0
 
 
-Event = NewReferral | StatusChange | SlaBreach | BedUpdate | EmergencyCase
+Event = NewReferral | StatusChange | Escalation | BedUpdate | EmergencyCase
 
 
 def event_referral_id(event: Event) -> str:
@@ -232,7 +241,7 @@ def event_urgency(event: Event) -> Urgency:
 
 
 def event_service(event: Event) -> ServiceType | None:
-    if isinstance(event, NewReferral | StatusChange | SlaBreach):
+    if isinstance(event, NewReferral | StatusChange | Escalation):
         return event.service_type
     if isinstance(event, BedUpdate):
         return ServiceType.SHELTER
@@ -258,13 +267,15 @@ class Addressee:
 def recipients_for(event: Event, survivor: SurvivorConsent | None = None) -> tuple[Addressee, ...]:
     """Who is told about ``event``, at most one notice per (role, recipient), most specific first.
 
-    - NewReferral: the provider's duty contact.
+    - NewReferral: the provider's duty contact. Without a provider, nobody: the referral service
+      follows it with ReferralEscalated(reason "no_provider"), which tells the supervisor.
     - StatusChange: the referring case worker, always (the supervisor instead when the referral has
       no case worker, so nothing goes unseen); the provider when its referral is cancelled or
-      expired; the province's supervisor on escalation and on expiry (an SLA breach); the survivor
-      only when her consent covers the service: "confirmed" on acceptance, "changed" when an
-      accepted referral falls through for a reason other than her own choice.
-    - SlaBreach: the province's supervisor.
+      expired; the survivor only when her consent covers the service: "confirmed" on acceptance,
+      "changed" when an accepted referral falls through for a reason other than her own choice.
+      (EXPIRED and ESCALATED transitions reach the supervisor through the Escalation event that
+      accompanies them, once, not once per transition.)
+    - Escalation: the province's supervisor (an SLA breach, or no provider found).
     - BedUpdate: the case worker (supervisor fallback as above).
     - EmergencyCase: the province's supervisor.
     """
@@ -280,10 +291,6 @@ def recipients_for(event: Event, survivor: SurvivorConsent | None = None) -> tup
         out.append(Addressee(Role.PROVIDER, event.provider_id, NoticeKind.REFERRAL_NEW))
     elif isinstance(event, StatusChange):
         to = event.to_status
-        if to is ReferralStatus.ESCALATED:
-            out.append(Addressee(Role.SUPERVISOR, event.province_code, NoticeKind.REFERRAL_ESCALATED))
-        elif to is ReferralStatus.EXPIRED:
-            out.append(Addressee(Role.SUPERVISOR, event.province_code, NoticeKind.SLA_BREACHED))
         case_worker(NoticeKind.REFERRAL_STATUS, event.case_worker_id, event.province_code)
         if to in (ReferralStatus.CANCELLED, ReferralStatus.EXPIRED) and event.provider_id:
             out.append(Addressee(Role.PROVIDER, event.provider_id, NoticeKind.REFERRAL_CANCELLED))
@@ -295,8 +302,9 @@ def recipients_for(event: Event, survivor: SurvivorConsent | None = None) -> tup
             and survivor.covers(event.service_type)
         ):
             out.append(Addressee(Role.SURVIVOR, event.case_id, kind))
-    elif isinstance(event, SlaBreach):
-        out.append(Addressee(Role.SUPERVISOR, event.province_code, NoticeKind.SLA_BREACHED))
+    elif isinstance(event, Escalation):
+        kind = NoticeKind.SLA_BREACHED if event.sla_breached else NoticeKind.REFERRAL_ESCALATED
+        out.append(Addressee(Role.SUPERVISOR, event.province_code, kind))
     elif isinstance(event, BedUpdate):
         kind = {
             BedOutcome.RESERVED: NoticeKind.BED_RESERVED,
@@ -388,11 +396,11 @@ def _code(value: str, known: frozenset[str]) -> str:
     return value if value in known else "other"
 
 
-def _local_time(value: datetime | None) -> str:
+def _local_time(value: datetime | None, field_name: str) -> str:
     if value is None:
         return ""
     if value.tzinfo is None:
-        raise InvalidEvent("hold_until", "is a naive datetime")
+        raise InvalidEvent(field_name, "is a naive datetime")
     return value.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
 
 
@@ -429,20 +437,25 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
         ctx["action_url"] = links.case(case_id, referral_id)
 
     if isinstance(event, StatusChange):
+        reason = _code(event.reason, KNOWN_REASONS)
+        if addressee.role is Role.PROVIDER and reason in _SILENT_REASONS:
+            reason = ""  # a provider needs to know it is off, not what the survivor decided
         ctx.update(
             from_status=str(event.from_status) if event.from_status is not None else "",
             to_status=str(event.to_status),
-            reason=_code(event.reason, KNOWN_REASONS),
+            reason=reason,
         )
-        if addressee.kind is NoticeKind.SLA_BREACHED:
-            ctx.update(sla="accept", overdue_minutes=0)
-    elif isinstance(event, SlaBreach):
+    elif isinstance(event, Escalation):
         ctx.update(
-            sla=_code(event.sla, KNOWN_SLAS) or "other",
-            overdue_minutes=max(0, int(event.overdue_minutes)),
+            reason=_code(event.reason, KNOWN_REASONS),
+            sla=_code(event.sla, KNOWN_SLAS) or ("other" if event.sla_breached else ""),
+            deadline=_local_time(event.deadline, "deadline"),
+            rerouted=bool(event.rerouted),
         )
     elif isinstance(event, BedUpdate):
-        ctx.update(reason=_code(event.reason, KNOWN_REASONS), hold_until=_local_time(event.hold_until))
+        ctx.update(
+            reason=_code(event.reason, KNOWN_REASONS), hold_until=_local_time(event.hold_until, "hold_until")
+        )
     return ctx
 
 
@@ -547,7 +560,7 @@ def notice_id(event_id: str, role: Role, recipient_id: str, channel: Channel | s
 
 _PAYLOAD_KEYS = (
     "ref", "referral_id", "case_ref", "service", "urgency", "province", "from_status", "to_status",
-    "reason", "sla", "hold_until", "action_url", "partner_api",
+    "reason", "sla", "deadline", "hold_until", "action_url", "partner_api",
 )
 
 

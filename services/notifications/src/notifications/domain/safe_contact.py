@@ -80,9 +80,12 @@ class ContactWindow:
 
     @property
     def duration(self) -> timedelta:
-        start = timedelta(hours=self.start.hour, minutes=self.start.minute, seconds=self.start.second)
-        end = timedelta(hours=self.end.hour, minutes=self.end.minute, seconds=self.end.second)
+        start, end = _since_midnight(self.start), _since_midnight(self.end)
         return end - start if end > start else DAY - (start - end)
+
+
+def _since_midnight(t: time) -> timedelta:
+    return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
 
 
 ANYTIME = ContactWindow(time(0, 0), time(0, 0))
@@ -259,10 +262,7 @@ def _compose(
     service_type: ServiceType | None,
 ) -> OutboundMessage:
     rendered = render(kind, language, {})
-    if base is None:
-        nid = notice_id(event_id, Role.SURVIVOR, case_id, SURVIVOR_NOTICE_CHANNEL)
-    else:
-        nid = base.notice_id
+    nid = base.notice_id if base else notice_id(event_id, Role.SURVIVOR, case_id, SURVIVOR_NOTICE_CHANNEL)
     return OutboundMessage(
         notice_id=nid,
         event_id=event_id,

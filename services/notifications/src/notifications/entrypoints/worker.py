@@ -5,7 +5,7 @@ from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from refnet_platform.runtime import run_worker
 
-TOPICS = ["referral.referrals-urgent.v1", "referral.referrals.v1"]
+TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "referral.referrals-urgent.v1", "referral.referrals.v1", "shelter.beds.v1"]
 
 
 def main() -> None:

@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from refnet_platform.vocabulary import TargetGroup
-from shelter.domain.model import Shelter
+from shelter.domain.model import Accessibility, Shelter
+
+if TYPE_CHECKING:  # the caller is read from the mTLS certificate by the api; the domain only passes it on
+    from refnet_platform.identity import Caller
+
+
+# From referral, on shelter.bed-commands.v1.
 
 
 @dataclass(frozen=True)
@@ -14,18 +21,81 @@ class ReserveBed:
     shelter_id: str
     province_code: str
     target_group: TargetGroup | None
-    hold_until: datetime
+    hold_until: datetime | None  # None: the shelter's default hold
+
+
+@dataclass(frozen=True)
+class ReleaseBed:
+    referral_id: str
+    shelter_id: str
+    reason: str
+
+
+# From the worker's timer.
+
+
+@dataclass(frozen=True)
+class ExpireHolds:
+    now: datetime | None = None  # None: the clock
+
+
+# From the gRPC api.
 
 
 @dataclass(frozen=True)
 class UpdateAvailability:
+    caller: Caller
     shelter_id: str
+    target_group: TargetGroup | None
     capacity: int
+
+
+@dataclass(frozen=True)
+class ConfirmArrival:
+    caller: Caller
+    referral_id: str
+
+
+@dataclass(frozen=True)
+class CheckOut:
+    caller: Caller
+    referral_id: str
+
+
+@dataclass(frozen=True)
+class ListReservations:
+    caller: Caller
+    shelter_id: str
+
+
+@dataclass(frozen=True)
+class GetShelter:
+    caller: Caller
+    shelter_id: str
 
 
 @dataclass(frozen=True)
 class ListAvailability:
     province_code: str
+    commune_code: str = ""
+    target_group: TargetGroup | None = None
+    accessibility: frozenset[Accessibility] = frozenset()
+    include_neighbours: bool = False
+    # Add neighbouring provinces when the province has no fresh free bed (a watch's snapshot does not).
+    fallback: bool = True
+
+
+@dataclass(frozen=True)
+class WatchAvailability:
+    """Resolves what a watcher sees: the province codes and target groups its stream carries."""
+
+    province_code: str
+    commune_code: str = ""
+    target_group: TargetGroup | None = None
+    include_neighbours: bool = False
+
+
+# From the api's start-up.
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shelter.domain.model import Reservation, Shelter
+from shelter.domain.model import BedPool, Reservation
 
 
 @dataclass(frozen=True)
 class CapacityChanged:
-    shelter: Shelter
+    """A pool's counts after any change (also what the api's watchers are fed from)."""
+
+    province_code: str
+    commune_code: str
+    pool: BedPool
 
 
 @dataclass(frozen=True)
@@ -23,3 +27,19 @@ class BedReservationRejected:
     shelter_id: str
     province_code: str
     reason: str
+
+
+@dataclass(frozen=True)
+class BedOccupied:
+    reservation: Reservation
+
+
+@dataclass(frozen=True)
+class BedReleased:
+    reservation: Reservation
+    reason: str
+
+
+@dataclass(frozen=True)
+class HoldExpired:
+    reservation: Reservation

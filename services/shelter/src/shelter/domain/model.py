@@ -1,13 +1,17 @@
-"""Shelters, their beds and the holds placed on them. No I/O, no protobuf."""
+"""Shelters, their bed pools and the holds placed on them. No I/O, no protobuf."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.vocabulary import TargetGroup
+
+# A sanity bound on one pool, so a typo (6000 for 6) is refused rather than shown as free beds.
+MAX_POOL_CAPACITY = 1000
 
 
 class ReservationStatus(StrEnum):
@@ -15,37 +19,118 @@ class ReservationStatus(StrEnum):
     OCCUPIED = "occupied"
     RELEASED = "released"
     EXPIRED = "expired"
+    REJECTED = "rejected"
 
 
-@dataclass
-class Shelter:
+ACTIVE = (ReservationStatus.HELD, ReservationStatus.OCCUPIED)
+
+
+class Accessibility(StrEnum):
+    WHEELCHAIR = "wheelchair"
+    SIGN_LANGUAGE = "sign_language"
+    DISABILITY_SUPPORT = "disability_support"
+
+
+class Proximity(StrEnum):
+    SAME_COMMUNE = "same_commune"
+    SAME_PROVINCE = "same_province"
+    NEIGHBOURING_PROVINCE = "neighbouring_province"
+
+
+# Which pools can take a survivor of each group, best first. A room for a woman and her children
+# takes a woman alone; the other pools are kept for their own group (children stay apart from adults).
+POOLS_FOR: dict[TargetGroup, tuple[TargetGroup, ...]] = {
+    TargetGroup.WOMEN: (TargetGroup.WOMEN, TargetGroup.WOMEN_WITH_CHILDREN),
+    TargetGroup.WOMEN_WITH_CHILDREN: (TargetGroup.WOMEN_WITH_CHILDREN,),
+    TargetGroup.CHILDREN: (TargetGroup.CHILDREN,),
+    TargetGroup.MEN: (TargetGroup.MEN,),
+}
+
+
+def pools_for(group: TargetGroup | None, kept: Iterable[TargetGroup]) -> list[TargetGroup]:
+    """The pools of a shelter that can take a survivor of `group` (any pool when unspecified), best first."""
+    kept = list(kept)
+    if group is None:
+        return kept
+    return [g for g in POOLS_FOR[group] if g in kept]
+
+
+@dataclass(frozen=True)
+class BedPool:
+    """One shelter's beds for one target group. reserved + occupied never exceeds capacity."""
+
     shelter_id: str
-    name: str
-    province_code: str
-    commune_code: str
     target_group: TargetGroup
     capacity: int
     reserved: int
     occupied: int
     confirmed_at: datetime
-    # Confidential: never leaves the shelter service.
-    address: str = ""
+    version: int = 1
+
+    @property
+    def in_use(self) -> int:
+        return self.reserved + self.occupied
 
     @property
     def free(self) -> int:
-        return max(self.capacity - self.reserved - self.occupied, 0)
+        return max(self.capacity - self.in_use, 0)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Shelter:
+    shelter_id: str
+    name: str
+    province_code: str
+    commune_code: str
+    accessibility: frozenset[Accessibility] = frozenset()
+    # Confidential: never on an event or in a log; in replies only to the shelter's own staff.
+    address: str = ""
+    pools: tuple[BedPool, ...] = field(default=())
+
+    def pool(self, group: TargetGroup) -> BedPool | None:
+        return next((p for p in self.pools if p.target_group is group), None)
+
+
+@dataclass(frozen=True)
 class Reservation:
     referral_id: str
     shelter_id: str
     case_id: str
     province_code: str
+    target_group: TargetGroup | None
     status: ReservationStatus
     hold_until: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A bed pool as a hotline screen sees it: stale counts are flagged and offer no free beds."""
+
+    shelter_id: str
+    name: str
+    province_code: str
+    commune_code: str
+    accessibility: frozenset[Accessibility]
+    pool: BedPool
+    stale: bool
+    age: timedelta
+    proximity: Proximity | None = None
+
+    @property
+    def free(self) -> int:
+        return 0 if self.stale else self.pool.free
+
+
+def availability(shelter: Shelter, pool: BedPool, now: datetime, stale_after: timedelta,
+                 proximity: Proximity | None = None) -> Availability:
+    age = max(now - pool.confirmed_at, timedelta(0))
+    return Availability(shelter.shelter_id, shelter.name, shelter.province_code, shelter.commune_code,
+                        shelter.accessibility, pool, stale=age > stale_after, age=age, proximity=proximity)
 
 
 def validate_capacity(capacity: int) -> None:
     if capacity < 0:
         raise InvalidArgument("capacity", "cannot be negative")
+    if capacity > MAX_POOL_CAPACITY:
+        raise InvalidArgument("capacity", f"must be at most {MAX_POOL_CAPACITY} beds in one pool")

@@ -1,0 +1,138 @@
+"""What every refnet process measures, on its Prometheus endpoint (see health_http), and the ids its spans carry.
+
+Label values are topics, event types, gRPC methods, status codes, province codes and coded kinds: never
+personal data, and never unbounded ids (a case id is a span attribute, not a label).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Engine, func, select
+
+EVENTS_CONSUMED = Counter(
+    "refnet_events_consumed_total", "Kafka records a worker took off a topic, by outcome "
+    "(handled, duplicate, unknown_type, dead_lettered)", ["topic", "type", "outcome"])
+EVENTS_PRODUCED = Counter("refnet_events_produced_total", "Outbox rows a relay published", ["topic", "type"])
+HANDLING_SECONDS = Histogram(
+    "refnet_event_handling_seconds", "Time to handle one record, retries included", ["topic", "type"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+RETRIES = Counter("refnet_event_retries_total", "Handler attempts that failed and were retried", ["topic", "type"])
+DEAD_LETTERS = Counter("refnet_dead_letters_total", "Records sent to the dead-letter topic", ["topic", "type"])
+CONSUMER_LAG = Gauge("refnet_consumer_lag", "Records on the partition not yet consumed by this worker's group",
+                     ["group", "topic", "partition"])
+OUTBOX_BACKLOG = Gauge("refnet_outbox_backlog", "Outbox rows not yet published")
+OUTBOX_OLDEST_AGE = Gauge("refnet_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 if none)")
+LOOP_HEARTBEAT = Gauge("refnet_loop_heartbeat_timestamp_seconds", "When the worker or relay loop last went round")
+SLA_BREACHES = Counter("refnet_sla_breaches_total", "Deadlines missed, by province and coded kind",
+                       ["province", "kind"])
+ESCALATIONS = Counter("refnet_escalations_total", "Escalations raised, by province and coded kind",
+                      ["province", "kind"])
+GRPC_REQUESTS = Counter("refnet_grpc_requests_total", "gRPC calls handled, by method and status code",
+                        ["method", "code"])
+GRPC_SECONDS = Histogram("refnet_grpc_request_seconds", "gRPC call latency", ["method"],
+                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def sla_breached(province_code: str, kind: str) -> None:
+    """A service's timer found a deadline missed, e.g. kind="accept_by"."""
+    SLA_BREACHES.labels(province_code or "unknown", kind).inc()
+
+
+def escalated(province_code: str, kind: str) -> None:
+    """A service escalated something, e.g. kind="referral_expired"."""
+    ESCALATIONS.labels(province_code or "unknown", kind).inc()
+
+
+_last_beat: float | None = None
+
+
+def heartbeat() -> None:
+    """The worker or relay loop went round: liveness (health_http) fails when this stops."""
+    global _last_beat
+    _last_beat = time.time()
+    LOOP_HEARTBEAT.set(_last_beat)
+
+
+def seconds_since_heartbeat() -> float | None:
+    """None until the loop first went round."""
+    return time.time() - _last_beat if _last_beat else None
+
+
+def subject_ids(subject: str) -> dict[str, str]:
+    """Span attributes from an envelope subject: "case/<id>" -> refnet.case_id, "referral/<id>" -> refnet.referral_id.
+    Ids only, so a case's whole trace can be found by its id."""
+    kind, _, ident = subject.partition("/")
+    if ident and kind in ("case", "referral", "shelter"):
+        return {f"refnet.{kind}_id": ident}
+    return {}
+
+
+def watch_outbox(engine: Engine) -> None:
+    """The relay's backlog gauges, computed from the outbox table when scraped."""
+    from refnet_platform.db import outbox, utcnow
+
+    def backlog() -> float:
+        with engine.connect() as conn:
+            return float(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
+
+    def oldest_age() -> float:
+        with engine.connect() as conn:
+            oldest = conn.execute(select(func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))).scalar()
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:  # SQLite hands back naive datetimes
+            oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+        return max(float((utcnow() - oldest).total_seconds()), 0.0)
+
+    OUTBOX_BACKLOG.set_function(backlog)
+    OUTBOX_OLDEST_AGE.set_function(oldest_age)
+
+
+class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts every call by method and final status code, and times it."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = details.method
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                try:
+                    return await inner(request, context)
+                finally:
+                    _observe(method, context, started)
+
+            return handler._replace(unary_unary=unary)
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                started = time.perf_counter()
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                finally:
+                    _observe(method, context, started)
+
+            return handler._replace(unary_stream=stream)
+        return handler
+
+
+def _observe(method: str, context: grpc.aio.ServicerContext, started: float) -> None:
+    code = context.code()
+    name = code.name if isinstance(code, grpc.StatusCode) else "OK" if code in (None, 0) else str(code)
+    GRPC_REQUESTS.labels(method, name).inc()
+    GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)

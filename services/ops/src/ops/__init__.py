@@ -1,0 +1,1 @@
+"""refnet operations: what flows, where it piles up, what failed, and the reports managers publish."""

@@ -1,0 +1,182 @@
+"""What ops is asked to do: record a fact from an event, store spans, collect or replay dead letters, answer
+the console's questions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from refnet_platform.vocabulary import RiskLevel
+
+from ops.domain.model import SpanRecord
+from ops.domain.report import Period
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Where and when an event happened, for the throughput counters: every recorded event carries one."""
+
+    at: datetime
+    stream: str  # the producing service: intake, referral, shelter, notifications
+    province_code: str
+
+
+# Facts from events (ops-worker).
+
+@dataclass(frozen=True)
+class CountEvent:
+    seen: Seen
+
+
+@dataclass(frozen=True)
+class RecordCase:
+    seen: Seen
+    case_id: str
+    case_types: tuple[str, ...]
+    is_child: bool
+    emergency: bool
+    reportable: bool
+
+
+@dataclass(frozen=True)
+class RecordEmergency:
+    seen: Seen
+    case_id: str
+
+
+@dataclass(frozen=True)
+class RecordCaseClosed:
+    seen: Seen
+    case_id: str
+
+
+@dataclass(frozen=True)
+class ForgetCase:
+    """The case was erased: ops drops its trace index for it (its anonymous counts stay)."""
+
+    seen: Seen
+    case_id: str
+
+
+@dataclass(frozen=True)
+class RecordCall:
+    seen: Seen
+    call_id: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class RecordReferralRequested:
+    seen: Seen
+    referral_id: str
+    case_id: str
+    sector: str
+    provider_id: str
+    emergency: bool
+    risk_level: RiskLevel | None
+    accept_by: datetime | None  # when the event carries its own deadline
+
+
+@dataclass(frozen=True)
+class RecordReferralStatus:
+    seen: Seen
+    referral_id: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordCapacity:
+    seen: Seen
+    shelter_id: str
+    target_group: str
+    capacity: int
+    reserved: int
+    occupied: int
+
+
+@dataclass(frozen=True)
+class RecordStay:
+    seen: Seen
+    referral_id: str
+    case_id: str
+    shelter_id: str
+    state: str  # "reserved" | "occupied" | "released"
+
+
+# Traces (ops-collector).
+
+@dataclass(frozen=True)
+class StoreSpans:
+    spans: list[SpanRecord]
+
+
+@dataclass(frozen=True)
+class PruneSpans:
+    older_than: datetime
+
+
+@dataclass(frozen=True)
+class GetTrace:
+    """Every trace that touched a case, found by the case's id or any of its referrals' ids."""
+
+    subject_id: str
+    include_database: bool = False
+
+
+# Dead letters.
+
+@dataclass(frozen=True)
+class CollectDeadLetters:
+    """Read what is new on the dead-letter topics into ops' table (a worker timer)."""
+
+
+@dataclass(frozen=True)
+class ListDeadLetters:
+    consumer: str = ""
+    include_replayed: bool = True
+    limit: int = 200
+
+
+@dataclass(frozen=True)
+class ReplayDeadLetter:
+    letter_id: int
+    actor: str
+
+
+# The console's other questions.
+
+@dataclass(frozen=True)
+class ListOverdue:
+    province_code: str = ""
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ListEscalations:
+    province_code: str = ""
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class ProvinceSummary:
+    since: datetime
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    since: datetime
+    province_code: str = ""
+
+
+@dataclass(frozen=True)
+class BedsFree:
+    pass
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    period: Period
+    province_code: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,175 @@
+"""Outbox, inbox, relay and consumer on real databases (SQLite and PostgreSQL) and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
+from refnet.intake.v1 import events_pb2 as intake_events
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select
+
+from refnet_dev.kafka import KafkaBroker
+from refnet_platform.consumer import EventConsumer
+from refnet_platform.context import Delivery, current_delivery
+from refnet_platform.db import Duplicate, UnitOfWork, create_platform_tables, make_engine, outbox
+from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
+from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.telemetry import current_traceparent
+
+metadata = MetaData()
+notes = Table("notes", metadata, Column("note_id", String(40), primary_key=True))
+trace.set_tracer_provider(TracerProvider())
+
+
+class NotesUnitOfWork(UnitOfWork):
+    def open_repositories(self, connection: Connection) -> None:
+        self.conn = connection
+
+    def add_note(self, note_id: str, topic: str = "scratch") -> None:
+        self.conn.execute(insert(notes).values(note_id=note_id))
+        self.publish(OutgoingEvent(intake_events.CaseClosed(case_id=note_id, province_code="22"), topic, "22",
+                                   f"case/{note_id}"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        create_platform_tables(conn)
+    yield engine
+    engine.dispose()
+
+
+def count(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def new_topics(bootstrap: str, *names: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1} for name in names})
+    finally:
+        admin.close()
+
+
+def test_state_and_its_events_commit_together_or_not_at_all(engine: Engine) -> None:
+    with NotesUnitOfWork(engine, "test") as work:
+        work.add_note("kept")
+        work.commit()
+    with pytest.raises(RuntimeError), NotesUnitOfWork(engine, "test") as work:
+        work.add_note("lost")
+        raise RuntimeError("the handler failed before commit")
+    assert (count(engine, notes), count(engine, outbox)) == (1, 1)
+
+
+def test_a_redelivered_record_changes_nothing(engine: Engine) -> None:
+    token = current_delivery.set(Delivery("test-worker", "event-1"))
+    try:
+        with NotesUnitOfWork(engine, "test") as work:
+            work.add_note("once")
+            work.commit()
+        with pytest.raises(Duplicate), NotesUnitOfWork(engine, "test") as work:
+            work.add_note("twice")
+            work.commit()
+    finally:
+        current_delivery.reset(token)
+    assert (count(engine, notes), count(engine, outbox)) == (1, 1)
+
+
+def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
+        engine: Engine, kafka_broker: KafkaBroker) -> None:
+    topic = f"scratch.relay-{uuid.uuid4().hex[:8]}.v1"
+    new_topics(kafka_broker.bootstrap, topic)
+    # A 60 s poll: only the wake-on-commit path can deliver within the test's deadline.
+    relay = Relay(engine, make_producer(kafka_broker.bootstrap), poll_interval_s=60)
+    runner = threading.Thread(target=relay.run, daemon=True)
+    runner.start()
+    tracer = trace.get_tracer("test")
+    traceparents = []
+    try:
+        time.sleep(1)  # the relay is now waiting for a commit
+        started = time.monotonic()
+        for n in range(20):
+            with tracer.start_as_current_span("write"), NotesUnitOfWork(engine, "test") as work:
+                work.add_note(f"n{n:02d}", topic)
+                traceparents.append(current_traceparent())
+                work.commit()
+        consumer = KafkaConsumer(topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=15000)
+        received = []
+        for record in consumer:
+            received.append(record)
+            if len(received) == 20:
+                break
+        elapsed = time.monotonic() - started
+        consumer.close()
+    finally:
+        relay.stopping.set()
+        runner.join(70)
+    cases = [EventEnvelope.FromString(r.value) for r in received]
+    assert [c.subject for c in cases] == [f"case/n{n:02d}" for n in range(20)]
+    assert [dict(r.headers)["traceparent"].decode() for r in received] != traceparents  # a child span each...
+    assert [dict(r.headers)["traceparent"].decode()[3:35] for r in received] == [t[3:35] for t in traceparents]
+    assert elapsed < 30, f"relay took {elapsed:.1f}s: it did not wake on commit"
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one() == 0
+
+
+def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_broker: KafkaBroker) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    normal, urgent, dlq = (f"scratch.{n}-{suffix}.v1" for n in ("cases", "cases-urgent", "dlq"))
+    new_topics(kafka_broker.bootstrap, normal, urgent, dlq)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+
+    def send(topic: str, case_id: str) -> None:
+        event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), topic, "22", case_id)
+        producer.send(topic, key=b"22", value=wrap(event, "test").SerializeToString())
+
+    for n in range(30):
+        send(normal, f"normal-{n}")
+    producer.send(normal, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
+    send(normal, "explodes")
+    send(urgent, "emergency")
+    producer.flush()
+    producer.close()
+
+    handled: list[str] = []
+
+    def handle(envelope: EventEnvelope, message: object) -> None:
+        if message.case_id == "explodes":  # type: ignore[attr-defined]
+            raise ValueError("handler bug")
+        handled.append(message.case_id)  # type: ignore[attr-defined]
+
+    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [normal, urgent],
+                           TypeRegistry([intake_events]), handle, max_attempts=2, retry_backoff_s=0.01,
+                           urgent={urgent}, dlq_topic=dlq)
+
+    async def run_until_drained() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while len(handled) < 31 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run_until_drained())
+    assert handled[0] == "emergency"
+    assert handled[1:] == [f"normal-{n}" for n in range(30)]
+    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                            consumer_timeout_ms=5000)
+    dead = [DeadLetter.FromString(r.value) for r in letters]
+    letters.close()
+    assert [(d.original_topic, d.original_offset) for d in dead] == [(normal, 30), (normal, 31)]
+    assert dead[0].error.startswith("malformed") and dead[0].attempts == 1
+    assert dead[1].error == "ValueError: handler bug" and dead[1].attempts == 2 and dead[1].event_id

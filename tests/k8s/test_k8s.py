@@ -1,0 +1,813 @@
+"""deploy/k8s, checked offline: every overlay renders with kustomize, every object validates
+against the Kubernetes schemas (kubernetes-validate, strict) and every Strimzi custom resource
+against Strimzi's own schemas (npm @kubernetes-models/strimzi-kafka-operator, installed by these
+tests into .cache/npm/strimzi-schemas), the Kafka topics and users follow the topic registry, and
+the rules the runbook promises hold (one relay, workers bounded by partitions, hardened pods,
+deny-all network policies, no committed secrets, phased apply).
+
+Needs kubectl (with `kubectl kustomize`), node and npm; a missing tool is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from refnet_platform.topics import TOPICS
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+# The oldest Kubernetes minor refnet supports and the newest kubernetes-validate knows.
+K8S_VERSIONS = ("1.31.0", "1.37.0")
+SERVICES = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054}
+METRICS_PORT = 9100
+PHASES = ("platform", "migrate", "app")
+NPM_DIR = ROOT / ".cache" / "npm" / "strimzi-schemas"
+STRIMZI_PACKAGE = "@kubernetes-models/strimzi-kafka-operator"
+STRIMZI_API = "kafka.strimzi.io/v1"
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+CNPG_API = "postgresql.cnpg.io/v1"
+KAFKA_CLUSTER = "refnet-kafka"
+DB_SECRET = "refnet-db-app"
+
+Obj = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"`{name}` is not on PATH: tests/k8s needs kubectl, node and npm (they are on "
+                    f"every refnet developer machine and in CI)")
+    return path
+
+
+def load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_k8s_kafka", ROOT / "scripts" / "gen_k8s_kafka.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def kind(objs: Iterable[Obj], k: str) -> list[Obj]:
+    return [o for o in objs if o["kind"] == k]
+
+
+def by_name(objs: Iterable[Obj], k: str) -> dict[str, Obj]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == k}
+
+
+def pod_templates(objs: Iterable[Obj]) -> Iterator[tuple[Obj, Obj]]:
+    """(workload, pod template) for every Deployment and Job."""
+    for o in objs:
+        if o["kind"] in ("Deployment", "Job"):
+            yield o, o["spec"]["template"]
+
+
+def env_of(container: Obj) -> dict[str, Obj]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def selects(selector: Obj | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes LabelSelector (matchLabels + matchExpressions) against a label set."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def registry_processes() -> set[str]:
+    names: set[str] = set()
+    for t in TOPICS:
+        names.add(t.writer)
+        names.update(t.readers)
+    return names
+
+
+def referenced_secrets(objs: Iterable[Obj]) -> set[str]:
+    names: set[str] = set()
+    for _, tpl in pod_templates(objs):
+        spec = tpl["spec"]
+        for v in spec.get("volumes", []):
+            if "secret" in v:
+                names.add(v["secret"]["secretName"])
+        for c in spec["containers"]:
+            for e in c.get("env", []):
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    names.add(ref["name"])
+            for src in c.get("envFrom", []):
+                if "secretRef" in src:
+                    names.add(src["secretRef"]["name"])
+    return names
+
+
+def is_strimzi_overlay(objs: list[Obj]) -> bool:
+    return any(o["apiVersion"].startswith("kafka.strimzi.io/") for o in objs)
+
+
+# --------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[Obj]]:
+    """Every overlay, rendered by `kubectl kustomize`."""
+    kubectl = tool("kubectl")
+    out = {}
+    for overlay in OVERLAYS:
+        proc = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"kustomize {overlay} failed:\n{proc.stderr}"
+        out[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return out
+
+
+@pytest.fixture(scope="session")
+def strimzi_schemas() -> Path:
+    """The pinned npm package with Strimzi's schemas, installed with `npm ci` from tests/k8s's lock file."""
+    npm, _ = tool("npm"), tool("node")
+    package = NPM_DIR / "node_modules" / STRIMZI_PACKAGE
+    lock = HERE / "package-lock.json"
+    installed_lock = NPM_DIR / "package-lock.json"
+    if not (package / "package.json").exists() or not installed_lock.exists() \
+            or installed_lock.read_bytes() != lock.read_bytes():
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HERE / "package.json", NPM_DIR / "package.json")
+        shutil.copyfile(lock, installed_lock)
+        proc = subprocess.run(
+            [npm, "ci", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--ignore-scripts",
+             "--loglevel=error"],
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"npm ci of {STRIMZI_PACKAGE} failed:\n{proc.stdout}\n{proc.stderr}"
+    pinned = json.loads((HERE / "package.json").read_text())["dependencies"][STRIMZI_PACKAGE]
+    assert json.loads((package / "package.json").read_text())["version"] == pinned
+    return package
+
+
+def strimzi_validate(package: Path, objs: list[Obj]) -> list[Obj]:
+    proc = subprocess.run([tool("node"), str(HERE / "validate_strimzi.mjs"), str(package)],
+                          input=json.dumps(objs), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results: list[Obj] = json.loads(proc.stdout)
+    assert len(results) == len(objs)
+    return results
+
+
+ANY = "*"
+
+
+@cache
+def strimzi_fields(package: Path, api_version: str, k: str) -> dict[str, Any]:
+    """The property tree of a Strimzi kind, read from the package's TypeScript declaration of it
+    (generated from the same CRD as the validator). The CRDs let unknown fields through and the
+    API server silently prunes them, so a misspelt field would be lost without this check."""
+    text = re.sub(r"/\*.*?\*/", "", (package / api_version / f"{k}.d.ts").read_text(), flags=re.S)
+    body = text[text.index("export interface"):text.index("export declare class")]
+    root: dict[str, Any] = {}
+    stack = [root]
+    for raw in body.splitlines()[1:]:
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("}"):
+            if line not in ("} & ({", "} | {"):  # allOf / oneOf branches add to the same object
+                stack.pop()
+            continue
+        m = re.match(r'^(?:"([^"]+)"|\[key: string\])\??:\s*(.*)$', line)
+        assert m, f"cannot read {k}.d.ts line {line!r}"
+        name, rest = m.group(1) or ANY, m.group(2)
+        if rest.endswith("{"):
+            stack[-1][name] = child = {}
+            stack.append(child)
+        elif rest.rstrip(";") == "{}":
+            stack[-1][name] = {ANY: None}  # free-form (x-kubernetes-preserve-unknown-fields)
+        else:
+            stack[-1][name] = None
+    return root
+
+
+def unknown_fields(value: Any, tree: dict[str, Any] | None, path: str = "") -> list[str]:
+    if tree is None:
+        return []
+    if isinstance(value, list):
+        return [u for i, item in enumerate(value) for u in unknown_fields(item, tree, f"{path}[{i}]")]
+    if not isinstance(value, dict):
+        return []
+    out = []
+    for key, sub in value.items():
+        if key in tree:
+            out += unknown_fields(sub, tree[key], f"{path}.{key}")
+        elif ANY in tree:
+            out += unknown_fields(sub, tree[ANY], f"{path}.{key}")
+        else:
+            out.append(f"{path}.{key}")
+    return out
+
+
+# ------------------------------------------------------------------------------ schema validation
+
+def test_the_overlays_are_there() -> None:
+    assert {"dev", "prod"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_objects_validate_against_the_kubernetes_schemas(rendered: dict[str, list[Obj]], overlay: str,
+                                                         version: str) -> None:
+    errors = []
+    checked = 0
+    for obj in rendered[overlay]:
+        group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+        if obj["apiVersion"] == STRIMZI_API and obj["kind"] in STRIMZI_KINDS:
+            continue  # test_strimzi_resources_validate_against_strimzi_schemas
+        if obj["apiVersion"] == CNPG_API and obj["kind"] == "Cluster":
+            continue  # test_the_postgres_cluster_is_consistent (no registry package has its schema)
+        assert "." not in group or group.endswith(".k8s.io"), \
+            f"{obj['kind']} {obj['apiVersion']} has no schema to be validated against"
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+            checked += 1
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {'.'.join(map(str, e.path))}: {e.message}")
+    assert not errors, "\n".join(errors)
+    assert checked >= 60
+
+
+def test_the_kubernetes_validator_rejects_what_the_api_server_would() -> None:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "app", "image": "x:1", "imagePullPolice": "Always"}]}}},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_strimzi_resources_validate_against_strimzi_schemas(rendered: dict[str, list[Obj]], overlay: str,
+                                                            strimzi_schemas: Path) -> None:
+    crs = [o for o in rendered[overlay] if o["apiVersion"].startswith("kafka.strimzi.io/")]
+    if not is_strimzi_overlay(rendered[overlay]):
+        assert not crs
+        return
+    assert {o["apiVersion"] for o in crs} == {STRIMZI_API}, "use Strimzi's v1 API (Strimzi >= 1.0 serves no other)"
+    assert {o["kind"] for o in crs} == STRIMZI_KINDS
+    problems = [f"{r['kind']}/{r['name']} {e['path']}: {e['message']}"
+                for r in strimzi_validate(strimzi_schemas, crs) for e in r["errors"]]
+    for obj in crs:
+        problems += [f"{obj['kind']}/{obj['metadata']['name']}: unknown field {u}"
+                     for u in unknown_fields(obj, strimzi_fields(strimzi_schemas, STRIMZI_API, obj["kind"]))]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_strimzi_validation_catches_bad_values_and_unknown_fields(strimzi_schemas: Path) -> None:
+    user = {"apiVersion": STRIMZI_API, "kind": "KafkaUser",
+            "metadata": {"name": "x", "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
+            "spec": {"authentication": {"type": "tls"},
+                     "authorization": {"type": "simple", "acls": [
+                         {"resource": {"type": "topic", "name": "t", "patternType": "literal"},
+                          "operations": ["Read", "Wrtie"]}]}}}
+    [result] = strimzi_validate(strimzi_schemas, [user])
+    assert [e["path"] for e in result["errors"]] == ["/spec/authorization/acls/0/operations/1"]
+    kafka = {"apiVersion": STRIMZI_API, "kind": "Kafka", "metadata": {"name": "x"},
+             "spec": {"kafka": {"listeners": [{"name": "tls", "port": 9093, "type": "internal", "tls": True,
+                                               "networkPolicyPeer": []}],
+                                "config": {"any.broker.setting": 1}},
+                      "entityOperator": {"topicOperator": {}}}}
+    assert unknown_fields(kafka, strimzi_fields(strimzi_schemas, STRIMZI_API, "Kafka")) == \
+        [".spec.kafka.listeners[0].networkPolicyPeer"]
+
+
+# ---------------------------------------------------------------------- the topic registry, Kafka
+
+def test_generated_files_match_the_topic_registry() -> None:
+    gen = load_generator()
+    for path, text in gen.render().items():
+        assert path.exists(), f"{path.relative_to(ROOT)} is missing: run `make k8s-gen`"
+        assert path.read_text() == text, f"{path.relative_to(ROOT)} drifted from the topic registry: run `make k8s-gen`"
+
+
+def test_the_generator_notices_a_registry_change() -> None:
+    gen = load_generator()
+    from dataclasses import replace
+    changed = tuple(replace(t, partitions=t.partitions * 2) if t.name == "intake.cases.v1" else t for t in TOPICS)
+    before, after = gen.render(), gen.render(changed)
+    assert before[gen.TOPICS_FILE] != after[gen.TOPICS_FILE]
+    assert before[gen.HPA_FILE] != after[gen.HPA_FILE]  # referral-worker reads it: its bound doubles
+    assert gen.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_topics_are_the_registry(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    if not is_strimzi_overlay(objs):
+        [job] = [o for o in kind(objs, "Job") if o["metadata"]["name"] == "kafka-topics"]
+        assert job["spec"]["template"]["spec"]["containers"][0]["args"][0] == "refnet-topics"
+        return
+    assert not [o for o in kind(objs, "Job") if o["metadata"]["name"] == "kafka-topics"], \
+        "with Strimzi the KafkaTopics are the source of topics, not a Job"
+    topics = by_name(objs, "KafkaTopic")
+    assert set(topics) == {t.name for t in TOPICS}
+    for t in TOPICS:
+        spec = topics[t.name]["spec"]
+        assert spec["partitions"] == t.partitions, t.name
+        assert int(spec["config"]["retention.ms"]) == t.retention_ms, t.name
+        assert "topicName" not in spec and "replicas" not in spec
+        assert topics[t.name]["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_user_acls_are_exactly_what_the_registry_allows(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    if not is_strimzi_overlay(objs):
+        return
+    users = by_name(objs, "KafkaUser")
+    assert set(users) == registry_processes()
+    for process, user in users.items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER
+        assert user["spec"]["authentication"] == {"type": "tls"}
+        assert user["spec"]["authorization"]["type"] == "simple"
+        granted = set()
+        for acl in user["spec"]["authorization"]["acls"]:
+            res = acl["resource"]
+            assert res.get("patternType", "literal") == "literal", f"{process}: no prefix or wildcard ACLs"
+            assert acl.get("type", "allow") == "allow"
+            assert acl.get("host", "*") == "*"
+            granted |= {(res["type"], res["name"], op) for op in acl["operations"]}
+        # Derived here independently of scripts/gen_k8s_kafka.py.
+        expected = set()
+        for t in TOPICS:
+            if t.writer == process:
+                expected |= {("topic", t.name, "Write"), ("topic", t.name, "Describe")}
+            if process in t.readers:
+                expected |= {("topic", t.name, "Read"), ("topic", t.name, "Describe"),
+                             ("group", process, "Read")}
+        assert granted == expected, f"{process}: extra {granted - expected}, missing {expected - granted}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_cluster_is_kraft_tls_and_consistently_replicated(rendered: dict[str, list[Obj]],
+                                                                    overlay: str) -> None:
+    objs = rendered[overlay]
+    if not is_strimzi_overlay(objs):
+        return
+    [kafka] = kind(objs, "Kafka")
+    assert kafka["metadata"]["name"] == KAFKA_CLUSTER
+    spec = kafka["spec"]["kafka"]
+    assert "zookeeper" not in kafka["spec"]
+    [listener] = spec["listeners"]
+    assert (listener["port"], listener["tls"], listener["authentication"]["type"]) == (9093, True, "tls")
+    assert spec["authorization"]["type"] == "simple"
+    config = spec["config"]
+    assert config["auto.create.topics.enable"] is False
+    pools = [p for p in kind(objs, "KafkaNodePool") if p["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER]
+    controllers = sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"])
+    brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
+    assert controllers % 2 == 1, "a KRaft quorum needs an odd number of controllers"
+    rf = config["default.replication.factor"]
+    assert 1 <= config["min.insync.replicas"] <= rf <= brokers
+    assert config["offsets.topic.replication.factor"] <= brokers
+    if overlay == "prod":
+        assert controllers == 3 and brokers >= 3 and rf == 3 and config["min.insync.replicas"] == 2
+        assert all(v["type"] == "persistent-claim" for p in pools for v in p["spec"]["storage"]["volumes"])
+    [bootstrap] = {c["data"]["KAFKA_BOOTSTRAP_SERVERS"] for c in kind(objs, "ConfigMap")
+                   if c["metadata"]["name"].startswith("refnet-kafka-")}
+    assert bootstrap == f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    deployments = by_name(objs, "Deployment")
+    clients = {n for n, d in deployments.items()
+               if d["spec"]["template"]["metadata"]["labels"].get("refnet.vn/kafka-client") == "true"}
+    # Every deployed worker and relay, and only those, is a Kafka client, and each is in the registry.
+    assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))}
+    assert clients <= registry_processes(), f"not in the topic registry: {clients - registry_processes()}"
+    assert {p for p in registry_processes() if p.split("-")[0] in SERVICES} <= clients
+    users = by_name(objs, "KafkaUser")
+    for name in clients:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+        assert secrets["kafka-user"] == name
+        if users:
+            assert name in users
+            assert secrets["kafka-ca"] == f"{KAFKA_CLUSTER}-cluster-ca-cert"
+        [container] = spec["containers"]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["kafka-user"] == "/etc/refnet/kafka/user" and mounts["kafka-ca"] == "/etc/refnet/kafka/ca"
+        assert any(e.get("configMapRef", {}).get("name", "").startswith("refnet-kafka")
+                   for e in container["envFrom"])
+    kafka_cm = next(c for c in kind(objs, "ConfigMap") if c["metadata"]["name"].startswith("refnet-kafka-"))
+    data = kafka_cm["data"]
+    assert data["KAFKA_SECURITY_PROTOCOL"] == "SSL" and data["KAFKA_BOOTSTRAP_SERVERS"]
+    assert data["KAFKA_SSL_CERTFILE"].startswith("/etc/refnet/kafka/user/")
+    assert data["KAFKA_SSL_CAFILE"].startswith("/etc/refnet/kafka/ca/")
+    for name, d in deployments.items():
+        if name.endswith("-api"):
+            spec = d["spec"]["template"]["spec"]
+            assert not {"kafka-user", "kafka-ca"} & {v["name"] for v in spec.get("volumes", [])}, name
+
+
+# ------------------------------------------------------------------------------ scaling, rollouts
+
+def worker_bound(process: str) -> int:
+    counts = [t.partitions for t in TOPICS if process in t.readers]
+    assert counts, f"{process} reads nothing in the registry"
+    return max(counts)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_autoscaling_never_passes_the_partition_count(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in kind(objs, "HorizontalPodAutoscaler")}
+    workers = [n for n in by_name(objs, "Deployment") if n.endswith("-worker")]
+    assert len(workers) == len(SERVICES)
+    for worker in workers:
+        hpa = hpas[worker]["spec"]
+        assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"] <= worker_bound(worker), worker
+        if overlay == "prod":
+            assert hpa["maxReplicas"] == worker_bound(worker), worker
+        assert "replicas" not in by_name(objs, "Deployment")[worker]["spec"], "the autoscaler owns replicas"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_relays_run_exactly_one_replica(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    relays = {n: d for n, d in by_name(objs, "Deployment").items() if n.endswith("-relay")}
+    assert len(relays) == len(SERVICES)
+    targets = {h["spec"]["scaleTargetRef"]["name"] for h in kind(objs, "HorizontalPodAutoscaler")}
+    for name, relay in relays.items():
+        assert relay["spec"]["replicas"] == 1, name
+        assert relay["spec"]["strategy"]["type"] == "Recreate", f"{name}: old and new relay must never overlap"
+        assert name not in targets, f"{name} must not autoscale"
+        labels = relay["spec"]["template"]["metadata"]["labels"]
+        assert not [p for p in kind(objs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
+    assert "Exactly ONE replica" in (K8S / "base/service-template/relay.yaml").read_text()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_budgets_and_autoscalers_find_their_pods(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    deployments = by_name(objs, "Deployment")
+    labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    for d in deployments.values():
+        assert selects(d["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+    for svc in kind(objs, "Service"):
+        matched = [n for n, lab in labels.items() if selects({"matchLabels": svc["spec"]["selector"]}, lab)]
+        assert len(matched) == 1, f"Service {svc['metadata']['name']} selects {matched}"
+    for pdb in kind(objs, "PodDisruptionBudget"):
+        matched = [n for n, lab in labels.items() if selects(pdb["spec"]["selector"], lab)]
+        assert len(matched) == 1, f"PDB {pdb['metadata']['name']} selects {matched}"
+        assert "maxUnavailable" in pdb["spec"], "maxUnavailable never blocks a drain"
+    for hpa in kind(objs, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+    for svc in SERVICES:
+        assert f"{svc}-api" in {h["spec"]["scaleTargetRef"]["name"] for h in kind(objs, "HorizontalPodAutoscaler")}
+
+
+# ------------------------------------------------------------------------------- pods and probes
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_is_hardened(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    for workload, tpl in pod_templates(rendered[overlay]):
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = tpl["spec"]
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod.get("runAsUser", 1) != 0, where
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert spec.get("automountServiceAccountToken") is False, where
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), where
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], where
+        empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), where
+            assert not sc.get("privileged"), where
+            res = c["resources"]
+            assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"], where
+            if c["image"].startswith("refnet/"):
+                tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+                assert tmp and tmp[0]["name"] in empty_dirs, f"{where}: /tmp must be a writable emptyDir"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_apis_probe_grpc_health_on_their_port(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    deployments = by_name(objs, "Deployment")
+    services = by_name(objs, "Service")
+    for svc, port in SERVICES.items():
+        [c] = deployments[f"{svc}-api"]["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        prefix = svc.upper()
+        assert env[f"{prefix}_GRPC_PORT"]["value"] == str(port)
+        assert env[f"{prefix}_GRPC_HOST"]["value"] == "0.0.0.0"
+        assert env[f"{prefix}_METRICS_PORT"]["value"] == str(METRICS_PORT)
+        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": port, "metrics": METRICS_PORT}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[probe]["grpc"]["port"] == port, f"{svc}-api {probe}"
+        assert c["args"] == ["api"]
+        [sp] = services[f"{svc}-api"]["spec"]["ports"]
+        assert (sp["port"], sp["targetPort"]) == (port, "grpc")
+        for role in ("worker", "relay"):
+            [c] = deployments[f"{svc}-{role}"]["spec"]["template"]["spec"]["containers"]
+            assert env_of(c)[f"{prefix}_METRICS_PORT"]["value"] == str(METRICS_PORT)
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": METRICS_PORT}
+            assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+            assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+            assert c["args"] == [role]
+            assert not [k for k in env_of(c) if k.startswith("SERVICE_")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_specific_secrets_go_only_where_needed(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    deployments = by_name(rendered[overlay], "Deployment")
+    for name, d in deployments.items():
+        spec = d["spec"]["template"]["spec"]
+        secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        env = env_of(spec["containers"][0]) if name != "otel-collector" else {}
+        if name == "intake-api":
+            assert "intake-master-key" in secrets
+            assert env["INTAKE_MASTER_KEY_FILE"]["value"].startswith("/etc/refnet/intake/master-key/")
+        else:
+            assert "intake-master-key" not in secrets, name
+        for partner in ("referral", "shelter"):
+            if name == f"{partner}-api":
+                assert f"{partner}-partner-tls" in secrets
+                assert env[f"{partner.upper()}_TLS_CERT_DIR"]["value"] == f"/etc/refnet/{partner}/tls"
+            else:
+                assert f"{partner}-partner-tls" not in secrets, name
+
+
+# ----------------------------------------------------------------------------- network policies
+
+def policy_rules(policy: Obj, direction: str) -> list[Obj]:
+    return policy["spec"].get(direction, [])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    policies = kind(objs, "NetworkPolicy")
+    deny = [p for p in policies if p["spec"]["podSelector"] == {}
+            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert deny, "no namespace-wide deny-all NetworkPolicy"
+    pods = {f"{w['kind']}/{w['metadata']['name']}": tpl["metadata"]["labels"] for w, tpl in pod_templates(objs)}
+
+    def egress_ports(labels: dict[str, str]) -> set[int]:
+        return {port["port"] for p in policies if "Egress" in p["spec"]["policyTypes"]
+                and selects(p["spec"]["podSelector"], labels)
+                for rule in policy_rules(p, "egress") for port in rule.get("ports", [])}
+
+    def ingress_ports(labels: dict[str, str]) -> set[int]:
+        return {port["port"] for p in policies if "Ingress" in p["spec"]["policyTypes"]
+                and selects(p["spec"]["podSelector"], labels)
+                for rule in policy_rules(p, "ingress") for port in rule.get("ports", [])}
+
+    for where, labels in pods.items():
+        out = egress_ports(labels)
+        assert 53 in out, f"{where}: no DNS"
+        if labels.get("app.kubernetes.io/component") in ("api", "worker", "relay", "migrate"):
+            assert 4317 in out, f"{where}: cannot reach the collector"
+        if labels.get("refnet.vn/db-client") == "true":
+            assert 5432 in out, f"{where}: cannot reach PostgreSQL"
+        if labels.get("refnet.vn/kafka-client") == "true":
+            assert 9093 in out, f"{where}: cannot reach the brokers"
+        else:
+            assert 9093 not in out, f"{where} is not a Kafka client"
+        component, service = labels.get("app.kubernetes.io/component"), labels.get("app.kubernetes.io/name")
+        if component == "api":
+            assert ingress_ports(labels) == {SERVICES[service], METRICS_PORT, 8888}, where
+        elif component in ("worker", "relay"):
+            assert ingress_ports(labels) == {METRICS_PORT, 8888}, where
+        elif component == "migrate":
+            assert ingress_ports(labels) == set(), where
+    # Every policy's pod selector matches pods we deploy or pods an operator we use makes, or
+    # is the callers' side of a gRPC API (refnet.vn/calls-<svc>), waiting for callers such as ops.
+    operator_labels = ("strimzi.io/cluster", "cnpg.io/cluster")
+    for p in policies:
+        sel = p["spec"]["podSelector"]
+        keys = set(sel.get("matchLabels") or {})
+        if keys & set(operator_labels) or (keys and all(k.startswith("refnet.vn/calls-") for k in keys)):
+            continue
+        assert any(selects(sel, labels) for labels in pods.values()), f"{p['metadata']['name']} selects nothing"
+
+
+# ------------------------------------------------------------------------------ secrets, config
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_is_committed(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    assert not kind(objs, "Secret")
+    text = yaml.safe_dump_all(objs)
+    assert "-----BEGIN" not in text and "postgresql://" not in text
+    for _, tpl in pod_templates(objs):
+        for c in tpl["spec"]["containers"]:
+            for name, e in env_of(c).items():
+                if name == "DATABASE_URL" or re.search(r"PASSWORD|SECRET|TOKEN|(?<!_FILE)_KEY$", name):
+                    assert "value" not in e and "secretKeyRef" in e["valueFrom"], f"{name} must come from a Secret"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_a_pod_needs_is_made_by_an_operator_or_documented(rendered: dict[str, list[Obj]],
+                                                                      overlay: str) -> None:
+    objs = rendered[overlay]
+    readme = (K8S / "README.md").read_text()
+    made_by_operators = set(by_name(objs, "KafkaUser"))
+    if kind(objs, "Kafka"):
+        made_by_operators.add(f"{KAFKA_CLUSTER}-cluster-ca-cert")
+    made_by_operators |= {f"{c['metadata']['name']}-app" for c in kind(objs, "Cluster")}
+    kafka_client_secrets = {n for n in by_name(objs, "Deployment") if n.endswith(("-worker", "-relay"))}
+    for secret in referenced_secrets(objs) - made_by_operators - kafka_client_secrets:
+        assert f"`{secret}`" in readme, f"Secret {secret} is not documented in deploy/k8s/README.md"
+    assert DB_SECRET in referenced_secrets(objs)
+    if kind(objs, "Cluster"):
+        assert DB_SECRET in made_by_operators, "DATABASE_URL must read the Secret CloudNativePG makes"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_postgres_cluster_is_consistent(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """CloudNativePG's schema is in no registry package, so it is checked here by hand (and was
+    checked against the v1.30 CRD when written; see README.md)."""
+    clusters = kind(rendered[overlay], "Cluster")
+    if not clusters:
+        assert overlay == "external"
+        return
+    [cluster] = clusters
+    assert cluster["apiVersion"] == CNPG_API
+    spec = cluster["spec"]
+    assert set(spec) <= {"instances", "imageName", "primaryUpdateStrategy", "enableSuperuserAccess", "bootstrap",
+                         "postgresql", "storage", "resources", "affinity"}
+    assert spec["instances"] == (3 if overlay == "prod" else 1)
+    assert spec["bootstrap"]["initdb"] == {"database": "refnet", "owner": "refnet"}
+    assert re.fullmatch(r"\d+Gi", spec["storage"]["size"])
+    assert re.fullmatch(r"ghcr\.io/cloudnative-pg/postgresql:\d+\.\d+-[a-z-]+", spec["imageName"])
+    assert spec["enableSuperuserAccess"] is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_collector_receives_otlp_and_exports_to_the_configured_backend(rendered: dict[str, list[Obj]],
+                                                                           overlay: str) -> None:
+    objs = rendered[overlay]
+    cms = {c["metadata"]["name"].rsplit("-", 1)[0]: c for c in kind(objs, "ConfigMap")}
+    config = yaml.safe_load(cms["otel-collector-config"]["data"]["collector.yaml"])
+    assert config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] == "0.0.0.0:4317"
+    for name, pipeline in config["service"]["pipelines"].items():
+        for part in ("receivers", "processors", "exporters"):
+            assert set(pipeline[part]) <= set(config[part]), f"{name} {part}"
+    [exporter] = config["exporters"].values()
+    assert exporter["endpoint"] == "${env:OTEL_BACKEND_ENDPOINT}"
+    assert cms["otel-backend"]["data"]["OTEL_BACKEND_ENDPOINT"]
+    assert cms["refnet-config"]["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    collector = by_name(objs, "Service")["otel-collector"]
+    assert 4317 in {p["port"] for p in collector["spec"]["ports"]}
+    [deployment] = [d for d in kind(objs, "Deployment") if d["metadata"]["name"] == "otel-collector"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0]["configMap"]["name"] == cms["otel-collector-config"]["metadata"]["name"]
+
+
+# ---------------------------------------------------------------- migrations, phases, images
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_migrates_in_a_job(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    jobs = by_name(objs, "Job")
+    deployments = by_name(objs, "Deployment")
+    for svc in SERVICES:
+        job = jobs[f"{svc}-migrate"]
+        spec = job["spec"]["template"]["spec"]
+        [c] = spec["containers"]
+        assert c["args"] == ["api", "--migrate-only"]
+        assert c["image"] == deployments[f"{svc}-api"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
+        assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_belongs_to_one_apply_phase(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    for o in objs:
+        phase = o["metadata"].get("labels", {}).get("refnet.vn/phase")
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        assert phase in PHASES, f"{where} has no refnet.vn/phase label"
+        if o["kind"] == "Job":
+            assert phase == "migrate", where
+        elif o["kind"] in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service") \
+                and not o["metadata"]["name"].startswith("otel-collector"):
+            assert phase == "app", where
+        elif o["kind"] not in ("Deployment", "Service", "PodDisruptionBudget"):
+            assert phase == "platform", where  # namespace, config, identities, policies, Kafka, PostgreSQL
+    script = (K8S / "apply.sh").read_text()
+    order = [script.index(f"apply_phase {p}\n") for p in PHASES]
+    assert order == sorted(order), "apply.sh must apply platform, then migrate, then app"
+    proc = subprocess.run(["bash", "-n", str(K8S / "apply.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert os.stat(K8S / "apply.sh").st_mode & stat.S_IXUSR
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_pinned_and_per_service(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    for workload, tpl in pod_templates(rendered[overlay]):
+        for c in tpl["spec"]["containers"]:
+            image = c["image"]
+            assert "@sha256:" in image or re.search(r":[\w][\w.-]*$", image.split("/")[-1]), image
+            assert not image.endswith(":latest"), image
+            name = workload["metadata"]["name"]
+            service = name.split("-")[0]
+            if service in SERVICES:
+                assert image.split(":")[0].split("@")[0].endswith(f"refnet/{service}"), f"{name}: {image}"
+
+
+# ----------------------------------------------------------------------------------- Dockerfiles
+
+def dockerfile(service: str) -> str:
+    return (ROOT / "services" / service / "Dockerfile").read_text()
+
+
+def test_the_service_dockerfiles_are_one_file() -> None:
+    reference = dockerfile("intake").replace("intake", "SERVICE")
+    for svc in SERVICES:
+        assert dockerfile(svc).replace(svc, "SERVICE") == reference, f"services/{svc}/Dockerfile differs"
+        assert f"ARG SERVICE={svc}\n" in dockerfile(svc)
+
+
+def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
+    text = dockerfile("intake")
+    stages = re.findall(r"^FROM (\S+) AS (\w+)$", text, flags=re.M)
+    assert [s for _, s in stages] == ["build", "runtime"]
+    assert {image for image, _ in stages} == {"${PYTHON_IMAGE}"}
+    assert "ARG PYTHON_IMAGE=python:3.11-slim\n" in text
+    build, runtime = text.split("AS runtime", 1)
+    assert "scripts/gen_proto.sh" in build and "grpcio-tools" in build and "grpcio-tools" not in runtime
+    installs = re.findall(r"pip install[^\n]*", text)
+    assert installs and all("-c constraints.txt" in line for line in installs), installs
+    assert re.findall(r"^COPY --from=build (\S+)", runtime, flags=re.M) == ["/opt/venv"]
+    [user] = re.findall(r"^USER (\d+):(\d+)$", runtime, flags=re.M)
+    assert int(user[0]) != 0
+    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/refnet-entrypoint"\]$', runtime, flags=re.M)
+    pod_user = (K8S / "base/service-template/process-defaults.yaml").read_text()
+    assert f"runAsUser: {user[0]}" in pod_user
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[[line for line in ignore if line and not line.startswith("#")].index("*")
+                  + sum(1 for line in ignore[:ignore.index("*")] if not line or line.startswith("#"))] == "*"
+    for needed in ("!constraints.txt", "!scripts/gen_proto.sh", "!proto/", "!libs/", "!services/"):
+        assert needed in ignore
+    assert "proto/gen/" in ignore and "**/__pycache__/" in ignore
+
+
+def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
+    text = dockerfile("intake")
+    script = re.search(r"<<'SH' /usr/local/bin/refnet-entrypoint\n(.*?)\nSH\n", text, flags=re.S)
+    assert script
+    entry = tmp_path / "refnet-entrypoint"
+    entry.write_text(script.group(1) + "\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for cmd in ("intake-api", "intake-worker", "intake-relay", "refnet-topics"):
+        fake = bindir / cmd
+        fake.write_text(f'#!/bin/sh\necho {cmd} "$@"\n')
+        fake.chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "REFNET_SERVICE": "intake"}
+
+    def run(*args: str) -> str:
+        proc = subprocess.run(["sh", str(entry), *args], env=env, capture_output=True, text=True, timeout=10)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert run() == "intake-api"
+    assert run("api", "--migrate-only") == "intake-api --migrate-only"
+    assert run("worker") == "intake-worker"
+    assert run("relay") == "intake-relay"
+    assert run("refnet-topics", "--list") == "refnet-topics --list"

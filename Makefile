@@ -12,9 +12,9 @@ TEST_FLAGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): constraints.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml) proto/pyproject.toml $(shell find proto/refnet -name '*.proto')
+$(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml) proto/pyproject.toml $(shell find proto/refnet -name '*.proto')
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -c constraints.txt grpcio-tools ruff mypy pytest pytest-asyncio pytest-timeout hypothesis
+	$(PIP) install -c constraints.txt -r requirements-dev.txt
 	./scripts/gen_proto.sh
 	$(PIP) install -c constraints.txt -e proto $(foreach p,$(PACKAGES),-e $(p))
 	@touch $@

@@ -1,11 +1,46 @@
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
 
 from intake.adapters.crypto import Vault
-from intake.adapters.tables import case_keys, case_personal_data, cases, needs
-from intake.domain.model import Case, Contact, Need, Survivor
+from intake.adapters.tables import (
+    audit_log,
+    calls,
+    case_keys,
+    case_personal_data,
+    cases,
+    client_requests,
+    consents,
+    needs,
+)
+from intake.domain.model import (
+    AuditEntry,
+    Call,
+    CallChannel,
+    CallDetails,
+    CallOutcome,
+    CallTopic,
+    Case,
+    CaseStatus,
+    CloseOutcome,
+    Consent,
+    ConsentGiver,
+    Contact,
+    Need,
+    Place,
+    Survivor,
+)
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything intake stores is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 class CaseRepository:
@@ -18,46 +53,158 @@ class CaseRepository:
             case_id=case.case_id, client_request_id=case.client_request_id,
             province_code=case.province_code, commune_code=case.commune_code,
             case_types=[str(t) for t in case.case_types], is_child=case.survivor.is_child,
-            age=case.survivor.age, sex=str(case.survivor.sex) if case.survivor.sex else None,
-            risk_level=str(case.risk_level), immediate_danger=case.immediate_danger,
-            case_worker_id=case.case_worker_id, registered_at=case.registered_at,
+            age=case.survivor.age, age_band=case.survivor.age_band_given,
+            sex=str(case.survivor.sex) if case.survivor.sex else None,
+            reported_province_code=case.reported_in.province_code if case.reported_in else None,
+            reported_commune_code=case.reported_in.commune_code if case.reported_in else None,
+            call_id=case.call_id or None, case_worker_id=case.case_worker_id, registered_at=case.registered_at,
+            **self._mutable(case),
         ))
-        if case.needs:
-            self.conn.execute(insert(needs), [
-                {"need_id": n.need_id, "case_id": case.case_id, "service_type": str(n.service_type),
-                 "consented": n.consented, "referral_id": "", "referral_status": "", "provider_id": ""}
-                for n in case.needs
-            ])
+        for need in case.needs:
+            self.add_need(case.case_id, need)
         key, wrapped = self.vault.new_case_key(case.case_id)
         self.conn.execute(insert(case_keys).values(case_id=case.case_id, wrapped_key=wrapped))
         self.conn.execute(insert(case_personal_data).values(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
 
-    def get(self, case_id: str) -> Case | None:
-        row = self.conn.execute(select(cases).where(cases.c.case_id == case_id)).mappings().first()
-        return self._load(row) if row else None
+    def add_need(self, case_id: str, need: Need) -> None:
+        self.conn.execute(insert(needs).values(
+            need_id=need.need_id, case_id=case_id, service_type=str(need.service_type), consented=False,
+            referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
+        if need.consent is not None:
+            self.add_consent(case_id, need.consent)
 
-    def by_client_request(self, client_request_id: str) -> Case | None:
-        row = self.conn.execute(
-            select(cases).where(cases.c.client_request_id == client_request_id)).mappings().first()
-        return self._load(row) if row else None
+    def add_consent(self, case_id: str, consent: Consent) -> None:
+        self.conn.execute(insert(consents).values(
+            consent_id=consent.consent_id, case_id=case_id, need_id=consent.need_id,
+            given_by=str(consent.given_by), legal_basis=consent.legal_basis,
+            recipient_sectors=list(consent.recipient_sectors), data_categories=list(consent.data_categories),
+            given_at=consent.given_at, expires_at=consent.expires_at, recorded_by=consent.recorded_by))
+        self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=True))
+
+    def withdraw(self, consent: Consent) -> None:
+        self.conn.execute(update(consents).where(consents.c.consent_id == consent.consent_id).values(
+            withdrawn_at=consent.withdrawn_at, withdrawn_by=consent.withdrawn_by))
+        self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=False))
+
+    def update(self, case: Case) -> None:
+        self.conn.execute(update(cases).where(cases.c.case_id == case.case_id).values(**self._mutable(case)))
 
     def update_need(self, need: Need) -> None:
         self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(
             referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
 
-    def _load(self, row: object) -> Case:
-        r = dict(row)  # type: ignore[call-overload]
+    def get(self, case_id: str) -> Case | None:
+        row = self.conn.execute(select(cases).where(cases.c.case_id == case_id)).mappings().first()
+        return self._load(row) if row else None
+
+    def read_personal_data(self, case_id: str) -> tuple[Contact, str] | None:
+        """The decrypted contact and narrative; None once the case's key is destroyed."""
+        wrapped = self.conn.execute(select(case_keys.c.wrapped_key).where(case_keys.c.case_id == case_id)).scalar()
+        sealed = self.conn.execute(
+            select(case_personal_data.c.ciphertext).where(case_personal_data.c.case_id == case_id)).scalar()
+        if wrapped is None or sealed is None:
+            return None
+        return self.vault.open_personal_data(self.vault.unwrap(case_id, wrapped), case_id, sealed)
+
+    def destroy_key(self, case_id: str) -> None:
+        self.conn.execute(delete(case_keys).where(case_keys.c.case_id == case_id))
+
+    @staticmethod
+    def _mutable(case: Case) -> dict[str, Any]:
+        return {
+            "risk_level": str(case.risk_level), "immediate_danger": case.immediate_danger,
+            "status": str(case.status), "child_protection_deadline": case.child_protection_deadline,
+            "closed_at": case.closed_at, "close_outcome": str(case.close_outcome) if case.close_outcome else None,
+            "erased_at": case.erased_at,
+        }
+
+    def _load(self, row: Any) -> Case:
+        r = dict(row)
+        consent_rows = self.conn.execute(
+            select(consents).where(consents.c.case_id == r["case_id"])
+            .order_by(consents.c.given_at, consents.c.consent_id)).mappings()
+        latest = {c["need_id"]: _consent(c) for c in consent_rows}  # the newest per need wins
         need_rows = self.conn.execute(
             select(needs).where(needs.c.case_id == r["case_id"]).order_by(needs.c.need_id)).mappings()
+        reported = (Place(r["reported_province_code"], r["reported_commune_code"] or "")
+                    if r["reported_province_code"] else None)
         return Case(
             case_id=r["case_id"], client_request_id=r["client_request_id"],
             province_code=r["province_code"], commune_code=r["commune_code"],
             case_types=[CaseType(t) for t in r["case_types"]],
-            survivor=Survivor(is_child=r["is_child"], age=r["age"], sex=Sex(r["sex"]) if r["sex"] else None),
-            needs=[Need(need_id=n["need_id"], service_type=ServiceType(n["service_type"]), consented=n["consented"],
-                        referral_id=n["referral_id"], referral_status=n["referral_status"],
-                        provider_id=n["provider_id"]) for n in need_rows],
+            survivor=Survivor(is_child=r["is_child"], age=r["age"], sex=Sex(r["sex"]) if r["sex"] else None,
+                              age_band_given=r["age_band"]),
+            needs=[Need(need_id=n["need_id"], service_type=ServiceType(n["service_type"]),
+                        consent=latest.get(n["need_id"]), referral_id=n["referral_id"],
+                        referral_status=n["referral_status"], provider_id=n["provider_id"]) for n in need_rows],
             risk_level=RiskLevel(r["risk_level"]), immediate_danger=r["immediate_danger"],
-            case_worker_id=r["case_worker_id"], registered_at=r["registered_at"],
+            case_worker_id=r["case_worker_id"], registered_at=_aware(r["registered_at"]),  # type: ignore[arg-type]
+            reported_in=reported, call_id=r["call_id"] or "", status=CaseStatus(r["status"]),
+            child_protection_deadline=_aware(r["child_protection_deadline"]), closed_at=_aware(r["closed_at"]),
+            close_outcome=CloseOutcome(r["close_outcome"]) if r["close_outcome"] else None,
+            erased_at=_aware(r["erased_at"]),
         )
+
+
+def _consent(c: Any) -> Consent:
+    return Consent(
+        consent_id=c["consent_id"], need_id=c["need_id"], given_by=ConsentGiver(c["given_by"]),
+        legal_basis=c["legal_basis"], recipient_sectors=tuple(c["recipient_sectors"]),
+        data_categories=tuple(c["data_categories"]), given_at=_aware(c["given_at"]),  # type: ignore[arg-type]
+        expires_at=_aware(c["expires_at"]), recorded_by=c["recorded_by"],  # type: ignore[arg-type]
+        withdrawn_at=_aware(c["withdrawn_at"]), withdrawn_by=c["withdrawn_by"] or "",
+    )
+
+
+class CallRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, call: Call) -> None:
+        d = call.details
+        self.conn.execute(insert(calls).values(
+            call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
+            channel=str(d.channel), topic=str(d.topic), anonymous=d.anonymous, outcome=str(call.outcome),
+            case_id=call.case_id or None, started_at=d.started_at, duration_seconds=d.duration_seconds,
+            logged_by=call.logged_by, logged_at=call.logged_at))
+
+    def get(self, call_id: str) -> Call | None:
+        r = self.conn.execute(select(calls).where(calls.c.call_id == call_id)).mappings().first()
+        if r is None:
+            return None
+        details = CallDetails(channel=CallChannel(r["channel"]), topic=CallTopic(r["topic"]),
+                              anonymous=r["anonymous"], started_at=_aware(r["started_at"]),
+                              duration_seconds=r["duration_seconds"])
+        return Call(call_id=r["call_id"], province_code=r["province_code"], commune_code=r["commune_code"],
+                    details=details, outcome=CallOutcome(r["outcome"]), case_id=r["case_id"] or "",
+                    logged_by=r["logged_by"], logged_at=_aware(r["logged_at"]))  # type: ignore[arg-type]
+
+
+class RequestLog:
+    """What each client request id did, so a repeat returns the first result."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, client_request_id: str) -> tuple[str, str, str] | None:
+        """(operation, case id, result id) of an earlier request with this id."""
+        row = self.conn.execute(select(client_requests).where(
+            client_requests.c.client_request_id == client_request_id)).mappings().first()
+        return (row["operation"], row["case_id"] or "", row["result_id"]) if row else None
+
+    def add(self, client_request_id: str, operation: str, case_id: str, result_id: str, at: datetime) -> None:
+        self.conn.execute(insert(client_requests).values(
+            client_request_id=client_request_id, operation=operation, case_id=case_id or None,
+            result_id=result_id, created_at=at))
+
+
+class AuditLog:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(self, entry: AuditEntry) -> None:
+        self.conn.execute(insert(audit_log).values(
+            at=entry.at, actor_id=entry.actor.subject_id, actor_role=entry.actor.role, action=entry.action,
+            case_id=entry.case_id, need_id=entry.need_id, referral_id=entry.referral_id,
+            recipient_id=entry.recipient_id, purpose=entry.purpose, detail=entry.detail[:400]))

@@ -4,12 +4,15 @@ from sqlalchemy import Connection, Engine
 
 from intake.adapters.crypto import Vault
 from intake.adapters.proto_mapping import event_to_record
-from intake.adapters.repository import CaseRepository
+from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, RequestLog
 from refnet_platform.db import UnitOfWork
 
 
 class IntakeUnitOfWork(UnitOfWork):
     cases: CaseRepository
+    calls: CallRepository
+    requests: RequestLog
+    audit: AuditLog
 
     def __init__(self, engine: Engine, vault: Vault, schema: str | None = None) -> None:
         super().__init__(engine, "intake", schema)
@@ -17,6 +20,9 @@ class IntakeUnitOfWork(UnitOfWork):
 
     def open_repositories(self, connection: Connection) -> None:
         self.cases = CaseRepository(connection, self.vault)
+        self.calls = CallRepository(connection)
+        self.requests = RequestLog(connection)
+        self.audit = AuditLog(connection)
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))

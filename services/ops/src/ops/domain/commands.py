@@ -3,7 +3,7 @@ the console's questions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from refnet_platform.vocabulary import RiskLevel
@@ -179,4 +179,3 @@ class BedsFree:
 class BuildReport:
     period: Period
     province_code: str = ""
-    extra: dict[str, str] = field(default_factory=dict)

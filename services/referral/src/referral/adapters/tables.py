@@ -1,6 +1,23 @@
+"""Referral's tables as they are now. Migrations build them step by step (0001, 0002, ...); a test
+checks the migrated database matches this file.
+
+The directory is HSDS-shaped but kept simple: a provider row is an HSDS `service` (with its
+organization's id and name, its phone as the public contact, its location as province and commune
+codes), with its service areas and schedules beside it. Shelters keep no location beyond the province.
+"""
+
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 
 metadata = MetaData()
 
@@ -15,13 +32,74 @@ providers = Table(
     Column("public_contact", String(200), nullable=False),
     Column("open_24_7", Boolean, nullable=False),
     Column("shelter_id", String(100), nullable=False, default=""),
+    Column("organization_id", String(100), nullable=False, server_default=""),
+    Column("organization_name", String(300), nullable=False, server_default=""),
+    Column("description", String(1000), nullable=False, server_default=""),
+    Column("age_group", String(10), nullable=False, server_default="any"),
+    # Comma-separated codes; empty: anyone.
+    Column("sexes", String(40), nullable=False, server_default=""),
+    Column("target_groups", String(100), nullable=False, server_default=""),
+    Column("beds_capacity", Integer, nullable=True),
+    Column("active", Boolean, nullable=False, server_default="1"),
+)
+
+service_areas = Table(
+    "service_areas", metadata,
+    Column("provider_id", String(100), primary_key=True),
+    # A 2-digit province or 5-digit commune code.
+    Column("area_code", String(10), primary_key=True, index=True),
+)
+
+schedules = Table(
+    "schedules", metadata,
+    Column("provider_id", String(100), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    # ISO weekdays, e.g. "1,2,3,4,5"; times "HH:MM" in Vietnam time.
+    Column("weekdays", String(20), nullable=False),
+    Column("opens_at", String(5), nullable=False),
+    Column("closes_at", String(5), nullable=False),
+)
+
+# Live bed figures, learned from shelter's events (seeded from the directory's capacity).
+shelter_beds = Table(
+    "shelter_beds", metadata,
+    Column("shelter_id", String(100), primary_key=True),
+    Column("capacity", Integer, nullable=False),
+    Column("free", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# What routing knows of a case: codes only, never identity.
+cases = Table(
+    "cases", metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("province_code", String(10), nullable=False),
+    Column("commune_code", String(10), nullable=False),
+    Column("is_child", Boolean, nullable=False),
+    Column("sex", String(10), nullable=False),
+    Column("risk_level", String(20), nullable=False),
+    Column("emergency", Boolean, nullable=False),
+    Column("case_worker_id", String(100), nullable=False),
+    Column("child_deadline", DateTime(timezone=True), nullable=True),
+    Column("state", String(10), nullable=False),
+)
+
+# Each need's consent, so a withdrawal stops routing for that need (and only that need).
+needs = Table(
+    "needs", metadata,
+    Column("need_id", String(36), primary_key=True),
+    Column("case_id", String(36), nullable=False, index=True),
+    Column("service_type", String(40), nullable=False),
+    Column("consent", String(10), nullable=False),
+    Column("sectors", String(300), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
 )
 
 referrals = Table(
     "referrals", metadata,
     Column("referral_id", String(36), primary_key=True),
     Column("case_id", String(36), nullable=False, index=True),
-    Column("need_id", String(36), nullable=False),
+    Column("need_id", String(36), nullable=False, index=True),
     Column("service_type", String(40), nullable=False),
     Column("provider_id", String(100), nullable=False, index=True),
     Column("province_code", String(10), nullable=False),
@@ -32,6 +110,38 @@ referrals = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("shelter_id", String(100), nullable=False, default=""),
     Column("reason", String(100), nullable=False, default=""),
-    # One live referral per need and provider: a redelivered case creates nothing new.
-    UniqueConstraint("need_id", "provider_id", name="uq_referral_need_provider"),
+    Column("accept_by", DateTime(timezone=True), nullable=True),
+    Column("start_by", DateTime(timezone=True), nullable=True),
+    # The deadline the SLA timer watches now (accept_by, then start_by); NULL when none.
+    Column("due_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("previous_referral_id", String(36), nullable=False, server_default="", index=True),
+    Column("provider_province_code", String(10), nullable=False, server_default=""),
+    Column("bed", String(10), nullable=False, server_default="none"),
+    Column("progress", String(40), nullable=False, server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("version", Integer, nullable=False, server_default="1"),
+)
+
+# Every transition and progress report: the referral's audit trail.
+referral_history = Table(
+    "referral_history", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("referral_id", String(36), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("from_status", String(20), nullable=False),
+    Column("to_status", String(20), nullable=False),
+    Column("reason", String(100), nullable=False),
+    # Who: an agency's provider id, "supervisor:<id>", or "referral" for the service itself.
+    Column("actor", String(120), nullable=False),
+)
+
+# Idempotency of the agencies' and supervisors' changes: one row per (caller, request id).
+api_requests = Table(
+    "api_requests", metadata,
+    Column("caller_id", String(120), primary_key=True),
+    Column("request_id", String(100), primary_key=True),
+    Column("operation", String(40), nullable=False),
+    Column("referral_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,9 +1,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from referral.domain.model import Provider
+from referral.domain.model import (
+    DeclineReason,
+    FailureReason,
+    Outcome,
+    Progress,
+    Provider,
+    Status,
+    Survivor,
+)
 from refnet_platform.vocabulary import RiskLevel, ServiceType
+
+if TYPE_CHECKING:
+    from refnet_platform.identity import Caller
+
+# --- from intake's case events -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -15,6 +30,8 @@ class NeedToRoute:
 
 @dataclass(frozen=True)
 class RouteCase:
+    """CaseRegistered: remember the case and route each consented need."""
+
     case_id: str
     province_code: str
     commune_code: str
@@ -22,30 +39,215 @@ class RouteCase:
     risk_level: RiskLevel
     emergency: bool
     case_worker_id: str
+    survivor: Survivor = Survivor()
 
 
 @dataclass(frozen=True)
-class RecordBedDecision:
-    referral_id: str
-    reserved: bool
-    reason: str = ""
+class AddNeed:
+    """NeedAdded: route the new need if consented."""
+
+    case_id: str
+    province_code: str
+    commune_code: str
+    need: NeedToRoute
+    risk_level: RiskLevel
+    emergency: bool
+    case_worker_id: str
+    survivor: Survivor = Survivor()
 
 
 @dataclass(frozen=True)
-class AcceptReferral:
-    referral_id: str
-    provider_id: str
+class UpdateRisk:
+    case_id: str
+    risk_level: RiskLevel
+    emergency: bool
+    child_deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
-class GetReferral:
+class GiveConsent:
+    case_id: str
+    need_id: str
+    service_type: ServiceType
+    sectors: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    case_id: str
+    need_id: str
+
+
+@dataclass(frozen=True)
+class CloseCase:
+    case_id: str
+
+
+@dataclass(frozen=True)
+class EraseCase:
+    case_id: str
+
+
+# --- from shelter's bed events -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordBedReserved:
     referral_id: str
+    shelter_id: str
+    free_after: int
+
+
+@dataclass(frozen=True)
+class RecordBedRejected:
+    referral_id: str
+    shelter_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordHoldExpired:
+    referral_id: str
+    shelter_id: str
+
+
+@dataclass(frozen=True)
+class RecordBedReleased:
+    referral_id: str
+    shelter_id: str
+
+
+@dataclass(frozen=True)
+class RecordBedOccupied:
+    referral_id: str
+    shelter_id: str
+
+
+@dataclass(frozen=True)
+class RecordCapacity:
+    shelter_id: str
+    province_code: str
+    capacity: int
+    reserved: int
+    occupied: int
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpireOverdue:
+    """Expire, escalate and re-route every referral past its deadline (at most `limit` per run)."""
+
+    now: datetime | None = None
+    limit: int = 200
+
+
+# --- the partner agencies' API -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ListReferrals:
-    provider_id: str
+    caller: Caller
+    provider_id: str = ""
     case_id: str = ""
+    statuses: frozenset[Status] = frozenset()
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ChangedReferrals:
+    """The caller's referrals changed at or after `since` (after `after_id` at exactly `since`)."""
+
+    caller: Caller
+    since: datetime
+    after_id: str = ""
+    limit: int = 200
+    open_only: bool = False
+
+
+@dataclass(frozen=True)
+class GetReferral:
+    caller: Caller
+    referral_id: str
+
+
+@dataclass(frozen=True)
+class AcceptReferral:
+    caller: Caller
+    referral_id: str
+    request_id: str
+    provider_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeclineReferral:
+    caller: Caller
+    referral_id: str
+    request_id: str
+    reason: DeclineReason | None
+
+
+@dataclass(frozen=True)
+class StartService:
+    caller: Caller
+    referral_id: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ReportProgress:
+    caller: Caller
+    referral_id: str
+    request_id: str
+    progress: Progress | None
+
+
+@dataclass(frozen=True)
+class CompleteReferral:
+    caller: Caller
+    referral_id: str
+    request_id: str
+    outcome: Outcome | None
+
+
+@dataclass(frozen=True)
+class ReportFailure:
+    caller: Caller
+    referral_id: str
+    request_id: str
+    reason: FailureReason | None
+
+
+@dataclass(frozen=True)
+class GetSurvivorContact:
+    caller: Caller
+    referral_id: str
+
+
+# --- supervisors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListEscalations:
+    caller: Caller
+    province_code: str
+    unresolved_only: bool = False
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class AssignProvider:
+    caller: Caller
+    referral_id: str
+    provider_id: str
+    request_id: str
+
+
+# --- the directory -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -55,5 +257,28 @@ class ListProviders:
 
 
 @dataclass(frozen=True)
+class GetProvider:
+    provider_id: str
+
+
+@dataclass(frozen=True)
+class RankProviders:
+    province_code: str
+    commune_code: str
+    service_type: ServiceType | None
+    survivor: Survivor
+    risk_level: RiskLevel
+    emergency: bool
+
+
+@dataclass(frozen=True)
 class LoadDirectory:
     providers: list[Provider]
+    # False: add only providers not yet known (the api's start-up seed); True: an import, which
+    # replaces what is known of each provider in the file.
+    update_existing: bool = False
+
+
+@dataclass(frozen=True)
+class ExportDirectory:
+    """Every provider, with the shelters' live bed figures."""

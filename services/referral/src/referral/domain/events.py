@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from referral.domain.model import Referral, Status
+from referral.domain.model import Progress, Referral, Status
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,34 @@ class ReferralStatusChanged:
 
 
 @dataclass(frozen=True)
+class ReferralEscalated:
+    """The province's supervisor must know: a deadline was missed, or no provider was found."""
+
+    referral: Referral
+    reason: str
+    sla: str
+    deadline: datetime | None
+    rerouted: Referral | None
+
+
+@dataclass(frozen=True)
+class ReferralProgressReported:
+    referral: Referral
+    progress: Progress
+    reported_at: datetime
+
+
+@dataclass(frozen=True)
 class BedRequested:
     """Asks shelter to hold a bed for a referral (a command on shelter's topic)."""
 
     referral: Referral
     hold_until: datetime
+
+
+@dataclass(frozen=True)
+class BedReleaseRequested:
+    """Gives a bed asked for or held back to the shelter (a command on shelter's topic)."""
+
+    referral: Referral
+    reason: str

@@ -1,13 +1,14 @@
-"""Providers, referrals and routing. No I/O, no protobuf."""
+"""Providers, cases, needs with their consent, and referrals with their lifecycle. No I/O, no protobuf."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from refnet_platform.errors import FailedPrecondition
-from refnet_platform.vocabulary import RiskLevel, ServiceType
+from refnet_geo import VIETNAM_TZ
+from refnet_platform.errors import FailedPrecondition, InvalidArgument
+from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
 
 
 class Status(StrEnum):
@@ -22,16 +23,172 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
-ALLOWED: dict[Status, set[Status]] = {
-    Status.REQUESTED: {Status.ACCEPTED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED},
-    Status.ACCEPTED: {Status.IN_SERVICE, Status.CANCELLED, Status.FAILED},
-    Status.IN_SERVICE: {Status.COMPLETED, Status.FAILED, Status.CANCELLED},
-    Status.EXPIRED: {Status.ESCALATED},
+ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.REQUESTED: frozenset({Status.ACCEPTED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED}),
+    # An accepted referral that misses its start-by deadline expires too.
+    Status.ACCEPTED: frozenset({Status.IN_SERVICE, Status.CANCELLED, Status.FAILED, Status.EXPIRED}),
+    Status.IN_SERVICE: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED}),
+    Status.EXPIRED: frozenset({Status.ESCALATED}),
 }
+OPEN = frozenset({Status.REQUESTED, Status.ACCEPTED, Status.IN_SERVICE})
+# Cancelled by a withdrawal or a closed case: what has not started yet.
+NOT_STARTED = frozenset({Status.REQUESTED, Status.ACCEPTED})
+
+
+class DeclineReason(StrEnum):
+    NO_CAPACITY = "no_capacity"
+    INELIGIBLE = "ineligible"
+    OUT_OF_AREA = "out_of_area"
+    SURVIVOR_DECLINED = "survivor_declined"
+    DUPLICATE = "duplicate"
+
+    @property
+    def reroutes(self) -> bool:
+        """The need goes on to the next provider, unless the survivor said no or it is already served."""
+        return self not in (DeclineReason.SURVIVOR_DECLINED, DeclineReason.DUPLICATE)
+
+
+class FailureReason(StrEnum):
+    NO_SHOW = "no_show"
+    LOST_CONTACT = "lost_contact"
+
+
+class Outcome(StrEnum):
+    SERVICE_COMPLETED = "service_completed"
+    REFERRED_ONWARD = "referred_onward"
+    SURVIVOR_STOPPED = "survivor_stopped"
+
+
+class Progress(StrEnum):
+    CONTACT_MADE = "contact_made"
+    APPOINTMENT_SCHEDULED = "appointment_scheduled"
+    SESSION_HELD = "session_held"
+    EXAMINATION_DONE = "examination_done"
+    LEGAL_ACTION_FILED = "legal_action_filed"
+    PROTECTION_ORDER_ISSUED = "protection_order_issued"
+    SURVIVOR_ARRIVED = "survivor_arrived"
+
+
+class Reason(StrEnum):
+    """Coded reasons of the transitions referral makes itself."""
+
+    NOT_ACCEPTED_IN_TIME = "not_accepted_in_time"
+    NOT_STARTED_IN_TIME = "not_started_in_time"
+    HOLD_EXPIRED = "hold_expired"
+    NO_PROVIDER = "no_provider"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CASE_CLOSED = "case_closed"
+    CASE_ERASED = "case_erased"
+    SURVIVOR_ARRIVED = "survivor_arrived"
+    REASSIGNED = "reassigned"
+
+
+class BedState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"  # ReserveBed sent, no answer yet
+    HELD = "held"
+    OCCUPIED = "occupied"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+    @property
+    def releasable(self) -> bool:
+        """A bed asked for or held: leaving the referral must give it back (shelter handles commands in order)."""
+        return self in (BedState.REQUESTED, BedState.HELD)
+
+
+class AgeGroup(StrEnum):
+    ANY = "any"
+    ADULT = "adult"
+    CHILD = "child"
+
+
+class CaseState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    ERASED = "erased"
+
+
+class ConsentState(StrEnum):
+    NONE = "none"
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True)
+class Survivor:
+    """What routing may know of the survivor: codes, never identity."""
+
+    is_child: bool = False
+    sex: Sex | None = None
+
+    @property
+    def target_group(self) -> TargetGroup | None:
+        if self.is_child:
+            return TargetGroup.CHILDREN
+        return {Sex.FEMALE: TargetGroup.WOMEN, Sex.MALE: TargetGroup.MEN}.get(self.sex) if self.sex else None
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """Open on these ISO weekdays (1 = Monday) from opens to closes, in minutes after midnight,
+    Vietnam time. closes <= opens runs past midnight into the next day."""
+
+    weekdays: frozenset[int]
+    opens: int
+    closes: int
+
+    @classmethod
+    def parse(cls, weekdays: list[int] | frozenset[int], opens_at: str, closes_at: str) -> OpeningHours:
+        days = frozenset(int(d) for d in weekdays)
+        if not days or not days <= set(range(1, 8)):
+            raise InvalidArgument("weekdays", "give ISO weekdays 1 (Monday) to 7 (Sunday)")
+        return cls(days, _minutes(opens_at, "opens_at"), _minutes(closes_at, "closes_at"))
+
+    @property
+    def opens_at(self) -> str:
+        return _hhmm(self.opens)
+
+    @property
+    def closes_at(self) -> str:
+        return _hhmm(self.closes)
+
+    def is_open(self, local: datetime) -> bool:
+        minute = local.hour * 60 + local.minute
+        day = local.isoweekday()
+        if self.opens < self.closes:
+            return day in self.weekdays and self.opens <= minute < self.closes
+        yesterday = 7 if day == 1 else day - 1
+        return (day in self.weekdays and minute >= self.opens) or (yesterday in self.weekdays and minute < self.closes)
+
+    def next_opening(self, local: datetime) -> datetime:
+        """The next time (at or after `local`) these hours open."""
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        for offset in range(8):
+            start = midnight + timedelta(days=offset, minutes=self.opens)
+            if start.isoweekday() in self.weekdays and start >= local:
+                return start
+        raise AssertionError("weekdays is never empty")
+
+
+def _minutes(value: str, field_name: str) -> int:
+    hours, sep, minutes = value.partition(":")
+    if not sep or not hours.isdigit() or not minutes[:2].isdigit():
+        raise InvalidArgument(field_name, f"{value!r} is not HH:MM")
+    total = int(hours) * 60 + int(minutes[:2])
+    if not 0 <= total <= 24 * 60:
+        raise InvalidArgument(field_name, f"{value!r} is not a time of day")
+    return total
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 @dataclass(frozen=True)
 class Provider:
+    """A service delivered by an organization (an HSDS `service`); its id is the agency's identity."""
+
     provider_id: str
     name: str
     sector: str
@@ -41,6 +198,105 @@ class Provider:
     public_contact: str
     open_24_7: bool
     shelter_id: str = ""
+    organization_id: str = ""
+    organization_name: str = ""
+    description: str = ""
+    age_group: AgeGroup = AgeGroup.ANY
+    sexes: frozenset[Sex] = frozenset()
+    target_groups: frozenset[TargetGroup] = frozenset()
+    # Province or commune codes served beyond the provider's own place.
+    service_areas: frozenset[str] = frozenset()
+    opening_hours: tuple[OpeningHours, ...] = ()
+    # Shelters: the beds the directory lists (live figures come from shelter's events).
+    beds_capacity: int | None = None
+    active: bool = True
+
+    @property
+    def is_shelter(self) -> bool:
+        return bool(self.shelter_id)
+
+    def eligible(self, survivor: Survivor) -> bool:
+        if self.age_group is AgeGroup.ADULT and survivor.is_child:
+            return False
+        if self.age_group is AgeGroup.CHILD and not survivor.is_child:
+            return False
+        if self.sexes and survivor.sex is not None and survivor.sex not in self.sexes:
+            return False
+        group = survivor.target_group
+        if self.target_groups and group is not None:
+            return group in self.target_groups or (
+                group in (TargetGroup.WOMEN, TargetGroup.CHILDREN)
+                and TargetGroup.WOMEN_WITH_CHILDREN in self.target_groups)
+        return True
+
+    def is_open(self, when: datetime) -> bool | None:
+        """True or False when the hours are known; None when the directory does not say."""
+        if self.open_24_7:
+            return True
+        if not self.opening_hours:
+            return None
+        local = when.astimezone(VIETNAM_TZ)
+        return any(h.is_open(local) for h in self.opening_hours)
+
+    def next_opening(self, when: datetime) -> datetime | None:
+        """When the provider is next open (`when` itself if open now); None if the hours are unknown."""
+        open_now = self.is_open(when)
+        if open_now is None:
+            return None
+        if open_now:
+            return when
+        local = when.astimezone(VIETNAM_TZ)
+        return min(h.next_opening(local) for h in self.opening_hours)
+
+    def covered_by(self, sectors: frozenset[str]) -> bool:
+        """Whether a consent limited to these recipient sectors (empty: any) lets this provider receive it."""
+        return not sectors or self.sector in sectors
+
+
+def shelter_eligibility(target_group: TargetGroup) -> tuple[AgeGroup, frozenset[Sex], frozenset[TargetGroup]]:
+    """Who a shelter keeping beds for `target_group` takes in."""
+    age = {TargetGroup.CHILDREN: AgeGroup.CHILD, TargetGroup.WOMEN: AgeGroup.ADULT,
+           TargetGroup.MEN: AgeGroup.ADULT}.get(target_group, AgeGroup.ANY)
+    return age, frozenset(), frozenset({target_group})
+
+
+@dataclass
+class Case:
+    case_id: str
+    province_code: str
+    commune_code: str
+    survivor: Survivor
+    risk_level: RiskLevel
+    emergency: bool
+    case_worker_id: str
+    child_deadline: datetime | None = None
+    state: CaseState = CaseState.OPEN
+
+    def erase(self) -> None:
+        """Keep only the ids and the fact of erasure: nothing about the survivor stays."""
+        self.state = CaseState.ERASED
+        self.commune_code = ""
+        self.survivor = Survivor()
+        self.case_worker_id = ""
+
+
+@dataclass
+class Need:
+    need_id: str
+    case_id: str
+    service_type: ServiceType
+    consent: ConsentState = ConsentState.NONE
+    # Recipient sectors the consent covers; empty: any provider of the service.
+    sectors: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
+
+    def consent_valid(self, now: datetime) -> bool:
+        return self.consent is ConsentState.GIVEN and (self.expires_at is None or now < self.expires_at)
+
+    def consented_at_registration(self) -> None:
+        """A need registered as consented; a withdrawal already on record is never undone by it."""
+        if self.consent is ConsentState.NONE:
+            self.consent = ConsentState.GIVEN
 
 
 @dataclass
@@ -58,22 +314,63 @@ class Referral:
     requested_at: datetime
     shelter_id: str = ""
     reason: str = ""
+    accept_by: datetime | None = None
+    start_by: datetime | None = None
+    attempt: int = 1
+    previous_referral_id: str = ""
+    provider_province_code: str = ""
+    bed: BedState = BedState.NONE
+    progress: Progress | None = None
+    updated_at: datetime | None = None
+    version: int = 1
+    # The version as read from storage: saving checks nobody changed it meanwhile.
+    stored_version: int = field(default=0, compare=False)
 
-    def move_to(self, status: Status, reason: str = "") -> Status:
+    def move_to(self, status: Status, reason: str, now: datetime) -> Status:
         """Changes status if the lifecycle allows it; returns the status it left."""
-        if status not in ALLOWED.get(self.status, set()):
+        if status not in ALLOWED.get(self.status, frozenset()):
             raise FailedPrecondition(f"referral {self.referral_id} is {self.status}; it cannot become {status}")
         previous, self.status, self.reason = self.status, status, reason
+        if status is not Status.REQUESTED:
+            self.accept_by = None
+        if status not in (Status.REQUESTED, Status.ACCEPTED):
+            self.start_by = None
+        self.touch(now)
         return previous
 
+    def touch(self, now: datetime) -> None:
+        self.updated_at = now
+        self.version += 1
 
-def rank_providers(providers: list[Provider], service_type: ServiceType, province_code: str,
-                   commune_code: str, exclude: set[str] = frozenset()) -> list[Provider]:  # type: ignore[assignment]
-    """Providers of the service, nearest first: the survivor's commune, then her province."""
-    candidates = [p for p in providers if p.service_type is service_type and p.provider_id not in exclude
-                  and p.province_code == province_code]
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN
 
-    def distance(p: Provider) -> tuple[int, bool, str]:
-        return (0 if commune_code and p.commune_code == commune_code else 1, not p.open_24_7, p.provider_id)
+    @property
+    def due_at(self) -> datetime | None:
+        """The deadline the SLA timer watches in the current status."""
+        if self.status is Status.REQUESTED:
+            return self.accept_by
+        if self.status is Status.ACCEPTED:
+            return self.start_by
+        return None
 
-    return sorted(candidates, key=distance)
+    @property
+    def missed_sla(self) -> tuple[str, Reason]:
+        """Which deadline an overdue referral missed, and the coded reason."""
+        if self.status is Status.REQUESTED:
+            return "accept", Reason.NOT_ACCEPTED_IN_TIME
+        return "start", Reason.NOT_STARTED_IN_TIME
+
+    def tighten(self, accept_by: datetime, start_by: datetime, emergency: bool, now: datetime) -> bool:
+        """Brings the deadlines forward (never back) after the risk rose; True if anything changed."""
+        changed = False
+        if self.accept_by is not None and accept_by < self.accept_by:
+            self.accept_by, changed = accept_by, True
+        if self.start_by is not None and start_by < self.start_by:
+            self.start_by, changed = start_by, True
+        if emergency and not self.emergency:
+            self.emergency, changed = True, True
+        if changed:
+            self.touch(now)
+        return changed

@@ -1,65 +1,178 @@
+"""shelter's rows. Every count change is one conditional UPDATE, so the database, not Python, refuses an
+overbooking: two processes racing for the last bed cannot both win, and the CHECK constraint backs it up."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, ColumnElement, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from refnet_platform.vocabulary import TargetGroup
-from shelter.adapters.tables import reservations, shelters
-from shelter.domain.model import Reservation, ReservationStatus, Shelter
+from shelter.adapters.tables import bed_pools, reservations, shelters
+from shelter.domain.model import Accessibility, BedPool, Reservation, ReservationStatus, Shelter
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite keeps no zone: everything is stored in UTC and read back as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ShelterRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add_if_missing(self, shelter: Shelter) -> bool:
-        if self.get(shelter.shelter_id):
-            return False
-        self.conn.execute(insert(shelters).values(
-            shelter_id=shelter.shelter_id, name=shelter.name, province_code=shelter.province_code,
-            commune_code=shelter.commune_code, target_group=str(shelter.target_group), capacity=shelter.capacity,
-            reserved=shelter.reserved, occupied=shelter.occupied, confirmed_at=shelter.confirmed_at,
-            address=shelter.address))
-        return True
+    def save_profile(self, shelter: Shelter) -> None:
+        """Adds the shelter, or refreshes its name, place, accessibility and address (never its counts)."""
+        values = {"name": shelter.name, "province_code": shelter.province_code,
+                  "commune_code": shelter.commune_code, "accessibility": _codes(shelter.accessibility),
+                  "address": shelter.address}
+        statement = _insert(self.conn, shelters).values(shelter_id=shelter.shelter_id, **values)
+        self.conn.execute(statement.on_conflict_do_update(index_elements=["shelter_id"], set_=values))
+
+    def add_pool(self, pool: BedPool) -> BedPool | None:
+        """Adds the pool unless the shelter already keeps one for that group; returns it when added."""
+        row = self.conn.execute(
+            _insert(self.conn, bed_pools).values(
+                shelter_id=pool.shelter_id, target_group=str(pool.target_group), capacity=pool.capacity,
+                reserved=pool.reserved, occupied=pool.occupied, confirmed_at=utc(pool.confirmed_at),
+                version=pool.version)
+            .on_conflict_do_nothing().returning(*bed_pools.c)).mappings().first()
+        return _pool(row) if row else None
 
     def get(self, shelter_id: str) -> Shelter | None:
-        row = self.conn.execute(select(shelters).where(shelters.c.shelter_id == shelter_id)).mappings().first()
-        return _shelter(row) if row else None
+        found = self._shelters(shelters.c.shelter_id == shelter_id)
+        return found[0] if found else None
 
-    def in_province(self, province_code: str) -> list[Shelter]:
-        rows = self.conn.execute(select(shelters).where(shelters.c.province_code == province_code)
-                                 .order_by(shelters.c.shelter_id)).mappings()
-        return [_shelter(r) for r in rows]
+    def in_provinces(self, province_codes: Iterable[str]) -> list[Shelter]:
+        return self._shelters(shelters.c.province_code.in_(list(province_codes)))
 
-    def take_bed(self, shelter_id: str) -> bool:
-        """Holds one bed if one is free, in a single conditional UPDATE: never overbooks, even concurrently."""
+    def _shelters(self, where: ColumnElement[bool]) -> list[Shelter]:
+        rows = self.conn.execute(select(shelters).where(where).order_by(shelters.c.shelter_id)).mappings().all()
+        if not rows:
+            return []
+        pools: dict[str, list[BedPool]] = {}
+        pool_rows = self.conn.execute(
+            select(bed_pools).where(bed_pools.c.shelter_id.in_([r["shelter_id"] for r in rows]))
+            .order_by(bed_pools.c.shelter_id, bed_pools.c.target_group)).mappings()
+        for p in pool_rows:
+            pools.setdefault(p["shelter_id"], []).append(_pool(p))
+        return [Shelter(shelter_id=r["shelter_id"], name=r["name"], province_code=r["province_code"],
+                        commune_code=r["commune_code"], accessibility=_accessibility(r["accessibility"]),
+                        address=r["address"], pools=tuple(pools.get(r["shelter_id"], ())))
+                for r in rows]
+
+    def pool(self, shelter_id: str, group: TargetGroup) -> BedPool | None:
+        row = self.conn.execute(select(bed_pools).where(*_key(shelter_id, group))).mappings().first()
+        return _pool(row) if row else None
+
+    def take_bed(self, shelter_id: str, group: TargetGroup) -> BedPool | None:
+        """Holds one bed if one is free; None when the pool is full."""
+        return self._change(shelter_id, group, bed_pools.c.reserved + bed_pools.c.occupied < bed_pools.c.capacity,
+                            reserved=bed_pools.c.reserved + 1)
+
+    def occupy_held_bed(self, shelter_id: str, group: TargetGroup) -> BedPool | None:
+        return self._change(shelter_id, group, bed_pools.c.reserved > 0,
+                            reserved=bed_pools.c.reserved - 1, occupied=bed_pools.c.occupied + 1)
+
+    def free_bed(self, shelter_id: str, group: TargetGroup, status: ReservationStatus) -> BedPool:
+        """Gives back a held or an occupied bed."""
+        column = bed_pools.c.reserved if status is ReservationStatus.HELD else bed_pools.c.occupied
+        pool = self._change(shelter_id, group, column > 0, **{column.name: column - 1})
+        if pool is None:
+            raise RuntimeError(f"no {status} bed to free in pool {shelter_id}/{group}")
+        return pool
+
+    def set_capacity(self, shelter_id: str, group: TargetGroup, capacity: int, confirmed_at: datetime
+                     ) -> BedPool | None:
+        """Sets capacity and confirms the counts, unless it would fall below the beds in use."""
+        return self._change(shelter_id, group, bed_pools.c.reserved + bed_pools.c.occupied <= capacity,
+                            capacity=capacity, confirmed_at=utc(confirmed_at))
+
+    def _change(self, shelter_id: str, group: TargetGroup, condition: ColumnElement[bool], **values: Any
+                ) -> BedPool | None:
+        # One statement: the row lock, the condition and the change are atomic on both databases.
+        row = self.conn.execute(
+            update(bed_pools).where(*_key(shelter_id, group), condition)
+            .values(version=bed_pools.c.version + 1, **values).returning(*bed_pools.c)).mappings().first()
+        return _pool(row) if row else None
+
+
+class ReservationRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, r: Reservation) -> bool:
+        """Records the outcome for a referral; False if one was recorded first (by a concurrent attempt)."""
         result = self.conn.execute(
-            update(shelters)
-            .where(shelters.c.shelter_id == shelter_id,
-                   shelters.c.reserved + shelters.c.occupied < shelters.c.capacity)
-            .values(reserved=shelters.c.reserved + 1))
+            _insert(self.conn, reservations).values(
+                referral_id=r.referral_id, shelter_id=r.shelter_id, case_id=r.case_id,
+                province_code=r.province_code, target_group=str(r.target_group or ""), status=str(r.status),
+                hold_until=utc(r.hold_until), reason=r.reason)
+            .on_conflict_do_nothing())
         return result.rowcount == 1
 
-    def set_capacity(self, shelter_id: str, capacity: int, confirmed_at: object) -> bool:
-        """Sets capacity unless it would fall below the beds in use."""
-        result = self.conn.execute(
-            update(shelters)
-            .where(shelters.c.shelter_id == shelter_id, shelters.c.reserved + shelters.c.occupied <= capacity)
-            .values(capacity=capacity, confirmed_at=confirmed_at))
-        return result.rowcount == 1
-
-    def add_reservation(self, reservation: Reservation) -> None:
-        self.conn.execute(insert(reservations).values(
-            referral_id=reservation.referral_id, shelter_id=reservation.shelter_id, case_id=reservation.case_id,
-            province_code=reservation.province_code, status=str(reservation.status),
-            hold_until=reservation.hold_until))
-
-    def reservation(self, referral_id: str) -> Reservation | None:
+    def get(self, referral_id: str) -> Reservation | None:
         row = self.conn.execute(
             select(reservations).where(reservations.c.referral_id == referral_id)).mappings().first()
-        return Reservation(**{**dict(row), "status": ReservationStatus(row["status"])}) if row else None
+        return _reservation(row) if row else None
+
+    def move(self, referral_id: str, from_status: ReservationStatus, to_status: ReservationStatus,
+             reason: str = "") -> Reservation | None:
+        """Moves a reservation on only if it is still in `from_status`: of two racing moves, one wins."""
+        row = self.conn.execute(
+            update(reservations)
+            .where(reservations.c.referral_id == referral_id, reservations.c.status == str(from_status))
+            .values(status=str(to_status), reason=reason).returning(*reservations.c)).mappings().first()
+        return _reservation(row) if row else None
+
+    def forget_case(self, referral_id: str) -> None:
+        """The case was erased: the reservation keeps no link to it."""
+        self.conn.execute(update(reservations).where(reservations.c.referral_id == referral_id).values(case_id=""))
+
+    def due(self, now: datetime, limit: int) -> list[Reservation]:
+        rows = self.conn.execute(
+            select(reservations)
+            .where(reservations.c.status == str(ReservationStatus.HELD), reservations.c.hold_until <= utc(now))
+            .order_by(reservations.c.hold_until).limit(limit)).mappings()
+        return [_reservation(r) for r in rows]
+
+    def at_shelter(self, shelter_id: str, statuses: Sequence[ReservationStatus]) -> list[Reservation]:
+        rows = self.conn.execute(
+            select(reservations)
+            .where(reservations.c.shelter_id == shelter_id, reservations.c.status.in_([str(s) for s in statuses]))
+            .order_by(reservations.c.hold_until, reservations.c.referral_id)).mappings()
+        return [_reservation(r) for r in rows]
 
 
-def _shelter(r: Any) -> Shelter:
-    return Shelter(**{**dict(r), "target_group": TargetGroup(r["target_group"])})
+def _insert(conn: Connection, table: Table) -> Any:
+    """INSERT with ON CONFLICT, in the connection's own dialect (both databases have it)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _key(shelter_id: str, group: TargetGroup) -> tuple[ColumnElement[bool], ...]:
+    return bed_pools.c.shelter_id == shelter_id, bed_pools.c.target_group == str(group)
+
+
+def _codes(values: Iterable[Accessibility]) -> str:
+    return ",".join(sorted(values))
+
+
+def _accessibility(codes: str) -> frozenset[Accessibility]:
+    return frozenset(Accessibility(c) for c in codes.split(",") if c)
+
+
+def _pool(r: Any) -> BedPool:
+    return BedPool(shelter_id=r["shelter_id"], target_group=TargetGroup(r["target_group"]), capacity=r["capacity"],
+                   reserved=r["reserved"], occupied=r["occupied"], confirmed_at=utc(r["confirmed_at"]),
+                   version=r["version"])
+
+
+def _reservation(r: Any) -> Reservation:
+    return Reservation(referral_id=r["referral_id"], shelter_id=r["shelter_id"], case_id=r["case_id"],
+                       province_code=r["province_code"],
+                       target_group=TargetGroup(r["target_group"]) if r["target_group"] else None,
+                       status=ReservationStatus(r["status"]), hold_until=utc(r["hold_until"]), reason=r["reason"])

@@ -1,67 +1,378 @@
+"""shelter's rules: one function per command, (cmd, uow, ...) -> result.
+
+Every bed count changes in the same transaction as the reservation that explains it, through a
+conditional UPDATE (see adapters/repository.py), and each change emits the pool's new counts
+(CapacityChanged) so hotline screens everywhere follow along.
+"""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
-from refnet_platform.errors import FailedPrecondition, NotFound
+import refnet_geo as geo
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from refnet_platform.identity import Caller, Role
+from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands, events
-from shelter.domain.model import Reservation, ReservationStatus, Shelter, validate_capacity
+from shelter.domain.model import (
+    ACTIVE,
+    POOLS_FOR,
+    Availability,
+    BedPool,
+    Proximity,
+    Reservation,
+    ReservationStatus,
+    Shelter,
+    availability,
+    pools_for,
+    validate_capacity,
+)
 from shelter.service_layer.unit_of_work import ShelterUnitOfWork
 
 log = logging.getLogger(__name__)
 
 UowFactory = Callable[[], ShelterUnitOfWork]
+EXPIRY_BATCH = 100
+PROXIMITY_OF = {geo.SAME_COMMUNE: Proximity.SAME_COMMUNE, geo.SAME_PROVINCE: Proximity.SAME_PROVINCE,
+                geo.NEIGHBOURING_PROVINCE: Proximity.NEIGHBOURING_PROVINCE}
 
 
-def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory) -> bool:
-    """Holds a bed for a referral, or rejects with a reason. Idempotent per referral."""
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- reservations: from referral's commands and the worker's timer ------------------------------
+
+
+def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory, default_hold: timedelta) -> Reservation:
+    """Holds a bed for a referral, or rejects with a coded reason. Idempotent per referral: a repeat
+    returns the first outcome and holds no second bed."""
     with uow() as work:
-        if work.shelters.reservation(cmd.referral_id):
+        existing = work.reservations.get(cmd.referral_id)
+        if existing:
             work.commit()
-            return True
+            return existing
         shelter = work.shelters.get(cmd.shelter_id)
-        if shelter is None or not work.shelters.take_bed(cmd.shelter_id):
-            reason = "unknown_shelter" if shelter is None else "no_capacity"
-            work.emit(events.BedReservationRejected(cmd.referral_id, cmd.case_id, cmd.shelter_id, cmd.province_code,
-                                                    reason))
+        pool, reason = _take_bed(work, shelter, cmd.target_group)
+        reservation = Reservation(
+            referral_id=cmd.referral_id, shelter_id=cmd.shelter_id, case_id=cmd.case_id,
+            province_code=shelter.province_code if shelter else cmd.province_code,
+            target_group=pool.target_group if pool else cmd.target_group,
+            status=ReservationStatus.HELD if pool else ReservationStatus.REJECTED,
+            hold_until=cmd.hold_until or now_utc() + default_hold, reason=reason)
+        raced = not work.reservations.add(reservation)
+        if not raced:
+            if pool and shelter:
+                work.emit(events.BedReserved(reservation, pool.free))
+                work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
+            else:
+                work.emit(events.BedReservationRejected(cmd.referral_id, cmd.case_id, cmd.shelter_id,
+                                                        reservation.province_code, reason))
             work.commit()
-            log.info("bed reservation rejected", extra={"fields": {"referral_id": cmd.referral_id, "reason": reason}})
-            return False
-        reservation = Reservation(cmd.referral_id, cmd.shelter_id, cmd.case_id, cmd.province_code,
-                                  ReservationStatus.HELD, cmd.hold_until)
-        work.shelters.add_reservation(reservation)
-        free_after = shelter.free - 1
-        work.emit(events.BedReserved(reservation, free_after))
+    if raced:
+        # A concurrent attempt for the same referral recorded its outcome first; leaving the block without
+        # committing rolled this attempt back, bed included. Report the first outcome.
+        with uow() as work:
+            first = work.reservations.get(cmd.referral_id)
+            work.commit()
+        assert first is not None
+        return first
+    log.info("bed reserved" if pool else "bed reservation rejected",
+             extra={"fields": {"referral_id": cmd.referral_id, "shelter_id": cmd.shelter_id, "reason": reason}})
+    return reservation
+
+
+def _take_bed(work: ShelterUnitOfWork, shelter: Shelter | None, group: TargetGroup | None
+              ) -> tuple[BedPool | None, str]:
+    if shelter is None:
+        return None, "unknown_shelter"
+    candidates = pools_for(group, [p.target_group for p in shelter.pools])
+    if not candidates:
+        return None, "no_matching_beds"
+    for candidate in candidates:
+        pool = work.shelters.take_bed(shelter.shelter_id, candidate)
+        if pool:
+            return pool, ""
+    return None, "no_capacity"
+
+
+def release_bed(cmd: commands.ReleaseBed, uow: UowFactory) -> Reservation | None:
+    """Frees the bed held or occupied for a referral (cancelled, consent withdrawn, case erased...).
+    A release of a referral with no bed is a no-op, so a repeat is harmless."""
+    reason = cmd.reason or "cancelled"
+    with uow() as work:
+        reservation = work.reservations.get(cmd.referral_id)
+        released = None
+        if reservation and reservation.status in ACTIVE:
+            released = _release(work, reservation, reason)
+        if reservation and reason == "case_erased":
+            work.reservations.forget_case(cmd.referral_id)
         work.commit()
-    log.info("bed reserved", extra={"fields": {"referral_id": cmd.referral_id, "shelter_id": cmd.shelter_id}})
-    return True
+    log.info("bed released" if released else "nothing to release",
+             extra={"fields": {"referral_id": cmd.referral_id, "reason": reason}})
+    return released
 
 
-def update_availability(cmd: commands.UpdateAvailability, uow: UowFactory) -> Shelter:
+def _release(work: ShelterUnitOfWork, reservation: Reservation, reason: str) -> Reservation | None:
+    moved = work.reservations.move(reservation.referral_id, reservation.status, ReservationStatus.RELEASED, reason)
+    if moved is None:  # a concurrent transition (arrival, expiry) won: the bed is already accounted for
+        return None
+    pool = _free_bed(work, reservation)
+    if reason == "case_erased":
+        moved = replace(moved, case_id="")
+    work.emit(events.BedReleased(moved, reason))
+    _emit_counts(work, moved, pool)
+    return moved
+
+
+def _free_bed(work: ShelterUnitOfWork, reservation: Reservation) -> BedPool:
+    assert reservation.target_group is not None  # held and occupied reservations always name their pool
+    return work.shelters.free_bed(reservation.shelter_id, reservation.target_group, reservation.status)
+
+
+def _emit_counts(work: ShelterUnitOfWork, reservation: Reservation, pool: BedPool) -> None:
+    shelter = work.shelters.get(reservation.shelter_id)
+    assert shelter is not None
+    work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
+
+
+def expire_holds(cmd: commands.ExpireHolds, uow: UowFactory) -> int:
+    """The timer: every hold past its deadline expires and frees its bed. One transaction per hold, so
+    a worker holds at most one reservation and one pool lock at a time; replicas can race safely."""
+    now = cmd.now or now_utc()
+    expired = 0
+    while True:
+        with uow() as work:
+            due = work.reservations.due(now, EXPIRY_BATCH)
+        for reservation in due:
+            with uow() as work:
+                moved = work.reservations.move(reservation.referral_id, ReservationStatus.HELD,
+                                               ReservationStatus.EXPIRED, "hold_expired")
+                if moved:
+                    pool = _free_bed(work, reservation)
+                    work.emit(events.HoldExpired(moved))
+                    _emit_counts(work, moved, pool)
+                    work.commit()
+                    expired += 1
+                    log.info("hold expired", extra={"fields": {"referral_id": moved.referral_id,
+                                                               "shelter_id": moved.shelter_id}})
+        if len(due) < EXPIRY_BATCH:
+            return expired
+
+
+# --- the shelter's own staff ------------------------------------------------------------------
+
+
+def _own_staff(caller: Caller, shelter_id: str) -> None:
+    """Only the shelter's own staff (role shelter, certificate id = shelter id) may act for it."""
+    if caller.role is not Role.SHELTER:
+        raise PermissionDenied(f"only a shelter's own staff may do this, not the {caller.role} role")
+    if caller.subject_id != shelter_id:
+        raise PermissionDenied(f"{caller.subject_id} may act only for its own shelter, not {shelter_id}")
+
+
+def update_availability(cmd: commands.UpdateAvailability, uow: UowFactory, stale_after: timedelta
+                        ) -> Availability:
+    """Sets one pool's capacity and confirms its counts (adding the pool if the shelter has none for that group)."""
+    _own_staff(cmd.caller, cmd.shelter_id)
     validate_capacity(cmd.capacity)
+    now = now_utc()
     with uow() as work:
-        if work.shelters.get(cmd.shelter_id) is None:
-            raise NotFound(f"shelter {cmd.shelter_id} not found")
-        if not work.shelters.set_capacity(cmd.shelter_id, cmd.capacity, datetime.now(UTC)):
-            raise FailedPrecondition(f"capacity {cmd.capacity} is below the beds in use at {cmd.shelter_id}")
         shelter = work.shelters.get(cmd.shelter_id)
-        assert shelter is not None
-        work.emit(events.CapacityChanged(shelter))
+        if shelter is None:
+            raise NotFound(f"shelter {cmd.shelter_id} not found")
+        group = cmd.target_group or _only_pool(shelter)
+        if shelter.pool(group) is None:
+            work.shelters.add_pool(BedPool(shelter.shelter_id, group, 0, 0, 0, now))
+        pool = work.shelters.set_capacity(shelter.shelter_id, group, cmd.capacity, now)
+        if pool is None:
+            current = work.shelters.pool(shelter.shelter_id, group)
+            assert current is not None
+            raise FailedPrecondition(
+                f"capacity {cmd.capacity} is below the {current.in_use} {group} beds in use at {shelter.shelter_id} "
+                f"({current.reserved} held, {current.occupied} occupied); check out or wait for holds to end first")
+        work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
         work.commit()
-    return shelter
+    log.info("availability updated", extra={"fields": {"shelter_id": shelter.shelter_id, "target_group": str(group),
+                                                       "capacity": cmd.capacity}})
+    return availability(shelter, pool, now, stale_after)
 
 
-def list_availability(cmd: commands.ListAvailability, uow: UowFactory) -> list[Shelter]:
+def _only_pool(shelter: Shelter) -> TargetGroup:
+    if len(shelter.pools) == 1:
+        return shelter.pools[0].target_group
+    kept = ", ".join(str(p.target_group) for p in shelter.pools) or "no group yet"
+    raise InvalidArgument("target_group", f"required: {shelter.shelter_id} keeps beds for {kept}")
+
+
+def confirm_arrival(cmd: commands.ConfirmArrival, uow: UowFactory) -> Reservation:
+    """The survivor arrived: her held bed becomes occupied. Confirming twice is harmless."""
     with uow() as work:
-        return work.shelters.in_province(cmd.province_code)
+        reservation = _staff_reservation(work, cmd.caller, cmd.referral_id)
+        if reservation.status is ReservationStatus.OCCUPIED:
+            return reservation
+        moved = work.reservations.move(reservation.referral_id, ReservationStatus.HELD, ReservationStatus.OCCUPIED)
+        if moved is None:
+            raise FailedPrecondition(_not_held(reservation))
+        assert moved.target_group is not None
+        pool = work.shelters.occupy_held_bed(moved.shelter_id, moved.target_group)
+        if pool is None:
+            raise RuntimeError(f"no held bed to occupy in pool {moved.shelter_id}/{moved.target_group}")
+        work.emit(events.BedOccupied(moved))
+        _emit_counts(work, moved, pool)
+        work.commit()
+    log.info("arrival confirmed", extra={"fields": {"referral_id": moved.referral_id, "shelter_id": moved.shelter_id}})
+    return moved
+
+
+def _not_held(reservation: Reservation) -> str:
+    current = reservation.status
+    if current is ReservationStatus.EXPIRED:
+        return (f"the hold for referral {reservation.referral_id} expired at {reservation.hold_until:%Y-%m-%d %H:%M} "
+                f"UTC; ask the hotline to reserve again")
+    if current is ReservationStatus.REJECTED:
+        return f"no bed was reserved for referral {reservation.referral_id} ({reservation.reason})"
+    return f"the bed for referral {reservation.referral_id} was released ({reservation.reason})"
+
+
+def check_out(cmd: commands.CheckOut, uow: UowFactory) -> Reservation:
+    """The survivor left: her bed is free again. Checking out twice is harmless."""
+    with uow() as work:
+        reservation = _staff_reservation(work, cmd.caller, cmd.referral_id)
+        if reservation.status is ReservationStatus.RELEASED and reservation.reason == "checked_out":
+            return reservation
+        if reservation.status is not ReservationStatus.OCCUPIED:
+            if reservation.status is ReservationStatus.HELD:
+                raise FailedPrecondition(f"referral {cmd.referral_id} has not arrived: confirm the arrival first, "
+                                         f"or let the hold end at {reservation.hold_until:%Y-%m-%d %H:%M} UTC")
+            raise FailedPrecondition(_not_held(reservation))
+        released = _release(work, reservation, "checked_out")
+        if released is None:
+            raise FailedPrecondition(f"referral {cmd.referral_id} changed meanwhile; look it up again")
+        work.commit()
+    log.info("checked out", extra={"fields": {"referral_id": cmd.referral_id, "shelter_id": released.shelter_id}})
+    return released
+
+
+def _staff_reservation(work: ShelterUnitOfWork, caller: Caller, referral_id: str) -> Reservation:
+    reservation = work.reservations.get(referral_id)
+    if reservation is None:
+        raise NotFound(f"no reservation for referral {referral_id}")
+    _own_staff(caller, reservation.shelter_id)
+    return reservation
+
+
+def list_reservations(cmd: commands.ListReservations, uow: UowFactory) -> list[Reservation]:
+    shelter_id = cmd.shelter_id or cmd.caller.subject_id
+    _own_staff(cmd.caller, shelter_id)
+    with uow() as work:
+        return work.reservations.at_shelter(shelter_id, ACTIVE)
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+def get_shelter(cmd: commands.GetShelter, uow: UowFactory, stale_after: timedelta
+                ) -> tuple[Shelter, list[Availability]]:
+    """The shelter and its pools; the confidential address only for its own staff."""
+    with uow() as work:
+        shelter = work.shelters.get(cmd.shelter_id)
+    if shelter is None:
+        raise NotFound(f"shelter {cmd.shelter_id} not found")
+    own = cmd.caller.role is Role.SHELTER and cmd.caller.subject_id == shelter.shelter_id
+    if not own:
+        shelter = replace(shelter, address="")
+    now = now_utc()
+    return shelter, [availability(shelter, p, now, stale_after) for p in shelter.pools]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a survivor is, on today's map, and the provinces searched around it."""
+
+    province_code: str
+    commune_code: str | None
+    neighbours: tuple[str, ...]
+
+    def proximity(self, shelter: Shelter) -> Proximity | None:
+        rank = geo.distance_rank(self.province_code, self.commune_code, shelter.province_code, shelter.commune_code)
+        return PROXIMITY_OF.get(rank) if rank is not None else None
+
+
+def resolve_place(province_code: str, commune_code: str = "") -> Place:
+    if not province_code:
+        raise InvalidArgument("province_code", "is required")
+    try:
+        province = geo.resolve_province(province_code)
+        commune = geo.resolve_commune(commune_code).code if commune_code else None
+    except geo.GeoError as exc:
+        raise InvalidArgument(exc.field, exc.problem) from None
+    if commune and not geo.commune_in_province(commune, province.code):
+        raise InvalidArgument("commune_code", f"{commune_code} is not in province {province.code}")
+    return Place(province.code, commune, geo.neighbours(province.code))
+
+
+@dataclass(frozen=True)
+class AvailabilityList:
+    rows: list[Availability]
+    neighbours_included: bool
+
+
+def list_availability(cmd: commands.ListAvailability, uow: UowFactory, stale_after: timedelta) -> AvailabilityList:
+    """Pools a survivor could use, nearest first and, at one distance, fresh free beds first. Neighbouring
+    provinces come in when asked for, or (fallback) when the province has no fresh free bed."""
+    place = resolve_place(cmd.province_code, cmd.commune_code)
+    groups = set(POOLS_FOR[cmd.target_group]) if cmd.target_group else None
+    with uow() as work:
+        found = work.shelters.in_provinces((place.province_code, *place.neighbours))
+    now = now_utc()
+    rows = [availability(s, p, now, stale_after, place.proximity(s))
+            for s in found if cmd.accessibility <= s.accessibility
+            for p in s.pools if groups is None or p.target_group in groups]
+    home = [r for r in rows if r.province_code == place.province_code]
+    include = cmd.include_neighbours or (cmd.fallback and not any(r.free for r in home))
+    chosen = rows if include else home
+    order = list(Proximity)
+    chosen.sort(key=lambda r: (order.index(r.proximity) if r.proximity else len(order), r.free == 0, r.stale,
+                               r.shelter_id, r.pool.target_group))
+    return AvailabilityList(chosen, neighbours_included=include)
+
+
+@dataclass(frozen=True)
+class WatchScope:
+    place: Place
+    provinces: frozenset[str]
+    groups: frozenset[TargetGroup] | None
+
+    def wants(self, change: events.CapacityChanged) -> bool:
+        return change.province_code in self.provinces and (
+            self.groups is None or change.pool.target_group in self.groups)
+
+
+def watch_scope(cmd: commands.WatchAvailability) -> WatchScope:
+    place = resolve_place(cmd.province_code, cmd.commune_code)
+    provinces = {place.province_code, *(place.neighbours if cmd.include_neighbours else ())}
+    groups = frozenset(POOLS_FOR[cmd.target_group]) if cmd.target_group else None
+    return WatchScope(place, frozenset(provinces), groups)
+
+
+# --- the directory -----------------------------------------------------------------------------
 
 
 def load_shelters(cmd: commands.LoadShelters, uow: UowFactory) -> int:
+    """Adds the directory's shelters and pools, refreshing profiles; counts already kept are never overwritten.
+    Safe when several api replicas start together."""
+    added = 0
     with uow() as work:
-        added = [s for s in cmd.shelters if work.shelters.add_if_missing(s)]
-        for shelter in added:
-            work.emit(events.CapacityChanged(shelter))
+        for shelter in cmd.shelters:
+            work.shelters.save_profile(shelter)
+            for pool in shelter.pools:
+                if work.shelters.add_pool(pool):
+                    added += 1
+                    work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
         work.commit()
-    log.info("shelters loaded", extra={"fields": {"shelters": len(cmd.shelters), "added": len(added)}})
-    return len(added)
+    log.info("shelters loaded", extra={"fields": {"shelters": len(cmd.shelters), "pools_added": added}})
+    return added

@@ -1,0 +1,113 @@
+"""The one module that maps protobuf to ops' domain: event payloads to commands, dead letters to records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from ops.domain import commands
+from ops.domain.model import SECTOR_OF, DeadLetterRecord
+from refnet.common.v1 import types_pb2
+from refnet.common.v1.envelope_pb2 import DeadLetter
+from refnet.intake.v1 import events_pb2 as intake_events
+from refnet.notifications.v1 import events_pb2 as notification_events
+from refnet.referral.v1 import events_pb2 as referral_events
+from refnet.referral.v1 import referral_service_pb2 as referral_pb
+from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_platform.consumer import current_envelope
+from refnet_platform.envelope import TypeRegistry
+from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, TargetGroup, from_pb
+
+CONSUMED_TYPES = TypeRegistry([intake_events, referral_events, shelter_events, notification_events])
+
+
+def _time(stamp: Any) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def _seen(message: Message) -> commands.Seen:
+    """When and where: the envelope's event time (not when ops got round to it) and producer."""
+    envelope = current_envelope.get()
+    at = _time(envelope.time) if envelope is not None and envelope.HasField("time") else datetime.now(UTC)
+    stream = envelope.source.removeprefix("refnet/") if envelope is not None else ""
+    return commands.Seen(at, stream or "unknown", str(getattr(message, "province_code", "")))
+
+
+def _optional(message: Message, name: str) -> Any:
+    """A field this build's proto may not have yet (added by its owner later): None when absent or unset."""
+    field = message.DESCRIPTOR.fields_by_name.get(name)
+    if field is None:
+        return None
+    if field.message_type is not None:
+        return getattr(message, name) if message.HasField(name) else None
+    return getattr(message, name)
+
+
+def _enum_name(message: Message, name: str) -> str:
+    """An enum field's value as a short lower-case code: CALL_TOPIC_CHILD_PROTECTION -> child_protection."""
+    field = message.DESCRIPTOR.fields_by_name[name]
+    value = getattr(message, name)
+    if field.enum_type is None:
+        return str(value)
+    full = field.enum_type.values_by_number[value].name if value in field.enum_type.values_by_number else str(value)
+    prefix = field.enum_type.values[0].name.removesuffix("UNSPECIFIED")
+    return full.removeprefix(prefix).lower() or "unspecified"
+
+
+def _status(number: int) -> str:
+    return str(referral_pb.ReferralStatus.Name(number)).removeprefix("REFERRAL_STATUS_").lower()
+
+
+def _reportable(message: Message) -> bool:
+    # Every case counts unless intake's event says reporting is not allowed.
+    value = _optional(message, "reporting_consent")
+    return value is None or bool(value)
+
+
+def command_for(message: Message) -> object | None:
+    seen = _seen(message)
+    if isinstance(message, intake_events.CaseRegistered):
+        types = tuple(t.value for n in message.case_types if (t := from_pb(CaseType, types_pb2.CaseType, n)))
+        return commands.RecordCase(seen, message.case_id, types, message.is_child, message.emergency,
+                                   _reportable(message))
+    if isinstance(message, intake_events.RiskUpdated | intake_events.NeedAdded) and message.emergency:
+        return commands.RecordEmergency(seen, message.case_id)
+    if isinstance(message, intake_events.CaseClosed):
+        return commands.RecordCaseClosed(seen, message.case_id)
+    if isinstance(message, intake_events.CaseErased):
+        return commands.ForgetCase(seen, message.case_id)
+    if message.DESCRIPTOR.full_name == "refnet.intake.v1.CallLogged":
+        return commands.RecordCall(seen, str(_optional(message, "call_id") or ""), _enum_name(message, "topic"))
+    if isinstance(message, referral_events.ReferralRequested):
+        service = from_pb(ServiceType, types_pb2.ServiceType, message.service_type)
+        accept_by = _optional(message, "accept_by")
+        return commands.RecordReferralRequested(
+            seen, message.referral_id, message.case_id, SECTOR_OF.get(service, "other") if service else "other",
+            message.provider_id, message.emergency, from_pb(RiskLevel, types_pb2.RiskLevel, message.risk_level),
+            _time(accept_by) if accept_by is not None else None)
+    if isinstance(message, referral_events.ReferralStatusChanged):
+        return commands.RecordReferralStatus(seen, message.referral_id, _status(message.to_status), message.reason)
+    if isinstance(message, shelter_events.CapacityChanged):
+        group = from_pb(TargetGroup, types_pb2.TargetGroup, message.target_group)
+        return commands.RecordCapacity(seen, message.shelter_id, group.value if group else "any", message.capacity,
+                                       message.reserved, message.occupied)
+    if isinstance(message, shelter_events.BedReserved):
+        return commands.RecordStay(seen, message.referral_id, message.case_id, message.shelter_id, "reserved")
+    if isinstance(message, shelter_events.BedOccupied):
+        return commands.RecordStay(seen, message.referral_id, "", message.shelter_id, "occupied")
+    if isinstance(message, shelter_events.BedReleased | shelter_events.HoldExpired):
+        return commands.RecordStay(seen, message.referral_id, "", message.shelter_id, "released")
+    return commands.CountEvent(seen)
+
+
+def dead_letter_record(dlq_topic: str, partition: int, offset: int, value: bytes) -> DeadLetterRecord:
+    letter = DeadLetter.FromString(value)
+    failed_at = _time(letter.failed_at) if letter.HasField("failed_at") else datetime.now(UTC)
+    return DeadLetterRecord(
+        dlq_topic=dlq_topic, dlq_partition=partition, dlq_offset=offset, consumer=letter.consumer,
+        original_topic=letter.original_topic, original_partition=letter.original_partition,
+        original_offset=letter.original_offset, original_key=letter.original_key,
+        original_value=letter.original_value, error=letter.error, attempts=letter.attempts, failed_at=failed_at,
+        event_id=letter.event_id, event_type=letter.event_type, traceparent=letter.traceparent)

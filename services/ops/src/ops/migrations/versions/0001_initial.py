@@ -1,0 +1,22 @@
+"""ops: event facts, throughput, spans, dead letters and the replay audit; outbox and inbox.
+
+Revision ID: 0001
+"""
+
+from alembic import op
+
+from ops.adapters.tables import metadata
+from refnet_platform.db import create_platform_tables
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade() -> None:
+    # The first revision creates the tables as first defined; later changes get their own revisions.
+    metadata.create_all(op.get_bind())
+    create_platform_tables(op.get_bind())
+
+
+def downgrade() -> None:
+    raise NotImplementedError("refnet migrations roll forward only")

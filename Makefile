@@ -8,7 +8,7 @@ PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral s
 STAMP := $(VENV)/.installed
 TEST_FLAGS ?=
 
-.PHONY: setup proto lint test test-unit test-integration test-e2e run demo bench clean
+.PHONY: setup proto lint test test-unit test-e2e run demo clean images k8s-gen k8s-check k8s-test k8s-render k8s-apply
 
 setup: $(STAMP)
 
@@ -42,6 +42,35 @@ run: setup
 
 demo: setup
 	$(VENV)/bin/refnet-dev demo
+
+# Kubernetes: KafkaTopics, KafkaUsers and worker autoscaler limits are generated from the topic registry.
+IMAGE_SERVICES := intake referral shelter notifications
+IMAGE_REPO ?= refnet
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+OVERLAY ?= dev
+
+images:
+	@command -v docker >/dev/null 2>&1 || { echo "make images: no 'docker' command on this machine; build where a Docker engine runs" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make images: 'docker' is installed but no Docker engine answers (start it, or set DOCKER_HOST)" >&2; exit 1; }
+	@set -e; for svc in $(IMAGE_SERVICES); do \
+	  echo "== $(IMAGE_REPO)/$$svc:$(IMAGE_TAG)"; \
+	  DOCKER_BUILDKIT=1 docker build -f services/$$svc/Dockerfile -t $(IMAGE_REPO)/$$svc:$(IMAGE_TAG) .; \
+	done
+
+k8s-gen: setup
+	$(PY) scripts/gen_k8s_kafka.py
+
+k8s-check: setup
+	$(PY) scripts/gen_k8s_kafka.py --check
+
+k8s-test: setup
+	$(PY) -m pytest tests/k8s $(TEST_FLAGS)
+
+k8s-render:
+	@kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
+
+k8s-apply:
+	deploy/k8s/apply.sh $(OVERLAY)
 
 clean:
 	rm -rf $(VENV) proto/gen .cache var build

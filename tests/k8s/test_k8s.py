@@ -51,11 +51,14 @@ Obj = dict[str, Any]
 
 # ---------------------------------------------------------------------------------------- helpers
 
+
 def tool(name: str) -> str:
     path = shutil.which(name)
     if not path:
-        pytest.fail(f"`{name}` is not on PATH: tests/k8s needs kubectl, node and npm (they are on "
-                    f"every refnet developer machine and in CI)")
+        pytest.fail(
+            f"`{name}` is not on PATH: tests/k8s needs kubectl, node and npm (they are on "
+            f"every refnet developer machine and in CI)"
+        )
     return path
 
 
@@ -137,14 +140,16 @@ def is_strimzi_overlay(objs: list[Obj]) -> bool:
 
 # --------------------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[Obj]]:
     """Every overlay, rendered by `kubectl kustomize`."""
     kubectl = tool("kubectl")
     out = {}
     for overlay in OVERLAYS:
-        proc = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, f"kustomize {overlay} failed:\n{proc.stderr}"
         out[overlay] = [d for d in yaml.safe_load_all(proc.stdout) if d]
     return out
@@ -157,15 +162,20 @@ def strimzi_schemas() -> Path:
     package = NPM_DIR / "node_modules" / STRIMZI_PACKAGE
     lock = HERE / "package-lock.json"
     installed_lock = NPM_DIR / "package-lock.json"
-    if not (package / "package.json").exists() or not installed_lock.exists() \
-            or installed_lock.read_bytes() != lock.read_bytes():
+    if (
+        not (package / "package.json").exists()
+        or not installed_lock.exists()
+        or installed_lock.read_bytes() != lock.read_bytes()
+    ):
         NPM_DIR.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HERE / "package.json", NPM_DIR / "package.json")
         shutil.copyfile(lock, installed_lock)
         proc = subprocess.run(
-            [npm, "ci", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--ignore-scripts",
-             "--loglevel=error"],
-            capture_output=True, text=True, timeout=600)
+            [npm, "ci", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, f"npm ci of {STRIMZI_PACKAGE} failed:\n{proc.stdout}\n{proc.stderr}"
     pinned = json.loads((HERE / "package.json").read_text())["dependencies"][STRIMZI_PACKAGE]
     assert json.loads((package / "package.json").read_text())["version"] == pinned
@@ -173,8 +183,13 @@ def strimzi_schemas() -> Path:
 
 
 def strimzi_validate(package: Path, objs: list[Obj]) -> list[Obj]:
-    proc = subprocess.run([tool("node"), str(HERE / "validate_strimzi.mjs"), str(package)],
-                          input=json.dumps(objs), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [tool("node"), str(HERE / "validate_strimzi.mjs"), str(package)],
+        input=json.dumps(objs),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     results: list[Obj] = json.loads(proc.stdout)
     assert len(results) == len(objs)
@@ -190,7 +205,7 @@ def strimzi_fields(package: Path, api_version: str, k: str) -> dict[str, Any]:
     (generated from the same CRD as the validator). The CRDs let unknown fields through and the
     API server silently prunes them, so a misspelt field would be lost without this check."""
     text = re.sub(r"/\*.*?\*/", "", (package / api_version / f"{k}.d.ts").read_text(), flags=re.S)
-    body = text[text.index("export interface"):text.index("export declare class")]
+    body = text[text.index("export interface") : text.index("export declare class")]
     root: dict[str, Any] = {}
     stack = [root]
     for raw in body.splitlines()[1:]:
@@ -205,7 +220,8 @@ def strimzi_fields(package: Path, api_version: str, k: str) -> dict[str, Any]:
         assert m, f"cannot read {k}.d.ts line {line!r}"
         name, rest = m.group(1) or ANY, m.group(2)
         if rest.endswith("{"):
-            stack[-1][name] = child = {}
+            child: dict[str, Any] = {}
+            stack[-1][name] = child
             stack.append(child)
         elif rest.rstrip(";") == "{}":
             stack[-1][name] = {ANY: None}  # free-form (x-kubernetes-preserve-unknown-fields)
@@ -234,14 +250,16 @@ def unknown_fields(value: Any, tree: dict[str, Any] | None, path: str = "") -> l
 
 # ------------------------------------------------------------------------------ schema validation
 
+
 def test_the_overlays_are_there() -> None:
     assert {"dev", "prod"} <= set(OVERLAYS)
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_objects_validate_against_the_kubernetes_schemas(rendered: dict[str, list[Obj]], overlay: str,
-                                                         version: str) -> None:
+def test_objects_validate_against_the_kubernetes_schemas(
+    rendered: dict[str, list[Obj]], overlay: str, version: str
+) -> None:
     errors = []
     checked = 0
     for obj in rendered[overlay]:
@@ -250,8 +268,9 @@ def test_objects_validate_against_the_kubernetes_schemas(rendered: dict[str, lis
             continue  # test_strimzi_resources_validate_against_strimzi_schemas
         if obj["apiVersion"] == CNPG_API and obj["kind"] == "Cluster":
             continue  # test_the_postgres_cluster_is_consistent (no registry package has its schema)
-        assert "." not in group or group.endswith(".k8s.io"), \
+        assert "." not in group or group.endswith(".k8s.io"), (
             f"{obj['kind']} {obj['apiVersion']} has no schema to be validated against"
+        )
         try:
             kubernetes_validate.validate(obj, version, strict=True)
             checked += 1
@@ -263,51 +282,83 @@ def test_objects_validate_against_the_kubernetes_schemas(rendered: dict[str, lis
 
 def test_the_kubernetes_validator_rejects_what_the_api_server_would() -> None:
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
-            "metadata": {"labels": {"a": "b"}},
-            "spec": {"containers": [{"name": "app", "image": "x:1", "imagePullPolice": "Always"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "app", "image": "x:1", "imagePullPolice": "Always"}]},
+            },
+        },
     }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_strimzi_resources_validate_against_strimzi_schemas(rendered: dict[str, list[Obj]], overlay: str,
-                                                            strimzi_schemas: Path) -> None:
+def test_strimzi_resources_validate_against_strimzi_schemas(
+    rendered: dict[str, list[Obj]], overlay: str, strimzi_schemas: Path
+) -> None:
     crs = [o for o in rendered[overlay] if o["apiVersion"].startswith("kafka.strimzi.io/")]
     if not is_strimzi_overlay(rendered[overlay]):
         assert not crs
         return
     assert {o["apiVersion"] for o in crs} == {STRIMZI_API}, "use Strimzi's v1 API (Strimzi >= 1.0 serves no other)"
     assert {o["kind"] for o in crs} == STRIMZI_KINDS
-    problems = [f"{r['kind']}/{r['name']} {e['path']}: {e['message']}"
-                for r in strimzi_validate(strimzi_schemas, crs) for e in r["errors"]]
+    problems = [
+        f"{r['kind']}/{r['name']} {e['path']}: {e['message']}"
+        for r in strimzi_validate(strimzi_schemas, crs)
+        for e in r["errors"]
+    ]
     for obj in crs:
-        problems += [f"{obj['kind']}/{obj['metadata']['name']}: unknown field {u}"
-                     for u in unknown_fields(obj, strimzi_fields(strimzi_schemas, STRIMZI_API, obj["kind"]))]
+        problems += [
+            f"{obj['kind']}/{obj['metadata']['name']}: unknown field {u}"
+            for u in unknown_fields(obj, strimzi_fields(strimzi_schemas, STRIMZI_API, obj["kind"]))
+        ]
     assert not problems, "\n".join(problems)
 
 
 def test_the_strimzi_validation_catches_bad_values_and_unknown_fields(strimzi_schemas: Path) -> None:
-    user = {"apiVersion": STRIMZI_API, "kind": "KafkaUser",
-            "metadata": {"name": "x", "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
-            "spec": {"authentication": {"type": "tls"},
-                     "authorization": {"type": "simple", "acls": [
-                         {"resource": {"type": "topic", "name": "t", "patternType": "literal"},
-                          "operations": ["Read", "Wrtie"]}]}}}
+    user = {
+        "apiVersion": STRIMZI_API,
+        "kind": "KafkaUser",
+        "metadata": {"name": "x", "labels": {"strimzi.io/cluster": KAFKA_CLUSTER}},
+        "spec": {
+            "authentication": {"type": "tls"},
+            "authorization": {
+                "type": "simple",
+                "acls": [
+                    {
+                        "resource": {"type": "topic", "name": "t", "patternType": "literal"},
+                        "operations": ["Read", "Wrtie"],
+                    }
+                ],
+            },
+        },
+    }
     [result] = strimzi_validate(strimzi_schemas, [user])
     assert [e["path"] for e in result["errors"]] == ["/spec/authorization/acls/0/operations/1"]
-    kafka = {"apiVersion": STRIMZI_API, "kind": "Kafka", "metadata": {"name": "x"},
-             "spec": {"kafka": {"listeners": [{"name": "tls", "port": 9093, "type": "internal", "tls": True,
-                                               "networkPolicyPeer": []}],
-                                "config": {"any.broker.setting": 1}},
-                      "entityOperator": {"topicOperator": {}}}}
-    assert unknown_fields(kafka, strimzi_fields(strimzi_schemas, STRIMZI_API, "Kafka")) == \
-        [".spec.kafka.listeners[0].networkPolicyPeer"]
+    kafka = {
+        "apiVersion": STRIMZI_API,
+        "kind": "Kafka",
+        "metadata": {"name": "x"},
+        "spec": {
+            "kafka": {
+                "listeners": [{"name": "tls", "port": 9093, "type": "internal", "tls": True, "networkPolicyPeer": []}],
+                "config": {"any.broker.setting": 1},
+            },
+            "entityOperator": {"topicOperator": {}},
+        },
+    }
+    assert unknown_fields(kafka, strimzi_fields(strimzi_schemas, STRIMZI_API, "Kafka")) == [
+        ".spec.kafka.listeners[0].networkPolicyPeer"
+    ]
 
 
 # ---------------------------------------------------------------------- the topic registry, Kafka
+
 
 def test_generated_files_match_the_topic_registry() -> None:
     gen = load_generator()
@@ -319,6 +370,7 @@ def test_generated_files_match_the_topic_registry() -> None:
 def test_the_generator_notices_a_registry_change() -> None:
     gen = load_generator()
     from dataclasses import replace
+
     changed = tuple(replace(t, partitions=t.partitions * 2) if t.name == "intake.cases.v1" else t for t in TOPICS)
     before, after = gen.render(), gen.render(changed)
     assert before[gen.TOPICS_FILE] != after[gen.TOPICS_FILE]
@@ -333,8 +385,9 @@ def test_kafka_topics_are_the_registry(rendered: dict[str, list[Obj]], overlay: 
         [job] = [o for o in kind(objs, "Job") if o["metadata"]["name"] == "kafka-topics"]
         assert job["spec"]["template"]["spec"]["containers"][0]["args"][0] == "refnet-topics"
         return
-    assert not [o for o in kind(objs, "Job") if o["metadata"]["name"] == "kafka-topics"], \
+    assert not [o for o in kind(objs, "Job") if o["metadata"]["name"] == "kafka-topics"], (
         "with Strimzi the KafkaTopics are the source of topics, not a Job"
+    )
     topics = by_name(objs, "KafkaTopic")
     assert set(topics) == {t.name for t in TOPICS}
     for t in TOPICS:
@@ -369,14 +422,14 @@ def test_kafka_user_acls_are_exactly_what_the_registry_allows(rendered: dict[str
             if t.writer == process:
                 expected |= {("topic", t.name, "Write"), ("topic", t.name, "Describe")}
             if process in t.readers:
-                expected |= {("topic", t.name, "Read"), ("topic", t.name, "Describe"),
-                             ("group", process, "Read")}
+                expected |= {("topic", t.name, "Read"), ("topic", t.name, "Describe"), ("group", process, "Read")}
         assert granted == expected, f"{process}: extra {granted - expected}, missing {expected - granted}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_kafka_cluster_is_kraft_tls_and_consistently_replicated(rendered: dict[str, list[Obj]],
-                                                                    overlay: str) -> None:
+def test_the_kafka_cluster_is_kraft_tls_and_consistently_replicated(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     objs = rendered[overlay]
     if not is_strimzi_overlay(objs):
         return
@@ -399,8 +452,11 @@ def test_the_kafka_cluster_is_kraft_tls_and_consistently_replicated(rendered: di
     if overlay == "prod":
         assert controllers == 3 and brokers >= 3 and rf == 3 and config["min.insync.replicas"] == 2
         assert all(v["type"] == "persistent-claim" for p in pools for v in p["spec"]["storage"]["volumes"])
-    [bootstrap] = {c["data"]["KAFKA_BOOTSTRAP_SERVERS"] for c in kind(objs, "ConfigMap")
-                   if c["metadata"]["name"].startswith("refnet-kafka-")}
+    [bootstrap] = {
+        c["data"]["KAFKA_BOOTSTRAP_SERVERS"]
+        for c in kind(objs, "ConfigMap")
+        if c["metadata"]["name"].startswith("refnet-kafka-")
+    }
     assert bootstrap == f"{KAFKA_CLUSTER}-kafka-bootstrap:9093"
 
 
@@ -408,8 +464,11 @@ def test_the_kafka_cluster_is_kraft_tls_and_consistently_replicated(rendered: di
 def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objs = rendered[overlay]
     deployments = by_name(objs, "Deployment")
-    clients = {n for n, d in deployments.items()
-               if d["spec"]["template"]["metadata"]["labels"].get("refnet.vn/kafka-client") == "true"}
+    clients = {
+        n
+        for n, d in deployments.items()
+        if d["spec"]["template"]["metadata"]["labels"].get("refnet.vn/kafka-client") == "true"
+    }
     # Every deployed worker and relay, and only those, is a Kafka client, and each is in the registry.
     assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))}
     assert clients <= registry_processes(), f"not in the topic registry: {clients - registry_processes()}"
@@ -425,8 +484,7 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
         [container] = spec["containers"]
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         assert mounts["kafka-user"] == "/etc/refnet/kafka/user" and mounts["kafka-ca"] == "/etc/refnet/kafka/ca"
-        assert any(e.get("configMapRef", {}).get("name", "").startswith("refnet-kafka")
-                   for e in container["envFrom"])
+        assert any(e.get("configMapRef", {}).get("name", "").startswith("refnet-kafka") for e in container["envFrom"])
     kafka_cm = next(c for c in kind(objs, "ConfigMap") if c["metadata"]["name"].startswith("refnet-kafka-"))
     data = kafka_cm["data"]
     assert data["KAFKA_SECURITY_PROTOCOL"] == "SSL" and data["KAFKA_BOOTSTRAP_SERVERS"]
@@ -440,10 +498,11 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
 
 # ------------------------------------------------------------------------------ scaling, rollouts
 
+
 def worker_bound(process: str) -> int:
     counts = [t.partitions for t in TOPICS if process in t.readers]
     assert counts, f"{process} reads nothing in the registry"
-    return max(counts)
+    return int(max(counts))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -491,11 +550,13 @@ def test_services_budgets_and_autoscalers_find_their_pods(rendered: dict[str, li
         assert "maxUnavailable" in pdb["spec"], "maxUnavailable never blocks a drain"
     for hpa in kind(objs, "HorizontalPodAutoscaler"):
         assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
-    for svc in SERVICES:
-        assert f"{svc}-api" in {h["spec"]["scaleTargetRef"]["name"] for h in kind(objs, "HorizontalPodAutoscaler")}
+    autoscaled = {h["spec"]["scaleTargetRef"]["name"] for h in kind(objs, "HorizontalPodAutoscaler")}
+    for service in SERVICES:
+        assert f"{service}-api" in autoscaled
 
 
 # ------------------------------------------------------------------------------- pods and probes
+
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_pod_is_hardened(rendered: dict[str, list[Obj]], overlay: str) -> None:
@@ -523,31 +584,33 @@ def test_every_pod_is_hardened(rendered: dict[str, list[Obj]], overlay: str) -> 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_apis_probe_grpc_health_on_their_port(rendered: dict[str, list[Obj]], overlay: str) -> None:
+def test_processes_listen_and_are_probed_where_the_code_expects(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objs = rendered[overlay]
     deployments = by_name(objs, "Deployment")
     services = by_name(objs, "Service")
     for svc, port in SERVICES.items():
-        [c] = deployments[f"{svc}-api"]["spec"]["template"]["spec"]["containers"]
-        env = env_of(c)
         prefix = svc.upper()
-        assert env[f"{prefix}_GRPC_PORT"]["value"] == str(port)
-        assert env[f"{prefix}_GRPC_HOST"]["value"] == "0.0.0.0"
-        assert env[f"{prefix}_METRICS_PORT"]["value"] == str(METRICS_PORT)
-        assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": port, "metrics": METRICS_PORT}
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert c[probe]["grpc"]["port"] == port, f"{svc}-api {probe}"
-        assert c["args"] == ["api"]
-        [sp] = services[f"{svc}-api"]["spec"]["ports"]
-        assert (sp["port"], sp["targetPort"]) == (port, "grpc")
-        for role in ("worker", "relay"):
+        for role in ("api", "worker", "relay"):
             [c] = deployments[f"{svc}-{role}"]["spec"]["template"]["spec"]["containers"]
-            assert env_of(c)[f"{prefix}_METRICS_PORT"]["value"] == str(METRICS_PORT)
-            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": METRICS_PORT}
+            env = env_of(c)
+            assert c["args"] == [role]
+            assert env[f"{prefix}_METRICS_PORT"]["value"] == str(METRICS_PORT)
+            assert env[f"{prefix}_METRICS_HOST"]["value"] == "0.0.0.0", "probes and scrapes come from outside"
+            # The gRPC port demands a client certificate, which a kubelet probe cannot present.
             assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
             assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-            assert c["args"] == [role]
-            assert not [k for k in env_of(c) if k.startswith("SERVICE_")]
+            assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+            assert not [k for k in env if k.startswith("SERVICE_")]
+            expected_ports = {"grpc": port, "metrics": METRICS_PORT} if role == "api" else {"metrics": METRICS_PORT}
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == expected_ports
+        [c] = deployments[f"{svc}-api"]["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        assert env[f"{prefix}_GRPC_PORT"]["value"] == str(port)
+        assert env[f"{prefix}_GRPC_HOST"]["value"] == "0.0.0.0"
+        assert env[f"{prefix}_TLS_CERT_DIR"]["value"] == "/etc/refnet/tls"
+        assert f"{prefix}_ALLOW_PLAINTEXT" not in env
+        [sp] = services[f"{svc}-api"]["spec"]["ports"]
+        assert (sp["port"], sp["targetPort"]) == (port, "grpc")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -555,46 +618,71 @@ def test_service_specific_secrets_go_only_where_needed(rendered: dict[str, list[
     deployments = by_name(rendered[overlay], "Deployment")
     for name, d in deployments.items():
         spec = d["spec"]["template"]["spec"]
-        secrets = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
-        env = env_of(spec["containers"][0]) if name != "otel-collector" else {}
+        secrets = {v["secret"]["secretName"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
+        env = env_of(spec["containers"][0])
         if name == "intake-api":
             assert "intake-master-key" in secrets
             assert env["INTAKE_MASTER_KEY_FILE"]["value"].startswith("/etc/refnet/intake/master-key/")
         else:
             assert "intake-master-key" not in secrets, name
-        for partner in ("referral", "shelter"):
-            if name == f"{partner}-api":
-                assert f"{partner}-partner-tls" in secrets
-                assert env[f"{partner.upper()}_TLS_CERT_DIR"]["value"] == f"/etc/refnet/{partner}/tls"
-            else:
-                assert f"{partner}-partner-tls" not in secrets, name
+        if name == "referral-api":  # reads contact details from intake over mutual TLS
+            assert "referral-intake-client" in secrets
+            assert env["REFERRAL_INTAKE_ADDRESS"]["value"] == f"intake-api:{SERVICES['intake']}"
+            for var in ("CLIENT_CERT", "CLIENT_KEY", "CA_FILE"):
+                assert env[f"REFERRAL_INTAKE_{var}"]["value"].startswith("/etc/refnet/referral/intake-client/")
+            assert d["spec"]["template"]["metadata"]["labels"]["refnet.vn/calls-intake"] == "true"
+        else:
+            assert "referral-intake-client" not in secrets, name
+        tls = {s for s in secrets if s.endswith("-api-tls")}
+        if name.endswith("-api"):
+            # The server reads ca.pem, server.pem and server.key from <SVC>_TLS_CERT_DIR.
+            assert tls == {f"{name}-tls"}
+            items = {i["key"]: i["path"] for i in secrets[f"{name}-tls"]["items"]}
+            assert items == {"tls.crt": "server.pem", "tls.key": "server.key", "ca.crt": "ca.pem"}
+        else:
+            assert not tls, name
 
 
 # ----------------------------------------------------------------------------- network policies
 
+
 def policy_rules(policy: Obj, direction: str) -> list[Obj]:
-    return policy["spec"].get(direction, [])
+    rules: list[Obj] = policy["spec"].get(direction, [])
+    return rules
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objs = rendered[overlay]
     policies = kind(objs, "NetworkPolicy")
-    deny = [p for p in policies if p["spec"]["podSelector"] == {}
-            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-            and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
     assert deny, "no namespace-wide deny-all NetworkPolicy"
     pods = {f"{w['kind']}/{w['metadata']['name']}": tpl["metadata"]["labels"] for w, tpl in pod_templates(objs)}
 
     def egress_ports(labels: dict[str, str]) -> set[int]:
-        return {port["port"] for p in policies if "Egress" in p["spec"]["policyTypes"]
-                and selects(p["spec"]["podSelector"], labels)
-                for rule in policy_rules(p, "egress") for port in rule.get("ports", [])}
+        return {
+            port["port"]
+            for p in policies
+            if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)
+            for rule in policy_rules(p, "egress")
+            for port in rule.get("ports", [])
+        }
 
     def ingress_ports(labels: dict[str, str]) -> set[int]:
-        return {port["port"] for p in policies if "Ingress" in p["spec"]["policyTypes"]
-                and selects(p["spec"]["podSelector"], labels)
-                for rule in policy_rules(p, "ingress") for port in rule.get("ports", [])}
+        return {
+            port["port"]
+            for p in policies
+            if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)
+            for rule in policy_rules(p, "ingress")
+            for port in rule.get("ports", [])
+        }
 
     for where, labels in pods.items():
         out = egress_ports(labels)
@@ -603,15 +691,20 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             assert 4317 in out, f"{where}: cannot reach the collector"
         if labels.get("refnet.vn/db-client") == "true":
             assert 5432 in out, f"{where}: cannot reach PostgreSQL"
+        for service, port in SERVICES.items():
+            if labels.get(f"refnet.vn/calls-{service}") == "true":
+                assert port in out, f"{where}: cannot reach {service}-api"
+                target = {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "api"}
+                assert port in ingress_ports(target), f"{service}-api does not admit its callers"
         if labels.get("refnet.vn/kafka-client") == "true":
             assert 9093 in out, f"{where}: cannot reach the brokers"
         else:
             assert 9093 not in out, f"{where} is not a Kafka client"
         component, service = labels.get("app.kubernetes.io/component"), labels.get("app.kubernetes.io/name")
         if component == "api":
-            assert ingress_ports(labels) == {SERVICES[service], METRICS_PORT, 8888}, where
+            assert ingress_ports(labels) == {SERVICES[service], METRICS_PORT}, where
         elif component in ("worker", "relay"):
-            assert ingress_ports(labels) == {METRICS_PORT, 8888}, where
+            assert ingress_ports(labels) == {METRICS_PORT}, where
         elif component == "migrate":
             assert ingress_ports(labels) == set(), where
     # Every policy's pod selector matches pods we deploy or pods an operator we use makes, or
@@ -627,6 +720,7 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
 
 # ------------------------------------------------------------------------------ secrets, config
 
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_no_secret_is_committed(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objs = rendered[overlay]
@@ -636,13 +730,17 @@ def test_no_secret_is_committed(rendered: dict[str, list[Obj]], overlay: str) ->
     for _, tpl in pod_templates(objs):
         for c in tpl["spec"]["containers"]:
             for name, e in env_of(c).items():
-                if name == "DATABASE_URL" or re.search(r"PASSWORD|SECRET|TOKEN|(?<!_FILE)_KEY$", name):
-                    assert "value" not in e and "secretKeyRef" in e["valueFrom"], f"{name} must come from a Secret"
+                if name == "DATABASE_URL":
+                    assert e["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+                elif re.search(r"PASSWORD|SECRET|TOKEN|KEY", name) and "value" in e:
+                    # a literal may only name a file (a mounted Secret), never be the secret itself
+                    assert e["value"].startswith("/etc/refnet/"), f"{name} must come from a Secret"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_secret_a_pod_needs_is_made_by_an_operator_or_documented(rendered: dict[str, list[Obj]],
-                                                                      overlay: str) -> None:
+def test_every_secret_a_pod_needs_is_made_by_an_operator_or_documented(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     objs = rendered[overlay]
     readme = (K8S / "README.md").read_text()
     made_by_operators = set(by_name(objs, "KafkaUser"))
@@ -662,14 +760,24 @@ def test_the_postgres_cluster_is_consistent(rendered: dict[str, list[Obj]], over
     """CloudNativePG's schema is in no registry package, so it is checked here by hand (and was
     checked against the v1.30 CRD when written; see README.md)."""
     clusters = kind(rendered[overlay], "Cluster")
-    if not clusters:
-        assert overlay == "external"
+    if not clusters:  # an external database: pods may reach PostgreSQL's port, anywhere
+        policy = by_name(rendered[overlay], "NetworkPolicy")["db-clients-to-postgres"]
+        assert [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]] == [5432]
         return
     [cluster] = clusters
     assert cluster["apiVersion"] == CNPG_API
     spec = cluster["spec"]
-    assert set(spec) <= {"instances", "imageName", "primaryUpdateStrategy", "enableSuperuserAccess", "bootstrap",
-                         "postgresql", "storage", "resources", "affinity"}
+    assert set(spec) <= {
+        "instances",
+        "imageName",
+        "primaryUpdateStrategy",
+        "enableSuperuserAccess",
+        "bootstrap",
+        "postgresql",
+        "storage",
+        "resources",
+        "affinity",
+    }
     assert spec["instances"] == (3 if overlay == "prod" else 1)
     assert spec["bootstrap"]["initdb"] == {"database": "refnet", "owner": "refnet"}
     assert re.fullmatch(r"\d+Gi", spec["storage"]["size"])
@@ -678,8 +786,9 @@ def test_the_postgres_cluster_is_consistent(rendered: dict[str, list[Obj]], over
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_collector_receives_otlp_and_exports_to_the_configured_backend(rendered: dict[str, list[Obj]],
-                                                                           overlay: str) -> None:
+def test_the_collector_receives_otlp_and_exports_to_the_configured_backend(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     objs = rendered[overlay]
     cms = {c["metadata"]["name"].rsplit("-", 1)[0]: c for c in kind(objs, "ConfigMap")}
     config = yaml.safe_load(cms["otel-collector-config"]["data"]["collector.yaml"])
@@ -699,6 +808,7 @@ def test_the_collector_receives_otlp_and_exports_to_the_configured_backend(rende
 
 
 # ---------------------------------------------------------------- migrations, phases, images
+
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_service_migrates_in_a_job(rendered: dict[str, list[Obj]], overlay: str) -> None:
@@ -724,8 +834,9 @@ def test_every_object_belongs_to_one_apply_phase(rendered: dict[str, list[Obj]],
         assert phase in PHASES, f"{where} has no refnet.vn/phase label"
         if o["kind"] == "Job":
             assert phase == "migrate", where
-        elif o["kind"] in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service") \
-                and not o["metadata"]["name"].startswith("otel-collector"):
+        elif o["kind"] in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service") and not o[
+            "metadata"
+        ]["name"].startswith("otel-collector"):
             assert phase == "app", where
         elif o["kind"] not in ("Deployment", "Service", "PodDisruptionBudget"):
             assert phase == "platform", where  # namespace, config, identities, policies, Kafka, PostgreSQL
@@ -752,6 +863,7 @@ def test_images_are_pinned_and_per_service(rendered: dict[str, list[Obj]], overl
 
 # ----------------------------------------------------------------------------------- Dockerfiles
 
+
 def dockerfile(service: str) -> str:
     return (ROOT / "services" / service / "Dockerfile").read_text()
 
@@ -771,7 +883,7 @@ def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
     assert "ARG PYTHON_IMAGE=python:3.11-slim\n" in text
     build, runtime = text.split("AS runtime", 1)
     assert "scripts/gen_proto.sh" in build and "grpcio-tools" in build and "grpcio-tools" not in runtime
-    installs = re.findall(r"pip install[^\n]*", text)
+    installs = re.findall(r"pip\b[^\n]*\binstall\b[^\n]*", text)
     assert installs and all("-c constraints.txt" in line for line in installs), installs
     assert re.findall(r"^COPY --from=build (\S+)", runtime, flags=re.M) == ["/opt/venv"]
     [user] = re.findall(r"^USER (\d+):(\d+)$", runtime, flags=re.M)
@@ -779,11 +891,15 @@ def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/refnet-entrypoint"\]$', runtime, flags=re.M)
     pod_user = (K8S / "base/service-template/process-defaults.yaml").read_text()
     assert f"runAsUser: {user[0]}" in pod_user
-    ignore = (ROOT / ".dockerignore").read_text().splitlines()
-    assert ignore[[line for line in ignore if line and not line.startswith("#")].index("*")
-                  + sum(1 for line in ignore[:ignore.index("*")] if not line or line.startswith("#"))] == "*"
+    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    rules = [line for line in ignore if line and not line.startswith("#")]
+    assert rules[0] == "*", ".dockerignore must exclude everything, then let in what the build copies"
     for needed in ("!constraints.txt", "!scripts/gen_proto.sh", "!proto/", "!libs/", "!services/"):
-        assert needed in ignore
+        assert needed in rules
+    for copied in re.findall(r"^COPY (?!--)(\S+)", build, flags=re.M):
+        assert any(
+            copied.replace("${SERVICE}", "intake").startswith(r[1:].rstrip("/")) for r in rules if r.startswith("!")
+        ), f"{copied} is excluded by .dockerignore"
     assert "proto/gen/" in ignore and "**/__pycache__/" in ignore
 
 
@@ -811,3 +927,65 @@ def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
     assert run("worker") == "intake-worker"
     assert run("relay") == "intake-relay"
     assert run("refnet-topics", "--list") == "refnet-topics --list"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rules_the_api_server_checks_beyond_the_schemas(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Cross-field rules the JSON schemas cannot express, which would fail only at apply time
+    or when the process starts."""
+    configmaps = by_name(rendered[overlay], "ConfigMap")
+    for workload, tpl in pod_templates(rendered[overlay]):
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = tpl["spec"]
+        for tsc in spec.get("topologySpreadConstraints", []):
+            selector_keys = set((tsc.get("labelSelector") or {}).get("matchLabels") or {})
+            assert not selector_keys & set(tsc.get("matchLabelKeys", [])), f"{where}: key in both"
+        volumes = {v["name"] for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            ports = {p["name"] for p in c.get("ports", [])}
+            assert all(len(p) <= 15 for p in ports), where
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                port = (c.get(probe, {}).get("httpGet") or {}).get("port")
+                assert port is None or isinstance(port, int) or port in ports, f"{where} {probe}: {port}"
+            defined: set[str] = set()
+            for e in c.get("env", []):
+                for ref in re.findall(r"\$\((\w+)\)", e.get("value", "")):
+                    assert ref in defined, f"{where}: {e['name']} uses $({ref}) before it is defined"
+                defined.add(e["name"])
+            assert len(defined) == len(c.get("env", [])), f"{where}: duplicate env names"
+            assert {m["name"] for m in c.get("volumeMounts", [])} <= volumes, where
+            # Every file a setting names (/etc/refnet/...) is on a mounted volume.
+            values = [e["value"] for e in c.get("env", []) if "value" in e]
+            for src in c.get("envFrom", []):
+                ref = src.get("configMapRef", {}).get("name")
+                if ref:
+                    assert ref in configmaps, f"{where}: ConfigMap {ref} is not in the overlay"
+                    values += list(configmaps[ref]["data"].values())
+            mounts = [m["mountPath"] for m in c.get("volumeMounts", [])]
+            for value in values:
+                if value.startswith("/etc/refnet/"):
+                    assert any(value == m or value.startswith(m + "/") for m in mounts), f"{where}: {value} not mounted"
+    deployments = by_name(rendered[overlay], "Deployment")
+    for svc in kind(rendered[overlay], "Service"):
+        [pod] = [
+            d["spec"]["template"]
+            for d in deployments.values()
+            if selects({"matchLabels": svc["spec"]["selector"]}, d["spec"]["template"]["metadata"]["labels"])
+        ]
+        names = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in names, f"Service {svc['metadata']['name']}: no port {port['targetPort']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_everything_lands_in_the_one_namespace(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    [namespace] = [o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"]
+    stray = [
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in objs
+        if o["kind"] != "Namespace" and o["metadata"].get("namespace") != namespace
+    ]
+    assert not stray, f"not in namespace {namespace}: {stray}"
+    labels = next(o for o in objs if o["kind"] == "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"

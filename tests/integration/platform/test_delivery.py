@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -15,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
-from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select, text
 
 from refnet_dev.kafka import KafkaBroker
 from refnet_platform.consumer import EventConsumer
@@ -173,3 +174,22 @@ def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_bro
     assert [(d.original_topic, d.original_offset) for d in dead] == [(normal, 30), (normal, 31)]
     assert dead[0].error.startswith("malformed") and dead[0].attempts == 1
     assert dead[1].error == "ValueError: handler bug" and dead[1].attempts == 2 and dead[1].event_id
+
+
+def test_older_code_starts_on_a_database_migrated_ahead_of_it(database_url: str, tmp_path: Path) -> None:
+    from refnet_platform.db import migrate
+
+    scripts = tmp_path / "migrations"
+    (scripts / "versions").mkdir(parents=True)
+    (scripts / "env.py").write_text("from alembic import context\nfrom refnet_platform.db import "
+                                    "run_migrations_online\nrun_migrations_online(context)\n")
+    (scripts / "versions" / "0001_a.py").write_text(
+        'revision = "0001"\ndown_revision = None\n\ndef upgrade():\n    pass\n')
+    engine = make_engine(database_url)
+    migrate(engine, scripts)
+    with engine.begin() as conn:  # a newer release migrated the database, then was rolled back
+        conn.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    migrate(engine, scripts)  # must not raise "Can't locate revision"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+    engine.dispose()

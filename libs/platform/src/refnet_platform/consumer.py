@@ -28,8 +28,9 @@ from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
-from refnet_platform.db import Duplicate
+from refnet_platform.db import Duplicate, crash_point
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, decode
+from refnet_platform.kafka_security import aiokafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import dead_letter_topic, topic
 
@@ -95,8 +96,10 @@ class EventConsumer:
             # The default 500 ms adds up to half a second per hop on quiet topics.
             fetch_max_wait_ms=20,
             isolation_level="read_committed",
+            **aiokafka_options(),
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                    **aiokafka_options())
         await producer.start()
         await consumer.start()
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
@@ -159,6 +162,7 @@ class EventConsumer:
                     await asyncio.to_thread(self._handle_in_context, envelope, payload)
                     self.counts["handled"] += 1
                     metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "handled").inc()
+                    crash_point("consumer.after_db_commit")  # the offset is committed after the batch
                     return
                 except Duplicate:
                     self.counts["duplicates"] += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +13,9 @@ from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,6 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from refnet_platform.context import current_delivery
 from refnet_platform.envelope import OutgoingEvent, wrap
 from refnet_platform.telemetry import current_traceparent
+
+log = logging.getLogger(__name__)
 
 platform_metadata = MetaData()
 
@@ -63,7 +70,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, schema: str | None = None) -> Engine:
+def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -90,7 +97,8 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(url, connect_args=connect_args, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, connect_args=connect_args, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True)
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -99,6 +107,13 @@ def is_postgres(engine: Engine) -> bool:
 
 def outbox_channel(schema: str | None) -> str:
     return f"outbox_{schema or 'public'}"
+
+
+def crash_point(name: str) -> None:
+    """For `make chaos` only: with REFNET_CRASH_AT=<name> in its environment the process dies here, as if
+    killed (exit 137). Points: consumer.after_db_commit, relay.after_send."""
+    if os.environ.get("REFNET_CRASH_AT") == name:
+        os._exit(137)
 
 
 class Duplicate(Exception):
@@ -198,8 +213,7 @@ def migrate(engine: Engine, script_location: Path, schema: str | None = None) ->
             lock = zlib.crc32(f"migrate:{schema}".encode())
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock})
             try:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                _upgrade(config, conn)
                 conn.commit()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock})
@@ -208,8 +222,26 @@ def migrate(engine: Engine, script_location: Path, schema: str | None = None) ->
     database = engine.url.database or ""
     lock_path = Path(f"{database}.migrate.lock") if database and database != ":memory:" else None
     with _file_lock(lock_path), engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        _upgrade(config, conn)
+
+
+def _upgrade(config: Config, conn: Connection) -> None:
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current and not _known(config, current):
+        # The database is ahead of this code: a rollback. Older code runs on the newer schema, which
+        # migrations keep additive; it must not crash-loop trying to downgrade.
+        log.warning("database is at a newer revision than this code; not migrating",
+                    extra={"fields": {"revision": current}})
+        return
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _known(config: Config, revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 class _file_lock:

@@ -21,7 +21,8 @@ from sqlalchemy import Engine, func, select, update
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
-from refnet_platform.db import is_postgres, outbox, outbox_channel, utcnow
+from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, utcnow
+from refnet_platform.kafka_security import kafka_python_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
         "retries": 2**31 - 1,
         "client_id": "refnet-relay",
     }
+    config.update(kafka_python_options())
     config.update(overrides)
     return KafkaProducer(**config)
 
@@ -120,6 +122,7 @@ class Relay:
         self.producer.flush()
         for future in futures:
             future.get(timeout=30)  # raises if any send failed: the rows stay unsent and are retried
+        crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for row in rows:
             metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
         with self.engine.begin() as conn:

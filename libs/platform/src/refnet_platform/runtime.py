@@ -34,7 +34,7 @@ S = TypeVar("S", bound=ServiceSettings)
 
 def open_database(settings: ServiceSettings, migrations: Path) -> Engine:
     url, schema = settings.database
-    engine = make_engine(url, schema)
+    engine = make_engine(url, schema, settings.db_pool_size)
     migrate(engine, migrations, schema)
     SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
     return engine

@@ -24,6 +24,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias="REFNET_LOG_LEVEL")
 
     database_url: str | None = None
+    # Connections each process keeps to PostgreSQL (a second pool of the same size may overflow).
+    db_pool_size: int = Field(10, validation_alias="REFNET_DB_POOL_SIZE")
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
     # Mutual TLS for the gRPC API: a directory with ca.pem, server.pem and server.key.

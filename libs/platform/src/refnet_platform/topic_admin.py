@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import kafka.errors as errors
 from kafka import KafkaAdminClient
 
+from refnet_platform.kafka_security import kafka_python_options
 from refnet_platform.topics import DAY_MS, TOPICS, Topic
 
 
@@ -32,7 +33,7 @@ def ensure_topics(
     }
     if not wanted:
         return []
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="refnet-topics")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="refnet-topics", **kafka_python_options())
     try:
         response = admin.create_topics(wanted, timeout_ms=timeout_ms, raise_errors=False)
         created = []

@@ -34,7 +34,7 @@ def _dlq(consumer: str) -> Topic:
         key="original_key",
         partitions=1,
         writer=f"{consumer}-worker",
-        readers=("ops",),
+        readers=("ops-worker",),
         message_types=("refnet.common.v1.DeadLetter",),
         retention_ms=90 * DAY_MS,
         dead_letter=True,
@@ -49,6 +49,7 @@ CASE_EVENTS = (
     "refnet.intake.v1.ConsentWithdrawn",
     "refnet.intake.v1.CaseClosed",
     "refnet.intake.v1.CaseErased",
+    "refnet.intake.v1.CallLogged",
 )
 REFERRAL_EVENTS = (
     "refnet.referral.v1.ReferralRequested",
@@ -70,28 +71,31 @@ BED_EVENTS = (
 )
 NOTIFICATION_EVENTS = (
     "refnet.notifications.v1.NotificationSent",
+    "refnet.notifications.v1.NotificationDelivered",
+    "refnet.notifications.v1.NotificationFailed",
 )
 
 TOPICS: tuple[Topic, ...] = (
     Topic("intake.cases.v1", "province_code", 6, "intake-relay",
-          ("referral-worker", "notifications-worker"), CASE_EVENTS),
+          ("referral-worker", "notifications-worker", "ops-worker"), CASE_EVENTS),
     Topic("intake.cases-urgent.v1", "province_code", 3, "intake-relay",
-          ("referral-worker", "notifications-worker"), CASE_EVENTS, urgent=True),
+          ("referral-worker", "notifications-worker", "ops-worker"), CASE_EVENTS, urgent=True),
     Topic("referral.referrals.v1", "province_code", 6, "referral-relay",
-          ("intake-worker", "notifications-worker"), REFERRAL_EVENTS),
+          ("intake-worker", "notifications-worker", "ops-worker"), REFERRAL_EVENTS),
     Topic("referral.referrals-urgent.v1", "province_code", 3, "referral-relay",
-          ("intake-worker", "notifications-worker"), REFERRAL_EVENTS, urgent=True),
+          ("intake-worker", "notifications-worker", "ops-worker"), REFERRAL_EVENTS, urgent=True),
     # A command topic: written by referral, read only by its owner, shelter.
     Topic("shelter.bed-commands.v1", "shelter_id", 6, "referral-relay",
           ("shelter-worker",), BED_COMMANDS),
     Topic("shelter.beds.v1", "province_code", 6, "shelter-relay",
-          ("referral-worker", "notifications-worker"), BED_EVENTS),
+          ("referral-worker", "notifications-worker", "ops-worker"), BED_EVENTS),
     Topic("notifications.deliveries.v1", "province_code", 6, "notifications-relay",
-          ("ops",), NOTIFICATION_EVENTS),
+          ("ops-worker",), NOTIFICATION_EVENTS),
     _dlq("intake"),
     _dlq("referral"),
     _dlq("shelter"),
     _dlq("notifications"),
+    _dlq("ops"),
 )
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in TOPICS}

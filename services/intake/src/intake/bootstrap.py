@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -13,6 +15,22 @@ from intake.service_layer import handlers
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.bus import MessageBus
 
+# Every command and the handler it goes to; each handler is given the unit-of-work factory.
+HANDLERS: dict[type, Callable[..., Any]] = {
+    commands.LogCall: handlers.log_call,
+    commands.RegisterCase: handlers.register_case,
+    commands.GetCase: handlers.get_case,
+    commands.AddNeed: handlers.add_need,
+    commands.UpdateRisk: handlers.update_risk,
+    commands.GiveConsent: handlers.give_consent,
+    commands.WithdrawConsent: handlers.withdraw_consent,
+    commands.OverrideConsent: handlers.override_consent,
+    commands.CloseCase: handlers.close_case,
+    commands.EraseCase: handlers.erase_case,
+    commands.GetCaseContact: handlers.get_case_contact,
+    commands.RecordReferral: handlers.record_referral,
+}
+
 
 def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
     vault = Vault(load_master_key(settings.master_key, settings.master_key_file))
@@ -21,8 +39,4 @@ def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(engine, vault, schema)
 
-    return MessageBus({
-        commands.RegisterCase: partial(handlers.register_case, uow=uow),
-        commands.GetCase: partial(handlers.get_case, uow=uow),
-        commands.RecordReferral: partial(handlers.record_referral, uow=uow),
-    })
+    return MessageBus({command: partial(handler, uow=uow) for command, handler in HANDLERS.items()})

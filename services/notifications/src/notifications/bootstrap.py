@@ -2,24 +2,116 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import Engine
 
+from notifications.adapters.channels import (
+    ChannelAdapter,
+    EmailChannel,
+    InAppChannel,
+    SmsGatewayChannel,
+    SmsGatewayConfig,
+    SmtpConfig,
+    WebhookChannel,
+)
+from notifications.adapters.dead_letters import KafkaDeadLetters
+from notifications.adapters.intake_contacts import IntakeContacts
 from notifications.config import Settings
 from notifications.domain import commands
+from notifications.domain.messages import Channel, Language, Links, OutboundMessage
+from notifications.domain.retry import RetryPolicy
+from notifications.domain.safe_contact import ContactWindow
 from notifications.service_layer import handlers
+from notifications.service_layer.handlers import DatabaseFeed, DeadLetterSink, Outlets, Policy, SurvivorContacts
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.bus import MessageBus
 
 
-def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
+def policy_from(settings: Settings) -> Policy:
+    try:
+        windows = tuple(ContactWindow.parse(w) for w in settings.survivor_windows.split(",") if w.strip())
+    except ValueError as exc:
+        raise SystemExit(f"notifications: NOTIFICATIONS_SURVIVOR_WINDOWS: {exc}") from None
+    return Policy(
+        links=Links(settings.partner_portal_url, settings.operator_console_url),
+        windows=windows,
+        survivor_language=Language.parse(settings.survivor_language),
+        retry={Channel(name): RetryPolicy(*values) for name, values in settings.retry.items()},
+        lease=timedelta(seconds=settings.delivery_lease_s),
+        batch=settings.dispatch_batch,
+    )
+
+
+def webhook_secrets(settings: Settings) -> Callable[[OutboundMessage], list[bytes] | None]:
+    default = [s.strip().encode() for s in settings.webhook_secret.split(",") if s.strip()]
+    own = {k: [s.strip().encode() for s in v.split(",") if s.strip()] for k, v in settings.webhook_secrets.items()}
+    return lambda message: own.get(message.recipient_id) or default or None
+
+
+def staff_adapters(settings: Settings) -> dict[Channel, ChannelAdapter]:
+    """The channels whose settings are given (the in-app feed is added by bootstrap)."""
+    adapters: dict[Channel, ChannelAdapter] = {}
+    if settings.smtp_host:
+        adapters[Channel.EMAIL] = EmailChannel(SmtpConfig(
+            settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.smtp_survivor_sender,
+            settings.smtp_username, settings.smtp_password, settings.smtp_starttls, settings.smtp_ssl,
+            settings.smtp_timeout_s))
+    if settings.sms_gateway_url:
+        adapters[Channel.SMS] = SmsGatewayChannel(SmsGatewayConfig(
+            settings.sms_gateway_url, settings.sms_api_key, settings.sms_path, settings.sms_timeout_s,
+            settings.sms_sender_id, settings.sms_survivor_sender_id))
+    if settings.webhook_secret or settings.webhook_secrets:
+        adapters[Channel.WEBHOOK] = WebhookChannel(webhook_secrets(settings), timeout=settings.webhook_timeout_s)
+    return adapters
+
+
+def survivor_contacts(settings: Settings) -> SurvivorContacts | None:
+    if not (settings.intake_client_cert and settings.intake_client_key):
+        return IntakeContacts(settings.intake_address, None) if settings.allow_plaintext else None
+    ca = settings.intake_ca_file or (settings.tls_cert_dir / "ca.pem" if settings.tls_cert_dir else None)
+    if ca is None:
+        raise SystemExit("notifications: set NOTIFICATIONS_INTAKE_CA_FILE or NOTIFICATIONS_TLS_CERT_DIR "
+                         "to reach intake")
+    return IntakeContacts.from_files(settings.intake_address, ca, settings.intake_client_cert,
+                                     settings.intake_client_key)
+
+
+def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = None,
+              adapters: dict[Channel, ChannelAdapter] | None = None, contacts: SurvivorContacts | None = None,
+              dead_letters: DeadLetterSink | None = None) -> MessageBus:
     schema = settings.database[1]
+    policy = policy or policy_from(settings)
 
     def uow() -> NotificationsUnitOfWork:
         return NotificationsUnitOfWork(engine, schema)
 
+    outlets = Outlets(
+        adapters={Channel.IN_APP: InAppChannel(DatabaseFeed(uow, policy.clock)),
+                  **(staff_adapters(settings) if adapters is None else adapters)},
+        contacts=contacts if contacts is not None else survivor_contacts(settings),
+        dead_letters=dead_letters or KafkaDeadLetters(settings.kafka_bootstrap_servers),
+    )
+    sending: dict[type, Callable[..., Any]] = {
+        commands.Notify: handlers.notify,
+        commands.NoteCase: handlers.note_case,
+        commands.DispatchDue: handlers.dispatch_due,
+    }
+    timed: dict[type, Callable[..., Any]] = {
+        commands.WithdrawConsent: handlers.withdraw_consent,
+        commands.EraseCase: handlers.erase_case,
+    }
+    plain: dict[type, Callable[..., Any]] = {
+        commands.NoteConsent: handlers.note_consent,
+        commands.LoadDirectory: handlers.load_directory,
+        commands.ListNotices: handlers.list_notices,
+        commands.NoticesAfter: handlers.notices_after,
+    }
     return MessageBus({
-        commands.NotifyReferralEvent: partial(handlers.notify_referral_event, uow=uow),
-        commands.ListNotices: partial(handlers.list_notices, uow=uow),
+        **{c: partial(h, uow=uow, policy=policy, outlets=outlets) for c, h in sending.items()},
+        **{c: partial(h, uow=uow, policy=policy) for c, h in timed.items()},
+        **{c: partial(h, uow=uow) for c, h in plain.items()},
     })

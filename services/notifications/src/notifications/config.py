@@ -11,6 +11,65 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Settings(ServiceSettings):
+    """Env prefix NOTIFICATIONS_. A channel without its settings is off: nobody is sent anything on it
+    (the in-app feed is always on), so a development network without an SMTP server still works."""
+
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore")
     service_name: ClassVar[str] = "notifications"
     grpc_port: int = 50054
+
+    # Who is told where: demo/directory.json's shape (providers' "duty_contact", "supervisors",
+    # "case_workers"), loaded into the recipients table when the api and the worker start.
+    directory_file: Path | None = None
+    # Where staff act: plain http(s) URLs named in every staff message.
+    partner_portal_url: str = "https://partners.refnet.example"
+    operator_console_url: str = "https://console.refnet.example"
+
+    # E-mail over SMTP (off while smtp_host is empty). survivor_sender must name nothing (no refnet, no
+    # hotline): without it no survivor is e-mailed.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "refnet <no-reply@refnet.example>"
+    smtp_survivor_sender: str = ""
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = 10.0
+
+    # SMS through an HTTP gateway (off while sms_gateway_url is empty).
+    sms_gateway_url: str = ""
+    sms_api_key: str = ""
+    sms_path: str = "/v1/messages"
+    sms_sender_id: str = ""
+    sms_survivor_sender_id: str = ""
+    sms_timeout_s: float = 10.0
+
+    # Signed webhooks: the secret for every partner (comma-separated while rotating), and/or one per
+    # provider id as JSON ({"qn-hospital": "s1,s2"}). A partner without a secret gets no webhook.
+    webhook_secret: str = ""
+    webhook_secrets: dict[str, str] = {}
+    webhook_timeout_s: float = 10.0
+
+    # Survivors: the daily windows (Asia/Ho_Chi_Minh) in which she may be contacted, and her language.
+    # Intake records no structured window yet, so this conservative default applies to everyone.
+    survivor_windows: str = "08:00-20:00"
+    survivor_language: str = "vi"
+
+    # Dispatch: how often the worker sends what is due, how many per channel per round, and how long a
+    # claimed delivery is left alone before another round may take it over (longer than any send).
+    dispatch_interval_s: float = 0.5
+    dispatch_batch: int = 50
+    delivery_lease_s: float = 60.0
+    # Retry policies per channel, overriding retry.DEFAULT_POLICIES: {"sms": [base_s, cap_s, max_attempts]}.
+    retry: dict[str, tuple[float, float, int]] = {}
+
+    # Intake's internal CaseContactService, called as role "service" with this client certificate (the CA
+    # defaults to ca.pem in NOTIFICATIONS_TLS_CERT_DIR). Unset: no survivor is ever contacted.
+    intake_address: str = "127.0.0.1:50051"
+    intake_client_cert: Path | None = None
+    intake_client_key: Path | None = None
+    intake_ca_file: Path | None = None
+
+    # WatchNotices: how often each stream looks for new notices.
+    watch_poll_interval_s: float = 0.5

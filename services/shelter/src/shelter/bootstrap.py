@@ -19,9 +19,17 @@ def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
     def uow() -> ShelterUnitOfWork:
         return ShelterUnitOfWork(engine, schema)
 
+    stale_after = settings.stale_after
     return MessageBus({
-        commands.ReserveBed: partial(handlers.reserve_bed, uow=uow),
-        commands.UpdateAvailability: partial(handlers.update_availability, uow=uow),
-        commands.ListAvailability: partial(handlers.list_availability, uow=uow),
+        commands.ReserveBed: partial(handlers.reserve_bed, uow=uow, default_hold=settings.default_hold),
+        commands.ReleaseBed: partial(handlers.release_bed, uow=uow),
+        commands.ExpireHolds: partial(handlers.expire_holds, uow=uow),
+        commands.UpdateAvailability: partial(handlers.update_availability, uow=uow, stale_after=stale_after),
+        commands.ConfirmArrival: partial(handlers.confirm_arrival, uow=uow),
+        commands.CheckOut: partial(handlers.check_out, uow=uow),
+        commands.ListReservations: partial(handlers.list_reservations, uow=uow),
+        commands.GetShelter: partial(handlers.get_shelter, uow=uow, stale_after=stale_after),
+        commands.ListAvailability: partial(handlers.list_availability, uow=uow, stale_after=stale_after),
+        commands.WatchAvailability: handlers.watch_scope,
         commands.LoadShelters: partial(handlers.load_shelters, uow=uow),
     })

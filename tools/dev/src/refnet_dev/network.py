@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,11 @@ from refnet_platform.identity import channel_credentials
 
 SERVICES = ("intake", "referral", "shelter", "notifications")
 ROLES = ("api", "worker", "relay")
-DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054}
+DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054,
+                 "ops-console": 8480, "ops-otlp": 4317}
+# The operations processes (services/ops), started when Network(ops=True): the OTLP trace receiver first, so
+# every other process's spans have somewhere to go, then the worker and the console.
+OPS_FIRST, OPS_LAST = ("ops-collector",), ("ops-worker", "ops-console")
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Network:
     directory_file: Path = field(default_factory=lambda: repo_root() / "demo" / "directory.json")
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
+    ops: bool = False
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -56,10 +63,24 @@ class Network:
         for service in SERVICES:
             env[f"{service.upper()}_GRPC_PORT"] = str(self.port(service))
             env[f"{service.upper()}_TLS_CERT_DIR"] = str(self.pki.dir)
+        # Referral reads a survivor's contact details from intake's internal API as refnet service "referral".
+        referral_cert, referral_key = self.pki.client("referral", "service")
+        env.update({"REFERRAL_INTAKE_ADDRESS": self.address("intake"),
+                    "REFERRAL_INTAKE_CLIENT_CERT": str(referral_cert), "REFERRAL_INTAKE_CLIENT_KEY": str(referral_key)})
+        # Every process's /metrics, /healthz and /readyz on a port of its own.
+        for name in self.process_names():
+            if name != "ops-console":  # the console serves them on its own port
+                env[f"{name.replace('-', '_').upper()}_METRICS_PORT"] = str(self.port(f"{name}-metrics"))
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.otlp_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        elif self.ops:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.port('ops-otlp')}"
+        if self.ops:
+            env["OPS_CONSOLE_PORT"] = str(self.port("ops-console"))
+            env["OPS_OTLP_PORT"] = str(self.port("ops-otlp"))
+            env["OPS_TARGETS"] = ",".join(f"{name}={self.metrics_url(name)}" for name in self.process_names())
         env.update(self.extra_env)
         return env
 
@@ -80,6 +101,19 @@ class Network:
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.port(service)}"
 
+    def process_names(self) -> list[str]:
+        names = [f"{service}-{role}" for role in ROLES for service in SERVICES]
+        return [*OPS_FIRST, *names, *OPS_LAST] if self.ops else names
+
+    def metrics_url(self, name: str) -> str:
+        """Where a process serves /metrics, /healthz and /readyz."""
+        port = self.port("ops-console") if name == "ops-console" else self.port(f"{name}-metrics")
+        return f"http://127.0.0.1:{port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('ops-console')}"
+
     def dev_master_key(self) -> Path:
         """A development master key, made once per data dir. Production mounts a real one."""
         path = self.data_dir / "dev-master.key"
@@ -93,13 +127,34 @@ class Network:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = self.env()
         bin_dir = Path(sys.executable).parent
+        for name in OPS_FIRST if self.ops else ():
+            self.start_process(name, env, bin_dir)
         # Each service's api first: it applies migrations and loads the demo directory.
         for role in ROLES:
             for service in SERVICES:
                 self.start_process(f"{service}-{role}", env, bin_dir)
             if role == "api":
                 self.wait_healthy(timeout)
+        if self.ops:
+            for name in OPS_LAST:
+                self.start_process(name, env, bin_dir)
+            self.wait_ready("ops-console", timeout)
         return self
+
+    def wait_ready(self, name: str, timeout: float) -> None:
+        """Until the process's /readyz answers 200."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.metrics_url(name)}/readyz", timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not become ready:\n{self.log_tail(name)}")
+            time.sleep(0.2)
 
     def start_process(self, name: str, env: dict[str, str] | None = None, bin_dir: Path | None = None) -> Process:
         log = self.data_dir / "logs" / f"{name}.log"

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import refnet_geo as geo
-
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
@@ -366,40 +365,43 @@ def validate_need_types(specs: list[NeedSpec], prefix: str) -> None:
         seen.add(spec.service_type)
 
 
-def consent_terms_for(spec: NeedSpec, survivor: Survivor, field: str) -> ConsentTerms | None:
+def consent_terms_for(spec: NeedSpec, survivor: Survivor, prefix: str) -> ConsentTerms | None:
     """The consent a need comes with: its terms, the shorthand's (an adult's own), or none."""
     if spec.consent is not None:
         return spec.consent
     if not spec.consented:
         return None
     if survivor.is_child:
-        raise InvalidArgument(f"{field}.given_by", "a child's consent is given by a guardian, or by the case "
+        raise InvalidArgument(f"{prefix}given_by", "a child's consent is given by a guardian, or by the case "
                                                    "worker under a legal basis: say who gave it in `consent`")
     return ConsentTerms(given_by=ConsentGiver.SURVIVOR, data_categories=IMPLIED_DATA_CATEGORIES)
 
 
-def validate_consent(terms: ConsentTerms, survivor: Survivor, now: datetime, field: str) -> None:
+def validate_consent(terms: ConsentTerms, survivor: Survivor, now: datetime, prefix: str) -> None:
+    """`prefix` locates the terms in the request, e.g. "needs[0].consent." or "" (OverrideConsent)."""
     given_by = terms.given_by
     if given_by is None:
-        raise InvalidArgument(f"{field}.given_by", "is required (survivor, guardian or case worker)")
+        raise InvalidArgument(f"{prefix}given_by", "is required (survivor, guardian or case worker)")
     if given_by is ConsentGiver.SURVIVOR and survivor.is_child:
-        raise InvalidArgument(f"{field}.given_by", "a child's consent is given by a guardian, or by the case "
+        raise InvalidArgument(f"{prefix}given_by", "a child's consent is given by a guardian, or by the case "
                                                    "worker under a legal basis")
     if given_by is ConsentGiver.CASE_WORKER and not survivor.is_child:
-        raise InvalidArgument(f"{field}.given_by", "a case worker consents only for a child; an adult consents "
+        raise InvalidArgument(f"{prefix}given_by", "a case worker consents only for a child; an adult consents "
                                                    "herself (or a supervisor overrides)")
+    if given_by is ConsentGiver.SUPERVISOR_OVERRIDE and prefix:
+        raise InvalidArgument(f"{prefix}given_by", "an override is made with OverrideConsent, by a supervisor")
     needs_basis = given_by in (ConsentGiver.CASE_WORKER, ConsentGiver.SUPERVISOR_OVERRIDE)
     if needs_basis and not terms.legal_basis.strip():
-        raise InvalidArgument(f"{field}.legal_basis", "is required: name the provision that allows it")
+        raise InvalidArgument(f"{prefix}legal_basis", "is required: name the provision that allows it")
     if len(terms.legal_basis) > LIMITS["legal_basis"]:
-        raise InvalidArgument(f"{field}.legal_basis", f"at most {LIMITS['legal_basis']} characters")
+        raise InvalidArgument(f"{prefix}legal_basis", f"at most {LIMITS['legal_basis']} characters")
     if not terms.data_categories:
-        raise InvalidArgument(f"{field}.data_categories",
+        raise InvalidArgument(f"{prefix}data_categories",
                               f"at least one of {', '.join(DATA_CATEGORIES)}: an empty consent allows nothing")
-    _one_of(terms.data_categories, DATA_CATEGORIES, f"{field}.data_categories")
-    _one_of(terms.recipient_sectors, RECIPIENT_SECTORS, f"{field}.recipient_sectors")
+    _one_of(terms.data_categories, DATA_CATEGORIES, f"{prefix}data_categories")
+    _one_of(terms.recipient_sectors, RECIPIENT_SECTORS, f"{prefix}recipient_sectors")
     if terms.expires_at is not None and terms.expires_at <= now:
-        raise InvalidArgument(f"{field}.expires_at", "must be in the future")
+        raise InvalidArgument(f"{prefix}expires_at", "must be in the future")
 
 
 def _one_of(values: tuple[str, ...], allowed: tuple[str, ...], field: str) -> None:
@@ -419,8 +421,7 @@ def new_consent(consent_id: str, need_id: str, terms: ConsentTerms, recorded_by:
     )
 
 
-def validate_call(details: CallDetails, outcome: CallOutcome | None, case_id: str, now: datetime,
-                  prefix: str = "call.") -> None:
+def validate_call(details: CallDetails, now: datetime, prefix: str = "call.") -> None:
     if details.channel is None:
         raise InvalidArgument(f"{prefix}channel", "is required")
     if details.topic is None:
@@ -429,31 +430,41 @@ def validate_call(details: CallDetails, outcome: CallOutcome | None, case_id: st
         raise InvalidArgument(f"{prefix}duration_seconds", f"must be between 0 and {MAX_CALL_SECONDS}")
     if details.started_at is not None and details.started_at > now + CLOCK_SKEW:
         raise InvalidArgument(f"{prefix}started_at", "is in the future")
+
+
+def validate_call_outcome(outcome: CallOutcome | None, case_id: str) -> None:
     if outcome is None:
         raise InvalidArgument("outcome", "is required")
-    if outcome in CASE_OUTCOMES and not case_id:
-        raise InvalidArgument("case_id", f"is required when the outcome is {outcome}")
-    if outcome not in CASE_OUTCOMES and case_id:
+    if outcome in CASE_OUTCOMES:
+        if not case_id.strip():
+            raise InvalidArgument("case_id", f"is required when the outcome is {outcome}")
+        require_id(case_id, "case_id")
+    elif case_id:
         raise InvalidArgument("case_id", "only a call that opened or followed up a case names one")
 
 
-def consent_refusal(case: Case, service_type: ServiceType, sector: str, now: datetime) -> Exception | None:
-    """Why a recipient in `sector` may not read the contact for `service_type`, or None if it may."""
+def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now: datetime) -> Consent:
+    """The consent that lets a recipient in `sector` ("" when not given) read the contact for
+    `service_type`; raises why not."""
     if case.status is CaseStatus.ERASED:
-        return FailedPrecondition(f"case {case.case_id} was erased: its personal data no longer exists")
+        raise FailedPrecondition(f"case {case.case_id} was erased: its personal data no longer exists")
     if case.status is CaseStatus.CLOSED:
-        return FailedPrecondition(f"case {case.case_id} is closed")
+        raise FailedPrecondition(f"case {case.case_id} is closed")
     need = case.need_for(service_type)
-    status = need.consent_status(now) if need else ConsentStatus.NONE
-    if need is None or need.consent is None or status is ConsentStatus.NONE:
-        return PermissionDenied(f"no consent covers {service_type} for case {case.case_id}")
+    consent = need.consent if need else None
+    if consent is None:
+        raise PermissionDenied(f"no consent covers {service_type} for case {case.case_id}")
+    status = consent.status(now)
     if status is ConsentStatus.WITHDRAWN:
-        return FailedPrecondition(f"consent for {service_type} was withdrawn")
+        raise FailedPrecondition(f"consent for {service_type} was withdrawn")
     if status is ConsentStatus.EXPIRED:
-        return FailedPrecondition(f"consent for {service_type} expired at {need.consent.expires_at.isoformat()}")
-    if not need.consent.covers(sector):
-        return PermissionDenied(f"consent for {service_type} does not cover the {sector} sector")
-    return None
+        raise FailedPrecondition(f"consent for {service_type} expired at {consent.expires_at.isoformat()}")
+    if consent.recipient_sectors and not sector:
+        raise PermissionDenied(f"consent for {service_type} covers only {', '.join(consent.recipient_sectors)}: "
+                               "recipient_sector is required")
+    if not consent.covers(sector):
+        raise PermissionDenied(f"consent for {service_type} does not cover the {sector} sector")
+    return consent
 
 
 @dataclass(frozen=True)

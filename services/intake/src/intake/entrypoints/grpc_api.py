@@ -1,41 +1,112 @@
+"""Intake's gRPC API: the operators' IntakeService and the internal CaseContactService. Servicers
+only map: the caller (from its mTLS certificate) goes into each command and the handler decides."""
+
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from sqlalchemy import Engine
 
-from intake.adapters import proto_mapping
+import refnet_geo
+from intake.adapters import proto_mapping as mapping
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
+from intake.domain.model import Actor
+from refnet.intake.v1 import contact_service_pb2 as contact_pb
+from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
+from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
+
+
+def actor_of(context: grpc.aio.ServicerContext) -> Actor:
+    caller = caller_of(context)
+    return Actor(caller.subject_id, str(caller.role))
 
 
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
 
+    async def _handle(self, to_command: Callable[[Any, Actor], object], request: Any,
+                      context: grpc.aio.ServicerContext) -> Any:
+        command = to_command(request, actor_of(context))
+        return await asyncio.to_thread(self.bus.handle, command)
+
+    async def LogCall(self, request: pb.LogCallRequest, context: grpc.aio.ServicerContext) -> pb.LogCallResponse:
+        call, created = await self._handle(mapping.log_call_command, request, context)
+        return pb.LogCallResponse(call=mapping.call_to_pb(call), created=created)
+
     async def RegisterCase(self, request: pb.RegisterCaseRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RegisterCaseResponse:
-        command = proto_mapping.register_case_command(request)
-        case, created = await asyncio.to_thread(self.bus.handle, command)
-        return pb.RegisterCaseResponse(case=proto_mapping.case_to_pb(case), created=created)
+        case, created = await self._handle(mapping.register_case_command, request, context)
+        return pb.RegisterCaseResponse(case=mapping.case_to_pb(case), created=created, call_id=case.call_id)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
-        case = await asyncio.to_thread(self.bus.handle, commands.GetCase(request.case_id))
-        return pb.GetCaseResponse(case=proto_mapping.case_to_pb(case))
+        case = await self._handle(lambda r, actor: commands.GetCase(actor, r.case_id), request, context)
+        return pb.GetCaseResponse(case=mapping.case_to_pb(case))
+
+    async def AddNeed(self, request: pb.AddNeedRequest, context: grpc.aio.ServicerContext) -> pb.AddNeedResponse:
+        case, need_id, created = await self._handle(mapping.add_need_command, request, context)
+        return pb.AddNeedResponse(case=mapping.case_to_pb(case), need_id=need_id, created=created)
+
+    async def UpdateRisk(self, request: pb.UpdateRiskRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.UpdateRiskResponse:
+        case, created = await self._handle(mapping.update_risk_command, request, context)
+        return pb.UpdateRiskResponse(case=mapping.case_to_pb(case), created=created)
+
+    async def GiveConsent(self, request: pb.GiveConsentRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.GiveConsentResponse:
+        case, consent_id, created = await self._handle(mapping.give_consent_command, request, context)
+        return pb.GiveConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+
+    async def WithdrawConsent(self, request: pb.WithdrawConsentRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.WithdrawConsentResponse:
+        case, consent_id, created = await self._handle(mapping.withdraw_consent_command, request, context)
+        return pb.WithdrawConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+
+    async def OverrideConsent(self, request: pb.OverrideConsentRequest, context: grpc.aio.ServicerContext
+                              ) -> pb.OverrideConsentResponse:
+        case, consent_id, created = await self._handle(mapping.override_consent_command, request, context)
+        return pb.OverrideConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+
+    async def CloseCase(self, request: pb.CloseCaseRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.CloseCaseResponse:
+        case, created = await self._handle(mapping.close_case_command, request, context)
+        return pb.CloseCaseResponse(case=mapping.case_to_pb(case), created=created)
+
+    async def EraseCase(self, request: pb.EraseCaseRequest, context: grpc.aio.ServicerContext
+                        ) -> pb.EraseCaseResponse:
+        case, created = await self._handle(mapping.erase_case_command, request, context)
+        return pb.EraseCaseResponse(case=mapping.case_to_pb(case), created=created)
+
+
+class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+
+    async def GetCaseContact(self, request: contact_pb.GetCaseContactRequest, context: grpc.aio.ServicerContext
+                             ) -> contact_pb.GetCaseContactResponse:
+        command = mapping.get_case_contact_command(request, actor_of(context))
+        contact, categories = await asyncio.to_thread(self.bus.handle, command)
+        return mapping.contact_to_pb(contact, categories)
+
+
+def register(settings: Settings, engine: Engine, server: grpc.aio.Server) -> Sequence[str]:
+    bus = bootstrap(settings, engine)
+    refnet_geo.preload()  # no request pays for loading the map
+    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus), server)
+    contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus), server)
+    return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,
+            contact_pb.DESCRIPTOR.services_by_name["CaseContactService"].full_name]
 
 
 def main() -> None:
     settings = Settings()
-
-    def register(engine: Engine, server: grpc.aio.Server) -> Sequence[str]:
-        pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bootstrap(settings, engine)), server)
-        return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name]
-
-    run_api(settings, MIGRATIONS, register)
+    run_api(settings, MIGRATIONS, lambda engine, server: register(settings, engine, server))

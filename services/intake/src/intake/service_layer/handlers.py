@@ -1,3 +1,7 @@
+"""Intake's use cases. Each authorizes its caller, validates before touching the database, and
+changes state plus the events it causes in one transaction (nothing half-written). Mutating
+commands run once per client request id: a repeat returns the first result, created = False."""
+
 from __future__ import annotations
 
 import logging
@@ -8,52 +12,424 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from intake.domain import commands, events
-from intake.domain.model import Case, validate_case
+from intake.domain.model import (
+    MAX_ID,
+    RECIPIENT_SECTORS,
+    Actor,
+    AuditEntry,
+    Call,
+    CallOutcome,
+    Case,
+    CaseStatus,
+    Consent,
+    ConsentStatus,
+    Contact,
+    Need,
+    consent_for_contact,
+    consent_terms_for,
+    new_consent,
+    require_code,
+    require_id,
+    resolve_place,
+    validate_call,
+    validate_call_outcome,
+    validate_consent,
+    validate_contact,
+    validate_need_types,
+    validate_survivor,
+)
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.envelope import new_event_id
-from refnet_platform.errors import NotFound
+from refnet_platform.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from refnet_platform.identity import Role
 
 log = logging.getLogger(__name__)
 
 UowFactory = Callable[[], IntakeUnitOfWork]
 
+CASE_WORK = (Role.OPERATOR, Role.SUPERVISOR)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _authorize(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        raise PermissionDenied(f"this call is not open to the {actor.role or 'unknown'} role")
+
+
+def _case(work: IntakeUnitOfWork, case_id: str) -> Case:
+    case = work.cases.get(case_id)
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    return case
+
+
+def _load(uow: UowFactory, case_id: str) -> Case:
+    with uow() as work:
+        return _case(work, case_id)
+
+
+def _once(uow: UowFactory, client_request_id: str, operation: str, case_id: str,
+          perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
+    """Runs `perform` (which stages rows and events and returns the id of what it made) in one
+    transaction with the record of this request, unless the request ran before. (result id, created)."""
+    for attempt in (1, 2):
+        try:
+            with uow() as work:
+                prior = work.requests.get(client_request_id)
+                if prior is None:
+                    now = _now()
+                    result_id = perform(work, now)
+                    work.requests.add(client_request_id, operation, case_id, result_id, now)
+                    work.commit()
+                    return result_id, True
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            continue  # a concurrent repeat of the same request committed first: return its result
+        done, done_case, result_id = prior
+        if (done, done_case) != (operation, case_id):
+            raise AlreadyExists(f"client_request_id: already used for {done}"
+                                + (f" on case {done_case}" if done_case else ""))
+        return result_id, False
+    raise AssertionError("unreachable")
+
+
+def _ids(cmd: object, *names: str) -> None:
+    for name in names:
+        require_id(getattr(cmd, name), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls
+
+
+def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id")
+    validate_call(cmd.details, _now())
+    validate_call_outcome(cmd.outcome, cmd.case_id)
+    assert cmd.outcome is not None
+    outcome = cmd.outcome
+    place = resolve_place(cmd.place, _now())
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        if cmd.case_id:
+            _case(work, cmd.case_id)
+        call = Call(call_id=new_event_id(), province_code=place.province_code, commune_code=place.commune_code,
+                    details=replace(cmd.details, started_at=cmd.details.started_at or now), outcome=outcome,
+                    case_id=cmd.case_id, logged_by=cmd.actor.subject_id, logged_at=now)
+        work.calls.add(call)
+        work.emit(events.CallLogged(call))
+        return call.call_id
+
+    call_id, created = _once(uow, cmd.client_request_id, "log_call", "", perform)
+    with uow() as work:
+        call = work.calls.get(call_id)
+    assert call is not None
+    if created:
+        log.info("call logged", extra={"fields": {"call_id": call_id, "province": call.province_code,
+                                                  "outcome": str(call.outcome)}})
+    return call, created
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
 
 def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bool]:
-    """Returns (case, created). A repeated client_request_id returns the first case unchanged."""
-    case = Case(
-        case_id=new_event_id(), client_request_id=cmd.client_request_id, province_code=cmd.province_code,
-        commune_code=cmd.commune_code, case_types=list(cmd.case_types), survivor=cmd.survivor,
-        needs=[replace(n, need_id=new_event_id()) for n in cmd.needs], risk_level=cmd.risk_level,
-        immediate_danger=cmd.immediate_danger, case_worker_id=cmd.case_worker_id,
-        registered_at=datetime.now(UTC),
-    )
-    validate_case(case)
-    try:
-        with uow() as work:
-            existing = work.cases.by_client_request(cmd.client_request_id)
-            if existing:
-                return existing, False
-            work.cases.add(case, cmd.contact, cmd.narrative)
-            work.emit(events.CaseRegistered(case))
-            work.commit()
-    except IntegrityError:
-        # A concurrent repeat of the same request won the race: return its case.
-        with uow() as work:
-            existing = work.cases.by_client_request(cmd.client_request_id)
-            if existing is None:
-                raise
-            return existing, False
-    log.info("case registered", extra={"fields": {"case_id": case.case_id, "province": case.province_code,
-                                                  "emergency": case.emergency}})
-    return case, True
+    """Returns (case, created). A repeated client_request_id returns the first case."""
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id")
+    now = _now()
+    recorded_at = cmd.recorded_at or now
+    occurred = resolve_place(cmd.occurred_in, recorded_at)
+    reported = resolve_place(cmd.reported_in, recorded_at, "reported_in.") if cmd.reported_in else None
+    if not cmd.case_types:
+        raise InvalidArgument("case_types", "at least one case type is required")
+    if cmd.risk_level is None:
+        raise InvalidArgument("risk_level", "is required (low, medium or high)")
+    risk_level = cmd.risk_level
+    validate_survivor(cmd.survivor)
+    validate_contact(cmd.contact, cmd.narrative)
+    validate_need_types(cmd.needs, "needs")
+    terms = [consent_terms_for(spec, cmd.survivor, f"needs[{i}].consent.") for i, spec in enumerate(cmd.needs)]
+    for index, given in enumerate(terms):
+        if given is not None:
+            validate_consent(given, cmd.survivor, now, f"needs[{index}].consent.")
+    case_worker_id = cmd.case_worker_id or cmd.actor.subject_id
+    if len(case_worker_id) > MAX_ID:
+        raise InvalidArgument("case_worker_id", f"at most {MAX_ID} characters")
+    if cmd.call is not None:
+        validate_call(cmd.call, now)
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = Case(
+            case_id=new_event_id(), client_request_id=cmd.client_request_id, province_code=occurred.province_code,
+            commune_code=occurred.commune_code, case_types=list(dict.fromkeys(cmd.case_types)),
+            survivor=cmd.survivor, needs=[], risk_level=risk_level, immediate_danger=False,
+            case_worker_id=case_worker_id, registered_at=now, reported_in=reported,
+        )
+        case.triage(risk_level, cmd.immediate_danger, now)
+        for spec, given in zip(cmd.needs, terms, strict=True):
+            assert spec.service_type is not None
+            need = Need(need_id=new_event_id(), service_type=spec.service_type)
+            if given is not None:
+                need.consent = new_consent(new_event_id(), need.need_id, given, cmd.actor.subject_id, now)
+            case.needs.append(need)
+        call = None
+        if cmd.call is not None:
+            place = reported or occurred
+            call = Call(call_id=new_event_id(), province_code=place.province_code, commune_code=place.commune_code,
+                        details=replace(cmd.call, started_at=cmd.call.started_at or now),
+                        outcome=CallOutcome.CASE_OPENED, case_id=case.case_id, logged_by=cmd.actor.subject_id,
+                        logged_at=now)
+            case.call_id = call.call_id
+        work.cases.add(case, cmd.contact, cmd.narrative)
+        work.emit(events.CaseRegistered(case, now))
+        if call is not None:
+            work.calls.add(call)
+            work.emit(events.CallLogged(call))
+        return case.case_id
+
+    case_id, created = _once(uow, cmd.client_request_id, "register_case", "", perform)
+    case = _load(uow, case_id)
+    if created:
+        log.info("case registered", extra={"fields": {"case_id": case_id, "province": case.province_code,
+                                                      "emergency": case.emergency}})
+    return case, created
 
 
 def get_case(cmd: commands.GetCase, uow: UowFactory) -> Case:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "case_id")
+    return _load(uow, cmd.case_id)
+
+
+def add_need(cmd: commands.AddNeed, uow: UowFactory) -> tuple[Case, str, bool]:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id", "case_id")
+    validate_need_types([cmd.need], "need")
+    service_type = cmd.need.service_type
+    assert service_type is not None
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        case.require_open()
+        if case.need_for(service_type):
+            raise AlreadyExists(f"need.service_type: case {case.case_id} already has a {service_type} need")
+        terms = consent_terms_for(cmd.need, case.survivor, "need.consent.")
+        need = Need(need_id=new_event_id(), service_type=service_type)
+        if terms is not None:
+            validate_consent(terms, case.survivor, now, "need.consent.")
+            need.consent = new_consent(new_event_id(), need.need_id, terms, cmd.actor.subject_id, now)
+        work.cases.add_need(case.case_id, need)
+        case.needs.append(need)
+        work.emit(events.NeedAdded(case, need, now))
+        return need.need_id
+
+    need_id, created = _once(uow, cmd.client_request_id, "add_need", cmd.case_id, perform)
+    return _load(uow, cmd.case_id), need_id, created
+
+
+def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id", "case_id")
+    if cmd.risk_level is None:
+        raise InvalidArgument("risk_level", "is required (low, medium or high)")
+    risk_level = cmd.risk_level
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        case.require_open()
+        case.triage(risk_level, cmd.immediate_danger, now)
+        work.cases.update(case)
+        work.emit(events.RiskUpdated(case))
+        return case.case_id
+
+    _, created = _once(uow, cmd.client_request_id, "update_risk", cmd.case_id, perform)
+    case = _load(uow, cmd.case_id)
+    if created:
+        log.info("risk updated", extra={"fields": {"case_id": case.case_id, "risk": str(case.risk_level),
+                                                   "emergency": case.emergency}})
+    return case, created
+
+
+def close_case(cmd: commands.CloseCase, uow: UowFactory) -> tuple[Case, bool]:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id", "case_id")
+    if cmd.outcome is None:
+        raise InvalidArgument("outcome", "is required")
+    outcome = cmd.outcome
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        case.require_open()
+        case.status, case.closed_at, case.close_outcome = CaseStatus.CLOSED, now, outcome
+        work.cases.update(case)
+        work.emit(events.CaseClosed(case))
+        return case.case_id
+
+    _, created = _once(uow, cmd.client_request_id, "close_case", cmd.case_id, perform)
+    return _load(uow, cmd.case_id), created
+
+
+def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
+    """Crypto-shredding: the case's key is destroyed; its ciphertext stays, unreadable for good."""
+    _authorize(cmd.actor, Role.SUPERVISOR)
+    _ids(cmd, "client_request_id", "case_id")
+    if cmd.reason is None:
+        raise InvalidArgument("reason", "is required")
+    reason = cmd.reason
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        if case.status is CaseStatus.ERASED:
+            raise FailedPrecondition(f"case {case.case_id} was already erased")
+        work.cases.destroy_key(case.case_id)
+        case.status, case.erased_at = CaseStatus.ERASED, now
+        work.cases.update(case)
+        work.audit.append(AuditEntry(actor=cmd.actor, action="erase_case", case_id=case.case_id, at=now,
+                                     purpose=str(reason)))
+        work.emit(events.CaseErased(case))
+        return case.case_id
+
+    _, created = _once(uow, cmd.client_request_id, "erase_case", cmd.case_id, perform)
+    if created:
+        log.info("case erased", extra={"fields": {"case_id": cmd.case_id, "reason": str(reason)}})
+    return _load(uow, cmd.case_id), created
+
+
+# ---------------------------------------------------------------------------------------------
+# Consent
+
+
+def give_consent(cmd: commands.GiveConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id", "case_id", "need_id")
+    if cmd.terms is None:
+        raise InvalidArgument("consent", "is required")
+    terms = cmd.terms
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        case.require_open()
+        need = case.require_need(cmd.need_id)
+        validate_consent(terms, case.survivor, now, "consent.")
+        return _record_consent(work, case, need, new_consent(new_event_id(), need.need_id, terms,
+                                                             cmd.actor.subject_id, now))
+
+    consent_id, created = _once(uow, cmd.client_request_id, "give_consent", cmd.case_id, perform)
+    return _load(uow, cmd.case_id), consent_id, created
+
+
+def override_consent(cmd: commands.OverrideConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+    """A supervisor consents in the survivor's place under a legal basis; the override is audited."""
+    _authorize(cmd.actor, Role.SUPERVISOR)
+    _ids(cmd, "client_request_id", "case_id", "need_id")
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        case.require_open()
+        need = case.require_need(cmd.need_id)
+        validate_consent(cmd.terms, case.survivor, now, "")
+        consent = new_consent(new_event_id(), need.need_id, cmd.terms, cmd.actor.subject_id, now)
+        work.audit.append(AuditEntry(actor=cmd.actor, action="consent_override", case_id=case.case_id, at=now,
+                                     need_id=need.need_id, detail=consent.legal_basis))
+        return _record_consent(work, case, need, consent)
+
+    consent_id, created = _once(uow, cmd.client_request_id, "override_consent", cmd.case_id, perform)
+    if created:
+        log.warning("consent overridden", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id,
+                                                            "supervisor": cmd.actor.subject_id}})
+    return _load(uow, cmd.case_id), consent_id, created
+
+
+def _record_consent(work: IntakeUnitOfWork, case: Case, need: Need, consent: Consent) -> str:
+    """The new consent replaces the need's earlier one, if any."""
+    work.cases.add_consent(case.case_id, consent)
+    need.consent = consent
+    work.emit(events.ConsentGiven(case, need, consent))
+    return consent.consent_id
+
+
+def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+    """Allowed on a closed case too: withdrawing is the survivor's right at any time."""
+    _authorize(cmd.actor, *CASE_WORK)
+    _ids(cmd, "client_request_id", "case_id", "need_id")
+
+    def perform(work: IntakeUnitOfWork, now: datetime) -> str:
+        case = _case(work, cmd.case_id)
+        if case.status is CaseStatus.ERASED:
+            raise FailedPrecondition(f"case {case.case_id} was erased")
+        need = case.require_need(cmd.need_id)
+        status = need.consent_status(now)
+        if status is not ConsentStatus.VALID or need.consent is None:
+            raise FailedPrecondition(f"need {need.need_id} has no valid consent to withdraw (it is {status})")
+        need.consent.withdrawn_at, need.consent.withdrawn_by = now, cmd.actor.subject_id
+        work.cases.withdraw(need.consent)
+        work.emit(events.ConsentWithdrawn(case, need, need.consent))
+        return need.consent.consent_id
+
+    consent_id, created = _once(uow, cmd.client_request_id, "withdraw_consent", cmd.case_id, perform)
+    if created:
+        log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id}})
+    return _load(uow, cmd.case_id), consent_id, created
+
+
+# ---------------------------------------------------------------------------------------------
+# Personal data, for other refnet services
+
+
+def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Contact, tuple[str, ...]]:
+    """The fields of the contact that the consent for the service and the recipient's sector covers.
+    Every attempt is audited, a refused one too (committed before the refusal is raised)."""
+    _authorize(cmd.actor, Role.SERVICE)
+    _ids(cmd, "case_id", "referral_id", "recipient_id")
+    if cmd.service_type is None:
+        raise InvalidArgument("service_type", "is required")
+    if cmd.recipient_sector and cmd.recipient_sector not in RECIPIENT_SECTORS:
+        raise InvalidArgument("recipient_sector", f"must be one of {', '.join(RECIPIENT_SECTORS)}")
+    require_code(cmd.purpose, "purpose")
+    service_type = cmd.service_type
     with uow() as work:
-        case = work.cases.get(cmd.case_id)
-    if case is None:
-        raise NotFound(f"case {cmd.case_id} not found")
-    return case
+        now = _now()
+        case = _case(work, cmd.case_id)
+        need = case.need_for(service_type)
+
+        def audit(action: str, detail: str) -> None:
+            work.audit.append(AuditEntry(
+                actor=cmd.actor, action=action, case_id=case.case_id, at=now, purpose=cmd.purpose,
+                need_id=need.need_id if need else "", referral_id=cmd.referral_id, recipient_id=cmd.recipient_id,
+                detail=detail))
+
+        try:
+            consent = consent_for_contact(case, service_type, cmd.recipient_sector, now)
+            personal = work.cases.read_personal_data(case.case_id)
+            if personal is None:
+                raise FailedPrecondition(f"case {case.case_id} has no readable personal data")
+        except DomainError as refusal:
+            audit("contact_refused", str(refusal))
+            work.commit()
+            raise
+        audit("contact_read", ",".join(consent.data_categories))
+        work.commit()
+    log.info("case contact read", extra={"fields": {"case_id": case.case_id, "referral_id": cmd.referral_id,
+                                                    "recipient_id": cmd.recipient_id, "purpose": cmd.purpose}})
+    return personal[0].only(consent.data_categories), consent.data_categories
+
+
+# ---------------------------------------------------------------------------------------------
+# From referral's events
 
 
 def record_referral(cmd: commands.RecordReferral, uow: UowFactory) -> None:

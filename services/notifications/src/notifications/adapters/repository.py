@@ -1,27 +1,302 @@
+"""Notices and their deliveries, the in-app feed, the directory's recipients, and what the worker
+remembers of cases and referrals. Times are stored in UTC (SQLite keeps no offset) and read back aware."""
+
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
 
-from notifications.adapters.tables import notices
-from notifications.domain.notices import Notice
+from notifications.adapters.tables import (
+    cases,
+    consents,
+    dead_letters,
+    deliveries,
+    feed,
+    notices,
+    recipients,
+    referrals,
+    supervisors,
+)
+from notifications.domain.commands import Recipient
+from notifications.domain.events import NoticeRef, NotificationFailed
+from notifications.domain.messages import Channel, Contact, Endpoint, Language, NoticeKind, OutboundMessage, Role
+from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
+from refnet_platform.vocabulary import ServiceType
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    columns = {c: stmt.excluded[c] for c in values if c not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=columns) if columns
+                 else stmt.on_conflict_do_nothing(index_elements=list(keys)))
 
 
 class NoticeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, notice: Notice) -> None:
-        self.conn.execute(insert(notices).values(**asdict(notice)))
+    # --- recording --------------------------------------------------------------------------------
 
-    def exists(self, source_event_id: str, recipient_id: str, channel: str) -> bool:
-        query = select(notices.c.notice_id).where(notices.c.source_event_id == source_event_id,
-                                                  notices.c.recipient_id == recipient_id, notices.c.channel == channel)
-        return self.conn.execute(query).first() is not None
+    def add(self, planned: Planned, now: datetime, correlation_id: str = "", traceparent: str = "") -> bool:
+        """Records the notice and its delivery; False (and nothing written) if that notice exists."""
+        m = planned.message
+        if self.conn.execute(select(notices.c.notice_id).where(notices.c.notice_id == m.notice_id)).first():
+            return False
+        self.conn.execute(insert(notices).values(
+            notice_id=m.notice_id, source_event_id=m.event_id, recipient_id=m.recipient_id, channel=planned.lane,
+            subject=m.subject[:300], body=m.body, referral_id=m.referral_id, case_id=m.case_id,
+            province_code=m.province_code, status=planned.status, created_at=_utc(now)))
+        self.conn.execute(insert(deliveries).values(
+            notice_id=m.notice_id, lane=planned.lane, role=m.role, kind=m.kind, priority=m.priority,
+            language=m.language, address=m.address, html=m.html, payload=json.dumps(dict(m.payload)),
+            service_type=str(m.service_type or ""), sector=planned.sector, status=planned.status, attempts=0,
+            next_attempt_at=_utc(planned.next_attempt_at), lease_until=None, detail="",
+            correlation_id=correlation_id, traceparent=traceparent, created_at=_utc(now),
+            updated_at=_utc(now)))
+        return True
 
-    def for_recipient(self, recipient_id: str, case_id: str = "") -> list[Notice]:
-        query = select(notices).where(notices.c.recipient_id == recipient_id)
+    def claim_next(self, lane: str, now: datetime, lease_until: datetime) -> Due | None:
+        """The lane's most urgent due delivery (emergencies first, then the longest due), claimed for this
+        round: its attempt is counted and nobody else takes it before lease_until."""
+        now = _utc(now)
+        due = and_(deliveries.c.lane == lane, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
+                   deliveries.c.next_attempt_at <= now,
+                   or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+        query = (select(deliveries.c.notice_id, deliveries.c.attempts).where(due)
+                 .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at).limit(5))
+        for row in self.conn.execute(query).all():
+            claimed = self.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.notice_id == row.notice_id, deliveries.c.attempts == row.attempts, due)
+                .values(attempts=row.attempts + 1, lease_until=_utc(lease_until), updated_at=now))
+            if claimed.rowcount == 1:
+                return _due(self.conn.execute(_MESSAGE.where(notices.c.notice_id == row.notice_id)).mappings().one())
+        return None
+
+    def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
+        next_at = _utc(recorded.next_attempt_at) if recorded.next_attempt_at else None
+        self.conn.execute(update(deliveries).where(deliveries.c.notice_id == notice_id).values(
+            status=recorded.status, attempts=recorded.attempts, next_attempt_at=next_at, lease_until=None,
+            detail=recorded.detail[:300], updated_at=_utc(now)))
+        self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
+
+    def ref(self, notice_id: str) -> NoticeRef:
+        row = self.conn.execute(_MESSAGE.where(notices.c.notice_id == notice_id)).mappings().one()
+        return NoticeRef(notice_id, row["recipient_id"], row["lane"], row["referral_id"], row["case_id"],
+                         row["province_code"], row["source_event_id"], row["kind"], row["role"], row["priority"] == 0)
+
+    def open_for_survivor(self, case_id: str) -> list[Due]:
+        rows = self.conn.execute(_MESSAGE.where(
+            notices.c.case_id == case_id, deliveries.c.lane == SURVIVOR_LANE,
+            deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]))).mappings().all()
+        return [_due(r) for r in rows]
+
+    def blank_finished(self, case_id: str) -> int:
+        """Removes the text of the case's notices that are no longer to be sent."""
+        finished = select(deliveries.c.notice_id).where(
+            deliveries.c.status.not_in([Status.PENDING, Status.DEFERRED])).scalar_subquery()
+        ids = select(notices.c.notice_id).where(notices.c.case_id == case_id, notices.c.notice_id.in_(finished))
+        done = [r.notice_id for r in self.conn.execute(ids)]
+        if done:
+            self.conn.execute(update(notices).where(notices.c.notice_id.in_(done)).values(subject="", body=""))
+            self.conn.execute(update(deliveries).where(deliveries.c.notice_id.in_(done)).values(html="", payload="{}"))
+        return len(done)
+
+    # --- the in-app feed --------------------------------------------------------------------------
+
+    def publish(self, message: OutboundMessage, now: datetime) -> None:
+        """Puts an in-app notice in its recipient's feed, once however often it is published."""
+        exists = self.conn.execute(select(feed.c.sequence).where(feed.c.notice_id == message.notice_id)).first()
+        if exists is None:
+            self.conn.execute(insert(feed).values(notice_id=message.notice_id, role=message.role,
+                                                  recipient_id=message.recipient_id, case_id=message.case_id,
+                                                  published_at=_utc(now)))
+
+    def feed_page(self, role: Role, recipient_id: str, case_id: str, *, before: int = 0, after: int | None = None,
+                  limit: int = 100) -> list[Notice]:
+        """Newest first below `before` (0: from the newest); or oldest first above `after`."""
+        query = (select(feed.c.sequence, notices.c.notice_id, notices.c.source_event_id, notices.c.recipient_id,
+                        notices.c.channel, notices.c.subject, notices.c.body, notices.c.referral_id, notices.c.case_id,
+                        notices.c.province_code, notices.c.created_at, deliveries.c.kind, deliveries.c.role,
+                        deliveries.c.priority, deliveries.c.status)
+                 .join(notices, notices.c.notice_id == feed.c.notice_id)
+                 .join(deliveries, deliveries.c.notice_id == feed.c.notice_id)
+                 .where(feed.c.role == role, feed.c.recipient_id == recipient_id))
         if case_id:
-            query = query.where(notices.c.case_id == case_id)
-        return [Notice(**dict(r)) for r in self.conn.execute(query.order_by(notices.c.created_at)).mappings()]
+            query = query.where(feed.c.case_id == case_id)
+        if after is not None:
+            query = query.where(feed.c.sequence > after).order_by(feed.c.sequence)
+        else:
+            if before:
+                query = query.where(feed.c.sequence < before)
+            query = query.order_by(feed.c.sequence.desc())
+        return [_notice(r) for r in self.conn.execute(query.limit(limit)).mappings()]
+
+    def feed_end(self, role: Role, recipient_id: str) -> int:
+        query = select(func.max(feed.c.sequence)).where(feed.c.role == role, feed.c.recipient_id == recipient_id)
+        return int(self.conn.execute(query).scalar() or 0)
+
+
+_MESSAGE = (
+    select(notices.c.notice_id, notices.c.source_event_id, notices.c.recipient_id, notices.c.subject, notices.c.body,
+           notices.c.referral_id, notices.c.case_id, notices.c.province_code, deliveries.c.lane, deliveries.c.role,
+           deliveries.c.kind, deliveries.c.priority, deliveries.c.language, deliveries.c.address, deliveries.c.html,
+           deliveries.c.payload, deliveries.c.service_type, deliveries.c.sector, deliveries.c.attempts,
+           deliveries.c.next_attempt_at, deliveries.c.correlation_id, deliveries.c.traceparent)
+    .join(deliveries, deliveries.c.notice_id == notices.c.notice_id)
+)
+
+
+def _due(row: RowMapping) -> Due:
+    return Due(_message(row), row["lane"], row["attempts"], row["sector"], row["correlation_id"], row["traceparent"])
+
+
+def _message(row: RowMapping) -> OutboundMessage:
+    lane = row["lane"]
+    return OutboundMessage(
+        notice_id=row["notice_id"], event_id=row["source_event_id"], kind=NoticeKind(row["kind"]),
+        role=Role(row["role"]), recipient_id=row["recipient_id"],
+        # A survivor's notice: a placeholder channel until safe_contact.recheck picks her route.
+        channel=Channel.SMS if lane == SURVIVOR_LANE else Channel(lane), address=row["address"],
+        language=Language(row["language"]), subject=row["subject"], body=row["body"], html=row["html"],
+        payload=json.loads(row["payload"] or "{}"), priority=row["priority"],
+        not_before=_aware(row["next_attempt_at"]), case_id=row["case_id"], referral_id=row["referral_id"],
+        province_code=row["province_code"],
+        service_type=ServiceType(row["service_type"]) if row["service_type"] else None,
+    )
+
+
+def _notice(row: RowMapping) -> Notice:
+    created = _aware(row["created_at"])
+    assert created is not None
+    return Notice(
+        notice_id=row["notice_id"], source_event_id=row["source_event_id"], kind=row["kind"], role=row["role"],
+        recipient_id=row["recipient_id"], channel=row["channel"], subject=row["subject"], body=row["body"],
+        referral_id=row["referral_id"], case_id=row["case_id"], province_code=row["province_code"],
+        urgency=str(urgency_of(row["priority"])), status=row["status"], created_at=created,
+        sequence=int(row["sequence"]),
+    )
+
+
+class DirectoryRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def replace(self, entries: Iterable[Recipient], members: Iterable[tuple[str, str]]) -> int:
+        count = 0
+        for r in entries:
+            _upsert(self.conn, recipients, ["role", "recipient_id"], {
+                "role": r.role, "recipient_id": r.recipient_id, "language": r.language, "email": r.email,
+                "phone": r.phone, "webhook_url": r.webhook_url, "province_code": r.province_code, "sector": r.sector})
+            count += 1
+        for supervisor_id, province in members:
+            _upsert(self.conn, supervisors, ["supervisor_id"],
+                    {"supervisor_id": supervisor_id, "province_code": province})
+        return count
+
+    def contact(self, role: Role, recipient_id: str) -> Contact | None:
+        row = self.conn.execute(select(recipients).where(recipients.c.role == role,
+                                                         recipients.c.recipient_id == recipient_id)).first()
+        if row is None:
+            return None
+        endpoints = tuple(Endpoint(channel, address) for channel, address in (
+            (Channel.EMAIL, row.email), (Channel.SMS, row.phone), (Channel.WEBHOOK, row.webhook_url)) if address)
+        return Contact(recipient_id, Language.parse(row.language), endpoints)
+
+    def sector_of(self, provider_id: str) -> str:
+        row = self.conn.execute(select(recipients.c.sector).where(recipients.c.role == Role.PROVIDER,
+                                                                  recipients.c.recipient_id == provider_id)).first()
+        return row.sector if row else ""
+
+    def province_of_supervisor(self, supervisor_id: str) -> str:
+        row = self.conn.execute(select(supervisors.c.province_code)
+                                .where(supervisors.c.supervisor_id == supervisor_id)).first()
+        return row.province_code if row else ""
+
+
+class CaseRepository:
+    """What the worker learns from events and needs later: a case's worker, a referral's details (bed
+    events carry neither), and which services a survivor consented to."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def note_case(self, case_id: str, province_code: str, case_worker_id: str) -> None:
+        _upsert(self.conn, cases, ["case_id"],
+                {"case_id": case_id, "province_code": province_code, "case_worker_id": case_worker_id})
+
+    def case_worker(self, case_id: str) -> str:
+        row = self.conn.execute(select(cases.c.case_worker_id).where(cases.c.case_id == case_id)).first()
+        return row.case_worker_id if row else ""
+
+    def note_referral(self, referral_id: str, case_id: str, case_worker_id: str, provider_id: str,
+                      service_type: ServiceType, priority: int, province_code: str) -> None:
+        _upsert(self.conn, referrals, ["referral_id"], {
+            "referral_id": referral_id, "case_id": case_id, "case_worker_id": case_worker_id,
+            "provider_id": provider_id, "service_type": service_type, "priority": priority,
+            "province_code": province_code})
+
+    def referral(self, referral_id: str) -> RowMapping | None:
+        return self.conn.execute(select(referrals).where(referrals.c.referral_id == referral_id)).mappings().first()
+
+    def consent(self, case_id: str, service_type: ServiceType) -> None:
+        _upsert(self.conn, consents, ["case_id", "service_type"], {"case_id": case_id, "service_type": service_type})
+
+    def withdraw(self, case_id: str, service_type: ServiceType | None) -> None:
+        query = delete(consents).where(consents.c.case_id == case_id)
+        if service_type is not None:
+            query = query.where(consents.c.service_type == service_type)
+        self.conn.execute(query)
+
+    def consented(self, case_id: str) -> frozenset[ServiceType]:
+        rows = self.conn.execute(select(consents.c.service_type).where(consents.c.case_id == case_id))
+        return frozenset(ServiceType(r.service_type) for r in rows)
+
+    def forget(self, case_id: str) -> None:
+        for table in (consents, referrals, cases):
+            self.conn.execute(delete(table).where(table.c.case_id == case_id))
+
+
+class DeadLetterRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, failed: NotificationFailed) -> None:
+        n = failed.notice
+        if self.conn.execute(select(dead_letters.c.notice_id).where(dead_letters.c.notice_id == n.notice_id)).first():
+            return
+        self.conn.execute(insert(dead_letters).values(
+            notice_id=n.notice_id, lane=n.channel, recipient_id=n.recipient_id, role=n.role, kind=n.kind,
+            referral_id=n.referral_id, case_id=n.case_id, province_code=n.province_code,
+            source_event_id=n.source_event_id, emergency=n.emergency, reason=failed.reason,
+            detail=failed.detail[:300], attempts=failed.attempts, failed_at=_utc(failed.at), published_at=None))
+
+    def unpublished(self, limit: int = 100) -> list[NotificationFailed]:
+        rows = self.conn.execute(select(dead_letters).where(dead_letters.c.published_at.is_(None))
+                                 .order_by(dead_letters.c.failed_at).limit(limit)).mappings().all()
+        return [NotificationFailed(
+            NoticeRef(r["notice_id"], r["recipient_id"], r["lane"], r["referral_id"], r["case_id"],
+                      r["province_code"], r["source_event_id"], r["kind"], r["role"], r["emergency"]),
+            r["attempts"], _aware(r["failed_at"]) or datetime.now(UTC), r["reason"], r["detail"]) for r in rows]
+
+    def mark_published(self, notice_ids: Sequence[str], now: datetime) -> None:
+        if notice_ids:
+            self.conn.execute(update(dead_letters).where(dead_letters.c.notice_id.in_(list(notice_ids)))
+                              .values(published_at=_utc(now)))

@@ -1,25 +1,111 @@
+"""What notifications is asked to do: by events (Notify, NoteCase, ...), by its timer (DispatchDue) and by
+its gRPC callers (ListNotices, ...). No I/O, no protobuf."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from notifications.domain.messages import EmergencyCase, Event, Language, Role
+from refnet_platform.vocabulary import ServiceType
 
 
 @dataclass(frozen=True)
-class NotifyReferralEvent:
-    """A referral was requested or changed status: tell whoever must act or know."""
+class Notify:
+    """A referral or bed event: tell whoever must act or know."""
 
-    source_event_id: str
-    kind: str  # "requested" or the new status
-    referral_id: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class NoteCase:
+    """A case was registered: remember its case worker and what she consented to; an emergency case
+    tells the province's supervisor."""
+
     case_id: str
     province_code: str
-    provider_id: str
     case_worker_id: str
-    service_type: str
-    emergency: bool
-    reason: str = ""
+    consented: frozenset[ServiceType]
+    emergency: EmergencyCase | None = None
+
+
+@dataclass(frozen=True)
+class NoteConsent:
+    """Consent for a service became valid (a need added with consent, or consent given later)."""
+
+    case_id: str
+    service_type: ServiceType
+
+
+@dataclass(frozen=True)
+class WithdrawConsent:
+    """service_type None: every service. Pending survivor notices about it stop."""
+
+    case_id: str
+    service_type: ServiceType | None
+
+
+@dataclass(frozen=True)
+class EraseCase:
+    """The case's key was destroyed: drop its pending survivor notices and the text of its notices."""
+
+    case_id: str
+
+
+@dataclass(frozen=True)
+class DispatchDue:
+    """Send what is due, emergencies first. now: the clock (tests move it; None is the real time)."""
+
+    now: datetime | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A staff recipient as the directory names them. recipient_id: a provider id, a case worker's id,
+    or, for a province's supervisors, the province code."""
+
+    role: Role
+    recipient_id: str
+    language: Language
+    email: str = ""
+    phone: str = ""
+    webhook_url: str = ""
+    province_code: str = ""
+    sector: str = ""
+
+
+@dataclass(frozen=True)
+class LoadDirectory:
+    recipients: tuple[Recipient, ...]
+    # (supervisor id, province code): whose client certificate reads which province's supervisor feed.
+    supervisors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who asks, from the caller's client certificate."""
+
+    subject_id: str
+    role: str
 
 
 @dataclass(frozen=True)
 class ListNotices:
-    recipient_id: str
+    reader: Reader
+    recipient_id: str = ""
     case_id: str = ""
+    page_size: int = 0
+    before_sequence: int = 0
+
+
+@dataclass(frozen=True)
+class NoticesAfter:
+    """The reader's notices with a sequence above after_sequence, oldest first (WatchNotices polls this).
+    after_sequence None: none, only where the feed ends now (the stream's starting point)."""
+
+    reader: Reader
+    recipient_id: str = ""
+    case_id: str = ""
+    after_sequence: int | None = None
+    limit: int = 100

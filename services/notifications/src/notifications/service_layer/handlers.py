@@ -1,49 +1,433 @@
+"""Notifications' use cases: record who is told what when an event arrives, send what is due, and show
+each caller its own feed. Who and what come from domain.messages, a survivor's rules from
+domain.safe_contact, what happens after a send from domain.notices / domain.retry."""
+
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from notifications.domain import commands, events
-from notifications.domain.notices import Notice
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from notifications.adapters.channels import ChannelAdapter
+from notifications.domain import commands
+from notifications.domain.events import NoticeRef, NotificationDelivered, NotificationFailed, NotificationSent
+from notifications.domain.messages import (
+    BedUpdate,
+    Channel,
+    EmergencyCase,
+    Event,
+    Language,
+    Links,
+    NewReferral,
+    OutboundMessage,
+    Role,
+    recipients_for,
+    staff_messages,
+)
+from notifications.domain.notices import (
+    SURVIVOR_LANE,
+    ConsentedServices,
+    ContactRefused,
+    ContactUnavailable,
+    Due,
+    Notice,
+    Planned,
+    Recorded,
+    Status,
+    SurvivorContact,
+    after_attempt,
+    after_survivor_decision,
+    staff_contact,
+    staff_planned,
+    survivor_notice,
+    survivor_profile,
+    urgency_of,
+)
+from notifications.domain.retry import DeliveryResult, Jitter, RetryPolicy, policy_for
+from notifications.domain.safe_contact import (
+    ConsentWithdrawal,
+    ContactWindow,
+    Defer,
+    Send,
+    Withhold,
+    recheck,
+    stop_pending,
+)
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from refnet_platform.envelope import new_event_id
+from refnet_platform.context import Causation, current_causation
+from refnet_platform.errors import InvalidArgument, PermissionDenied
+from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+from refnet_platform.vocabulary import ServiceType
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("refnet.notifications")
 
 UowFactory = Callable[[], NotificationsUnitOfWork]
-IN_APP = "in_app"
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
 
 
-def notify_referral_event(cmd: commands.NotifyReferralEvent, uow: UowFactory) -> list[Notice]:
-    """A new referral tells the provider; every status change tells the referring case worker."""
-    if cmd.kind == "requested":
-        recipient = cmd.provider_id
-        urgency = "KHẨN CẤP / EMERGENCY" if cmd.emergency else "new"
-        subject = f"Referral {cmd.referral_id[-8:]}: {cmd.service_type} ({urgency})"
-        body = f"A {cmd.service_type} referral is assigned to you. Accept it in the refnet partner API."
-    else:
-        recipient = cmd.case_worker_id
-        subject = f"Referral {cmd.referral_id[-8:]} is now {cmd.kind}"
-        body = f"Referral {cmd.referral_id} is now {cmd.kind}" + (f" ({cmd.reason})." if cmd.reason else ".")
-    if not recipient:
-        return []
-    sent: list[Notice] = []
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SurvivorContacts(Protocol):
+    """Reads her contact from intake for one send; raises ContactRefused or ContactUnavailable."""
+
+    def read(self, case_id: str, referral_id: str, service_type: ServiceType | None,
+             sector: str) -> SurvivorContact: ...
+
+
+class DeadLetterSink(Protocol):
+    def publish(self, letters: Sequence[NotificationFailed]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How notifications behaves, from its settings. windows: when survivors may be contacted."""
+
+    links: Links
+    windows: tuple[ContactWindow, ...]
+    survivor_language: Language = Language.VI
+    retry: Mapping[Channel, RetryPolicy] = field(default_factory=dict)
+    lease: timedelta = timedelta(seconds=60)
+    batch: int = 50
+    round_budget_s: float = 20.0
+    clock: Callable[[], datetime] = utcnow
+    jitter: Jitter | None = None
+
+
+@dataclass(frozen=True)
+class Outlets:
+    """The configured channels (the in-app feed always among them), intake's contact API for survivors
+    (None: no survivor is contacted), and where failed deliveries are dead-lettered."""
+
+    adapters: Mapping[Channel, ChannelAdapter]
+    contacts: SurvivorContacts | None
+    dead_letters: DeadLetterSink
+
+    @property
+    def staff_channels(self) -> frozenset[Channel]:
+        return frozenset(self.adapters)
+
+    @property
+    def survivor_reachable(self) -> bool:
+        return self.contacts is not None and Channel.SMS in self.adapters
+
+
+# --- events: who is told -----------------------------------------------------------------------
+
+
+def notify(cmd: commands.Notify, uow: UowFactory, policy: Policy, outlets: Outlets) -> list[str]:
+    """Records one notice (and its delivery) per recipient and channel; returns the new notice ids."""
     with uow() as work:
-        if not work.notices.exists(cmd.source_event_id, recipient, IN_APP):
-            notice = Notice(notice_id=new_event_id(), source_event_id=cmd.source_event_id, recipient_id=recipient,
-                            channel=IN_APP, subject=subject, body=body, referral_id=cmd.referral_id,
-                            case_id=cmd.case_id, province_code=cmd.province_code, status="sent",
-                            created_at=datetime.now(UTC))
-            work.notices.add(notice)
-            work.emit(events.NotificationSent(notice))
-            sent.append(notice)
+        added = _tell(work, cmd.event, policy, outlets)
         work.commit()
-    for notice in sent:
-        log.info("notice sent", extra={"fields": {"notice_id": notice.notice_id, "referral_id": notice.referral_id}})
-    return sent
+    return added
 
 
-def list_notices(cmd: commands.ListNotices, uow: UowFactory) -> list[Notice]:
+def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: Outlets) -> list[str]:
     with uow() as work:
-        return work.notices.for_recipient(cmd.recipient_id, cmd.case_id)
+        work.cases.note_case(cmd.case_id, cmd.province_code, cmd.case_worker_id)
+        for service in cmd.consented:
+            work.cases.consent(cmd.case_id, service)
+        added = _tell(work, cmd.emergency, policy, outlets) if cmd.emergency else []
+        work.commit()
+    return added
+
+
+def note_consent(cmd: commands.NoteConsent, uow: UowFactory) -> None:
+    with uow() as work:
+        work.cases.consent(cmd.case_id, cmd.service_type)
+        work.commit()
+
+
+def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, policy: Policy) -> int:
+    """Her pending notices about the withdrawn service (all of them if unknown) are cancelled."""
+    services = frozenset({cmd.service_type}) if cmd.service_type else None
+    with uow() as work:
+        work.cases.withdraw(cmd.case_id, cmd.service_type)
+        pending = {d.message.notice_id: d for d in work.notices.open_for_survivor(cmd.case_id)}
+        _, stopped = stop_pending([d.message for d in pending.values()], ConsentWithdrawal(cmd.case_id, services))
+        for message in stopped:
+            due = pending[message.notice_id]
+            work.notices.record(message.notice_id, Recorded(Status.CANCELLED, due.attempt, None, "consent_withdrawn"),
+                                policy.clock())
+        work.commit()
+    log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "cancelled": len(stopped)}})
+    return len(stopped)
+
+
+def erase_case(cmd: commands.EraseCase, uow: UowFactory, policy: Policy) -> int:
+    """Her pending notices are dropped, what was learnt of the case forgotten, and the text of its
+    notices that are done removed (staff notices still due go out: they carry no personal data)."""
+    with uow() as work:
+        for due in work.notices.open_for_survivor(cmd.case_id):
+            work.notices.record(due.message.notice_id, Recorded(Status.CANCELLED, due.attempt, None, "case_erased"),
+                                policy.clock())
+        work.cases.forget(cmd.case_id)
+        blanked = work.notices.blank_finished(cmd.case_id)
+        work.commit()
+    log.info("case erased", extra={"fields": {"case_id": cmd.case_id, "notices_blanked": blanked}})
+    return blanked
+
+
+def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: Outlets) -> list[str]:
+    now = policy.clock()
+    known = _with_what_is_known(work, event)
+    if known is None:
+        return []
+    if isinstance(known, NewReferral):
+        work.cases.note_referral(known.referral_id, known.case_id, known.case_worker_id, known.provider_id,
+                                 known.service_type, known.urgency.priority, known.province_code)
+    survivor = ConsentedServices(work.cases.consented(known.case_id))
+    planned: list[Planned] = []
+    for addressee in recipients_for(known, survivor):
+        if addressee.role is Role.SURVIVOR:
+            sector = work.directory.sector_of(getattr(known, "provider_id", ""))
+            decision = survivor_notice(known, addressee, policy.survivor_language, policy.windows, sector, now) \
+                if outlets.survivor_reachable else Withhold("no_survivor_channel")
+            if isinstance(decision, Withhold):
+                log.info("survivor notice withheld", extra={"fields": {"case_id": known.case_id,
+                                                                      "reason": decision.reason}})
+                continue
+            planned.append(decision)
+        else:
+            contact = staff_contact(addressee.role, addressee.recipient_id,
+                                    work.directory.contact(addressee.role, addressee.recipient_id),
+                                    outlets.staff_channels)
+            planned.extend(staff_planned(staff_messages(known, addressee, contact, policy.links), now))
+    cause = current_causation.get()
+    correlation = cause.correlation_id if cause else ""
+    traceparent = current_traceparent()
+    added = [p.message.notice_id for p in planned if work.notices.add(p, now, correlation, traceparent)]
+    log.info("notices recorded", extra={"fields": {"event_id": known.event_id, "case_id": known.case_id,
+                                                   "notices": len(added), "repeats": len(planned) - len(added)}})
+    return added
+
+
+def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | None:
+    """Fills in what an event lacks from what the worker remembers: bed events carry no case worker or
+    urgency, and a status change may lack its service."""
+    if isinstance(event, EmergencyCase | NewReferral):
+        return event
+    referral = work.cases.referral(event.referral_id)
+    case_id = event.case_id or (referral["case_id"] if referral else "")
+    if not case_id:  # e.g. a bed released after its case was erased: nothing left to tell
+        log.info("event for an unknown case skipped", extra={"fields": {"event_id": event.event_id,
+                                                                          "referral_id": event.referral_id}})
+        return None
+    worker = event.case_worker_id or (referral["case_worker_id"] if referral else "") or work.cases.case_worker(case_id)
+    if isinstance(event, BedUpdate):
+        urgency = urgency_of(referral["priority"]) if referral else event.urgency
+        return replace(event, case_id=case_id, case_worker_id=worker, urgency=urgency)
+    service = event.service_type or (ServiceType(referral["service_type"]) if referral else None)
+    return replace(event, case_id=case_id, case_worker_id=worker, service_type=service)
+
+
+# --- the timer: send what is due ---------------------------------------------------------------
+
+
+def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, policy: Policy, outlets: Outlets) -> dict[str, int]:
+    """One round: each channel's due deliveries in their own lane (a slow gateway holds up only its own),
+    most urgent first, one at a time; each result recorded as soon as it is known. Then the dead letters
+    not yet on the DLQ topic are published. Returns how many ended in each status."""
+    now = cmd.now or policy.clock()
+    lanes = [str(channel) for channel in outlets.adapters]
+    if outlets.survivor_reachable:
+        lanes.append(SURVIVOR_LANE)
+    counts = asyncio.run(_Round(uow, policy, outlets, now, cmd.limit or policy.batch).run(lanes))
+    _publish_dead_letters(uow, outlets.dead_letters, now)
+    return counts
+
+
+class _Round:
+    def __init__(self, uow: UowFactory, policy: Policy, outlets: Outlets, now: datetime, limit: int) -> None:
+        self.uow = uow
+        self.policy = policy
+        self.outlets = outlets
+        self.now = now
+        self.limit = limit
+        self.deadline = time.monotonic() + policy.round_budget_s
+        self.counts: Counter[str] = Counter()
+
+    async def run(self, lanes: Sequence[str]) -> dict[str, int]:
+        await asyncio.gather(*(self.lane(lane) for lane in lanes))
+        return dict(self.counts)
+
+    async def lane(self, lane: str) -> None:
+        for _ in range(self.limit):
+            if time.monotonic() > self.deadline:
+                return
+            due = await asyncio.to_thread(self.claim, lane)
+            if due is None:
+                return
+            recorded = await self.attempt(due)
+            self.counts[recorded.status] += 1
+
+    def claim(self, lane: str) -> Due | None:
+        with self.uow() as work:
+            due = work.notices.claim_next(lane, self.now, self.now + self.policy.lease)
+            work.commit()
+        return due
+
+    async def attempt(self, due: Due) -> Recorded:
+        # The send and its status events continue the trace and the flow of the event that caused them.
+        token = otel_context.attach(context_from_traceparent(due.traceparent))
+        current_causation.set(Causation(due.correlation_id or due.message.event_id, due.message.event_id))
+        try:
+            with tracer.start_as_current_span(f"notification send {due.lane}") as span:
+                span.set_attributes({"refnet.notice_id": due.message.notice_id, "refnet.case_id": due.message.case_id,
+                                     "refnet.referral_id": due.message.referral_id, "refnet.attempt": due.attempt})
+                recorded = await self.try_send(due)
+                span.set_attribute("refnet.delivery_status", str(recorded.status))
+                await asyncio.to_thread(self.record, due, recorded)
+                return recorded
+        finally:
+            otel_context.detach(token)
+
+    async def try_send(self, due: Due) -> Recorded:
+        message = due.message
+        if due.for_survivor:
+            judged = await asyncio.to_thread(self.judge, due)
+            if isinstance(judged, Defer | Withhold):
+                return after_survivor_decision(due, judged)
+            if isinstance(judged, DeliveryResult):
+                return after_attempt(due, judged, policy_for(message.channel, self.policy.retry), self.now,
+                                     self.policy.jitter)
+            message = judged.message  # her route, from her current record: used for this send only
+        adapter = self.outlets.adapters.get(message.channel)
+        result = await adapter.send(message) if adapter else DeliveryResult.permanent(f"{message.channel} is off")
+        return after_attempt(due, result, policy_for(message.channel, self.policy.retry), self.now, self.policy.jitter)
+
+    def judge(self, due: Due) -> Send | Defer | Withhold | DeliveryResult:
+        """Her notice against her record as intake has it now: send (and where), defer, or withhold."""
+        assert self.outlets.contacts is not None
+        m = due.message
+        try:
+            contact = self.outlets.contacts.read(m.case_id, m.referral_id, m.service_type, due.sector)
+        except ContactRefused as refused:
+            return Withhold(refused.reason)
+        except ContactUnavailable as unavailable:
+            return DeliveryResult.transient(str(unavailable))
+        return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now)
+
+    def record(self, due: Due, recorded: Recorded) -> None:
+        notice_id = due.message.notice_id
+        with self.uow() as work:
+            work.notices.record(notice_id, recorded, self.now)
+            for event in _status_events(work.notices.ref(notice_id), recorded, self.now):
+                work.emit(event)
+                if isinstance(event, NotificationFailed):
+                    work.dead_letters.add(event)
+            work.commit()
+        level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
+        log.log(level, "delivery attempted", extra={"fields": {
+            "notice_id": notice_id, "lane": due.lane, "attempt": due.attempt, "status": str(recorded.status),
+            "detail": recorded.detail, "case_id": due.message.case_id, "referral_id": due.message.referral_id}})
+
+
+def _status_events(ref: NoticeRef, recorded: Recorded, now: datetime) -> list[object]:
+    if recorded.status is Status.SENT:
+        return [NotificationSent(ref, recorded.attempts, now)]
+    if recorded.status is Status.DELIVERED:
+        return [NotificationSent(ref, recorded.attempts, now), NotificationDelivered(ref, recorded.attempts, now)]
+    if recorded.status is Status.FAILED and recorded.failure is not None:
+        return [NotificationFailed(ref, recorded.attempts, now, recorded.failure.reason, recorded.failure.detail)]
+    return []
+
+
+def _publish_dead_letters(uow: UowFactory, sink: DeadLetterSink, now: datetime) -> None:
+    with uow() as work:
+        letters = work.dead_letters.unpublished()
+    if not letters:
+        return
+    sink.publish(letters)
+    with uow() as work:
+        work.dead_letters.mark_published([f.notice.notice_id for f in letters], now)
+        work.commit()
+
+
+class DatabaseFeed:
+    """The in-app feed (channels.InAppFeed), kept in the service's own database."""
+
+    def __init__(self, uow: UowFactory, clock: Callable[[], datetime] = utcnow) -> None:
+        self.uow = uow
+        self.clock = clock
+
+    async def publish(self, message: OutboundMessage) -> None:
+        await asyncio.to_thread(self._publish, message)
+
+    def _publish(self, message: OutboundMessage) -> None:
+        with self.uow() as work:
+            work.notices.publish(message, self.clock())
+            work.commit()
+
+
+# --- the directory -----------------------------------------------------------------------------
+
+
+def load_directory(cmd: commands.LoadDirectory, uow: UowFactory) -> int:
+    with uow() as work:
+        count = work.directory.replace(cmd.recipients, cmd.supervisors)
+        work.commit()
+    log.info("recipients loaded", extra={"fields": {"recipients": count, "supervisors": len(cmd.supervisors)}})
+    return count
+
+
+# --- the in-app feed: each caller its own ------------------------------------------------------
+
+
+def _feed_of(work: NotificationsUnitOfWork, reader: commands.Reader, requested: str) -> tuple[Role, str]:
+    """The feed a caller may read: an agency's or shelter's by its provider id, an operator's by its own
+    id, a supervisor's by its province (from the directory). Naming anyone else's is PERMISSION_DENIED."""
+    names = {reader.subject_id}
+    if reader.role in ("agency", "shelter"):
+        feed = (Role.PROVIDER, reader.subject_id)
+    elif reader.role == "operator":
+        feed = (Role.CASE_WORKER, reader.subject_id)
+    elif reader.role == "supervisor":
+        province = work.directory.province_of_supervisor(reader.subject_id)
+        if not province:
+            raise PermissionDenied(f"{reader.subject_id} supervises no province in the directory")
+        feed = (Role.SUPERVISOR, province)
+        names.add(province)
+    else:
+        raise PermissionDenied(f"notices are not open to the {reader.role} role")
+    if requested and requested not in names:
+        raise PermissionDenied("a caller sees only its own notices")
+    return feed
+
+
+def list_notices(cmd: commands.ListNotices, uow: UowFactory) -> tuple[list[Notice], int]:
+    """The caller's notices, newest first; and the sequence to pass for the next page (0: none)."""
+    if not 0 <= cmd.page_size <= MAX_PAGE:
+        raise InvalidArgument("page_size", f"must be 0 (the default, {DEFAULT_PAGE}) to {MAX_PAGE}")
+    if cmd.before_sequence < 0:
+        raise InvalidArgument("before_sequence", "must not be negative")
+    size = cmd.page_size or DEFAULT_PAGE
+    with uow() as work:
+        role, recipient = _feed_of(work, cmd.reader, cmd.recipient_id)
+        page = work.notices.feed_page(role, recipient, cmd.case_id, before=cmd.before_sequence, limit=size)
+    return page, (page[-1].sequence if len(page) == size else 0)
+
+
+def notices_after(cmd: commands.NoticesAfter, uow: UowFactory) -> tuple[list[Notice], int]:
+    """The caller's notices after a sequence, oldest first, and the highest sequence seen (after None:
+    none, and where the caller's feed ends now)."""
+    if cmd.after_sequence is not None and cmd.after_sequence < 0:
+        raise InvalidArgument("after_sequence", "must not be negative")
+    with uow() as work:
+        role, recipient = _feed_of(work, cmd.reader, cmd.recipient_id)
+        if cmd.after_sequence is None:
+            return [], work.notices.feed_end(role, recipient)
+        page = work.notices.feed_page(role, recipient, cmd.case_id, after=cmd.after_sequence, limit=cmd.limit)
+    return page, (page[-1].sequence if page else cmd.after_sequence)

@@ -3,18 +3,29 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine
 
 from notifications.adapters.proto_mapping import event_to_record
-from notifications.adapters.repository import NoticeRepository
+from notifications.adapters.repository import (
+    CaseRepository,
+    DeadLetterRepository,
+    DirectoryRepository,
+    NoticeRepository,
+)
 from refnet_platform.db import UnitOfWork
 
 
 class NotificationsUnitOfWork(UnitOfWork):
     notices: NoticeRepository
+    directory: DirectoryRepository
+    cases: CaseRepository
+    dead_letters: DeadLetterRepository
 
     def __init__(self, engine: Engine, schema: str | None = None) -> None:
         super().__init__(engine, "notifications", schema)
 
     def open_repositories(self, connection: Connection) -> None:
         self.notices = NoticeRepository(connection)
+        self.directory = DirectoryRepository(connection)
+        self.cases = CaseRepository(connection)
+        self.dead_letters = DeadLetterRepository(connection)
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from ops.domain import commands
 from ops.domain.model import SECTOR_OF, DeadLetterRecord
@@ -103,7 +103,10 @@ def command_for(message: Message) -> object | None:
 
 
 def dead_letter_record(dlq_topic: str, partition: int, offset: int, value: bytes) -> DeadLetterRecord:
-    letter = DeadLetter.FromString(value)
+    try:
+        letter = DeadLetter.FromString(value)
+    except DecodeError:  # kept and shown, so nothing on a dead-letter topic goes unseen
+        letter = DeadLetter(error="unreadable: not a refnet.common.v1.DeadLetter")
     failed_at = _time(letter.failed_at) if letter.HasField("failed_at") else datetime.now(UTC)
     return DeadLetterRecord(
         dlq_topic=dlq_topic, dlq_partition=partition, dlq_offset=offset, consumer=letter.consumer,

@@ -155,8 +155,9 @@ class FactRepository:
         query = select(t.cases).where(t.cases.c.registered_at < before)
         if province_code:
             query = query.where(t.cases.c.province_code == province_code)
-        return [CaseFact(r.case_id, r.province_code, aware(r.registered_at), tuple(filter(None, r.case_types.split(","))),
-                         r.is_child, r.reportable, aware(r.emergency_at), aware(r.closed_at))  # type: ignore[arg-type]
+        return [CaseFact(r.case_id, r.province_code, aware(r.registered_at),  # type: ignore[arg-type]
+                         tuple(filter(None, r.case_types.split(","))), r.is_child, r.reportable,
+                         aware(r.emergency_at), aware(r.closed_at))
                 for r in self.conn.execute(query)]
 
     def call_facts(self, province_code: str, start: datetime, before: datetime) -> list[CallFact]:
@@ -254,8 +255,11 @@ class DeadLetterRepository:
         upsert(self.conn, t.dlq_positions, ["topic", "partition"],
                {"topic": letter.dlq_topic, "partition": letter.dlq_partition, "next_offset": letter.dlq_offset + 1})
 
-    def get(self, letter_id: int) -> DeadLetterRecord | None:
-        row = self.conn.execute(select(t.dead_letters).where(t.dead_letters.c.id == letter_id)).first()
+    def get(self, letter_id: int, for_update: bool = False) -> DeadLetterRecord | None:
+        query = select(t.dead_letters).where(t.dead_letters.c.id == letter_id)
+        if for_update:  # two replays of one letter at once: the second waits, then finds the first's audit row
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
         if row is None:
             return None
         return DeadLetterRecord(row.dlq_topic, row.dlq_partition, row.dlq_offset, row.consumer, row.original_topic,

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from refnet_platform.vocabulary import RiskLevel
-
 from ops.domain.model import SpanRecord
 from ops.domain.report import Period
+from refnet_platform.vocabulary import RiskLevel
 
 
 @dataclass(frozen=True)

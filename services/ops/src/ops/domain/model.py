@@ -141,3 +141,54 @@ class DeadLetterRecord:
     event_id: str
     event_type: str
     traceparent: str
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One span of a trace, placed on the trace's time axis."""
+
+    span: SpanRecord
+    start_ms: float
+    duration_ms: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.span.service.removeprefix('refnet-')} · {self.span.name}"
+
+
+@dataclass(frozen=True)
+class Trace:
+    trace_id: str
+    started_at_ns: int
+    duration_ms: float
+    services: tuple[str, ...]
+    hops: tuple[Hop, ...]
+    hidden_database_spans: int
+
+
+def build_traces(spans: list[SpanRecord], include_database: bool) -> list[Trace]:
+    """Groups spans into traces, oldest first; database spans are counted but left out unless asked for."""
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    traces = []
+    for trace_id, members in by_trace.items():
+        start = min(s.start_ns for s in members)
+        end = max(s.end_ns for s in members)
+        shown = [s for s in members if include_database or "db.system" not in s.attributes]
+        hops = tuple(Hop(s, (s.start_ns - start) / 1e6, max(s.end_ns - s.start_ns, 0) / 1e6)
+                     for s in sorted(shown, key=lambda s: (s.start_ns, s.end_ns)))
+        traces.append(Trace(trace_id, start, (end - start) / 1e6, tuple(sorted({s.service for s in members})),
+                            hops, len(members) - len(shown)))
+    return sorted(traces, key=lambda t: t.started_at_ns)
+
+
+@dataclass(frozen=True)
+class ProvinceRow:
+    province_code: str
+    cases: int
+    events: int
+    open_referrals: int
+    overdue: int
+    escalations: int
+    beds_free: int | None

@@ -15,9 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from refnet_geo import VIETNAM_TZ
-
 from ops.domain.model import SECTOR_OF
+from refnet_geo import VIETNAM_TZ
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,8 @@ def build_report(province_code: str, period: Period, cases: list[CaseFact], call
         return not province_code or code == province_code
 
     report = IndicatorReport(province_code, period)
-    reportable = {c.case_id for c in cases if c.reportable}
+    # A case ops never saw registered (ops started later) counts: every case is reportable unless it said not.
+    excluded = {c.case_id for c in cases if not c.reportable}
     report.excluded_cases = len({c.case_id for c in cases if not c.reportable and here(c.province_code)
                                  and c.registered_at in period})
     report.calls_by_topic = dict(Counter(c.topic for c in calls if here(c.province_code) and c.at in period))
@@ -147,7 +147,7 @@ def build_report(province_code: str, period: Period, cases: list[CaseFact], call
     report.emergency_interventions = len({c.case_id for c in cases if c.reportable and here(c.province_code)
                                           and c.emergency_at in period})
 
-    counted = [r for r in referrals if r.case_id in reportable and here(r.province_code)]
+    counted = [r for r in referrals if r.case_id not in excluded and here(r.province_code)]
     made: dict[str, set[str]] = {s: set() for s in SECTOR_OF.values()}
     accepted: dict[str, set[str]] = {s: set() for s in SECTOR_OF.values()}
     completed: dict[str, set[str]] = {s: set() for s in SECTOR_OF.values()}
@@ -164,6 +164,6 @@ def build_report(province_code: str, period: Period, cases: list[CaseFact], call
         sector: SectorCounts(len(made.get(sector, ())), len(accepted.get(sector, ())), len(completed.get(sector, ())))
         for sector in sorted({*made, *accepted, *completed})}
     report.median_minutes_to_acceptance = statistics.median(waits) if waits else None
-    report.people_sheltered = len({s.case_id for s in stays if s.case_id in reportable and here(s.province_code)
+    report.people_sheltered = len({s.case_id for s in stays if s.case_id not in excluded and here(s.province_code)
                                    and s.occupied_at in period})
     return report

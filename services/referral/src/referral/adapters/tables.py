@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    true,
 )
 
 metadata = MetaData()
@@ -40,7 +41,7 @@ providers = Table(
     Column("sexes", String(40), nullable=False, server_default=""),
     Column("target_groups", String(100), nullable=False, server_default=""),
     Column("beds_capacity", Integer, nullable=True),
-    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("active", Boolean, nullable=False, server_default=true()),
 )
 
 service_areas = Table(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ class RouteCase:
     risk_level: RiskLevel
     emergency: bool
     case_worker_id: str
-    survivor: Survivor = Survivor()
+    survivor: Survivor = field(default_factory=Survivor)
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class AddNeed:
     risk_level: RiskLevel
     emergency: bool
     case_worker_id: str
-    survivor: Survivor = Survivor()
+    survivor: Survivor = field(default_factory=Survivor)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class GiveConsent:
 class WithdrawConsent:
     case_id: str
     need_id: str
+    service_type: ServiceType | None
 
 
 @dataclass(frozen=True)

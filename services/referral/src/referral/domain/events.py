@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from referral.domain.model import Progress, Referral, Status
+from refnet_platform.vocabulary import TargetGroup
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class BedRequested:
 
     referral: Referral
     hold_until: datetime
+    # The kind of bed: the shelter's own group when it keeps one kind, else the survivor's.
+    target_group: TargetGroup | None
 
 
 @dataclass(frozen=True)

@@ -374,3 +374,25 @@ class Referral:
         if changed:
             self.touch(now)
         return changed
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """A provider as the directory shows it: with the shelter's live beds and whether it is open."""
+
+    provider: Provider
+    open_now: bool
+    beds_free: int | None = None
+    beds_capacity: int | None = None
+    area_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class SurvivorContact:
+    """Personal data read from intake for one accepted referral: never stored, logged or put on Kafka."""
+
+    name: str = field(repr=False)
+    phone: str = field(repr=False)
+    address: str = field(repr=False)
+    safe_contact_note: str = field(repr=False)
+    categories: tuple[str, ...] = ()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import refnet_geo as geo
-
 from referral.domain.model import Provider, Survivor
 from refnet_platform.vocabulary import ServiceType
 

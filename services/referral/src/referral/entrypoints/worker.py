@@ -3,10 +3,20 @@ from __future__ import annotations
 from referral.adapters import proto_mapping
 from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
+from referral.domain import commands
+from refnet_platform.bus import MessageBus
+from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
 
 TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "shelter.beds.v1"]
 
 
 def main() -> None:
-    run_worker(Settings(), MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap)
+    settings = Settings()
+
+    def ticks(bus: MessageBus) -> tuple[Tick, ...]:
+        # The deadlines live in referral's own rows: a restarted worker finds every overdue one.
+        return (Tick("sla-expiry", settings.sla_check_interval_s, lambda: bus.handle(commands.ExpireOverdue())),)
+
+    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap,
+               ticks=ticks)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from refnet_platform.vocabulary import TargetGroup
@@ -111,8 +111,9 @@ class ReservationRepository:
                 referral_id=r.referral_id, shelter_id=r.shelter_id, case_id=r.case_id,
                 province_code=r.province_code, target_group=str(r.target_group or ""), status=str(r.status),
                 hold_until=utc(r.hold_until), reason=r.reason)
-            .on_conflict_do_nothing())
-        return result.rowcount == 1
+            .on_conflict_do_nothing().returning(reservations.c.referral_id))
+        # RETURNING rather than rowcount, which psycopg reports as -1 for an INSERT ... ON CONFLICT.
+        return result.first() is not None
 
     def get(self, referral_id: str) -> Reservation | None:
         row = self.conn.execute(

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
 from shelter.adapters import proto_mapping
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings
+from shelter.domain import commands
 
 TOPICS = ["shelter.bed-commands.v1"]
 
 
 def main() -> None:
-    run_worker(Settings(), MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap)
+    settings = Settings()
+    # Deadlines live in the reservations table, so a restarted worker expires whatever fell due meanwhile.
+    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap,
+               ticks=lambda bus: (Tick("expire-holds", settings.hold_check_interval_s,
+                                       lambda: bus.handle(commands.ExpireHolds())),))

@@ -298,7 +298,11 @@ class Place:
     neighbours: tuple[str, ...]
 
     def proximity(self, shelter: Shelter) -> Proximity | None:
-        rank = geo.distance_rank(self.province_code, self.commune_code, shelter.province_code, shelter.commune_code)
+        try:
+            rank = geo.distance_rank(self.province_code, self.commune_code, shelter.province_code,
+                                     shelter.commune_code or None)
+        except geo.GeoError:  # a shelter filed under a commune code the map does not know: rank by province
+            rank = geo.distance_rank(self.province_code, None, shelter.province_code, None)
         return PROXIMITY_OF.get(rank) if rank is not None else None
 
 

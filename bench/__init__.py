@@ -1,0 +1,1 @@
+"""refnet's bench (`make bench`) and chaos run (`make chaos`): see bench/README.md."""

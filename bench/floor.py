@@ -1,0 +1,168 @@
+"""The floor: a bare chain of Kafka forwarders with refnet's client libraries, settings and hop count.
+
+refnet's measured path, intake's commit -> the first provider notice (both envelope times):
+
+    intake relay (kafka-python producer) --intake.cases--> referral worker (aiokafka consumer, DB commit)
+    -> referral outbox -> referral relay (kafka-python producer) --referral.referrals--> notifications
+    worker (aiokafka consumer; the notice's envelope time is stamped in its DB commit)
+
+That is two Kafka hops (produce -> consume) and four processes. The notifications relay publishes the
+notice after its time was stamped, so it is outside the measured path. The floor has the same two hops:
+
+    source (kafka-python, stamps t0) --bench.floor-0--> forwarder (aiokafka -> kafka-python)
+    --bench.floor-1--> stamper (aiokafka; stamps t1) --bench.floor-out--> the bench's reader
+
+Every producer is refnet's relay producer (acks=all, idempotent, linger 0); every consumer is configured
+as refnet's workers (fetch_max_wait 20 ms, read_committed, offsets committed after the batch is
+forwarded); topics have 6 partitions; keys are the same three province codes. What refnet adds on top
+(database commits, the outbox hand-off between worker and relay, the handlers) is what the ratio shows.
+
+Run as `python -m bench.floor SOURCE DEST --bootstrap HOST:PORT [--stamp]`: one forwarder process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaProducer
+
+from refnet_dev.util import wait_gone
+from refnet_platform.outbox import make_producer
+from refnet_platform.topic_admin import ensure_topics
+from refnet_platform.topics import Topic
+
+FLOOR_PARTITIONS = 6
+OUT_TOPIC = "bench.floor-out"
+KEYS = (b"22", b"42", b"92")
+
+
+def hop_topic(i: int) -> str:
+    return f"bench.floor-{i}"
+
+
+class FloorChain:
+    """`with FloorChain(bootstrap, hops, logs) as floor:` then `floor.send(floor.new_ids(n), rate)` in a thread."""
+
+    def __init__(self, bootstrap: str, hops: int, log_dir: Path) -> None:
+        if hops < 1:
+            raise ValueError("the floor needs at least one hop")
+        self.bootstrap = bootstrap
+        self.hops = hops
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.next_id = 0
+        self._producer: KafkaProducer | None = None
+
+    def __enter__(self) -> FloorChain:
+        names = [hop_topic(i) for i in range(self.hops)] + [OUT_TOPIC]
+        ensure_topics(self.bootstrap, [Topic(n, "province_code", FLOOR_PARTITIONS, "bench", ("bench",), ())
+                                       for n in names])
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for i in range(1, self.hops + 1):
+                last = i == self.hops
+                args = [hop_topic(i - 1), OUT_TOPIC if last else hop_topic(i), "--bootstrap", self.bootstrap]
+                self._start(f"floor-{i}", [*args, "--stamp"] if last else args)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self, name: str, args: list[str]) -> None:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            self.processes.append(subprocess.Popen([sys.executable, "-m", "bench.floor", *args], stdout=log,
+                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                   start_new_session=True))
+
+    def stop(self) -> None:
+        if self._producer:
+            self._producer.close(timeout=10)
+            self._producer = None
+        for p in self.processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.processes:
+            if not wait_gone(p.pid, 15) and p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+        self.processes = []
+
+    def check_alive(self) -> None:
+        for p in self.processes:
+            if p.poll() is not None:
+                raise RuntimeError(f"floor forwarder {p.args} exited with {p.returncode} (logs in {self.log_dir})")
+
+    def new_ids(self, count: int) -> list[int]:
+        ids = list(range(self.next_id, self.next_id + count))
+        self.next_id += count
+        return ids
+
+    def send(self, ids: list[int], rate: float | None) -> None:
+        """Sends one message per id at `rate` per second (None: as fast as possible). Like a relay, it
+        flushes whenever nothing more is due yet. Blocking: run it in a thread."""
+        producer = self._producer = self._producer or make_producer(self.bootstrap, client_id="bench-floor-source")
+        start = time.monotonic()
+        for k, ident in enumerate(ids):
+            if rate:
+                delay = start + k / rate - time.monotonic()
+                if delay > 0:
+                    producer.flush()
+                    time.sleep(delay)
+            producer.send(hop_topic(0), key=KEYS[ident % len(KEYS)], value=f"{ident} {time.time():.6f}".encode())
+            if not rate and k % 500 == 499:
+                producer.flush()
+        producer.flush()
+
+
+async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-{source}",
+                                enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
+                                isolation_level="read_committed")
+    producer = make_producer(bootstrap, client_id=f"bench-{source}")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await consumer.start()
+    try:
+        while not stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=100)
+            if not batch:
+                continue
+            for records in batch.values():
+                for record in records:
+                    value = record.value or b""
+                    if stamp:  # the end of the measured path: when the last hop took the message
+                        value += f" {time.time():.6f}".encode()
+                    producer.send(dest, key=record.key, value=value)
+            await asyncio.to_thread(producer.flush)
+            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), timeout=10)
+        producer.close(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one forwarder of the bench's floor chain")
+    parser.add_argument("source")
+    parser.add_argument("dest")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--stamp", action="store_true", help="append the time each message was taken")
+    args = parser.parse_args()
+    asyncio.run(forward(args.bootstrap, args.source, args.dest, args.stamp))
+
+
+if __name__ == "__main__":
+    main()

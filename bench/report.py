@@ -1,0 +1,200 @@
+"""The bench's results as a table, JSON and an SVG plot, and where they stand against the issue's targets.
+
+Pure functions of the results dict (unit-tested in tests/unit/bench); the shape of that dict:
+
+    {"machine": {...}, "config": {...}, "database": "SQLite",
+     "phases": [{"rate": 50, "refnet": {...}, "floor": {...}, "grpc_floor": {...}}, ...],
+     "floor_saturation": {...}, "backlog": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from bench.stats import ratio
+
+Result = dict[str, Any]
+
+
+def _get(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if data is None:
+            return None
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def phase_at(results: Result, rate: float) -> Result | None:
+    return next((p for p in results.get("phases", []) if p.get("rate") == rate), None)
+
+
+def max_sustained_rate(results: Result) -> float | None:
+    rates = [p["rate"] for p in results.get("phases", []) if _get(p, "refnet", "sustained")]
+    return max(rates) if rates else None
+
+
+def targets(results: Result) -> list[Result]:
+    """One row per target of issue 10: the figure, the target, and whether it is met (None: not measured)."""
+    at50 = phase_at(results, 50)
+    notice = _get(at50, "refnet", "notice_ms")
+    floor = _get(at50, "floor", "latency_ms")
+    sustained = max_sustained_rate(results)
+    rows = [
+        ("sustained throughput (highest rate kept up with)", sustained, "cases/s", ">=", 200),
+        ("backlog drain rate (capacity)", _get(results, "backlog", "drain_rate_cps"), "cases/s", ">=", 200),
+        ("RegisterCase p99 at 50/s", _get(at50, "refnet", "register_ms", "p99"), "ms", "<=", 20),
+        ("commit -> first notice p50 at 50/s", _get(notice, "p50"), "ms", "<=", 30),
+        ("commit -> first notice p99 at 50/s", _get(notice, "p99"), "ms", "<=", 100),
+        ("  p50 as a multiple of the floor", ratio(_get(notice, "p50"), _get(floor, "p50")), "x", "<=", 5),
+        ("  p99 as a multiple of the floor", ratio(_get(notice, "p99"), _get(floor, "p99")), "x", "<=", 5),
+        ("emergency p99 under the backlog", _get(results, "backlog", "emergency_ms", "p99"), "ms", "<=", 150),
+    ]
+    out = []
+    for name, value, unit, op, target in rows:
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        out.append({"name": name, "value": value, "unit": unit, "target": f"{op} {target} {unit}", "met": met})
+    return out
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(headers)] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def phase_rows(results: Result) -> list[list[Any]]:
+    rows = []
+    for p in results.get("phases", []):
+        r, f, g = p.get("refnet", {}), p.get("floor", {}), p.get("grpc_floor", {})
+        notice, floor = r.get("notice_ms", {}), f.get("latency_ms", {})
+        rows.append([
+            p["rate"], r.get("registered"), _get(r, "register_ms", "p50"), _get(r, "register_ms", "p99"),
+            _get(g, "latency_ms", "p99"), notice.get("p50"), notice.get("p99"), floor.get("p50"), floor.get("p99"),
+            ratio(notice.get("p50"), floor.get("p50")), ratio(notice.get("p99"), floor.get("p99")),
+            _get(r, "full_ms", "p99"), r.get("throughput_cps"), r.get("drain_s"), r.get("sustained"),
+        ])
+    return rows
+
+
+PHASE_HEADERS = ("rate/s", "cases", "Reg p50", "Reg p99", "health p99", "notice p50", "notice p99", "floor p50",
+                 "floor p99", "x floor p50", "x floor p99", "all-3 p99", "notified/s", "drain s", "kept up")
+
+
+def render(results: Result) -> str:
+    """The whole report as text: per-rate figures, floor and backlog, then the targets."""
+    m, c = results.get("machine", {}), results.get("config", {})
+    out = [
+        f"refnet bench {results.get('started_at', '')}: {results.get('database', '?')}, {m.get('cpus', '?')} CPUs, "
+        f"load average {_fmt(m.get('load_start'), 2)} at start, {_fmt(m.get('load_end'), 2)} at end",
+        f"floor: {c.get('floor_hops', '?')} Kafka hops (see bench/floor.py); latencies in ms; "
+        "notice = intake commit -> first provider notice; all-3 = every need's provider notified",
+        "",
+        render_table(PHASE_HEADERS, phase_rows(results)),
+    ]
+    sat, backlog = results.get("floor_saturation"), results.get("backlog")
+    if sat:
+        out += ["", f"floor saturated: {_fmt(sat.get('throughput_mps'), 0)} msg/s over {sat.get('messages')} messages"]
+    if backlog:
+        e = backlog.get("emergency_ms", {})
+        out += [
+            "",
+            f"backlog: {backlog.get('cases')} normal cases pre-loaded at {_fmt(backlog.get('register_rate'), 0)}/s "
+            f"(RegisterCase p99 {_fmt(_get(backlog, 'register_ms', 'p99'))} ms), drained at "
+            f"{_fmt(backlog.get('drain_rate_cps'), 0)} cases/s in {_fmt(backlog.get('drain_s'))} s",
+            f"emergencies during the drain: {e.get('count', 0)}, commit -> first notice p50 {_fmt(e.get('p50'))} ms, "
+            f"p99 {_fmt(e.get('p99'))} ms, max {_fmt(e.get('max'))} ms; backlog when sent: median "
+            f"{_fmt(_get(backlog, 'backlog_at_send', 'p50'), 0)} cases",
+        ]
+    rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
+            for t in targets(results)]
+    out += ["", render_table(("target", "measured", "issue 10", ""), rows)]
+    if results.get("notes"):
+        out += ["", *(f"note: {n}" for n in results["notes"])]
+    return "\n".join(out)
+
+
+def write_json(results: Result, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**results, "targets": targets(results)}, indent=2, default=str) + "\n")
+
+
+# -- the plot: latency against arrival rate, log scale, hand-written SVG (no plotting library) ----------
+
+SERIES = (  # (label, path into a phase, colour, dashed)
+    ("RegisterCase p50", ("refnet", "register_ms", "p50"), "#1f77b4", False),
+    ("RegisterCase p99", ("refnet", "register_ms", "p99"), "#1f77b4", True),
+    ("commit -> notice p50", ("refnet", "notice_ms", "p50"), "#d62728", False),
+    ("commit -> notice p99", ("refnet", "notice_ms", "p99"), "#d62728", True),
+    ("Kafka floor p50", ("floor", "latency_ms", "p50"), "#7f7f7f", False),
+    ("Kafka floor p99", ("floor", "latency_ms", "p99"), "#7f7f7f", True),
+)
+
+
+def render_svg(results: Result, width: int = 760, height: int = 420) -> str:
+    phases = results.get("phases", [])
+    left, right, top, bottom = 60, 200, 40, 50
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for p in phases for _, path, _, _ in SERIES if (v := _get(p, *path)) and v > 0]
+    low = 10 ** math.floor(math.log10(min(values))) if values else 1
+    high = 10 ** math.ceil(math.log10(max(values))) if values else 1000
+    high = max(high, low * 10)
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / len(phases) if phases else 0)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (math.log10(v) - math.log10(low)) / (math.log10(high) - math.log10(low)))
+
+    title = f"refnet latency by arrival rate ({results.get('database', '')}, {results.get('started_at', '')})"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        f'font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{left}" y="20" font-size="13">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>',
+    ]
+    decade = low
+    while decade <= high:
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(decade):.1f}" y2="{y(decade):.1f}" '
+                     f'stroke="#ddd"/><text x="{left - 6}" y="{y(decade) + 4:.1f}" text-anchor="end">'
+                     f'{decade:g} ms</text>')
+        decade *= 10
+    for i, p in enumerate(phases):
+        parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{p["rate"]:g}/s</text>')
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 12}" text-anchor="middle">arrival rate '
+                 '(cases/s; floor: msg/s)</text>')
+    for k, (label, path, colour, dashed) in enumerate(SERIES):
+        points = [(x(i), y(v)) for i, p in enumerate(phases) if (v := _get(p, *path)) and v > 0]
+        dash = ' stroke-dasharray="5,4"' if dashed else ""
+        if len(points) > 1:
+            coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
+        parts += [f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"/>' for px, py in points]
+        ly = top + 10 + 18 * k
+        parts.append(f'<line x1="{width - right + 12}" x2="{width - right + 40}" y1="{ly}" y2="{ly}" '
+                     f'stroke="{colour}" stroke-width="2"{dash}/><text x="{width - right + 46}" y="{ly + 4}">'
+                     f'{escape(label)}</text>')
+    emergency = _get(results, "backlog", "emergency_ms", "p99")
+    if emergency:
+        parts.append(f'<text x="{width - right + 12}" y="{top + 10 + 18 * len(SERIES) + 8}">emergency p99 under '
+                     f'backlog: {emergency:.0f} ms</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

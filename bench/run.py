@@ -1,0 +1,340 @@
+"""`make bench`: refnet's latency and throughput at fixed arrival rates, next to a bare Kafka floor.
+
+For each arrival rate (open loop: requests go on schedule whatever is still in flight):
+  1. the floor: a bare chain of Kafka forwarders with the same hop count (bench/floor.py);
+  2. the gRPC floor: Health/Check on intake's api over the same mTLS connection;
+  3. refnet: RegisterCase over mTLS as an operator; from the event topics, intake's commit -> the first
+     provider notice, and -> every need's provider notified.
+Then the floor saturated, and the backlog: N normal cases pre-loaded while the referral worker is stopped,
+the worker started again, and emergencies sent while that backlog drains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grpc_health.v1 import health_pb2_grpc
+
+from bench import report
+from bench.floor import OUT_TOPIC, FloorChain
+from bench.load import (
+    NEEDS,
+    OPERATOR,
+    Call,
+    aio_channel,
+    case_request,
+    closed_loop,
+    health_sender,
+    open_loop,
+    register_sender,
+)
+from bench.stack import Stack, running
+from bench.stats import rate, summarize
+from bench.tap import Tap
+from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class Clock:
+    """The run's time budget: each phase asks how much is left."""
+
+    def __init__(self, minutes: float) -> None:
+        self.end = time.monotonic() + minutes * 60
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+
+async def wait_for(done: Callable[[], bool], timeout: float, status: Callable[[], str] | None = None,
+                   label: str = "") -> bool:
+    """Polls `done` until true or the timeout; prints `status` every 2 s. Returns whether it got done."""
+    deadline = time.monotonic() + max(timeout, 0)
+    shown = time.monotonic()
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        if status and time.monotonic() - shown >= 2:
+            shown = time.monotonic()
+            progress(f"{label} {status()}")
+        await asyncio.sleep(0.05)
+    return True
+
+
+def progress(line: str) -> None:
+    print(f"  .. {line}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, stack: Stack, args: argparse.Namespace, tap: Tap, floor: FloorChain,
+                 intake: intake_grpc.IntakeServiceStub, health: health_pb2_grpc.HealthStub) -> None:
+        self.stack, self.args, self.tap, self.floor = stack, args, tap, floor
+        self.intake, self.health = intake, health
+        self.clock = Clock(args.max_minutes)
+        self.run_id = datetime.now(UTC).strftime("%H%M%S")
+        self.case_no = 0
+
+    def _register(self, emergency: bool = False) -> Callable[[int, float], Any]:
+        def make(_: int) -> Any:
+            self.case_no += 1
+            return case_request(self.case_no, emergency=emergency, run=self.run_id)
+
+        return register_sender(self.intake, make)
+
+    # -- warm-up: every process connected, every consumer group joined, every producer has metadata --
+
+    async def warm_up(self) -> None:
+        progress("warming up: waiting for a case to reach a provider and a message through the floor")
+        timeline = self.tap.timeline
+        send = self._register()
+        first: list[Call] = []
+        ids: list[int] = []
+
+        async def refnet_ready() -> bool:
+            first.append(await send(0, asyncio.get_running_loop().time()))
+            return await wait_for(lambda: timeline.notified([c.case_id for c in first]) > 0, 1.0)
+
+        async def floor_ready() -> bool:
+            ids.extend(self.floor.new_ids(1))
+            await asyncio.to_thread(self.floor.send, ids[-1:], None)
+            return await wait_for(lambda: any(i in timeline.floor for i in ids), 1.0)
+
+        deadline = time.monotonic() + 120
+        while not await refnet_ready():
+            self.stack.network.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError("no case reached a provider within 120 s of start-up")
+        while not await floor_ready():
+            self.floor.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError("no message came through the floor chain within 120 s")
+        await self.refnet_phase(5, 2, record=False)
+        await self.floor_phase(5, 2)
+        await open_loop(health_sender(self.health), 20, 1)
+
+    # -- the phases ---------------------------------------------------------------------------------
+
+    async def floor_phase(self, rate_: float, duration_s: float) -> dict[str, Any]:
+        ids = self.floor.new_ids(max(1, round(rate_ * duration_s)))
+        out = self.tap.timeline.floor
+        await asyncio.to_thread(self.floor.send, ids, rate_)
+        drained = await wait_for(lambda: all(i in out for i in ids), self.args.drain_timeout,
+                                 lambda: f"{sum(i in out for i in ids)}/{len(ids)} through", f"floor {rate_:g}/s")
+        got = [out[i] for i in ids if i in out]
+        last_sent = max((s for s, _ in got), default=0.0)
+        return {
+            "sent": len(ids), "received": len(got), "latency_ms": summarize([(t1 - t0) * 1000 for t0, t1 in got]),
+            "throughput_mps": rate([t1 for _, t1 in got]),
+            "drain_s": max(t1 for _, t1 in got) - last_sent if drained and got else None, "drained": drained,
+        }
+
+    async def grpc_floor_phase(self, rate_: float, duration_s: float) -> dict[str, Any]:
+        calls = await open_loop(health_sender(self.health), rate_, duration_s)
+        return {"calls": len(calls), "errors": sum(1 for c in calls if c.error),
+                "latency_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None])}
+
+    async def refnet_phase(self, rate_: float, duration_s: float, record: bool = True) -> dict[str, Any]:
+        self.stack.network.check_alive()
+        timeline = self.tap.timeline
+        expected = len(NEEDS)
+        label = f"refnet {rate_:g}/s"
+
+        def tick(started: int, done: int) -> None:
+            if started % max(1, round(rate_ * 2)) == 0:
+                progress(f"{label}: {started} sent, {done} answered, {len(timeline.committed)} committed in all")
+
+        calls = await open_loop(self._register(), rate_, duration_s, on_tick=tick)
+        cases = [c.case_id for c in calls if c.case_id]
+
+        def fully() -> int:
+            return sum(1 for c in cases if timeline.all_notices(c, expected) is not None)
+
+        drained = await wait_for(lambda: fully() == len(cases), self.args.drain_timeout,
+                                 lambda: f"{timeline.notified(cases)}/{len(cases)} notified, {fully()} fully", label)
+        if not record:
+            return {}
+        return self.case_figures(calls, cases, drained)
+
+    def case_figures(self, calls: list[Call], cases: list[str], drained: bool) -> dict[str, Any]:
+        timeline = self.tap.timeline
+        expected = len(NEEDS)
+        notice, full, full_at = [], [], []
+        for c in cases:
+            committed, first, last = timeline.committed.get(c), timeline.first_notice(c), \
+                timeline.all_notices(c, expected)
+            if committed and first:
+                notice.append((first - committed) * 1000)
+            if committed and last:
+                full.append((last - committed) * 1000)
+                full_at.append(last)
+        last_sent = max((c.sent_at for c in calls), default=0.0)
+        drain_s = max(full_at) - last_sent if drained and full_at else None
+        errors: dict[str, int] = {}
+        for c in calls:
+            if c.error:
+                errors[c.error] = errors.get(c.error, 0) + 1
+        return {
+            "offered": len(calls), "registered": len(cases), "errors": errors,
+            "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
+            "notice_ms": summarize(notice), "full_ms": summarize(full),
+            "notified": len(notice), "fully_notified": len(full), "throughput_cps": rate(full_at),
+            "drain_s": drain_s, "drained": drained,
+            "sustained": bool(drained and not errors and drain_s is not None and drain_s <= self.args.slack),
+        }
+
+    async def floor_saturation(self) -> dict[str, Any]:
+        ids = self.floor.new_ids(self.args.floor_saturation)
+        out = self.tap.timeline.floor
+        await asyncio.to_thread(self.floor.send, ids, None)
+        await wait_for(lambda: all(i in out for i in ids), min(self.args.drain_timeout, self.clock.left()),
+                       lambda: f"{sum(i in out for i in ids)}/{len(ids)} through", "floor saturated")
+        return {"messages": len(ids), "throughput_mps": rate([out[i][1] for i in ids if i in out])}
+
+    async def backlog(self) -> dict[str, Any]:
+        """N normal cases wait on intake.cases while the referral worker is down; then it starts again and
+        emergencies are registered while the backlog drains. Their latency is what the urgent lane buys."""
+        network, timeline, n = self.stack.network, self.tap.timeline, self.args.backlog
+        await asyncio.to_thread(network.stop_process, "referral-worker")
+        progress(f"backlog: referral worker stopped; registering {n} cases as fast as intake answers")
+        started = time.monotonic()
+        calls = await closed_loop(self._register(), n, self.args.concurrency,
+                                  lambda k: k % 1000 == 0 and progress(f"backlog: {k}/{n} registered"))
+        register_s = time.monotonic() - started
+        cases = [c.case_id for c in calls if c.case_id]
+        await wait_for(lambda: all(c in timeline.committed for c in cases), self.args.drain_timeout,
+                       lambda: f"{sum(c in timeline.committed for c in cases)}/{len(cases)} on intake.cases",
+                       "backlog")
+        await asyncio.to_thread(network.start_process, "referral-worker")
+        resumed = time.time()
+        progress(f"backlog: {len(cases)} cases on intake.cases; referral worker started again")
+        await wait_for(lambda: timeline.notified(cases) > 0, 120)
+
+        left_at_send: list[float] = []
+        send = self._register(emergency=True)
+
+        async def emergency(i: int, due: float) -> Call:
+            left_at_send.append(len(cases) - timeline.notified(cases))
+            return await send(i, due)
+
+        stop_below = len(cases) // 10
+        emergencies = await open_loop(
+            emergency, self.args.emergency_rate, self.args.emergencies / self.args.emergency_rate,
+            until=lambda: len(cases) - timeline.notified(cases) <= stop_below,
+            on_tick=lambda k, _: k % 10 == 0 and progress(
+                f"backlog: {k} emergencies sent, {len(cases) - timeline.notified(cases)} cases still waiting"))
+        urgent = [c.case_id for c in emergencies if c.case_id]
+        everything = cases + urgent
+        drained = await wait_for(lambda: timeline.notified(everything) == len(everything),
+                                 min(self.args.backlog_timeout, self.clock.left()),
+                                 lambda: f"{timeline.notified(cases)}/{len(cases)} notified", "backlog")
+        firsts = [t for c in cases if (t := timeline.first_notice(c))]
+        latency = [(timeline.first_notice(c) - timeline.committed[c]) * 1000  # type: ignore[operator]
+                   for c in urgent if timeline.first_notice(c) and c in timeline.committed]
+        return {
+            "cases": len(cases), "register_rate": len(calls) / register_s if register_s else None,
+            "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
+            "drain_rate_cps": rate(firsts), "drain_s": max(firsts) - resumed if drained and firsts else None,
+            "drained": drained, "emergencies": len(urgent), "emergency_ms": summarize(latency),
+            "emergency_register_ms": summarize([c.latency_ms for c in emergencies if c.latency_ms is not None]),
+            "backlog_at_send": summarize(left_at_send),
+        }
+
+    async def run(self, results: dict[str, Any]) -> None:
+        await self.warm_up()
+        d = self.args.phase_seconds
+        for r in self.args.rates:
+            if self.clock.left() < 3 * d:
+                results["notes"].append(f"rate {r:g}/s skipped: the run's time budget (--max-minutes) ran out")
+                continue
+            print(f"== {r:g}/s for {d:g} s: floor, gRPC floor, refnet", file=sys.stderr, flush=True)
+            phase = {"rate": r, "floor": await self.floor_phase(r, d),
+                     "grpc_floor": await self.grpc_floor_phase(r, min(d, 5)),
+                     "refnet": await self.refnet_phase(r, d)}
+            results["phases"].append(phase)
+            print(report.render_table(report.PHASE_HEADERS, report.phase_rows({"phases": [phase]})),
+                  file=sys.stderr, flush=True)
+        if self.args.floor_saturation and self.clock.left() > 30:
+            print("== the floor, saturated", file=sys.stderr, flush=True)
+            results["floor_saturation"] = await self.floor_saturation()
+        if self.args.backlog and self.clock.left() > 60:
+            print(f"== backlog of {self.args.backlog} cases, emergencies while it drains", file=sys.stderr, flush=True)
+            results["backlog"] = await self.backlog()
+        elif self.args.backlog:
+            results["notes"].append("backlog phase skipped: the run's time budget (--max-minutes) ran out")
+
+
+async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    bootstrap = stack.broker.bootstrap
+    with FloorChain(bootstrap, args.floor_hops, stack.network.data_dir / "logs") as floor:
+        async with Tap(bootstrap, OPERATOR, floor_topic=OUT_TOPIC) as tap, \
+                aio_channel(stack.network, "intake", OPERATOR, "operator") as channel:
+            await Bench(stack, args, tap, floor, intake_grpc.IntakeServiceStub(channel),
+                        health_pb2_grpc.HealthStub(channel)).run(results)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=lambda s: [float(r) for r in s.split(",")], default=[5, 20, 50, 100, 200],
+                        help="arrival rates, cases/s (default 5,20,50,100,200)")
+    parser.add_argument("--phase-seconds", type=float, default=15, help="how long each rate is offered")
+    parser.add_argument("--drain-timeout", type=float, default=60, help="most to wait for a phase's cases")
+    parser.add_argument("--slack", type=float, default=2.0,
+                        help="a rate is kept up with if every case is notified within this many s of the last send")
+    parser.add_argument("--floor-hops", type=int, default=2, help="Kafka hops in the floor chain (refnet: 2)")
+    parser.add_argument("--floor-saturation", type=int, default=20000, help="messages to push through the floor "
+                        "as fast as possible (0: skip)")
+    parser.add_argument("--backlog", type=int, default=10000, help="normal cases pre-loaded (0: skip)")
+    parser.add_argument("--backlog-timeout", type=float, default=300, help="most to wait for the backlog to drain")
+    parser.add_argument("--concurrency", type=int, default=32, help="calls in flight while pre-loading")
+    parser.add_argument("--emergency-rate", type=float, default=5, help="emergencies/s while the backlog drains")
+    parser.add_argument("--emergencies", type=int, default=200, help="most emergencies to send")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite files")
+    parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir (logs, databases) afterwards")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and SVG go")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    data_dir = Path(tempfile.mkdtemp(prefix="refnet-bench-"))
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "started_at": started.isoformat(timespec="seconds"), "database": "PostgreSQL" if args.postgres else "SQLite",
+        "machine": {"cpus": os.cpu_count(), "load_start": os.getloadavg()[0]},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "phases": [], "notes": [],
+    }
+    failed = True
+    try:
+        with running(data_dir, postgres=args.postgres) as stack:
+            asyncio.run(bench(stack, args, results))
+        failed = False
+    except KeyboardInterrupt:
+        results["notes"].append("interrupted")
+    except Exception as exc:
+        results["notes"].append(f"the run failed: {type(exc).__name__}: {exc}")
+        print(f"bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        results["machine"]["load_end"] = os.getloadavg()[0]
+        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        stem = args.out / started.strftime("%Y%m%dT%H%M%SZ")
+        report.write_json(results, stem.with_suffix(".json"))
+        stem.with_suffix(".svg").write_text(report.render_svg(results))
+        print(report.render(results))
+        print(f"\nresults: {stem}.json, plot: {stem}.svg")
+        if args.keep or failed:
+            print(f"logs and databases kept in {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 1 if failed else 0

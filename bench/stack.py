@@ -1,0 +1,59 @@
+"""What the bench and chaos run against: their own Kafka broker, refnet's twelve processes on it, and
+optionally a PostgreSQL cluster instead of SQLite files. Everything started here is stopped on exit."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+
+from refnet_dev.kafka import KafkaBroker
+from refnet_dev.network import Network
+from refnet_dev.postgres import PostgresCluster
+from refnet_platform.topic_admin import ensure_topics
+
+
+@dataclass
+class Stack:
+    broker: KafkaBroker
+    network: Network
+    postgres: PostgresCluster | None
+    database_url: str | None
+
+    @property
+    def database(self) -> str:
+        return "PostgreSQL" if self.postgres else "SQLite"
+
+    def read_engine(self, service: str) -> Engine:
+        """A reader of the service's own database (read-only on SQLite: it never takes the write lock)."""
+        if self.database_url:
+            return create_engine(self.database_url, connect_args={"options": f"-csearch_path={service}"},
+                                 pool_pre_ping=True, pool_size=1, max_overflow=0)
+        path = self.network.data_dir / f"{service}.db"
+        return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"timeout": 30})
+
+
+@contextlib.contextmanager
+def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    broker = KafkaBroker()
+    cluster = PostgresCluster() if postgres else None
+    network: Network | None = None
+    try:
+        broker.start()
+        ensure_topics(broker.bootstrap)
+        url = None
+        if cluster:
+            cluster.start()
+            url = cluster.create_database("refnet")
+        network = Network(broker.bootstrap, data_dir, database_url=url, extra_env=dict(extra_env or {}))
+        network.start()
+        yield Stack(broker, network, cluster, url)
+    finally:
+        if network:
+            network.stop()
+        broker.stop()
+        if cluster:
+            cluster.stop()

@@ -1,0 +1,107 @@
+"""Reads the event topics as they fill and keeps, per case, when intake committed it and when each provider
+was notified: the times are the events' own envelope `time`, stamped by the services when they commit,
+so how quickly this reader keeps up does not change a figure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.floor import FLOOR_PARTITIONS
+from refnet.common.v1.envelope_pb2 import EventEnvelope
+from refnet.intake.v1.events_pb2 import CaseRegistered
+from refnet.notifications.v1.events_pb2 import NotificationSent
+from refnet_platform.topics import topic
+
+CASE_TOPICS = ("intake.cases.v1", "intake.cases-urgent.v1")
+NOTICE_TOPIC = "notifications.deliveries.v1"
+
+
+@dataclass
+class Timeline:
+    """What the topics said: commit time of each case and the times of its provider notices (seconds)."""
+
+    committed: dict[str, float] = field(default_factory=dict)
+    emergency: set[str] = field(default_factory=set)
+    notices: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    floor: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    def first_notice(self, case_id: str) -> float | None:
+        times = self.notices.get(case_id)
+        return min(times) if times else None
+
+    def all_notices(self, case_id: str, expected: int) -> float | None:
+        """When the case's `expected`-th provider notice came, i.e. every need's provider was told."""
+        times = sorted(self.notices.get(case_id, ()))
+        return times[expected - 1] if len(times) >= expected else None
+
+    def notified(self, case_ids: list[str]) -> int:
+        return sum(1 for c in case_ids if self.notices.get(c))
+
+
+class Tap:
+    """`async with Tap(bootstrap, case_worker) as tap:` and read `tap.timeline` at any time."""
+
+    def __init__(self, bootstrap: str, case_worker_id: str, floor_topic: str | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.case_worker_id = case_worker_id
+        self.floor_topic = floor_topic
+        self.timeline = Timeline()
+        self._seen: set[str] = set()  # envelope ids: a relay may publish an event twice after a crash
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Tap:
+        names = [*CASE_TOPICS, NOTICE_TOPIC]
+        partitions = [TopicPartition(name, p) for name in names for p in range(topic(name).partitions)]
+        if self.floor_topic:
+            partitions += [TopicPartition(self.floor_topic, p) for p in range(FLOOR_PARTITIONS)]
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                          fetch_max_wait_ms=20, auto_offset_reset="earliest")
+        await self._consumer.start()
+        self._consumer.assign(partitions)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.wait_for(self._consumer.stop(), timeout=10)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=2000)
+            for records in batch.values():
+                for record in records:
+                    if record.topic == self.floor_topic:
+                        self._floor(record.value)
+                    else:
+                        self._event(record.value)
+
+    def _event(self, value: bytes | None) -> None:
+        envelope = EventEnvelope.FromString(value or b"")
+        if envelope.id in self._seen:
+            return
+        self._seen.add(envelope.id)
+        at = envelope.time.ToNanoseconds() / 1e9
+        if envelope.type == CaseRegistered.DESCRIPTOR.full_name:
+            case = CaseRegistered()
+            envelope.data.Unpack(case)
+            self.timeline.committed[case.case_id] = at
+            if case.emergency:
+                self.timeline.emergency.add(case.case_id)
+        elif envelope.type == NotificationSent.DESCRIPTOR.full_name:
+            notice = NotificationSent()
+            envelope.data.Unpack(notice)
+            if notice.recipient_id != self.case_worker_id:  # a provider's notice, not the case worker's
+                self.timeline.notices[notice.case_id].append(at)
+
+    def _floor(self, value: bytes | None) -> None:
+        ident, sent, stamped = (value or b"0 0 0").split()
+        self.timeline.floor.setdefault(int(ident), (float(sent), float(stamped)))
+

@@ -1,0 +1,312 @@
+"""refnet: the operations console's tasks from a terminal.
+
+    refnet status                          every process: alive, ready, rates, lag, outbox (exit 1 if any is not ready)
+    refnet topics                          the registry's topics with partitions and records written
+    refnet lag [--group G] [--lagging]     consumer lag per group and partition
+    refnet dlq list [--consumer C] [--pending]
+    refnet dlq replay ID [ID ...] | --pending [--consumer C]    replay dead letters, once each (audited)
+    refnet trace CASE_OR_REFERRAL_ID [--db]
+    refnet report [--province 22[,42,...]] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--csv FILE|-] [--svg FILE]
+
+Tables for people; --json for scripts. It talks to ops-console's API at $REFNET_CONSOLE_URL
+(default http://127.0.0.1:8480). Running the network itself is `refnet-dev run` / `refnet-dev demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+DEFAULT_CONSOLE = "http://127.0.0.1:8480"
+
+
+class ConsoleError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("reason") or body.get("error") or f"HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+class Client:
+    def __init__(self, base: str, timeout: float = 30) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, params: dict[str, str] | None = None) -> tuple[int, bytes]:
+        query = f"?{urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v})}" if params else ""
+        request = urllib.request.Request(f"{self.base}{path}{query}", method=method,
+                                         data=b"" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def get(self, path: str, **params: str) -> Any:
+        return self._json(*self._request("GET", path, params))
+
+    def post(self, path: str, **params: str) -> Any:
+        return self._json(*self._request("POST", path, params))
+
+    def text(self, path: str, **params: str) -> str:
+        status, body = self._request("GET", path, params)
+        if status >= 400:
+            raise ConsoleError(status, {"error": body.decode(errors="replace")})
+        return body.decode()
+
+    @staticmethod
+    def _json(status: int, body: bytes) -> Any:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            data = {"error": body.decode(errors="replace")[:300]}
+        if status >= 400:
+            raise ConsoleError(status, data)
+        return data
+
+
+class Progress:
+    """A one-line bar on a terminal; a line per step otherwise (logs of scripts and CI)."""
+
+    def __init__(self, total: int, what: str, out: TextIO = sys.stderr) -> None:
+        self.total, self.what, self.out, self.done = total, what, out, 0
+        self.tty = out.isatty()
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if self.tty:
+            filled = int(24 * self.done / max(self.total, 1))
+            self.out.write(f"\r{self.what} [{'#' * filled}{'.' * (24 - filled)}] {self.done}/{self.total} {label:<40}")
+            if self.done == self.total:
+                self.out.write("\n")
+        else:
+            self.out.write(f"{self.what} {self.done}/{self.total}: {label}\n")
+        self.out.flush()
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO = sys.stdout) -> None:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+    if len(cells) == 1:
+        out.write("(none)\n")
+
+
+def _dump(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}" if value else "0"
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    data = client.get("/api/status", province=args.province or "")
+    not_ready = [p["name"] for p in data["processes"] if p["state"] != "ready"]
+    if args.json:
+        _dump(data)
+        return 1 if not_ready else 0
+    table(["process", "state", "consumed/s", "produced/s", "grpc/s", "lag", "outbox", "problem"], [
+        (p["name"], p["state"], _rate(p["rates"].get("consumed", 0)), _rate(p["rates"].get("produced", 0)),
+         _rate(p["rates"].get("grpc", 0)), int(p["values"].get("lag", 0)), int(p["values"].get("backlog", 0)),
+         p["error"] or "; ".join(f"{k}: {v}" for k, v in p["checks"].items() if v != "ok"))
+        for p in data["processes"]])
+    print(f"\n{len(data['processes']) - len(not_ready)}/{len(data['processes'])} ready · "
+          f"{data['events_last_5_min']} events in 5 min · {data['overdue']} overdue referrals · "
+          f"{data['dead_letters_pending']} dead letters pending")
+    if data.get("lag_error"):
+        print(f"kafka: {data['lag_error']}", file=sys.stderr)
+    return 1 if not_ready else 0
+
+
+def cmd_topics(client: Client, args: argparse.Namespace) -> int:
+    data = client.get("/api/topics")
+    if args.json:
+        _dump(data)
+        return 0
+    table(["topic", "partitions", "records", "lane", "writer", "readers"],
+          [(t["name"], t["partitions"], t["records"], t["lane"], t["writer"], ",".join(t["readers"]))
+           for t in data["topics"]])
+    return 0
+
+
+def cmd_lag(client: Client, args: argparse.Namespace) -> int:
+    data = client.get("/api/lag", group=args.group or "")
+    rows = [r for r in data["lag"] if r["lag"] or not args.lagging]
+    if args.json:
+        _dump({"lag": rows})
+        return 0
+    table(["group", "topic", "partition", "committed", "end", "lag", "members"],
+          [(r["group"], r["topic"], r["partition"], r["committed"], r["end"], r["lag"], r["members"]) for r in rows])
+    print(f"\ntotal lag: {sum(r['lag'] for r in rows)}")
+    return 0
+
+
+def cmd_dlq_list(client: Client, args: argparse.Namespace) -> int:
+    data = client.get("/api/dlq", consumer=args.consumer or "", all="0" if args.pending else "1")
+    if args.json:
+        _dump(data)
+        return 0
+    table(["id", "consumer", "from", "event type", "event id", "reason", "failed", "replayed"], [
+        (d["letter_id"], d["consumer"], f"{d['original_topic']}[{d['original_partition']}]@{d['original_offset']}",
+         d["event_type"] or "-", d["event_id"] or "-", (d["error"][:60] + "…") if len(d["error"]) > 61 else d["error"],
+         d["failed_at"][:19], f"by {d['replayed_by']} {d['replayed_at'][:19]}" if d["replayed_at"] else "")
+        for d in data["dead_letters"]])
+    return 0
+
+
+def cmd_dlq_replay(client: Client, args: argparse.Namespace) -> int:
+    ids = list(args.ids)
+    if args.pending:
+        pending = client.get("/api/dlq", consumer=args.consumer or "", all="0")["dead_letters"]
+        ids += [d["letter_id"] for d in pending]
+    if not ids:
+        print("nothing to replay", file=sys.stderr)
+        return 0
+    progress = Progress(len(ids), "replaying")
+    results = []
+    for letter_id in ids:
+        try:
+            result = client.post(f"/api/dlq/{int(letter_id)}/replay", actor=args.actor)
+            outcome = "replayed"
+        except ConsoleError as exc:
+            # A second replay of one letter is refused by the console: for a script that is a no-op, not a failure.
+            result, outcome = exc.body, "already replayed" if exc.status == 409 else "failed"
+        results.append({"letter_id": int(letter_id), "outcome": outcome, **result})
+        progress.step(f"#{letter_id} {outcome}")
+    if args.json:
+        _dump({"replays": results})
+    else:
+        table(["id", "outcome", "topic", "offset", "detail"],
+              [(r["letter_id"], r["outcome"], r.get("topic", ""), r.get("offset", ""), r.get("reason", ""))
+               for r in results])
+    return 1 if any(r["outcome"] == "failed" for r in results) else 0
+
+
+def cmd_trace(client: Client, args: argparse.Namespace) -> int:
+    try:
+        data = client.get(f"/api/trace/{urllib.parse.quote(args.id, safe='')}", db="1" if args.db else "")
+    except ConsoleError as exc:
+        if exc.status == 404:
+            print(str(exc), file=sys.stderr)
+            return 1
+        raise
+    if args.json:
+        _dump(data)
+        return 0
+    for t in data["traces"]:
+        services = ", ".join(s.removeprefix("refnet-") for s in t["services"])
+        print(f"trace {t['trace_id']}  {t['started_at'][:23]}  {t['duration_ms']:.1f} ms  [{services}]")
+        table(["+ms", "took ms", "service", "span", "event type", "ids"], [
+            (f"{h['start_ms']:.1f}", f"{h['duration_ms']:.1f}", h["service"].removeprefix("refnet-"), h["name"],
+             h["attributes"].get("refnet.event_type", "").rsplit(".", 1)[-1],
+             " ".join(f"{k.removeprefix('refnet.')}={v}" for k, v in h["attributes"].items()
+                      if k in ("refnet.case_id", "refnet.referral_id")))
+            for h in t["hops"]])
+        print()
+    return 0
+
+
+def cmd_report(client: Client, args: argparse.Namespace) -> int:
+    provinces = [p.strip() for p in (args.province or "").split(",")] or [""]
+    period = {"from": args.date_from or "", "to": args.date_to or ""}
+    progress = Progress(len(provinces), "counting") if len(provinces) > 1 else None
+    reports = []
+    for province in provinces:
+        reports.append(client.get("/api/report", province=province, **period))
+        if progress:
+            progress.step(province or "national")
+    if args.csv:
+        texts = [client.text("/report.csv", province=p, **period) for p in provinces]
+        text = texts[0] + "".join(t.split("\n", 1)[1] for t in texts[1:])  # one header line
+        if args.csv == "-":
+            sys.stdout.write(text)
+        else:
+            with open(args.csv, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            print(f"wrote {args.csv}", file=sys.stderr)
+    if args.svg:
+        with open(args.svg, "w", encoding="utf-8") as out:
+            out.write(client.text("/report.svg", province=provinces[0], **period))
+        print(f"wrote {args.svg}", file=sys.stderr)
+    if args.csv == "-":
+        return 0
+    if args.json:
+        _dump({"reports": reports})
+        return 0
+    for data in reports:
+        report = data["report"]
+        print(f"{report['province_code'] or 'national'}  {report['period']['start']} to {report['period']['end']}")
+        table(["indicator", "breakdown", "value"], data["rows"])
+        print()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--console", default=os.environ.get("REFNET_CONSOLE_URL", DEFAULT_CONSOLE),
+                        help="the ops console's URL (default: $REFNET_CONSOLE_URL or %(default)s)")
+    top = argparse.ArgumentParser(prog="refnet", description=(__doc__ or "").splitlines()[0], parents=[common])
+    sub = top.add_subparsers(dest="command", required=True)
+    status = sub.add_parser("status", parents=[common], help="every process's health and rates")
+    status.add_argument("--province", help="limit the figures to one province code")
+    status.set_defaults(run=cmd_status)
+    sub.add_parser("topics", parents=[common], help="topics, partitions and records").set_defaults(run=cmd_topics)
+    lag = sub.add_parser("lag", parents=[common], help="consumer lag per group and partition")
+    lag.add_argument("--group")
+    lag.add_argument("--lagging", action="store_true", help="only partitions with lag")
+    lag.set_defaults(run=cmd_lag)
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq_command", required=True)
+    listing = dlq.add_parser("list", parents=[common], help="dead letters, newest first")
+    listing.add_argument("--consumer")
+    listing.add_argument("--pending", action="store_true", help="only those not yet replayed")
+    listing.set_defaults(run=cmd_dlq_list)
+    replay = dlq.add_parser("replay", parents=[common], help="replay dead letters to their original topics, once")
+    replay.add_argument("ids", nargs="*", type=int)
+    replay.add_argument("--pending", action="store_true", help="every letter not yet replayed")
+    replay.add_argument("--consumer", help="with --pending: only this consumer's letters")
+    replay.add_argument("--actor", default=getpass.getuser(), help="who replays, for the audit (default: you)")
+    replay.set_defaults(run=cmd_dlq_replay)
+    trace = sub.add_parser("trace", parents=[common], help="every hop of one case's traces")
+    trace.add_argument("id", help="a case id or a referral id")
+    trace.add_argument("--db", action="store_true", help="include database spans")
+    trace.set_defaults(run=cmd_trace)
+    report = sub.add_parser("report", parents=[common], help="indicator report per province and period")
+    report.add_argument("--province", default="", help="province code(s), comma-separated; empty for the country")
+    report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (default: 30 days ago)")
+    report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD (default: today)")
+    report.add_argument("--csv", help="write the CSV to this file ('-' for standard output)")
+    report.add_argument("--svg", help="write the chart to this file")
+    report.set_defaults(run=cmd_report)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    client = Client(args.console)
+    try:
+        return int(args.run(client, args))
+    except ConsoleError as exc:
+        print(f"refnet: {exc}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"refnet: cannot reach the ops console at {args.console} ({exc.reason}); is ops-console running? "
+              "Set REFNET_CONSOLE_URL or --console.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

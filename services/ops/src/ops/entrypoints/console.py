@@ -1,0 +1,492 @@
+"""ops-console: the operations console (a web page that refreshes itself) and the JSON API the refnet CLI uses.
+
+Pages: / (processes, throughput, lag, outbox, provinces, beds), /referrals (overdue, stuck, escalations),
+/dlq (dead letters, replay), /trace (one case's hops across services), /report (indicators, CSV, chart).
+It shows ids, codes, counts and times only: ops holds no personal data, so there is none to show.
+It serves its own /metrics (with beds free and overdue referrals per province), /healthz and /readyz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import refnet_geo as geo
+from ops.adapters import charts
+from ops.adapters.kafka import KafkaInspector
+from ops.adapters.scrape import ProcessView, Scraper
+from ops.bootstrap import bootstrap
+from ops.config import MIGRATIONS, Settings
+from ops.domain import commands
+from ops.domain.report import IndicatorReport, Period
+from refnet_platform.bus import MessageBus
+from refnet_platform.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from refnet_platform.health_http import database_check, kafka_check
+from refnet_platform.runtime import open_database
+from refnet_platform.telemetry import setup_logging
+from refnet_platform.topics import TOPICS
+
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+class Cached:
+    """The broker is asked at most every `ttl_s`, however many pages are open."""
+
+    def __init__(self, fetch: Callable[[], Any], ttl_s: float = 2.0) -> None:
+        self.fetch, self.ttl_s = fetch, ttl_s
+        self._value: Any = None
+        self._at = 0.0
+        self._error = ""
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[Any, str]:
+        with self._lock:
+            if time.monotonic() - self._at > self.ttl_s:
+                try:
+                    self._value, self._error = self.fetch(), ""
+                except Exception as exc:  # shown on the page: the console must work when Kafka does not
+                    self._error = f"{type(exc).__name__}: {exc}"[:300]
+                self._at = time.monotonic()
+            return self._value, self._error
+
+
+def province_names() -> dict[str, str]:
+    return {p.code: p.name for p in geo.provinces()}
+
+
+def jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def report_csv(report: IndicatorReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["province_code", "period_start", "period_end", "indicator", "breakdown", "value"])
+    for indicator, breakdown, value in report.rows():
+        writer.writerow([report.province_code or "national", report.period.start.isoformat(),
+                         report.period.end.isoformat(), indicator, breakdown, value])
+    return out.getvalue()
+
+
+def report_chart(report: IndicatorReport, names: dict[str, str]) -> str:
+    where = names.get(report.province_code, report.province_code) if report.province_code else "Việt Nam"
+    bars: list[tuple[str, float]] = [("calls", report.calls), ("cases", report.cases),
+                                     ("children under case management", report.children_under_case_management),
+                                     ("emergency interventions", report.emergency_interventions),
+                                     ("people sheltered", report.people_sheltered)]
+    bars += [(f"referred: {sector}", counts.made) for sector, counts in report.referrals_by_sector.items()]
+    bars += [(f"cases: {kind.replace('_', ' ')}", n) for kind, n in sorted(report.cases_by_type.items())]
+    return charts.bar_chart(bars, f"{where}, {report.period.start} to {report.period.end}", width=640)
+
+
+def parse_period(start: str | None, end: str | None, today: date | None = None) -> Period:
+    today = today or datetime.now(geo.VIETNAM_TZ).date()
+    try:
+        end_day = date.fromisoformat(end) if end else today
+    except ValueError:
+        raise InvalidArgument("to", "is not a date (YYYY-MM-DD)") from None
+    try:
+        start_day = date.fromisoformat(start) if start else end_day - timedelta(days=29)
+    except ValueError:
+        raise InvalidArgument("from", "is not a date (YYYY-MM-DD)") from None
+    if end_day < start_day:
+        raise InvalidArgument("to", "is before from")
+    return Period(start_day, end_day)
+
+
+def parse_province(code: str | None, names: dict[str, str]) -> str:
+    code = (code or "").strip()
+    if code in ("", "all", "national"):
+        return ""
+    if code not in names:
+        raise InvalidArgument("province", f"{code!r} is not a province code")
+    return code
+
+
+class OpsMetrics(Collector):
+    """Figures only ops knows, computed from its tables at scrape time."""
+
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+
+    def collect(self) -> Any:
+        beds = GaugeMetricFamily("refnet_beds_free", "Shelter beds free, from shelter's bed events",
+                                 labels=["province"])
+        for province, free in self.bus.handle(commands.BedsFree()).items():
+            beds.add_metric([province], free)
+        yield beds
+        late = GaugeMetricFamily("refnet_referrals_overdue", "Referrals past their accept-by or start-by deadline",
+                                 labels=["province"])
+        counts: dict[str, int] = {}
+        for item in self.bus.handle(commands.ListOverdue()):
+            counts[item.track.province_code] = counts.get(item.track.province_code, 0) + 1
+        for province, n in counts.items():
+            late.add_metric([province], n)
+        yield late
+        letters = GaugeMetricFamily("refnet_dead_letters_pending", "Dead letters not yet replayed",
+                                    labels=["consumer"])
+        pending: dict[str, int] = {}
+        for view in self.bus.handle(commands.ListDeadLetters(include_replayed=False, limit=100_000)):
+            pending[view.consumer] = pending.get(view.consumer, 0) + 1
+        for consumer, n in pending.items():
+            letters.add_metric([consumer], n)
+        yield letters
+
+
+class Console:
+    def __init__(self, settings: Settings, bus: MessageBus, engine: Engine, inspector: KafkaInspector,
+                 scraper: Scraper) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.engine = engine
+        self.scraper = scraper
+        self.lag = Cached(inspector.lag)
+        self.topics = Cached(inspector.topics, ttl_s=5.0)
+        self.names = province_names()
+        self.checks = {"database": database_check(engine), "kafka": kafka_check(settings.kafka_bootstrap_servers)}
+        self.env = Environment(loader=PackageLoader("ops", "web/templates"), autoescape=select_autoescape())
+        self.env.globals.update(names=self.names, refresh_s=settings.refresh_s)
+        self.env.filters["when"] = lambda d: d.astimezone(geo.VIETNAM_TZ).strftime("%Y-%m-%d %H:%M:%S") if d else ""
+        self.env.filters["ago"] = _ago
+        self.env.filters["when_ns"] = lambda ns: self.env.filters["when"](datetime.fromtimestamp(ns / 1e9, UTC))
+
+    # Pages.
+
+    def page(self, request: Request, template: str, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(template).render(request=request, path=request.url.path,
+                                                      query=dict(request.query_params), now=datetime.now(UTC),
+                                                      **context)
+        return HTMLResponse(html)
+
+    def overview(self, request: Request) -> HTMLResponse:
+        return self.page(request, "overview.html", **self.status(request.query_params.get("province", ""),
+                                                                  request.query_params.get("service", "")))
+
+    def referrals(self, request: Request) -> HTMLResponse:
+        province = request.query_params.get("province", "")
+        return self.page(request, "referrals.html", province=province,
+                         overdue=self.bus.handle(commands.ListOverdue(province)),
+                         escalations=self.bus.handle(commands.ListEscalations(province)))
+
+    def dead_letters(self, request: Request) -> HTMLResponse:
+        consumer = request.query_params.get("consumer", "")
+        letters = self.bus.handle(commands.ListDeadLetters(consumer))
+        consumers = sorted({t.name.split(".", 1)[0] + "-worker" for t in TOPICS if t.dead_letter})
+        return self.page(request, "dlq.html", letters=letters, consumer=consumer, consumers=consumers,
+                         flash=request.query_params.get("flash", ""), flash_kind=request.query_params.get("kind", ""))
+
+    def replay_form(self, request: Request) -> Response:
+        letter_id = int(request.path_params["letter_id"])
+        actor = request.headers.get("x-forwarded-user") or "console"
+        try:
+            result = self.bus.handle(commands.ReplayDeadLetter(letter_id, actor))
+            flash, kind = (f"Replayed dead letter {letter_id} to {result['topic']} "
+                           f"(offset {result['offset']}).", "ok")
+        except DomainError as exc:
+            flash, kind = str(exc), "refused"
+        return RedirectResponse(f"/dlq?flash={quote(flash, safe='')}&kind={kind}#letter-{letter_id}", status_code=303)
+
+    def trace(self, request: Request) -> HTMLResponse:
+        subject = request.query_params.get("id", "").strip()
+        include_db = request.query_params.get("db") == "1"
+        traces, problem = [], ""
+        if subject:
+            try:
+                traces = self.bus.handle(commands.GetTrace(subject, include_db))
+            except NotFound as exc:
+                problem = str(exc)
+        charts_svg = [charts.waterfall([(h.span.service, h.label, h.start_ms, h.duration_ms) for h in t.hops],
+                                       f"trace {t.trace_id} · {t.duration_ms:.0f} ms · {len(t.services)} services")
+                      for t in traces]
+        services = sorted({s for t in traces for s in t.services})
+        return self.page(request, "trace.html", subject=subject, traces=list(zip(traces, charts_svg, strict=True)),
+                         problem=problem, include_db=include_db, services=services)
+
+    def report_page(self, request: Request) -> HTMLResponse:
+        params = request.query_params
+        report, problem = None, ""
+        try:
+            report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        except InvalidArgument as exc:
+            problem = str(exc)
+        return self.page(request, "report.html", report=report, problem=problem,
+                         chart=report_chart(report, self.names) if report else "",
+                         provinces=sorted(self.names.items(), key=lambda kv: kv[1]))
+
+    def report(self, province: str | None, start: str | None, end: str | None) -> IndicatorReport:
+        period = parse_period(start, end)
+        result: IndicatorReport = self.bus.handle(commands.BuildReport(period, parse_province(province, self.names)))
+        return result
+
+    def report_csv(self, request: Request) -> Response:
+        params = request.query_params
+        report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        name = f"refnet-report-{report.province_code or 'national'}-{report.period.start}-{report.period.end}.csv"
+        return Response(report_csv(report), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    def report_svg(self, request: Request) -> Response:
+        params = request.query_params
+        report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        return Response(report_chart(report, self.names), media_type="image/svg+xml")
+
+    # What the overview and `refnet status` show.
+
+    def status(self, province: str = "", service: str = "") -> dict[str, Any]:
+        views = [v for v in self.scraper.views() if not service or v.service == service]
+        lag, lag_error = self.lag.get()
+        lag = lag or []
+        now = datetime.now(UTC)
+        flows = self.bus.handle(commands.Throughput(now - timedelta(minutes=60), province))
+        if service:
+            flows = {k: v for k, v in flows.items() if k == service}
+        labels = [m.astimezone(geo.VIETNAM_TZ).strftime("%H:%M") for m, _ in next(iter(flows.values()), [])]
+        throughput_svg = charts.line_chart({k: [float(n) for _, n in v] for k, v in flows.items()}, labels,
+                                           "events per minute, last hour, by producing service"
+                                           + (f" · province {province}" if province else ""))
+        groups: dict[str, dict[str, int]] = {}
+        for row in lag:
+            g = groups.setdefault(row.group, {"lag": 0, "partitions": 0, "members": row.members})
+            g["lag"] += row.lag
+            g["partitions"] += 1
+        lag_svg = charts.bar_chart([(g, float(v["lag"])) for g, v in sorted(groups.items())],
+                                   "consumer lag by group (records)")
+        provinces = self.bus.handle(commands.ProvinceSummary(now - timedelta(hours=24)))
+        beds = self.bus.handle(commands.BedsFree())
+        beds_svg = charts.bar_chart([(self.names.get(p, p), float(n)) for p, n in sorted(beds.items())],
+                                    "shelter beds free by province")
+        pending = [v for v in self.bus.handle(commands.ListDeadLetters(include_replayed=False, limit=100_000))]
+        overdue = self.bus.handle(commands.ListOverdue(province))
+        return {
+            "province": province, "service": service, "processes": views, "lag": lag, "lag_error": lag_error,
+            "groups": groups, "throughput_svg": throughput_svg, "lag_svg": lag_svg, "beds_svg": beds_svg,
+            "provinces": provinces, "overdue_count": len(overdue), "dead_letters_pending": len(pending),
+            "events_last_5_min": sum(n for series in flows.values() for _, n in series[-5:]),
+            "services": sorted({v.service for v in self.scraper.views()}),
+            "ready_count": sum(1 for v in views if v.state == "ready"),
+            "backlog": sum(v.values.get("backlog", 0) for v in views),
+            "total_lag": sum(row.lag for row in lag),
+            "sparklines": {v.name: _sparkline(v) for v in views},
+        }
+
+    # JSON API for the refnet CLI and scripts.
+
+    def api_status(self, request: Request) -> JSONResponse:
+        status = self.status(request.query_params.get("province", ""), request.query_params.get("service", ""))
+        processes = [{"name": v.name, "state": v.state, "alive": v.alive, "ready": v.ready, "checks": v.checks,
+                      "error": v.error, "rates": v.rates, "values": v.values} for v in status["processes"]]
+        return JSONResponse(jsonable({
+            "processes": processes, "provinces": status["provinces"], "groups": status["groups"],
+            "lag_error": status["lag_error"], "overdue": status["overdue_count"],
+            "dead_letters_pending": status["dead_letters_pending"],
+            "events_last_5_min": status["events_last_5_min"]}))
+
+    def api_topics(self, request: Request) -> JSONResponse:
+        topics, error = self.topics.get()
+        if error and topics is None:
+            return JSONResponse({"error": error}, status_code=503)
+        return JSONResponse(jsonable({"topics": topics}))
+
+    def api_lag(self, request: Request) -> JSONResponse:
+        lag, error = self.lag.get()
+        if error and lag is None:
+            return JSONResponse({"error": error}, status_code=503)
+        group = request.query_params.get("group", "")
+        rows = [dict(asdict(r), lag=r.lag) for r in lag if not group or r.group == group]
+        return JSONResponse({"lag": rows})
+
+    def api_dlq(self, request: Request) -> JSONResponse:
+        letters = self.bus.handle(commands.ListDeadLetters(request.query_params.get("consumer", ""),
+                                                           request.query_params.get("all", "1") != "0"))
+        return JSONResponse(jsonable({"dead_letters": letters}))
+
+    def api_replay(self, request: Request) -> JSONResponse:
+        letter_id = int(request.path_params["letter_id"])
+        actor = request.query_params.get("actor") or request.headers.get("x-forwarded-user") or "api"
+        try:
+            return JSONResponse({"replayed": True, **self.bus.handle(commands.ReplayDeadLetter(letter_id, actor))})
+        except DomainError as exc:
+            status = {AlreadyExists: 409, NotFound: 404, FailedPrecondition: 412}.get(type(exc), 400)
+            return JSONResponse({"replayed": False, "letter_id": letter_id, "reason": str(exc)}, status_code=status)
+
+    def api_trace(self, request: Request) -> JSONResponse:
+        try:
+            traces = self.bus.handle(commands.GetTrace(request.path_params["subject"],
+                                                       request.query_params.get("db") == "1"))
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse(jsonable({"traces": [{
+            "trace_id": t.trace_id, "duration_ms": t.duration_ms, "services": t.services,
+            "hidden_database_spans": t.hidden_database_spans,
+            "started_at": datetime.fromtimestamp(t.started_at_ns / 1e9, UTC),
+            "hops": [{"service": h.span.service, "name": h.span.name, "kind": h.span.kind, "start_ms": h.start_ms,
+                      "duration_ms": h.duration_ms, "status": h.span.status, "span_id": h.span.span_id,
+                      "parent_span_id": h.span.parent_span_id, "attributes": h.span.attributes}
+                     for h in t.hops]} for t in traces]}))
+
+    def api_report(self, request: Request) -> Response:
+        params = request.query_params
+        try:
+            report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        except InvalidArgument as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(jsonable({"report": report, "rows": report.rows()}))
+
+    def api_overdue(self, request: Request) -> JSONResponse:
+        items = self.bus.handle(commands.ListOverdue(request.query_params.get("province", "")))
+        return JSONResponse(jsonable({"overdue": items}))
+
+    # The console's own side door.
+
+    def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    def healthz(self, request: Request) -> JSONResponse:
+        return JSONResponse({"alive": True, "reason": "ok"})
+
+    def readyz(self, request: Request) -> JSONResponse:
+        results = {}
+        for name, check in self.checks.items():
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    return _duration(seconds) + " ago"
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _sparkline(view: ProcessView) -> str:
+    values = [a + b for a, b in zip(view.history.get("consumed", []), view.history.get("produced", []), strict=True)]
+    values = values[-40:]
+    if not values:
+        return ""
+    top = max(max(values), 1e-9)
+    points = " ".join(f"{i * 120 / max(len(values) - 1, 1):.1f},{22 - 20 * v / top:.1f}" for i, v in enumerate(values))
+    return (f'<svg class="spark" width="120" height="24" viewBox="0 0 120 24"><polyline fill="none" '
+            f'stroke="#2563eb" stroke-width="1.5" points="{points}"/></svg>')
+
+
+def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: KafkaInspector,
+               scraper: Scraper) -> Starlette:
+    console = Console(settings, bus, engine, inspector, scraper)
+    figures = OpsMetrics(bus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stopping = threading.Event()
+
+        def sample_forever() -> None:
+            while not stopping.is_set():
+                try:
+                    scraper.scrape_once()
+                except Exception:
+                    log.exception("sampling the processes failed")
+                stopping.wait(settings.scrape_interval_s)
+
+        sampler = threading.Thread(target=sample_forever, name="scraper", daemon=True)
+        sampler.start()
+        REGISTRY.register(figures)
+        try:
+            yield
+        finally:
+            stopping.set()
+            sampler.join(timeout=5)
+            scraper.close()
+            inspector.close()
+            REGISTRY.unregister(figures)
+
+    routes = [
+        Route("/", console.overview),
+        Route("/referrals", console.referrals),
+        Route("/dlq", console.dead_letters),
+        Route("/dlq/{letter_id:int}/replay", console.replay_form, methods=["POST"]),
+        Route("/trace", console.trace),
+        Route("/report", console.report_page),
+        Route("/report.csv", console.report_csv),
+        Route("/report.svg", console.report_svg),
+        Route("/api/status", console.api_status),
+        Route("/api/topics", console.api_topics),
+        Route("/api/lag", console.api_lag),
+        Route("/api/dlq", console.api_dlq),
+        Route("/api/dlq/{letter_id:int}/replay", console.api_replay, methods=["POST"]),
+        Route("/api/trace/{subject}", console.api_trace),
+        Route("/api/report", console.api_report),
+        Route("/api/overdue", console.api_overdue),
+        Route("/metrics", console.metrics),
+        Route("/healthz", console.healthz),
+        Route("/readyz", console.readyz),
+        Mount("/static", StaticFiles(directory=WEB / "static"), name="static"),
+    ]
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(str(exc), status_code=400)
+
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={InvalidArgument: invalid})
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging("ops-console", settings.log_level)
+    engine = open_database(settings, MIGRATIONS)
+    bus = bootstrap(settings, engine)
+    app = create_app(settings, bus, engine, KafkaInspector(settings.kafka_bootstrap_servers),
+                     Scraper(settings.target_urls(), keep=settings.scrape_history))
+    log.info("console listening", extra={"fields": {"host": settings.console_host, "port": settings.console_port}})
+    uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=3)

@@ -1,0 +1,86 @@
+"""Intake's internal contact API, called as refnet service "referral" over mutual TLS."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import grpc
+
+from referral.adapters import proto_mapping
+from referral.domain.model import SurvivorContact
+from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
+from refnet_platform.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied
+from refnet_platform.identity import Role, channel_credentials, plaintext_metadata
+from refnet_platform.vocabulary import ServiceType
+
+CALL_TIMEOUT_S = 5
+
+
+class IntakeContacts:
+    """Reads one survivor's contact details for an accepted referral. Intake checks consent and acceptance
+    again, returns only what the consent covers and audits the read.
+
+    Intake learns of an acceptance from referral's own events, a moment after it happens: a refusal
+    for that reason (FAILED_PRECONDITION) is retried for up to `acceptance_wait_s`.
+    """
+
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None, acceptance_wait_s: float) -> None:
+        self.address = address
+        self.credentials = credentials
+        self.acceptance_wait_s = acceptance_wait_s
+        # Plain text is for local development only; there the caller is named in metadata.
+        self.metadata = None if credentials else plaintext_metadata(Role.SERVICE, "referral")
+        self._channel: grpc.Channel | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_files(cls, address: str, ca: Path, cert: Path, key: Path, acceptance_wait_s: float) -> IntakeContacts:
+        return cls(address, channel_credentials(ca, cert, key), acceptance_wait_s)
+
+    def _stub(self) -> contact_grpc.CaseContactServiceStub:
+        with self._lock:
+            if self._channel is None:
+                self._channel = (grpc.secure_channel(self.address, self.credentials) if self.credentials
+                                 else grpc.insecure_channel(self.address))
+            return contact_grpc.CaseContactServiceStub(self._channel)
+
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
+             purpose: str) -> SurvivorContact:
+        request = proto_mapping.contact_request(case_id, referral_id, recipient_id, service_type, purpose)
+        give_up = time.monotonic() + self.acceptance_wait_s
+        while True:
+            try:
+                reply = self._stub().GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+                return proto_mapping.contact_from_pb(reply)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.FAILED_PRECONDITION and time.monotonic() < give_up:
+                    time.sleep(0.2)
+                    continue
+                raise _refusal(code, exc.details()) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+
+def _refusal(code: grpc.StatusCode, details: str) -> DomainError:
+    if code == grpc.StatusCode.NOT_FOUND:
+        return NotFound("the survivor's contact details are not available")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(f"intake refused: {details}")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        return FailedPrecondition(f"intake refused: {details}")
+    return FailedPrecondition("intake's contact service is unavailable; try again shortly")
+
+
+class NoContacts:
+    """Where no intake client is configured: every read is refused with a clear reason."""
+
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
+             purpose: str) -> SurvivorContact:
+        raise FailedPrecondition("contact details are unavailable: REFERRAL_INTAKE_CLIENT_CERT/KEY are not set")

@@ -1,0 +1,336 @@
+"""Intake's rules through its real gRPC API over mutual TLS, on SQLite and PostgreSQL: roles from the
+certificate, idempotency, triage, consent gates, withdrawal, overrides, audited contact reads,
+crypto-shredding, and no personal data on any outbox row or log line."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import contact_service_pb2 as contact_pb
+from refnet.intake.v1 import events_pb2
+from refnet.intake.v1 import intake_service_pb2 as pb
+from refnet.intake.v1 import types_pb2 as it
+
+pytestmark = pytest.mark.integration
+
+QUANG_NINH, BAI_CHAY = "22", "06673"
+HA_TINH, TRAN_PHU = "42", "18100"
+CAN_THO, NINH_KIEU = "92", "31135"
+SUPERVISOR = ("qn-supervisor-1", "supervisor")
+PURPOSE = "provider_accepted_referral"
+CALL = pb.CallDetails(channel=it.CALL_CHANNEL_PROVINCIAL_HOTLINE, topic=it.CALL_TOPIC_DOMESTIC_VIOLENCE,
+                      duration_seconds=300)
+
+
+def rid() -> str:
+    return f"it-{uuid.uuid4()}"
+
+
+def case_request(**overrides: Any) -> pb.RegisterCaseRequest:
+    request = pb.RegisterCaseRequest(
+        client_request_id=rid(), province_code=QUANG_NINH, commune_code=BAI_CHAY,
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
+        survivor=pb.Survivor(age=29, sex=t.SEX_FEMALE),
+        needs=[pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True),
+               pb.Need(service_type=t.SERVICE_TYPE_LEGAL_AID)],
+        contact=pb.Contact(name="Phạm Thị Ví Dụ", phone="0987 000 111", address="Thôn 2", phone_is_safe=True,
+                           safe_contact_note="gọi sau 18 giờ"),
+        narrative="chồng đánh", case_worker_id="qn-worker-7",
+    )
+    for name, value in overrides.items():
+        if isinstance(value, list):
+            request.ClearField(name)
+            getattr(request, name).extend(value)
+        elif hasattr(value, "DESCRIPTOR"):
+            getattr(request, name).CopyFrom(value)
+        else:
+            setattr(request, name, value)
+    return request
+
+
+def contact_request(case_id: str, service: int = t.SERVICE_TYPE_POLICE_PROTECTION, sector: str = "police"
+                    ) -> contact_pb.GetCaseContactRequest:
+    return contact_pb.GetCaseContactRequest(case_id=case_id, referral_id=f"ref-{uuid.uuid4()}",
+                                            recipient_id="qn-police-baichay", service_type=service,
+                                            purpose=PURPOSE, recipient_sector=sector)
+
+
+def refused(call: Any, request: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as error:
+        call(request, timeout=10)
+    return error.value
+
+
+def payloads(api: Any, case_id: str, kind: type) -> list[Any]:
+    return [e for _, _, e in api.events(f"case/{case_id}") if isinstance(e, kind)]
+
+
+def test_a_case_is_registered_read_back_and_registered_once(api: Any) -> None:
+    intake = api.intake()
+    request = case_request()
+    first = intake.RegisterCase(request, timeout=10)
+    assert first.created and first.case.status == it.CASE_STATUS_OPEN
+    case_id = first.case.case_id
+    read = intake.GetCase(pb.GetCaseRequest(case_id=case_id), timeout=10).case
+    assert read == first.case
+    police, legal = read.needs
+    assert police.consented and police.consent.status == it.CONSENT_STATUS_VALID
+    assert police.consent.given_by == it.CONSENT_GIVER_SURVIVOR
+    assert list(police.consent.data_categories) == ["name", "phone", "safe_contact"]
+    assert not legal.consented and legal.consent.status == it.CONSENT_STATUS_NONE
+    again = intake.RegisterCase(request, timeout=10)
+    assert (again.created, again.case.case_id) == (False, case_id)
+    [(topic, key, registered)] = api.events(f"case/{case_id}")
+    assert (topic, key, type(registered)) == ("intake.cases.v1", QUANG_NINH, events_pb2.CaseRegistered)
+    assert {n.need_id: n.consented for n in registered.needs} == {police.need_id: True, legal.need_id: False}
+    assert refused(intake.GetCase, pb.GetCaseRequest(case_id=str(uuid.uuid4()))).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_every_mutating_rpc_is_idempotent_on_its_client_request_id(api: Any) -> None:
+    intake, supervisor = api.intake(), api.intake(*SUPERVISOR)
+    registered = intake.RegisterCase(case_request(call=CALL), timeout=10)
+    case_id, legal_id = registered.case.case_id, registered.case.needs[1].need_id
+    consent = pb.Consent(given_by=it.CONSENT_GIVER_SURVIVOR, data_categories=["phone"])
+    calls = [
+        (intake.LogCall, pb.LogCallRequest(client_request_id=rid(), province_code=HA_TINH, call=CALL,
+                                           outcome=it.CALL_OUTCOME_ADVICE_GIVEN)),
+        (intake.AddNeed, pb.AddNeedRequest(client_request_id=rid(), case_id=case_id,
+                                           need=pb.Need(service_type=t.SERVICE_TYPE_MEDICAL))),
+        (intake.UpdateRisk, pb.UpdateRiskRequest(client_request_id=rid(), case_id=case_id,
+                                                 risk_level=t.RISK_LEVEL_HIGH)),
+        (intake.GiveConsent, pb.GiveConsentRequest(client_request_id=rid(), case_id=case_id, need_id=legal_id,
+                                                   consent=consent)),
+        (intake.WithdrawConsent, pb.WithdrawConsentRequest(client_request_id=rid(), case_id=case_id,
+                                                           need_id=legal_id)),
+        (supervisor.OverrideConsent, pb.OverrideConsentRequest(client_request_id=rid(), case_id=case_id,
+                                                               need_id=legal_id, legal_basis="Luật PCBLGĐ 2022",
+                                                               data_categories=["phone"])),
+        (intake.CloseCase, pb.CloseCaseRequest(client_request_id=rid(), case_id=case_id,
+                                               outcome=it.CLOSE_OUTCOME_RESOLVED)),
+        (supervisor.EraseCase, pb.EraseCaseRequest(client_request_id=rid(), case_id=case_id,
+                                                   reason=it.ERASE_REASON_SURVIVOR_REQUEST)),
+    ]
+    firsts = []
+    for call, request in calls:
+        reply = call(request, timeout=10)
+        assert reply.created, request.DESCRIPTOR.name
+        firsts.append(reply)
+    published = len(api.outbox_rows())
+    for (call, request), first in zip(calls, firsts, strict=True):
+        again = call(request, timeout=10)
+        assert not again.created, request.DESCRIPTOR.name
+        if request.DESCRIPTOR.name == "LogCallRequest":
+            assert again.call.call_id == first.call.call_id
+        for name in ("need_id", "consent_id"):
+            if hasattr(first, name):
+                assert getattr(again, name) == getattr(first, name)
+    assert len(api.outbox_rows()) == published
+    reused = refused(intake.UpdateRisk, pb.UpdateRiskRequest(client_request_id=calls[1][1].client_request_id,
+                                                             case_id=registered.case.case_id,
+                                                             risk_level=t.RISK_LEVEL_LOW))
+    assert reused.code() == grpc.StatusCode.ALREADY_EXISTS and reused.details().startswith("client_request_id:")
+
+
+@pytest.mark.parametrize("role", ["agency", "shelter", "ops"])
+def test_partners_and_ops_cannot_touch_cases(api: Any, role: str) -> None:
+    case_id = api.intake().RegisterCase(case_request(), timeout=10).case.case_id
+    outsider = api.intake("someone", role)
+    for call, request in ((outsider.RegisterCase, case_request()),
+                          (outsider.GetCase, pb.GetCaseRequest(case_id=case_id)),
+                          (outsider.LogCall, pb.LogCallRequest(client_request_id=rid(), province_code=QUANG_NINH,
+                                                               call=CALL, outcome=it.CALL_OUTCOME_ADVICE_GIVEN)),
+                          (outsider.UpdateRisk, pb.UpdateRiskRequest(client_request_id=rid(), case_id=case_id,
+                                                                     risk_level=t.RISK_LEVEL_HIGH)),
+                          (outsider.CloseCase, pb.CloseCaseRequest(client_request_id=rid(), case_id=case_id,
+                                                                   outcome=it.CLOSE_OUTCOME_RESOLVED)),
+                          (api.contacts("someone", role).GetCaseContact, contact_request(case_id))):
+        assert refused(call, request).code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_supervisor_only_and_service_only_rpcs(api: Any) -> None:
+    operator = api.intake()
+    case = operator.RegisterCase(case_request(), timeout=10).case
+    erase = pb.EraseCaseRequest(client_request_id=rid(), case_id=case.case_id, reason=it.ERASE_REASON_ENTERED_IN_ERROR)
+    override = pb.OverrideConsentRequest(client_request_id=rid(), case_id=case.case_id, need_id=case.needs[1].need_id,
+                                         legal_basis="NĐ 56/2017", data_categories=["name"])
+    assert refused(operator.EraseCase, erase).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(operator.OverrideConsent, override).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(api.contacts("qn-operator-1", "operator").GetCaseContact,
+                   contact_request(case.case_id)).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(api.intake("referral", "service").GetCase,
+                   pb.GetCaseRequest(case_id=case.case_id)).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(api.intake("mallory", "wizard").GetCase,
+                   pb.GetCaseRequest(case_id=case.case_id)).code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_child_at_serious_risk_goes_urgent_with_the_12_hour_deadline(api: Any) -> None:
+    guardian = pb.Consent(given_by=it.CONSENT_GIVER_GUARDIAN, data_categories=["name", "phone"])
+    reply = api.intake().RegisterCase(case_request(
+        province_code=HA_TINH, commune_code=TRAN_PHU, case_types=[t.CASE_TYPE_CHILD_ABUSE_OR_NEGLECT],
+        survivor=pb.Survivor(is_child=True, age=11, sex=t.SEX_FEMALE), risk_level=t.RISK_LEVEL_HIGH,
+        immediate_danger=True, needs=[pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consent=guardian)]),
+        timeout=10)
+    case = reply.case
+    deadline = case.child_protection_deadline.ToDatetime(tzinfo=UTC)
+    assert deadline == case.registered_at.ToDatetime(tzinfo=UTC) + timedelta(hours=12)
+    [(topic, key, event)] = api.events(f"case/{case.case_id}")
+    assert (topic, key) == ("intake.cases-urgent.v1", HA_TINH)
+    assert event.emergency and event.immediate_danger
+    assert event.child_protection_deadline == case.child_protection_deadline
+    assert event.needs[0].consented and event.needs[0].consent_id == case.needs[0].consent.consent_id
+
+
+def test_calls_are_logged_apart_from_cases(api: Any) -> None:
+    intake = api.intake()
+    call = intake.LogCall(pb.LogCallRequest(client_request_id=rid(), province_code=CAN_THO, commune_code=NINH_KIEU,
+                                            call=pb.CallDetails(channel=it.CALL_CHANNEL_NATIONAL_111,
+                                                                topic=it.CALL_TOPIC_WRONG_NUMBER_OR_SPAM,
+                                                                anonymous=True),
+                                            outcome=it.CALL_OUTCOME_NO_ACTION), timeout=10).call
+    [(topic, key, logged)] = api.events(f"call/{call.call_id}")
+    assert (topic, key, logged.anonymous, logged.outcome) == ("intake.cases.v1", CAN_THO, True,
+                                                              it.CALL_OUTCOME_NO_ACTION)
+    opened = intake.RegisterCase(case_request(call=CALL), timeout=10)
+    [(_, _, became)] = api.events(f"call/{opened.call_id}")
+    assert (became.outcome, became.case_id) == (it.CALL_OUTCOME_CASE_OPENED, opened.case.case_id)
+    assert opened.case.call_id == opened.call_id
+
+
+def test_consent_gates_contact_reads_and_withdrawal_cancels(api: Any) -> None:
+    intake, contacts = api.intake(), api.contacts()
+    case = intake.RegisterCase(case_request(), timeout=10).case
+    police, legal = case.needs
+
+    read = contacts.GetCaseContact(contact_request(case.case_id), timeout=10)
+    assert (read.name, read.phone, read.safe_contact_note, read.phone_is_safe) == (
+        "Phạm Thị Ví Dụ", "0987 000 111", "gọi sau 18 giờ", True)
+    assert (read.address, list(read.categories)) == ("", ["name", "phone", "safe_contact"])
+    no_consent = refused(contacts.GetCaseContact, contact_request(case.case_id, t.SERVICE_TYPE_LEGAL_AID, "legal_aid"))
+    assert no_consent.code() == grpc.StatusCode.PERMISSION_DENIED and "no consent" in no_consent.details()
+
+    withdrawn = intake.WithdrawConsent(pb.WithdrawConsentRequest(client_request_id=rid(), case_id=case.case_id,
+                                                                 need_id=police.need_id), timeout=10)
+    assert withdrawn.case.needs[0].consent.status == it.CONSENT_STATUS_WITHDRAWN
+    [event] = payloads(api, case.case_id, events_pb2.ConsentWithdrawn)
+    assert (event.need_id, event.consent_id, event.service_type) == (
+        police.need_id, police.consent.consent_id, t.SERVICE_TYPE_POLICE_PROTECTION)
+    after = refused(contacts.GetCaseContact, contact_request(case.case_id))
+    assert after.code() == grpc.StatusCode.FAILED_PRECONDITION and "withdrawn" in after.details()
+
+    # No event ever marks the need without consent as consented.
+    for _, _, payload in api.events(f"case/{case.case_id}"):
+        refs = list(payload.needs) if isinstance(payload, events_pb2.CaseRegistered) else []
+        assert not any(ref.consented for ref in refs if ref.need_id == legal.need_id)
+        assert not (isinstance(payload, events_pb2.ConsentGiven) and payload.need_id == legal.need_id)
+
+    audit = api.rows("SELECT action, actor_id, recipient_id, purpose, referral_id FROM audit_log "
+                     "WHERE case_id = :c ORDER BY audit_id", c=case.case_id)
+    assert [a["action"] for a in audit] == ["contact_read", "contact_refused", "contact_refused"]
+    assert all(a["actor_id"] == "referral" and a["recipient_id"] == "qn-police-baichay" and a["purpose"] == PURPOSE
+               and a["referral_id"].startswith("ref-") for a in audit)
+
+
+def test_a_consent_given_later_covers_only_its_sectors(api: Any) -> None:
+    intake, contacts = api.intake(), api.contacts()
+    case = intake.RegisterCase(case_request(), timeout=10).case
+    expires = Timestamp()
+    expires.GetCurrentTime()
+    expires.seconds += 3600
+    given = intake.GiveConsent(pb.GiveConsentRequest(
+        client_request_id=rid(), case_id=case.case_id, need_id=case.needs[1].need_id,
+        consent=pb.Consent(given_by=it.CONSENT_GIVER_SURVIVOR, data_categories=["name", "address"],
+                           recipient_sectors=["legal_aid"], expires_at=expires)), timeout=10)
+    [event] = payloads(api, case.case_id, events_pb2.ConsentGiven)
+    assert (event.consent_id, list(event.recipient_sectors), event.expires_at.seconds) == (
+        given.consent_id, ["legal_aid"], expires.seconds)
+    read = contacts.GetCaseContact(contact_request(case.case_id, t.SERVICE_TYPE_LEGAL_AID, "legal_aid"), timeout=10)
+    assert (read.name, read.address, read.phone, list(read.categories)) == (
+        "Phạm Thị Ví Dụ", "Thôn 2", "", ["name", "address"])
+    other = refused(contacts.GetCaseContact, contact_request(case.case_id, t.SERVICE_TYPE_LEGAL_AID, "womens_union"))
+    assert other.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_an_override_needs_a_supervisor_and_a_legal_basis_and_is_audited(api: Any) -> None:
+    case = api.intake().RegisterCase(case_request(needs=[pb.Need(service_type=t.SERVICE_TYPE_SHELTER)]),
+                                     timeout=10).case
+    supervisor = api.intake(*SUPERVISOR)
+    request = pb.OverrideConsentRequest(client_request_id=rid(), case_id=case.case_id,
+                                        need_id=case.needs[0].need_id, data_categories=["name", "phone"],
+                                        recipient_sectors=["shelter"])
+    no_basis = refused(supervisor.OverrideConsent, request)
+    assert no_basis.code() == grpc.StatusCode.INVALID_ARGUMENT and no_basis.details().startswith("legal_basis:")
+    request.legal_basis = "Luật Phòng, chống bạo lực gia đình 2022, Điều 23"
+    reply = supervisor.OverrideConsent(request, timeout=10)
+    assert reply.case.needs[0].consent.override and reply.case.needs[0].consented
+    [event] = payloads(api, case.case_id, events_pb2.ConsentGiven)
+    assert event.override and event.consent_id == reply.consent_id
+    [audit] = api.rows("SELECT * FROM audit_log WHERE case_id = :c", c=case.case_id)
+    assert (audit["action"], audit["actor_id"], audit["actor_role"], audit["detail"]) == (
+        "consent_override", "qn-supervisor-1", "supervisor", request.legal_basis)
+    read = api.contacts().GetCaseContact(contact_request(case.case_id, t.SERVICE_TYPE_SHELTER, "shelter"), timeout=10)
+    assert list(read.categories) == ["name", "phone"]
+
+
+def test_an_erased_case_is_unreadable_for_good(api: Any) -> None:
+    case = api.intake().RegisterCase(case_request(), timeout=10).case
+    reply = api.intake(*SUPERVISOR).EraseCase(pb.EraseCaseRequest(
+        client_request_id=rid(), case_id=case.case_id, reason=it.ERASE_REASON_SURVIVOR_REQUEST), timeout=10)
+    assert reply.case.status == it.CASE_STATUS_ERASED
+    [event] = payloads(api, case.case_id, events_pb2.CaseErased)
+    assert (event.case_id, event.province_code) == (case.case_id, QUANG_NINH)
+    assert api.rows("SELECT * FROM case_keys WHERE case_id = :c", c=case.case_id) == []
+    [sealed] = api.rows("SELECT ciphertext FROM case_personal_data WHERE case_id = :c", c=case.case_id)
+    assert len(sealed["ciphertext"]) > 40 and b"0987" not in bytes(sealed["ciphertext"])
+    gone = refused(api.contacts().GetCaseContact, contact_request(case.case_id))
+    assert gone.code() == grpc.StatusCode.FAILED_PRECONDITION and "erased" in gone.details()
+    assert api.intake().GetCase(pb.GetCaseRequest(case_id=case.case_id), timeout=10).case.status == \
+        it.CASE_STATUS_ERASED
+    actions = [a["action"] for a in api.rows("SELECT action FROM audit_log WHERE case_id = :c ORDER BY audit_id",
+                                             c=case.case_id)]
+    assert actions == ["erase_case", "contact_refused"]
+
+
+def test_the_audit_log_refuses_updates_and_deletes(api: Any) -> None:
+    case = api.intake().RegisterCase(case_request(), timeout=10).case
+    api.contacts().GetCaseContact(contact_request(case.case_id), timeout=10)
+    for statement in ("UPDATE audit_log SET purpose = 'tampered'", "DELETE FROM audit_log"):
+        with pytest.raises(DatabaseError, match="append-only"), api.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert api.rows("SELECT purpose FROM audit_log WHERE case_id = :c", c=case.case_id) == [{"purpose": PURPOSE}]
+
+
+def test_personal_data_never_reaches_an_event_or_a_log_line(api: Any) -> None:
+    """Last in the module: by now the api has handled every kind of request, refusals included."""
+    name, phone = f"Đỗ Thị Canary {uuid.uuid4().hex[:6]}", f"09{uuid.uuid4().int % 10**8:08d}"
+    intake = api.intake()
+    request = case_request(contact=pb.Contact(name=name, phone=phone, address=f"nhà của {name}",
+                                              safe_contact_note=f"gọi {phone}"),
+                           narrative=f"{name} kể lại, số {phone}", immediate_danger=True, call=CALL)
+    case = intake.RegisterCase(request, timeout=10).case
+    api.contacts().GetCaseContact(contact_request(case.case_id), timeout=10)
+    refused(api.contacts().GetCaseContact, contact_request(case.case_id, t.SERVICE_TYPE_LEGAL_AID, "legal_aid"))
+    bad_phone = case_request(contact=pb.Contact(name=name, phone=f"{phone} ext {name}"))
+    assert refused(intake.RegisterCase, bad_phone).code() == grpc.StatusCode.INVALID_ARGUMENT
+    api.intake(*SUPERVISOR).EraseCase(pb.EraseCaseRequest(client_request_id=rid(), case_id=case.case_id,
+                                                          reason=it.ERASE_REASON_RETENTION_EXPIRED), timeout=10)
+
+    secrets = [name.encode(), phone.encode()]
+    rows = api.outbox_rows()
+    assert len(payloads(api, case.case_id, events_pb2.CaseRegistered)) == 1
+    for row in rows:
+        blob = b"".join([row["topic"].encode(), row["key"].encode(), bytes(row["value"]), row["event_type"].encode()])
+        assert not any(secret in blob for secret in secrets), f"personal data in an outbox row ({row['event_type']})"
+    lines = api.log_lines()  # every line parses as JSON
+    assert any(line.get("case_id") == case.case_id for line in lines)
+    for line in lines:
+        text_ = str(line)
+        assert name not in text_ and phone not in text_, f"personal data in a log line: {line.get('message')}"

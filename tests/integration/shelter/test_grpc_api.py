@@ -1,0 +1,278 @@
+"""shelter's gRPC API on a real socket with mutual TLS and a real database; WatchAvailability on real
+Kafka (the outbox relay publishes, each api replica's feed tails shelter.beds.v1)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from sqlalchemy import Engine
+
+from refnet.common.v1 import types_pb2 as t
+from refnet.shelter.v1 import shelter_service_pb2 as pb
+from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
+from refnet_dev.certs import DevPki
+from refnet_dev.kafka import KafkaBroker
+from refnet_platform.grpc_server import DomainErrorInterceptor
+from refnet_platform.identity import channel_credentials, server_credentials
+from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.runtime import open_database
+from refnet_platform.vocabulary import TargetGroup
+from shelter.bootstrap import bootstrap
+from shelter.config import MIGRATIONS, Settings
+from shelter.domain import commands
+from shelter.domain.model import BedPool, Shelter
+from shelter.entrypoints.grpc_api import ShelterServicer, add_shelter_service
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="session")]
+QN = "22"
+
+
+@dataclass
+class Api:
+    """One shelter-api replica in this process, on its own port."""
+
+    server: grpc.aio.Server
+    servicer: ShelterServicer
+    address: str
+
+
+@dataclass
+class Cluster:
+    pki: DevPki
+    engine: Engine
+    replicas: list[Api]
+
+    def stub(self, subject_id: str, role: str, replica: int = 0) -> pb_grpc.ShelterServiceStub:
+        cert, key = self.pki.client(subject_id, role)
+        channel = grpc.aio.secure_channel(self.replicas[replica].address, channel_credentials(self.pki.ca, cert, key))
+        return pb_grpc.ShelterServiceStub(channel)
+
+
+@pytest.fixture
+def settings(database_url: str, kafka_broker: KafkaBroker) -> Settings:
+    # As in production: DATABASE_URL with shelter's own schema on PostgreSQL.
+    return Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka_broker.bootstrap, watch_max_pending=50)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = open_database(settings, MIGRATIONS)
+    now = datetime.now(UTC)
+    bus = bootstrap(settings, engine)
+    bus.handle(commands.LoadShelters([
+        Shelter("qn-spc", "Trung tâm Bảo trợ xã hội", QN, "06673", address="the confidential address",
+                pools=(BedPool("qn-spc", TargetGroup.WOMEN_WITH_CHILDREN, 6, 0, 0, now),
+                       BedPool("qn-spc", TargetGroup.CHILDREN, 4, 0, 0, now))),
+        Shelter("qn-campha-temp", "Nhà tạm lánh", QN, "06793", address="another address",
+                pools=(BedPool("qn-campha-temp", TargetGroup.WOMEN, 2, 0, 0, now),))]))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def relay(settings: Settings, engine: Engine) -> Iterator[Relay]:
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id="shelter-test-relay")
+    relay = Relay(engine, producer, schema=settings.database[1])
+    thread = threading.Thread(target=relay.run, name="relay", daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        relay.stopping.set()
+        thread.join(20)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cluster(settings: Settings, engine: Engine, relay: Relay, tmp_path: Path) -> AsyncIterator[Cluster]:
+    pki = DevPki(tmp_path / "certs").ensure()
+    replicas = []
+    try:
+        for _ in range(2):
+            server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+            servicer = add_shelter_service(server, settings, engine)
+            port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+            await server.start()
+            replicas.append(Api(server, servicer, f"127.0.0.1:{port}"))
+        for api in replicas:  # each replica's feed is on the bed events before the test makes changes
+            await asyncio.wait_for(api.servicer.hub.live.wait(), 30)
+        yield Cluster(pki, engine, replicas)
+    finally:
+        for api in replicas:
+            await api.server.stop(0)
+            assert api.servicer.feed is not None
+            api.servicer.feed.cancel()
+            await asyncio.gather(api.servicer.feed, return_exceptions=True)
+
+
+async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value
+
+
+def reserve(cluster: Cluster, referral_id: str, shelter_id: str = "qn-spc") -> Any:
+    command = commands.ReserveBed(referral_id, f"case-{referral_id}", shelter_id, QN, TargetGroup.WOMEN_WITH_CHILDREN,
+                                  datetime.now(UTC) + timedelta(hours=1))
+    return asyncio.to_thread(cluster.replicas[0].servicer.bus.handle, command)
+
+
+async def test_one_shelters_credentials_cannot_update_another(cluster: Cluster) -> None:
+    request = pb.UpdateAvailabilityRequest(shelter_id="qn-spc", target_group=t.TARGET_GROUP_CHILDREN, capacity=0)
+    for subject, role in (("qn-campha-temp", "shelter"), ("qn-worker-7", "operator"), ("qn-spc", "agency")):
+        error = await rpc_error(cluster.stub(subject, role).UpdateAvailability(request))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED, (subject, role)
+    reply = await cluster.stub("qn-spc", "shelter").UpdateAvailability(request)
+    assert (reply.availability.capacity, reply.availability.free, reply.availability.stale) == (0, 0, False)
+
+
+async def test_capacity_below_the_beds_in_use_is_failed_precondition(cluster: Cluster) -> None:
+    await reserve(cluster, "r1")
+    staff = cluster.stub("qn-spc", "shelter")
+    request = pb.UpdateAvailabilityRequest(shelter_id="qn-spc", target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN)
+    error = await rpc_error(staff.UpdateAvailability(request))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "capacity 0 is below the 1 women_with_children beds in use at qn-spc (1 held, 0 occupied)" in error.details()
+    request.target_group = t.TARGET_GROUP_UNSPECIFIED  # two pools: the group must be named
+    error = await rpc_error(staff.UpdateAvailability(request))
+    assert (error.code(), error.details().split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "target_group")
+
+
+async def test_the_address_reaches_only_the_shelters_own_staff(cluster: Cluster) -> None:
+    own = await cluster.stub("qn-spc", "shelter").GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"))
+    assert own.shelter.address == "the confidential address"
+    assert len(own.shelter.pools) == 2
+    for subject, role in (("qn-worker-7", "operator"), ("qn-campha-temp", "shelter"), ("refnet-ops", "ops")):
+        other = await cluster.stub(subject, role).GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"))
+        assert other.shelter.address == "" and other.shelter.name == "Trung tâm Bảo trợ xã hội"
+    listed = await cluster.stub("qn-worker-7", "operator").ListAvailability(
+        pb.ListAvailabilityRequest(province_code=QN))
+    assert b"confidential" not in listed.SerializeToString()
+
+
+async def test_staff_confirm_arrival_and_check_out(cluster: Cluster) -> None:
+    await reserve(cluster, "r1")
+    staff, other = cluster.stub("qn-spc", "shelter"), cluster.stub("qn-campha-temp", "shelter")
+    error = await rpc_error(other.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1")))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await staff.ListReservations(pb.ListReservationsRequest())
+    assert [(r.referral_id, r.status) for r in listed.reservations] == [("r1", pb.RESERVATION_STATUS_HELD)]
+    arrived = await staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1"))
+    assert arrived.reservation.status == pb.RESERVATION_STATUS_OCCUPIED
+    out = await staff.CheckOut(pb.CheckOutRequest(referral_id="r1"))
+    assert (out.reservation.status, out.reservation.reason) == (pb.RESERVATION_STATUS_RELEASED, "checked_out")
+    error = await rpc_error(staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1")))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    error = await rpc_error(staff.CheckOut(pb.CheckOutRequest(referral_id="nobody")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_availability_queries_name_a_bad_field(cluster: Cluster) -> None:
+    operator = cluster.stub("qn-worker-7", "operator")
+    error = await rpc_error(operator.ListAvailability(pb.ListAvailabilityRequest()))
+    assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "province_code: is required")
+    found = await operator.ListAvailability(pb.ListAvailabilityRequest(
+        province_code=QN, commune_code="06673", target_group=t.TARGET_GROUP_WOMEN))
+    assert [(a.shelter_id, a.target_group, a.proximity, a.free) for a in found.availability] == [
+        ("qn-spc", t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_COMMUNE, 6),
+        ("qn-campha-temp", t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2)]
+    assert not found.neighbours_included
+
+
+async def next_message(call: Any, timeout: float = 5) -> pb.WatchAvailabilityResponse:
+    message = await asyncio.wait_for(call.read(), timeout)
+    assert message is not grpc.aio.EOF
+    return message  # type: ignore[no-any-return]
+
+
+async def test_a_watcher_on_another_replica_sees_each_change_within_a_second(cluster: Cluster) -> None:
+    watcher = cluster.stub("qn-worker-7", "operator", replica=1).WatchAvailability(
+        pb.WatchAvailabilityRequest(province_code=QN))
+    try:
+        snapshot = await next_message(watcher)
+        assert snapshot.snapshot
+        assert {(a.shelter_id, a.capacity) for a in snapshot.availability} == {
+            ("qn-spc", 6), ("qn-spc", 4), ("qn-campha-temp", 2)}
+        # Staff change their counts through replica 0; the watcher is on replica 1.
+        started = time.monotonic()
+        await cluster.stub("qn-campha-temp", "shelter").UpdateAvailability(
+            pb.UpdateAvailabilityRequest(shelter_id="qn-campha-temp", capacity=5))
+        update = await next_message(watcher)
+        latency = time.monotonic() - started
+        assert not update.snapshot
+        [row] = update.availability
+        assert (row.shelter_id, row.capacity, row.free, row.name) == ("qn-campha-temp", 5, 5, "Nhà tạm lánh")
+        assert latency < 1.0, f"the watcher saw the change after {latency:.3f} s"
+        # A bed held by the worker's path shows up the same way.
+        started = time.monotonic()
+        await reserve(cluster, "r1")
+        update = await next_message(watcher)
+        assert time.monotonic() - started < 1.0
+        assert [(a.shelter_id, a.reserved, a.free) for a in update.availability] == [("qn-spc", 1, 5)]
+    finally:
+        watcher.cancel()
+
+
+async def test_slow_and_vanished_watchers_block_no_one(cluster: Cluster) -> None:
+    hub = cluster.replicas[1].servicer.hub
+    slow = cluster.stub("qn-worker-7", "operator", replica=1).WatchAvailability(
+        pb.WatchAvailabilityRequest(province_code=QN))
+    fast = cluster.stub("qn-worker-8", "operator", replica=1).WatchAvailability(
+        pb.WatchAvailabilityRequest(province_code=QN, target_group=t.TARGET_GROUP_WOMEN))
+    try:
+        await next_message(slow)
+        await next_message(fast)
+        staff = cluster.stub("qn-campha-temp", "shelter")
+        for capacity in range(1, 31):  # the slow watcher reads nothing meanwhile
+            await staff.UpdateAvailability(pb.UpdateAvailabilityRequest(shelter_id="qn-campha-temp",
+                                                                         capacity=capacity))
+        started = time.monotonic()
+        latest = 0
+        while latest != 30:
+            latest = max(a.capacity for a in (await next_message(fast, 1)).availability)
+        assert time.monotonic() - started < 1.0
+        # The slow watcher, reading at last, is told the newest counts.
+        seen = 0
+        while seen != 30:
+            seen = max(a.capacity for a in (await next_message(slow, 1)).availability)
+        # A watcher that vanishes is forgotten.
+        assert hub.watchers == 2
+        slow.cancel()
+        deadline = time.monotonic() + 2
+        while hub.watchers != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert hub.watchers == 1
+    finally:
+        slow.cancel()
+        fast.cancel()
+
+
+async def test_a_watcher_too_far_behind_is_told_to_reconnect(cluster: Cluster) -> None:
+    from shelter.domain.events import CapacityChanged
+
+    api = cluster.replicas[0]
+    watcher = cluster.stub("qn-worker-7", "operator").WatchAvailability(pb.WatchAvailabilityRequest(province_code=QN))
+    try:
+        await next_message(watcher)
+        # More pools change at once than a watcher may have unsent (50 in this cluster's settings).
+        now = datetime.now(UTC)
+        for i in range(60):
+            api.servicer.hub.publish(CapacityChanged(QN, "06673", BedPool(f"s{i}", TargetGroup.WOMEN, 1, 0, 0, now, 9)))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            while True:
+                await next_message(watcher)
+        assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "reconnect for a fresh snapshot" in raised.value.details()
+    finally:
+        watcher.cancel()

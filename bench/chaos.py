@@ -63,7 +63,7 @@ class Flow:
         self.intake, self.rate, self.ledger, self.give_up_s = intake, rate, ledger, give_up_s
         self.run_id = time.strftime("%H%M%S")
         self.pending = 0
-        self.retries = 0
+        self.retries: dict[str, int] = {}
         self.refused: dict[str, int] = {}
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -90,7 +90,7 @@ class Flow:
                 if exc.code() not in RETRYABLE or time.monotonic() > deadline:
                     self.refused[exc.code().name] = self.refused.get(exc.code().name, 0) + 1
                     return None
-                self.retries += 1
+                self.retries[exc.code().name] = self.retries.get(exc.code().name, 0) + 1
                 await asyncio.sleep(0.3)
 
     async def _case(self, n: int) -> None:
@@ -262,8 +262,7 @@ class Chaos:
             if died:
                 outcome += "; died on its own: " + ", ".join(died)
             self.results.append(FaultResult(fault, outcome, down, drain))
-            print(f"{fault:<52} {outcome:<44} drained in "
-                  f"{'-' if drain is None else f'{drain:.1f}'} s", flush=True)
+            progress(f"{fault}: {outcome}; drained in {'-' if drain is None else f'{drain:.1f}'} s")
 
 
 def interrupt_postgres(cluster: PostgresCluster, down_s: float) -> None:
@@ -303,17 +302,16 @@ async def chaos(stack: Stack, args: argparse.Namespace) -> tuple[list[FaultResul
 
 
 def render(results: list[FaultResult], invariants: list[Invariant], flow: Flow, stack: Stack) -> str:
-    def secs(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
     faults = render_table(("fault", "what happened", "took s", "drained in s"),
-                          [(r.fault, r.outcome, secs(r.down_s), secs(r.drain_s)) for r in results])
+                          [(r.fault, r.outcome, r.down_s, r.drain_s) for r in results])
     held = render_table(("invariant", "", "detail"),
                         [(i.name, {True: "held", False: "BROKEN", None: "not checked"}[i.held], i.detail)
                          for i in invariants])
-    refused = ", ".join(f"{code} x{n}" for code, n in flow.refused.items()) or "none"
-    return (f"\nrefnet chaos: {stack.database}, {len(flow.ledger.cases)} cases acknowledged at {flow.rate:g}/s, "
-            f"{flow.retries} calls retried, refused or given up: {refused}\n\n{faults}\n\n{held}")
+    def counts(by_code: dict[str, int]) -> str:
+        return ", ".join(f"{code} x{n}" for code, n in by_code.items()) or "none"
+
+    return (f"\nrefnet chaos: {stack.database}, {len(flow.ledger.cases)} cases acknowledged at {flow.rate:g}/s; "
+            f"calls retried: {counts(flow.retries)}; refused or given up: {counts(flow.refused)}\n\n{faults}\n\n{held}")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -4,10 +4,12 @@ refnet's measured path, intake's commit -> the first provider notice (both envel
 
     intake relay (kafka-python producer) --intake.cases--> referral worker (aiokafka consumer, DB commit)
     -> referral outbox -> referral relay (kafka-python producer) --referral.referrals--> notifications
-    worker (aiokafka consumer; the notice's envelope time is stamped in its DB commit)
+    worker (aiokafka consumer, DB commit; the notice is handed over and NotificationSent's time stamped
+    when the worker records the hand-over)
 
-That is two Kafka hops (produce -> consume) and four processes. The notifications relay publishes the
-notice after its time was stamped, so it is outside the measured path. The floor has the same two hops:
+That is two Kafka hops (produce -> consume) and four processes. The notifications relay publishes
+NotificationSent after its time was stamped, so it is outside the measured path. The floor has the
+same two Kafka hops (set --floor-hops to count differently):
 
     source (kafka-python, stamps t0) --bench.floor-0--> forwarder (aiokafka -> kafka-python)
     --bench.floor-1--> stamper (aiokafka; stamps t1) --bench.floor-out--> the bench's reader
@@ -15,7 +17,8 @@ notice after its time was stamped, so it is outside the measured path. The floor
 Every producer is refnet's relay producer (acks=all, idempotent, linger 0); every consumer is configured
 as refnet's workers (fetch_max_wait 20 ms, read_committed, offsets committed after the batch is
 forwarded); topics have 6 partitions; keys are the same three province codes. What refnet adds on top
-(database commits, the outbox hand-off between worker and relay, the handlers) is what the ratio shows.
+(database commits, the outbox hand-off between worker and relay, handlers, the notice's delivery round)
+is what the ratio shows.
 
 Run as `python -m bench.floor SOURCE DEST --bootstrap HOST:PORT [--stamp]`: one forwarder process.
 """

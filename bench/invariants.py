@@ -196,10 +196,11 @@ class KafkaView:
                              KafkaConsumer(bootstrap_servers=self.bootstrap))
         admin, consumer = self._clients
         try:
+            groups = [f"{service}-worker" for service in SERVICES]
+            offsets = admin.list_group_offsets(dict.fromkeys(groups))
             lag: dict[str, dict[str, int]] = {}
-            for service in SERVICES:
-                group = f"{service}-worker"
-                committed = admin.list_consumer_group_offsets(group)
+            for group in groups:
+                committed = offsets.get(group, {})
                 tps = [TopicPartition(t.name, p) for t in read_by(group) for p in range(t.partitions)]
                 end = consumer.end_offsets(tps)
                 per_topic: Counter[str] = Counter()

@@ -98,7 +98,7 @@ class Tap:
         elif envelope.type == NotificationSent.DESCRIPTOR.full_name:
             notice = NotificationSent()
             envelope.data.Unpack(notice)
-            if notice.recipient_id != self.case_worker_id:  # a provider's notice, not the case worker's
+            if notice.role == "provider" or (not notice.role and notice.recipient_id != self.case_worker_id):
                 self.timeline.notices[notice.case_id].append(at)
 
     def _floor(self, value: bytes | None) -> None:

@@ -5,6 +5,7 @@ crypto-shredding, and no personal data on any outbox row or log line."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -138,6 +139,28 @@ def test_every_mutating_rpc_is_idempotent_on_its_client_request_id(api: Any) -> 
                                                              case_id=registered.case.case_id,
                                                              risk_level=t.RISK_LEVEL_LOW))
     assert reused.code() == grpc.StatusCode.ALREADY_EXISTS and reused.details().startswith("client_request_id:")
+
+
+def test_concurrent_repeats_create_one_case_and_one_need(api: Any) -> None:
+    intake = api.intake()
+    request = case_request()
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: intake.RegisterCase(request, timeout=20), range(8)))
+    assert len({r.case.case_id for r in replies}) == 1 and sum(r.created for r in replies) == 1
+    case_id = replies[0].case.case_id
+
+    def add_medical(_: int) -> str:
+        try:
+            intake.AddNeed(pb.AddNeedRequest(client_request_id=rid(), case_id=case_id,
+                                             need=pb.Need(service_type=t.SERVICE_TYPE_MEDICAL)), timeout=20)
+            return "created"
+        except grpc.RpcError as error:
+            return error.code().name
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(add_medical, range(8)))
+    assert outcomes == ["ALREADY_EXISTS"] * 7 + ["created"]
+    assert len(payloads(api, case_id, events_pb2.NeedAdded)) == 1
 
 
 @pytest.mark.parametrize("role", ["agency", "shelter", "ops"])

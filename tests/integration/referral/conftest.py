@@ -47,7 +47,7 @@ class FakeIntakeContacts(contact_grpc.CaseContactServiceServicer):
         caller = caller_of(context)  # type: ignore[arg-type]
         self.calls.append((caller.subject_id, str(caller.role), request))
         return contact_pb.GetCaseContactResponse(name="Canary Name", phone="0900 000 111",
-                                                 categories=["name", "phone"])
+                                                 categories=["name", "phone"], phone_is_safe=True)
 
 
 @dataclass
@@ -107,7 +107,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     intake_port = intake.add_secure_port("127.0.0.1:0", server_credentials(network.pki.dir))
     intake.start()
     env = {**network.env(), "REFERRAL_DATABASE_URL": url, "REFERRAL_INTAKE_ADDRESS": f"127.0.0.1:{intake_port}",
-           "REFERRAL_WATCH_POLL_INTERVAL_S": "0.1", "REFERRAL_INTAKE_ACCEPTANCE_WAIT_S": "0.5"}
+           "REFERRAL_WATCH_POLL_INTERVAL_S": "0.1"}
     engine = make_engine(url)
     api = None
     try:

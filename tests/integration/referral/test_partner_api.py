@@ -178,13 +178,14 @@ def test_contact_details_only_after_acceptance_and_never_after_withdrawal(api: A
 
     police.AcceptReferral(pb.AcceptReferralRequest(referral_id=r.referral_id, request_id=rid()), timeout=10)
     contact = police.GetSurvivorContact(pb.GetSurvivorContactRequest(referral_id=r.referral_id), timeout=10)
-    assert (contact.name, contact.phone, list(contact.categories)) == ("Canary Name", "0900 000 111",
-                                                                       ["name", "phone"])
+    assert (contact.name, contact.phone, list(contact.categories), contact.phone_is_safe) == (
+        "Canary Name", "0900 000 111", ["name", "phone"], True)
     [(subject, role, request)] = [c for c in api.intake.calls if c[2].referral_id == r.referral_id]
     # Referral asks as refnet service "referral" (its own certificate), on behalf of the accepting agency.
     assert (subject, role) == ("referral", "service")
-    assert (request.case_id, request.recipient_id, request.service_type, request.purpose) == (
-        case_id, "qn-police-baichay", t.SERVICE_TYPE_POLICE_PROTECTION, "provider_accepted_referral")
+    assert (request.case_id, request.recipient_id, request.recipient_sector, request.service_type,
+            request.purpose) == (case_id, "qn-police-baichay", "police", t.SERVICE_TYPE_POLICE_PROTECTION,
+                                 "provider_accepted_referral")
 
     api.bus.handle(commands.WithdrawConsent(case_id, needs[POLICE], POLICE))
     after = refused(police.GetSurvivorContact, pb.GetSurvivorContactRequest(referral_id=r.referral_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ class Cluster:
     pki: DevPki
     engine: Engine
     replicas: list[Api]
+    spc: str
+    campha: str
 
     def stub(self, subject_id: str, role: str, replica: int = 0) -> pb_grpc.ShelterServiceStub:
         cert, key = self.pki.client(subject_id, role)
@@ -65,16 +68,24 @@ def settings(database_url: str, kafka_broker: KafkaBroker) -> Settings:
 
 
 @pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
+def ids() -> tuple[str, str]:
+    """Shelter ids of this test only: every test's events meet on the session's one shelter.beds.v1."""
+    suffix = uuid.uuid4().hex[:6]
+    return f"qn-spc-{suffix}", f"qn-campha-{suffix}"
+
+
+@pytest.fixture
+def engine(settings: Settings, ids: tuple[str, str]) -> Iterator[Engine]:
     engine = open_database(settings, MIGRATIONS)
     now = datetime.now(UTC)
+    spc, campha = ids
     bus = bootstrap(settings, engine)
     bus.handle(commands.LoadShelters([
-        Shelter("qn-spc", "Trung tâm Bảo trợ xã hội", QN, "06673", address="the confidential address",
-                pools=(BedPool("qn-spc", TargetGroup.WOMEN_WITH_CHILDREN, 6, 0, 0, now),
-                       BedPool("qn-spc", TargetGroup.CHILDREN, 4, 0, 0, now))),
-        Shelter("qn-campha-temp", "Nhà tạm lánh", QN, "06793", address="another address",
-                pools=(BedPool("qn-campha-temp", TargetGroup.WOMEN, 2, 0, 0, now),))]))
+        Shelter(spc, "Trung tâm Bảo trợ xã hội", QN, "06673", address="the confidential address",
+                pools=(BedPool(spc, TargetGroup.WOMEN_WITH_CHILDREN, 6, 0, 0, now),
+                       BedPool(spc, TargetGroup.CHILDREN, 4, 0, 0, now))),
+        Shelter(campha, "Nhà tạm lánh", QN, "06793", address="another address",
+                pools=(BedPool(campha, TargetGroup.WOMEN, 2, 0, 0, now),))]))
     try:
         yield engine
     finally:
@@ -95,7 +106,8 @@ def relay(settings: Settings, engine: Engine) -> Iterator[Relay]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def cluster(settings: Settings, engine: Engine, relay: Relay, tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(settings: Settings, engine: Engine, relay: Relay, ids: tuple[str, str], tmp_path: Path
+                  ) -> AsyncIterator[Cluster]:
     pki = DevPki(tmp_path / "certs").ensure()
     replicas = []
     try:
@@ -107,7 +119,7 @@ async def cluster(settings: Settings, engine: Engine, relay: Relay, tmp_path: Pa
             replicas.append(Api(server, servicer, f"127.0.0.1:{port}"))
         for api in replicas:  # each replica's feed is on the bed events before the test makes changes
             await asyncio.wait_for(api.servicer.hub.live.wait(), 30)
-        yield Cluster(pki, engine, replicas)
+        yield Cluster(pki, engine, replicas, *ids)
     finally:
         for api in replicas:
             await api.server.stop(0)
@@ -122,25 +134,25 @@ async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
     return raised.value
 
 
-def reserve(cluster: Cluster, referral_id: str, shelter_id: str = "qn-spc") -> Any:
-    command = commands.ReserveBed(referral_id, f"case-{referral_id}", shelter_id, QN, TargetGroup.WOMEN_WITH_CHILDREN,
-                                  datetime.now(UTC) + timedelta(hours=1))
+def reserve(cluster: Cluster, referral_id: str) -> Any:
+    command = commands.ReserveBed(referral_id, f"case-{referral_id}", cluster.spc, QN,
+                                  TargetGroup.WOMEN_WITH_CHILDREN, datetime.now(UTC) + timedelta(hours=1))
     return asyncio.to_thread(cluster.replicas[0].servicer.bus.handle, command)
 
 
 async def test_one_shelters_credentials_cannot_update_another(cluster: Cluster) -> None:
-    request = pb.UpdateAvailabilityRequest(shelter_id="qn-spc", target_group=t.TARGET_GROUP_CHILDREN, capacity=0)
-    for subject, role in (("qn-campha-temp", "shelter"), ("qn-worker-7", "operator"), ("qn-spc", "agency")):
+    request = pb.UpdateAvailabilityRequest(shelter_id=cluster.spc, target_group=t.TARGET_GROUP_CHILDREN, capacity=0)
+    for subject, role in ((cluster.campha, "shelter"), ("qn-worker-7", "operator"), (cluster.spc, "agency")):
         error = await rpc_error(cluster.stub(subject, role).UpdateAvailability(request))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED, (subject, role)
-    reply = await cluster.stub("qn-spc", "shelter").UpdateAvailability(request)
+    reply = await cluster.stub(cluster.spc, "shelter").UpdateAvailability(request)
     assert (reply.availability.capacity, reply.availability.free, reply.availability.stale) == (0, 0, False)
 
 
 async def test_capacity_below_the_beds_in_use_is_failed_precondition(cluster: Cluster) -> None:
     await reserve(cluster, "r1")
-    staff = cluster.stub("qn-spc", "shelter")
-    request = pb.UpdateAvailabilityRequest(shelter_id="qn-spc", target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN)
+    staff = cluster.stub(cluster.spc, "shelter")
+    request = pb.UpdateAvailabilityRequest(shelter_id=cluster.spc, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN)
     error = await rpc_error(staff.UpdateAvailability(request))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "capacity 0 is below the 1 women_with_children beds in use at qn-spc (1 held, 0 occupied)" in error.details()
@@ -150,11 +162,11 @@ async def test_capacity_below_the_beds_in_use_is_failed_precondition(cluster: Cl
 
 
 async def test_the_address_reaches_only_the_shelters_own_staff(cluster: Cluster) -> None:
-    own = await cluster.stub("qn-spc", "shelter").GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"))
+    own = await cluster.stub(cluster.spc, "shelter").GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
     assert own.shelter.address == "the confidential address"
     assert len(own.shelter.pools) == 2
-    for subject, role in (("qn-worker-7", "operator"), ("qn-campha-temp", "shelter"), ("refnet-ops", "ops")):
-        other = await cluster.stub(subject, role).GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"))
+    for subject, role in (("qn-worker-7", "operator"), (cluster.campha, "shelter"), ("refnet-ops", "ops")):
+        other = await cluster.stub(subject, role).GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
         assert other.shelter.address == "" and other.shelter.name == "Trung tâm Bảo trợ xã hội"
     listed = await cluster.stub("qn-worker-7", "operator").ListAvailability(
         pb.ListAvailabilityRequest(province_code=QN))
@@ -163,7 +175,7 @@ async def test_the_address_reaches_only_the_shelters_own_staff(cluster: Cluster)
 
 async def test_staff_confirm_arrival_and_check_out(cluster: Cluster) -> None:
     await reserve(cluster, "r1")
-    staff, other = cluster.stub("qn-spc", "shelter"), cluster.stub("qn-campha-temp", "shelter")
+    staff, other = cluster.stub(cluster.spc, "shelter"), cluster.stub(cluster.campha, "shelter")
     error = await rpc_error(other.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1")))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     listed = await staff.ListReservations(pb.ListReservationsRequest())
@@ -185,8 +197,8 @@ async def test_availability_queries_name_a_bad_field(cluster: Cluster) -> None:
     found = await operator.ListAvailability(pb.ListAvailabilityRequest(
         province_code=QN, commune_code="06673", target_group=t.TARGET_GROUP_WOMEN))
     assert [(a.shelter_id, a.target_group, a.proximity, a.free) for a in found.availability] == [
-        ("qn-spc", t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_COMMUNE, 6),
-        ("qn-campha-temp", t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2)]
+        (cluster.spc, t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_COMMUNE, 6),
+        (cluster.campha, t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2)]
     assert not found.neighbours_included
 
 
@@ -196,6 +208,17 @@ async def next_message(call: Any, timeout: float = 5) -> pb.WatchAvailabilityRes
     return message  # type: ignore[no-any-return]
 
 
+async def next_rows(call: Any, cluster: Cluster, timeout: float = 5) -> list[pb.Availability]:
+    """The next changed rows about this test's shelters (other tests' changes share the topic)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await next_message(call, max(deadline - time.monotonic(), 0.01))
+        assert not message.snapshot
+        rows = [a for a in message.availability if a.shelter_id in (cluster.spc, cluster.campha)]
+        if rows:
+            return rows
+
+
 async def test_a_watcher_on_another_replica_sees_each_change_within_a_second(cluster: Cluster) -> None:
     watcher = cluster.stub("qn-worker-7", "operator", replica=1).WatchAvailability(
         pb.WatchAvailabilityRequest(province_code=QN))
@@ -203,23 +226,21 @@ async def test_a_watcher_on_another_replica_sees_each_change_within_a_second(clu
         snapshot = await next_message(watcher)
         assert snapshot.snapshot
         assert {(a.shelter_id, a.capacity) for a in snapshot.availability} == {
-            ("qn-spc", 6), ("qn-spc", 4), ("qn-campha-temp", 2)}
+            (cluster.spc, 6), (cluster.spc, 4), (cluster.campha, 2)}
         # Staff change their counts through replica 0; the watcher is on replica 1.
         started = time.monotonic()
-        await cluster.stub("qn-campha-temp", "shelter").UpdateAvailability(
-            pb.UpdateAvailabilityRequest(shelter_id="qn-campha-temp", capacity=5))
-        update = await next_message(watcher)
+        await cluster.stub(cluster.campha, "shelter").UpdateAvailability(
+            pb.UpdateAvailabilityRequest(shelter_id=cluster.campha, capacity=5))
+        [row] = await next_rows(watcher, cluster)
         latency = time.monotonic() - started
-        assert not update.snapshot
-        [row] = update.availability
-        assert (row.shelter_id, row.capacity, row.free, row.name) == ("qn-campha-temp", 5, 5, "Nhà tạm lánh")
+        assert (row.shelter_id, row.capacity, row.free, row.name) == (cluster.campha, 5, 5, "Nhà tạm lánh")
         assert latency < 1.0, f"the watcher saw the change after {latency:.3f} s"
         # A bed held by the worker's path shows up the same way.
         started = time.monotonic()
         await reserve(cluster, "r1")
-        update = await next_message(watcher)
+        rows = await next_rows(watcher, cluster)
         assert time.monotonic() - started < 1.0
-        assert [(a.shelter_id, a.reserved, a.free) for a in update.availability] == [("qn-spc", 1, 5)]
+        assert [(a.shelter_id, a.reserved, a.free) for a in rows] == [(cluster.spc, 1, 5)]
     finally:
         watcher.cancel()
 
@@ -233,19 +254,19 @@ async def test_slow_and_vanished_watchers_block_no_one(cluster: Cluster) -> None
     try:
         await next_message(slow)
         await next_message(fast)
-        staff = cluster.stub("qn-campha-temp", "shelter")
+        staff = cluster.stub(cluster.campha, "shelter")
         for capacity in range(1, 31):  # the slow watcher reads nothing meanwhile
-            await staff.UpdateAvailability(pb.UpdateAvailabilityRequest(shelter_id="qn-campha-temp",
+            await staff.UpdateAvailability(pb.UpdateAvailabilityRequest(shelter_id=cluster.campha,
                                                                          capacity=capacity))
         started = time.monotonic()
         latest = 0
         while latest != 30:
-            latest = max(a.capacity for a in (await next_message(fast, 1)).availability)
+            latest = max(a.capacity for a in await next_rows(fast, cluster, 1))
         assert time.monotonic() - started < 1.0
         # The slow watcher, reading at last, is told the newest counts.
         seen = 0
         while seen != 30:
-            seen = max(a.capacity for a in (await next_message(slow, 1)).availability)
+            seen = max(a.capacity for a in await next_rows(slow, cluster, 1))
         # A watcher that vanishes is forgotten.
         assert hub.watchers == 2
         slow.cancel()

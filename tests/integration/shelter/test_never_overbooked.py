@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from refnet_platform.bus import MessageBus
 from refnet_platform.db import make_engine, migrate
-from refnet_platform.runtime import open_database
 from refnet_platform.identity import Caller, Role
+from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.tables import bed_pools, reservations
 from shelter.bootstrap import bootstrap
@@ -146,7 +146,7 @@ def test_processes_reserving_releasing_and_resizing_at_once_never_overbook(datab
         for r in racers:
             if r.poll() is None:
                 r.kill()
-    for racer, (out, err) in zip(racers, results, strict=True):
+    for racer, (_, err) in zip(racers, results, strict=True):
         assert racer.returncode == 0, err[-3000:]
     tallies = [json.loads(out) for out, _ in results]
     assert sum(t["held"] for t in tallies) > 0 and sum(t["rejected"] for t in tallies) > 0
@@ -159,7 +159,8 @@ def test_processes_reserving_releasing_and_resizing_at_once_never_overbook(datab
 
 def test_the_database_itself_refuses_an_overbooking(database_url: str, engine: Engine) -> None:
     shelter_bus(database_url, engine, capacity=2)
-    with pytest.raises(IntegrityError, match="ck_pool_never_overbooked|CHECK constraint failed"), engine.begin() as conn:
+    overbooked = r"ck_pool_never_overbooked|CHECK constraint failed"
+    with pytest.raises(IntegrityError, match=overbooked), engine.begin() as conn:
         conn.execute(update(bed_pools).values(reserved=2, occupied=1))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(update(bed_pools).values(reserved=-1))

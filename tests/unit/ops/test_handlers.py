@@ -19,6 +19,7 @@ from ops.domain.report import Period
 from refnet.common.v1 import types_pb2 as t
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.shelter.v1 import events_pb2 as shelter_events
@@ -233,3 +234,31 @@ def test_a_letter_that_names_no_registry_topic_is_not_replayed(parts: tuple) -> 
     with pytest.raises(FailedPrecondition):
         bus.handle(commands.ReplayDeadLetter(view.letter_id, "ops-anna"))
     assert replayer.published == []
+
+
+def test_the_deadlines_referral_set_win_over_ops_defaults(parts: tuple) -> None:
+    bus, *_ = parts
+    message = requested("r1", "c1")
+    message.accept_by.FromDatetime(T0 + timedelta(minutes=5))
+    message.start_by.FromDatetime(T0 + timedelta(minutes=50))
+    feed(bus, message, T0, "referral")
+    [late] = bus.handle(commands.ListOverdue(now=T0 + timedelta(minutes=6)))
+    assert late.due == T0 + timedelta(minutes=5)
+    feed(bus, moved("r1", referral_pb.REFERRAL_STATUS_ACCEPTED), T0 + timedelta(minutes=7), "referral")
+    assert bus.handle(commands.ListOverdue(now=T0 + timedelta(minutes=49))) == []
+    [stuck] = bus.handle(commands.ListOverdue(now=T0 + timedelta(minutes=51)))
+    assert (stuck.problem, stuck.due) == ("not started", T0 + timedelta(minutes=50))
+    feed(bus, referral_events.ReferralEscalated(referral_id="r1", case_id="c1", province_code="22",
+                                                reason="not_started_in_time"), T0 + timedelta(minutes=52), "referral")
+    [escalated] = bus.handle(commands.ListEscalations())
+    assert (escalated.status, escalated.reason) == ("escalated", "not_started_in_time")
+
+
+def test_calls_are_counted_by_topic_at_the_time_they_started(parts: tuple) -> None:
+    bus, *_ = parts
+    call = intake_events.CallLogged(call_id="k1", province_code="22", topic=intake_types.CALL_TOPIC_CHILD_PROTECTION)
+    call.started_at.FromDatetime(datetime(2026, 2, 28, 16, 59, tzinfo=UTC))  # 23:59 in Vietnam, 28 February
+    feed(bus, call, T0)
+    february = bus.handle(commands.BuildReport(Period(date(2026, 2, 1), date(2026, 2, 28)), "22"))
+    march = bus.handle(commands.BuildReport(Period(date(2026, 3, 1), date(2026, 3, 31)), "22"))
+    assert february.calls_by_topic == {"child_protection": 1} and march.calls == 0

@@ -109,10 +109,10 @@ def test_the_csv_has_one_row_per_indicator_in_the_hotlines_shape() -> None:
 def test_bad_report_parameters_name_the_field() -> None:
     names = province_names()
     assert len(names) == 34 and names["22"] == "Quảng Ninh"
-    with pytest.raises(InvalidArgument, match="^province"):
+    with pytest.raises(InvalidArgument, match=r"^province"):
         parse_province("99", names)
-    with pytest.raises(InvalidArgument, match="^from"):
+    with pytest.raises(InvalidArgument, match=r"^from"):
         parse_period("2026-13-01", "2026-01-31")
-    with pytest.raises(InvalidArgument, match="^to"):
+    with pytest.raises(InvalidArgument, match=r"^to"):
         parse_period("2026-02-01", "2026-01-31")
     assert parse_period(None, None, today=date(2026, 3, 31)) == Period(date(2026, 3, 2), date(2026, 3, 31))

@@ -17,7 +17,7 @@ from referral.adapters import hsds
 from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
 from referral.domain import commands
-from referral.domain.model import Referral, SurvivorContact, Survivor
+from referral.domain.model import Referral, Survivor, SurvivorContact
 from referral.service_layer.handlers import Policy
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.referral.v1 import events_pb2 as referral_events
@@ -54,13 +54,14 @@ class FakeContacts:
     reads: list[dict[str, Any]] = field(default_factory=list)
     refuse: str = ""
 
-    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
-             purpose: str) -> SurvivorContact:
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
+             service_type: ServiceType, purpose: str) -> SurvivorContact:
         self.reads.append({"case_id": case_id, "referral_id": referral_id, "recipient_id": recipient_id,
-                           "service_type": service_type, "purpose": purpose})
+                           "recipient_sector": recipient_sector, "service_type": service_type, "purpose": purpose})
         if self.refuse:
             raise FailedPrecondition(self.refuse)
-        return SurvivorContact("Trần Thị Mẫu", "0912 345 678", "", "after 18:00", ("name", "phone", "safe_contact"))
+        return SurvivorContact("Trần Thị Mẫu", "0912 345 678", "", "after 18:00", ("name", "phone", "safe_contact"),
+                               phone_is_safe=True)
 
 
 def agency(provider_id: str) -> Caller:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from referral.domain import commands
-from referral.domain.model import DeclineReason, FailureReason, Outcome, Progress, Status
+from referral.domain.model import DeclineReason, FailureReason, Outcome, Progress, Status, Survivor
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
@@ -311,9 +311,10 @@ def test_contact_details_only_after_acceptance_and_while_consent_holds(referral)
 
     referral.accept(police)
     contact = referral.handle(commands.GetSurvivorContact(owner, police.referral_id))
-    assert contact.phone == "0912 345 678" and "0912" not in repr(contact)
+    assert (contact.phone, contact.phone_is_safe) == ("0912 345 678", True) and "0912" not in repr(contact)
     assert referral.contacts.reads == [{"case_id": case_id, "referral_id": police.referral_id,
-                                        "recipient_id": "qn-police-baichay", "service_type": POLICE,
+                                        "recipient_id": "qn-police-baichay", "recipient_sector": "police",
+                                        "service_type": POLICE,
                                         "purpose": "provider_accepted_referral"}]
 
     # Withdrawn: the accepted police referral is cancelled, the legal aid one already in service keeps going
@@ -358,3 +359,17 @@ def test_closing_cancels_what_has_not_started_and_erasing_everything(referral) -
                                                                                      True)],
                                        RiskLevel.HIGH, False, "w"))
     assert len(referral.referrals(case_id)) == 2
+
+
+def test_a_child_registered_at_serious_risk_has_twelve_hours_at_most(referral) -> None:
+    case_id, need_id = str(uuid.uuid4()), str(uuid.uuid4())
+    deadline = referral.clock.now + timedelta(hours=12)
+    referral.handle(commands.RouteCase(case_id, "22", "06793", [commands.NeedToRoute(need_id, SHELTER, True)],
+                                       RiskLevel.LOW, False, "qn-worker-7", Survivor(is_child=True, sex=Sex.FEMALE),
+                                       child_deadline=deadline))
+    shelter = referral.only(case_id, SHELTER)
+    assert (shelter.accept_by, shelter.start_by) == (deadline, deadline)
+    assert shelter.provider_id == "qn-shelter-spc"  # Cẩm Phả's shelter is for women only
+    referral.clock.now = deadline
+    referral.handle(commands.ExpireOverdue())
+    assert referral.only(case_id, SHELTER, referral_id=shelter.referral_id).status is Status.ESCALATED

@@ -100,10 +100,22 @@ def test_deadlines_only_come_forward() -> None:
 def test_consent_is_valid_until_withdrawn_or_expired() -> None:
     need = Need("n1", "c1", ServiceType.SHELTER)
     assert not need.consent_valid(NOW)
-    need.consented_at_registration()
-    assert need.consent_valid(NOW)
-    need.expires_at = NOW + timedelta(days=1)
+    assert need.give("c-01", frozenset(), NOW + timedelta(days=1), at_registration=True)
     assert need.consent_valid(NOW) and not need.consent_valid(NOW + timedelta(days=1))
-    need.consent = ConsentState.WITHDRAWN
-    need.consented_at_registration()  # a late registration never undoes a withdrawal
+    assert need.withdraw("c-01")
+    assert not need.give("c-00", frozenset(), None, at_registration=True)  # a late registration
     assert need.consent is ConsentState.WITHDRAWN and not need.consent_valid(NOW)
+
+
+def test_consent_events_out_of_order_end_in_the_right_state() -> None:
+    # Intake's consent ids sort by time (UUIDv7); here "c-01" < "c-02".
+    late_regrant = Need("n1", "c1", ServiceType.SHELTER)
+    assert late_regrant.withdraw("c-02")  # the withdrawal of c-02 overtook...
+    assert not late_regrant.give("c-02", frozenset(), None)  # ...c-02 itself: it stays withdrawn
+    assert late_regrant.consent is ConsentState.WITHDRAWN
+    stale_withdrawal = Need("n2", "c1", ServiceType.SHELTER)
+    assert stale_withdrawal.give("c-02", frozenset({"police"}), None)  # a new consent overtook...
+    assert not stale_withdrawal.withdraw("c-01")  # ...the withdrawal of the one before it
+    assert stale_withdrawal.consent_valid(NOW) and stale_withdrawal.sectors == {"police"}
+    assert stale_withdrawal.withdraw("c-02") and not stale_withdrawal.consent_valid(NOW)
+    assert stale_withdrawal.give("c-03", frozenset(), None) and stale_withdrawal.consent_valid(NOW)

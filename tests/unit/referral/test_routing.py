@@ -40,8 +40,8 @@ def ranked(providers: list[Provider], req: RoutingRequest, beds: dict[str, int] 
 
 
 def test_commune_then_province_then_neighbouring_province() -> None:
-    providers = [police("hp", HAI_PHONG, HONG_BANG), police("qn-halong", QN, HA_LONG), police("qn-baichay", QN, BAI_CHAY),
-                 police("ht", HA_TINH, THANH_SEN)]
+    providers = [police("hp", HAI_PHONG, HONG_BANG), police("qn-halong", QN, HA_LONG),
+                 police("qn-baichay", QN, BAI_CHAY), police("ht", HA_TINH, THANH_SEN)]
     assert ranked(providers, request()) == ["qn-baichay", "qn-halong", "hp"]  # Hà Tĩnh is out of reach
     assert ranked(providers[:1] + providers[3:], request()) == ["hp"]
     assert [area_rank(p, QN, BAI_CHAY) for p in providers] == [2, 1, 0, None]

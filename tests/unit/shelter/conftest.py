@@ -21,6 +21,7 @@ from shelter.config import MIGRATIONS, Settings
 from shelter.domain import commands
 from shelter.domain.model import Accessibility, BedPool, Shelter
 
+
 @dataclass
 class Shelters:
     """The bus on a migrated SQLite file, with helpers to make shelters and commands."""

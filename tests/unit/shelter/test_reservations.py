@@ -30,7 +30,8 @@ def test_a_bed_is_held_until_the_deadline_and_announced(s: Any) -> None:
     pool = s.pool("qn-spc", WOMEN)
     assert (pool.reserved, pool.free) == (1, 1)
     reserved = s.events(events_pb2.BedReserved)
-    assert [(e.referral_id, e.shelter_id, e.province_code, e.free_after) for e in reserved] == [("r1", "qn-spc", "22", 1)]
+    assert [(e.referral_id, e.shelter_id, e.province_code, e.free_after) for e in reserved] == [
+        ("r1", "qn-spc", "22", 1)]
     assert s.events(events_pb2.CapacityChanged)[-1].reserved == 1
 
 
@@ -151,7 +152,7 @@ def test_arrival_occupies_the_held_bed_and_check_out_frees_it(s: Any) -> None:
 def test_arrival_after_the_hold_expired_is_refused_clearly(s: Any) -> None:
     s.bus.handle(s.reserve("r1", hold=timedelta(seconds=-1)))
     s.bus.handle(commands.ExpireHolds())
-    with pytest.raises(FailedPrecondition, match="expired .* ask the hotline to reserve again"):
+    with pytest.raises(FailedPrecondition, match=r"expired .* ask the hotline to reserve again"):
         s.bus.handle(commands.ConfirmArrival(s.staff("qn-spc"), "r1"))
     s.bus.handle(s.reserve("r2"))
     with pytest.raises(FailedPrecondition, match="has not arrived"):

@@ -24,9 +24,9 @@ def intake_contacts(settings: Settings) -> ContactReader:
         if ca is None:
             raise SystemExit("referral: set REFERRAL_INTAKE_CA_FILE or REFERRAL_TLS_CERT_DIR to reach intake")
         return IntakeContacts.from_files(settings.intake_address, ca, settings.intake_client_cert,
-                                         settings.intake_client_key, settings.intake_acceptance_wait_s)
+                                         settings.intake_client_key)
     if settings.allow_plaintext:
-        return IntakeContacts(settings.intake_address, None, settings.intake_acceptance_wait_s)
+        return IntakeContacts(settings.intake_address, None)
     return NoContacts()
 
 

@@ -40,8 +40,6 @@ class Settings(ServiceSettings):
     intake_client_cert: Path | None = None
     intake_client_key: Path | None = None
     intake_ca_file: Path | None = None
-    # Intake learns of an acceptance from referral's events: a read right after accepting may wait this long.
-    intake_acceptance_wait_s: float = 5
     # WatchReferrals: how often each stream looks for changes.
     watch_poll_interval_s: float = 1.0
 

@@ -9,6 +9,7 @@ import grpc
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as notifications_grpc
 
@@ -28,8 +29,10 @@ SAMPLES = [
         province_code="42", commune_code="18100", case_types=[t.CASE_TYPE_CHILD_ABUSE_OR_NEGLECT],
         risk_level=t.RISK_LEVEL_HIGH, immediate_danger=True,
         survivor=intake_pb.Survivor(is_child=True, age=12, sex=t.SEX_FEMALE),
-        needs=[intake_pb.Need(service_type=s, consented=True) for s in (
-            t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_SHELTER, t.SERVICE_TYPE_PSYCHOSOCIAL)],
+        # A child cannot consent alone: her guardian consents for each service.
+        needs=[intake_pb.Need(service_type=s, consent=intake_pb.Consent(
+            given_by=intake_types.CONSENT_GIVER_GUARDIAN, data_categories=["name", "phone", "safe_contact"]))
+            for s in (t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_SHELTER, t.SERVICE_TYPE_PSYCHOSOCIAL)],
         contact=intake_pb.Contact(name="(demo guardian B)", phone="0900000002"))),
     ("Cần Thơ: suspected trafficking, adult woman", intake_pb.RegisterCaseRequest(
         province_code="92", commune_code="31135", case_types=[t.CASE_TYPE_TRAFFICKING],

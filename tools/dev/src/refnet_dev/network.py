@@ -67,6 +67,15 @@ class Network:
         referral_cert, referral_key = self.pki.client("referral", "service")
         env.update({"REFERRAL_INTAKE_ADDRESS": self.address("intake"),
                     "REFERRAL_INTAKE_CLIENT_CERT": str(referral_cert), "REFERRAL_INTAKE_CLIENT_KEY": str(referral_key)})
+        # Notifications: who is told where (the directory's duty contacts), and a survivor's safe contact read
+        # from intake as refnet service "notifications". Its SMTP / SMS gateway / webhook settings
+        # (NOTIFICATIONS_SMTP_HOST, _SMS_GATEWAY_URL, _WEBHOOK_SECRET, ...) come from extra_env; unset, only
+        # the in-app feed is on.
+        notifications_cert, notifications_key = self.pki.client("notifications", "service")
+        env.update({"NOTIFICATIONS_DIRECTORY_FILE": str(self.directory_file),
+                    "NOTIFICATIONS_INTAKE_ADDRESS": self.address("intake"),
+                    "NOTIFICATIONS_INTAKE_CLIENT_CERT": str(notifications_cert),
+                    "NOTIFICATIONS_INTAKE_CLIENT_KEY": str(notifications_key)})
         # Every process's /metrics, /healthz and /readyz on a port of its own.
         for name in self.process_names():
             if name != "ops-console":  # the console serves them on its own port

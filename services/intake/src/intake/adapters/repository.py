@@ -94,8 +94,10 @@ class CaseRepository:
         self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(
             referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
 
-    def get(self, case_id: str) -> Case | None:
-        row = self.conn.execute(select(cases).where(cases.c.case_id == case_id)).mappings().first()
+    def get(self, case_id: str, lock: bool = False) -> Case | None:
+        """`lock`: hold the case row until commit, so concurrent changes to one case queue up."""
+        query = select(cases).where(cases.c.case_id == case_id)
+        row = self.conn.execute(query.with_for_update() if lock else query).mappings().first()
         return self._load(row) if row else None
 
     def read_personal_data(self, case_id: str) -> tuple[Contact, str] | None:

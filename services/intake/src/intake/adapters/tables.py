@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -54,6 +55,8 @@ needs = Table(
     Column("referral_id", String(36), nullable=False, default=""),
     Column("referral_status", String(40), nullable=False, default=""),
     Column("provider_id", String(100), nullable=False, default=""),
+    # One need per service per case, even when two requests add it at once (created by 0002).
+    Index("needs_case_service", "case_id", "service_type", unique=True),
 )
 
 # The case's own data key, wrapped by the master key. Deleting the row erases the case's personal data.

@@ -432,7 +432,7 @@ def validate_call(details: CallDetails, now: datetime, prefix: str = "call.") ->
         raise InvalidArgument(f"{prefix}started_at", "is in the future")
 
 
-def validate_call_outcome(outcome: CallOutcome | None, case_id: str) -> None:
+def validate_call_outcome(outcome: CallOutcome | None, case_id: str) -> CallOutcome:
     if outcome is None:
         raise InvalidArgument("outcome", "is required")
     if outcome in CASE_OUTCOMES:
@@ -441,6 +441,7 @@ def validate_call_outcome(outcome: CallOutcome | None, case_id: str) -> None:
         require_id(case_id, "case_id")
     elif case_id:
         raise InvalidArgument("case_id", "only a call that opened or followed up a case names one")
+    return outcome
 
 
 def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now: datetime) -> Consent:

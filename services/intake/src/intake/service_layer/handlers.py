@@ -66,8 +66,8 @@ def _authorize(actor: Actor, *roles: Role) -> None:
         raise PermissionDenied(f"this call is not open to the {actor.role or 'unknown'} role")
 
 
-def _case(work: IntakeUnitOfWork, case_id: str) -> Case:
-    case = work.cases.get(case_id)
+def _case(work: IntakeUnitOfWork, case_id: str, lock: bool = True) -> Case:
+    case = work.cases.get(case_id, lock=lock)
     if case is None:
         raise NotFound(f"case {case_id} not found")
     return case
@@ -75,33 +75,35 @@ def _case(work: IntakeUnitOfWork, case_id: str) -> Case:
 
 def _load(uow: UowFactory, case_id: str) -> Case:
     with uow() as work:
-        return _case(work, case_id)
+        return _case(work, case_id, lock=False)
 
 
 def _once(uow: UowFactory, client_request_id: str, operation: str, case_id: str,
           perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     """Runs `perform` (which stages rows and events and returns the id of what it made) in one
     transaction with the record of this request, unless the request ran before. (result id, created)."""
-    for attempt in (1, 2):
-        try:
-            with uow() as work:
-                prior = work.requests.get(client_request_id)
-                if prior is None:
-                    now = _now()
-                    result_id = perform(work, now)
-                    work.requests.add(client_request_id, operation, case_id, result_id, now)
-                    work.commit()
-                    return result_id, True
-        except IntegrityError:
-            if attempt == 2:
-                raise
-            continue  # a concurrent repeat of the same request committed first: return its result
-        done, done_case, result_id = prior
-        if (done, done_case) != (operation, case_id):
-            raise AlreadyExists(f"client_request_id: already used for {done}"
-                                + (f" on case {done_case}" if done_case else ""))
-        return result_id, False
-    raise AssertionError("unreachable")
+    try:
+        return _attempt(uow, client_request_id, operation, case_id, perform)
+    except IntegrityError:
+        # A concurrent repeat of the same request committed first: its record answers now.
+        return _attempt(uow, client_request_id, operation, case_id, perform)
+
+
+def _attempt(uow: UowFactory, client_request_id: str, operation: str, case_id: str,
+             perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
+    with uow() as work:
+        prior = work.requests.get(client_request_id)
+        if prior is None:
+            now = _now()
+            result_id = perform(work, now)
+            work.requests.add(client_request_id, operation, case_id, result_id, now)
+            work.commit()
+            return result_id, True
+    done, done_case, result_id = prior
+    if (done, done_case) != (operation, case_id):
+        on_case = f" on case {done_case}" if done_case else ""
+        raise AlreadyExists(f"client_request_id: already used for {done}{on_case}")
+    return result_id, False
 
 
 def _ids(cmd: object, *names: str) -> None:
@@ -117,9 +119,7 @@ def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
     _authorize(cmd.actor, *CASE_WORK)
     _ids(cmd, "client_request_id")
     validate_call(cmd.details, _now())
-    validate_call_outcome(cmd.outcome, cmd.case_id)
-    assert cmd.outcome is not None
-    outcome = cmd.outcome
+    outcome = validate_call_outcome(cmd.outcome, cmd.case_id)
     place = resolve_place(cmd.place, _now())
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
@@ -150,8 +150,8 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
     """Returns (case, created). A repeated client_request_id returns the first case."""
     _authorize(cmd.actor, *CASE_WORK)
     _ids(cmd, "client_request_id")
-    now = _now()
-    recorded_at = cmd.recorded_at or now
+    received = _now()
+    recorded_at = cmd.recorded_at or received
     occurred = resolve_place(cmd.occurred_in, recorded_at)
     reported = resolve_place(cmd.reported_in, recorded_at, "reported_in.") if cmd.reported_in else None
     if not cmd.case_types:
@@ -165,12 +165,12 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
     terms = [consent_terms_for(spec, cmd.survivor, f"needs[{i}].consent.") for i, spec in enumerate(cmd.needs)]
     for index, given in enumerate(terms):
         if given is not None:
-            validate_consent(given, cmd.survivor, now, f"needs[{index}].consent.")
+            validate_consent(given, cmd.survivor, received, f"needs[{index}].consent.")
     case_worker_id = cmd.case_worker_id or cmd.actor.subject_id
     if len(case_worker_id) > MAX_ID:
         raise InvalidArgument("case_worker_id", f"at most {MAX_ID} characters")
     if cmd.call is not None:
-        validate_call(cmd.call, now)
+        validate_call(cmd.call, received)
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = Case(
@@ -392,7 +392,8 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Ca
 
 def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Contact, tuple[str, ...]]:
     """The fields of the contact that the consent for the service and the recipient's sector covers.
-    Every attempt is audited, a refused one too (committed before the refusal is raised)."""
+    Every read is audited, and so is a read refused on consent or case state (that row is committed
+    before the refusal is raised)."""
     _authorize(cmd.actor, Role.SERVICE)
     _ids(cmd, "case_id", "referral_id", "recipient_id")
     if cmd.service_type is None:
@@ -403,7 +404,7 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
     service_type = cmd.service_type
     with uow() as work:
         now = _now()
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, lock=False)
         need = case.need_for(service_type)
 
         def audit(action: str, detail: str) -> None:

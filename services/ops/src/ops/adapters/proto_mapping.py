@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf.message import DecodeError, Message
 
 from ops.domain import commands
-from ops.domain.model import SECTOR_OF, DeadLetterRecord
+from ops.domain.model import ESCALATED, SECTOR_OF, DeadLetterRecord
 from refnet.common.v1 import types_pb2
 from refnet.common.v1.envelope_pb2 import DeadLetter
 from refnet.intake.v1 import events_pb2 as intake_events
@@ -78,17 +78,21 @@ def command_for(message: Message) -> object | None:
         return commands.RecordCaseClosed(seen, message.case_id)
     if isinstance(message, intake_events.CaseErased):
         return commands.ForgetCase(seen, message.case_id)
-    if message.DESCRIPTOR.full_name == "refnet.intake.v1.CallLogged":
-        return commands.RecordCall(seen, str(_optional(message, "call_id") or ""), _enum_name(message, "topic"))
+    if isinstance(message, intake_events.CallLogged):
+        if message.HasField("started_at"):
+            seen = commands.Seen(_time(message.started_at), seen.stream, seen.province_code)
+        return commands.RecordCall(seen, message.call_id, _enum_name(message, "topic"))
     if isinstance(message, referral_events.ReferralRequested):
         service = from_pb(ServiceType, types_pb2.ServiceType, message.service_type)
-        accept_by = _optional(message, "accept_by")
         return commands.RecordReferralRequested(
             seen, message.referral_id, message.case_id, SECTOR_OF.get(service, "other") if service else "other",
             message.provider_id, message.emergency, from_pb(RiskLevel, types_pb2.RiskLevel, message.risk_level),
-            _time(accept_by) if accept_by is not None else None)
+            _time(message.accept_by) if message.HasField("accept_by") else None,
+            _time(message.start_by) if message.HasField("start_by") else None)
     if isinstance(message, referral_events.ReferralStatusChanged):
         return commands.RecordReferralStatus(seen, message.referral_id, _status(message.to_status), message.reason)
+    if isinstance(message, referral_events.ReferralEscalated):
+        return commands.RecordReferralStatus(seen, message.referral_id, ESCALATED, message.reason)
     if isinstance(message, shelter_events.CapacityChanged):
         group = from_pb(TargetGroup, types_pb2.TargetGroup, message.target_group)
         return commands.RecordCapacity(seen, message.shelter_id, group.value if group else "any", message.capacity,

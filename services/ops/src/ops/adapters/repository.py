@@ -71,7 +71,8 @@ class FactRepository:
         upsert(self.conn, t.referrals, ["referral_id"], {
             "referral_id": track.referral_id, "case_id": track.case_id, "province_code": track.province_code,
             "sector": track.sector, "provider_id": track.provider_id, "emergency": track.emergency,
-            "requested_at": track.requested_at, "accept_by": track.accept_by, "status": track.status,
+            "requested_at": track.requested_at, "accept_by": track.accept_by, "start_by": track.start_by,
+            "status": track.status,
             "accepted_at": track.accepted_at, "started_at": track.started_at, "completed_at": track.completed_at,
             "escalated_at": track.escalated_at, "reason": track.reason})
 
@@ -190,7 +191,8 @@ def _track(row: Any) -> ReferralTrack:
     return ReferralTrack(
         referral_id=row.referral_id, case_id=row.case_id, province_code=row.province_code, sector=row.sector,
         provider_id=row.provider_id, emergency=row.emergency, requested_at=aware(row.requested_at),  # type: ignore[arg-type]
-        accept_by=aware(row.accept_by), status=row.status, accepted_at=aware(row.accepted_at),  # type: ignore[arg-type]
+        accept_by=aware(row.accept_by), start_by=aware(row.start_by), status=row.status,  # type: ignore[arg-type]
+        accepted_at=aware(row.accepted_at),
         started_at=aware(row.started_at), completed_at=aware(row.completed_at),
         escalated_at=aware(row.escalated_at), reason=row.reason)
 

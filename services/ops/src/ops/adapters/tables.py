@@ -55,6 +55,7 @@ referrals = Table(
     Column("emergency", Boolean, nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("accept_by", DateTime(timezone=True), nullable=False),
+    Column("start_by", DateTime(timezone=True)),
     Column("status", String(20), nullable=False, index=True),
     Column("accepted_at", DateTime(timezone=True)),
     Column("started_at", DateTime(timezone=True)),

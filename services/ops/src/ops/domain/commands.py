@@ -73,7 +73,8 @@ class RecordReferralRequested:
     provider_id: str
     emergency: bool
     risk_level: RiskLevel | None
-    accept_by: datetime | None  # when the event carries its own deadline
+    accept_by: datetime | None  # the deadlines referral set, when the event carries them
+    start_by: datetime | None
 
 
 @dataclass(frozen=True)

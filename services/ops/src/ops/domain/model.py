@@ -45,6 +45,7 @@ class ReferralTrack:
     emergency: bool
     requested_at: datetime
     accept_by: datetime
+    start_by: datetime | None = None
     status: str = REQUESTED
     accepted_at: datetime | None = None
     started_at: datetime | None = None
@@ -79,7 +80,7 @@ def overdue(track: ReferralTrack, policy: SlaPolicy, now: datetime) -> Overdue |
     if track.status == REQUESTED and now > track.accept_by:
         return Overdue(track, "not accepted", track.accept_by, now - track.accept_by)
     if track.status == ACCEPTED and track.accepted_at is not None:
-        due = track.accepted_at + policy.start_within
+        due = track.start_by or track.accepted_at + policy.start_within
         if now > due:
             return Overdue(track, "not started", due, now - due)
     return None

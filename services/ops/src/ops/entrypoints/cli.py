@@ -76,9 +76,9 @@ class Client:
 class Progress:
     """A one-line bar on a terminal; a line per step otherwise (logs of scripts and CI)."""
 
-    def __init__(self, total: int, what: str, out: TextIO = sys.stderr) -> None:
-        self.total, self.what, self.out, self.done = total, what, out, 0
-        self.tty = out.isatty()
+    def __init__(self, total: int, what: str, out: TextIO | None = None) -> None:
+        self.total, self.what, self.out, self.done = total, what, out or sys.stderr, 0
+        self.tty = self.out.isatty()
 
     def step(self, label: str) -> None:
         self.done += 1
@@ -92,7 +92,8 @@ class Progress:
         self.out.flush()
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO = sys.stdout) -> None:
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
@@ -254,12 +255,21 @@ def cmd_report(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(suppress: bool) -> argparse.ArgumentParser:
+    """--json and --console, accepted before or after the command (after: no default, so it never overrides)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                         help="machine-readable output")
+    options.add_argument("--console", default=argparse.SUPPRESS if suppress else
+                         os.environ.get("REFNET_CONSOLE_URL", DEFAULT_CONSOLE),
+                         help=f"the ops console's URL (default: $REFNET_CONSOLE_URL or {DEFAULT_CONSOLE})")
+    return options
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--console", default=os.environ.get("REFNET_CONSOLE_URL", DEFAULT_CONSOLE),
-                        help="the ops console's URL (default: $REFNET_CONSOLE_URL or %(default)s)")
-    top = argparse.ArgumentParser(prog="refnet", description=(__doc__ or "").splitlines()[0], parents=[common])
+    common = _options(suppress=True)
+    top = argparse.ArgumentParser(prog="refnet", description=(__doc__ or "").splitlines()[0],
+                                  parents=[_options(suppress=False)])
     sub = top.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", parents=[common], help="every process's health and rates")
     status.add_argument("--province", help="limit the figures to one province code")

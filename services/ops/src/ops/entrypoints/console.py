@@ -13,7 +13,6 @@ import csv
 import io
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -52,25 +51,28 @@ log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
 
 
-class Cached:
-    """The broker is asked at most every `ttl_s`, however many pages are open."""
+class Snapshot:
+    """What the broker said last: refreshed in the background, so a slow or absent Kafka never holds up a page."""
 
-    def __init__(self, fetch: Callable[[], Any], ttl_s: float = 2.0) -> None:
-        self.fetch, self.ttl_s = fetch, ttl_s
+    def __init__(self, fetch: Callable[[], Any]) -> None:
+        self.fetch = fetch
         self._value: Any = None
-        self._at = 0.0
-        self._error = ""
-        self._lock = threading.Lock()
+        self._error = "not asked yet"
+
+    def refresh(self) -> None:
+        try:
+            self._value, self._error = self.fetch(), ""
+        except Exception as exc:  # shown on the page: the console must work when Kafka does not
+            self._error = f"{type(exc).__name__}: {exc}"[:300]
 
     def get(self) -> tuple[Any, str]:
-        with self._lock:
-            if time.monotonic() - self._at > self.ttl_s:
-                try:
-                    self._value, self._error = self.fetch(), ""
-                except Exception as exc:  # shown on the page: the console must work when Kafka does not
-                    self._error = f"{type(exc).__name__}: {exc}"[:300]
-                self._at = time.monotonic()
-            return self._value, self._error
+        return self._value, self._error
+
+    def get_now(self) -> tuple[Any, str]:
+        """For the API: asks the broker itself when the background has no answer yet."""
+        if self._value is None:
+            self.refresh()
+        return self.get()
 
 
 def province_names() -> dict[str, str]:
@@ -177,8 +179,8 @@ class Console:
         self.bus = bus
         self.engine = engine
         self.scraper = scraper
-        self.lag = Cached(inspector.lag)
-        self.topics = Cached(inspector.topics, ttl_s=5.0)
+        self.lag = Snapshot(inspector.lag)
+        self.topics = Snapshot(inspector.topics)
         self.names = province_names()
         self.checks = {"database": database_check(engine), "kafka": kafka_check(settings.kafka_bootstrap_servers)}
         self.env = Environment(loader=PackageLoader("ops", "web/templates"), autoescape=select_autoescape())
@@ -319,13 +321,13 @@ class Console:
             "events_last_5_min": status["events_last_5_min"]}))
 
     def api_topics(self, request: Request) -> JSONResponse:
-        topics, error = self.topics.get()
+        topics, error = self.topics.get_now()
         if error and topics is None:
             return JSONResponse({"error": error}, status_code=503)
         return JSONResponse(jsonable({"topics": topics}))
 
     def api_lag(self, request: Request) -> JSONResponse:
-        lag, error = self.lag.get()
+        lag, error = self.lag.get_now()
         if error and lag is None:
             return JSONResponse({"error": error}, status_code=503)
         group = request.query_params.get("group", "")
@@ -437,6 +439,8 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
                     scraper.scrape_once()
                 except Exception:
                     log.exception("sampling the processes failed")
+                console.lag.refresh()
+                console.topics.refresh()
                 stopping.wait(settings.scrape_interval_s)
 
         sampler = threading.Thread(target=sample_forever, name="scraper", daemon=True)

@@ -96,7 +96,7 @@ def record_referral_requested(cmd: commands.RecordReferralRequested, uow: UowFac
         accept_by = cmd.accept_by or policy.accept_by(cmd.seen.at, cmd.risk_level, cmd.emergency)
         existing = work.facts.referral(cmd.referral_id)
         track = ReferralTrack(cmd.referral_id, cmd.case_id, cmd.seen.province_code, cmd.sector, cmd.provider_id,
-                              cmd.emergency, cmd.seen.at, accept_by)
+                              cmd.emergency, cmd.seen.at, accept_by, cmd.start_by)
         if existing is not None:  # a status change overtook the request (another partition): keep what it said
             track.status, track.reason = existing.status, existing.reason
             track.accepted_at, track.started_at = existing.accepted_at, existing.started_at

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import grpc
@@ -19,25 +18,21 @@ CALL_TIMEOUT_S = 5
 
 
 class IntakeContacts:
-    """Reads one survivor's contact details for an accepted referral. Intake checks consent and acceptance
-    again, returns only what the consent covers and audits the read.
+    """Reads one survivor's contact details for a referral the recipient accepted (referral vouches for
+    that); intake checks the consent for the service and the recipient's sector, returns only what it
+    covers and audits the read."""
 
-    Intake learns of an acceptance from referral's own events, a moment after it happens: a refusal
-    for that reason (FAILED_PRECONDITION) is retried for up to `acceptance_wait_s`.
-    """
-
-    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None, acceptance_wait_s: float) -> None:
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None) -> None:
         self.address = address
         self.credentials = credentials
-        self.acceptance_wait_s = acceptance_wait_s
         # Plain text is for local development only; there the caller is named in metadata.
         self.metadata = None if credentials else plaintext_metadata(Role.SERVICE, "referral")
         self._channel: grpc.Channel | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_files(cls, address: str, ca: Path, cert: Path, key: Path, acceptance_wait_s: float) -> IntakeContacts:
-        return cls(address, channel_credentials(ca, cert, key), acceptance_wait_s)
+    def from_files(cls, address: str, ca: Path, cert: Path, key: Path) -> IntakeContacts:
+        return cls(address, channel_credentials(ca, cert, key))
 
     def _stub(self) -> contact_grpc.CaseContactServiceStub:
         with self._lock:
@@ -46,34 +41,24 @@ class IntakeContacts:
                                  else grpc.insecure_channel(self.address))
             return contact_grpc.CaseContactServiceStub(self._channel)
 
-    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
-             purpose: str) -> SurvivorContact:
-        request = proto_mapping.contact_request(case_id, referral_id, recipient_id, service_type, purpose)
-        give_up = time.monotonic() + self.acceptance_wait_s
-        while True:
-            try:
-                reply = self._stub().GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
-                return proto_mapping.contact_from_pb(reply)
-            except grpc.RpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.FAILED_PRECONDITION and time.monotonic() < give_up:
-                    time.sleep(0.2)
-                    continue
-                raise _refusal(code, exc.details()) from None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = None
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
+             service_type: ServiceType, purpose: str) -> SurvivorContact:
+        request = proto_mapping.contact_request(case_id, referral_id, recipient_id, recipient_sector, service_type,
+                                                purpose)
+        try:
+            reply = self._stub().GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise _refusal(exc.code(), exc.details()) from None
+        return proto_mapping.contact_from_pb(reply)
 
 
 def _refusal(code: grpc.StatusCode, details: str) -> DomainError:
+    """Intake's refusal, passed on: its messages are written for the caller and name no personal data."""
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound("the survivor's contact details are not available")
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return PermissionDenied(f"intake refused: {details}")
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
+    if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
         return FailedPrecondition(f"intake refused: {details}")
     return FailedPrecondition("intake's contact service is unavailable; try again shortly")
 
@@ -81,6 +66,6 @@ def _refusal(code: grpc.StatusCode, details: str) -> DomainError:
 class NoContacts:
     """Where no intake client is configured: every read is refused with a clear reason."""
 
-    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
-             purpose: str) -> SurvivorContact:
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
+             service_type: ServiceType, purpose: str) -> SurvivorContact:
         raise FailedPrecondition("contact details are unavailable: REFERRAL_INTAKE_CLIENT_CERT/KEY are not set")

@@ -95,18 +95,20 @@ def entry_to_pb(entry: DirectoryEntry) -> pb.Provider:
 def contact_to_pb(contact: SurvivorContact) -> pb.GetSurvivorContactResponse:
     return pb.GetSurvivorContactResponse(name=contact.name, phone=contact.phone, address=contact.address,
                                          safe_contact_note=contact.safe_contact_note,
-                                         categories=list(contact.categories))
+                                         categories=list(contact.categories), phone_is_safe=contact.phone_is_safe)
 
 
-def contact_request(case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
-                    purpose: str) -> contact_pb.GetCaseContactRequest:
+def contact_request(case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
+                    service_type: ServiceType, purpose: str) -> contact_pb.GetCaseContactRequest:
     return contact_pb.GetCaseContactRequest(case_id=case_id, referral_id=referral_id, recipient_id=recipient_id,
+                                            recipient_sector=recipient_sector,
                                             service_type=to_pb(service_type, types_pb2.ServiceType), purpose=purpose)
 
 
 def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact:
     return SurvivorContact(name=reply.name, phone=reply.phone, address=reply.address,
-                           safe_contact_note=reply.safe_contact_note, categories=tuple(reply.categories))
+                           safe_contact_note=reply.safe_contact_note, categories=tuple(reply.categories),
+                           phone_is_safe=reply.phone_is_safe)
 
 
 # --- gRPC requests -> commands -----------------------------------------------------------------
@@ -213,8 +215,9 @@ def _bed_command(message: Message, r: Referral) -> OutgoingEvent:
 
 
 def _needs(refs: Any) -> list[commands.NeedToRoute]:
-    return [commands.NeedToRoute(n.need_id, st, n.consented) for n in refs
-            if (st := _service(n.service_type)) is not None]
+    return [commands.NeedToRoute(n.need_id, st, n.consented, n.consent_id, frozenset(n.recipient_sectors),
+                                 _datetime(n.consent_expires_at, n.HasField("consent_expires_at")))
+            for n in refs if (st := _service(n.service_type)) is not None]
 
 
 def command_for(message: object) -> object | None:
@@ -222,7 +225,8 @@ def command_for(message: object) -> object | None:
         return commands.RouteCase(
             case_id=message.case_id, province_code=message.province_code, commune_code=message.commune_code,
             needs=_needs(message.needs), risk_level=_risk(message.risk_level), emergency=message.emergency,
-            case_worker_id=message.case_worker_id, survivor=_survivor(message.is_child, message.sex))
+            case_worker_id=message.case_worker_id, survivor=_survivor(message.is_child, message.sex),
+            child_deadline=_datetime(message.child_protection_deadline, message.HasField("child_protection_deadline")))
     if isinstance(message, intake_events.NeedAdded):
         added = _needs([message.need])
         if not added:
@@ -240,9 +244,10 @@ def command_for(message: object) -> object | None:
         if service is None:
             return None
         return commands.GiveConsent(message.case_id, message.need_id, service, frozenset(message.recipient_sectors),
-                                    _datetime(message.expires_at, message.HasField("expires_at")))
+                                    _datetime(message.expires_at, message.HasField("expires_at")), message.consent_id)
     if isinstance(message, intake_events.ConsentWithdrawn):
-        return commands.WithdrawConsent(message.case_id, message.need_id, _service(message.service_type))
+        return commands.WithdrawConsent(message.case_id, message.need_id, _service(message.service_type),
+                                        message.consent_id)
     if isinstance(message, intake_events.CaseClosed):
         return commands.CloseCase(message.case_id)
     if isinstance(message, intake_events.CaseErased):

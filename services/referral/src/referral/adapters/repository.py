@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from referral.adapters.tables import (
@@ -46,6 +47,16 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _inserted(conn: Connection, statement: Any) -> bool:
+    """Runs an insert in a savepoint; False (and the transaction still usable) if the row already exists."""
+    try:
+        with conn.begin_nested():
+            conn.execute(statement)
+    except IntegrityError:
+        return False
+    return True
+
+
 def _codes(values: Iterable[str]) -> str:
     return ",".join(sorted(values))
 
@@ -62,6 +73,9 @@ class DirectoryRepository:
         """Adds the provider, or replaces it when update_existing; returns True when anything was written."""
         known = self.conn.execute(
             select(providers.c.provider_id).where(providers.c.provider_id == provider.provider_id)).first()
+        if not known and not _inserted(self.conn, insert(providers).values(provider_id=provider.provider_id,
+                                                                           **_provider_row(provider))):
+            known = True  # another api replica seeding the same directory got there first
         if known and not update_existing:
             return False
         if known:
@@ -69,8 +83,6 @@ class DirectoryRepository:
                               .values(**_provider_row(provider)))
             self.conn.execute(delete(service_areas).where(service_areas.c.provider_id == provider.provider_id))
             self.conn.execute(delete(schedules).where(schedules.c.provider_id == provider.provider_id))
-        else:
-            self.conn.execute(insert(providers).values(provider_id=provider.provider_id, **_provider_row(provider)))
         if provider.service_areas:
             self.conn.execute(insert(service_areas), [{"provider_id": provider.provider_id, "area_code": code}
                                                       for code in sorted(provider.service_areas)])
@@ -138,8 +150,8 @@ class BedRepository:
         """The directory's figure, until shelter reports its own."""
         if not self.conn.execute(select(shelter_beds.c.shelter_id).where(shelter_beds.c.shelter_id == shelter_id)
                                  ).first():
-            self.conn.execute(insert(shelter_beds).values(shelter_id=shelter_id, capacity=capacity, free=capacity,
-                                                          updated_at=now))
+            _inserted(self.conn, insert(shelter_beds).values(shelter_id=shelter_id, capacity=capacity, free=capacity,
+                                                             updated_at=now))
 
     def set(self, shelter_id: str, free: int, now: datetime, capacity: int | None = None) -> None:
         row = self.conn.execute(select(shelter_beds).where(shelter_beds.c.shelter_id == shelter_id)).first()
@@ -192,7 +204,8 @@ class CaseRepository:
 
     def save_need(self, need: Need) -> None:
         values = {"case_id": need.case_id, "service_type": str(need.service_type), "consent": str(need.consent),
-                  "sectors": _codes(need.sectors), "expires_at": need.expires_at}
+                  "sectors": _codes(need.sectors), "expires_at": need.expires_at, "consent_id": need.consent_id,
+                  "withdrawn_consent_id": need.withdrawn_consent_id}
         done = self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(**values))
         if not done.rowcount:
             self.conn.execute(insert(needs).values(need_id=need.need_id, **values))
@@ -332,7 +345,8 @@ def _provider(r: Any, areas: frozenset[str], hours: tuple[OpeningHours, ...]) ->
 def _need(r: Any) -> Need:
     return Need(need_id=r["need_id"], case_id=r["case_id"], service_type=ServiceType(r["service_type"]),
                 consent=ConsentState(r["consent"]), sectors=frozenset(_split(r["sectors"])),
-                expires_at=utc(r["expires_at"]))
+                expires_at=utc(r["expires_at"]), consent_id=r["consent_id"],
+                withdrawn_consent_id=r["withdrawn_consent_id"])
 
 
 def _referral_row(r: Referral) -> dict[str, Any]:

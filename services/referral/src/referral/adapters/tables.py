@@ -94,6 +94,9 @@ needs = Table(
     Column("consent", String(10), nullable=False),
     Column("sectors", String(300), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
+    # Intake's consent ids (UUIDv7: they sort by time): the one on record and the last one withdrawn.
+    Column("consent_id", String(36), nullable=False, server_default=""),
+    Column("withdrawn_consent_id", String(36), nullable=False, server_default=""),
 )
 
 referrals = Table(

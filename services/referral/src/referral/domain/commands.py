@@ -26,6 +26,10 @@ class NeedToRoute:
     need_id: str
     service_type: ServiceType
     consented: bool
+    # The consent given with the need, when consented.
+    consent_id: str = ""
+    sectors: frozenset[str] = frozenset()
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class RouteCase:
     emergency: bool
     case_worker_id: str
     survivor: Survivor = field(default_factory=Survivor)
+    child_deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class GiveConsent:
     service_type: ServiceType
     sectors: frozenset[str] = frozenset()
     expires_at: datetime | None = None
+    consent_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class WithdrawConsent:
     case_id: str
     need_id: str
     service_type: ServiceType | None
+    consent_id: str = ""
 
 
 @dataclass(frozen=True)

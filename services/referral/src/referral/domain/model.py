@@ -282,6 +282,10 @@ class Case:
 
 @dataclass
 class Need:
+    """A need and its consent. Intake's consent ids are UUIDv7, so they sort by when consent was given:
+    a withdrawal and a new consent that arrive out of order (an emergency moves a case's later events
+    to the urgent lane) still end in the right state, and a withdrawal is never lost."""
+
     need_id: str
     case_id: str
     service_type: ServiceType
@@ -289,14 +293,32 @@ class Need:
     # Recipient sectors the consent covers; empty: any provider of the service.
     sectors: frozenset[str] = frozenset()
     expires_at: datetime | None = None
+    consent_id: str = ""
+    withdrawn_consent_id: str = ""
 
     def consent_valid(self, now: datetime) -> bool:
         return self.consent is ConsentState.GIVEN and (self.expires_at is None or now < self.expires_at)
 
-    def consented_at_registration(self) -> None:
-        """A need registered as consented; a withdrawal already on record is never undone by it."""
-        if self.consent is ConsentState.NONE:
-            self.consent = ConsentState.GIVEN
+    def give(self, consent_id: str, sectors: frozenset[str], expires_at: datetime | None,
+             at_registration: bool = False) -> bool:
+        """A consent became valid; False if a withdrawal of it (or of a later one) is already on record.
+        A consent that came with the need's registration is older than any withdrawal."""
+        if self.consent is ConsentState.WITHDRAWN and (
+                at_registration or (consent_id and consent_id <= self.withdrawn_consent_id)):
+            return False
+        if consent_id and self.consent_id and consent_id < self.consent_id:
+            return False  # an older consent than the one on record
+        self.consent, self.consent_id, self.sectors, self.expires_at = ConsentState.GIVEN, consent_id, sectors, \
+            expires_at
+        return True
+
+    def withdraw(self, consent_id: str) -> bool:
+        """A consent was withdrawn; False if a later consent already replaced it."""
+        if consent_id and self.consent_id and consent_id < self.consent_id:
+            return False
+        self.consent, self.withdrawn_consent_id = ConsentState.WITHDRAWN, max(consent_id, self.withdrawn_consent_id)
+        self.sectors = frozenset()
+        return True
 
 
 @dataclass
@@ -396,3 +418,4 @@ class SurvivorContact:
     address: str = field(repr=False)
     safe_contact_note: str = field(repr=False)
     categories: tuple[str, ...] = ()
+    phone_is_safe: bool = False

@@ -49,8 +49,8 @@ EMERGENCY_ORDER = (ServiceType.POLICE_PROTECTION, ServiceType.SHELTER)
 class ContactReader(Protocol):
     """Intake's internal contact API: checks consent and acceptance again, audits every read."""
 
-    def read(self, *, case_id: str, referral_id: str, recipient_id: str, service_type: ServiceType,
-             purpose: str) -> SurvivorContact: ...
+    def read(self, *, case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
+             service_type: ServiceType, purpose: str) -> SurvivorContact: ...
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,9 @@ def _case_from(cmd: commands.RouteCase | commands.AddNeed, known: Case | None) -
     case = Case(case_id=cmd.case_id, province_code=cmd.province_code, commune_code=cmd.commune_code,
                 survivor=cmd.survivor, risk_level=cmd.risk_level, emergency=cmd.emergency,
                 case_worker_id=cmd.case_worker_id)
-    if known is not None:
-        case.child_deadline = known.child_deadline
+    deadlines = [d for d in (known.child_deadline if known else None,
+                             cmd.child_deadline if isinstance(cmd, commands.RouteCase) else None) if d]
+    case.child_deadline = min(deadlines, default=None)
     return case
 
 
@@ -223,8 +224,8 @@ def _register_needs(work: ReferralUnitOfWork, policy: Policy, cmd: commands.Rout
     made = []
     for item in _emergency_first(needs, case.emergency):
         need = work.cases.need(item.need_id) or Need(item.need_id, case.case_id, item.service_type)
-        if item.consented:
-            need.consented_at_registration()
+        if item.consented and need.consent is not ConsentState.GIVEN:
+            need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
         work.cases.save_need(need)
         earlier = work.referrals.for_need(need.need_id)
         if _routable(case, need, now) and _unserved(earlier):
@@ -275,11 +276,11 @@ def give_consent(cmd: commands.GiveConsent, uow: UowFactory, policy: Policy) -> 
     with uow() as work:
         case = work.cases.get(cmd.case_id, for_update=True)
         need = work.cases.need(cmd.need_id) or Need(cmd.need_id, cmd.case_id, cmd.service_type)
-        need.consent, need.sectors, need.expires_at = ConsentState.GIVEN, cmd.sectors, cmd.expires_at
+        given = need.give(cmd.consent_id, cmd.sectors, cmd.expires_at)
         work.cases.save_need(need)
         earlier = work.referrals.for_need(need.need_id)
         made = None
-        if _routable(case, need, now) and _unserved(earlier):
+        if given and _routable(case, need, now) and _unserved(earlier):
             assert case is not None
             made = _route(work, policy, case, need, now, previous=earlier[-1] if earlier else None)
         work.commit()
@@ -295,8 +296,10 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, policy: Pol
         if need is None and cmd.service_type is not None:
             # A withdrawal that overtakes the need's registration is kept: the need is never routed.
             need = Need(cmd.need_id, cmd.case_id, cmd.service_type)
+        if need is not None and not need.withdraw(cmd.consent_id):
+            work.commit()
+            return  # it withdrew an older consent than the one now on record
         if need is not None:
-            need.consent = ConsentState.WITHDRAWN
             work.cases.save_need(need)
         for referral in work.referrals.for_need(cmd.need_id):
             if referral.status in NOT_STARTED:
@@ -333,6 +336,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, policy: Policy) -> None
         work.cases.save(case)
         for need in work.cases.needs(cmd.case_id):
             need.consent, need.sectors = ConsentState.WITHDRAWN, frozenset()
+            need.withdrawn_consent_id = max(need.consent_id, need.withdrawn_consent_id)
             work.cases.save_need(need)
         work.commit()
 
@@ -613,8 +617,8 @@ def get_survivor_contact(cmd: commands.GetSurvivorContact, uow: UowFactory, poli
                                                and not provider.covered_by(need.sectors)):
             raise FailedPrecondition("the survivor's consent does not cover sharing her contact details with you")
     contact = contacts.read(case_id=referral.case_id, referral_id=referral.referral_id,
-                            recipient_id=referral.provider_id, service_type=referral.service_type,
-                            purpose="provider_accepted_referral")
+                            recipient_id=referral.provider_id, recipient_sector=provider.sector if provider else "",
+                            service_type=referral.service_type, purpose="provider_accepted_referral")
     log.info("survivor contact read", extra={"fields": {**_ids(referral), "categories": list(contact.categories)}})
     return contact
 

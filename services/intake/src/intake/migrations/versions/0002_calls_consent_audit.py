@@ -25,6 +25,7 @@ def upgrade() -> None:
             default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
             op.add_column("cases", sa.Column(name, column.type, nullable=column.nullable, server_default=default))
     metadata_0002.create_all(bind)  # checkfirst
+    op.execute("CREATE UNIQUE INDEX IF NOT EXISTS needs_case_service ON needs (case_id, service_type)")
     if bind.dialect.name == "postgresql":
         op.execute(f"""
             CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,0 +1,416 @@
+"""The notifications service on a real database (SQLite and PostgreSQL) with real channels: a real SMTP
+server, a real HTTP SMS gateway, a real webhook receiver, intake's contact API over mutual TLS, the real
+Kafka topics for dead letters and status events, and the in-app feed over gRPC with mutual TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+import pytest_asyncio
+from kafka import KafkaConsumer, TopicPartition
+from sqlalchemy import Engine
+
+from notifications.adapters.dead_letters import KafkaDeadLetters
+from notifications.adapters.directory_file import load_directory_file
+from notifications.adapters.intake_contacts import IntakeContacts
+from notifications.bootstrap import bootstrap
+from notifications.config import MIGRATIONS, Settings
+from notifications.domain import commands
+from notifications.domain.messages import (
+    Channel,
+    EmergencyCase,
+    Escalation,
+    Language,
+    Links,
+    NewReferral,
+    ReferralStatus,
+    StatusChange,
+    Urgency,
+    short_ref,
+)
+from notifications.domain.retry import RetryPolicy
+from notifications.domain.safe_contact import ContactWindow
+from notifications.entrypoints.grpc_api import NotificationsServicer
+from notifications.service_layer.handlers import Policy
+from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
+from refnet.intake.v1 import contact_service_pb2 as contact_pb
+from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
+from refnet.notifications.v1 import events_pb2
+from refnet.notifications.v1 import notifications_service_pb2 as pb
+from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
+from refnet_dev.certs import DevPki
+from refnet_dev.kafka import KafkaBroker
+from refnet_platform.bus import MessageBus
+from refnet_platform.grpc_server import DomainErrorInterceptor
+from refnet_platform.identity import channel_credentials, server_credentials
+from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.runtime import open_database
+from refnet_platform.vocabulary import ServiceType
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=HCM)
+LINKS = Links("https://partners.refnet.test", "https://console.refnet.test")
+CASE = str(uuid.uuid4())
+
+
+def directory(tmp_path: Path, webhook_url: str = "") -> Path:
+    path = tmp_path / "directory.json"
+    path.write_text(json.dumps({
+        "providers": [
+            {"provider_id": "qn-hospital", "sector": "health", "province_code": "22",
+             "duty_contact": {"email": "duty@hospital.test", "phone": "0901000001", "webhook_url": webhook_url,
+                              "language": "vi"}},
+            {"provider_id": "qn-legal-aid", "sector": "legal_aid", "province_code": "22",
+             "duty_contact": {"email": "desk@legal.test", "language": "en"}},
+        ],
+        "supervisors": [{"province_code": "22", "supervisor_ids": ["qn-supervisor"],
+                         "duty_contact": {"email": "supervisor@swc.test", "phone": "0902000002", "language": "vi"}}],
+        "case_workers": [{"case_worker_id": "qn-worker-7", "province_code": "22",
+                          "contact": {"email": "worker7@swc.test", "language": "en"}}],
+    }))
+    return path
+
+
+@dataclass
+class Service:
+    bus: MessageBus
+    engine: Engine
+    clock: list[datetime] = field(default_factory=lambda: [NOON])
+
+    def dispatch(self, at: datetime | None = None) -> dict[str, int]:
+        return self.bus.handle(commands.DispatchDue(now=at or self.clock[0]))  # type: ignore[no-any-return]
+
+
+def start_service(tmp_path: Path, database_url: str, env: dict[str, Any], webhook_url: str = "",
+                  retry: dict[str, tuple[float, float, int]] | None = None, **wiring: Any) -> Iterator[Service]:
+    """The service as bootstrap wires it, on its own clock (tests move it instead of waiting)."""
+    settings = Settings(DATABASE_URL=database_url, **env)
+    engine = open_database(settings, MIGRATIONS)
+    clock = [NOON]
+    policy = Policy(LINKS, (ContactWindow.parse("08:00-20:00"),), Language.VI,
+                    retry={Channel(name): RetryPolicy(*values) for name, values in (retry or {}).items()},
+                    clock=lambda: clock[0], jitter=random.Random(1))
+    bus = bootstrap(settings, engine, policy=policy, **wiring)
+    bus.handle(load_directory_file(directory(tmp_path, webhook_url)))
+    try:
+        yield Service(bus, engine, clock)
+    finally:
+        engine.dispose()
+
+
+class NoDeadLetters:
+    def publish(self, letters: Any) -> None:
+        raise AssertionError(f"unexpected dead letters: {letters}")
+
+
+# --- who is told what, over real SMTP, a real SMS gateway and signed webhooks -------------------
+
+
+@pytest.fixture
+def channels_service(tmp_path: Path, database_url: str, smtp_server: Any, sms_gateway: Any,
+                     webhook_receiver: Any) -> Iterator[tuple[Service, Any]]:
+    gateway = sms_gateway(200)
+    env = {"smtp_host": smtp_server.host, "smtp_port": smtp_server.port, "smtp_sender": "refnet <n@refnet.test>",
+           "sms_gateway_url": gateway.url, "sms_api_key": "test-key",
+           "webhook_secrets": {"qn-hospital": webhook_receiver.secret.decode()}}
+    for service in start_service(tmp_path, database_url, env, webhook_url=webhook_receiver.url,
+                                 dead_letters=NoDeadLetters()):
+        yield service, gateway
+
+
+def test_each_event_reaches_the_right_people_in_their_language_and_emergencies_first(
+    channels_service: tuple[Service, Any], smtp_server: Any, webhook_receiver: Any,
+) -> None:
+    service, gateway = channels_service
+    medical, legal = str(uuid.uuid4()), str(uuid.uuid4())
+    for command in (
+        commands.Notify(NewReferral("ev-1", legal, CASE, ServiceType.LEGAL_AID, "qn-legal-aid", "22",
+                                    Urgency.ROUTINE, "qn-worker-7")),
+        commands.Notify(StatusChange("ev-2", legal, CASE, "qn-legal-aid", "22", ReferralStatus.REQUESTED,
+                                     ReferralStatus.REJECTED, "no_capacity",
+                                     "qn-worker-7", ServiceType.LEGAL_AID)),
+        commands.Notify(Escalation("ev-3", legal, CASE, "22", ServiceType.LEGAL_AID, "qn-legal-aid",
+                                   "not_accepted_in_time", "accept", NOON, case_worker_id="qn-worker-7")),
+        commands.NoteCase(CASE, "22", "qn-worker-7", frozenset(), EmergencyCase("ev-4", CASE, "22", "qn-worker-7", 2)),
+        commands.Notify(NewReferral("ev-5", medical, CASE, ServiceType.MEDICAL, "qn-hospital", "22",
+                                    Urgency.EMERGENCY, "qn-worker-7")),
+    ):
+        service.clock[0] += timedelta(seconds=1)  # events arrive one after the other
+        service.bus.handle(command)
+    counts = service.dispatch()
+    assert counts == {"sent": 8, "delivered": 6}  # in-app x5 and the webhook are confirmed deliveries
+
+    mail = [(rcpt[0], email["Subject"]) for _, rcpt, email in smtp_server.mailbox.messages]
+    # Emergencies first (the emergency case and the emergency referral), then the rest as they came.
+    assert [to for to, _ in mail] == ["supervisor@swc.test", "duty@hospital.test", "desk@legal.test",
+                                      "worker7@swc.test", "supervisor@swc.test"]
+    subjects = dict(zip(["case", "medical", "legal", "rejected", "sla"], [s for _, s in mail], strict=True))
+    assert subjects["medical"].startswith("[KHẨN CẤP] Chuyển gửi mới " + short_ref(medical))  # Vietnamese desk
+    assert subjects["legal"] == f"New referral {short_ref(legal)}: Legal counselling and legal aid"  # English desk
+    assert subjects["rejected"].startswith(f"Referral {short_ref(legal)} (CS-")  # the case worker reads English
+    assert subjects["sla"].startswith("[Quá hạn] Chuyển gửi " + short_ref(legal))
+
+    texts = [(r.json()["to"], r.headers["Idempotency-Key"], r.json()["reference"]) for r in gateway.requests]
+    assert [to for to, _, _ in texts] == ["0902000002", "0901000001", "0902000002"]
+    assert all(key == reference for _, key, reference in texts)  # the notice id, for the gateway to dedupe on
+    (hook,) = webhook_receiver.accepted
+    assert webhook_receiver.rejected == []
+    assert (hook.json()["referral_id"], hook.json()["urgency"]) == (medical, "emergency")
+    # Providers never see the case id; e-mails carry the notice id for their systems to dedupe on.
+    provider_mail = [e for _, rcpt, e in smtp_server.mailbox.messages if rcpt[0] in ("duty@hospital.test",
+                                                                                       "desk@legal.test")]
+    assert all(CASE not in e.as_string() for e in provider_mail)
+    assert CASE not in hook.body.decode() and all(CASE not in r.body.decode() for r in gateway.requests
+                                                  if r.json()["to"] == "0901000001")
+    assert len({e["X-Refnet-Notice-Id"] for _, _, e in smtp_server.mailbox.messages}) == 5
+
+    # The same events again (a redelivery): nothing new is recorded, nothing is sent again.
+    service.bus.handle(commands.Notify(NewReferral("ev-5", medical, CASE, ServiceType.MEDICAL, "qn-hospital", "22",
+                                                   Urgency.EMERGENCY, "qn-worker-7")))
+    assert service.dispatch() == {}
+    assert len(smtp_server.mailbox.messages) == 5 and len(gateway.requests) == 3
+
+
+# --- a survivor: deferred to her window, then sent to her safe number ---------------------------
+
+
+@dataclass
+class FakeIntake:
+    """Intake's CaseContactService over mutual TLS: answers from `reply`, records who asked."""
+
+    address: str
+    pki: DevPki
+    reply: contact_pb.GetCaseContactResponse
+    code: grpc.StatusCode | None = None
+    asked: list[tuple[str, str, contact_pb.GetCaseContactRequest]] = field(default_factory=list)
+
+
+@pytest.fixture
+def fake_intake(tmp_path: Path) -> Iterator[FakeIntake]:
+    pki = DevPki(tmp_path / "certs").ensure()
+    fake = FakeIntake("", pki, contact_pb.GetCaseContactResponse())
+
+    class Servicer(contact_grpc.CaseContactServiceServicer):
+        def GetCaseContact(self, request: Any, context: Any) -> contact_pb.GetCaseContactResponse:
+            auth = context.auth_context()
+            from cryptography import x509
+
+            cert = x509.load_pem_x509_certificate(auth["x509_pem_cert"][0])
+            fake.asked.append((cert.subject.rfc4514_string(), request.purpose, request))
+            if fake.code is not None:
+                context.abort(fake.code, "refused")
+            return fake.reply
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    contact_grpc.add_CaseContactServiceServicer_to_server(Servicer(), server)
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+    server.start()
+    fake.address = f"127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        server.stop(0)
+
+
+def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_number(
+    tmp_path: Path, database_url: str, sms_gateway: Any, fake_intake: FakeIntake,
+) -> None:
+    gateway = sms_gateway(200)
+    cert, key = fake_intake.pki.client("notifications", "service")
+    contacts = IntakeContacts.from_files(fake_intake.address, fake_intake.pki.ca, cert, key)
+    env = {"sms_gateway_url": gateway.url, "sms_api_key": "k"}
+    for service in start_service(tmp_path, database_url, env, contacts=contacts, dead_letters=NoDeadLetters()):
+        referral = str(uuid.uuid4())
+        service.bus.handle(commands.NoteCase(CASE, "22", "qn-worker-7", frozenset({ServiceType.MEDICAL})))
+        service.clock[0] = datetime(2026, 3, 2, 22, 15, tzinfo=HCM)  # quiet hours in Vietnam
+        service.bus.handle(commands.Notify(StatusChange(
+            "ev-acc", referral, CASE, "qn-hospital", "22", ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, "",
+            "qn-worker-7", ServiceType.MEDICAL)))
+        fake_intake.reply = contact_pb.GetCaseContactResponse(
+            name="Her Name", phone="0922 222 222", phone_is_safe=True, categories=["name", "phone", "safe_contact"])
+
+        service.dispatch()  # the case worker is told at once; she is not, at night
+        assert [r.json()["to"] for r in gateway.requests] == []
+        assert fake_intake.asked == []  # her contact is not even read before her window
+        service.dispatch(datetime(2026, 3, 3, 7, 59, tzinfo=HCM))
+        assert gateway.requests == []
+
+        service.dispatch(datetime(2026, 3, 3, 8, 0, tzinfo=HCM))
+        (sms,) = gateway.requests
+        assert sms.json()["to"] == "0922 222 222"
+        assert sms.json()["text"] == "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
+        (who, purpose, request) = fake_intake.asked[0]
+        assert (who, purpose) == ("CN=notifications,OU=service,O=refnet", "survivor_notice")
+        assert (request.case_id, request.referral_id, request.recipient_sector) == (CASE, referral, "health")
+        service.dispatch(datetime(2026, 3, 3, 9, 0, tzinfo=HCM))
+        assert len(gateway.requests) == 1
+
+        # A second notice while her number is no longer marked safe: withheld, nothing sent.
+        fake_intake.reply = contact_pb.GetCaseContactResponse(phone="0922 222 222", phone_is_safe=False,
+                                                              categories=["phone"])
+        service.clock[0] = datetime(2026, 3, 3, 10, 0, tzinfo=HCM)
+        service.bus.handle(commands.Notify(StatusChange(
+            "ev-fail", referral, CASE, "qn-hospital", "22", ReferralStatus.ACCEPTED, ReferralStatus.FAILED,
+            "other", "qn-worker-7", ServiceType.MEDICAL)))
+        service.dispatch()
+        # And once her consent is withdrawn at intake, intake refuses and nothing more is sent.
+        fake_intake.code = grpc.StatusCode.FAILED_PRECONDITION
+        service.bus.handle(commands.Notify(StatusChange(
+            "ev-cancel", referral, CASE, "qn-hospital", "22", ReferralStatus.IN_SERVICE, ReferralStatus.CANCELLED,
+            "other", "qn-worker-7", ServiceType.MEDICAL)))
+        service.dispatch()
+        assert [r.json()["to"] for r in gateway.requests] == ["0922 222 222", "0901000001"]  # + the provider's
+    contacts.close()
+
+
+# --- retries, then the dead-letter topic and the operations team's alert -----------------------
+
+
+def records(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_alert(
+    tmp_path: Path, database_url: str, sms_gateway: Any, kafka_broker: KafkaBroker,
+) -> None:
+    gateway = sms_gateway(503)
+    env = {"sms_gateway_url": gateway.url, "sms_api_key": "k", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap}
+    dead_letters = KafkaDeadLetters(kafka_broker.bootstrap)
+    referral = str(uuid.uuid4())
+    for service in start_service(tmp_path, database_url, env, dead_letters=dead_letters,
+                                 retry={"sms": (2.0, 30.0, 4)}):
+        service.bus.handle(commands.Notify(NewReferral("ev-fail", referral, CASE, ServiceType.MEDICAL, "qn-hospital",
+                                                       "22", Urgency.HIGH, "qn-worker-7")))
+        moment = NOON
+        for _ in range(4):  # the worker's clock moves on past each backoff; nobody waits
+            service.dispatch(moment)
+            moment += timedelta(seconds=31)
+        assert len(gateway.requests) == 4
+        assert len({r.headers["Idempotency-Key"] for r in gateway.requests}) == 1
+        service.dispatch(moment + timedelta(hours=1))
+        assert len(gateway.requests) == 4  # given up
+        relay = Relay(service.engine, make_producer(kafka_broker.bootstrap, client_id="notifications-test-relay"))
+        relay.publish_pending()
+        relay.producer.close()
+    dead_letters.close()
+    notice_id = gateway.requests[0].headers["Idempotency-Key"]
+
+    letters = [DeadLetter.FromString(r.value) for r in records(kafka_broker.bootstrap, "notifications.dlq.v1")]
+    (letter,) = [d for d in letters if notice_id in d.error]
+    assert (letter.consumer, letter.attempts, letter.event_id, letter.original_topic) == (
+        "notifications-worker", 4, "ev-fail", "")
+    assert letter.error.startswith("delivery retries_exhausted: http 503")
+
+    alerts = []
+    for record in records(kafka_broker.bootstrap, "notifications.deliveries.v1"):
+        envelope = EventEnvelope.FromString(record.value)
+        if envelope.type == "refnet.notifications.v1.NotificationFailed":
+            failed = events_pb2.NotificationFailed()
+            envelope.data.Unpack(failed)
+            if failed.notice_id == notice_id:
+                alerts.append((failed, record.key, envelope.subject))
+    ((failed, key, subject),) = alerts
+    assert (failed.reason, failed.detail, failed.attempts, failed.channel, failed.role) == (
+        "retries_exhausted", "http 503", 4, "sms", "provider")
+    assert (key, subject) == (b"22", f"referral/{referral}")
+
+
+# --- the in-app feed over gRPC with mutual TLS -------------------------------------------------
+
+
+@dataclass
+class Api:
+    service: Service
+    pki: DevPki
+    address: str
+
+    def stub(self, subject: str, role: str) -> pb_grpc.NotificationsServiceStub:
+        cert, key = self.pki.client(subject, role)
+        channel = grpc.aio.secure_channel(self.address, channel_credentials(self.pki.ca, cert, key))
+        return pb_grpc.NotificationsServiceStub(channel)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
+    pki = DevPki(tmp_path / "certs").ensure()
+    for service in start_service(tmp_path, database_url, {}, adapters={}, dead_letters=NoDeadLetters()):
+        service.clock[0] = datetime.now(UTC)
+        server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+        pb_grpc.add_NotificationsServiceServicer_to_server(NotificationsServicer(service.bus, 0.05), server)
+        port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+        await server.start()
+        try:
+            yield Api(service, pki, f"127.0.0.1:{port}")
+        finally:
+            await server.stop(0)
+
+
+async def notify_and_dispatch(api: Api, event_id: str, provider: str = "qn-hospital") -> None:
+    command = commands.Notify(NewReferral(event_id, str(uuid.uuid4()), CASE, ServiceType.MEDICAL, provider, "22",
+                                          Urgency.ROUTINE, "qn-worker-7"))
+    await asyncio.to_thread(api.service.bus.handle, command)
+    await asyncio.to_thread(api.service.bus.handle, commands.DispatchDue())
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_feed_lists_and_streams_only_the_callers_own_notices(api: Api) -> None:
+    hospital = api.stub("qn-hospital", "agency")
+    await notify_and_dispatch(api, "ev-a")
+    await notify_and_dispatch(api, "ev-b", provider="qn-legal-aid")
+    listed = await hospital.ListNotices(pb.ListNoticesRequest(recipient_id="qn-hospital"))
+    assert [(n.kind, n.channel, n.status, n.urgency) for n in listed.notices] == [
+        ("referral_new", "in_app", "delivered", "routine")]
+    assert listed.notices[0].subject.startswith("Chuyển gửi mới RF-")
+
+    stream = hospital.WatchNotices(pb.WatchNoticesRequest())
+    received: list[pb.Notice] = []
+
+    async def watch() -> None:
+        async for reply in stream:
+            received.append(reply.notice)
+            if len(received) == 2:
+                return
+
+    watching = asyncio.create_task(watch())
+    await asyncio.sleep(0.3)  # the stream is open and at the end of the feed
+    await notify_and_dispatch(api, "ev-c")
+    await notify_and_dispatch(api, "ev-d", provider="qn-legal-aid")  # not the hospital's
+    await notify_and_dispatch(api, "ev-e")
+    await asyncio.wait_for(watching, 10)
+    stream.cancel()
+    assert [n.sequence > listed.notices[0].sequence for n in received] == [True, True]
+    assert len({n.notice_id for n in received} | {listed.notices[0].notice_id}) == 3
+
+    for subject, role, request in (("qn-legal-aid", "agency", "qn-hospital"), ("refnet-ops", "ops", ""),
+                                   ("qn-worker-8", "operator", "qn-worker-7")):
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await api.stub(subject, role).ListNotices(pb.ListNoticesRequest(recipient_id=request))
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            async for _ in api.stub(subject, role).WatchNotices(pb.WatchNoticesRequest(recipient_id=request)):
+                pass
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await hospital.ListNotices(pb.ListNoticesRequest(page_size=-1))
+    assert (bad.value.code(), bad.value.details().split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "page_size")

@@ -1,0 +1,399 @@
+"""The service layer through bootstrap, on an SQLite file, with fake channels: who gets a notice for each
+event, exactly once; the dispatch round (emergencies first, retries, dead letters); a survivor only
+safely; withdrawal and erasure; and each caller's own feed."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from notifications.adapters.directory_file import load_directory_file
+from notifications.adapters.tables import deliveries, notices
+from notifications.bootstrap import bootstrap
+from notifications.config import MIGRATIONS, Settings
+from notifications.domain import commands
+from notifications.domain.events import NotificationFailed
+from notifications.domain.messages import (
+    BedOutcome,
+    BedUpdate,
+    Channel,
+    EmergencyCase,
+    Escalation,
+    Language,
+    Links,
+    NewReferral,
+    OutboundMessage,
+    ReferralStatus,
+    StatusChange,
+    Urgency,
+)
+from notifications.domain.notices import ContactRefused, FeedCursor, Notice, SurvivorContact
+from notifications.domain.retry import DeliveryResult, RetryPolicy
+from notifications.domain.safe_contact import ContactWindow
+from notifications.service_layer.handlers import Policy
+from refnet_platform.bus import MessageBus
+from refnet_platform.db import make_engine, migrate, outbox
+from refnet_platform.errors import InvalidArgument, PermissionDenied
+from refnet_platform.vocabulary import ServiceType
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=HCM)
+NIGHT = datetime(2026, 3, 2, 23, 30, tzinfo=HCM)
+LINKS = Links("https://partners.refnet.test", "https://console.refnet.test")
+CASE, REFERRAL, OTHER = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+DIRECTORY = {
+    "providers": [
+        {"provider_id": "clinic", "sector": "health", "province_code": "22",
+         "duty_contact": {"email": "duty@clinic.test", "phone": "0901000001", "language": "vi"}},
+        {"provider_id": "legal", "sector": "legal_aid", "province_code": "22",
+         "duty_contact": {"email": "desk@legal.test", "language": "en"}},
+    ],
+    "supervisors": [{"province_code": "22", "supervisor_ids": ["sup-22"],
+                     "duty_contact": {"email": "sup@province22.test", "language": "vi"}}],
+    "case_workers": [{"case_worker_id": "cw-1", "province_code": "22",
+                      "contact": {"email": "cw1@swc.test", "language": "en"}}],
+}
+
+
+@dataclass
+class FakeChannel:
+    channel: Channel
+    results: list[DeliveryResult] = field(default_factory=list)
+    sent: list[OutboundMessage] = field(default_factory=list)
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        self.sent.append(message)
+        if self.results:
+            return self.results.pop(0) if len(self.results) > 1 else self.results[0]
+        return DeliveryResult.sent(provider_ref="ok")
+
+
+@dataclass
+class FakeContacts:
+    contact: SurvivorContact | None = None
+    refusal: str = ""
+    reads: list[tuple[str, str]] = field(default_factory=list)
+
+    def read(self, case_id: str, referral_id: str, service_type: ServiceType | None, sector: str) -> SurvivorContact:
+        self.reads.append((case_id, sector))
+        if self.refusal:
+            raise ContactRefused(self.refusal)
+        assert self.contact is not None
+        return self.contact
+
+
+@dataclass
+class FakeSink:
+    letters: list[NotificationFailed] = field(default_factory=list)
+
+    def publish(self, letters: Any) -> None:
+        self.letters.extend(letters)
+
+
+@dataclass
+class World:
+    bus: MessageBus
+    engine: Engine
+    email: FakeChannel
+    sms: FakeChannel
+    contacts: FakeContacts
+    sink: FakeSink
+    clock: list[datetime]
+
+    def dispatch(self, at: datetime | None = None) -> dict[str, int]:
+        return self.bus.handle(commands.DispatchDue(now=at or self.clock[0]))  # type: ignore[no-any-return]
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            query = select(notices, deliveries.c.lane, deliveries.c.role, deliveries.c.kind, deliveries.c.attempts,
+                           deliveries.c.next_attempt_at, deliveries.c.detail, deliveries.c.address,
+                           deliveries.c.language).join(deliveries, deliveries.c.notice_id == notices.c.notice_id)
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def outbox_types(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r.event_type for r in conn.execute(select(outbox.c.event_type).order_by(outbox.c.id))]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}")
+    engine = make_engine(settings.database[0])
+    migrate(engine, MIGRATIONS)
+    clock = [NOON]
+    policy = Policy(LINKS, (ContactWindow.parse("08:00-20:00"),), Language.VI,
+                    retry={Channel.SMS: RetryPolicy(1.0, 4.0, 3)}, clock=lambda: clock[0],
+                    jitter=random.Random(7))
+    email, sms = FakeChannel(Channel.EMAIL), FakeChannel(Channel.SMS)
+    contacts, sink = FakeContacts(), FakeSink()
+    bus = bootstrap(settings, engine, policy=policy, adapters={Channel.EMAIL: email, Channel.SMS: sms},
+                    contacts=contacts, dead_letters=sink)
+    directory = tmp_path / "directory.json"
+    directory.write_text(json.dumps(DIRECTORY))
+    bus.handle(load_directory_file(directory))
+    yield World(bus, engine, email, sms, contacts, sink, clock)
+    engine.dispose()
+
+
+def new_referral(provider: str = "clinic", urgency: Urgency = Urgency.ROUTINE, event_id: str = "ev-new",
+                 referral_id: str = REFERRAL, service: ServiceType = ServiceType.MEDICAL) -> commands.Notify:
+    return commands.Notify(NewReferral(event_id, referral_id, CASE, service, provider, "22", urgency, "cw-1"))
+
+
+def accepted(event_id: str = "ev-acc") -> commands.Notify:
+    return commands.Notify(StatusChange(event_id, REFERRAL, CASE, "clinic", "22", ReferralStatus.REQUESTED,
+                                        ReferralStatus.ACCEPTED, "", "cw-1", ServiceType.MEDICAL))
+
+
+# --- who is told, exactly once -----------------------------------------------------------------
+
+
+def test_a_new_referral_tells_the_providers_duty_contact_on_every_configured_channel(world: World) -> None:
+    world.bus.handle(new_referral())
+    got = {(r["recipient_id"], r["channel"], r["address"]) for r in world.rows()}
+    assert got == {("clinic", "in_app", "clinic"), ("clinic", "email", "duty@clinic.test"),
+                   ("clinic", "sms", "0901000001")}
+    assert all(r["status"] == "pending" and r["language"] == "vi" for r in world.rows())
+
+
+def test_each_event_type_reaches_its_recipients_in_their_language(world: World) -> None:
+    world.bus.handle(new_referral())
+    world.bus.handle(new_referral("legal", event_id="ev-new-2", referral_id=OTHER, service=ServiceType.LEGAL_AID))
+    world.bus.handle(commands.Notify(StatusChange("ev-exp", OTHER, CASE, "legal", "22", ReferralStatus.REQUESTED,
+                                                  ReferralStatus.EXPIRED, "not_accepted_in_time", "cw-1")))
+    world.bus.handle(commands.Notify(Escalation("ev-esc", OTHER, CASE, "22", ServiceType.LEGAL_AID, "legal",
+                                                "not_accepted_in_time", "accept")))
+    # A bed event names no case worker and no urgency: both come from the referral it is about.
+    world.bus.handle(commands.Notify(BedUpdate("ev-bed", BedOutcome.RESERVED, REFERRAL, CASE, "spc", "22")))
+    world.bus.handle(commands.NoteCase(str(uuid.uuid4()), "22", "cw-1", frozenset(),
+                                       EmergencyCase("ev-case", str(uuid.uuid4()), "22", "cw-1", 2)))
+    told = {(r["source_event_id"], r["role"], r["recipient_id"], r["kind"], r["language"])
+            for r in world.rows() if r["channel"] == "email"}
+    assert told == {
+        ("ev-new", "provider", "clinic", "referral_new", "vi"),
+        ("ev-new-2", "provider", "legal", "referral_new", "en"),
+        ("ev-exp", "case_worker", "cw-1", "referral_status", "en"),
+        ("ev-exp", "provider", "legal", "referral_cancelled", "en"),
+        ("ev-esc", "supervisor", "22", "sla_breached", "vi"),
+        ("ev-bed", "case_worker", "cw-1", "bed_reserved", "en"),
+        ("ev-case", "supervisor", "22", "case_emergency", "vi"),
+    }
+    subjects = {r["source_event_id"]: r["subject"] for r in world.rows() if r["channel"] == "email"}
+    assert subjects["ev-new-2"].startswith("New referral RF-")
+    assert subjects["ev-new"].startswith("Chuyển gửi mới RF-")
+
+
+def test_someone_the_directory_does_not_know_still_gets_the_in_app_feed(world: World) -> None:
+    world.bus.handle(new_referral(provider="unknown-agency"))
+    assert {(r["recipient_id"], r["channel"]) for r in world.rows()} == {("unknown-agency", "in_app")}
+
+
+def test_a_redelivered_event_records_nothing_new(world: World) -> None:
+    first = world.bus.handle(new_referral())
+    again = world.bus.handle(new_referral())
+    assert len(first) == 3 and again == []
+    assert len(world.rows()) == 3
+
+
+# --- the dispatch round ------------------------------------------------------------------------
+
+
+def test_emergencies_are_sent_before_anything_else(world: World) -> None:
+    for i in range(3):
+        world.bus.handle(new_referral(event_id=f"ev-r{i}", referral_id=str(uuid.uuid4())))
+    world.bus.handle(new_referral(urgency=Urgency.EMERGENCY, event_id="ev-e", referral_id=str(uuid.uuid4())))
+    counts = world.dispatch()
+    assert counts == {"sent": 8, "delivered": 4}
+    assert world.email.sent[0].event_id == "ev-e" and world.sms.sent[0].event_id == "ev-e"
+    assert [m.event_id for m in world.email.sent[1:]] == ["ev-r0", "ev-r1", "ev-r2"]
+    types = world.outbox_types()
+    assert types.count("refnet.notifications.v1.NotificationSent") == 12
+    assert types.count("refnet.notifications.v1.NotificationDelivered") == 4  # the in-app feed confirms
+    assert world.dispatch() == {}  # nothing is sent twice
+
+
+def test_a_transient_failure_is_retried_after_a_backoff_then_dead_lettered(world: World) -> None:
+    world.sms.results = [DeliveryResult.transient("http 503")]
+    world.bus.handle(new_referral())
+    world.dispatch()
+    (row,) = [r for r in world.rows() if r["channel"] == "sms"]
+    retry_at = row["next_attempt_at"].replace(tzinfo=UTC)
+    assert (row["status"], row["attempts"], row["detail"]) == ("pending", 1, "http 503")
+    assert NOON < retry_at <= NOON + timedelta(seconds=1)  # full jitter under the policy's first ceiling
+    assert world.dispatch(retry_at - timedelta(milliseconds=1)) == {}  # not before it is due
+    world.dispatch(retry_at)
+    world.dispatch(NOON + timedelta(minutes=5))
+    (row,) = [r for r in world.rows() if r["channel"] == "sms"]
+    assert (row["status"], row["attempts"]) == ("failed", 3)
+    assert len(world.sms.sent) == 3
+    (letter,) = world.sink.letters
+    assert (letter.reason, letter.detail, letter.attempts, letter.notice.channel) == (
+        "retries_exhausted", "http 503", 3, "sms")
+    assert world.outbox_types().count("refnet.notifications.v1.NotificationFailed") == 1
+    world.dispatch(NOON + timedelta(minutes=10))
+    assert len(world.sink.letters) == 1  # published once
+
+
+def test_a_permanent_failure_is_dead_lettered_at_once(world: World) -> None:
+    world.email.results = [DeliveryResult.permanent("smtp 550 5.1.1")]
+    world.bus.handle(new_referral())
+    world.dispatch()
+    assert [(f.reason, f.detail, f.attempts) for f in world.sink.letters] == [
+        ("permanent_failure", "smtp 550 5.1.1", 1)]
+
+
+def test_a_claimed_delivery_is_left_alone_until_its_lease_ends(world: World) -> None:
+    world.bus.handle(new_referral(provider="legal"))
+    with world.engine.begin() as conn:  # as if a round had claimed it and died mid-send
+        conn.execute(deliveries.update().values(lease_until=(NOON + timedelta(seconds=60)).astimezone(UTC), attempts=1))
+    assert world.dispatch(NOON + timedelta(seconds=30)) == {}
+    assert world.dispatch(NOON + timedelta(seconds=61)) == {"sent": 1, "delivered": 1}
+    assert {r["attempts"] for r in world.rows()} == {2}
+
+
+# --- a survivor, only safely -------------------------------------------------------------------
+
+
+def consenting(world: World, services: frozenset[ServiceType] = frozenset({ServiceType.MEDICAL})) -> None:
+    world.bus.handle(commands.NoteCase(CASE, "22", "cw-1", services))
+
+
+def survivor_row(world: World) -> dict[str, Any]:
+    (row,) = [r for r in world.rows() if r["role"] == "survivor"]
+    return row
+
+
+def test_an_accepted_referral_tells_her_only_where_her_consent_covers_it(world: World) -> None:
+    consenting(world, frozenset({ServiceType.LEGAL_AID}))
+    world.bus.handle(accepted())
+    assert [r for r in world.rows() if r["role"] == "survivor"] == []
+    world.bus.handle(commands.NoteConsent(CASE, ServiceType.MEDICAL))
+    world.bus.handle(accepted("ev-acc-2"))
+    row = survivor_row(world)
+    assert (row["channel"], row["address"], row["recipient_id"]) == ("survivor", "", CASE)  # no number stored
+
+
+def test_quiet_hours_defer_her_notice_to_the_window_and_it_goes_only_to_her_safe_number(world: World) -> None:
+    consenting(world)
+    world.clock[0] = NIGHT
+    world.bus.handle(accepted())
+    opens = datetime(2026, 3, 3, 8, 0, tzinfo=HCM)
+    row = survivor_row(world)
+    assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC)) == ("deferred", opens)
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("name", "phone", "safe_contact"))
+    world.dispatch(NIGHT + timedelta(hours=2))
+    assert world.sms.sent == [] or all(m.role != "survivor" for m in world.sms.sent)
+    world.dispatch(opens)
+    (sent,) = [m for m in world.sms.sent if m.role == "survivor"]
+    assert sent.address == "0922 222 222"
+    assert sent.body == "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
+    assert world.contacts.reads == [(CASE, "health")]  # her consent checked for the provider's sector
+    assert (survivor_row(world)["status"], survivor_row(world)["address"]) == ("sent", "")
+
+
+def test_a_number_not_marked_safe_is_never_used(world: World) -> None:
+    consenting(world)
+    world.bus.handle(accepted())
+    world.contacts.contact = SurvivorContact("0911 111 111", False, ("name", "phone"))
+    world.dispatch()
+    assert all(m.role != "survivor" for m in world.sms.sent)
+    assert (survivor_row(world)["status"], survivor_row(world)["detail"]) == ("cancelled", "no_safe_contact_point")
+
+
+def test_intake_refusing_her_contact_withholds_the_notice(world: World) -> None:
+    consenting(world)
+    world.bus.handle(accepted())
+    world.contacts.refusal = "consent_withdrawn_or_case_closed"
+    world.dispatch()
+    assert (survivor_row(world)["status"], survivor_row(world)["detail"]) == (
+        "cancelled", "consent_withdrawn_or_case_closed")
+
+
+def test_withdrawing_consent_stops_her_pending_notices_but_not_staff_ones(world: World) -> None:
+    consenting(world)
+    world.clock[0] = NIGHT
+    world.bus.handle(accepted())
+    assert world.bus.handle(commands.WithdrawConsent(CASE, ServiceType.MEDICAL)) == 1
+    assert survivor_row(world)["status"] == "cancelled"
+    assert {r["status"] for r in world.rows() if r["role"] != "survivor"} == {"pending"}
+    world.bus.handle(accepted("ev-acc-2"))  # consent is gone: no new notice for her
+    assert len([r for r in world.rows() if r["role"] == "survivor"]) == 1
+
+
+def test_erasing_the_case_drops_her_notices_and_the_text_of_finished_ones(world: World) -> None:
+    consenting(world)
+    world.bus.handle(new_referral())
+    world.dispatch()
+    world.clock[0] = NIGHT
+    world.bus.handle(accepted())
+    world.bus.handle(commands.EraseCase(CASE))
+    rows = world.rows()
+    assert survivor_row(world)["status"] == "cancelled"
+    assert all(r["subject"] == "" and r["body"] == "" for r in rows if r["status"] not in ("pending", "deferred"))
+    assert any(r["body"] for r in rows if r["status"] == "pending")  # staff still to be told
+
+
+# --- each caller its own feed ------------------------------------------------------------------
+
+
+def feed(world: World, subject: str, role: str, recipient: str = "", **kw: Any) -> list[Notice]:
+    found, _ = world.bus.handle(commands.ListNotices(commands.Reader(subject, role), recipient, **kw))
+    return found  # type: ignore[no-any-return]
+
+
+def test_a_caller_sees_only_its_own_feed(world: World) -> None:
+    world.bus.handle(new_referral())
+    world.bus.handle(commands.Notify(Escalation("ev-esc", REFERRAL, CASE, "22", ServiceType.MEDICAL, "clinic",
+                                                "not_accepted_in_time", "accept")))
+    world.bus.handle(commands.Notify(StatusChange("ev-st", REFERRAL, CASE, "clinic", "22", ReferralStatus.REQUESTED,
+                                                  ReferralStatus.ACCEPTED, "", "cw-1", ServiceType.MEDICAL)))
+    assert feed(world, "clinic", "agency") == []  # not in the feed before its in-app delivery is made
+    world.dispatch()
+    assert [n.kind for n in feed(world, "clinic", "agency", "clinic")] == ["referral_new"]
+    assert [n.kind for n in feed(world, "cw-1", "operator")] == ["referral_status"]
+    assert [n.kind for n in feed(world, "sup-22", "supervisor", "22")] == ["sla_breached"]
+    assert feed(world, "legal", "agency") == []
+    for subject, role, asked in (("legal", "agency", "clinic"), ("cw-2", "operator", "cw-1"),
+                                 ("sup-22", "supervisor", "42"), ("sup-99", "supervisor", ""),
+                                 ("ops-1", "ops", ""), ("intake", "service", "")):
+        with pytest.raises(PermissionDenied):
+            feed(world, subject, role, asked)
+    with pytest.raises(InvalidArgument, match="page_size"):
+        feed(world, "clinic", "agency", page_size=501)
+
+
+def test_the_feed_pages_newest_first_and_resumes_after_a_sequence(world: World) -> None:
+    for i in range(5):
+        world.bus.handle(new_referral(event_id=f"ev-{i}", referral_id=str(uuid.uuid4())))
+    world.dispatch()
+    reader = commands.Reader("clinic", "agency")
+    page, next_before = world.bus.handle(commands.ListNotices(reader, page_size=3))
+    assert [n.sequence for n in page] == sorted((n.sequence for n in page), reverse=True) and next_before
+    older, done = world.bus.handle(commands.ListNotices(reader, page_size=3, before_sequence=next_before))
+    assert len(older) == 2 and done == 0
+    _, end = world.bus.handle(commands.NoticesAfter(reader, after_sequence=None))
+    assert end == page[0].sequence
+    after, _ = world.bus.handle(commands.NoticesAfter(reader, after_sequence=older[0].sequence))
+    assert [n.sequence for n in after] == sorted(n.sequence for n in page)
+
+
+def test_the_watch_cursor_sends_each_notice_once_and_catches_a_late_commit() -> None:
+    def n(seq: int) -> Notice:
+        return Notice(str(seq), "e", "referral_new", "provider", "p", "in_app", "s", "b", "r", "c", "22", "routine",
+                      "delivered", NOON, seq)
+
+    cursor = FeedCursor(after=10, settle_s=5)
+    assert [x.sequence for x in cursor.take([n(11), n(13)], now=0)] == [11, 13]
+    assert cursor.take([n(11), n(13)], now=1) == []
+    assert [x.sequence for x in cursor.take([n(11), n(12), n(13)], now=2)] == [12]  # 12 committed after 13
+    assert cursor.take([n(11), n(12), n(13)], now=7) == [] and cursor.low == 13

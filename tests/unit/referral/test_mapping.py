@@ -1,0 +1,74 @@
+"""The one protobuf <-> domain mapping: what each consumed event becomes, and where each event goes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from referral.adapters import proto_mapping
+from referral.domain import commands, events
+from referral.domain.model import Referral, Status, Survivor
+from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import events_pb2 as intake_events
+from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
+
+AT = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+
+
+def stamp(value: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def test_a_registered_case_keeps_each_need_s_consent_and_the_child_deadline() -> None:
+    message = intake_events.CaseRegistered(
+        case_id="c1", province_code="22", commune_code="06673", is_child=True, sex=t.SEX_FEMALE,
+        risk_level=t.RISK_LEVEL_HIGH, emergency=True, case_worker_id="w1", child_protection_deadline=stamp(AT),
+        needs=[intake_events.NeedRef(need_id="n1", service_type=t.SERVICE_TYPE_SHELTER, consented=True,
+                                     consent_id="k1", recipient_sectors=["shelter"], consent_expires_at=stamp(AT)),
+               intake_events.NeedRef(need_id="n2", service_type=t.SERVICE_TYPE_LEGAL_AID),
+               intake_events.NeedRef(need_id="n3")])  # an unknown service is never routed
+    command = proto_mapping.command_for(message)
+    assert command == commands.RouteCase(
+        "c1", "22", "06673", [commands.NeedToRoute("n1", ServiceType.SHELTER, True, "k1", frozenset({"shelter"}), AT),
+                              commands.NeedToRoute("n2", ServiceType.LEGAL_AID, False)],
+        RiskLevel.HIGH, True, "w1", Survivor(is_child=True, sex=Sex.FEMALE), child_deadline=AT)
+
+
+def test_every_other_consumed_event() -> None:
+    assert proto_mapping.command_for(intake_events.ConsentWithdrawn(
+        case_id="c1", need_id="n1", service_type=t.SERVICE_TYPE_SHELTER, consent_id="k1")) == \
+        commands.WithdrawConsent("c1", "n1", ServiceType.SHELTER, "k1")
+    assert proto_mapping.command_for(intake_events.ConsentGiven(
+        case_id="c1", need_id="n1", service_type=t.SERVICE_TYPE_POLICE_PROTECTION, recipient_sectors=["police"],
+        consent_id="k2")) == commands.GiveConsent("c1", "n1", ServiceType.POLICE_PROTECTION, frozenset({"police"}),
+                                                  None, "k2")
+    assert proto_mapping.command_for(intake_events.RiskUpdated(case_id="c1")) == \
+        commands.UpdateRisk("c1", RiskLevel.MEDIUM, False, None)  # unspecified risk: treated as medium
+    assert proto_mapping.command_for(intake_events.CaseErased(case_id="c1")) == commands.EraseCase("c1")
+    assert proto_mapping.command_for(shelter_events.CapacityChanged(
+        shelter_id="s1", capacity=6, reserved=2, occupied=1)) == commands.RecordCapacity("s1", "", 6, 2, 1)
+    assert proto_mapping.command_for(shelter_events.BedReservationRejected(
+        referral_id="r1", shelter_id="s1", reason="no_capacity")) == commands.RecordBedRejected("r1", "s1",
+                                                                                                "no_capacity")
+    assert proto_mapping.command_for(intake_events.CallLogged(call_id="x")) is None
+
+
+def referral(emergency: bool) -> Referral:
+    return Referral("r1", "c1", "n1", ServiceType.SHELTER, "qn-shelter-spc", "22", Status.REQUESTED, emergency,
+                    RiskLevel.HIGH, "w1", AT, shelter_id="qn-spc", updated_at=AT)
+
+
+def test_referral_events_by_province_emergencies_on_the_urgent_lane_bed_commands_by_shelter() -> None:
+    normal = proto_mapping.event_to_record(events.ReferralRequested(referral(False)))
+    urgent = proto_mapping.event_to_record(events.ReferralStatusChanged(referral(True), Status.REQUESTED))
+    bed = proto_mapping.event_to_record(events.BedRequested(referral(True), AT, TargetGroup.WOMEN_WITH_CHILDREN))
+    release = proto_mapping.event_to_record(events.BedReleaseRequested(referral(False), "consent_withdrawn"))
+    assert [(r.topic, r.key) for r in (normal, urgent, bed, release)] == [
+        ("referral.referrals.v1", "22"), ("referral.referrals-urgent.v1", "22"),
+        ("shelter.bed-commands.v1", "qn-spc"), ("shelter.bed-commands.v1", "qn-spc")]
+    assert bed.message.target_group == t.TARGET_GROUP_WOMEN_WITH_CHILDREN and bed.message.emergency
+    assert release.message.reason == "consent_withdrawn"

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
-PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral services/shelter services/notifications
+PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral services/shelter services/notifications services/ops
 STAMP := $(VENV)/.installed
 TEST_FLAGS ?=
 

@@ -58,6 +58,7 @@ class Call:
     index: int
     due: float
     sent_at: float  # wall clock, to compare with event timestamps
+    late_ms: float = 0.0  # how far behind schedule the sender was: the load generator's own delay
     latency_ms: float | None = None
     case_id: str = ""
     error: str = ""
@@ -108,7 +109,7 @@ async def closed_loop(send: Send, total: int, concurrency: int,
 def register_sender(stub: intake_grpc.IntakeServiceStub, make: Callable[[int], intake_pb.RegisterCaseRequest],
                     timeout_s: float = 10) -> Send:
     async def send(i: int, due: float) -> Call:
-        call = Call(i, due, time.time())
+        call = Call(i, due, time.time(), (asyncio.get_running_loop().time() - due) * 1000)
         try:
             reply = await stub.RegisterCase(make(i), timeout=timeout_s)
             call.case_id = reply.case.case_id
@@ -123,7 +124,7 @@ def register_sender(stub: intake_grpc.IntakeServiceStub, make: Callable[[int], i
 def health_sender(stub: health_pb2_grpc.HealthStub, timeout_s: float = 10) -> Send:
     """The gRPC floor: Health/Check on the same api over the same mTLS connection (no handler, no DB)."""
     async def send(i: int, due: float) -> Call:
-        call = Call(i, due, time.time())
+        call = Call(i, due, time.time(), (asyncio.get_running_loop().time() - due) * 1000)
         try:
             await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
             call.latency_ms = (asyncio.get_running_loop().time() - due) * 1000

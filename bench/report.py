@@ -34,8 +34,10 @@ def phase_at(results: Result, rate: float) -> Result | None:
 
 
 def max_sustained_rate(results: Result) -> float | None:
-    rates = [p["rate"] for p in results.get("phases", []) if _get(p, "refnet", "sustained")]
-    return max(rates) if rates else None
+    """The highest rate kept up with; 0 when none was, None when no rate was measured."""
+    phases = results.get("phases", [])
+    rates = [p["rate"] for p in phases if _get(p, "refnet", "sustained")]
+    return max(rates) if rates else (0 if phases else None)
 
 
 def targets(results: Result) -> list[Result]:
@@ -104,13 +106,19 @@ def render(results: Result) -> str:
     """The whole report as text: per-rate figures, floor and backlog, then the targets."""
     m, c = results.get("machine", {}), results.get("config", {})
     out = [
-        f"refnet bench {results.get('started_at', '')}: {results.get('database', '?')}, {m.get('cpus', '?')} CPUs, "
-        f"load average {_fmt(m.get('load_start'), 2)} at start, {_fmt(m.get('load_end'), 2)} at end",
+        f"refnet bench {results.get('started_at', '')} at {m.get('commit', '?')}: {results.get('database', '?')}, "
+        f"{m.get('cpus', '?')} CPUs, load average {_fmt(m.get('load_start'), 2)} at start, "
+        f"{_fmt(m.get('load_end'), 2)} at end",
         f"floor: {c.get('floor_hops', '?')} Kafka hops (see bench/floor.py); latencies in ms; "
         "notice = intake commit -> first provider notice; all-3 = every need's provider notified",
         "",
         render_table(PHASE_HEADERS, phase_rows(results)),
     ]
+    hops = [[p["rate"], name, h.get("p50"), h.get("p99")] for p in results.get("phases", [])
+            for name, h in (_get(p, "refnet", "hops_ms") or {}).items()]
+    if hops:
+        out += ["", "where the time goes (first referral's event time between the two):", "",
+                render_table(("rate/s", "from -> to", "p50", "p99"), hops)]
     sat, backlog = results.get("floor_saturation"), results.get("backlog")
     if sat:
         out += ["", f"floor saturated: {_fmt(sat.get('throughput_mps'), 0)} msg/s over {sat.get('messages')} messages"]
@@ -124,6 +132,8 @@ def render(results: Result) -> str:
             f"emergencies during the drain: {e.get('count', 0)}, commit -> first notice p50 {_fmt(e.get('p50'))} ms, "
             f"p99 {_fmt(e.get('p99'))} ms, max {_fmt(e.get('max'))} ms; backlog when sent: median "
             f"{_fmt(_get(backlog, 'backlog_at_send', 'p50'), 0)} cases",
+            "  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms"
+                                      for name, h in (backlog.get("emergency_hops_ms") or {}).items()),
         ]
     rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
             for t in targets(results)]
@@ -196,7 +206,8 @@ def render_svg(results: Result, width: int = 760, height: int = 420) -> str:
                      f'{escape(label)}</text>')
     emergency = _get(results, "backlog", "emergency_ms", "p99")
     if emergency:
-        parts.append(f'<text x="{width - right + 12}" y="{top + 10 + 18 * len(SERIES) + 8}">emergency p99 under '
-                     f'backlog: {emergency:.0f} ms</text>')
+        ly = top + 10 + 18 * len(SERIES) + 8
+        parts.append(f'<text x="{width - right + 12}" y="{ly}">emergency p99 under the</text>'
+                     f'<text x="{width - right + 12}" y="{ly + 14}">backlog: {emergency:.0f} ms</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -168,12 +169,15 @@ class Bench:
     def case_figures(self, calls: list[Call], cases: list[str], drained: bool) -> dict[str, Any]:
         timeline = self.tap.timeline
         expected = len(NEEDS)
-        notice, full, full_at = [], [], []
+        notice, full, full_at, to_referral, to_notice = [], [], [], [], []
         for c in cases:
-            committed, first, last = timeline.committed.get(c), timeline.first_notice(c), \
-                timeline.all_notices(c, expected)
+            committed, routed, first, last = timeline.committed.get(c), timeline.routed.get(c), \
+                timeline.first_notice(c), timeline.all_notices(c, expected)
             if committed and first:
                 notice.append((first - committed) * 1000)
+            if committed and routed and first:  # where the time goes: each service's share
+                to_referral.append((routed - committed) * 1000)
+                to_notice.append((first - routed) * 1000)
             if committed and last:
                 full.append((last - committed) * 1000)
                 full_at.append(last)
@@ -186,7 +190,10 @@ class Bench:
         return {
             "offered": len(calls), "registered": len(cases), "errors": errors,
             "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
+            "sender_late_ms": summarize([c.late_ms for c in calls]),
             "notice_ms": summarize(notice), "full_ms": summarize(full),
+            "hops_ms": {"intake commit -> referral": summarize(to_referral),
+                        "referral -> provider notice": summarize(to_notice)},
             "notified": len(notice), "fully_notified": len(full), "throughput_cps": rate(full_at),
             "drain_s": drain_s, "drained": drained,
             "sustained": bool(drained and not errors and drain_s is not None and drain_s <= self.args.slack),
@@ -206,9 +213,12 @@ class Bench:
         network, timeline, n = self.stack.network, self.tap.timeline, self.args.backlog
         await asyncio.to_thread(network.stop_process, "referral-worker")
         progress(f"backlog: referral worker stopped; registering {n} cases as fast as intake answers")
+        def tick(done: int) -> None:
+            if done % 1000 == 0:
+                progress(f"backlog: {done}/{n} registered")
+
         started = time.monotonic()
-        calls = await closed_loop(self._register(), n, self.args.concurrency,
-                                  lambda k: k % 1000 == 0 and progress(f"backlog: {k}/{n} registered"))
+        calls = await closed_loop(self._register(), n, self.args.concurrency, tick)
         register_s = time.monotonic() - started
         cases = [c.case_id for c in calls if c.case_id]
         await wait_for(lambda: all(c in timeline.committed for c in cases), self.args.drain_timeout,
@@ -238,14 +248,13 @@ class Bench:
                                  min(self.args.backlog_timeout, self.clock.left()),
                                  lambda: f"{timeline.notified(cases)}/{len(cases)} notified", "backlog")
         firsts = [t for c in cases if (t := timeline.first_notice(c))]
-        latency = [(timeline.first_notice(c) - timeline.committed[c]) * 1000  # type: ignore[operator]
-                   for c in urgent if timeline.first_notice(c) and c in timeline.committed]
+        figures = self.case_figures(emergencies, urgent, drained)
         return {
             "cases": len(cases), "register_rate": len(calls) / register_s if register_s else None,
             "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
             "drain_rate_cps": rate(firsts), "drain_s": max(firsts) - resumed if drained and firsts else None,
-            "drained": drained, "emergencies": len(urgent), "emergency_ms": summarize(latency),
-            "emergency_register_ms": summarize([c.latency_ms for c in emergencies if c.latency_ms is not None]),
+            "drained": drained, "emergencies": len(urgent), "emergency_ms": figures["notice_ms"],
+            "emergency_hops_ms": figures["hops_ms"], "emergency_register_ms": figures["register_ms"],
             "backlog_at_send": summarize(left_at_send),
         }
 
@@ -261,6 +270,10 @@ class Bench:
                      "grpc_floor": await self.grpc_floor_phase(r, min(d, 5)),
                      "refnet": await self.refnet_phase(r, d)}
             results["phases"].append(phase)
+            late = phase["refnet"]["sender_late_ms"]["p99"] or 0
+            if late > 10:
+                results["notes"].append(f"at {r:g}/s the load generator itself ran {late:.0f} ms late (p99): "
+                                        "RegisterCase latency counts from when a call was due, so it includes that")
             print(report.render_table(report.PHASE_HEADERS, report.phase_rows({"phases": [phase]})),
                   file=sys.stderr, flush=True)
         if self.args.floor_saturation and self.clock.left() > 30:
@@ -280,6 +293,15 @@ async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any])
                 aio_channel(stack.network, "intake", OPERATOR, "operator") as channel:
             await Bench(stack, args, tap, floor, intake_grpc.IntakeServiceStub(channel),
                         health_pb2_grpc.HealthStub(channel)).run(results)
+
+
+def _commit() -> str:
+    """The checkout measured: its commit, "+dirty" when it has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS_DIR.parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no")
+                                                   else "")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -311,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"), "database": "PostgreSQL" if args.postgres else "SQLite",
-        "machine": {"cpus": os.cpu_count(), "load_start": os.getloadavg()[0]},
+        "machine": {"cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "commit": _commit()},
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "phases": [], "notes": [],
     }

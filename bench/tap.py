@@ -1,6 +1,6 @@
-"""Reads the event topics as they fill and keeps, per case, when intake committed it and when each provider
-was notified: the times are the events' own envelope `time`, stamped by the services when they commit,
-so how quickly this reader keeps up does not change a figure."""
+"""Reads the event topics as they fill and keeps, per case, when intake committed it, when referral first
+routed it and when each provider was notified. The times are the events' own envelope `time`, stamped by
+the services as they commit, so how quickly this reader keeps up does not change a figure."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from bench.floor import FLOOR_PARTITIONS
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1.events_pb2 import CaseRegistered
 from refnet.notifications.v1.events_pb2 import NotificationSent
+from refnet.referral.v1.events_pb2 import ReferralRequested
 from refnet_platform.topics import topic
 
 CASE_TOPICS = ("intake.cases.v1", "intake.cases-urgent.v1")
+REFERRAL_TOPICS = ("referral.referrals.v1", "referral.referrals-urgent.v1")
 NOTICE_TOPIC = "notifications.deliveries.v1"
 
 
@@ -26,6 +28,7 @@ class Timeline:
     """What the topics said: commit time of each case and the times of its provider notices (seconds)."""
 
     committed: dict[str, float] = field(default_factory=dict)
+    routed: dict[str, float] = field(default_factory=dict)  # the case's first ReferralRequested
     emergency: set[str] = field(default_factory=set)
     notices: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     floor: dict[int, tuple[float, float]] = field(default_factory=dict)
@@ -55,7 +58,7 @@ class Tap:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Tap:
-        names = [*CASE_TOPICS, NOTICE_TOPIC]
+        names = [*CASE_TOPICS, *REFERRAL_TOPICS, NOTICE_TOPIC]
         partitions = [TopicPartition(name, p) for name in names for p in range(topic(name).partitions)]
         if self.floor_topic:
             partitions += [TopicPartition(self.floor_topic, p) for p in range(FLOOR_PARTITIONS)]
@@ -95,6 +98,10 @@ class Tap:
             self.timeline.committed[case.case_id] = at
             if case.emergency:
                 self.timeline.emergency.add(case.case_id)
+        elif envelope.type == ReferralRequested.DESCRIPTOR.full_name:
+            referral = ReferralRequested()
+            envelope.data.Unpack(referral)
+            self.timeline.routed[referral.case_id] = min(at, self.timeline.routed.get(referral.case_id, at))
         elif envelope.type == NotificationSent.DESCRIPTOR.full_name:
             notice = NotificationSent()
             envelope.data.Unpack(notice)

@@ -5,6 +5,7 @@ one case's hops across all four services. The refnet CLI and every process's /me
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -96,6 +97,7 @@ def poison(network: Network, kafka_broker: KafkaBroker) -> tuple[int, int]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    assert Path(CHROMIUM).exists(), "no chromium: run scripts/install_browser.sh (as root) first"
     with sync_playwright() as playwright:
         # Debian's chromium through its path: no browser build is ever downloaded.
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -111,6 +113,9 @@ def screenshot(page: Any, path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
     assert struct.unpack(">II", data[16:24]) == (VIEWPORT["width"], VIEWPORT["height"])
     assert len(data) > 20_000, f"{path.name} looks blank ({len(data)} bytes)"
+    if keep := os.environ.get("REFNET_SCREENSHOT_DIR"):  # to look at them after the run
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
 
 
 def test_the_console_shows_the_network_in_a_browser(network: Network, case_id: str, poison: tuple[int, int],
@@ -176,6 +181,18 @@ def test_the_console_shows_the_network_in_a_browser(network: Network, case_id: s
         assert page.locator("section.trace svg.waterfall rect").count() >= 4
         assert page.locator('section.trace tr[data-service="refnet-shelter"]').count() >= 1
         screenshot(page, tmp_path / "trace.png")
+
+        # The indicator report for the province: the case counted, a chart, a CSV to download.
+        page.goto(f"{network.console_url}/report?province=22")
+        cases = page.locator('#indicators tr[data-indicator="cases"][data-breakdown="total"] td.num')
+        assert int(cases.inner_text()) >= 1
+        police = page.locator('#indicators tr[data-indicator="referrals_made"][data-breakdown="police"] td.num')
+        assert int(police.inner_text()) >= 1
+        assert page.locator("section.charts svg rect").count() >= 5
+        with page.expect_download() as download:
+            page.click("#csv-link")
+        assert download.value.suggested_filename.startswith("refnet-report-22-")
+        screenshot(page, tmp_path / "report.png")
     finally:
         page.close()
 

@@ -297,10 +297,10 @@ def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_aler
     gateway = sms_gateway(503)
     env = {"sms_gateway_url": gateway.url, "sms_api_key": "k", "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap}
     dead_letters = KafkaDeadLetters(kafka_broker.bootstrap)
-    referral = str(uuid.uuid4())
+    referral, event_id = str(uuid.uuid4()), str(uuid.uuid4())  # the topics outlive the test: its own ids
     for service in start_service(tmp_path, database_url, env, dead_letters=dead_letters,
                                  retry={"sms": (2.0, 30.0, 4)}):
-        service.bus.handle(commands.Notify(NewReferral("ev-fail", referral, CASE, ServiceType.MEDICAL, "qn-hospital",
+        service.bus.handle(commands.Notify(NewReferral(event_id, referral, CASE, ServiceType.MEDICAL, "qn-hospital",
                                                        "22", Urgency.HIGH, "qn-worker-7")))
         moment = NOON
         for _ in range(4):  # the worker's clock moves on past each backoff; nobody waits
@@ -319,7 +319,7 @@ def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_aler
     letters = [DeadLetter.FromString(r.value) for r in records(kafka_broker.bootstrap, "notifications.dlq.v1")]
     (letter,) = [d for d in letters if notice_id in d.error]
     assert (letter.consumer, letter.attempts, letter.event_id, letter.original_topic) == (
-        "notifications-worker", 4, "ev-fail", "")
+        "notifications-worker", 4, event_id, "")
     assert letter.error.startswith("delivery retries_exhausted: http 503")
 
     alerts = []

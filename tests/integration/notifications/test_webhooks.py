@@ -61,7 +61,7 @@ async def test_a_signed_webhook_is_verified_and_delivered(webhook_receiver: Any,
     assert isinstance(step, Done) and step.result.outcome is Outcome.DELIVERED
     (request,) = webhook_receiver.accepted
     assert request.path == "/refnet/hooks"
-    assert request.headers[NOTICE_HEADER] == message.notice_id
+    assert request.headers[NOTICE_HEADER] == request.headers["Idempotency-Key"] == message.notice_id
     payload = request.json()
     assert payload["notice_id"] == message.notice_id
     assert payload["referral_id"] == REFERRAL and payload["ref"] == short_ref(REFERRAL)

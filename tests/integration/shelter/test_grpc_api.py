@@ -155,7 +155,8 @@ async def test_capacity_below_the_beds_in_use_is_failed_precondition(cluster: Cl
     request = pb.UpdateAvailabilityRequest(shelter_id=cluster.spc, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN)
     error = await rpc_error(staff.UpdateAvailability(request))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "capacity 0 is below the 1 women_with_children beds in use at qn-spc (1 held, 0 occupied)" in error.details()
+    assert f"capacity 0 is below the 1 women_with_children beds in use at {cluster.spc} (1 held, 0 occupied)" in (
+        error.details())
     request.target_group = t.TARGET_GROUP_UNSPECIFIED  # two pools: the group must be named
     error = await rpc_error(staff.UpdateAvailability(request))
     assert (error.code(), error.details().split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "target_group")

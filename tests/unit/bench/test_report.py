@@ -53,6 +53,7 @@ def _results(notice_p50: float = 20.0, notice_p99: float = 90.0, register_p99: f
             "grpc_floor": {"latency_ms": {"p99": 2.0}},
             "refnet": {"registered": int(rate_ * 10), "register_ms": {"p50": 5.0, "p99": register_p99},
                        "notice_ms": {"p50": notice_p50, "p99": notice_p99}, "full_ms": {"p99": 120.0},
+                       "hops_ms": {"intake commit -> referral": {"p50": 8.0, "p99": 40.0}},
                        "throughput_cps": rate_, "drain_s": 0.3, "sustained": sustained},
         }
 
@@ -93,6 +94,15 @@ def test_rendered_report_has_a_row_per_rate_and_flags_misses() -> None:
     assert sum(1 for line in lines if line.split() and line.split()[0] in {"5", "50", "200"}) == 3
     assert "MISSED" in text and "RegisterCase p99 at 50/s" in text
     assert "emergencies during the drain: 50" in text
+    assert any(line.split()[:2] == ["50", "intake"] for line in lines if line.strip())  # where the time goes
+
+
+def test_no_rate_kept_up_is_a_miss_not_a_gap() -> None:
+    results = _results(sustained_at_200=False)
+    for phase in results["phases"]:
+        phase["refnet"]["sustained"] = False
+    row = _by_name(report.targets(results))["sustained throughput (highest rate kept up with)"]
+    assert (row["value"], row["met"]) == (0, False)
 
 
 def test_table_aligns_numbers_right_and_words_left() -> None:

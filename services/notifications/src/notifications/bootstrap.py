@@ -36,14 +36,17 @@ def policy_from(settings: Settings) -> Policy:
         windows = tuple(ContactWindow.parse(w) for w in settings.survivor_windows.split(",") if w.strip())
     except ValueError as exc:
         raise SystemExit(f"notifications: NOTIFICATIONS_SURVIVOR_WINDOWS: {exc}") from None
-    return Policy(
-        links=Links(settings.partner_portal_url, settings.operator_console_url),
-        windows=windows,
-        survivor_language=Language.parse(settings.survivor_language),
-        retry={Channel(name): RetryPolicy(*values) for name, values in settings.retry.items()},
-        lease=timedelta(seconds=settings.delivery_lease_s),
-        batch=settings.dispatch_batch,
-    )
+    try:
+        retry = {Channel(name): RetryPolicy(*values) for name, values in settings.retry.items()}
+    except ValueError as exc:
+        raise SystemExit(f"notifications: NOTIFICATIONS_RETRY: {exc} (channels: email, sms, webhook, in_app; "
+                         "values: [base_s, cap_s, max_attempts])") from None
+    try:
+        links = Links(settings.partner_portal_url, settings.operator_console_url)
+    except ValueError as exc:
+        raise SystemExit(f"notifications: {exc}") from None
+    return Policy(links=links, windows=windows, survivor_language=Language.parse(settings.survivor_language),
+                  retry=retry, lease=timedelta(seconds=settings.delivery_lease_s), batch=settings.dispatch_batch)
 
 
 def webhook_secrets(settings: Settings) -> Callable[[OutboundMessage], list[bytes] | None]:

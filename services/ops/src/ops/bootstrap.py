@@ -49,6 +49,7 @@ def bootstrap(settings: Settings, engine: Engine, source: handlers.DeadLetterSou
         commands.GetTrace: partial(handlers.get_trace, uow=uow),
         commands.CollectDeadLetters: partial(handlers.collect_dead_letters, uow=uow, source=source),
         commands.ListDeadLetters: partial(handlers.list_dead_letters, uow=uow),
+        commands.PendingDeadLetters: partial(handlers.pending_dead_letters, uow=uow),
         commands.ReplayDeadLetter: partial(handlers.replay_dead_letter, uow=uow, replayer=replayer),
         commands.ListOverdue: partial(handlers.list_overdue, uow=uow, policy=policy),
         commands.ListEscalations: partial(handlers.list_escalations, uow=uow),

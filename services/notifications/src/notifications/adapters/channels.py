@@ -346,7 +346,8 @@ def webhook_body(message: OutboundMessage) -> bytes:
 class WebhookChannel:
     """POSTs the message's JSON payload to the partner's URL (message.address), signed with the
     partner's secret, which ``secret_for`` looks up (by message.recipient_id, typically). Each attempt
-    is signed afresh with the current time; partners dedupe on X-Refnet-Notice-Id."""
+    is signed afresh with the current time; partners dedupe on X-Refnet-Notice-Id (also sent as
+    Idempotency-Key)."""
 
     def __init__(
         self,
@@ -376,6 +377,7 @@ class WebhookChannel:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             NOTICE_HEADER: message.notice_id,
+            "Idempotency-Key": message.notice_id,
             **sign_webhook(secret, body, int(self.clock())),
         }
         return await _post_classified(

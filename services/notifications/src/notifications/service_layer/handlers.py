@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from notifications.adapters.channels import ChannelAdapter
+from notifications.adapters.proto_mapping import DELIVERIES_TOPIC
 from notifications.domain import commands
 from notifications.domain.events import NoticeRef, NotificationDelivered, NotificationFailed, NotificationSent
 from notifications.domain.messages import (
@@ -62,6 +63,7 @@ from notifications.domain.safe_contact import (
     stop_pending,
 )
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
+from refnet_platform import metrics
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.errors import InvalidArgument, PermissionDenied
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
@@ -240,24 +242,29 @@ def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, policy: Policy, out
     """One round: each channel's due deliveries in their own lane (a slow gateway holds up only its own),
     most urgent first, one at a time; each result recorded as soon as it is known. Then the dead letters
     not yet on the DLQ topic are published. Returns how many ended in each status."""
-    now = cmd.now or policy.clock()
     lanes = [str(channel) for channel in outlets.adapters]
     if outlets.survivor_reachable:
         lanes.append(SURVIVOR_LANE)
-    counts = asyncio.run(_Round(uow, policy, outlets, now, cmd.limit or policy.batch).run(lanes))
-    _publish_dead_letters(uow, outlets.dead_letters, now)
+    dispatch = _Round(uow, policy, outlets, cmd.now, cmd.limit or policy.batch)
+    counts = asyncio.run(dispatch.run(lanes))
+    _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
     return counts
 
 
 class _Round:
-    def __init__(self, uow: UowFactory, policy: Policy, outlets: Outlets, now: datetime, limit: int) -> None:
+    def __init__(self, uow: UowFactory, policy: Policy, outlets: Outlets, now: datetime | None, limit: int) -> None:
         self.uow = uow
         self.policy = policy
         self.outlets = outlets
-        self.now = now
+        self.fixed_now = now
         self.limit = limit
         self.deadline = time.monotonic() + policy.round_budget_s
         self.counts: Counter[str] = Counter()
+
+    def now(self) -> datetime:
+        """The command's moment when it names one (tests), else the clock at each step, so a lease always
+        runs from when its delivery was claimed."""
+        return self.fixed_now or self.policy.clock()
 
     async def run(self, lanes: Sequence[str]) -> dict[str, int]:
         await asyncio.gather(*(self.lane(lane) for lane in lanes))
@@ -274,8 +281,9 @@ class _Round:
             self.counts[recorded.status] += 1
 
     def claim(self, lane: str) -> Due | None:
+        now = self.now()
         with self.uow() as work:
-            due = work.notices.claim_next(lane, self.now, self.now + self.policy.lease)
+            due = work.notices.claim_next(lane, now, now + self.policy.lease)
             work.commit()
         return due
 
@@ -301,12 +309,14 @@ class _Round:
             if isinstance(judged, Defer | Withhold):
                 return after_survivor_decision(due, judged)
             if isinstance(judged, DeliveryResult):
-                return after_attempt(due, judged, policy_for(message.channel, self.policy.retry), self.now,
-                                     self.policy.jitter)
+                return self.after(due, message.channel, judged)
             message = judged.message  # her route, from her current record: used for this send only
         adapter = self.outlets.adapters.get(message.channel)
         result = await adapter.send(message) if adapter else DeliveryResult.permanent(f"{message.channel} is off")
-        return after_attempt(due, result, policy_for(message.channel, self.policy.retry), self.now, self.policy.jitter)
+        return self.after(due, message.channel, result)
+
+    def after(self, due: Due, channel: Channel, result: DeliveryResult) -> Recorded:
+        return after_attempt(due, result, policy_for(channel, self.policy.retry), self.now(), self.policy.jitter)
 
     def judge(self, due: Due) -> Send | Defer | Withhold | DeliveryResult:
         """Her notice against her record as intake has it now: send (and where), defer, or withhold."""
@@ -318,17 +328,22 @@ class _Round:
             return Withhold(refused.reason)
         except ContactUnavailable as unavailable:
             return DeliveryResult.transient(str(unavailable))
-        return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now)
+        return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
 
     def record(self, due: Due, recorded: Recorded) -> None:
-        notice_id = due.message.notice_id
+        notice_id, now = due.message.notice_id, self.now()
         with self.uow() as work:
-            work.notices.record(notice_id, recorded, self.now)
-            for event in _status_events(work.notices.ref(notice_id), recorded, self.now):
+            work.notices.record(notice_id, recorded, now)
+            for event in _status_events(work.notices.ref(notice_id), recorded, now):
                 work.emit(event)
                 if isinstance(event, NotificationFailed):
                     work.dead_letters.add(event)
             work.commit()
+        # The platform's retry and dead-letter counters, with the delivery lane as the type.
+        if recorded.status is Status.PENDING:
+            metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
+        elif recorded.status is Status.FAILED:
+            metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
         level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
         log.log(level, "delivery attempted", extra={"fields": {
             "notice_id": notice_id, "lane": due.lane, "attempt": due.attempt, "status": str(recorded.status),

@@ -64,7 +64,7 @@ def line_chart(series: dict[str, Sequence[float]], labels: Sequence[str], title:
 
 def bar_chart(bars: Sequence[tuple[str, float]], title: str, width: int = 560, unit: str = "") -> str:
     """Horizontal bars, one per label, the value written at the end of each."""
-    row_h, top, label_w = 20, 24, 190
+    row_h, top, label_w = 20, 24, 230
     height = top + row_h * max(len(bars), 1) + 8
     top_value = _nice_max(max((v for _, v in bars), default=0))
     plot_w = width - label_w - 50

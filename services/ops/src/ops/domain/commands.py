@@ -139,6 +139,11 @@ class ListDeadLetters:
 
 
 @dataclass(frozen=True)
+class PendingDeadLetters:
+    """How many letters each consumer has that nobody replayed yet."""
+
+
+@dataclass(frozen=True)
 class ReplayDeadLetter:
     letter_id: int
     actor: str

@@ -164,10 +164,7 @@ class OpsMetrics(Collector):
         yield late
         letters = GaugeMetricFamily("refnet_dead_letters_pending", "Dead letters not yet replayed",
                                     labels=["consumer"])
-        pending: dict[str, int] = {}
-        for view in self.bus.handle(commands.ListDeadLetters(include_replayed=False, limit=100_000)):
-            pending[view.consumer] = pending.get(view.consumer, 0) + 1
-        for consumer, n in pending.items():
+        for consumer, n in self.bus.handle(commands.PendingDeadLetters()).items():
             letters.add_metric([consumer], n)
         yield letters
 
@@ -294,12 +291,12 @@ class Console:
         beds = self.bus.handle(commands.BedsFree())
         beds_svg = charts.bar_chart([(self.names.get(p, p), float(n)) for p, n in sorted(beds.items())],
                                     "shelter beds free by province")
-        pending = [v for v in self.bus.handle(commands.ListDeadLetters(include_replayed=False, limit=100_000))]
+        pending = self.bus.handle(commands.PendingDeadLetters())
         overdue = self.bus.handle(commands.ListOverdue(province))
         return {
             "province": province, "service": service, "processes": views, "lag": lag, "lag_error": lag_error,
             "groups": groups, "throughput_svg": throughput_svg, "lag_svg": lag_svg, "beds_svg": beds_svg,
-            "provinces": provinces, "overdue_count": len(overdue), "dead_letters_pending": len(pending),
+            "provinces": provinces, "overdue_count": len(overdue), "dead_letters_pending": sum(pending.values()),
             "events_last_5_min": sum(n for series in flows.values() for _, n in series[-5:]),
             "services": sorted({v.service for v in self.scraper.views()}),
             "ready_count": sum(1 for v in views if v.state == "ready"),

@@ -178,6 +178,11 @@ def list_dead_letters(cmd: commands.ListDeadLetters, uow: UowFactory) -> list[De
         return work.letters.list(cmd.consumer, cmd.include_replayed, cmd.limit)
 
 
+def pending_dead_letters(cmd: commands.PendingDeadLetters, uow: UowFactory) -> dict[str, int]:
+    with uow() as work:
+        return work.letters.pending_by_consumer()
+
+
 def replay_dead_letter(cmd: commands.ReplayDeadLetter, uow: UowFactory, replayer: Replayer) -> dict[str, object]:
     """Re-publishes the original record, byte for byte, to its original topic, once. Its envelope id is
     unchanged, so a consumer that did handle it (the others on that topic) skips it through its inbox."""

@@ -170,7 +170,7 @@ def _leave(work: ReferralUnitOfWork, referral: Referral, status: Status, reason:
 def _escalate(work: ReferralUnitOfWork, policy: Policy, referral: Referral, reason: str, sla: str,
               now: datetime) -> None:
     """Expired: the province's supervisor is told and the need goes on to the next provider."""
-    deadline = referral.due_at
+    deadline = referral.due_at if sla else None
     _leave(work, referral, Status.EXPIRED, reason, now)
     _transition(work, referral, Status.ESCALATED, reason, now)
     rerouted = _reroute(work, policy, referral, now)

@@ -119,6 +119,12 @@ def render(results: Result) -> str:
     if hops:
         out += ["", "where the time goes (first referral's event time between the two):", "",
                 render_table(("rate/s", "from -> to", "p50", "p99"), hops)]
+    cpu = [(p["rate"], _get(p, "refnet", "cores_used")) for p in results.get("phases", [])]
+    if any(used for _, used in cpu):
+        out += ["", "CPU while each rate was offered and drained (cores; the machine has "
+                f"{m.get('cpus', '?')}; busiest first):"]
+        out += [f"  {r:g}/s: " + ", ".join(f"{name} {cores:.2f}" for name, cores in list(used.items())[:6])
+                for r, used in cpu if used]
     sat, backlog = results.get("floor_saturation"), results.get("backlog")
     if sat:
         out += ["", f"floor saturated: {_fmt(sat.get('throughput_mps'), 0)} msg/s over {sat.get('messages')} messages"]
@@ -132,9 +138,10 @@ def render(results: Result) -> str:
             f"emergencies during the drain: {e.get('count', 0)}, commit -> first notice p50 {_fmt(e.get('p50'))} ms, "
             f"p99 {_fmt(e.get('p99'))} ms, max {_fmt(e.get('max'))} ms; backlog when sent: median "
             f"{_fmt(_get(backlog, 'backlog_at_send', 'p50'), 0)} cases",
-            "  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms"
-                                      for name, h in (backlog.get("emergency_hops_ms") or {}).items()),
         ]
+        hops = backlog.get("emergency_hops_ms") or {}
+        if hops:
+            out.append("  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms" for name, h in hops.items()))
     rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
             for t in targets(results)]
     out += ["", render_table(("target", "measured", "issue 10", ""), rows)]

@@ -40,7 +40,7 @@ from bench.load import (
     register_sender,
 )
 from bench.stack import Stack, running
-from bench.stats import rate, summarize
+from bench.stats import cores_used, cpu_seconds, rate, summarize
 from bench.tap import Tap
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
@@ -154,6 +154,7 @@ class Bench:
             if started % max(1, round(rate_ * 2)) == 0:
                 progress(f"{label}: {started} sent, {done} answered, {len(timeline.committed)} committed in all")
 
+        cpu_before, started = cpu_seconds(self.stack.pids()), time.monotonic()
         calls = await open_loop(self._register(), rate_, duration_s, on_tick=tick)
         cases = [c.case_id for c in calls if c.case_id]
 
@@ -164,7 +165,8 @@ class Bench:
                                  lambda: f"{timeline.notified(cases)}/{len(cases)} notified, {fully()} fully", label)
         if not record:
             return {}
-        return self.case_figures(calls, cases, drained)
+        cpu = cores_used(cpu_before, cpu_seconds(self.stack.pids()), time.monotonic() - started)
+        return {**self.case_figures(calls, cases, drained), "cores_used": cpu}
 
     def case_figures(self, calls: list[Call], cases: list[str], drained: bool) -> dict[str, Any]:
         timeline = self.tap.timeline

@@ -4,6 +4,7 @@ optionally a PostgreSQL cluster instead of SQLite files. Everything started here
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,15 @@ class Stack:
     @property
     def database(self) -> str:
         return "PostgreSQL" if self.postgres else "SQLite"
+
+    def pids(self) -> dict[str, int]:
+        """Every process of the run by name, for CPU accounting: refnet's, the broker and this one."""
+        pids = {p.name: p.popen.pid for p in self.network.processes if p.popen.poll() is None}
+        if self.broker.pid:
+            pids["kafka"] = self.broker.pid
+        if self.postgres and self.postgres.pid:
+            pids["postgres"] = self.postgres.pid  # the postmaster only, not its backends
+        return {**pids, "bench": os.getpid()}
 
     def read_engine(self, service: str) -> Engine:
         """A reader of the service's own database (read-only on SQLite: it never takes the write lock)."""

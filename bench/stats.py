@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -42,3 +44,22 @@ def ratio(value: float | None, floor: float | None) -> float | None:
     if value is None or not floor:
         return None
     return value / floor
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far, from /proc; processes gone are left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return used
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Average cores each process kept busy between two cpu_seconds() readings, busiest first."""
+    busy = {name: (after[name] - before[name]) / seconds for name in after if name in before and seconds > 0}
+    return dict(sorted(busy.items(), key=lambda item: -item[1]))

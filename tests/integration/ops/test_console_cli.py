@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -214,3 +215,13 @@ def test_the_console_script_runs_and_says_when_the_console_is_unreachable() -> N
     done = subprocess.run([str(Path(sys.executable).parent / "refnet"), "--console",
                            f"http://127.0.0.1:{free_port()}", "status"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "cannot reach the ops console" in done.stderr
+
+
+def test_a_replay_posted_from_another_site_is_refused(console: dict[str, Any]) -> None:
+    published = len(console["replayer"].published)
+    request = urllib.request.Request(console["url"] + "/dlq/3/replay", method="POST", data=b"",
+                                     headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    assert len(console["replayer"].published) == published

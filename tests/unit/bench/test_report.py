@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench import report
-from bench.stats import percentile, rate, ratio, summarize
+from bench.stats import cores_used, cpu_seconds, percentile, rate, ratio, summarize
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
@@ -91,7 +92,7 @@ def test_targets_show_misses_and_what_was_not_measured() -> None:
 def test_rendered_report_has_a_row_per_rate_and_flags_misses() -> None:
     text = report.render(_results(register_p99=25.0))
     lines = text.splitlines()
-    assert sum(1 for line in lines if line.split() and line.split()[0] in {"5", "50", "200"}) == 3
+    assert sum(1 for line in lines if line.split()[:2] in (["5", "50"], ["50", "500"], ["200", "2000"])) == 3
     assert "MISSED" in text and "RegisterCase p99 at 50/s" in text
     assert "emergencies during the drain: 50" in text
     assert any(line.split()[:2] == ["50", "intake"] for line in lines if line.strip())  # where the time goes
@@ -125,3 +126,14 @@ def test_svg_is_well_formed_with_a_line_per_series() -> None:
 
 def test_svg_of_a_failed_run_still_renders() -> None:
     ET.fromstring(report.render_svg({"phases": []}))
+
+
+def test_cores_used_is_cpu_time_over_wall_time_busiest_first() -> None:
+    assert cores_used({"a": 1.0, "b": 2.0, "gone": 1.0}, {"a": 3.0, "b": 2.5, "new": 9.0}, 2.0) == \
+        {"a": 1.0, "b": 0.25}
+    assert list(cores_used({"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 2.0}, 1.0)) == ["b", "a"]
+
+
+def test_cpu_seconds_reads_live_processes_and_skips_gone_ones() -> None:
+    used = cpu_seconds({"me": os.getpid(), "gone": 2**22 + 1})
+    assert set(used) == {"me"} and used["me"] > 0

@@ -37,7 +37,7 @@ from notifications.domain.messages import (
     StatusChange,
     Urgency,
 )
-from notifications.domain.notices import ContactRefused, FeedCursor, Notice, SurvivorContact
+from notifications.domain.notices import ContactRefused, ContactUnavailable, FeedCursor, Notice, SurvivorContact
 from notifications.domain.retry import DeliveryResult, RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
 from notifications.service_layer.handlers import Policy
@@ -397,3 +397,36 @@ def test_the_watch_cursor_sends_each_notice_once_and_catches_a_late_commit() -> 
     assert cursor.take([n(11), n(13)], now=1) == []
     assert [x.sequence for x in cursor.take([n(11), n(12), n(13)], now=2)] == [12]  # 12 committed after 13
     assert cursor.take([n(11), n(12), n(13)], now=7) == [] and cursor.low == 13
+
+
+def test_the_demo_directory_names_every_providers_duty_desk_and_each_provinces_supervisors() -> None:
+    from refnet_dev.util import repo_root
+
+    loaded = load_directory_file(repo_root() / "demo" / "directory.json")
+    providers = [r for r in loaded.recipients if r.role == "provider"]
+    assert providers and all(r.email and r.sector and r.language is Language.VI for r in providers)
+    assert {p for _, p in loaded.supervisors} >= {"22", "42", "92"}
+    assert ("qn-supervisor", "22") in loaded.supervisors
+
+
+def test_a_directory_entry_without_its_id_is_refused_naming_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"case_workers": [{"contact": {"email": "x@y.test"}}]}))
+    with pytest.raises(InvalidArgument, match=r"case_workers\[0\].case_worker_id"):
+        load_directory_file(path)
+
+
+def test_a_notice_cancelled_while_it_was_being_tried_stays_cancelled(world: World) -> None:
+    consenting(world)
+    world.clock[0] = NIGHT
+    world.bus.handle(accepted())
+    opens = datetime(2026, 3, 3, 8, 0, tzinfo=HCM)
+
+    def withdraw_meanwhile(*args: Any) -> SurvivorContact:
+        world.bus.handle(commands.WithdrawConsent(CASE, None))  # while the round has it claimed
+        raise ContactUnavailable("intake unavailable")
+
+    world.contacts.read = withdraw_meanwhile  # type: ignore[method-assign]
+    world.dispatch(opens)
+    assert (survivor_row(world)["status"], survivor_row(world)["detail"]) == ("cancelled", "consent_withdrawn")
+    assert world.dispatch(opens + timedelta(hours=1)) == {}

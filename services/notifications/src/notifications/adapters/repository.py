@@ -91,11 +91,17 @@ class NoticeRepository:
         return None
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
+        """Stores what happened. A notice cancelled meanwhile (her consent withdrawn while it was being
+        tried) is not made due again: only what really happened to it (sent, failed) replaces that."""
         next_at = _utc(recorded.next_attempt_at) if recorded.next_attempt_at else None
-        self.conn.execute(update(deliveries).where(deliveries.c.notice_id == notice_id).values(
+        which = [deliveries.c.notice_id == notice_id]
+        if recorded.status.open:
+            which.append(deliveries.c.status != Status.CANCELLED)
+        done = self.conn.execute(update(deliveries).where(*which).values(
             status=recorded.status, attempts=recorded.attempts, next_attempt_at=next_at, lease_until=None,
             detail=recorded.detail[:300], updated_at=_utc(now)))
-        self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
+        if done.rowcount:
+            self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
 
     def ref(self, notice_id: str) -> NoticeRef:
         row = self.conn.execute(_MESSAGE.where(notices.c.notice_id == notice_id)).mappings().one()

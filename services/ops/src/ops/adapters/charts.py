@@ -36,10 +36,10 @@ def line_chart(series: dict[str, Sequence[float]], labels: Sequence[str], title:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
                      f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">{value:g}{unit}</text>')
     if n > 1:
-        for idx in (0, n // 2, n - 1):
+        for idx, anchor in ((0, "start"), (n // 2, "middle"), (n - 1, "end")):
             if idx < len(labels):
                 x = left + plot_w * idx / (n - 1)
-                parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 13}" text-anchor="middle" fill="#6b7280">'
+                parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 13}" text-anchor="{anchor}" fill="#6b7280">'
                              f'{escape(labels[idx])}</text>')
     keys = list(series)
     for key, values in series.items():

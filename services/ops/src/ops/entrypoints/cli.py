@@ -18,6 +18,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -214,7 +215,7 @@ def cmd_trace(client: Client, args: argparse.Namespace) -> int:
             (f"{h['start_ms']:.1f}", f"{h['duration_ms']:.1f}", h["service"].removeprefix("refnet-"), h["name"],
              h["attributes"].get("refnet.event_type", "").rsplit(".", 1)[-1],
              " ".join(f"{k.removeprefix('refnet.')}={v}" for k, v in h["attributes"].items()
-                      if k in ("refnet.case_id", "refnet.referral_id")))
+                      if k in ("refnet.case_id", "refnet.referral_id") and v))
             for h in t["hops"]])
         print()
     return 0
@@ -305,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `refnet lag | head` ends quietly
     args = parser().parse_args(argv)
     client = Client(args.console)
     try:

@@ -18,7 +18,7 @@ from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import uvicorn
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -212,6 +212,10 @@ class Console:
                          flash=request.query_params.get("flash", ""), flash_kind=request.query_params.get("kind", ""))
 
     def replay_form(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.headers.get("host"):
+            # Another site's page cannot make an operator's browser replay letters.
+            return PlainTextResponse("cross-site replay refused", status_code=403)
         letter_id = int(request.path_params["letter_id"])
         actor = request.headers.get("x-forwarded-user") or "console"
         try:
@@ -411,8 +415,9 @@ def _duration(seconds: float) -> str:
 
 
 def _sparkline(view: ProcessView) -> str:
-    values = [a + b for a, b in zip(view.history.get("consumed", []), view.history.get("produced", []), strict=True)]
-    values = values[-40:]
+    # Everything the process did: records consumed and produced, gRPC calls answered.
+    rates = [view.history.get(key, []) for key in ("consumed", "produced", "grpc")]
+    values = [sum(step) for step in zip(*rates, strict=True)][-40:]
     if not values:
         return ""
     top = max(max(values), 1e-9)

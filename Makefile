@@ -54,7 +54,7 @@ images:
 	@docker info >/dev/null 2>&1 || { echo "make images: 'docker' is installed but no Docker engine answers (start it, or set DOCKER_HOST)" >&2; exit 1; }
 	@set -e; for svc in $(IMAGE_SERVICES); do \
 	  echo "== $(IMAGE_REPO)/$$svc:$(IMAGE_TAG)"; \
-	  DOCKER_BUILDKIT=1 docker build -f services/$$svc/Dockerfile -t $(IMAGE_REPO)/$$svc:$(IMAGE_TAG) .; \
+	  DOCKER_BUILDKIT=1 docker build --build-arg SERVICE=$$svc -t $(IMAGE_REPO)/$$svc:$(IMAGE_TAG) .; \
 	done
 
 k8s-gen: setup

@@ -1,19 +1,18 @@
 # syntax=docker/dockerfile:1.7
-# The refnet intake service: one image, three processes (api, worker, relay) chosen by the command.
+# One image per refnet service, from this one file: the service is a build argument, so every
+# image is built the same way. Each image runs three processes (api, worker, relay) chosen by the command.
 #
-# Build from the repository ROOT, so proto/ and libs/ are shared by every service, not copied:
-#   docker build -f services/intake/Dockerfile -t refnet/intake:TAG .      (or: make images)
+# Build from the repository root, so proto/ and libs/ are shared by every service, not copied:
+#   docker build --build-arg SERVICE=intake -t refnet/intake:TAG .      (or: make images)
 # Run:
 #   docker run refnet/intake api | worker | relay | api --migrate-only | refnet-topics ...
-#
-# The four services' Dockerfiles are the same file but for the SERVICE default below
-# (tests/k8s checks it); change them together.
 ARG PYTHON_IMAGE=python:3.11-slim
-ARG SERVICE=intake
+ARG SERVICE
 
 # ---- build: generate the protobuf code, install the service and its libraries into /opt/venv
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
+RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=intake|referral|shelter|notifications" >&2; exit 1; }
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src

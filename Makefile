@@ -8,13 +8,14 @@ PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral s
 STAMP := $(VENV)/.installed
 TEST_FLAGS ?=
 
-.PHONY: setup proto lint test test-unit test-e2e run demo clean images k8s-gen k8s-check k8s-test k8s-render k8s-apply
+.PHONY: setup proto lint test test-unit test-e2e run demo status clean images k8s-gen k8s-check k8s-test k8s-render k8s-apply
 
 setup: $(STAMP)
 
 $(STAMP): constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml) proto/pyproject.toml $(shell find proto/refnet -name '*.proto')
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -c constraints.txt -r requirements-dev.txt
+	./scripts/install_browser.sh
 	./scripts/gen_proto.sh
 	$(PIP) install -c constraints.txt -e proto $(foreach p,$(PACKAGES),-e $(p))
 	@touch $@
@@ -42,6 +43,9 @@ run: setup
 
 demo: setup
 	$(VENV)/bin/refnet-dev demo
+
+status: setup
+	$(VENV)/bin/refnet status
 
 # Kubernetes: KafkaTopics, KafkaUsers and worker autoscaler limits are generated from the topic registry.
 IMAGE_SERVICES := intake referral shelter notifications

@@ -18,7 +18,7 @@ KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
 
 def network_for(data_dir: Path, bootstrap: str) -> Network:
     return Network(bootstrap, data_dir, database_url=os.environ.get("DATABASE_URL"),
-                   otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), ports=dict(DEFAULT_PORTS))
+                   otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), ports=dict(DEFAULT_PORTS), ops=True)
 
 
 def run(data_dir: Path) -> int:
@@ -44,8 +44,9 @@ def run(data_dir: Path) -> int:
         print(f"services up in {time.monotonic() - started:.1f}s (mutual TLS; dev CA in {network.pki.dir})")
         for service in SERVICES:
             print(f"{service:<13} api {network.address(service)}   worker, relay   logs {data_dir / 'logs'}")
+        print(f"ops        console {network.console_url}   traces (OTLP) 127.0.0.1:{network.port('ops-otlp')}")
         print("database   " + (os.environ.get("DATABASE_URL") or f"SQLite files in {data_dir}"))
-        print("Ctrl-C stops everything. In another terminal: make demo", flush=True)
+        print("Ctrl-C stops everything. In another terminal: make demo, then .venv/bin/refnet status", flush=True)
         while not stopping:
             network.check_alive()
             time.sleep(0.5)

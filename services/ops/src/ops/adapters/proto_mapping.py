@@ -38,10 +38,8 @@ def _seen(message: Message) -> commands.Seen:
 def _optional(message: Message, name: str) -> Any:
     """A field this build's proto may not have yet (added by its owner later): None when absent or unset."""
     field = message.DESCRIPTOR.fields_by_name.get(name)
-    if field is None:
+    if field is None or (field.has_presence and not message.HasField(name)):
         return None
-    if field.message_type is not None:
-        return getattr(message, name) if message.HasField(name) else None
     return getattr(message, name)
 
 
@@ -61,7 +59,7 @@ def _status(number: int) -> str:
 
 
 def _reportable(message: Message) -> bool:
-    # Every case counts unless intake's event says reporting is not allowed.
+    # Every case counts unless intake's event says reporting is not allowed (`optional bool reporting_consent`).
     value = _optional(message, "reporting_consent")
     return value is None or bool(value)
 

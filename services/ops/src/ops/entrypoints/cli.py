@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 DEFAULT_CONSOLE = "http://127.0.0.1:8480"
@@ -302,7 +303,22 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", help="write the CSV to this file ('-' for standard output)")
     report.add_argument("--svg", help="write the chart to this file")
     report.set_defaults(run=cmd_report)
+    directory = sub.add_parser("directory", help="import or export the provider directory as HSDS JSON "
+                                                 "(runs referral-directory on referral's database)")
+    directory.add_argument("args", nargs=argparse.REMAINDER, help="import FILE | export [FILE]")
+    directory.set_defaults(run=cmd_directory)
     return top
+
+
+def cmd_directory(client: Client, args: argparse.Namespace) -> int:
+    # The directory is referral's: its own command works on its own database, with its own settings.
+    beside = Path(sys.executable).parent / "referral-directory"
+    command = str(beside) if beside.exists() else "referral-directory"
+    try:
+        os.execvp(command, [command, *args.args])
+    except FileNotFoundError:
+        print("refnet: referral-directory is not installed here (it comes with services/referral)", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from referral.domain.model import (
 from referral.domain.routing import RoutingRequest, area_rank, rank_providers
 from referral.domain.sla import SlaPolicy
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
+from refnet_platform import metrics
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.identity import Caller, Role
@@ -459,6 +460,8 @@ def expire_overdue(cmd: commands.ExpireOverdue, uow: UowFactory, policy: Policy)
                 _escalate(work, policy, referral, reason, sla, now)
                 work.commit()
                 expired += 1
+            metrics.sla_breached(referral.province_code, sla or "none")
+            metrics.escalated(referral.province_code, reason)
         except Conflict:
             continue
         except Exception:

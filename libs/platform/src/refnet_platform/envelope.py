@@ -40,7 +40,11 @@ class TypeRegistry:
         if cls is None:
             raise UnknownEventType(envelope.type)
         message = cls()
-        if not envelope.data.Unpack(message):
+        try:
+            unpacked = envelope.data.Unpack(message)
+        except DecodeError as exc:  # a truncated or corrupt payload must go to the DLQ, not crash the worker
+            raise MalformedEvent(f"{envelope.type} payload does not parse: {exc}") from None
+        if not unpacked:
             raise MalformedEvent(f"data is {envelope.data.type_url}, envelope says {envelope.type}")
         return message
 

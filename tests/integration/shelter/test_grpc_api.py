@@ -31,6 +31,7 @@ from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings
 from shelter.domain import commands
+from shelter.domain.events import CapacityChanged
 from shelter.domain.model import BedPool, Shelter
 from shelter.entrypoints.grpc_api import ShelterServicer, add_shelter_service
 
@@ -281,8 +282,6 @@ async def test_slow_and_vanished_watchers_block_no_one(cluster: Cluster) -> None
 
 
 async def test_a_watcher_too_far_behind_is_told_to_reconnect(cluster: Cluster) -> None:
-    from shelter.domain.events import CapacityChanged
-
     api = cluster.replicas[0]
     watcher = cluster.stub("qn-worker-7", "operator").WatchAvailability(pb.WatchAvailabilityRequest(province_code=QN))
     try:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from refnet_platform.bus import MessageBus
+from refnet_platform.identity import Caller, Role
 from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands
 from shelter.domain.events import CapacityChanged
 from shelter.domain.model import BedPool
 from shelter.service_layer.handlers import watch_scope
-from shelter.service_layer.watch import AvailabilityHub, FeedUnavailable, FellBehind
+from shelter.service_layer.watch import AvailabilityHub, FeedUnavailable, FellBehind, watch
 
 QN = watch_scope(commands.WatchAvailability("22"))
 QN_WOMEN = watch_scope(commands.WatchAvailability("22", target_group=TargetGroup.WOMEN))
@@ -77,3 +79,13 @@ async def test_losing_the_feed_ends_every_watch() -> None:
     with pytest.raises(FeedUnavailable):
         await asyncio.wait_for(waiting, 1)
     assert not hub.live.is_set()
+
+
+async def test_a_watch_is_refused_while_the_feed_is_not_connected() -> None:
+    hub = AvailabilityHub()
+    bus = MessageBus({commands.WatchAvailability: watch_scope})
+    stream = watch(bus, hub, commands.WatchAvailability("22"), Caller("qn-worker-7", Role.OPERATOR),
+                   stale_after=timedelta(hours=24), connect_timeout_s=0.1)
+    with pytest.raises(FeedUnavailable, match="not connected yet; use ListAvailability"):
+        await stream.__anext__()
+    assert hub.watchers == 0

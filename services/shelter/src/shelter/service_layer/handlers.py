@@ -106,8 +106,10 @@ def release_bed(cmd: commands.ReleaseBed, uow: UowFactory) -> Reservation | None
     with uow() as work:
         reservation = work.reservations.get(cmd.referral_id)
         released = None
-        if reservation and reservation.status in ACTIVE:
+        while reservation and reservation.status in ACTIVE and released is None:
             released = _release(work, reservation, reason)
+            # Lost to a concurrent arrival or expiry: release whatever it has become (statuses only move on).
+            reservation = work.reservations.get(cmd.referral_id)
         if reservation and reason == "case_erased":
             work.reservations.forget_case(cmd.referral_id)
         work.commit()

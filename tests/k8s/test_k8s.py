@@ -469,8 +469,10 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
         for n, d in deployments.items()
         if d["spec"]["template"]["metadata"]["labels"].get("refnet.vn/kafka-client") == "true"
     }
-    # Every deployed worker and relay, and only those, is a Kafka client, and each is in the registry.
-    assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))}
+    # Every deployed worker and relay, any api the registry names as a reader, and only those, is a Kafka
+    # client, and each is in the registry.
+    reading_apis = {n for n in deployments if n.endswith("-api") and n in registry_processes()}
+    assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))} | reading_apis
     assert clients <= registry_processes(), f"not in the topic registry: {clients - registry_processes()}"
     assert {p for p in registry_processes() if p.split("-")[0] in SERVICES} <= clients
     users = by_name(objs, "KafkaUser")
@@ -491,7 +493,7 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
     assert data["KAFKA_SSL_CERTFILE"].startswith("/etc/refnet/kafka/user/")
     assert data["KAFKA_SSL_CAFILE"].startswith("/etc/refnet/kafka/ca/")
     for name, d in deployments.items():
-        if name.endswith("-api"):
+        if name.endswith("-api") and name not in reading_apis:
             spec = d["spec"]["template"]["spec"]
             assert not {"kafka-user", "kafka-ca"} & {v["name"] for v in spec.get("volumes", [])}, name
 

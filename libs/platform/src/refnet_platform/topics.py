@@ -22,6 +22,7 @@ class Topic:
     retention_ms: int = 14 * DAY_MS
     urgent: bool = False  # a priority lane: consumers drain it before the normal lane
     dead_letter: bool = False
+    command: bool = False  # a command topic: many may send, its owner alone reads
 
     @property
     def owner(self) -> str:
@@ -86,9 +87,10 @@ TOPICS: tuple[Topic, ...] = (
           ("intake-worker", "notifications-worker", "ops-worker"), REFERRAL_EVENTS, urgent=True),
     # A command topic: written by referral, read only by its owner, shelter.
     Topic("shelter.bed-commands.v1", "shelter_id", 6, "referral-relay",
-          ("shelter-worker",), BED_COMMANDS),
+          ("shelter-worker",), BED_COMMANDS, command=True),
+    # shelter-api reads it too, without a consumer group, to feed WatchAvailability on every replica.
     Topic("shelter.beds.v1", "province_code", 6, "shelter-relay",
-          ("referral-worker", "notifications-worker", "ops-worker"), BED_EVENTS),
+          ("referral-worker", "notifications-worker", "ops-worker", "shelter-api"), BED_EVENTS),
     Topic("notifications.deliveries.v1", "province_code", 6, "notifications-relay",
           ("ops-worker",), NOTIFICATION_EVENTS),
     _dlq("intake"),

@@ -29,7 +29,7 @@ lint: setup
 	$(VENV)/bin/mypy libs/platform/src libs/geo/src services/*/src/*/domain
 	./scripts/buf.sh lint proto
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(TEST_FLAGS)
 
 test-unit: setup

@@ -14,10 +14,10 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
-from refnet.intake.v1 import events_pb2 as intake_events
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select, text
 
+from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
+from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_dev.kafka import KafkaBroker
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery

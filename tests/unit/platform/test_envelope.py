@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
-
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.envelope import MalformedEvent, OutgoingEvent, TypeRegistry, UnknownEventType, decode, wrap
 

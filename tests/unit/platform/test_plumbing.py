@@ -10,8 +10,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic_settings import SettingsConfigDict
-from refnet.common.v1 import types_pb2
 
+from refnet.common.v1 import types_pb2
 from refnet_platform import errors
 from refnet_platform.bus import MessageBus
 from refnet_platform.grpc_server import status_for

@@ -6,13 +6,13 @@ import time
 import uuid
 
 import grpc
+
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as notifications_grpc
-
 from refnet_dev.network import Network
 
 OPERATOR = "demo-operator"

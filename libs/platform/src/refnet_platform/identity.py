@@ -7,6 +7,7 @@ the caller is read from the `x-refnet-caller` metadata ("role/id") instead.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -81,3 +82,28 @@ def _caller(subject_id: str, role: str) -> Caller:
 def _attribute(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
     values = cert.subject.get_attributes_for_oid(oid)
     return str(values[0].value) if values else ""
+
+
+class ServiceChannel:
+    """A channel to another refnet service's api, opened on first use, as refnet service `caller`:
+    mutual TLS, or plain text (the caller named in metadata) for local development only."""
+
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None, caller: str) -> None:
+        self.address = address
+        self.credentials = credentials
+        self.metadata = None if credentials else plaintext_metadata(Role.SERVICE, caller)
+        self._channel: grpc.Channel | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> grpc.Channel:
+        with self._lock:
+            if self._channel is None:
+                self._channel = (grpc.secure_channel(self.address, self.credentials) if self.credentials
+                                 else grpc.insecure_channel(self.address))
+            return self._channel
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None

@@ -3,7 +3,6 @@ TLS, just before a survivor's notice is sent. What it returns is used for that o
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import grpc
@@ -11,7 +10,7 @@ import grpc
 from notifications.adapters import proto_mapping
 from notifications.domain.notices import ContactRefused, ContactUnavailable, SurvivorContact
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
-from refnet_platform.identity import Role, channel_credentials, plaintext_metadata
+from refnet_platform.identity import ServiceChannel, channel_credentials
 from refnet_platform.vocabulary import ServiceType
 
 CALL_TIMEOUT_S = 5
@@ -26,28 +25,17 @@ REFUSALS = {
 
 class IntakeContacts:
     def __init__(self, address: str, credentials: grpc.ChannelCredentials | None) -> None:
-        self.address = address
-        self.credentials = credentials
-        # Plain text is for local development only; there the caller is named in metadata.
-        self.metadata = None if credentials else plaintext_metadata(Role.SERVICE, "notifications")
-        self._channel: grpc.Channel | None = None
-        self._lock = threading.Lock()
+        self.intake = ServiceChannel(address, credentials, "notifications")
 
     @classmethod
     def from_files(cls, address: str, ca: Path, cert: Path, key: Path) -> IntakeContacts:
         return cls(address, channel_credentials(ca, cert, key))
 
-    def _stub(self) -> contact_grpc.CaseContactServiceStub:
-        with self._lock:
-            if self._channel is None:
-                self._channel = (grpc.secure_channel(self.address, self.credentials) if self.credentials
-                                 else grpc.insecure_channel(self.address))
-            return contact_grpc.CaseContactServiceStub(self._channel)
-
     def read(self, case_id: str, referral_id: str, service_type: ServiceType | None, sector: str) -> SurvivorContact:
         request = proto_mapping.contact_request(case_id, referral_id, service_type, sector)
         try:
-            reply = self._stub().GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+            stub = contact_grpc.CaseContactServiceStub(self.intake.get())
+            reply = stub.GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.intake.metadata)
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             if code in REFUSALS:
@@ -56,7 +44,4 @@ class IntakeContacts:
         return proto_mapping.contact_from_pb(reply)
 
     def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = None
+        self.intake.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import grpc
@@ -11,7 +10,7 @@ from referral.adapters import proto_mapping
 from referral.domain.model import SurvivorContact
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet_platform.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied
-from refnet_platform.identity import Role, channel_credentials, plaintext_metadata
+from refnet_platform.identity import ServiceChannel, channel_credentials
 from refnet_platform.vocabulary import ServiceType
 
 CALL_TIMEOUT_S = 5
@@ -23,30 +22,19 @@ class IntakeContacts:
     covers and audits the read."""
 
     def __init__(self, address: str, credentials: grpc.ChannelCredentials | None) -> None:
-        self.address = address
-        self.credentials = credentials
-        # Plain text is for local development only; there the caller is named in metadata.
-        self.metadata = None if credentials else plaintext_metadata(Role.SERVICE, "referral")
-        self._channel: grpc.Channel | None = None
-        self._lock = threading.Lock()
+        self.intake = ServiceChannel(address, credentials, "referral")
 
     @classmethod
     def from_files(cls, address: str, ca: Path, cert: Path, key: Path) -> IntakeContacts:
         return cls(address, channel_credentials(ca, cert, key))
-
-    def _stub(self) -> contact_grpc.CaseContactServiceStub:
-        with self._lock:
-            if self._channel is None:
-                self._channel = (grpc.secure_channel(self.address, self.credentials) if self.credentials
-                                 else grpc.insecure_channel(self.address))
-            return contact_grpc.CaseContactServiceStub(self._channel)
 
     def read(self, *, case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
              service_type: ServiceType, purpose: str) -> SurvivorContact:
         request = proto_mapping.contact_request(case_id, referral_id, recipient_id, recipient_sector, service_type,
                                                 purpose)
         try:
-            reply = self._stub().GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.metadata)
+            stub = contact_grpc.CaseContactServiceStub(self.intake.get())
+            reply = stub.GetCaseContact(request, timeout=CALL_TIMEOUT_S, metadata=self.intake.metadata)
         except grpc.RpcError as exc:
             raise _refusal(exc.code(), exc.details()) from None
         return proto_mapping.contact_from_pb(reply)

@@ -8,7 +8,7 @@ PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral s
 STAMP := $(VENV)/.installed
 TEST_FLAGS ?=
 
-.PHONY: setup proto lint test test-unit test-e2e run demo status clean images k8s-gen k8s-check k8s-test k8s-render k8s-apply
+.PHONY: setup proto lint test test-unit test-e2e run demo status bench chaos clean images k8s-gen k8s-check k8s-test k8s-render k8s-apply
 
 setup: $(STAMP)
 
@@ -46,6 +46,13 @@ demo: setup
 
 status: setup
 	$(VENV)/bin/refnet status
+
+# Figures, not timed tests: e.g. make bench BENCH_FLAGS="--postgres", make chaos CHAOS_FLAGS="--postgres --rate 5"
+bench: setup
+	$(PY) -m bench $(BENCH_FLAGS)
+
+chaos: setup
+	$(PY) -m bench.chaos $(CHAOS_FLAGS)
 
 # Kubernetes: KafkaTopics, KafkaUsers and worker autoscaler limits are generated from the topic registry.
 IMAGE_SERVICES := intake referral shelter notifications

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 from sqlalchemy import Engine, inspect, text
 
 from bench.invariants import Invariant, KafkaView, Ledger, check_all
@@ -48,6 +49,9 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grp
              grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
              grpc.StatusCode.RESOURCE_EXHAUSTED}
 CHAOS_NEEDS = (t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_MEDICAL, t.SERVICE_TYPE_PSYCHOSOCIAL)
+# Bed holds expire after 30 s instead of two hours, so beds keep turning over once they are all held:
+# shelter's worker, relay and expiry timer stay busy for the whole run.
+CHAOS_ENV = {"REFERRAL_BED_HOLD_MINUTES": "0.5"}
 
 
 def progress(line: str) -> None:
@@ -56,8 +60,8 @@ def progress(line: str) -> None:
 
 class Flow:
     """Registers `rate` cases a second until stopped, each retried until acknowledged (at most `give_up_s`).
-    Every 10th is an emergency, every 3rd also needs a shelter bed, every 4th has its medical consent
-    withdrawn a moment after registration."""
+    Every 10th is an emergency, every 4th also needs a shelter bed (half of those then withdraw that consent),
+    another of every 4 has its medical consent withdrawn a moment after registration."""
 
     def __init__(self, intake: intake_grpc.IntakeServiceStub, rate: float, ledger: Ledger, give_up_s: float = 120):
         self.intake, self.rate, self.ledger, self.give_up_s = intake, rate, ledger, give_up_s
@@ -96,18 +100,21 @@ class Flow:
     async def _case(self, n: int) -> None:
         self.pending += 1
         try:
-            needs = CHAOS_NEEDS + ((t.SERVICE_TYPE_SHELTER,) if n % 3 == 0 else ())
+            needs = CHAOS_NEEDS + ((t.SERVICE_TYPE_SHELTER,) if n % 4 == 0 else ())  # in each province in turn
             request = case_request(n, emergency=n % 10 == 0, needs=needs, run=f"chaos-{self.run_id}")
             reply = await self._call(self.intake.RegisterCase, request)
             if reply is None:
                 return
             case = reply.case
             self.ledger.cases[case.case_id] = [need.need_id for need in case.needs]
-            if n % 4 == 1:
+            # A withdrawn shelter need releases its bed: shelter's worker and relay keep working once beds are full.
+            withdraw = [x for x in case.needs if (x.service_type == t.SERVICE_TYPE_MEDICAL and n % 4 == 1)
+                        or (x.service_type == t.SERVICE_TYPE_SHELTER and n % 8 == 0)]
+            if withdraw:
                 await asyncio.sleep(0.1 * (n % 7))  # sometimes before referral routes it, sometimes after
-                need = next(x for x in case.needs if x.service_type == t.SERVICE_TYPE_MEDICAL)
+            for need in withdraw:
                 withdrawn = await self._call(self.intake.WithdrawConsent, intake_pb.WithdrawConsentRequest(
-                    client_request_id=f"{request.client_request_id}-withdraw", case_id=case.case_id,
+                    client_request_id=f"{request.client_request_id}-withdraw-{need.need_id}", case_id=case.case_id,
                     need_id=need.need_id))
                 if withdrawn is not None:
                     self.ledger.withdrawn.add(need.need_id)
@@ -163,6 +170,8 @@ class Chaos:
         self.network = stack.network
         self.results: list[FaultResult] = []
         self.deadline = time.monotonic() + args.max_minutes * 60
+        # Drained: no more in the system than about two seconds of arrivals.
+        self.threshold = args.threshold or max(5, round(2 * args.rate))
 
     async def backlog(self) -> int | None:
         inside = await asyncio.to_thread(self.probe.backlog)
@@ -186,20 +195,29 @@ class Chaos:
         return next(p for p in self.network.processes if p.name == name)
 
     async def revive(self) -> list[str]:
-        """Starts again any process that died on its own (not part of the plan: reported)."""
-        died = []
-        for p in list(self.network.processes):
-            if p.popen.poll() is not None:
-                died.append(f"{p.name} exited with {p.popen.returncode}")
-                await asyncio.to_thread(self.network.start_process, p.name)
-        return died
+        """Starts again every process that died on its own (not part of the plan: reported)."""
+        dead = [p for p in self.network.processes if p.popen.poll() is not None]
+        for p in dead:
+            await asyncio.to_thread(self.network.start_process, p.name)
+        return [f"{p.name} exited with {p.popen.returncode}{await self.ready(p.name)}" for p in dead]
+
+    async def ready(self, name: str) -> str:
+        """Waits until the process says it is ready (/readyz); "" when it did, else why not."""
+        try:
+            await asyncio.to_thread(self.network.wait_ready, name, 60)
+            return ""
+        except Exception as exc:
+            return f", not ready: {str(exc).splitlines()[0][:80]}"
 
     # -- the faults: each returns what happened -------------------------------------------------------
 
+    async def start(self, name: str) -> str:
+        await asyncio.to_thread(self.network.start_process, name)
+        return "started again" + await self.ready(name)
+
     async def kill(self, name: str) -> str:
         await asyncio.to_thread(self.network.stop_process, name, signal.SIGKILL)
-        await asyncio.to_thread(self.network.start_process, name)
-        return "killed, started again"
+        return "killed, " + await self.start(name)
 
     async def pause(self, name: str) -> str:
         pid = self._process(name).popen.pid
@@ -220,8 +238,7 @@ class Chaos:
         except Exception:  # the point was not reached in time: kill it and carry on
             await asyncio.to_thread(self.network.stop_process, name, signal.SIGKILL)
             outcome = "crash point not reached within 60 s"
-        await asyncio.to_thread(self.network.start_process, name)
-        return outcome + ", started again"
+        return f"{outcome}, " + await self.start(name)
 
     async def restart_broker(self) -> str:
         started = time.monotonic()
@@ -258,13 +275,22 @@ class Chaos:
             progress(fault)
             started = time.monotonic()
             outcome = await inject()
-            down = time.monotonic() - started
-            drain = await self.drained(self.args.drain_timeout, self.args.threshold)
-            died = await self.revive()
+            died = await self.revive()  # as an orchestrator would; said in the table
             if died:
-                outcome += "; died on its own: " + ", ".join(died)
+                outcome += "; died on its own (started again): " + ", ".join(died)
+            down = time.monotonic() - started
+            drain = await self.drained(self.args.drain_timeout, self.threshold)
             self.results.append(FaultResult(fault, outcome, down, drain))
             progress(f"{fault}: {outcome}; drained in {'-' if drain is None else f'{drain:.1f}'} s")
+
+
+def durable_commits(cluster: PostgresCluster) -> None:
+    """The throwaway cluster runs with synchronous_commit off, so a crash may lose commits it acknowledged;
+    production does not, and chaos must not blame refnet for that. (fsync stays off: a killed postmaster
+    does not lose the OS page cache.)"""
+    with psycopg.connect(f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def interrupt_postgres(cluster: PostgresCluster, down_s: float) -> None:
@@ -275,7 +301,9 @@ def interrupt_postgres(cluster: PostgresCluster, down_s: float) -> None:
     cluster._run(PG_BIN / "pg_ctl", "start", "-D", cluster.data, "-l", cluster.dir / "postgres.log", "-w", "-t", "60")
 
 
-async def chaos(stack: Stack, args: argparse.Namespace) -> tuple[list[FaultResult], list[Invariant], Flow]:
+async def chaos(stack: Stack, args: argparse.Namespace) -> tuple[list[FaultResult], list[Invariant], Flow, int]:
+    if stack.postgres:
+        durable_commits(stack.postgres)
     ledger = Ledger()
     probe = Probe(stack)
     try:
@@ -284,10 +312,13 @@ async def chaos(stack: Stack, args: argparse.Namespace) -> tuple[list[FaultResul
             flowing = asyncio.create_task(flow.run())
             run = Chaos(stack, args, flow, probe)
             try:
-                progress(f"cases flowing at {args.rate:g}/s; steady state first")
+                progress(f"cases flowing at {args.rate:g}/s; waiting for a steady state")
                 await asyncio.sleep(args.warm_up)
-                baseline = await run.backlog()
-                progress(f"backlog in steady state: {baseline}; faults next")
+                steady = await run.drained(60, run.threshold)
+                if steady is None:
+                    raise RuntimeError(f"the backlog stayed above {run.threshold} without any fault: refnet does not "
+                                       f"keep up with {args.rate:g} cases/s on this machine now (try a lower --rate)")
+                progress(f"steady: backlog at most {run.threshold}; faults next")
                 await run.inject_all()
             finally:
                 progress("stopping the flow; waiting for everything to drain")
@@ -300,36 +331,42 @@ async def chaos(stack: Stack, args: argparse.Namespace) -> tuple[list[FaultResul
             await asyncio.sleep(2)  # the last notices' own events settle
             invariants = await asyncio.to_thread(check_all, ledger, probe.engines, stack.broker.bootstrap,
                                                  probe.worst_overbooking)
-            return run.results, invariants, flow
+            return run.results, invariants, flow, run.threshold
     finally:
         probe.close()
 
 
-def render(results: list[FaultResult], invariants: list[Invariant], flow: Flow, stack: Stack) -> str:
+def render(results: list[FaultResult], invariants: list[Invariant], flow: Flow, stack: Stack,
+           threshold: int) -> str:
     faults = render_table(("fault", "what happened", "took s", "drained in s"),
                           [(r.fault, r.outcome, r.down_s, r.drain_s) for r in results])
     held = render_table(("invariant", "", "detail"),
                         [(i.name, {True: "held", False: "BROKEN", None: "not checked"}[i.held], i.detail)
                          for i in invariants])
+
     def counts(by_code: dict[str, int]) -> str:
         return ", ".join(f"{code} x{n}" for code, n in by_code.items()) or "none"
 
     warning = ("\nThe backlog did not drain: the invariants below were read from a system still at work, so a case"
                " not yet routed or an event not yet consumed shows as broken.\n" if results[-1].drain_s is None else "")
-    return (f"\nrefnet chaos: {stack.database}, {len(flow.ledger.cases)} cases acknowledged at {flow.rate:g}/s; "
-            f"calls retried: {counts(flow.retries)}; refused or given up: {counts(flow.refused)}\n\n{faults}\n"
-            f"{warning}\n{held}")
+    return "\n".join([
+        "", f"refnet chaos: {stack.database}, {len(flow.ledger.cases)} cases acknowledged at {flow.rate:g}/s",
+        f"calls retried: {counts(flow.retries)}; refused or given up: {counts(flow.refused)}",
+        "took = the fault until the process is ready again; drained = from then until the backlog (registrations "
+        f"being retried + unsent outbox rows + consumer lag) is back to {threshold} (two seconds of arrivals)",
+        "", faults, warning, held])
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=10, help="cases/s while faults are injected")
+    parser.add_argument("--rate", type=float, default=5, help="cases/s while faults are injected")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite (adds its fault)")
     parser.add_argument("--stop-seconds", type=float, default=5, help="how long SIGSTOP / PostgreSQL stay down")
-    parser.add_argument("--threshold", type=int, default=20, help="backlog at or below which it counts as drained")
+    parser.add_argument("--threshold", type=int, default=0, help="backlog at or below which it counts as drained "
+                        "(default: two seconds of arrivals, at least 5)")
     parser.add_argument("--drain-timeout", type=float, default=45, help="most to wait for a drain after a fault")
     parser.add_argument("--final-drain-timeout", type=float, default=90)
-    parser.add_argument("--warm-up", type=float, default=10, help="seconds of steady flow before the first fault")
+    parser.add_argument("--warm-up", type=float, default=10, help="seconds of flow before waiting for a steady state")
     parser.add_argument("--max-minutes", type=float, default=10, help="the whole run's time budget")
     parser.add_argument("--reserve-s", type=float, default=150,
                         help="stop injecting faults when less than this is left of the budget")
@@ -343,12 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="refnet-chaos-"))
     ok = False
     try:
-        with running(data_dir, postgres=args.postgres) as stack:
-            results, invariants, flow = asyncio.run(chaos(stack, args))
-            print(render(results, invariants, flow, stack))
+        with running(data_dir, postgres=args.postgres, extra_env=CHAOS_ENV) as stack:
+            results, invariants, flow, threshold = asyncio.run(chaos(stack, args))
+            print(render(results, invariants, flow, stack, threshold))
             ok = all(i.held for i in invariants)
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
+    except Exception as exc:
+        print(f"chaos: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         if args.keep or not ok:
             print(f"logs and databases kept in {data_dir}")

@@ -104,7 +104,7 @@ class FloorChain:
     def check_alive(self) -> None:
         for p in self.processes:
             if p.poll() is not None:
-                raise RuntimeError(f"floor forwarder {p.args} exited with {p.returncode} (logs in {self.log_dir})")
+                raise RuntimeError(f"floor forwarder {p.args!r} exited with {p.returncode} (logs in {self.log_dir})")
 
     def new_ids(self, count: int) -> list[int]:
         ids = list(range(self.next_id, self.next_id + count))

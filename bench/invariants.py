@@ -49,10 +49,10 @@ def _rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
         return list(conn.execute(text(sql), params))
 
 
-def _utc(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _utc(value: datetime | str) -> datetime:
+    """SQLite hands timestamps back as naive UTC (or text); PostgreSQL as aware ones."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def checked(name: str, check: Callable[[], tuple[bool, str]]) -> Invariant:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -64,7 +65,7 @@ class Call:
     error: str = ""
 
 
-Send = Callable[[int, float], Awaitable[Call]]
+Send = Callable[[int, float], Coroutine[Any, Any, Call]]
 
 
 async def open_loop(send: Send, rate: float, duration_s: float, until: Callable[[], bool] | None = None,

@@ -139,9 +139,9 @@ def render(results: Result) -> str:
             f"p99 {_fmt(e.get('p99'))} ms, max {_fmt(e.get('max'))} ms; backlog when sent: median "
             f"{_fmt(_get(backlog, 'backlog_at_send', 'p50'), 0)} cases",
         ]
-        hops = backlog.get("emergency_hops_ms") or {}
-        if hops:
-            out.append("  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms" for name, h in hops.items()))
+        shares = backlog.get("emergency_hops_ms") or {}
+        if shares:
+            out.append("  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms" for name, h in shares.items()))
     rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
             for t in targets(results)]
     out += ["", render_table(("target", "measured", "issue 10", ""), rows)]
@@ -165,6 +165,10 @@ SERIES = (  # (label, path into a phase, colour, dashed)
     ("Kafka floor p50", ("floor", "latency_ms", "p50"), "#7f7f7f", False),
     ("Kafka floor p99", ("floor", "latency_ms", "p99"), "#7f7f7f", True),
 )
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:g} ms" if ms < 1000 else f"{ms / 1000:g} s"
 
 
 def render_svg(results: Result, width: int = 760, height: int = 420) -> str:
@@ -194,7 +198,7 @@ def render_svg(results: Result, width: int = 760, height: int = 420) -> str:
     while decade <= high:
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(decade):.1f}" y2="{y(decade):.1f}" '
                      f'stroke="#ddd"/><text x="{left - 6}" y="{y(decade) + 4:.1f}" text-anchor="end">'
-                     f'{decade:g} ms</text>')
+                     f'{_duration(decade)}</text>')
         decade *= 10
     for i, p in enumerate(phases):
         parts.append(f'<text x="{x(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{p["rate"]:g}/s</text>')

@@ -32,6 +32,7 @@ from bench.load import (
     NEEDS,
     OPERATOR,
     Call,
+    Send,
     aio_channel,
     case_request,
     closed_loop,
@@ -85,7 +86,7 @@ class Bench:
         self.run_id = datetime.now(UTC).strftime("%H%M%S")
         self.case_no = 0
 
-    def _register(self, emergency: bool = False) -> Callable[[int, float], Any]:
+    def _register(self, emergency: bool = False) -> Send:
         def make(_: int) -> Any:
             self.case_no += 1
             return case_request(self.case_no, emergency=emergency, run=self.run_id)
@@ -183,16 +184,16 @@ class Bench:
             if committed and last:
                 full.append((last - committed) * 1000)
                 full_at.append(last)
-        last_sent = max((c.sent_at for c in calls), default=0.0)
+        last_sent = max((call.sent_at for call in calls), default=0.0)
         drain_s = max(full_at) - last_sent if drained and full_at else None
         errors: dict[str, int] = {}
-        for c in calls:
-            if c.error:
-                errors[c.error] = errors.get(c.error, 0) + 1
+        for call in calls:
+            if call.error:
+                errors[call.error] = errors.get(call.error, 0) + 1
         return {
             "offered": len(calls), "registered": len(cases), "errors": errors,
-            "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
-            "sender_late_ms": summarize([c.late_ms for c in calls]),
+            "register_ms": summarize([call.latency_ms for call in calls if call.latency_ms is not None]),
+            "sender_late_ms": summarize([call.late_ms for call in calls]),
             "notice_ms": summarize(notice), "full_ms": summarize(full),
             "hops_ms": {"intake commit -> referral": summarize(to_referral),
                         "referral -> provider notice": summarize(to_notice)},
@@ -238,12 +239,14 @@ class Bench:
             left_at_send.append(len(cases) - timeline.notified(cases))
             return await send(i, due)
 
+        def sent(k: int, _: int) -> None:
+            if k % 10 == 0:
+                progress(f"backlog: {k} emergencies sent, {len(cases) - timeline.notified(cases)} cases still waiting")
+
         stop_below = len(cases) // 10
         emergencies = await open_loop(
             emergency, self.args.emergency_rate, self.args.emergencies / self.args.emergency_rate,
-            until=lambda: len(cases) - timeline.notified(cases) <= stop_below,
-            on_tick=lambda k, _: k % 10 == 0 and progress(
-                f"backlog: {k} emergencies sent, {len(cases) - timeline.notified(cases)} cases still waiting"))
+            until=lambda: len(cases) - timeline.notified(cases) <= stop_below, on_tick=sent)
         urgent = [c.case_id for c in emergencies if c.case_id]
         everything = cases + urgent
         drained = await wait_for(lambda: timeline.notified(everything) == len(everything),

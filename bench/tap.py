@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -58,6 +59,9 @@ class Tap:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Tap:
+        # Right after the floor's topics are created the first offset lookups may meet a partition with no
+        # leader yet; the fetcher retries on its own, so its error lines are noise here.
+        logging.getLogger("aiokafka.consumer.fetcher").setLevel(logging.CRITICAL)
         names = [*CASE_TOPICS, *REFERRAL_TOPICS, NOTICE_TOPIC]
         partitions = [TopicPartition(name, p) for name in names for p in range(topic(name).partitions)]
         if self.floor_topic:

@@ -15,6 +15,7 @@ from kafka.admin import KafkaAdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select, text
+from sqlalchemy.exc import OperationalError
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
@@ -193,3 +194,45 @@ def test_older_code_starts_on_a_database_migrated_ahead_of_it(database_url: str,
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
     engine.dispose()
+
+
+def test_a_database_outage_makes_records_wait_while_a_bad_query_is_dead_lettered(kafka_broker: KafkaBroker) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    source, dlq = f"scratch.outage-{suffix}.v1", f"scratch.outage-dlq-{suffix}.v1"
+    new_topics(kafka_broker.bootstrap, source, dlq)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for case_id in ("waits-out-outage", "bad-sql"):
+        event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), source, "22", case_id)
+        producer.send(source, key=b"22", value=wrap(event, "test").SerializeToString())
+    producer.flush()
+    producer.close()
+    calls: dict[str, int] = {}
+
+    def handle(envelope: EventEnvelope, message: object) -> None:
+        case_id = message.case_id  # type: ignore[attr-defined]
+        calls[case_id] = calls.get(case_id, 0) + 1
+        if case_id == "bad-sql":
+            raise OperationalError("SELECT nope", {}, Exception("no such table: nope"))
+        if calls[case_id] <= 5:  # longer than max_attempts: an outage must not use them up
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
+                           handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq)
+
+    async def run_until_done() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while (calls.get("waits-out-outage", 0) < 6 or worker.counts["dead_lettered"] < 1) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run_until_done())
+    assert calls["waits-out-outage"] == 6 and worker.counts["handled"] == 1
+    assert calls["bad-sql"] == 2  # a bug in the SQL is a poison record: bounded retries, then the DLQ
+    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                            consumer_timeout_ms=5000)
+    dead = [DeadLetter.FromString(r.value) for r in letters]
+    letters.close()
+    assert [d.original_offset for d in dead] == [1] and "no such table" in dead[0].error

@@ -23,6 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet_platform import metrics
@@ -52,6 +53,20 @@ class Tick:
     name: str
     interval_s: float
     run: Callable[[], object]
+
+
+OUTAGE_BACKOFF_CAP_S = 5.0
+
+
+def _is_outage(exc: Exception) -> bool:
+    """A lost connection or a locked database, as opposed to a bug in the SQL (which SQLite also reports
+    as an OperationalError): only an outage is waited out."""
+    text = str(exc).lower()
+    return not any(bug in text for bug in ("no such table", "no such column", "syntax error"))
+
+
+class _ShuttingDown(Exception):
+    """Stopping while the database is away: leave the record uncommitted for the next start."""
 
 
 class EventConsumer:
@@ -108,23 +123,38 @@ class EventConsumer:
             while not self.stopping.is_set():
                 metrics.heartbeat()
                 await self._export_lag(consumer)
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                batch = await self._next_batch(consumer)
                 if not batch:
                     continue
                 # The priority lane first: emergencies never wait behind a normal backlog.
                 ordered = sorted(batch.items(), key=lambda item: item[0].topic not in self.urgent)
                 offsets: dict[TopicPartition, int] = {}
-                for tp, records in ordered:
-                    for record in records:
-                        await self._process(record, producer)
-                        offsets[tp] = record.offset + 1
-                await consumer.commit(offsets)
+                try:
+                    for tp, records in ordered:
+                        for record in records:
+                            await self._process(record, producer)
+                            offsets[tp] = record.offset + 1
+                except _ShuttingDown:
+                    pass  # what was not handled is redelivered after the restart
+                if offsets:
+                    await consumer.commit(offsets)
         finally:
             for timer in timers:
                 timer.cancel()
             await asyncio.wait_for(consumer.stop(), timeout=10)
             await asyncio.wait_for(producer.stop(), timeout=10)
             log.info("consumer stopped", extra={"fields": self.counts})
+
+    async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """Urgent partitions are asked first, so an emergency fetched behind a prefetched normal backlog
+        is taken at the next batch, not after the whole buffer."""
+        urgent = [tp for tp in consumer.assignment() if tp.topic in self.urgent]
+        batch: dict[TopicPartition, list[Any]] = {}
+        if urgent:
+            batch = await consumer.getmany(*urgent, timeout_ms=0, max_records=self.batch_size)
+        if not batch:
+            batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+        return batch
 
     async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
         headers = dict(record.headers or ())
@@ -156,8 +186,10 @@ class EventConsumer:
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer,
                                    envelope: EventEnvelope, payload: Message, span: Any) -> None:
         started = time.perf_counter()
+        attempt = 0
+        outage_delay = self.retry_backoff_s
         try:
-            for attempt in range(1, self.max_attempts + 1):
+            while True:
                 try:
                     await asyncio.to_thread(self._handle_in_context, envelope, payload)
                     self.counts["handled"] += 1
@@ -169,10 +201,20 @@ class EventConsumer:
                     metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "duplicate").inc()
                     return
                 except Exception as exc:
+                    if isinstance(exc, OperationalError | InterfaceError) and _is_outage(exc):
+                        # The database is down or locked, not the record bad: the record waits, never the DLQ.
+                        log.warning("database unavailable; the record waits", extra={"fields": {
+                            "event_id": envelope.id, "error": type(exc).__name__}})
+                        if self.stopping.is_set():
+                            raise _ShuttingDown from None
+                        await asyncio.sleep(outage_delay)
+                        outage_delay = min(outage_delay * 2, OUTAGE_BACKOFF_CAP_S)
+                        continue
+                    attempt += 1
                     error = f"{type(exc).__name__}: {exc}"
                     log.warning("handler failed", extra={"fields": {"event_id": envelope.id, "attempt": attempt,
                                                                    "error": error}})
-                    if attempt == self.max_attempts:
+                    if attempt >= self.max_attempts:
                         span.set_status(Status(StatusCode.ERROR, error))
                         await self._dead_letter(record, producer, error, attempt, envelope)
                         return

@@ -134,7 +134,7 @@ class Relay:
             return int(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
 
     def run(self) -> None:
-        waiter = CommitWaiter(self.engine, self.schema)
+        waiter: CommitWaiter | None = None
         log.info("relay started")
         try:
             while not self.stopping.is_set():
@@ -142,16 +142,28 @@ class Relay:
                 try:
                     while self.publish_pending() == self.batch_size:
                         pass
+                    # The waiter's connection dies with the database; a new one is opened once it is back.
+                    waiter = waiter or CommitWaiter(self.engine, self.schema)
+                    waiter.wait(self.poll_interval_s)
                 except Exception:
-                    log.exception("relay publish failed; retrying")
+                    log.exception("relay failed (database or broker unavailable?); retrying")
+                    if waiter is not None:
+                        _close_quietly(waiter)
+                        waiter = None
                     self.stopping.wait(1.0)
-                    continue
-                waiter.wait(self.poll_interval_s)
         finally:
-            waiter.close()
+            if waiter is not None:
+                _close_quietly(waiter)
             self.producer.close(timeout=10)
             log.info("relay stopped")
 
     def stop_on_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
+
+
+def _close_quietly(waiter: CommitWaiter) -> None:
+    try:
+        waiter.close()
+    except Exception:
+        log.debug("closing a broken commit waiter failed", exc_info=True)

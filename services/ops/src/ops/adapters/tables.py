@@ -132,9 +132,10 @@ dead_letters = Table(
     Column("error", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False),
-    Column("event_id", String(36), nullable=False),
-    Column("event_type", String(200), nullable=False),
-    Column("traceparent", String(55), nullable=False),
+    # A dead letter's ids come from whatever record failed, possibly malformed: any length is kept.
+    Column("event_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("traceparent", Text, nullable=False),
     UniqueConstraint("dlq_topic", "dlq_partition", "dlq_offset"),
 )
 

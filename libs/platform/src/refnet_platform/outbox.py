@@ -140,10 +140,11 @@ class Relay:
             while not self.stopping.is_set():
                 metrics.heartbeat()
                 try:
+                    # The waiter's connection dies with the database; a new one is opened once it is back.
+                    if waiter is None:
+                        waiter = CommitWaiter(self.engine, self.schema)
                     while self.publish_pending() == self.batch_size:
                         pass
-                    # The waiter's connection dies with the database; a new one is opened once it is back.
-                    waiter = waiter or CommitWaiter(self.engine, self.schema)
                     waiter.wait(self.poll_interval_s)
                 except Exception:
                     log.exception("relay failed (database or broker unavailable?); retrying")

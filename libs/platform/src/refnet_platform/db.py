@@ -6,6 +6,8 @@ import fcntl
 import logging
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -244,20 +246,18 @@ def _known(config: Config, revision: str) -> bool:
         return False
 
 
-class _file_lock:
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.handle: Any = None
-
-    def __enter__(self) -> None:
-        if self.path:
-            self.handle = open(self.path, "w")
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    """Serialises migrations of one SQLite file across processes; nothing to lock for :memory:."""
+    if path is None:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_migrations_online(context: Any) -> None:

@@ -101,8 +101,7 @@ Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
 async def serve(address: str, register: Registrar, grace_s: float = 5.0,
-                credentials: grpc.ServerCredentials | None = None,
-                on_started: Callable[[int], None] | None = None) -> None:
+                credentials: grpc.ServerCredentials | None = None) -> None:
     """Runs until SIGTERM/SIGINT. `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         # The metrics interceptor sits outside the error mapping, so it counts the final status code.
@@ -122,8 +121,6 @@ async def serve(address: str, register: Registrar, grace_s: float = 5.0,
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", extra={"fields": {"address": address, "port": port, "services": names}})
-    if on_started:
-        on_started(port)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

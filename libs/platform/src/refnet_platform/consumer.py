@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -45,14 +46,43 @@ Handler = Callable[[EventEnvelope, Message], None]
 current_envelope: ContextVar[EventEnvelope | None] = ContextVar("current_envelope", default=None)
 
 
+class Wakeup:
+    """Runs a Tick before its interval is up: a handler that has just made work due calls set() (from any
+    thread), so that work does not wait for the timer."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._early = threading.Event()  # set() before the timer first waited
+
+    def set(self) -> None:
+        if self._loop is None:
+            self._early.set()
+        else:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> None:
+        """Returns once set() was called since the last wait, or after `timeout` seconds."""
+        self._loop = asyncio.get_running_loop()
+        if self._early.is_set():
+            self._early.clear()
+            self._event.set()
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._event.clear()
+
+
 @dataclass(frozen=True)
 class Tick:
-    """A timer: every `interval_s` the worker runs `run` (e.g. expire what is overdue). Deadlines live in
-    the service's own tables, so a restart loses none."""
+    """A timer: every `interval_s` the worker runs `run` (e.g. expire what is overdue), or at once after
+    `wakeup` is set. Deadlines live in the service's own tables, so a restart loses none."""
 
     name: str
     interval_s: float
     run: Callable[[], object]
+    wakeup: Wakeup | None = None
 
 
 OUTAGE_BACKOFF_CAP_S = 5.0
@@ -279,7 +309,10 @@ class EventConsumer:
                     await asyncio.to_thread(tick.run)
             except Exception:
                 log.exception("timer failed", extra={"fields": {"timer": tick.name}})
-            await asyncio.sleep(tick.interval_s)
+            if tick.wakeup is None:
+                await asyncio.sleep(tick.interval_s)
+            else:
+                await tick.wakeup.wait(tick.interval_s)
 
     def stop(self) -> None:
         self.stopping.set()

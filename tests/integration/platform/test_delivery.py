@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from kafka.admin import KafkaAdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import OperationalError
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
@@ -22,7 +25,15 @@ from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_dev.kafka import KafkaBroker
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery
-from refnet_platform.db import Duplicate, UnitOfWork, create_platform_tables, make_engine, outbox
+from refnet_platform.db import (
+    BatchTransaction,
+    Duplicate,
+    UnitOfWork,
+    create_platform_tables,
+    make_engine,
+    outbox,
+    read_connection,
+)
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.telemetry import current_traceparent
@@ -53,7 +64,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def count(engine: Engine, table: Table) -> int:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
@@ -87,6 +98,41 @@ def test_a_redelivered_record_changes_nothing(engine: Engine) -> None:
     finally:
         current_delivery.reset(token)
     assert (count(engine, notes), count(engine, outbox)) == (1, 1)
+
+
+def test_units_of_work_in_a_batch_commit_together_and_a_failed_one_is_undone_alone(engine: Engine) -> None:
+    committed: list[str] = []
+    with BatchTransaction(engine) as batch:
+        for note_id in ("first", "fails", "third"):
+            with contextlib.suppress(RuntimeError), NotesUnitOfWork(engine, "test") as work:
+                work.add_note(note_id)
+                work.on_commit(lambda n=note_id: committed.append(n))  # type: ignore[misc]
+                if note_id == "fails":
+                    raise RuntimeError("the handler failed before commit")
+                work.commit()
+        token = current_delivery.set(Delivery("test-worker", "event-in-batch"))
+        try:
+            with NotesUnitOfWork(engine, "test") as work:
+                work.add_note("once")
+                work.commit()
+            with pytest.raises(Duplicate), NotesUnitOfWork(engine, "test") as work:  # the same batch sees it
+                work.add_note("twice")
+        finally:
+            current_delivery.reset(token)
+        # Nothing is visible to anyone else, nor announced, until the batch commits.
+        assert (count(engine, notes), committed) == (0, [])
+        batch.commit()
+        assert committed == ["first", "third"]
+    assert (count(engine, notes), count(engine, outbox)) == (3, 3)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(notes.c.note_id)).scalars()) == ["first", "once", "third"]
+
+
+def test_a_batch_not_committed_leaves_nothing(engine: Engine) -> None:
+    with BatchTransaction(engine), NotesUnitOfWork(engine, "test") as work:
+        work.add_note("lost")
+        work.commit()
+    assert (count(engine, notes), count(engine, outbox)) == (0, 0)
 
 
 def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
@@ -236,3 +282,59 @@ def test_a_database_outage_makes_records_wait_while_a_bad_query_is_dead_lettered
     dead = [DeadLetter.FromString(r.value) for r in letters]
     letters.close()
     assert [d.original_offset for d in dead] == [1] and "no such table" in dead[0].error
+
+
+def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_time(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    source, dlq = f"scratch.batch-{suffix}.v1", f"scratch.batch-dlq-{suffix}.v1"
+    new_topics(kafka_broker.bootstrap, source, dlq)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    sent = [f"case-{n}" for n in range(80)]
+    sent[40] = "explodes"
+    for case_id in sent:
+        event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), source, "22", case_id)
+        producer.send(source, key=b"22", value=wrap(event, "test").SerializeToString())
+        if case_id == "case-20":
+            producer.send(source, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
+    producer.flush()
+    producer.close()
+    commits = []
+    sqlalchemy_event.listen(engine, "commit", lambda conn: commits.append(1))
+    attempts: dict[str, int] = {}
+
+    def handle(envelope: EventEnvelope, message: object) -> None:
+        case_id = message.case_id  # type: ignore[attr-defined]
+        attempts[case_id] = attempts.get(case_id, 0) + 1
+        with NotesUnitOfWork(engine, "test") as work:
+            work.add_note(case_id)
+            if case_id == "explodes":
+                raise ValueError("handler bug")
+            work.commit()
+
+    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
+                           handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq,
+                           batch=partial(BatchTransaction, engine))
+
+    async def run_until_drained() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while worker.counts["handled"] + worker.counts["dead_lettered"] < 81 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run_until_drained())
+    with engine.connect() as conn:
+        kept = sorted(conn.execute(select(notes.c.note_id)).scalars())
+    assert kept == sorted(c for c in sent if c != "explodes")  # each once, the poison's work undone
+    assert count(engine, outbox) == 79
+    assert attempts["explodes"] == 3  # once in its batch, then twice on its own
+    assert worker.counts == {"handled": 79, "duplicates": 0, "unknown_types": 0, "dead_lettered": 2}
+    assert len(commits) < 79 / 4, f"{len(commits)} commits for 79 records: not batched"
+    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                            consumer_timeout_ms=5000)
+    dead = [DeadLetter.FromString(r.value) for r in letters]
+    letters.close()
+    assert [d.original_offset for d in dead] == [21, 41]
+    assert dead[0].error.startswith("malformed") and dead[1].error == "ValueError: handler bug"

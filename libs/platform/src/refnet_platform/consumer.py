@@ -9,6 +9,7 @@ in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -30,7 +31,7 @@ from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
-from refnet_platform.db import Duplicate, crash_point
+from refnet_platform.db import BatchTransaction, Duplicate, crash_point
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, decode
 from refnet_platform.kafka_security import aiokafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
@@ -67,10 +68,8 @@ class Wakeup:
         if self._early.is_set():
             self._early.clear()
             self._event.set()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
         self._event.clear()
 
 
@@ -113,6 +112,8 @@ class EventConsumer:
         ticks: tuple[Tick, ...] = (),
         urgent: set[str] | None = None,
         dlq_topic: str | None = None,
+        batch: Callable[[], BatchTransaction] | None = None,
+        batch_budget_s: float = 0.05,
     ) -> None:
         self.service = service
         self.consumer_name = f"{service}-worker"
@@ -126,6 +127,8 @@ class EventConsumer:
         self.batch_size = batch_size
         self.ticks = ticks
         self.dlq_topic = dlq_topic or dead_letter_topic(service)
+        self.batch = batch
+        self.batch_budget_s = batch_budget_s
         self.stopping = asyncio.Event()
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}
         self._lag_exported_at = 0.0
@@ -158,14 +161,17 @@ class EventConsumer:
                     continue
                 # The priority lane first: emergencies never wait behind a normal backlog.
                 ordered = sorted(batch.items(), key=lambda item: item[0].topic not in self.urgent)
-                offsets: dict[TopicPartition, int] = {}
+                records = [record for _, part in ordered for record in part]
+                done = 0
                 try:
-                    for tp, records in ordered:
-                        for record in records:
-                            await self._process(record, producer)
-                            offsets[tp] = record.offset + 1
+                    while done < len(records):
+                        done += await self._process_together(records[done:])
+                        if done < len(records):  # the record that stopped the fast path, then fast again
+                            await self._process(records[done], producer)
+                            done += 1
                 except _ShuttingDown:
                     pass  # what was not handled is redelivered after the restart
+                offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records[:done]}
                 if offsets:
                     await consumer.commit(offsets)
         finally:
@@ -185,6 +191,80 @@ class EventConsumer:
         if not batch:
             batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
         return batch
+
+    async def _process_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+        """The fast path: records handled in batch transactions (a savepoint each, a commit every
+        `batch_budget_s`) until one needs the careful path below (a failure to retry or dead-letter, a
+        malformed record, the database away). Returns how many leading records were committed."""
+        if self.batch is None or len(records) < 2:
+            return 0
+        return await asyncio.to_thread(self._handle_together, records)
+
+    def _handle_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+        assert self.batch is not None
+        done = 0
+        outcomes: list[tuple[str, str, str]] = []  # (topic, event type, outcome) not yet committed
+        try:
+            with self.batch() as batch:
+                started = time.monotonic()
+                for record in records:
+                    outcome = self._handle_in_batch(record)
+                    if outcome is None:
+                        break
+                    outcomes.append(outcome)
+                    if time.monotonic() - started > self.batch_budget_s:
+                        done += self._commit_batch(batch, outcomes)
+                        outcomes, started = [], time.monotonic()
+                done += self._commit_batch(batch, outcomes)
+        except Exception:
+            log.info("batch stopped; its uncommitted records are handled one at a time", exc_info=True)
+        return done
+
+    def _commit_batch(self, batch: BatchTransaction, outcomes: list[tuple[str, str, str]]) -> int:
+        batch.commit()
+        crash_point("consumer.after_db_commit")  # the offsets are committed after the poll's records
+        for record_topic, event_type, outcome in outcomes:
+            if outcome == "unknown_type":
+                self.counts["unknown_types"] += 1
+                log.warning("skipped unknown event type", extra={"fields": {"event_type": event_type}})
+            else:
+                self.counts["handled" if outcome == "handled" else "duplicates"] += 1
+            metrics.EVENTS_CONSUMED.labels(record_topic, event_type, outcome).inc()
+        return len(outcomes)
+
+    def _handle_in_batch(self, record: ConsumerRecord[bytes, bytes]) -> tuple[str, str, str] | None:
+        """(topic, event type, outcome), or None: leave this record and the rest to the careful path."""
+        headers = dict(record.headers or ())
+        traceparent = (headers.get("traceparent") or b"").decode(errors="replace")
+        token = otel_context.attach(context_from_traceparent(traceparent))
+        started = time.perf_counter()
+        try:
+            with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
+                span.set_attribute("messaging.system", "kafka")
+                span.set_attribute("messaging.destination.name", record.topic)
+                span.set_attribute("messaging.kafka.message.offset", record.offset)
+                try:
+                    envelope = decode(record.value)
+                    payload = self.types.unpack(envelope)
+                except UnknownEventType as exc:
+                    return record.topic, str(exc), "unknown_type"
+                except MalformedEvent:
+                    return None
+                span.set_attribute("refnet.event_type", envelope.type)
+                span.set_attribute("refnet.event_id", envelope.id)
+                span.set_attributes(metrics.subject_ids(envelope.subject))
+                try:
+                    self._handle_in_context(envelope, payload)
+                except Duplicate:
+                    return record.topic, envelope.type, "duplicate"
+                except Exception:
+                    return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
+                finally:
+                    metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(
+                        time.perf_counter() - started)
+                return record.topic, envelope.type, "handled"
+        finally:
+            otel_context.detach(token)
 
     async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
         headers = dict(record.headers or ())

@@ -5,9 +5,12 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Transaction,
     create_engine,
     event,
     insert,
@@ -91,9 +95,12 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Connection) -> None:
+        def _begin(conn: Connection) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")  # WAL: a reader never waits for, nor blocks, the writer
+                return
             # Take the write lock up front so read-then-write transactions never fail to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn.connection.dbapi_connection)
 
         return engine
     if url.startswith("postgresql://"):
@@ -101,6 +108,40 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     return create_engine(url, connect_args=connect_args, pool_size=pool_size, max_overflow=pool_size,
                          pool_pre_ping=True)
+
+
+# Connection execution option: the transaction only reads (SQLite then does not take the write lock).
+READ_ONLY = "refnet_read_only"
+
+SQLITE_LOCK_WAIT_S = 30.0
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reading only: on SQLite it never takes (nor waits for) the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def _begin_immediate(dbapi_conn: Any) -> None:
+    """BEGIN IMMEDIATE, retried every millisecond or less while another writer holds the lock. SQLite's own
+    busy handler sleeps ever longer (up to 100 ms a time), so a writer could sleep on long after the lock was
+    free: that was most of intake's RegisterCase p99 when its api, worker and relay wrote at once."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+        delay = 0.0001
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.001)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
+        cursor.close()
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -122,8 +163,46 @@ class Duplicate(Exception):
     """This consumer already handled the record: the redelivery is a no-op."""
 
 
+class BatchTransaction:
+    """One transaction for many units of work: while it is open in this thread, each UnitOfWork on the
+    same engine is a SAVEPOINT in it. The consumer handles a poll's records this way: one commit (and one
+    write-lock turn) for the batch instead of one per record."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connection: Connection
+        self._after_commit: list[Callable[[], None]] = []
+
+    def __enter__(self) -> Self:
+        self.connection = self.engine.connect()  # its transaction begins with the first unit of work
+        self._token = _current_batch.set(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _current_batch.reset(self._token)
+        try:
+            if self.connection.in_transaction():
+                self.connection.rollback()
+        finally:
+            self.connection.close()
+            self._after_commit = []
+
+    def commit(self) -> None:
+        """Commits what the batch's units of work committed so far; the next unit of work begins anew."""
+        self.connection.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+
+_current_batch: ContextVar[BatchTransaction | None] = ContextVar("refnet_batch", default=None)
+
+
 class UnitOfWork:
-    """One transaction: the service's repositories, the outbox and the inbox commit together."""
+    """One transaction: the service's repositories, the outbox and the inbox commit together. Inside a
+    BatchTransaction on the same engine it is a savepoint of the batch's transaction instead."""
 
     def __init__(self, engine: Engine, source: str, schema: str | None = None) -> None:
         self.engine = engine
@@ -131,17 +210,33 @@ class UnitOfWork:
         self.schema = schema
         self.connection: Connection
         self._pending: list[OutgoingEvent] = []
+        self._batch: BatchTransaction | None = None
+        self._savepoint: Transaction | None = None
+        self._after_commit: list[Callable[[], None]] = []
+        self._read_only = False
+
+    def reading(self) -> Self:
+        """For work that only reads: on SQLite it then neither takes nor waits for the write lock."""
+        self._read_only = True
+        return self
 
     def open_repositories(self, connection: Connection) -> None:
         """Services override this to attach their repositories to the connection."""
 
     def __enter__(self) -> Self:
-        self.connection = self.engine.connect()
-        self.connection.begin()
+        batch = _current_batch.get()
+        self._batch = batch if batch is not None and batch.engine is self.engine else None
+        if self._batch is not None:
+            self.connection = self._batch.connection
+            self._savepoint = self.connection.begin_nested()
+        else:
+            self.connection = read_connection(self.engine) if self._read_only else self.engine.connect()
+            self.connection.begin()
         self._pending = []
+        self._after_commit = []
         delivery = current_delivery.get()
         if delivery and self._already_processed(delivery.consumer, delivery.event_id):
-            self.connection.close()
+            self._close()
             raise Duplicate(delivery.event_id)
         self.open_repositories(self.connection)
         return self
@@ -149,6 +244,14 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        """Rolls back what was not committed; safe to call twice."""
+        if self._batch is not None:
+            if self._savepoint is not None and self._savepoint.is_active:
+                self._savepoint.rollback()
+            return
         try:
             if self.connection.in_transaction():
                 self.connection.rollback()
@@ -157,6 +260,11 @@ class UnitOfWork:
 
     def publish(self, event: OutgoingEvent) -> None:
         self._pending.append(event)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Runs `callback` once this work is really committed (in a batch: when the batch commits), e.g. to
+        wake a timer that reads what was written; not at all if it is rolled back."""
+        self._after_commit.append(callback)
 
     def commit(self) -> None:
         conn = self.connection
@@ -184,13 +292,20 @@ class UnitOfWork:
                         )
                     )
             except IntegrityError:
-                conn.rollback()
+                self._close()
                 raise Duplicate(delivery.event_id) from None
         if self._pending and is_postgres(self.engine):
             # Delivered on commit: wakes the relay at once instead of on its next poll.
             conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)})
-        conn.commit()
         self._pending = []
+        callbacks, self._after_commit = self._after_commit, []
+        if self._savepoint is not None and self._batch is not None:
+            self._savepoint.commit()
+            self._batch._after_commit.extend(callbacks)
+            return
+        conn.commit()
+        for callback in callbacks:
+            callback()
 
     def _already_processed(self, consumer: str, event_id: str) -> bool:
         row = self.connection.execute(

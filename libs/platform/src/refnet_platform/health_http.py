@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine, text
 
+from refnet_platform.db import read_connection
 from refnet_platform.metrics import seconds_since_heartbeat
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ Check = Callable[[], None]
 
 def database_check(engine: Engine) -> Check:
     def check() -> None:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             conn.execute(text("SELECT 1"))
 
     return check

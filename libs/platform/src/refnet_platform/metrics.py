@@ -74,14 +74,14 @@ def subject_ids(subject: str) -> dict[str, str]:
 
 def watch_outbox(engine: Engine) -> None:
     """The relay's backlog gauges, computed from the outbox table when scraped."""
-    from refnet_platform.db import outbox, utcnow
+    from refnet_platform.db import outbox, read_connection, utcnow
 
     def backlog() -> float:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             return float(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
 
     def oldest_age() -> float:
-        with engine.connect() as conn:
+        with read_connection(engine) as conn:
             oldest = conn.execute(select(func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))).scalar()
         if oldest is None:
             return 0.0

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select, update
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
-from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, utcnow
+from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection, utcnow
 from refnet_platform.kafka_security import kafka_python_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 
@@ -94,7 +94,7 @@ class Relay:
 
     def publish_pending(self) -> int:
         """Publishes one batch of unsent rows in id order; returns how many were sent."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(
                 select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type,
                        outbox.c.traceparent)
@@ -130,7 +130,7 @@ class Relay:
         return len(rows)
 
     def backlog(self) -> int:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return int(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
 
     def run(self) -> None:

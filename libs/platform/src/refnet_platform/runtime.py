@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Tick, dispatching
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.db import BatchTransaction, make_engine, migrate
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
@@ -102,7 +102,8 @@ def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegi
         async def main() -> None:
             worker = EventConsumer(settings.service_name, settings.kafka_bootstrap_servers, topics, types,
                                    dispatching(bus, command_for), max_attempts=settings.max_attempts,
-                                   retry_backoff_s=settings.retry_backoff_s, ticks=ticks(bus))
+                                   retry_backoff_s=settings.retry_backoff_s, ticks=ticks(bus),
+                                   batch=partial(BatchTransaction, engine))
             worker.stop_on_signals()
             await worker.run()
 

@@ -74,7 +74,7 @@ def _case(work: IntakeUnitOfWork, case_id: str, lock: bool = True) -> Case:
 
 
 def _load(uow: UowFactory, case_id: str) -> Case:
-    with uow() as work:
+    with uow().reading() as work:
         return _case(work, case_id, lock=False)
 
 

@@ -338,3 +338,45 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
     letters.close()
     assert [d.original_offset for d in dead] == [21, 41]
     assert dead[0].error.startswith("malformed") and dead[1].error == "ValueError: handler bug"
+
+
+def test_an_emergency_arriving_during_a_long_normal_poll_is_handled_between_its_chunks(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    normal, urgent = f"scratch.chunks-{suffix}.v1", f"scratch.chunks-urgent-{suffix}.v1"
+    new_topics(kafka_broker.bootstrap, normal, urgent)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+
+    def send(topic: str, case_id: str) -> None:
+        event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), topic, "22", case_id)
+        producer.send(topic, key=b"22", value=wrap(event, "test").SerializeToString()).get(timeout=10)
+
+    for n in range(40):
+        send(normal, f"normal-{n}")
+    handled: list[str] = []
+
+    def handle(envelope: EventEnvelope, message: object) -> None:
+        case_id = message.case_id  # type: ignore[attr-defined]
+        handled.append(case_id)
+        if case_id == "normal-0":
+            send(urgent, "emergency")  # arrives while the rest of this poll waits its turn
+        time.sleep(0.02)
+
+    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [normal, urgent],
+                           TypeRegistry([intake_events]), handle, urgent={urgent},
+                           dlq_topic=f"scratch.chunks-dlq-{suffix}.v1", batch=partial(BatchTransaction, engine),
+                           batch_budget_s=0.05)
+
+    async def run_until_drained() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while len(handled) < 41 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run_until_drained())
+    producer.close()
+    assert sorted(handled) == sorted([f"normal-{n}" for n in range(40)] + ["emergency"])
+    # The poll held all 40 normal records (800 ms of work); the emergency waited one 50 ms chunk or so.
+    assert handled.index("emergency") < 10, handled

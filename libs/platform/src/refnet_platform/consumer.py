@@ -161,19 +161,7 @@ class EventConsumer:
                     continue
                 # The priority lane first: emergencies never wait behind a normal backlog.
                 ordered = sorted(batch.items(), key=lambda item: item[0].topic not in self.urgent)
-                records = [record for _, part in ordered for record in part]
-                done = 0
-                try:
-                    while done < len(records):
-                        done += await self._process_together(records[done:])
-                        if done < len(records):  # the record that stopped the fast path, then fast again
-                            await self._process(records[done], producer)
-                            done += 1
-                except _ShuttingDown:
-                    pass  # what was not handled is redelivered after the restart
-                offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records[:done]}
-                if offsets:
-                    await consumer.commit(offsets)
+                await self._handle_records([record for _, part in ordered for record in part], consumer, producer)
         finally:
             for timer in timers:
                 timer.cancel()
@@ -192,33 +180,60 @@ class EventConsumer:
             batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_size)
         return batch
 
-    async def _process_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
-        """The fast path: records handled in batch transactions (a savepoint each, a commit every
-        `batch_budget_s`) until one needs the careful path below (a failure to retry or dead-letter, a
-        malformed record, the database away). Returns how many leading records were committed."""
+    async def _handle_records(self, records: list[ConsumerRecord[bytes, bytes]], consumer: AIOKafkaConsumer,
+                              producer: AIOKafkaProducer, between: bool = True) -> None:
+        """Handles the records in order, then commits their offsets. Between chunks of `batch_budget_s` an
+        emergency that arrived meanwhile on the urgent lane (other partitions) is handled first."""
+        done = 0
+        try:
+            while done < len(records):
+                if between and done:
+                    urgent = await self._urgent_waiting(consumer)
+                    if urgent:
+                        await self._handle_records(urgent, consumer, producer, between=False)
+                taken, stopped = await self._process_together(records[done:])
+                done += taken
+                if stopped:  # the record that stopped the fast path, on its own; then fast again
+                    await self._process(records[done], producer)
+                    done += 1
+        except _ShuttingDown:
+            pass  # what was not handled is redelivered after the restart
+        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records[:done]}
+        if offsets:
+            await consumer.commit(offsets)
+
+    async def _urgent_waiting(self, consumer: AIOKafkaConsumer) -> list[ConsumerRecord[bytes, bytes]]:
+        urgent = [tp for tp in consumer.assignment() if tp.topic in self.urgent]
+        if not urgent:
+            return []
+        batch = await consumer.getmany(*urgent, timeout_ms=0, max_records=self.batch_size)
+        return [record for part in batch.values() for record in part]
+
+    async def _process_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[int, bool]:
+        """The fast path: leading records handled in one batch transaction (a savepoint each) for up to
+        `batch_budget_s`. Returns how many were committed, and whether the next one needs the careful path
+        (a failure to retry or dead-letter, a malformed record, the database away)."""
         if self.batch is None or len(records) < 2:
-            return 0
+            return 0, True
         return await asyncio.to_thread(self._handle_together, records)
 
-    def _handle_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> int:
+    def _handle_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[int, bool]:
         assert self.batch is not None
-        done = 0
-        outcomes: list[tuple[str, str, str]] = []  # (topic, event type, outcome) not yet committed
+        outcomes: list[tuple[str, str, str]] = []  # (topic, event type, outcome)
         try:
             with self.batch() as batch:
                 started = time.monotonic()
                 for record in records:
                     outcome = self._handle_in_batch(record)
                     if outcome is None:
-                        break
+                        return self._commit_batch(batch, outcomes), True
                     outcomes.append(outcome)
                     if time.monotonic() - started > self.batch_budget_s:
-                        done += self._commit_batch(batch, outcomes)
-                        outcomes, started = [], time.monotonic()
-                done += self._commit_batch(batch, outcomes)
+                        break
+                return self._commit_batch(batch, outcomes), False
         except Exception:
-            log.info("batch stopped; its uncommitted records are handled one at a time", exc_info=True)
-        return done
+            log.info("batch stopped; its records are handled one at a time", exc_info=True)
+            return 0, True
 
     def _commit_batch(self, batch: BatchTransaction, outcomes: list[tuple[str, str, str]]) -> int:
         batch.commit()

@@ -314,7 +314,7 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
 
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
                            handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq,
-                           batch=partial(BatchTransaction, engine))
+                           batch=partial(BatchTransaction, engine), batch_budget_s=60)
 
     async def run_until_drained() -> None:
         task = asyncio.create_task(worker.run())

@@ -72,6 +72,11 @@ inbox = Table(
 )
 
 
+# Built once: a constant statement executed with parameters skips SQLAlchemy's per-call construction.
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_INBOX = insert(inbox)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -269,28 +274,19 @@ class UnitOfWork:
     def commit(self) -> None:
         conn = self.connection
         traceparent = current_traceparent()
+        rows = []
         for pending in self._pending:
             envelope = wrap(pending, self.source)
-            conn.execute(
-                insert(outbox).values(
-                    event_id=envelope.id,
-                    topic=pending.topic,
-                    key=pending.key,
-                    event_type=envelope.type,
-                    value=envelope.SerializeToString(),
-                    traceparent=traceparent,
-                    created_at=utcnow(),
-                )
-            )
+            rows.append(dict(event_id=envelope.id, topic=pending.topic, key=pending.key, event_type=envelope.type,
+                             value=envelope.SerializeToString(), traceparent=traceparent, created_at=utcnow()))
+        if rows:
+            conn.execute(_INSERT_OUTBOX, rows)
         delivery = current_delivery.get()
         if delivery:
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(inbox).values(
-                            consumer=delivery.consumer, event_id=delivery.event_id, processed_at=utcnow()
-                        )
-                    )
+                    conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
+                                                     processed_at=utcnow()))
             except IntegrityError:
                 self._close()
                 raise Duplicate(delivery.event_id) from None

@@ -43,13 +43,28 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def _need_row(case_id: str, need: Need) -> dict[str, Any]:
+    return dict(need_id=need.need_id, case_id=case_id, service_type=str(need.service_type),
+                consented=need.consent is not None, referral_id=need.referral_id,
+                referral_status=need.referral_status, provider_id=need.provider_id)
+
+
+def _consent_row(case_id: str, consent: Consent) -> dict[str, Any]:
+    return dict(consent_id=consent.consent_id, case_id=case_id, need_id=consent.need_id,
+                given_by=str(consent.given_by), legal_basis=consent.legal_basis,
+                recipient_sectors=list(consent.recipient_sectors), data_categories=list(consent.data_categories),
+                given_at=consent.given_at, expires_at=consent.expires_at, recorded_by=consent.recorded_by)
+
+
 class CaseRepository:
     def __init__(self, conn: Connection, vault: Vault) -> None:
         self.conn = conn
         self.vault = vault
 
+    # Statements built once: executing a constant insert() with parameters skips SQLAlchemy's per-call
+    # statement construction and cache-key work, most of what a write cost here.
     def add(self, case: Case, contact: Contact, narrative: str) -> None:
-        self.conn.execute(insert(cases).values(
+        self.conn.execute(insert(cases), dict(
             case_id=case.case_id, client_request_id=case.client_request_id,
             province_code=case.province_code, commune_code=case.commune_code,
             case_types=[str(t) for t in case.case_types], is_child=case.survivor.is_child,
@@ -60,26 +75,23 @@ class CaseRepository:
             call_id=case.call_id or None, case_worker_id=case.case_worker_id, registered_at=case.registered_at,
             **self._mutable(case),
         ))
-        for need in case.needs:
-            self.add_need(case.case_id, need)
+        if case.needs:
+            self.conn.execute(insert(needs), [_need_row(case.case_id, need) for need in case.needs])
+        given = [_consent_row(case.case_id, need.consent) for need in case.needs if need.consent is not None]
+        if given:
+            self.conn.execute(insert(consents), given)
         key, wrapped = self.vault.new_case_key(case.case_id)
-        self.conn.execute(insert(case_keys).values(case_id=case.case_id, wrapped_key=wrapped))
-        self.conn.execute(insert(case_personal_data).values(
+        self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped))
+        self.conn.execute(insert(case_personal_data), dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
 
     def add_need(self, case_id: str, need: Need) -> None:
-        self.conn.execute(insert(needs).values(
-            need_id=need.need_id, case_id=case_id, service_type=str(need.service_type), consented=False,
-            referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
+        self.conn.execute(insert(needs), _need_row(case_id, need))
         if need.consent is not None:
-            self.add_consent(case_id, need.consent)
+            self.conn.execute(insert(consents), _consent_row(case_id, need.consent))
 
     def add_consent(self, case_id: str, consent: Consent) -> None:
-        self.conn.execute(insert(consents).values(
-            consent_id=consent.consent_id, case_id=case_id, need_id=consent.need_id,
-            given_by=str(consent.given_by), legal_basis=consent.legal_basis,
-            recipient_sectors=list(consent.recipient_sectors), data_categories=list(consent.data_categories),
-            given_at=consent.given_at, expires_at=consent.expires_at, recorded_by=consent.recorded_by))
+        self.conn.execute(insert(consents), _consent_row(case_id, consent))
         self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=True))
 
     def withdraw(self, consent: Consent) -> None:

@@ -172,6 +172,8 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
     if cmd.call is not None:
         validate_call(cmd.call, received)
 
+    made: list[Case] = []
+
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = Case(
             case_id=new_event_id(), client_request_id=cmd.client_request_id, province_code=occurred.province_code,
@@ -195,6 +197,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
                         logged_at=now)
             case.call_id = call.call_id
         work.cases.add(case, cmd.contact, cmd.narrative)
+        made.append(case)
         work.emit(events.CaseRegistered(case, now))
         if call is not None:
             work.calls.add(call)
@@ -202,7 +205,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
         return case.case_id
 
     case_id, created = _once(uow, cmd.client_request_id, "register_case", "", perform)
-    case = _load(uow, case_id)
+    case = made[-1] if created else _load(uow, case_id)  # a new case is as it was just stored
     if created:
         log.info("case registered", extra={"fields": {"case_id": case_id, "province": case.province_code,
                                                       "emergency": case.emergency}})

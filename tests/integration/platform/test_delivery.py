@@ -174,6 +174,35 @@ def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
         assert conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one() == 0
 
 
+def test_relay_publishes_the_urgent_lanes_rows_before_an_older_normal_backlog(
+        engine: Engine, kafka_broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    normal, urgent = f"scratch.relay-{suffix}.v1", f"scratch.relay-urgent-{suffix}.v1"
+    new_topics(kafka_broker.bootstrap, normal, urgent)
+    monkeypatch.setattr("refnet_platform.outbox.URGENT_TOPICS", [urgent])
+    for n in range(6):
+        with NotesUnitOfWork(engine, "test") as work:
+            work.add_note(f"n{n}", normal)
+            work.commit()
+    with NotesUnitOfWork(engine, "test") as work:
+        work.add_note("emergency", urgent)
+        work.commit()
+    relay = Relay(engine, make_producer(kafka_broker.bootstrap), batch_size=3)
+    try:
+        assert relay.publish_pending() == 3
+        with engine.connect() as conn:
+            sent = conn.execute(select(outbox.c.topic).where(outbox.c.sent_at.is_not(None))
+                                .order_by(outbox.c.id)).scalars().all()
+        assert sent == [normal, normal, urgent]  # the emergency and the two oldest normal rows
+        assert relay.publish_pending() == 3 and relay.publish_pending() == 1 and relay.backlog() == 0
+    finally:
+        relay.producer.close(timeout=10)
+    consumer = KafkaConsumer(normal, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)
+    assert [EventEnvelope.FromString(r.value).subject for r in consumer] == [f"case/n{n}" for n in range(6)]
+    consumer.close()
+
+
 def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_broker: KafkaBroker) -> None:
     suffix = uuid.uuid4().hex[:8]
     normal, urgent, dlq = (f"scratch.{n}-{suffix}.v1" for n in ("cases", "cases-urgent", "dlq"))

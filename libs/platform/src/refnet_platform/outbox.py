@@ -24,9 +24,15 @@ from refnet_platform import metrics
 from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection, utcnow
 from refnet_platform.kafka_security import kafka_python_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+from refnet_platform.topics import TOPICS
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("refnet.relay")
+
+
+_PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type, outbox.c.traceparent)
+            .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id))
+URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
@@ -94,14 +100,13 @@ class Relay:
 
     def publish_pending(self) -> int:
         """Publishes one batch of unsent rows in id order; returns how many were sent."""
+        # The priority lanes' rows first: an emergency is not queued behind a normal backlog. Order is kept
+        # where Kafka keeps it, within each topic's partitions.
         with read_connection(self.engine) as conn:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type,
-                       outbox.c.traceparent)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-            ).all()
+            rows = list(conn.execute(_PENDING.where(outbox.c.topic.in_(URGENT_TOPICS)).limit(self.batch_size)))
+            if len(rows) < self.batch_size:
+                rows += conn.execute(_PENDING.where(outbox.c.topic.not_in(URGENT_TOPICS))
+                                     .limit(self.batch_size - len(rows)))
             conn.rollback()
         if not rows:
             return 0

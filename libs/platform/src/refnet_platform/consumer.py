@@ -113,7 +113,7 @@ class EventConsumer:
         urgent: set[str] | None = None,
         dlq_topic: str | None = None,
         batch: Callable[[], BatchTransaction] | None = None,
-        batch_budget_s: float = 0.05,
+        batch_budget_s: float = 0.01,
     ) -> None:
         self.service = service
         self.consumer_name = f"{service}-worker"
@@ -128,6 +128,7 @@ class EventConsumer:
         self.ticks = ticks
         self.dlq_topic = dlq_topic or dead_letter_topic(service)
         self.batch = batch
+        # Short: on SQLite the service's api waits for the write lock while a batch transaction holds it.
         self.batch_budget_s = batch_budget_s
         self.stopping = asyncio.Event()
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}

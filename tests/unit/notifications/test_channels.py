@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,8 +13,6 @@ from notifications.adapters.channels import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     EmailChannel,
-    InAppChannel,
-    InAppRejected,
     SeenSignatures,
     SmsGatewayChannel,
     SmsGatewayConfig,
@@ -216,27 +213,3 @@ async def test_misrouted_or_unusable_messages_fail_permanently_without_a_network
 ) -> None:
     result = await adapter.send(message)
     assert (result.outcome, result.detail) == (Outcome.PERMANENT, detail)
-
-
-class Feed:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-        self.published: list[OutboundMessage] = []
-
-    async def publish(self, message: OutboundMessage) -> None:
-        if self.error:
-            raise self.error
-        self.published.append(message)
-
-
-@pytest.mark.asyncio
-async def test_in_app_channel() -> None:
-    m = provider_message(Channel.IN_APP, "inbox-prov")
-    feed = Feed()
-    assert (await InAppChannel(feed).send(m)).outcome is Outcome.DELIVERED
-    assert feed.published == [m]
-    assert (await InAppChannel(Feed(RuntimeError("db down"))).send(m)).outcome is Outcome.TRANSIENT
-    assert (await InAppChannel(Feed(InAppRejected())).send(m)).outcome is Outcome.PERMANENT
-    survivor_in_app = replace(survivor_sms(), channel=Channel.IN_APP)
-    result = await InAppChannel(feed).send(survivor_in_app)
-    assert result.outcome is Outcome.PERMANENT and "survivor" in result.detail

@@ -1,11 +1,15 @@
 """The service layer through bootstrap, on an SQLite file, with fake channels: who gets a notice for each
-event, exactly once; the dispatch round (emergencies first, retries, dead letters); a survivor only
-safely; withdrawal and erasure; and each caller's own feed."""
+event, exactly once; the in-app feed written as the notice is recorded; the dispatcher woken when work is
+due; the dispatch round (emergencies first, batches claimed once, lanes independent, retries, dead
+letters); a survivor only safely; withdrawal and erasure; and each caller's own feed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +45,10 @@ from notifications.domain.notices import ContactRefused, ContactUnavailable, Fee
 from notifications.domain.retry import DeliveryResult, RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
 from notifications.service_layer.handlers import Policy
+from refnet.common.v1.envelope_pb2 import EventEnvelope
+from refnet.notifications.v1 import events_pb2
 from refnet_platform.bus import MessageBus
+from refnet_platform.context import Causation, current_causation
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.errors import InvalidArgument, PermissionDenied
 from refnet_platform.vocabulary import ServiceType
@@ -67,12 +74,20 @@ DIRECTORY = {
 
 @dataclass
 class FakeChannel:
+    """Sends nothing; `delay` seconds per send, or until `gate` opens when one is given."""
+
     channel: Channel
     results: list[DeliveryResult] = field(default_factory=list)
     sent: list[OutboundMessage] = field(default_factory=list)
+    delay: float = 0.0
+    gate: threading.Event | None = None
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
         self.sent.append(message)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.gate is not None:
+            await asyncio.to_thread(self.gate.wait, 10)
         if self.results:
             return self.results.pop(0) if len(self.results) > 1 else self.results[0]
         return DeliveryResult.sent(provider_ref="ok")
@@ -101,6 +116,14 @@ class FakeSink:
 
 
 @dataclass
+class FakeWakeup:
+    times: int = 0
+
+    def set(self) -> None:
+        self.times += 1
+
+
+@dataclass
 class World:
     bus: MessageBus
     engine: Engine
@@ -109,6 +132,7 @@ class World:
     contacts: FakeContacts
     sink: FakeSink
     clock: list[datetime]
+    wakeup: FakeWakeup
 
     def dispatch(self, at: datetime | None = None) -> dict[str, int]:
         return self.bus.handle(commands.DispatchDue(now=at or self.clock[0]))  # type: ignore[no-any-return]
@@ -124,6 +148,18 @@ class World:
         with self.engine.connect() as conn:
             return [r.event_type for r in conn.execute(select(outbox.c.event_type).order_by(outbox.c.id))]
 
+    def status_events(self) -> list[tuple[str, str, str, EventEnvelope]]:
+        """(type, notice id, channel, envelope) of every status event in the outbox."""
+        found = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(outbox.c.value).order_by(outbox.c.id)):
+                envelope = EventEnvelope.FromString(row.value)
+                name = envelope.type.rsplit(".", 1)[-1]
+                message = getattr(events_pb2, name)()
+                envelope.data.Unpack(message)
+                found.append((name, message.notice_id, message.channel, envelope))
+        return found
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
@@ -135,13 +171,13 @@ def world(tmp_path: Path) -> Iterator[World]:
                     retry={Channel.SMS: RetryPolicy(1.0, 4.0, 3)}, clock=lambda: clock[0],
                     jitter=random.Random(7))
     email, sms = FakeChannel(Channel.EMAIL), FakeChannel(Channel.SMS)
-    contacts, sink = FakeContacts(), FakeSink()
+    contacts, sink, wakeup = FakeContacts(), FakeSink(), FakeWakeup()
     bus = bootstrap(settings, engine, policy=policy, adapters={Channel.EMAIL: email, Channel.SMS: sms},
-                    contacts=contacts, dead_letters=sink)
+                    contacts=contacts, dead_letters=sink, wakeup=wakeup)
     directory = tmp_path / "directory.json"
     directory.write_text(json.dumps(DIRECTORY))
     bus.handle(load_directory_file(directory))
-    yield World(bus, engine, email, sms, contacts, sink, clock)
+    yield World(bus, engine, email, sms, contacts, sink, clock, wakeup)
     engine.dispose()
 
 
@@ -163,7 +199,56 @@ def test_a_new_referral_tells_the_providers_duty_contact_on_every_configured_cha
     got = {(r["recipient_id"], r["channel"], r["address"]) for r in world.rows()}
     assert got == {("clinic", "in_app", "clinic"), ("clinic", "email", "duty@clinic.test"),
                    ("clinic", "sms", "0901000001")}
-    assert all(r["status"] == "pending" and r["language"] == "vi" for r in world.rows())
+    assert {(r["channel"], r["status"]) for r in world.rows()} == {
+        ("in_app", "delivered"), ("email", "pending"), ("sms", "pending")}
+    assert all(r["language"] == "vi" for r in world.rows())
+
+
+# --- the in-app feed at once, the dispatcher woken ----------------------------------------------
+
+
+def test_an_in_app_notice_is_in_the_feed_and_its_status_events_in_the_outbox_as_soon_as_it_is_recorded(
+    world: World,
+) -> None:
+    flow = current_causation.set(Causation("flow-1", "ev-new"))  # as the consumer sets it for the event
+    try:
+        (in_app_id, _, _) = world.bus.handle(new_referral())  # no dispatch round at all
+    finally:
+        current_causation.reset(flow)
+    (listed,) = feed(world, "clinic", "agency")
+    assert (listed.notice_id, listed.kind, listed.status) == (in_app_id, "referral_new", "delivered")
+    (row,) = [r for r in world.rows() if r["channel"] == "in_app"]
+    assert (row["attempts"], row["next_attempt_at"]) == (1, None)
+    events = world.status_events()
+    assert [(name, notice, channel) for name, notice, channel, _ in events] == [
+        ("NotificationSent", in_app_id, "in_app"), ("NotificationDelivered", in_app_id, "in_app")]
+    assert {(e.correlation_id, e.causation_id) for *_, e in events} == {("flow-1", "ev-new")}
+    assert world.dispatch() == {"sent": 2}  # the round has only the e-mail and the SMS left to send
+    # Recorded together, each status event still continues the flow of the event behind its notice.
+    assert {(channel, e.correlation_id, e.causation_id) for _, _, channel, e in world.status_events()[2:]} == {
+        ("email", "flow-1", "ev-new"), ("sms", "flow-1", "ev-new")}
+    assert world.bus.handle(new_referral()) == []  # redelivered: nothing new, in the feed or the outbox
+    assert len(feed(world, "clinic", "agency")) == 1
+    assert len(world.status_events()) == 4
+
+
+def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world: World) -> None:
+    world.bus.handle(new_referral())
+    assert world.wakeup.times == 1
+    world.bus.handle(new_referral())  # a redelivery adds nothing due
+    world.bus.handle(new_referral(provider="unknown-agency", event_id="ev-2", referral_id=OTHER))  # in-app only
+    assert world.wakeup.times == 1
+    consenting(world)
+    world.clock[0] = NIGHT
+    world.bus.handle(commands.Notify(StatusChange("ev-3", OTHER, CASE, "legal", "22", ReferralStatus.REQUESTED,
+                                                  ReferralStatus.ACCEPTED, "", "cw-9", ServiceType.MEDICAL)))
+    # Her notice, deferred to her window, and the feed notice of a case worker the directory does not know.
+    assert {(r["role"], r["status"]) for r in world.rows() if r["source_event_id"] == "ev-3"} == {
+        ("case_worker", "delivered"), ("survivor", "deferred")}
+    assert world.wakeup.times == 1
+    world.bus.handle(commands.NoteCase(str(uuid.uuid4()), "22", "cw-1", frozenset(),
+                                       EmergencyCase("ev-case", str(uuid.uuid4()), "22", "cw-1", 2)))
+    assert world.wakeup.times == 2  # the supervisors' e-mail
 
 
 def test_each_event_type_reaches_its_recipients_in_their_language(world: World) -> None:
@@ -213,13 +298,51 @@ def test_emergencies_are_sent_before_anything_else(world: World) -> None:
         world.bus.handle(new_referral(event_id=f"ev-r{i}", referral_id=str(uuid.uuid4())))
     world.bus.handle(new_referral(urgency=Urgency.EMERGENCY, event_id="ev-e", referral_id=str(uuid.uuid4())))
     counts = world.dispatch()
-    assert counts == {"sent": 8, "delivered": 4}
+    assert counts == {"sent": 8}
     assert world.email.sent[0].event_id == "ev-e" and world.sms.sent[0].event_id == "ev-e"
     assert [m.event_id for m in world.email.sent[1:]] == ["ev-r0", "ev-r1", "ev-r2"]
     types = world.outbox_types()
     assert types.count("refnet.notifications.v1.NotificationSent") == 12
     assert types.count("refnet.notifications.v1.NotificationDelivered") == 4  # the in-app feed confirms
     assert world.dispatch() == {}  # nothing is sent twice
+
+
+def test_a_batch_is_claimed_once_however_many_rounds_run_at_once(world: World) -> None:
+    for i in range(60):
+        world.bus.handle(new_referral(event_id=f"ev-{i}", referral_id=str(uuid.uuid4())))
+    world.email.delay = world.sms.delay = 0.002  # sends overlap with the other rounds' claims
+    rounds = [threading.Thread(target=lambda: world.bus.handle(commands.DispatchDue(now=NOON, limit=7)))
+              for _ in range(4)]
+    for thread in rounds:
+        thread.start()
+    for thread in rounds:
+        thread.join(30)
+    sent = [m.notice_id for m in world.email.sent + world.sms.sent]
+    assert len(sent) == 120 and len(set(sent)) == 120  # every one once, by whichever round claimed it
+    assert {(r["status"], r["attempts"]) for r in world.rows() if r["channel"] != "in_app"} == {("sent", 1)}
+
+
+def test_a_slow_gateway_holds_up_only_its_own_lane(world: World) -> None:
+    world.sms.gate = threading.Event()  # the SMS gateway hangs until the test lets it go
+    world.bus.handle(new_referral())
+    dispatching = threading.Thread(target=world.dispatch)
+    dispatching.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not world.sms.sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # While the SMS hangs, an event for the legal desk (e-mail only) is recorded: the e-mail lane, idle
+        # in the same round, takes it at once.
+        world.bus.handle(new_referral(provider="legal", event_id="ev-legal", referral_id=OTHER))
+        while len(world.email.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [m.recipient_id for m in world.email.sent] == ["clinic", "legal"]
+        assert dispatching.is_alive()  # the round is still waiting for the gateway
+    finally:
+        world.sms.gate.set()
+        dispatching.join(10)
+    assert {(r["channel"], r["status"]) for r in world.rows() if r["channel"] != "in_app"} == {
+        ("email", "sent"), ("sms", "sent")}
 
 
 def test_a_transient_failure_is_retried_after_a_backoff_then_dead_lettered(world: World) -> None:
@@ -257,8 +380,8 @@ def test_a_claimed_delivery_is_left_alone_until_its_lease_ends(world: World) -> 
     with world.engine.begin() as conn:  # as if a round had claimed it and died mid-send
         conn.execute(deliveries.update().values(lease_until=(NOON + timedelta(seconds=60)).astimezone(UTC), attempts=1))
     assert world.dispatch(NOON + timedelta(seconds=30)) == {}
-    assert world.dispatch(NOON + timedelta(seconds=61)) == {"sent": 1, "delivered": 1}
-    assert {r["attempts"] for r in world.rows()} == {2}
+    assert world.dispatch(NOON + timedelta(seconds=61)) == {"sent": 1}
+    assert [r["attempts"] for r in world.rows() if r["channel"] == "email"] == [2]
 
 
 # --- a survivor, only safely -------------------------------------------------------------------
@@ -325,7 +448,8 @@ def test_withdrawing_consent_stops_her_pending_notices_but_not_staff_ones(world:
     world.bus.handle(accepted())
     assert world.bus.handle(commands.WithdrawConsent(CASE, ServiceType.MEDICAL)) == 1
     assert survivor_row(world)["status"] == "cancelled"
-    assert {r["status"] for r in world.rows() if r["role"] != "survivor"} == {"pending"}
+    assert {(r["channel"], r["status"]) for r in world.rows() if r["role"] != "survivor"} == {
+        ("email", "pending"), ("in_app", "delivered")}
     world.bus.handle(accepted("ev-acc-2"))  # consent is gone: no new notice for her
     assert len([r for r in world.rows() if r["role"] == "survivor"]) == 1
 
@@ -357,8 +481,6 @@ def test_a_caller_sees_only_its_own_feed(world: World) -> None:
                                                 "not_accepted_in_time", "accept")))
     world.bus.handle(commands.Notify(StatusChange("ev-st", REFERRAL, CASE, "clinic", "22", ReferralStatus.REQUESTED,
                                                   ReferralStatus.ACCEPTED, "", "cw-1", ServiceType.MEDICAL)))
-    assert feed(world, "clinic", "agency") == []  # not in the feed before its in-app delivery is made
-    world.dispatch()
     assert [n.kind for n in feed(world, "clinic", "agency", "clinic")] == ["referral_new"]
     assert [n.kind for n in feed(world, "cw-1", "operator")] == ["referral_status"]
     assert [n.kind for n in feed(world, "sup-22", "supervisor", "22")] == ["sla_breached"]

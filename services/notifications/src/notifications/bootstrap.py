@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from notifications.adapters.channels import (
     ChannelAdapter,
     EmailChannel,
-    InAppChannel,
     SmsGatewayChannel,
     SmsGatewayConfig,
     SmtpConfig,
@@ -26,9 +25,17 @@ from notifications.domain.messages import Channel, Language, Links, OutboundMess
 from notifications.domain.retry import RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
 from notifications.service_layer import handlers
-from notifications.service_layer.handlers import DatabaseFeed, DeadLetterSink, Outlets, Policy, SurvivorContacts
+from notifications.service_layer.handlers import (
+    DeadLetterSink,
+    DueNow,
+    Outlets,
+    Policy,
+    SurvivorContacts,
+    Wakeup,
+)
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.bus import MessageBus
+from refnet_platform.db import BatchTransaction
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -39,14 +46,15 @@ def policy_from(settings: Settings) -> Policy:
     try:
         retry = {Channel(name): RetryPolicy(*values) for name, values in settings.retry.items()}
     except ValueError as exc:
-        raise SystemExit(f"notifications: NOTIFICATIONS_RETRY: {exc} (channels: email, sms, webhook, in_app; "
+        raise SystemExit(f"notifications: NOTIFICATIONS_RETRY: {exc} (channels: email, sms, webhook; "
                          "values: [base_s, cap_s, max_attempts])") from None
     try:
         links = Links(settings.partner_portal_url, settings.operator_console_url)
     except ValueError as exc:
         raise SystemExit(f"notifications: {exc}") from None
     return Policy(links=links, windows=windows, survivor_language=Language.parse(settings.survivor_language),
-                  retry=retry, lease=timedelta(seconds=settings.delivery_lease_s), batch=settings.dispatch_batch)
+                  retry=retry, lease=timedelta(seconds=settings.delivery_lease_s), batch=settings.dispatch_batch,
+                  concurrency=settings.dispatch_concurrency)
 
 
 def webhook_secrets(settings: Settings) -> Callable[[OutboundMessage], list[bytes] | None]:
@@ -56,7 +64,7 @@ def webhook_secrets(settings: Settings) -> Callable[[OutboundMessage], list[byte
 
 
 def staff_adapters(settings: Settings) -> dict[Channel, ChannelAdapter]:
-    """The channels whose settings are given (the in-app feed is added by bootstrap)."""
+    """The external channels whose settings are given (the in-app feed needs none: it is the database)."""
     adapters: dict[Channel, ChannelAdapter] = {}
     if settings.smtp_host:
         adapters[Channel.EMAIL] = EmailChannel(SmtpConfig(
@@ -85,7 +93,8 @@ def survivor_contacts(settings: Settings) -> SurvivorContacts | None:
 
 def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = None,
               adapters: dict[Channel, ChannelAdapter] | None = None, contacts: SurvivorContacts | None = None,
-              dead_letters: DeadLetterSink | None = None) -> MessageBus:
+              dead_letters: DeadLetterSink | None = None, wakeup: Wakeup | None = None) -> MessageBus:
+    """wakeup: the worker's dispatch timer, set when an event has made deliveries due."""
     schema = settings.database[1]
     policy = policy or policy_from(settings)
 
@@ -93,15 +102,15 @@ def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = Non
         return NotificationsUnitOfWork(engine, schema)
 
     outlets = Outlets(
-        adapters={Channel.IN_APP: InAppChannel(DatabaseFeed(uow, policy.clock)),
-                  **(staff_adapters(settings) if adapters is None else adapters)},
+        adapters=staff_adapters(settings) if adapters is None else adapters,
         contacts=contacts if contacts is not None else survivor_contacts(settings),
         dead_letters=dead_letters or KafkaDeadLetters(settings.kafka_bootstrap_servers),
+        due=DueNow(wakeup),
     )
     sending: dict[type, Callable[..., Any]] = {
         commands.Notify: handlers.notify,
         commands.NoteCase: handlers.note_case,
-        commands.DispatchDue: handlers.dispatch_due,
+        commands.DispatchDue: partial(handlers.dispatch_due, together=partial(BatchTransaction, engine)),
     }
     timed: dict[type, Callable[..., Any]] = {
         commands.WithdrawConsent: handlers.withdraw_consent,

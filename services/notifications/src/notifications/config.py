@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import PositiveFloat, PositiveInt
 from pydantic_settings import SettingsConfigDict
 
 from refnet_platform.settings import ServiceSettings
@@ -56,11 +57,15 @@ class Settings(ServiceSettings):
     survivor_windows: str = "08:00-20:00"
     survivor_language: str = "vi"
 
-    # Dispatch: how often the worker sends what is due, how many per channel per round, and how long a
-    # claimed delivery is left alone before another round may take it over (longer than any send).
-    dispatch_interval_s: float = 0.5
-    dispatch_batch: int = 50
-    delivery_lease_s: float = 60.0
+    # Dispatch: the worker sends what is due as soon as an event makes it due, and every interval (for
+    # retries and deferred notices); each channel's lane claims up to `batch` deliveries in one transaction
+    # and sends up to `concurrency` of them at once. A claimed delivery is left alone for the lease before
+    # another round may take it over: it must outlast a whole batch's sends (batch / concurrency waves of
+    # the longest send, e.g. 4 x SMTP_TIMEOUT_S with the defaults).
+    dispatch_interval_s: PositiveFloat = 0.5
+    dispatch_batch: PositiveInt = 50
+    dispatch_concurrency: PositiveInt = 16
+    delivery_lease_s: PositiveFloat = 60.0
     # Retry policies per channel, overriding retry.DEFAULT_POLICIES: {"sms": [base_s, cap_s, max_attempts]}.
     retry: dict[str, tuple[float, float, int]] = {}
 

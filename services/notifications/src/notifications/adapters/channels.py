@@ -3,14 +3,14 @@
 Every adapter tells a transient failure (try again later) from a permanent one (dead-letter), and
 none of them logs or echoes a message body or address: failure details are codes only.
 
-- EmailChannel: real SMTP (stdlib smtplib, run in a thread). 4xx SMTP replies and network errors
-  are transient, 5xx replies permanent.
+- EmailChannel: real SMTP (stdlib smtplib, run in a thread), over a small pool of kept-open
+  connections so concurrent sends neither share one nor pay a connection (and TLS handshake) each.
+  4xx SMTP replies and network errors are transient, 5xx replies permanent.
 - SmsGatewayChannel: an HTTP SMS gateway (POST JSON, bearer API key, Idempotency-Key = notice id).
   5xx, 408/425/429 and timeouts are transient; other 4xx and redirects permanent.
 - WebhookChannel: signed webhooks to partner systems, HMAC-SHA256 over "<timestamp>.<body>" in
   X-Refnet-Signature, the timestamp in X-Refnet-Timestamp; ``verify_webhook`` is the receiving side
   (stale timestamps and replays rejected).
-- InAppChannel: hands the notice to an InAppFeed (the service backs it with its database).
 
 Survivor messages go only by SMS or e-mail, from a neutral sender, with no refnet-branded headers.
 """
@@ -81,11 +81,22 @@ class SmtpConfig:
     use_ssl: bool = False
     timeout: float = 10.0
     local_hostname: str | None = None
+    # Kept-open connections: at most this many idle, each closed after idle_s unused (servers drop idle
+    # clients after a few minutes; RFC 5321 asks them to wait at least five).
+    max_idle: int = 16
+    idle_s: float = 30.0
 
 
 class EmailChannel:
+    """Each send takes a connection of its own from the pool (or opens one) and gives it back only after a
+    clean hand-over; a connection that failed in any way is closed. A kept connection the server has closed
+    meanwhile (disconnect, 421) is replaced by a fresh one for that send: at worst a message the server took
+    just before dropping the line is handed over twice, under the same Message-ID."""
+
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, when it was given back)
+        self._lock = threading.Lock()
 
     @property
     def channel(self) -> Channel:
@@ -124,25 +135,27 @@ class EmailChannel:
         return email
 
     def _send_sync(self, email: EmailMessage, to: str) -> DeliveryResult:
-        cfg = self.config
         envelope_from = parseaddr(str(email["From"]))[1]
         try:
-            smtp: smtplib.SMTP
-            if cfg.use_ssl:
-                smtp = smtplib.SMTP_SSL(
-                    cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout
-                )
-            with smtp:
-                if cfg.starttls and not cfg.use_ssl:
-                    smtp.starttls(context=ssl.create_default_context())
-                if cfg.username:
-                    smtp.login(cfg.username, cfg.password)
-                smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+            smtp = self._kept()
+            try:
+                if smtp is None:
+                    smtp = self._open()
+                    smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+                else:
+                    try:
+                        smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+                    except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
+                        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421:
+                            raise
+                        _close(smtp)  # the server had let it go: a fresh connection for this send
+                        smtp = self._open()
+                        smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+            except BaseException:
+                if smtp is not None:
+                    _close(smtp)
+                raise
+            self._give_back(smtp)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()), (0, b""))
             return _smtp_reply(int(code), reply)
@@ -153,6 +166,51 @@ class EmailChannel:
         except (smtplib.SMTPException, OSError) as exc:
             return DeliveryResult.transient(f"smtp {type(exc).__name__}")
         return DeliveryResult.sent(detail="smtp 250")
+
+    def _open(self) -> smtplib.SMTP:
+        cfg = self.config
+        smtp: smtplib.SMTP
+        if cfg.use_ssl:
+            smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout,
+                                    context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, local_hostname=cfg.local_hostname, timeout=cfg.timeout)
+        try:
+            if cfg.starttls and not cfg.use_ssl:
+                smtp.starttls(context=ssl.create_default_context())
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password)
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
+
+    def _kept(self) -> smtplib.SMTP | None:
+        """The most recently used idle connection (the others age out), or None."""
+        stale: list[smtplib.SMTP] = []
+        with self._lock:
+            now = time.monotonic()
+            while self._idle and now - self._idle[0][1] > self.config.idle_s:
+                stale.append(self._idle.pop(0)[0])
+            kept = self._idle.pop()[0] if self._idle else None
+        for smtp in stale:
+            _close(smtp)
+        return kept
+
+    def _give_back(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < self.config.max_idle:
+                self._idle.append((smtp, time.monotonic()))
+                return
+        _close(smtp)
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT if the server still listens, and close the socket in any case."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _smtp_reply(code: int, reply: bytes | str) -> DeliveryResult:
@@ -464,38 +522,3 @@ def verify_webhook(
     digest = hashlib.sha256(f"{timestamp}.".encode() + body).hexdigest()
     if not seen.add_if_new(digest, expires_at=timestamp + tolerance, now=now):
         raise WebhookRejected("replay")
-
-
-# --- in-app --------------------------------------------------------------------------------------
-
-
-class InAppRejected(Exception):
-    """Raised by a feed for a notice it can never store (a permanent failure)."""
-
-
-class InAppFeed(Protocol):
-    """The operator/partner screen feed. publish must be idempotent on message.notice_id; the
-    service backs it with its database and streams it over gRPC."""
-
-    async def publish(self, message: OutboundMessage) -> None: ...
-
-
-class InAppChannel:
-    def __init__(self, feed: InAppFeed) -> None:
-        self.feed = feed
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.IN_APP
-
-    async def send(self, message: OutboundMessage) -> DeliveryResult:
-        problem = _misrouted(message, Channel.IN_APP)
-        if problem:
-            return problem
-        try:
-            await self.feed.publish(message)
-        except InAppRejected as exc:
-            return DeliveryResult.permanent(f"in-app rejected: {type(exc).__name__}")
-        except Exception as exc:  # the feed's store being down is worth another try
-            return DeliveryResult.transient(f"in-app {type(exc).__name__}")
-        return DeliveryResult.delivered()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, TextClause, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import RowMapping
 
 from notifications.adapters.tables import (
@@ -40,12 +40,29 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+# What the consumer runs for every event, built once with parameters: SQLAlchemy then neither rebuilds the
+# statements nor works out their cache keys again at each call.
+_KNOWN_NOTICES = select(notices.c.notice_id).where(notices.c.notice_id.in_(bindparam("ids", expanding=True)))
+_INSERT_NOTICE, _INSERT_DELIVERY, _INSERT_FEED = insert(notices), insert(deliveries), insert(feed)
+_RECIPIENT = select(recipients).where(recipients.c.role == bindparam("role"),
+                                      recipients.c.recipient_id == bindparam("recipient_id"))
+_CASE_WORKER = select(cases.c.case_worker_id).where(cases.c.case_id == bindparam("case_id"))
+_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
+_CONSENTED = select(consents.c.service_type).where(consents.c.case_id == bindparam("case_id"))
+
+
 def _upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    columns = {c: stmt.excluded[c] for c in values if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=columns) if columns
-                 else stmt.on_conflict_do_nothing(index_elements=list(keys)))
+    conn.execute(_upsert_statement(table.name, tuple(keys), tuple(values)), values)
+
+
+@cache
+def _upsert_statement(table: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> TextClause:
+    """INSERT ... ON CONFLICT, as SQLite and PostgreSQL both spell it. Written once per shape, with the values
+    as parameters: SQLAlchemy's on_conflict constructs are compiled anew at every call (the consumer's path)."""
+    updates = [c for c in columns if c not in keys]
+    action = f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in updates)}" if updates else "DO NOTHING"
+    return text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(f':{c}' for c in columns)}) "
+                f"ON CONFLICT ({', '.join(keys)}) {action}")
 
 
 class NoticeRepository:
@@ -54,41 +71,51 @@ class NoticeRepository:
 
     # --- recording --------------------------------------------------------------------------------
 
-    def add(self, planned: Planned, now: datetime, correlation_id: str = "", traceparent: str = "") -> bool:
-        """Records the notice and its delivery; False (and nothing written) if that notice exists."""
-        m = planned.message
-        if self.conn.execute(select(notices.c.notice_id).where(notices.c.notice_id == m.notice_id)).first():
-            return False
-        self.conn.execute(insert(notices).values(
-            notice_id=m.notice_id, source_event_id=m.event_id, recipient_id=m.recipient_id, channel=planned.lane,
-            subject=m.subject[:300], body=m.body, referral_id=m.referral_id, case_id=m.case_id,
-            province_code=m.province_code, status=planned.status, created_at=_utc(now)))
-        self.conn.execute(insert(deliveries).values(
-            notice_id=m.notice_id, lane=planned.lane, role=m.role, kind=m.kind, priority=m.priority,
-            language=m.language, address=m.address, html=m.html, payload=json.dumps(dict(m.payload)),
-            service_type=str(m.service_type or ""), sector=planned.sector, status=planned.status, attempts=0,
-            next_attempt_at=_utc(planned.next_attempt_at), lease_until=None, detail="",
-            correlation_id=correlation_id, traceparent=traceparent, created_at=_utc(now),
-            updated_at=_utc(now)))
-        return True
+    def add(self, planned: Sequence[Planned], now: datetime, correlation_id: str = "",
+            traceparent: str = "") -> list[Planned]:
+        """Records each notice and its delivery, and returns those recorded: a notice that exists already
+        (its event redelivered) is left as it is."""
+        if not planned:
+            return []
+        known = set(self.conn.execute(_KNOWN_NOTICES, {"ids": [p.message.notice_id for p in planned]}).scalars())
+        added = [p for p in planned if p.message.notice_id not in known]
+        for p in added:
+            m = p.message
+            self.conn.execute(_INSERT_NOTICE, dict(
+                notice_id=m.notice_id, source_event_id=m.event_id, recipient_id=m.recipient_id, channel=p.lane,
+                subject=m.subject[:300], body=m.body, referral_id=m.referral_id, case_id=m.case_id,
+                province_code=m.province_code, status=p.status, created_at=_utc(now)))
+            self.conn.execute(_INSERT_DELIVERY, dict(
+                notice_id=m.notice_id, lane=p.lane, role=m.role, kind=m.kind, priority=m.priority,
+                language=m.language, address=m.address, html=m.html, payload=json.dumps(dict(m.payload)),
+                service_type=str(m.service_type or ""), sector=p.sector, status=p.status, attempts=p.attempts,
+                next_attempt_at=_utc(p.next_attempt_at) if p.status.open else None, lease_until=None,
+                detail="", correlation_id=correlation_id, traceparent=traceparent, created_at=_utc(now),
+                updated_at=_utc(now)))
+        return added
 
-    def claim_next(self, lane: str, now: datetime, lease_until: datetime) -> Due | None:
-        """The lane's most urgent due delivery (emergencies first, then the longest due), claimed for this
-        round: its attempt is counted and nobody else takes it before lease_until."""
+    def claim_due(self, lane: str, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
+        """Up to `limit` of the lane's due deliveries, most urgent first (emergencies, then the longest due),
+        claimed for this round: each attempt is counted and nobody else takes them before lease_until. Two
+        rounds never get the same one: PostgreSQL skips rows another round has locked, and SQLite's
+        transaction holds the write lock from its start."""
         now = _utc(now)
         due = and_(deliveries.c.lane == lane, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
                    deliveries.c.next_attempt_at <= now,
                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
-        query = (select(deliveries.c.notice_id, deliveries.c.attempts).where(due)
-                 .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at).limit(5))
-        for row in self.conn.execute(query).all():
-            claimed = self.conn.execute(
-                update(deliveries)
-                .where(deliveries.c.notice_id == row.notice_id, deliveries.c.attempts == row.attempts, due)
-                .values(attempts=row.attempts + 1, lease_until=_utc(lease_until), updated_at=now))
-            if claimed.rowcount == 1:
-                return _due(self.conn.execute(_MESSAGE.where(notices.c.notice_id == row.notice_id)).mappings().one())
-        return None
+        picked = [r.notice_id for r in self.conn.execute(
+            select(deliveries.c.notice_id).where(due)
+            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
+            .limit(limit).with_for_update(skip_locked=True))]
+        if not picked:
+            return []
+        claimed = self.conn.execute(
+            update(deliveries).where(deliveries.c.notice_id.in_(picked), due)
+            .values(attempts=deliveries.c.attempts + 1, lease_until=_utc(lease_until), updated_at=now)
+            .returning(deliveries.c.notice_id))
+        mine = {r.notice_id for r in claimed}
+        rows = {r["notice_id"]: r for r in self.conn.execute(_MESSAGE.where(notices.c.notice_id.in_(mine))).mappings()}
+        return [_due(rows[notice_id]) for notice_id in picked if notice_id in mine]  # most urgent first
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
         """Stores what happened. A notice cancelled meanwhile (her consent withdrawn while it was being
@@ -102,11 +129,6 @@ class NoticeRepository:
             detail=recorded.detail[:300], updated_at=_utc(now)))
         if done.rowcount:
             self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
-
-    def ref(self, notice_id: str) -> NoticeRef:
-        row = self.conn.execute(_MESSAGE.where(notices.c.notice_id == notice_id)).mappings().one()
-        return NoticeRef(notice_id, row["recipient_id"], row["lane"], row["referral_id"], row["case_id"],
-                         row["province_code"], row["source_event_id"], row["kind"], row["role"], row["priority"] == 0)
 
     def open_for_survivor(self, case_id: str) -> list[Due]:
         rows = self.conn.execute(_MESSAGE.where(
@@ -128,12 +150,10 @@ class NoticeRepository:
     # --- the in-app feed --------------------------------------------------------------------------
 
     def publish(self, message: OutboundMessage, now: datetime) -> None:
-        """Puts an in-app notice in its recipient's feed, once however often it is published."""
-        exists = self.conn.execute(select(feed.c.sequence).where(feed.c.notice_id == message.notice_id)).first()
-        if exists is None:
-            self.conn.execute(insert(feed).values(notice_id=message.notice_id, role=message.role,
-                                                  recipient_id=message.recipient_id, case_id=message.case_id,
-                                                  published_at=_utc(now)))
+        """Puts a newly recorded in-app notice in its recipient's feed (the feed's notice_id is unique)."""
+        self.conn.execute(_INSERT_FEED, dict(notice_id=message.notice_id, role=message.role,
+                                             recipient_id=message.recipient_id, case_id=message.case_id,
+                                             published_at=_utc(now)))
 
     def feed_page(self, role: Role, recipient_id: str, case_id: str, *, before: int = 0, after: int | None = None,
                   limit: int = 100) -> list[Notice]:
@@ -218,8 +238,7 @@ class DirectoryRepository:
         return count
 
     def contact(self, role: Role, recipient_id: str) -> Contact | None:
-        row = self.conn.execute(select(recipients).where(recipients.c.role == role,
-                                                         recipients.c.recipient_id == recipient_id)).first()
+        row = self.conn.execute(_RECIPIENT, {"role": role, "recipient_id": recipient_id}).first()
         if row is None:
             return None
         endpoints = tuple(Endpoint(channel, address) for channel, address in (
@@ -227,8 +246,7 @@ class DirectoryRepository:
         return Contact(recipient_id, Language.parse(row.language), endpoints)
 
     def sector_of(self, provider_id: str) -> str:
-        row = self.conn.execute(select(recipients.c.sector).where(recipients.c.role == Role.PROVIDER,
-                                                                  recipients.c.recipient_id == provider_id)).first()
+        row = self.conn.execute(_RECIPIENT, {"role": Role.PROVIDER, "recipient_id": provider_id}).first()
         return row.sector if row else ""
 
     def province_of_supervisor(self, supervisor_id: str) -> str:
@@ -249,7 +267,7 @@ class CaseRepository:
                 {"case_id": case_id, "province_code": province_code, "case_worker_id": case_worker_id})
 
     def case_worker(self, case_id: str) -> str:
-        row = self.conn.execute(select(cases.c.case_worker_id).where(cases.c.case_id == case_id)).first()
+        row = self.conn.execute(_CASE_WORKER, {"case_id": case_id}).first()
         return row.case_worker_id if row else ""
 
     def note_referral(self, referral_id: str, case_id: str, case_worker_id: str, provider_id: str,
@@ -260,7 +278,7 @@ class CaseRepository:
             "province_code": province_code})
 
     def referral(self, referral_id: str) -> RowMapping | None:
-        return self.conn.execute(select(referrals).where(referrals.c.referral_id == referral_id)).mappings().first()
+        return self.conn.execute(_REFERRAL, {"referral_id": referral_id}).mappings().first()
 
     def consent(self, case_id: str, service_type: ServiceType) -> None:
         _upsert(self.conn, consents, ["case_id", "service_type"], {"case_id": case_id, "service_type": service_type})
@@ -272,7 +290,7 @@ class CaseRepository:
         self.conn.execute(query)
 
     def consented(self, case_id: str) -> frozenset[ServiceType]:
-        rows = self.conn.execute(select(consents.c.service_type).where(consents.c.case_id == case_id))
+        rows = self.conn.execute(_CONSENTED, {"case_id": case_id})
         return frozenset(ServiceType(r.service_type) for r in rows)
 
     def forget(self, case_id: str) -> None:

@@ -3,8 +3,10 @@
 A notice is one message to one recipient on one channel, caused by one event (messages.notice_id).
 Its delivery is a row with a status and a next_attempt_at: the handler that learns of the event
 records both in its transaction, and the worker's dispatch round sends what is due, emergencies first,
-and records what happened. A survivor's notice travels in its own lane ("survivor"): her address is
-never stored, it is read from intake just before each send and judged by safe_contact.recheck.
+and records what happened. The in-app feed is notifications' own database, so an in-app notice is
+delivered in the transaction that records it and never waits for a round. A survivor's notice travels
+in its own lane ("survivor"): her address is never stored, it is read from intake just before each
+send and judged by safe_contact.recheck.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from notifications.domain.events import NoticeRef
 from notifications.domain.messages import (
     Addressee,
     Channel,
@@ -43,8 +46,6 @@ from notifications.domain.safe_contact import (
 from refnet_platform.vocabulary import ServiceType
 
 SURVIVOR_LANE = SURVIVOR_NOTICE_CHANNEL
-STAFF_LANES: tuple[str, ...] = (Channel.IN_APP, Channel.EMAIL, Channel.SMS, Channel.WEBHOOK)
-LANES: tuple[str, ...] = (*STAFF_LANES, SURVIVOR_LANE)
 URGENCY_OF_PRIORITY = {u.priority: u for u in Urgency}
 
 
@@ -85,13 +86,15 @@ class Notice:
 @dataclass(frozen=True)
 class Planned:
     """A notice to record with its delivery. lane: its channel, or "survivor". sector: for a survivor's
-    notice, the sector of the provider it is about (intake checks her consent covers it)."""
+    notice, the sector of the provider it is about (intake checks her consent covers it). attempts: 1 for
+    an in-app notice, delivered as it is recorded."""
 
     message: OutboundMessage
     lane: str
     status: Status
     next_attempt_at: datetime
     sector: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,17 @@ def survivor_notice(
 
 
 def staff_planned(messages: Iterable[OutboundMessage], now: datetime) -> list[Planned]:
-    return [Planned(m, str(m.channel), Status.PENDING, now) for m in messages]
+    """The in-app notice is delivered as it is recorded (its feed is in the same database); the others are
+    due now, for the dispatcher."""
+    return [Planned(m, str(m.channel), Status.DELIVERED, now, attempts=1) if m.channel is Channel.IN_APP
+            else Planned(m, str(m.channel), Status.PENDING, now) for m in messages]
+
+
+def notice_ref(message: OutboundMessage, lane: str) -> NoticeRef:
+    """What the status events say of a notice: ids and codes only."""
+    return NoticeRef(message.notice_id, message.recipient_id, lane, message.referral_id, message.case_id,
+                     message.province_code, message.event_id, str(message.kind), str(message.role),
+                     message.priority == Urgency.EMERGENCY.priority)
 
 
 @dataclass(frozen=True)

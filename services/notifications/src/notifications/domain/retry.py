@@ -67,8 +67,7 @@ DEFAULT_POLICIES: Mapping[Channel, RetryPolicy] = {
     Channel.EMAIL: RetryPolicy(base=5.0, cap=900.0, max_attempts=8),
     Channel.SMS: RetryPolicy(base=2.0, cap=300.0, max_attempts=8),
     Channel.WEBHOOK: RetryPolicy(base=1.0, cap=600.0, max_attempts=10),
-    Channel.IN_APP: RetryPolicy(base=0.5, cap=30.0, max_attempts=5),
-}
+}  # the in-app feed is written with the notice: nothing to retry
 
 
 def policy_for(channel: Channel, overrides: Mapping[Channel, RetryPolicy] | None = None) -> RetryPolicy:

@@ -1,27 +1,35 @@
 from __future__ import annotations
 
+from functools import partial
+
 from notifications.adapters import proto_mapping
 from notifications.adapters.directory_file import load_directory_file
 from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain.commands import DispatchDue
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import Tick
+from refnet_platform.consumer import Tick, Wakeup
 from refnet_platform.runtime import run_worker
 
 TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "referral.referrals-urgent.v1", "referral.referrals.v1",
           "shelter.beds.v1"]
 
 
+def dispatch_tick(settings: Settings, bus: MessageBus, wakeup: Wakeup) -> Tick:
+    """Sends what is due: at once when the handlers set `wakeup` (they recorded deliveries due now), and every
+    interval for retries and deferred notices. Deliveries are rows with a due time: a restart loses none."""
+    return Tick("dispatch", settings.dispatch_interval_s, lambda: bus.handle(DispatchDue()), wakeup)
+
+
 def main() -> None:
     settings = Settings()
+    wakeup = Wakeup()
 
     def ticks(bus: MessageBus) -> tuple[Tick, ...]:
         # The recipients first (as the api does), so the first events already reach their duty contacts.
         if settings.directory_file:
             bus.handle(load_directory_file(settings.directory_file))
-        # Deliveries are rows with a due time: a restart loses none, a redelivered event adds none.
-        return (Tick("dispatch", settings.dispatch_interval_s, lambda: bus.handle(DispatchDue())),)
+        return (dispatch_tick(settings, bus, wakeup),)
 
-    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for, bootstrap,
-               ticks=ticks)
+    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for,
+               partial(bootstrap, wakeup=wakeup), ticks=ticks)

@@ -1,6 +1,7 @@
-"""Notifications' use cases: record who is told what when an event arrives, send what is due, and show
-each caller its own feed. Who and what come from domain.messages, a survivor's rules from
-domain.safe_contact, what happens after a send from domain.notices / domain.retry."""
+"""Notifications' use cases: record who is told what when an event arrives (the in-app feed at once), send
+what is due on the other channels, and show each caller its own feed. Who and what come from
+domain.messages, a survivor's rules from domain.safe_contact, what happens after a send from
+domain.notices / domain.retry."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -28,7 +31,6 @@ from notifications.domain.messages import (
     Language,
     Links,
     NewReferral,
-    OutboundMessage,
     Role,
     recipients_for,
     staff_messages,
@@ -46,6 +48,7 @@ from notifications.domain.notices import (
     SurvivorContact,
     after_attempt,
     after_survivor_decision,
+    notice_ref,
     staff_contact,
     staff_planned,
     survivor_notice,
@@ -65,6 +68,7 @@ from notifications.domain.safe_contact import (
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform import metrics
 from refnet_platform.context import Causation, current_causation
+from refnet_platform.db import BatchTransaction
 from refnet_platform.errors import InvalidArgument, PermissionDenied
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.vocabulary import ServiceType
@@ -92,9 +96,30 @@ class DeadLetterSink(Protocol):
     def publish(self, letters: Sequence[NotificationFailed]) -> None: ...
 
 
+class Wakeup(Protocol):
+    """The worker's dispatch timer (refnet_platform.consumer.Wakeup): set() runs it at once, from any thread."""
+
+    def set(self) -> None: ...
+
+
+class DueNow:
+    """Told by the handlers when they have recorded deliveries that are due now: wakes the worker's dispatch
+    timer, and any lane of a round in progress that ran out of work while another lane is still sending."""
+
+    def __init__(self, wakeup: Wakeup | None = None) -> None:
+        self.wakeup = wakeup
+        self.times = 0  # how often it was told: a lane waiting for work compares it with what it saw last
+
+    def set(self) -> None:
+        self.times += 1
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+
 @dataclass(frozen=True)
 class Policy:
-    """How notifications behaves, from its settings. windows: when survivors may be contacted."""
+    """How notifications behaves, from its settings. windows: when survivors may be contacted. batch: how
+    many due deliveries of a lane one transaction claims; concurrency: how many of a lane are sent at once."""
 
     links: Links
     windows: tuple[ContactWindow, ...]
@@ -102,6 +127,7 @@ class Policy:
     retry: Mapping[Channel, RetryPolicy] = field(default_factory=dict)
     lease: timedelta = timedelta(seconds=60)
     batch: int = 50
+    concurrency: int = 16
     round_budget_s: float = 20.0
     clock: Callable[[], datetime] = utcnow
     jitter: Jitter | None = None
@@ -109,12 +135,14 @@ class Policy:
 
 @dataclass(frozen=True)
 class Outlets:
-    """The configured channels (the in-app feed always among them), intake's contact API for survivors
-    (None: no survivor is contacted), and where failed deliveries are dead-lettered."""
+    """The configured external channels (the in-app feed is not among them: it is written as a notice is
+    recorded), intake's contact API for survivors (None: no survivor is contacted), where failed deliveries
+    are dead-lettered, and whom to tell that deliveries are due."""
 
     adapters: Mapping[Channel, ChannelAdapter]
     contacts: SurvivorContacts | None
     dead_letters: DeadLetterSink
+    due: DueNow = field(default_factory=DueNow)
 
     @property
     def staff_channels(self) -> frozenset[Channel]:
@@ -129,11 +157,13 @@ class Outlets:
 
 
 def notify(cmd: commands.Notify, uow: UowFactory, policy: Policy, outlets: Outlets) -> list[str]:
-    """Records one notice (and its delivery) per recipient and channel; returns the new notice ids."""
+    """Records one notice (and its delivery) per recipient and channel, the in-app ones already in their
+    feed; returns the new notice ids."""
     with uow() as work:
         added = _tell(work, cmd.event, policy, outlets)
+        _dispatch_soon(work, added, outlets)
         work.commit()
-    return added
+    return [p.message.notice_id for p in added]
 
 
 def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: Outlets) -> list[str]:
@@ -142,8 +172,16 @@ def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: 
         for service in cmd.consented:
             work.cases.consent(cmd.case_id, service)
         added = _tell(work, cmd.emergency, policy, outlets) if cmd.emergency else []
+        _dispatch_soon(work, added, outlets)
         work.commit()
-    return added
+    return [p.message.notice_id for p in added]
+
+
+def _dispatch_soon(work: NotificationsUnitOfWork, added: Sequence[Planned], outlets: Outlets) -> None:
+    """Deliveries due now are sent as soon as they are committed (in a consumer's batch: when the batch
+    commits), not at the dispatcher's next tick."""
+    if any(p.status is Status.PENDING for p in added):
+        work.on_commit(outlets.due.set)
 
 
 def note_consent(cmd: commands.NoteConsent, uow: UowFactory) -> None:
@@ -182,7 +220,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, policy: Policy) -> int:
     return blanked
 
 
-def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: Outlets) -> list[str]:
+def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: Outlets) -> list[Planned]:
     now = policy.clock()
     known = _with_what_is_known(work, event)
     if known is None:
@@ -210,7 +248,12 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
     cause = current_causation.get()
     correlation = cause.correlation_id if cause else ""
     traceparent = current_traceparent()
-    added = [p.message.notice_id for p in planned if work.notices.add(p, now, correlation, traceparent)]
+    added = work.notices.add(planned, now, correlation, traceparent)
+    for delivered in (p for p in added if p.status is Status.DELIVERED):  # in-app: into the feed, now
+        work.notices.publish(delivered.message, now)
+        for status in _status_events(notice_ref(delivered.message, delivered.lane),
+                                     Recorded(delivered.status, delivered.attempts), now):
+            work.emit(status)
     log.info("notices recorded", extra={"fields": {"event_id": known.event_id, "case_id": known.case_id,
                                                    "notices": len(added), "repeats": len(planned) - len(added)}})
     return added
@@ -237,29 +280,38 @@ def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | 
 
 # --- the timer: send what is due ---------------------------------------------------------------
 
+# A lane that has run dry while another lane is still sending looks again this often for retries that
+# have come due (work recorded meanwhile wakes it at once).
+IDLE_RECHECK_S = 0.5
 
-def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, policy: Policy, outlets: Outlets) -> dict[str, int]:
-    """One round: each channel's due deliveries in their own lane (a slow gateway holds up only its own),
-    most urgent first, one at a time; each result recorded as soon as it is known. Then the dead letters
-    not yet on the DLQ topic are published. Returns how many ended in each status."""
+
+def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy,
+                 outlets: Outlets) -> dict[str, int]:
+    """One round: each external channel's due deliveries in their own lane (a slow gateway holds up only its
+    own), claimed in batches, most urgent first, sent concurrently and recorded a batch at a time. Then the
+    dead letters not yet on the DLQ topic are published. Returns how many ended in each status.
+    together: one transaction for many units of work (a batch's results)."""
     lanes = [str(channel) for channel in outlets.adapters]
     if outlets.survivor_reachable:
         lanes.append(SURVIVOR_LANE)
-    dispatch = _Round(uow, policy, outlets, cmd.now, cmd.limit or policy.batch)
-    counts = asyncio.run(dispatch.run(lanes))
+    dispatch = _Round(uow, together, policy, outlets, cmd.now, cmd.limit or policy.batch)
+    counts = asyncio.run(dispatch.run(lanes)) if lanes else {}
     _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
     return counts
 
 
 class _Round:
-    def __init__(self, uow: UowFactory, policy: Policy, outlets: Outlets, now: datetime | None, limit: int) -> None:
+    def __init__(self, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy, outlets: Outlets,
+                 now: datetime | None, limit: int) -> None:
         self.uow = uow
+        self.together = together
         self.policy = policy
         self.outlets = outlets
         self.fixed_now = now
         self.limit = limit
         self.deadline = time.monotonic() + policy.round_budget_s
         self.counts: Counter[str] = Counter()
+        self.busy = 0  # lanes claiming or sending (not waiting for work)
 
     def now(self) -> datetime:
         """The command's moment when it names one (tests), else the clock at each step, so a lease always
@@ -267,40 +319,62 @@ class _Round:
         return self.fixed_now or self.policy.clock()
 
     async def run(self, lanes: Sequence[str]) -> dict[str, int]:
+        # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
+        # a gateway that hangs takes only its own lane's.
+        threads = len(lanes) * (self.policy.concurrency + 1)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
         await asyncio.gather(*(self.lane(lane) for lane in lanes))
         return dict(self.counts)
 
     async def lane(self, lane: str) -> None:
-        for _ in range(self.limit):
-            if time.monotonic() > self.deadline:
+        in_flight = asyncio.Semaphore(self.policy.concurrency)
+        self.busy += 1
+        while time.monotonic() < self.deadline:
+            told = self.outlets.due.times
+            batch = await asyncio.to_thread(self.claim, lane)
+            if batch:
+                results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
+                await asyncio.to_thread(self.record, list(zip(batch, results, strict=True)))
+                if len(batch) == self.limit:
+                    continue  # there may be more due already
+            self.busy -= 1
+            if not await self.more_due(told):
                 return
-            due = await asyncio.to_thread(self.claim, lane)
-            if due is None:
-                return
-            recorded = await self.attempt(due)
-            self.counts[recorded.status] += 1
+            self.busy += 1
 
-    def claim(self, lane: str) -> Due | None:
+    async def more_due(self, told: int) -> bool:
+        """Whether a lane that ran dry claims again: yes if work was recorded since `told`, or, while another
+        lane is still busy (the round lasts as long), now and then for retries come due; no once every lane
+        is waiting."""
+        waited = 0.0
+        while time.monotonic() < self.deadline:
+            if self.outlets.due.times != told:
+                return True
+            if self.busy == 0:
+                return False
+            if waited >= IDLE_RECHECK_S:
+                return True
+            await asyncio.sleep(0.01)
+            waited += 0.01
+        return False
+
+    def claim(self, lane: str) -> list[Due]:
         now = self.now()
         with self.uow() as work:
-            due = work.notices.claim_next(lane, now, now + self.policy.lease)
+            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit)
             work.commit()
-        return due
+        return batch
 
-    async def attempt(self, due: Due) -> Recorded:
-        # The send and its status events continue the trace and the flow of the event that caused them.
-        token = otel_context.attach(context_from_traceparent(due.traceparent))
-        current_causation.set(Causation(due.correlation_id or due.message.event_id, due.message.event_id))
-        try:
-            with tracer.start_as_current_span(f"notification send {due.lane}") as span:
-                span.set_attributes({"refnet.notice_id": due.message.notice_id, "refnet.case_id": due.message.case_id,
-                                     "refnet.referral_id": due.message.referral_id, "refnet.attempt": due.attempt})
-                recorded = await self.try_send(due)
-                span.set_attribute("refnet.delivery_status", str(recorded.status))
-                await asyncio.to_thread(self.record, due, recorded)
-                return recorded
-        finally:
-            otel_context.detach(token)
+    async def attempt(self, due: Due, in_flight: asyncio.Semaphore) -> Recorded:
+        with _caused_by(due):
+            async with in_flight:
+                with tracer.start_as_current_span(f"notification send {due.lane}") as span:
+                    span.set_attributes({"refnet.notice_id": due.message.notice_id,
+                                         "refnet.case_id": due.message.case_id,
+                                         "refnet.referral_id": due.message.referral_id, "refnet.attempt": due.attempt})
+                    recorded = await self.try_send(due)
+                    span.set_attribute("refnet.delivery_status", str(recorded.status))
+                    return recorded
 
     async def try_send(self, due: Due) -> Recorded:
         message = due.message
@@ -330,24 +404,44 @@ class _Round:
             return DeliveryResult.transient(str(unavailable))
         return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
 
-    def record(self, due: Due, recorded: Recorded) -> None:
-        notice_id, now = due.message.notice_id, self.now()
-        with self.uow() as work:
-            work.notices.record(notice_id, recorded, now)
-            for event in _status_events(work.notices.ref(notice_id), recorded, now):
-                work.emit(event)
-                if isinstance(event, NotificationFailed):
-                    work.dead_letters.add(event)
-            work.commit()
-        # The platform's retry and dead-letter counters, with the delivery lane as the type.
-        if recorded.status is Status.PENDING:
-            metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
-        elif recorded.status is Status.FAILED:
-            metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
-        level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
-        log.log(level, "delivery attempted", extra={"fields": {
-            "notice_id": notice_id, "lane": due.lane, "attempt": due.attempt, "status": str(recorded.status),
-            "detail": recorded.detail, "case_id": due.message.case_id, "referral_id": due.message.referral_id}})
+    def record(self, batch: Sequence[tuple[Due, Recorded]]) -> None:
+        """What happened to a batch, and its status events, in one transaction (a unit of work per delivery,
+        so each status event carries the flow and trace of the event that caused its notice)."""
+        now = self.now()
+        with self.together() as transaction:
+            for due, recorded in batch:
+                with _caused_by(due), self.uow() as work:
+                    work.notices.record(due.message.notice_id, recorded, now)
+                    for event in _status_events(notice_ref(due.message, due.lane), recorded, now):
+                        work.emit(event)
+                        if isinstance(event, NotificationFailed):
+                            work.dead_letters.add(event)
+                    work.commit()
+            transaction.commit()
+        for due, recorded in batch:
+            self.counts[recorded.status] += 1
+            # The platform's retry and dead-letter counters, with the delivery lane as the type.
+            if recorded.status is Status.PENDING:
+                metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
+            elif recorded.status is Status.FAILED:
+                metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
+            level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
+            log.log(level, "delivery attempted", extra={"fields": {
+                "notice_id": due.message.notice_id, "lane": due.lane, "attempt": due.attempt,
+                "status": str(recorded.status), "detail": recorded.detail, "case_id": due.message.case_id,
+                "referral_id": due.message.referral_id}})
+
+
+@contextmanager
+def _caused_by(due: Due) -> Iterator[None]:
+    """A delivery's send and status events continue the trace and the flow of the event behind its notice."""
+    token = otel_context.attach(context_from_traceparent(due.traceparent))
+    cause = current_causation.set(Causation(due.correlation_id or due.message.event_id, due.message.event_id))
+    try:
+        yield
+    finally:
+        current_causation.reset(cause)
+        otel_context.detach(token)
 
 
 def _status_events(ref: NoticeRef, recorded: Recorded, now: datetime) -> list[object]:
@@ -369,22 +463,6 @@ def _publish_dead_letters(uow: UowFactory, sink: DeadLetterSink, now: datetime) 
     with uow() as work:
         work.dead_letters.mark_published([f.notice.notice_id for f in letters], now)
         work.commit()
-
-
-class DatabaseFeed:
-    """The in-app feed (channels.InAppFeed), kept in the service's own database."""
-
-    def __init__(self, uow: UowFactory, clock: Callable[[], datetime] = utcnow) -> None:
-        self.uow = uow
-        self.clock = clock
-
-    async def publish(self, message: OutboundMessage) -> None:
-        await asyncio.to_thread(self._publish, message)
-
-    def _publish(self, message: OutboundMessage) -> None:
-        with self.uow() as work:
-            work.notices.publish(message, self.clock())
-            work.commit()
 
 
 # --- the directory -----------------------------------------------------------------------------

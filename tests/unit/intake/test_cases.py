@@ -325,3 +325,18 @@ def test_a_failure_mid_handler_leaves_nothing_behind(intake: Any, monkeypatch: p
     with pytest.raises(RuntimeError):
         intake.register(call=HOTLINE_CALL)
     assert intake.total_rows() == 0
+
+
+def test_referral_progress_is_kept_on_the_need_it_serves(intake: Any) -> None:
+    case = intake.register()
+    police, legal = case.needs
+    intake.handle(commands.RecordReferral(case.case_id, police.need_id, "ref-1", "requested", "qn-police-baichay"))
+    # Status changes name only the referral; the provider stays as first reported.
+    intake.handle(commands.RecordReferral(case.case_id, "", "ref-1", "accepted", ""))
+    intake.handle(commands.RecordReferral(case.case_id, "", "ref-unknown", "accepted", "elsewhere"))
+    intake.handle(commands.RecordReferral("no-such-case", "", "ref-2", "requested", "p"))  # logged, not raised
+    stored = intake.handle(commands.GetCase(intake.operator, case.case_id))
+    by_id = {n.need_id: n for n in stored.needs}
+    assert (by_id[police.need_id].referral_id, by_id[police.need_id].referral_status,
+            by_id[police.need_id].provider_id) == ("ref-1", "accepted", "qn-police-baichay")
+    assert (by_id[legal.need_id].referral_id, by_id[legal.need_id].referral_status) == ("", "")

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Transaction,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -75,6 +76,8 @@ inbox = Table(
 # Built once: a constant statement executed with parameters skips SQLAlchemy's per-call construction.
 _INSERT_OUTBOX = insert(outbox)
 _INSERT_INBOX = insert(inbox)
+_INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
+                                             inbox.c.event_id == bindparam("event_id"))
 
 
 def utcnow() -> datetime:
@@ -304,9 +307,7 @@ class UnitOfWork:
             callback()
 
     def _already_processed(self, consumer: str, event_id: str) -> bool:
-        row = self.connection.execute(
-            select(inbox.c.event_id).where(inbox.c.consumer == consumer, inbox.c.event_id == event_id)
-        ).first()
+        row = self.connection.execute(_INBOX_SEEN, {"consumer": consumer, "event_id": event_id}).first()
         return row is not None
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
@@ -41,6 +41,15 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+_SET_REFERRAL = update(needs).values(
+    referral_id=bindparam("new_referral_id"), referral_status=bindparam("new_status"),
+    provider_id=func.coalesce(func.nullif(bindparam("new_provider_id"), ""), needs.c.provider_id))
+_REFERRAL_BY_NEED = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
+                                        needs.c.need_id == bindparam("of_need"))
+_REFERRAL_BY_REFERRAL = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
+                                            needs.c.referral_id == bindparam("new_referral_id"))
 
 
 def _need_row(case_id: str, need: Need) -> dict[str, Any]:
@@ -105,6 +114,18 @@ class CaseRepository:
     def update_need(self, need: Need) -> None:
         self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(
             referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
+
+    def record_referral(self, case_id: str, need_id: str, referral_id: str, status: str, provider_id: str) -> bool:
+        """Sets the referral on the case's need `need_id`, or else on its need holding `referral_id`;
+        False if neither is found."""
+        values = {"of_case": case_id, "new_referral_id": referral_id, "new_status": status,
+                  "new_provider_id": provider_id}
+        if need_id and self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).rowcount:
+            return True
+        return bool(referral_id) and bool(self.conn.execute(_REFERRAL_BY_REFERRAL, values).rowcount)
+
+    def exists(self, case_id: str) -> bool:
+        return self.conn.execute(select(cases.c.case_id).where(cases.c.case_id == case_id)).first() is not None
 
     def get(self, case_id: str, lock: bool = False) -> Case | None:
         """`lock`: hold the case row until commit, so concurrent changes to one case queue up."""

@@ -437,16 +437,10 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
 
 
 def record_referral(cmd: commands.RecordReferral, uow: UowFactory) -> None:
+    """Keeps the need's referral, status and provider as referral reports them (the need named, else the
+    one holding the referral)."""
     with uow() as work:
-        case = work.cases.get(cmd.case_id)
-        if case is None:
+        if not work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id) \
+                and not work.cases.exists(cmd.case_id):
             log.warning("referral for an unknown case", extra={"fields": {"case_id": cmd.case_id}})
-            work.commit()  # still recorded in the inbox: a redelivery changes nothing
-            return
-        need = case.need(cmd.need_id) or next((n for n in case.needs if n.referral_id == cmd.referral_id), None)
-        if need is not None:
-            need.referral_id = cmd.referral_id
-            need.referral_status = cmd.status
-            need.provider_id = cmd.provider_id or need.provider_id
-            work.cases.update_need(need)
-        work.commit()
+        work.commit()  # recorded in the inbox either way: a redelivery changes nothing

@@ -4,6 +4,7 @@ changes, the watch stream, and contact details only after acceptance."""
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -232,3 +233,17 @@ def test_the_directory_shows_shelters_by_province_and_contact_point_only(api: An
     error = refused(directory.RankProviders, pb.RankProvidersRequest(province_code="22", commune_code="18073",
                                                                      service_type=t.SERVICE_TYPE_SHELTER))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("commune_code")
+
+
+def test_a_directory_import_shows_in_the_running_api_at_its_next_call(api: Any) -> None:
+    """The api keeps the directory in memory; a change committed by another process is served at once."""
+    directory = api.directory()
+    before = directory.GetProvider(pb.GetProviderRequest(provider_id="ct-legal-aid"), timeout=10).provider
+    known = api.bus.handle(commands.GetProvider("ct-legal-aid")).provider
+    try:
+        api.bus.handle(commands.LoadDirectory([dataclasses.replace(known, public_contact="0292 3 999 999")],
+                                              update_existing=True))
+        after = directory.GetProvider(pb.GetProviderRequest(provider_id="ct-legal-aid"), timeout=10).provider
+        assert (before.public_contact, after.public_contact) == (known.public_contact, "0292 3 999 999")
+    finally:
+        api.bus.handle(commands.LoadDirectory([known], update_existing=True))

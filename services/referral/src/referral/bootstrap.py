@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from referral.adapters.intake_client import IntakeContacts, NoContacts
+from referral.adapters.repository import DirectoryCache
 from referral.config import Settings
 from referral.domain import commands
 from referral.service_layer import handlers
@@ -36,8 +37,10 @@ def bootstrap(settings: Settings, engine: Engine, policy: Policy | None = None,
     policy = policy or Policy(settings.sla_policy(), timedelta(minutes=settings.bed_hold_minutes))
     contacts = contacts or intake_contacts(settings)
 
+    directory = DirectoryCache()  # the process's copy of the directory, shared by its units of work
+
     def uow() -> ReferralUnitOfWork:
-        return ReferralUnitOfWork(engine, schema)
+        return ReferralUnitOfWork(engine, schema, directory)
 
     with_policy: dict[type, Callable[..., Any]] = {
         commands.RouteCase: handlers.route_case,

@@ -1,16 +1,25 @@
+"""Referral's repositories. The worker routes a case in a handful of statements: the directory comes from
+the process's cached copy, statements are built once here rather than per call, rows read are not read
+again, and new needs, referrals and history rows are written together (one executemany per table) when
+the unit of work commits."""
+
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from referral.adapters.tables import (
     api_requests,
     cases,
+    directory_version,
     needs,
     providers,
     referral_history,
@@ -47,11 +56,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _inserted(conn: Connection, statement: Any) -> bool:
+def _inserted(conn: Connection, statement: Any, values: Mapping[str, Any]) -> bool:
     """Runs an insert in a savepoint; False (and the transaction still usable) if the row already exists."""
     try:
         with conn.begin_nested():
-            conn.execute(statement)
+            conn.execute(statement, values)
     except IntegrityError:
         return False
     return True
@@ -65,119 +74,213 @@ def _split(value: str) -> list[str]:
     return [v for v in value.split(",") if v]
 
 
+# --- the directory -----------------------------------------------------------------------------
+
+_STAMP = select(directory_version.c.stamp).where(directory_version.c.id == 1)
+_RESTAMP = update(directory_version).where(directory_version.c.id == 1)
+_PROVIDER_EXISTS = select(providers.c.provider_id).where(providers.c.provider_id == bindparam("provider_id"))
+_INSERT_PROVIDER = insert(providers)
+_UPDATE_PROVIDER = update(providers).where(providers.c.provider_id == bindparam("_provider_id"))
+_DELETE_AREAS = delete(service_areas).where(service_areas.c.provider_id == bindparam("provider_id"))
+_DELETE_SCHEDULES = delete(schedules).where(schedules.c.provider_id == bindparam("provider_id"))
+_INSERT_AREA = insert(service_areas)
+_INSERT_SCHEDULE = insert(schedules)
+_ALL_PROVIDERS = select(providers).order_by(providers.c.provider_id)
+_ALL_AREAS = select(service_areas)
+_ALL_SCHEDULES = select(schedules).order_by(schedules.c.provider_id, schedules.c.position)
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The whole directory as of one stamp, indexed for routing. Providers are immutable, so every thread
+    may share it."""
+
+    stamp: str
+    by_id: Mapping[str, Provider]
+    # Active providers by (service, province they are placed in) and by (service, area code they serve).
+    placed: Mapping[tuple[ServiceType, str], tuple[Provider, ...]]
+    serving: Mapping[tuple[ServiceType, str], tuple[Provider, ...]]
+
+    @classmethod
+    def of(cls, stamp: str, found: Iterable[Provider]) -> Directory:
+        ordered = sorted(found, key=lambda p: p.provider_id)
+        placed: dict[tuple[ServiceType, str], list[Provider]] = defaultdict(list)
+        serving: dict[tuple[ServiceType, str], list[Provider]] = defaultdict(list)
+        for p in ordered:
+            if p.active:
+                placed[p.service_type, p.province_code].append(p)
+                for code in p.service_areas:
+                    serving[p.service_type, code].append(p)
+        return cls(stamp, {p.provider_id: p for p in ordered}, {k: tuple(v) for k, v in placed.items()},
+                   {k: tuple(v) for k, v in serving.items()})
+
+    @classmethod
+    def read(cls, conn: Connection, stamp: str) -> Directory:
+        areas: dict[str, set[str]] = defaultdict(set)
+        hours: dict[str, list[OpeningHours]] = defaultdict(list)
+        for a in conn.execute(_ALL_AREAS):
+            areas[a.provider_id].add(a.area_code)
+        for s in conn.execute(_ALL_SCHEDULES):
+            hours[s.provider_id].append(
+                OpeningHours.parse([int(d) for d in _split(s.weekdays)], s.opens_at, s.closes_at))
+        return cls.of(stamp, (_provider(r, frozenset(areas[r["provider_id"]]), tuple(hours[r["provider_id"]]))
+                              for r in conn.execute(_ALL_PROVIDERS).mappings()))
+
+
+class DirectoryCache:
+    """The process's copy of the directory, shared by its units of work. Each unit of work that reads the
+    directory first reads its stamp (one row, by primary key) and gets this copy, reloaded only if the stamp
+    is not the one it was loaded at. Every change writes a new random stamp in its own transaction, so a
+    copy read inside a transaction that then rolled back never matches a committed stamp."""
+
+    def __init__(self) -> None:
+        self._copy: Directory | None = None
+
+    def current(self, conn: Connection) -> Directory:
+        stamp = conn.execute(_STAMP).scalar_one()
+        copy = self._copy
+        if copy is None or copy.stamp != stamp:
+            copy = self._copy = Directory.read(conn, stamp)
+        return copy
+
+
 class DirectoryRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: DirectoryCache) -> None:
         self.conn = conn
+        self.cache = cache
+        self._directory: Directory | None = None
+        self._restamped = False
+
+    @property
+    def directory(self) -> Directory:
+        """The directory as this unit of work sees it: the stamp is checked once, at the first read."""
+        if self._directory is None:
+            self._directory = self.cache.current(self.conn)
+        return self._directory
 
     def save(self, provider: Provider, update_existing: bool) -> bool:
         """Adds the provider, or replaces it when update_existing; returns True when anything was written."""
-        known = self.conn.execute(
-            select(providers.c.provider_id).where(providers.c.provider_id == provider.provider_id)).first()
-        if not known and not _inserted(self.conn, insert(providers).values(provider_id=provider.provider_id,
-                                                                           **_provider_row(provider))):
+        pid = provider.provider_id
+        row = _provider_row(provider)
+        known = self.conn.execute(_PROVIDER_EXISTS, {"provider_id": pid}).first() is not None
+        if not known and not _inserted(self.conn, _INSERT_PROVIDER, {"provider_id": pid, **row}):
             known = True  # another api replica seeding the same directory got there first
         if known and not update_existing:
             return False
         if known:
-            self.conn.execute(update(providers).where(providers.c.provider_id == provider.provider_id)
-                              .values(**_provider_row(provider)))
-            self.conn.execute(delete(service_areas).where(service_areas.c.provider_id == provider.provider_id))
-            self.conn.execute(delete(schedules).where(schedules.c.provider_id == provider.provider_id))
+            self.conn.execute(_UPDATE_PROVIDER, {"_provider_id": pid, **row})
+            self.conn.execute(_DELETE_AREAS, {"provider_id": pid})
+            self.conn.execute(_DELETE_SCHEDULES, {"provider_id": pid})
         if provider.service_areas:
-            self.conn.execute(insert(service_areas), [{"provider_id": provider.provider_id, "area_code": code}
-                                                      for code in sorted(provider.service_areas)])
+            self.conn.execute(_INSERT_AREA, [{"provider_id": pid, "area_code": code}
+                                             for code in sorted(provider.service_areas)])
         if provider.opening_hours:
-            self.conn.execute(insert(schedules), [
-                {"provider_id": provider.provider_id, "position": i, "weekdays": _codes(map(str, h.weekdays)),
+            self.conn.execute(_INSERT_SCHEDULE, [
+                {"provider_id": pid, "position": i, "weekdays": _codes(map(str, h.weekdays)),
                  "opens_at": h.opens_at, "closes_at": h.closes_at}
                 for i, h in enumerate(provider.opening_hours)])
+        if not self._restamped:
+            # Every process's copy is stale from this commit on: they reload at their next read.
+            self.conn.execute(_RESTAMP, {"stamp": str(uuid.uuid4()), "changed_at": datetime.now(UTC)})
+            self._restamped = True
+        self._directory = None
         return True
 
     def get(self, provider_id: str) -> Provider | None:
-        found = self._load(select(providers).where(providers.c.provider_id == provider_id))
-        return found[0] if found else None
+        return self.directory.by_id.get(provider_id)
 
     def all(self) -> list[Provider]:
-        return self._load(select(providers))
+        return list(self.directory.by_id.values())
 
     def in_province(self, province_code: str, service_type: ServiceType | None = None) -> list[Provider]:
-        query = select(providers).where(providers.c.province_code == province_code)
-        if service_type is not None:
-            query = query.where(providers.c.service_type == str(service_type))
-        return self._load(query)
+        return [p for p in self.directory.by_id.values() if p.province_code == province_code
+                and (service_type is None or p.service_type is service_type)]
 
     def reachable(self, service_type: ServiceType, provinces: Iterable[str], area_codes: Iterable[str]
                   ) -> list[Provider]:
         """Active providers of the service placed in one of `provinces` or serving one of `area_codes`."""
-        serving = select(service_areas.c.provider_id).where(service_areas.c.area_code.in_(list(area_codes)))
-        return self._load(select(providers).where(
-            providers.c.service_type == str(service_type), providers.c.active.is_(True),
-            or_(providers.c.province_code.in_(list(provinces)), providers.c.provider_id.in_(serving))))
+        directory = self.directory
+        found = {p.provider_id: p for code in provinces for p in directory.placed.get((service_type, code), ())}
+        found.update((p.provider_id, p) for code in area_codes
+                     for p in directory.serving.get((service_type, code), ()))
+        return [found[pid] for pid in sorted(found)]
 
-    def _load(self, query: Any) -> list[Provider]:
-        rows = list(self.conn.execute(query.order_by(providers.c.provider_id)).mappings())
-        ids = [r["provider_id"] for r in rows]
-        areas: dict[str, set[str]] = {}
-        hours: dict[str, list[OpeningHours]] = {}
-        if ids:
-            for a in self.conn.execute(select(service_areas).where(service_areas.c.provider_id.in_(ids))):
-                areas.setdefault(a.provider_id, set()).add(a.area_code)
-            for s in self.conn.execute(select(schedules).where(schedules.c.provider_id.in_(ids))
-                                       .order_by(schedules.c.provider_id, schedules.c.position)):
-                hours.setdefault(s.provider_id, []).append(
-                    OpeningHours.parse([int(d) for d in _split(s.weekdays)], s.opens_at, s.closes_at))
-        return [_provider(r, frozenset(areas.get(r["provider_id"], ())), tuple(hours.get(r["provider_id"], ())))
-                for r in rows]
+
+# --- live beds ---------------------------------------------------------------------------------
+
+_BEDS = select(shelter_beds).where(shelter_beds.c.shelter_id.in_(bindparam("ids", expanding=True)))
+_INSERT_BEDS = insert(shelter_beds)
+_UPDATE_BEDS = update(shelter_beds).where(shelter_beds.c.shelter_id == bindparam("_shelter_id"))
 
 
 class BedRepository:
+    """Looked up by shelter id, the table's primary key: never scanned."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def free(self, shelter_ids: Iterable[str]) -> dict[str, int]:
-        ids = [s for s in shelter_ids if s]
+        return {shelter_id: free for shelter_id, (free, _) in self.figures(shelter_ids).items()}
+
+    def figures(self, shelter_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """shelter id -> (free, capacity), for the shelters named that have figures."""
+        ids = sorted({s for s in shelter_ids if s})
         if not ids:
             return {}
-        rows = self.conn.execute(select(shelter_beds.c.shelter_id, shelter_beds.c.free)
-                                 .where(shelter_beds.c.shelter_id.in_(ids)))
-        return {r.shelter_id: r.free for r in rows}
-
-    def figures(self) -> dict[str, tuple[int, int]]:
-        """shelter id -> (free, capacity)."""
-        return {r.shelter_id: (r.free, r.capacity) for r in self.conn.execute(select(shelter_beds))}
+        return {r.shelter_id: (r.free, r.capacity) for r in self.conn.execute(_BEDS, {"ids": ids})}
 
     def seed(self, shelter_id: str, capacity: int, now: datetime) -> None:
         """The directory's figure, until shelter reports its own."""
-        if not self.conn.execute(select(shelter_beds.c.shelter_id).where(shelter_beds.c.shelter_id == shelter_id)
-                                 ).first():
-            _inserted(self.conn, insert(shelter_beds).values(shelter_id=shelter_id, capacity=capacity, free=capacity,
-                                                             updated_at=now))
+        if not self.figures([shelter_id]):
+            _inserted(self.conn, _INSERT_BEDS, {"shelter_id": shelter_id, "capacity": capacity, "free": capacity,
+                                                "updated_at": now})
 
     def set(self, shelter_id: str, free: int, now: datetime, capacity: int | None = None) -> None:
-        row = self.conn.execute(select(shelter_beds).where(shelter_beds.c.shelter_id == shelter_id)).first()
-        if row is None:
-            self.conn.execute(insert(shelter_beds).values(shelter_id=shelter_id, capacity=capacity or max(free, 0),
-                                                          free=max(free, 0), updated_at=now))
-            return
-        capacity = row.capacity if capacity is None else capacity
-        self.conn.execute(update(shelter_beds).where(shelter_beds.c.shelter_id == shelter_id).values(
-            capacity=capacity, free=max(0, min(free, capacity)), updated_at=now))
+        self._write(shelter_id, self.figures([shelter_id]).get(shelter_id), free, now, capacity)
 
     def adjust(self, shelter_id: str, delta: int, now: datetime) -> None:
-        row = self.conn.execute(select(shelter_beds).where(shelter_beds.c.shelter_id == shelter_id)).first()
-        if row is not None:
-            self.set(shelter_id, row.free + delta, now)
+        known = self.figures([shelter_id]).get(shelter_id)
+        if known is not None:
+            self._write(shelter_id, known, known[0] + delta, now)
+
+    def _write(self, shelter_id: str, known: tuple[int, int] | None, free: int, now: datetime,
+               capacity: int | None = None) -> None:
+        if known is None:
+            self.conn.execute(_INSERT_BEDS, {"shelter_id": shelter_id, "capacity": capacity or max(free, 0),
+                                             "free": max(free, 0), "updated_at": now})
+            return
+        capacity = known[1] if capacity is None else capacity
+        self.conn.execute(_UPDATE_BEDS, {"_shelter_id": shelter_id, "capacity": capacity,
+                                         "free": max(0, min(free, capacity)), "updated_at": now})
+
+
+# --- cases and needs ---------------------------------------------------------------------------
+
+_CASE = select(cases).where(cases.c.case_id == bindparam("case_id"))
+_CASE_FOR_UPDATE = _CASE.with_for_update()
+_INSERT_CASE = insert(cases)
+_UPDATE_CASE = update(cases).where(cases.c.case_id == bindparam("_case_id"))
+_NEEDS_OF_CASE = select(needs).where(needs.c.case_id == bindparam("case_id")).order_by(needs.c.need_id)
+_NEEDS = select(needs).where(needs.c.need_id.in_(bindparam("ids", expanding=True)))
+_INSERT_NEED = insert(needs)
+_UPDATE_NEED = update(needs).where(needs.c.need_id == bindparam("_need_id"))
 
 
 class CaseRepository:
+    """A case or need read (or written) in this unit of work is updated when saved, any other inserted; new
+    needs are inserted together at flush(), which the unit of work calls before it commits."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._stored_cases: set[str] = set()
+        self._stored_needs: set[str] = set()
+        self._new_needs: dict[str, dict[str, Any]] = {}
 
     def get(self, case_id: str, for_update: bool = False) -> Case | None:
-        query = select(cases).where(cases.c.case_id == case_id)
-        row = self.conn.execute(query.with_for_update() if for_update else query).mappings().first()
+        row = self.conn.execute(_CASE_FOR_UPDATE if for_update else _CASE, {"case_id": case_id}).mappings().first()
         if row is None:
             return None
+        self._stored_cases.add(case_id)
         return Case(case_id=row["case_id"], province_code=row["province_code"], commune_code=row["commune_code"],
                     survivor=Survivor(row["is_child"], Sex(row["sex"]) if row["sex"] else None),
                     risk_level=RiskLevel(row["risk_level"]), emergency=row["emergency"],
@@ -190,62 +293,123 @@ class CaseRepository:
                   "risk_level": str(case.risk_level), "emergency": case.emergency,
                   "case_worker_id": case.case_worker_id, "child_deadline": case.child_deadline,
                   "state": str(case.state)}
-        done = self.conn.execute(update(cases).where(cases.c.case_id == case.case_id).values(**values))
-        if not done.rowcount:
-            self.conn.execute(insert(cases).values(case_id=case.case_id, **values))
+        if case.case_id in self._stored_cases:
+            self.conn.execute(_UPDATE_CASE, {"_case_id": case.case_id, **values})
+        else:
+            self.conn.execute(_INSERT_CASE, {"case_id": case.case_id, **values})
+            self._stored_cases.add(case.case_id)
 
     def needs(self, case_id: str) -> list[Need]:
-        return [_need(r) for r in self.conn.execute(
-            select(needs).where(needs.c.case_id == case_id).order_by(needs.c.need_id)).mappings()]
+        self.flush()
+        found = [_need(r) for r in self.conn.execute(_NEEDS_OF_CASE, {"case_id": case_id}).mappings()]
+        self._stored_needs.update(n.need_id for n in found)
+        return found
 
     def need(self, need_id: str) -> Need | None:
-        row = self.conn.execute(select(needs).where(needs.c.need_id == need_id)).mappings().first()
-        return _need(row) if row else None
+        return self.needs_by_id([need_id]).get(need_id)
+
+    def needs_by_id(self, need_ids: Iterable[str]) -> dict[str, Need]:
+        """The needs of these ids that are stored, in one read."""
+        self.flush()
+        ids = sorted(set(need_ids))
+        found = {r["need_id"]: _need(r) for r in self.conn.execute(_NEEDS, {"ids": ids}).mappings()} if ids else {}
+        self._stored_needs.update(found)
+        return found
 
     def save_need(self, need: Need) -> None:
         values = {"case_id": need.case_id, "service_type": str(need.service_type), "consent": str(need.consent),
                   "sectors": _codes(need.sectors), "expires_at": need.expires_at, "consent_id": need.consent_id,
                   "withdrawn_consent_id": need.withdrawn_consent_id}
-        done = self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(**values))
-        if not done.rowcount:
-            self.conn.execute(insert(needs).values(need_id=need.need_id, **values))
+        if need.need_id in self._stored_needs:
+            self.conn.execute(_UPDATE_NEED, {"_need_id": need.need_id, **values})
+        else:
+            self._new_needs[need.need_id] = {"need_id": need.need_id, **values}
 
+    def flush(self) -> None:
+        if self._new_needs:
+            self.conn.execute(_INSERT_NEED, list(self._new_needs.values()))
+            self._stored_needs.update(self._new_needs)
+            self._new_needs.clear()
+
+
+# --- referrals ---------------------------------------------------------------------------------
 
 REFERRAL_FIELDS = ("referral_id", "case_id", "need_id", "provider_id", "province_code", "emergency",
                    "case_worker_id", "requested_at", "shelter_id", "reason", "accept_by", "start_by", "attempt",
                    "previous_referral_id", "provider_province_code", "updated_at", "version")
 
+_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
+_REFERRAL_FOR_UPDATE = _REFERRAL.with_for_update()
+_REFERRALS_OF_NEEDS = select(referrals).where(referrals.c.need_id.in_(bindparam("ids", expanding=True))
+                                               ).order_by(referrals.c.referral_id)
+_REFERRALS_OF_CASE = select(referrals).where(referrals.c.case_id == bindparam("case_id")
+                                              ).order_by(referrals.c.referral_id)
+_SUCCESSORS = select(referrals).where(referrals.c.previous_referral_id == bindparam("referral_id")
+                                      ).order_by(referrals.c.referral_id)
+_INSERT_REFERRAL = insert(referrals)
+_UPDATE_REFERRAL = update(referrals).where(referrals.c.referral_id == bindparam("_referral_id"),
+                                           referrals.c.version == bindparam("_stored_version"))
+_INSERT_HISTORY = insert(referral_history)
+_HISTORY = select(referral_history).where(referral_history.c.referral_id == bindparam("referral_id")
+                                          ).order_by(referral_history.c.id)
+
 
 class ReferralRepository:
+    """New referrals (changed in place until written) and history rows are inserted together at flush(),
+    which every read here and the unit of work's commit call first."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._new: dict[str, dict[str, Any]] = {}
+        self._history: list[dict[str, Any]] = []
 
     def add(self, referral: Referral) -> None:
-        self.conn.execute(insert(referrals).values(**_referral_row(referral)))
+        self._new[referral.referral_id] = _referral_row(referral)
         referral.stored_version = referral.version
 
     def save(self, referral: Referral) -> None:
         """Writes a changed referral; Conflict if someone else changed it since it was read."""
-        done = self.conn.execute(update(referrals).where(
-            referrals.c.referral_id == referral.referral_id, referrals.c.version == referral.stored_version,
-        ).values(**_referral_row(referral)))
-        if done.rowcount != 1:
-            raise Conflict(referral.referral_id)
+        pending = self._new.get(referral.referral_id)
+        if pending is not None:
+            if pending["version"] != referral.stored_version:
+                raise Conflict(referral.referral_id)
+            self._new[referral.referral_id] = _referral_row(referral)
+        else:
+            done = self.conn.execute(_UPDATE_REFERRAL, {"_referral_id": referral.referral_id,
+                                                        "_stored_version": referral.stored_version,
+                                                        **_referral_row(referral)})
+            if done.rowcount != 1:
+                raise Conflict(referral.referral_id)
         referral.stored_version = referral.version
 
+    def flush(self) -> None:
+        if self._new:
+            self.conn.execute(_INSERT_REFERRAL, list(self._new.values()))
+            self._new.clear()
+        if self._history:
+            self.conn.execute(_INSERT_HISTORY, self._history)
+            self._history = []
+
     def get(self, referral_id: str, for_update: bool = False) -> Referral | None:
-        query = select(referrals).where(referrals.c.referral_id == referral_id)
-        row = self.conn.execute(query.with_for_update() if for_update else query).mappings().first()
-        return _referral(row) if row else None
+        found = self._many(_REFERRAL_FOR_UPDATE if for_update else _REFERRAL, {"referral_id": referral_id})
+        return found[0] if found else None
 
     def for_need(self, need_id: str) -> list[Referral]:
-        return self._many(select(referrals).where(referrals.c.need_id == need_id))
+        return self.for_needs([need_id]).get(need_id, [])
+
+    def for_needs(self, need_ids: Iterable[str]) -> dict[str, list[Referral]]:
+        """Each need's referrals, oldest first, in one read; needs without any are left out."""
+        ids = sorted(set(need_ids))
+        found: dict[str, list[Referral]] = defaultdict(list)
+        for r in self._many(_REFERRALS_OF_NEEDS, {"ids": ids}) if ids else ():
+            found[r.need_id].append(r)
+        return found
 
     def for_case(self, case_id: str) -> list[Referral]:
-        return self._many(select(referrals).where(referrals.c.case_id == case_id))
+        return self._many(_REFERRALS_OF_CASE, {"case_id": case_id})
 
     def successor(self, referral_id: str) -> Referral | None:
-        found = self._many(select(referrals).where(referrals.c.previous_referral_id == referral_id))
+        found = self._many(_SUCCESSORS, {"referral_id": referral_id})
         return found[-1] if found else None
 
     def page(self, *, provider_id: str | None = None, case_id: str = "", statuses: Iterable[Status] = (),
@@ -261,7 +425,7 @@ class ReferralRepository:
             query = query.where(referrals.c.status.in_(wanted))
         if after_id:
             query = query.where(referrals.c.referral_id > after_id)
-        return self._many(query.limit(limit))
+        return self._many(query.order_by(referrals.c.referral_id).limit(limit))
 
     def changed_since(self, provider_id: str, since: datetime, after_id: str, limit: int,
                       statuses: Iterable[Status] = ()) -> list[Referral]:
@@ -273,8 +437,7 @@ class ReferralRepository:
         wanted = [str(s) for s in statuses]
         if wanted:
             query = query.where(referrals.c.status.in_(wanted))
-        rows = self.conn.execute(query.order_by(referrals.c.updated_at, referrals.c.referral_id).limit(limit))
-        return [_referral(r) for r in rows.mappings()]
+        return self._many(query.order_by(referrals.c.updated_at, referrals.c.referral_id).limit(limit))
 
     def escalations(self, province_code: str, unresolved_only: bool, after_id: str, limit: int) -> list[Referral]:
         query = select(referrals).where(referrals.c.province_code == province_code,
@@ -284,26 +447,31 @@ class ReferralRepository:
             query = query.where(~exists().where(later.c.previous_referral_id == referrals.c.referral_id))
         if after_id:
             query = query.where(referrals.c.referral_id > after_id)
-        return self._many(query.limit(limit))
+        return self._many(query.order_by(referrals.c.referral_id).limit(limit))
 
     def due(self, now: datetime, limit: int) -> list[str]:
+        self.flush()
         rows = self.conn.execute(select(referrals.c.referral_id).where(referrals.c.due_at <= now)
                                  .order_by(referrals.c.due_at).limit(limit))
         return [r.referral_id for r in rows]
 
     def record(self, referral_id: str, at: datetime, from_status: Status | None, to_status: Status, reason: str,
                actor: str) -> None:
-        self.conn.execute(insert(referral_history).values(
-            referral_id=referral_id, at=at, from_status=str(from_status or ""), to_status=str(to_status),
-            reason=reason, actor=actor))
+        self._history.append({"referral_id": referral_id, "at": at, "from_status": str(from_status or ""),
+                              "to_status": str(to_status), "reason": reason, "actor": actor})
 
     def history(self, referral_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute(select(referral_history).where(referral_history.c.referral_id == referral_id)
-                                 .order_by(referral_history.c.id)).mappings()
-        return [dict(r) for r in rows]
+        self.flush()
+        return [dict(r) for r in self.conn.execute(_HISTORY, {"referral_id": referral_id}).mappings()]
 
-    def _many(self, query: Any) -> list[Referral]:
-        return [_referral(r) for r in self.conn.execute(query.order_by(referrals.c.referral_id)).mappings()]
+    def _many(self, query: Any, params: Mapping[str, Any] | None = None) -> list[Referral]:
+        self.flush()
+        return [_referral(r) for r in self.conn.execute(query, params).mappings()]
+
+
+_REQUEST = select(api_requests.c.operation, api_requests.c.referral_id).where(
+    api_requests.c.caller_id == bindparam("caller_id"), api_requests.c.request_id == bindparam("request_id"))
+_INSERT_REQUEST = insert(api_requests)
 
 
 class RequestRepository:
@@ -313,13 +481,12 @@ class RequestRepository:
         self.conn = conn
 
     def get(self, caller_id: str, request_id: str) -> tuple[str, str] | None:
-        row = self.conn.execute(select(api_requests.c.operation, api_requests.c.referral_id).where(
-            api_requests.c.caller_id == caller_id, api_requests.c.request_id == request_id)).first()
+        row = self.conn.execute(_REQUEST, {"caller_id": caller_id, "request_id": request_id}).first()
         return (row.operation, row.referral_id) if row else None
 
     def add(self, caller_id: str, request_id: str, operation: str, referral_id: str, now: datetime) -> None:
-        self.conn.execute(insert(api_requests).values(caller_id=caller_id, request_id=request_id,
-                                                      operation=operation, referral_id=referral_id, created_at=now))
+        self.conn.execute(_INSERT_REQUEST, {"caller_id": caller_id, "request_id": request_id,
+                                            "operation": operation, "referral_id": referral_id, "created_at": now})
 
 
 def _provider_row(p: Provider) -> dict[str, Any]:

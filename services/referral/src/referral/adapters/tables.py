@@ -61,6 +61,15 @@ schedules = Table(
     Column("closes_at", String(5), nullable=False),
 )
 
+# One row (id 1): a new random stamp with every change to the directory, so each process knows when the
+# copy it caches is stale (see repository.DirectoryCache).
+directory_version = Table(
+    "directory_version", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("stamp", String(36), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
 # Live bed figures, learned from shelter's events (seeded from the directory's capacity).
 shelter_beds = Table(
     "shelter_beds", metadata,

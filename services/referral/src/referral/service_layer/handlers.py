@@ -106,9 +106,9 @@ def _unserved(referrals: list[Referral]) -> bool:
 
 
 def _route(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, now: datetime,
-           previous: Referral | None) -> Referral:
-    """Sends the need to the best provider not tried yet; with none, escalates at once."""
-    earlier = work.referrals.for_need(need.need_id)
+           earlier: list[Referral], previous: Referral | None) -> Referral:
+    """Sends the need to the best provider not tried yet (`earlier`: the need's referrals so far); with none,
+    escalates at once."""
     accept_by, _ = policy.sla.deadlines(case, now)
     pool = _candidates(work, case, need.service_type)
     # Providers that declined, missed a deadline or failed are not asked again; one whose referral was
@@ -183,10 +183,13 @@ def _escalate(work: ReferralUnitOfWork, policy: Policy, referral: Referral, reas
 def _reroute(work: ReferralUnitOfWork, policy: Policy, referral: Referral, now: datetime) -> Referral | None:
     case = work.cases.get(referral.case_id)
     need = work.cases.need(referral.need_id)
-    if not _routable(case, need, now) or not _unserved(work.referrals.for_need(referral.need_id)):
+    if not _routable(case, need, now):
+        return None
+    earlier = work.referrals.for_need(referral.need_id)
+    if not _unserved(earlier):
         return None
     assert case is not None and need is not None
-    return _route(work, policy, case, need, now, previous=referral)
+    return _route(work, policy, case, need, now, earlier, previous=referral)
 
 
 def _ids(referral: Referral) -> dict[str, object]:
@@ -222,15 +225,20 @@ def _register_needs(work: ReferralUnitOfWork, policy: Policy, cmd: commands.Rout
         return []  # closed or erased before this event arrived
     case = _case_from(cmd, known)
     work.cases.save(case)
+    # Every need's row and referrals in one read each (a need never stored has no referral).
+    stored = work.cases.needs_by_id(item.need_id for item in needs)
+    referred = work.referrals.for_needs(stored)
     made = []
     for item in _emergency_first(needs, case.emergency):
-        need = work.cases.need(item.need_id) or Need(item.need_id, case.case_id, item.service_type)
+        need = stored.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type))
         if item.consented and need.consent is not ConsentState.GIVEN:
             need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
         work.cases.save_need(need)
-        earlier = work.referrals.for_need(need.need_id)
+        earlier = referred.setdefault(need.need_id, [])
         if _routable(case, need, now) and _unserved(earlier):
-            made.append(_route(work, policy, case, need, now, previous=earlier[-1] if earlier else None))
+            routed = _route(work, policy, case, need, now, earlier, previous=earlier[-1] if earlier else None)
+            earlier.append(routed)  # a need listed twice is routed once
+            made.append(routed)
     return made
 
 
@@ -283,7 +291,7 @@ def give_consent(cmd: commands.GiveConsent, uow: UowFactory, policy: Policy) -> 
         made = None
         if given and _routable(case, need, now) and _unserved(earlier):
             assert case is not None
-            made = _route(work, policy, case, need, now, previous=earlier[-1] if earlier else None)
+            made = _route(work, policy, case, need, now, earlier, previous=earlier[-1] if earlier else None)
         work.commit()
     return made
 
@@ -723,7 +731,7 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
 
 
 def _entries(work: ReferralUnitOfWork, providers: list[Provider], now: datetime) -> list[DirectoryEntry]:
-    figures = work.beds.figures()
+    figures = work.beds.figures(p.shelter_id for p in providers)
     out = []
     for p in providers:
         free, capacity = figures.get(p.shelter_id, (None, p.beds_capacity)) if p.is_shelter else (None, None)

@@ -6,6 +6,7 @@ from referral.adapters.proto_mapping import event_to_record
 from referral.adapters.repository import (
     BedRepository,
     CaseRepository,
+    DirectoryCache,
     DirectoryRepository,
     ReferralRepository,
     RequestRepository,
@@ -20,11 +21,12 @@ class ReferralUnitOfWork(UnitOfWork):
     referrals: ReferralRepository
     requests: RequestRepository
 
-    def __init__(self, engine: Engine, schema: str | None = None) -> None:
+    def __init__(self, engine: Engine, schema: str | None, directory: DirectoryCache) -> None:
         super().__init__(engine, "referral", schema)
+        self.directory_cache = directory  # the process's one copy (bootstrap makes it)
 
     def open_repositories(self, connection: Connection) -> None:
-        self.directory = DirectoryRepository(connection)
+        self.directory = DirectoryRepository(connection, self.directory_cache)
         self.beds = BedRepository(connection)
         self.cases = CaseRepository(connection)
         self.referrals = ReferralRepository(connection)
@@ -32,3 +34,9 @@ class ReferralUnitOfWork(UnitOfWork):
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))
+
+    def commit(self) -> None:
+        # New needs, referrals and history rows are written in one statement per table, with the outbox.
+        self.cases.flush()
+        self.referrals.flush()
+        super().commit()

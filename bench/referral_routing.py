@@ -1,0 +1,145 @@
+"""Referral's routing in one process: what a routed case costs the referral worker, without Kafka.
+
+    python -m bench.referral_routing [--postgres] [--cases 2000] [--batch 1] [--profile FILE]
+
+Each case is the one `make bench` registers (an adult woman in one of the demo directory's three
+provinces, police + medical + psychosocial needs, all consented), as intake's CaseRegistered payload.
+It goes the worker's way: proto_mapping.command_for, then referral's bus inside the record's inbox
+context (the duplicate check and the inbox row), on a database opened and migrated as the worker opens
+it, with the demo directory loaded. `--batch N` handles N records per transaction, a savepoint each, as
+the consumer does with a poll's records. Printed per database: cases/s, ms per case and SQL statements
+per case (an executemany counts once). `--profile FILE` writes a cProfile of the SQLite run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import contextvars
+import cProfile
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from bench.load import NEEDS, PLACES
+from referral.adapters import hsds, proto_mapping
+from referral.bootstrap import bootstrap
+from referral.config import MIGRATIONS, Settings
+from referral.domain import commands
+from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import events_pb2 as intake_events
+from refnet_platform.bus import MessageBus
+from refnet_platform.context import Delivery, current_delivery
+from refnet_platform.db import BatchTransaction
+from refnet_platform.envelope import new_event_id
+from refnet_platform.runtime import open_database
+
+DEMO = Path(__file__).resolve().parents[1] / "demo" / "directory.json"
+CONSUMER = "referral-worker"
+
+
+def case_registered(n: int) -> intake_events.CaseRegistered:
+    """The n-th bench case as intake publishes it: codes and ids only."""
+    province, commune = PLACES[n % len(PLACES)]
+    return intake_events.CaseRegistered(
+        case_id=str(uuid.uuid4()), province_code=province, commune_code=commune,
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], age_band="18-59", sex=t.SEX_FEMALE,
+        needs=[intake_events.NeedRef(need_id=str(uuid.uuid4()), service_type=s, consented=True,
+                                     consent_id=new_event_id()) for s in NEEDS],
+        risk_level=t.RISK_LEVEL_MEDIUM, case_worker_id="bench-operator")
+
+
+class StatementCounter:
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_args: Any) -> None:
+        self.count += 1
+
+
+def _handle(bus: MessageBus, message: intake_events.CaseRegistered) -> None:
+    current_delivery.set(Delivery(CONSUMER, new_event_id()))
+    command = proto_mapping.command_for(message)
+    assert isinstance(command, commands.RouteCase)
+    made = bus.handle(command)
+    assert len(made) == len(NEEDS) and all(r.provider_id for r in made), made
+
+
+def run(bus: MessageBus, engine: Engine, messages: list[intake_events.CaseRegistered], batch: int) -> None:
+    for start in range(0, len(messages), batch):
+        group = messages[start:start + batch]
+        if batch == 1:
+            contextvars.copy_context().run(_handle, bus, group[0])
+            continue
+        with BatchTransaction(engine) as transaction:
+            for message in group:
+                contextvars.copy_context().run(_handle, bus, message)
+            transaction.commit()
+
+
+@contextlib.contextmanager
+def databases(postgres: bool) -> Iterator[list[tuple[str, Settings]]]:
+    with tempfile.TemporaryDirectory(prefix="referral-bench-") as tmp:
+        found = [("sqlite", Settings(database_url=f"sqlite:///{tmp}/referral.db"))]
+        if not postgres:
+            yield found
+            return
+        from refnet_dev.postgres import PostgresCluster
+
+        with PostgresCluster() as cluster:
+            # DATABASE_URL as `make bench --postgres` sets it: referral's own schema.
+            url = cluster.create_database("referral_bench")
+            yield [*found, ("postgresql", Settings(shared_database_url=url))]
+
+
+def measure(name: str, settings: Settings, cases: int, warmup: int, batch: int, profile: Path | None
+            ) -> dict[str, float]:
+    engine = open_database(settings, MIGRATIONS)
+    try:
+        bus = bootstrap(settings, engine)
+        bus.handle(commands.LoadDirectory(hsds.load_file(DEMO)))
+        run(bus, engine, [case_registered(n) for n in range(warmup)], batch)
+        messages = [case_registered(n) for n in range(cases)]
+        counter = StatementCounter(engine)
+        profiler = cProfile.Profile() if profile and name == "sqlite" else None
+        started = time.perf_counter()
+        if profiler is None:
+            run(bus, engine, messages, batch)
+        else:
+            profiler.runcall(run, bus, engine, messages, batch)
+        elapsed = time.perf_counter() - started
+        if profiler is not None and profile is not None:
+            profiler.dump_stats(profile)
+        return {"cases_per_s": cases / elapsed, "ms_per_case": elapsed * 1000 / cases,
+                "statements_per_case": counter.count / cases}
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.referral_routing", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=1, help="records per transaction (default 1)")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too (a throwaway cluster)")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the SQLite run here")
+    args = parser.parse_args(argv)
+    print(f"{'database':<11} {'batch':>5} {'cases':>6} {'cases/s':>8} {'ms/case':>8} {'statements/case':>16}")
+    with databases(args.postgres) as found:
+        for name, settings in found:
+            figures = measure(name, settings, args.cases, args.warmup, args.batch, args.profile)
+            print(f"{name:<11} {args.batch:>5} {args.cases:>6} {figures['cases_per_s']:>8.0f} "
+                  f"{figures['ms_per_case']:>8.2f} {figures['statements_per_case']:>16.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

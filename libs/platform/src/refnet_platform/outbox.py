@@ -7,12 +7,15 @@ which changes when another connection commits. A slow poll remains as a safety n
 from __future__ import annotations
 
 import logging
+import os
 import select as select_module
 import signal
 import threading
 import time
 from typing import Any
 
+from inotify_simple import INotify
+from inotify_simple import flags as inotify_flags
 from kafka import KafkaProducer
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -57,6 +60,7 @@ class CommitWaiter:
         self.engine = engine
         self._pg: Any = None
         self._sqlite: Any = None
+        self._wal: INotify | None = None
         self._version: int | None = None
         if is_postgres(engine):
             import psycopg
@@ -64,8 +68,14 @@ class CommitWaiter:
             url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
             self._pg = psycopg.connect(url, autocommit=True)
             self._pg.execute(f'LISTEN "{outbox_channel(schema)}"')
-        else:
-            self._sqlite = engine.raw_connection()
+            return
+        self._sqlite = engine.raw_connection()
+        self._version = self._data_version()  # also opens the write-ahead log this connection then keeps
+        wal = f"{engine.url.database}-wal"
+        if os.path.exists(wal):
+            # Every commit appends to the log: the kernel wakes us then, instead of a poll every few ms.
+            self._wal = INotify()
+            self._wal.add_watch(wal, inotify_flags.MODIFY)
 
     def wait(self, timeout: float) -> None:
         if self._pg is not None:
@@ -75,16 +85,26 @@ class CommitWaiter:
                     pass
             return
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            cursor = self._sqlite.cursor()
-            version = cursor.execute("PRAGMA data_version").fetchone()[0]
-            cursor.close()
+        while (left := deadline - time.monotonic()) > 0:
+            version = self._data_version()
             if version != self._version:
                 self._version = version
                 return
-            time.sleep(0.002)
+            if self._wal is not None:
+                self._wal.read(timeout=int(left * 1000) + 1)  # events since the check are queued: none lost
+            else:
+                time.sleep(0.002)
+
+    def _data_version(self) -> int:
+        cursor = self._sqlite.cursor()
+        try:
+            return int(cursor.execute("PRAGMA data_version").fetchone()[0])
+        finally:
+            cursor.close()
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
         (self._pg or self._sqlite).close()
 
 

@@ -207,7 +207,7 @@ def test_a_new_referral_tells_the_providers_duty_contact_on_every_configured_cha
 # --- the in-app feed at once, the dispatcher woken ----------------------------------------------
 
 
-def test_an_in_app_notice_is_in_the_feed_and_its_status_events_in_the_outbox_as_soon_as_it_is_recorded(
+def test_an_in_app_notice_is_in_the_feed_and_its_status_event_in_the_outbox_as_soon_as_it_is_recorded(
     world: World,
 ) -> None:
     flow = current_causation.set(Causation("flow-1", "ev-new"))  # as the consumer sets it for the event
@@ -221,15 +221,15 @@ def test_an_in_app_notice_is_in_the_feed_and_its_status_events_in_the_outbox_as_
     assert (row["attempts"], row["next_attempt_at"]) == (1, None)
     events = world.status_events()
     assert [(name, notice, channel) for name, notice, channel, _ in events] == [
-        ("NotificationSent", in_app_id, "in_app"), ("NotificationDelivered", in_app_id, "in_app")]
+        ("NotificationSent", in_app_id, "in_app")]  # being in the feed is its delivery: no second event
     assert {(e.correlation_id, e.causation_id) for *_, e in events} == {("flow-1", "ev-new")}
     assert world.dispatch() == {"sent": 2}  # the round has only the e-mail and the SMS left to send
     # Recorded together, each status event still continues the flow of the event behind its notice.
-    assert {(channel, e.correlation_id, e.causation_id) for _, _, channel, e in world.status_events()[2:]} == {
+    assert {(channel, e.correlation_id, e.causation_id) for _, _, channel, e in world.status_events()[1:]} == {
         ("email", "flow-1", "ev-new"), ("sms", "flow-1", "ev-new")}
     assert world.bus.handle(new_referral()) == []  # redelivered: nothing new, in the feed or the outbox
     assert len(feed(world, "clinic", "agency")) == 1
-    assert len(world.status_events()) == 4
+    assert len(world.status_events()) == 3
 
 
 def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world: World) -> None:
@@ -303,7 +303,7 @@ def test_emergencies_are_sent_before_anything_else(world: World) -> None:
     assert [m.event_id for m in world.email.sent[1:]] == ["ev-r0", "ev-r1", "ev-r2"]
     types = world.outbox_types()
     assert types.count("refnet.notifications.v1.NotificationSent") == 12
-    assert types.count("refnet.notifications.v1.NotificationDelivered") == 4  # the in-app feed confirms
+    assert types.count("refnet.notifications.v1.NotificationDelivered") == 0  # the feed is the delivery
     assert world.dispatch() == {}  # nothing is sent twice
 
 

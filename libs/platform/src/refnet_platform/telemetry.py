@@ -14,6 +14,7 @@ from opentelemetry.propagators.textmap import DefaultGetter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
@@ -54,7 +55,9 @@ def setup_logging(service: str, level: str = "INFO") -> None:
 
 
 def setup_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": f"refnet-{service}"}))
+    # With nowhere to send spans they are not recorded (their ids still reach logs and record headers).
+    sampler = ParentBased(ALWAYS_ON if otlp_endpoint else ALWAYS_OFF)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"refnet-{service}"}), sampler=sampler)
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 

@@ -15,7 +15,7 @@ same two Kafka hops (set --floor-hops to count differently):
     --bench.floor-1--> stamper (aiokafka; stamps t1) --bench.floor-out--> the bench's reader
 
 Every producer is refnet's relay producer (acks=all, idempotent, linger 0); every consumer is configured
-as refnet's workers (fetch_max_wait 20 ms, read_committed, offsets committed after the batch is
+as refnet's workers (the same fetch_max_wait, read_committed, offsets committed after the batch is
 forwarded); topics have 6 partitions; keys are the same three province codes. What refnet adds on top
 (database commits, the outbox hand-off between worker and relay, handlers, the notice's delivery round)
 is what the ratio shows.
@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 
 from refnet_dev.util import wait_gone
+from refnet_platform.consumer import FETCH_MAX_WAIT_MS
 from refnet_platform.outbox import make_producer
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import Topic
@@ -130,7 +131,8 @@ class FloorChain:
 
 async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
     consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-{source}",
-                                enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=20,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                                 isolation_level="read_committed")
     producer = make_producer(bootstrap, client_id=f"bench-{source}")
     stopping = asyncio.Event()

@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -253,64 +253,45 @@ class EventConsumer:
 
     def _handle_in_batch(self, record: ConsumerRecord[bytes, bytes]) -> tuple[str, str, str] | None:
         """(topic, event type, outcome), or None: leave this record and the rest to the careful path."""
-        headers = dict(record.headers or ())
-        traceparent = (headers.get("traceparent") or b"").decode(errors="replace")
-        token = otel_context.attach(context_from_traceparent(traceparent))
         started = time.perf_counter()
-        try:
-            with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
-                span.set_attribute("messaging.system", "kafka")
-                span.set_attribute("messaging.destination.name", record.topic)
-                span.set_attribute("messaging.kafka.message.offset", record.offset)
-                try:
-                    envelope = decode(record.value)
-                    payload = self.types.unpack(envelope)
-                except UnknownEventType as exc:
-                    return record.topic, str(exc), "unknown_type"
-                except MalformedEvent:
-                    return None
+        with _record_span(record) as span:
+            try:
+                envelope = decode(record.value)
+                payload = self.types.unpack(envelope)
+            except UnknownEventType as exc:
+                return record.topic, str(exc), "unknown_type"
+            except MalformedEvent:
+                return None
+            span.set_attribute("refnet.event_type", envelope.type)
+            span.set_attribute("refnet.event_id", envelope.id)
+            span.set_attributes(metrics.subject_ids(envelope.subject))
+            try:
+                self._handle_in_context(envelope, payload)
+            except Duplicate:
+                return record.topic, envelope.type, "duplicate"
+            except Exception:
+                return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
+            finally:
+                metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(time.perf_counter() - started)
+            return record.topic, envelope.type, "handled"
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
+        with _record_span(record) as span:
+            try:
+                envelope = decode(record.value)
                 span.set_attribute("refnet.event_type", envelope.type)
                 span.set_attribute("refnet.event_id", envelope.id)
                 span.set_attributes(metrics.subject_ids(envelope.subject))
-                try:
-                    self._handle_in_context(envelope, payload)
-                except Duplicate:
-                    return record.topic, envelope.type, "duplicate"
-                except Exception:
-                    return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
-                finally:
-                    metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(
-                        time.perf_counter() - started)
-                return record.topic, envelope.type, "handled"
-        finally:
-            otel_context.detach(token)
-
-    async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
-        headers = dict(record.headers or ())
-        traceparent = (headers.get("traceparent") or b"").decode(errors="replace")
-        token = otel_context.attach(context_from_traceparent(traceparent))
-        try:
-            with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
-                span.set_attribute("messaging.system", "kafka")
-                span.set_attribute("messaging.destination.name", record.topic)
-                span.set_attribute("messaging.kafka.message.offset", record.offset)
-                try:
-                    envelope = decode(record.value)
-                    span.set_attribute("refnet.event_type", envelope.type)
-                    span.set_attribute("refnet.event_id", envelope.id)
-                    span.set_attributes(metrics.subject_ids(envelope.subject))
-                    payload = self.types.unpack(envelope)
-                except UnknownEventType as exc:
-                    self.counts["unknown_types"] += 1
-                    metrics.EVENTS_CONSUMED.labels(record.topic, str(exc), "unknown_type").inc()
-                    log.warning("skipped unknown event type", extra={"fields": {"event_type": str(exc)}})
-                    return
-                except MalformedEvent as exc:
-                    await self._dead_letter(record, producer, f"malformed: {exc}", 1, None)
-                    return
-                await self._handle_with_retries(record, producer, envelope, payload, span)
-        finally:
-            otel_context.detach(token)
+                payload = self.types.unpack(envelope)
+            except UnknownEventType as exc:
+                self.counts["unknown_types"] += 1
+                metrics.EVENTS_CONSUMED.labels(record.topic, str(exc), "unknown_type").inc()
+                log.warning("skipped unknown event type", extra={"fields": {"event_type": str(exc)}})
+                return
+            except MalformedEvent as exc:
+                await self._dead_letter(record, producer, f"malformed: {exc}", 1, None)
+                return
+            await self._handle_with_retries(record, producer, envelope, payload, span)
 
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer,
                                    envelope: EventEnvelope, payload: Message, span: Any) -> None:
@@ -420,6 +401,22 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+
+
+@contextlib.contextmanager
+def _record_span(record: ConsumerRecord[bytes, bytes]) -> Iterator[Any]:
+    """The record's consumer span, continuing the trace in its traceparent header."""
+    headers = dict(record.headers or ())
+    traceparent = (headers.get("traceparent") or b"").decode(errors="replace")
+    token = otel_context.attach(context_from_traceparent(traceparent))
+    try:
+        with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
+            span.set_attribute("messaging.system", "kafka")
+            span.set_attribute("messaging.destination.name", record.topic)
+            span.set_attribute("messaging.kafka.message.offset", record.offset)
+            yield span
+    finally:
+        otel_context.detach(token)
 
 
 def dispatching(bus: MessageBus, command_for: Callable[[Message], object | None]) -> Handler:

@@ -2,8 +2,8 @@
 
 refnet's measured path, intake's commit -> the first provider notice (both envelope times):
 
-    intake relay (kafka-python producer) --intake.cases--> referral worker (aiokafka consumer, DB commit)
-    -> referral outbox -> referral relay (kafka-python producer) --referral.referrals--> notifications
+    intake relay (confluent-kafka producer) --intake.cases--> referral worker (aiokafka consumer, DB commit)
+    -> referral outbox -> referral relay (confluent-kafka producer) --referral.referrals--> notifications
     worker (aiokafka consumer, DB commit; the notice is handed over and NotificationSent's time stamped
     when the worker records the hand-over)
 
@@ -11,7 +11,7 @@ That is two Kafka hops (produce -> consume) and four processes. The notification
 NotificationSent after its time was stamped, so it is outside the measured path. The floor has the
 same two Kafka hops (set --floor-hops to count differently):
 
-    source (kafka-python, stamps t0) --bench.floor-0--> forwarder (aiokafka -> kafka-python)
+    source (confluent-kafka, stamps t0) --bench.floor-0--> forwarder (aiokafka -> confluent-kafka)
     --bench.floor-1--> stamper (aiokafka; stamps t1) --bench.floor-out--> the bench's reader
 
 Every producer is refnet's relay producer (acks=all, idempotent, linger 0); every consumer is configured
@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaProducer
+from confluent_kafka import Producer
 
 from refnet_dev.util import wait_gone
 from refnet_platform.consumer import FETCH_MAX_WAIT_MS
-from refnet_platform.outbox import make_producer
+from refnet_platform.outbox import Sends, make_producer
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import Topic
 
@@ -63,7 +63,7 @@ class FloorChain:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
         self.next_id = 0
-        self._producer: KafkaProducer | None = None
+        self._producer: Producer | None = None
 
     def __enter__(self) -> FloorChain:
         names = [hop_topic(i) for i in range(self.hops)] + [OUT_TOPIC]
@@ -91,7 +91,7 @@ class FloorChain:
 
     def stop(self) -> None:
         if self._producer:
-            self._producer.close(timeout=10)
+            self._producer.flush(10)
             self._producer = None
         for p in self.processes:
             if p.poll() is None:
@@ -116,17 +116,18 @@ class FloorChain:
         """Sends one message per id at `rate` per second (None: as fast as possible). Like a relay, it
         flushes whenever nothing more is due yet. Blocking: run it in a thread."""
         producer = self._producer = self._producer or make_producer(self.bootstrap, client_id="bench-floor-source")
+        sends = Sends(producer)
         start = time.monotonic()
         for k, ident in enumerate(ids):
             if rate:
                 delay = start + k / rate - time.monotonic()
                 if delay > 0:
-                    producer.flush()
+                    sends.wait()
                     time.sleep(delay)
-            producer.send(hop_topic(0), key=KEYS[ident % len(KEYS)], value=f"{ident} {time.time():.6f}".encode())
+            sends.send(hop_topic(0), KEYS[ident % len(KEYS)], f"{ident} {time.time():.6f}".encode())
             if not rate and k % 500 == 499:
-                producer.flush()
-        producer.flush()
+                sends.wait()
+        sends.wait()
 
 
 async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
@@ -145,18 +146,19 @@ async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
             batch = await consumer.getmany(timeout_ms=200, max_records=100)
             if not batch:
                 continue
+            sends = Sends(producer)
             for records in batch.values():
                 for record in records:
                     value = record.value or b""
                     if stamp:  # the end of the measured path: when the last hop took the message
                         value += f" {time.time():.6f}".encode()
-                    producer.send(dest, key=record.key, value=value)
-            await asyncio.to_thread(producer.flush)
+                    sends.send(dest, record.key, value)
+            await asyncio.to_thread(sends.wait)
             await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.stop(), timeout=10)
-        producer.close(timeout=10)
+        producer.flush(10)
 
 
 def main() -> None:

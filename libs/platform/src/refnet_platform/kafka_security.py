@@ -36,6 +36,19 @@ def kafka_python_options() -> dict[str, Any]:
             "ssl_keyfile": str(s.keyfile) if s.keyfile else None}
 
 
+def librdkafka_options() -> dict[str, str]:
+    """Configuration entries for confluent-kafka's (librdkafka's) clients."""
+    s = _security()
+    if s.protocol == "PLAINTEXT":
+        return {}
+    options = {"security.protocol": "SSL"}
+    for key, path in (("ssl.ca.location", s.cafile), ("ssl.certificate.location", s.certfile),
+                      ("ssl.key.location", s.keyfile)):
+        if path:
+            options[key] = str(path)
+    return options
+
+
 def aiokafka_options() -> dict[str, Any]:
     """Keyword arguments for aiokafka's producer and consumer."""
     s = _security()

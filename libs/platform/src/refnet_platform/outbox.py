@@ -14,9 +14,9 @@ import threading
 import time
 from typing import Any
 
+from confluent_kafka import KafkaException, Producer
 from inotify_simple import INotify
 from inotify_simple import flags as inotify_flags
-from kafka import KafkaProducer
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -25,7 +25,7 @@ from sqlalchemy import Engine, func, select, update
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection, utcnow
-from refnet_platform.kafka_security import kafka_python_options
+from refnet_platform.kafka_security import librdkafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import TOPICS
 
@@ -38,19 +38,39 @@ _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, ou
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
 
 
-def make_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
-    config: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "acks": "all",
-        "enable_idempotence": True,
-        "max_in_flight_requests_per_connection": 5,
-        "linger_ms": 0,
-        "retries": 2**31 - 1,
-        "client_id": "refnet-relay",
-    }
-    config.update(kafka_python_options())
-    config.update(overrides)
-    return KafkaProducer(**config)
+def make_producer(bootstrap: str, client_id: str = "refnet-relay") -> Producer:
+    """librdkafka's idempotent producer (acks=all, ordered retries): a relay's send costs about a sixth of
+    the CPU it did on kafka-python, whose sender thread was a quarter of a relay's time."""
+    return Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "enable.idempotence": True,
+                     "acks": "all", "linger.ms": 0, "message.timeout.ms": SEND_TIMEOUT_S * 1000,
+                     **librdkafka_options()})
+
+
+SEND_TIMEOUT_S = 30
+
+
+class Sends:
+    """Messages handed to a producer, then waited for together: wait() raises unless the broker has
+    acknowledged every one (what was not is sent again by the caller's next attempt)."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.failures: list[Any] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes,
+             headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+        self.producer.produce(topic, key=key, value=value, headers=headers or [], on_delivery=self._delivered)
+
+    def _delivered(self, error: Any, _message: Any) -> None:
+        if error is not None:
+            self.failures.append(error)
+
+    def wait(self, timeout_s: float = SEND_TIMEOUT_S) -> None:
+        remaining = self.producer.flush(timeout_s)
+        if self.failures:
+            raise KafkaException(self.failures[0])
+        if remaining:
+            raise KafkaException(f"{remaining} messages not acknowledged within {timeout_s:g} s")
 
 
 class CommitWaiter:
@@ -109,7 +129,7 @@ class CommitWaiter:
 
 
 class Relay:
-    def __init__(self, engine: Engine, producer: KafkaProducer, schema: str | None = None,
+    def __init__(self, engine: Engine, producer: Producer, schema: str | None = None,
                  batch_size: int = 500, poll_interval_s: float = 1.0) -> None:
         self.engine = engine
         self.producer = producer
@@ -130,7 +150,7 @@ class Relay:
             conn.rollback()
         if not rows:
             return 0
-        futures = []
+        sends = Sends(self.producer)
         for row in rows:
             token = otel_context.attach(context_from_traceparent(row.traceparent))
             try:
@@ -139,14 +159,11 @@ class Relay:
                     span.set_attribute("messaging.destination.name", row.topic)
                     span.set_attribute("refnet.event_type", row.event_type)
                     span.set_attributes(metrics.subject_ids(EventEnvelope.FromString(row.value).subject))
-                    headers = [("traceparent", current_traceparent().encode())]
-                    futures.append(self.producer.send(row.topic, key=row.key.encode(), value=row.value,
-                                                      headers=headers))
+                    sends.send(row.topic, row.key.encode(), row.value,
+                               [("traceparent", current_traceparent().encode())])
             finally:
                 otel_context.detach(token)
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=30)  # raises if any send failed: the rows stay unsent and are retried
+        sends.wait()  # raises if any send failed: the rows stay unsent and are retried
         crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for row in rows:
             metrics.EVENTS_PRODUCED.labels(row.topic, row.event_type).inc()
@@ -180,7 +197,7 @@ class Relay:
         finally:
             if waiter is not None:
                 _close_quietly(waiter)
-            self.producer.close(timeout=10)
+            self.producer.flush(10)
             log.info("relay stopped")
 
     def stop_on_signals(self) -> None:

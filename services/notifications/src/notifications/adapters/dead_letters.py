@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from kafka import KafkaProducer
+from confluent_kafka import Producer
 
 from notifications.adapters.proto_mapping import dead_letter
 from notifications.domain.events import NotificationFailed
-from refnet_platform.outbox import make_producer
+from refnet_platform.outbox import Sends, make_producer
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import dead_letter_topic
 
@@ -18,7 +18,7 @@ class KafkaDeadLetters:
     def __init__(self, bootstrap: str, topic: str = dead_letter_topic("notifications")) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
-        self._producer: KafkaProducer | None = None
+        self._producer: Producer | None = None
         self._lock = threading.Lock()
 
     def publish(self, letters: Sequence[NotificationFailed]) -> None:
@@ -27,15 +27,14 @@ class KafkaDeadLetters:
             if self._producer is None:  # connects on first use, not when the worker is wired
                 self._producer = make_producer(self.bootstrap, client_id="notifications-dead-letters")
             producer = self._producer
-        headers = [("traceparent", current_traceparent().encode())]
-        futures = [producer.send(self.topic, key=f.notice.province_code.encode(),
-                                 value=dead_letter(f).SerializeToString(), headers=headers) for f in letters]
-        producer.flush()
-        for future in futures:
-            future.get(timeout=30)
+        headers: list[tuple[str, str | bytes | None]] = [("traceparent", current_traceparent().encode())]
+        sends = Sends(producer)
+        for f in letters:
+            sends.send(self.topic, f.notice.province_code.encode(), dead_letter(f).SerializeToString(), headers)
+        sends.wait()
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
-                self._producer.close(timeout=5)
+                self._producer.flush(5)
                 self._producer = None

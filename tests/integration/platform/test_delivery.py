@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -66,6 +66,27 @@ def engine(database_url: str) -> Iterator[Engine]:
 def count(engine: Engine, table: Table) -> int:
     with read_connection(engine) as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def run_worker_until(worker: EventConsumer, done: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Runs the consumer until `done()` (or the timeout), then stops it as SIGTERM would."""
+    async def run() -> None:
+        task = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await asyncio.wait_for(task, 20)
+
+    asyncio.run(run())
+
+
+def dead_letters(bootstrap: str, dlq: str) -> list[DeadLetter]:
+    letters = KafkaConsumer(dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        return [DeadLetter.FromString(r.value) for r in letters]
+    finally:
+        letters.close()
 
 
 def new_topics(bootstrap: str, *names: str) -> None:
@@ -232,21 +253,10 @@ def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_bro
                            TypeRegistry([intake_events]), handle, max_attempts=2, retry_backoff_s=0.01,
                            urgent={urgent}, dlq_topic=dlq)
 
-    async def run_until_drained() -> None:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 30
-        while len(handled) < 31 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        worker.stop()
-        await asyncio.wait_for(task, 20)
-
-    asyncio.run(run_until_drained())
+    run_worker_until(worker, lambda: len(handled) >= 31)
     assert handled[0] == "emergency"
     assert handled[1:] == [f"normal-{n}" for n in range(30)]
-    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                            consumer_timeout_ms=5000)
-    dead = [DeadLetter.FromString(r.value) for r in letters]
-    letters.close()
+    dead = dead_letters(kafka_broker.bootstrap, dlq)
     assert [(d.original_topic, d.original_offset) for d in dead] == [(normal, 30), (normal, 31)]
     assert dead[0].error.startswith("malformed") and dead[0].attempts == 1
     assert dead[1].error == "ValueError: handler bug" and dead[1].attempts == 2 and dead[1].event_id
@@ -294,22 +304,10 @@ def test_a_database_outage_makes_records_wait_while_a_bad_query_is_dead_lettered
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
                            handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq)
 
-    async def run_until_done() -> None:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 30
-        while (calls.get("waits-out-outage", 0) < 6 or worker.counts["dead_lettered"] < 1) \
-                and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        worker.stop()
-        await asyncio.wait_for(task, 20)
-
-    asyncio.run(run_until_done())
+    run_worker_until(worker, lambda: calls.get("waits-out-outage", 0) >= 6 and worker.counts["dead_lettered"] >= 1)
     assert calls["waits-out-outage"] == 6 and worker.counts["handled"] == 1
     assert calls["bad-sql"] == 2  # a bug in the SQL is a poison record: bounded retries, then the DLQ
-    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                            consumer_timeout_ms=5000)
-    dead = [DeadLetter.FromString(r.value) for r in letters]
-    letters.close()
+    dead = dead_letters(kafka_broker.bootstrap, dlq)
     assert [d.original_offset for d in dead] == [1] and "no such table" in dead[0].error
 
 
@@ -345,15 +343,7 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
                            handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq,
                            batch=partial(BatchTransaction, engine), batch_budget_s=60)
 
-    async def run_until_drained() -> None:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 30
-        while worker.counts["handled"] + worker.counts["dead_lettered"] < 81 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        worker.stop()
-        await asyncio.wait_for(task, 20)
-
-    asyncio.run(run_until_drained())
+    run_worker_until(worker, lambda: worker.counts["handled"] + worker.counts["dead_lettered"] >= 81)
     with engine.connect() as conn:
         kept = sorted(conn.execute(select(notes.c.note_id)).scalars())
     assert kept == sorted(c for c in sent if c != "explodes")  # each once, the poison's work undone
@@ -361,10 +351,7 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
     assert attempts["explodes"] == 3  # once in its batch, then twice on its own
     assert worker.counts == {"handled": 79, "duplicates": 0, "unknown_types": 0, "dead_lettered": 2}
     assert len(commits) < 79 / 4, f"{len(commits)} commits for 79 records: not batched"
-    letters = KafkaConsumer(dlq, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                            consumer_timeout_ms=5000)
-    dead = [DeadLetter.FromString(r.value) for r in letters]
-    letters.close()
+    dead = dead_letters(kafka_broker.bootstrap, dlq)
     assert [d.original_offset for d in dead] == [21, 41]
     assert dead[0].error.startswith("malformed") and dead[1].error == "ValueError: handler bug"
 
@@ -396,15 +383,7 @@ def test_an_emergency_arriving_during_a_long_normal_poll_is_handled_between_its_
                            dlq_topic=f"scratch.chunks-dlq-{suffix}.v1", batch=partial(BatchTransaction, engine),
                            batch_budget_s=0.05)
 
-    async def run_until_drained() -> None:
-        task = asyncio.create_task(worker.run())
-        deadline = time.monotonic() + 30
-        while len(handled) < 41 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        worker.stop()
-        await asyncio.wait_for(task, 20)
-
-    asyncio.run(run_until_drained())
+    run_worker_until(worker, lambda: len(handled) >= 41)
     producer.close()
     assert sorted(handled) == sorted([f"normal-{n}" for n in range(40)] + ["emergency"])
     # The poll held all 40 normal records (800 ms of work); the emergency waited one 50 ms chunk or so.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -23,10 +23,10 @@ from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
 from refnet_dev.otlp import SpanCollector
+from refnet_dev.util import eventually
 from refnet_platform.topics import TOPICS
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 
 QUANG_NINH, BAI_CHAY = "22", "06673"
 
@@ -51,14 +51,6 @@ def network(kafka_broker: KafkaBroker, spans: SpanCollector, database_url: str, 
         net.stop()
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_case_flows_to_referrals_a_bed_and_notices(network: Network, spans: SpanCollector,

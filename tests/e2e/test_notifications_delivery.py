@@ -14,9 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -34,11 +35,11 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
+from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import free_port, repo_root
 from refnet_platform.envelope import OutgoingEvent, wrap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-T = TypeVar("T")
 DISPATCH_BATCH = 8  # deliveries a lane claims (and records) at a time: what a kill can leave claimed
 
 HOST = "127.0.0.1"
@@ -47,14 +48,7 @@ SURVIVOR_PHONE = "0912 345 678"
 CONFIRMED_VI = "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+eventually = partial(wait_until, timeout=60)
 
 
 # --- the outside world: an SMTP server, an SMS gateway, a partner's webhook receiver -------------

@@ -10,13 +10,13 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -26,23 +26,16 @@ from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
+from refnet_dev.util import eventually as wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-T = TypeVar("T")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 900}
 FOUR_SERVICES = ("refnet-intake", "refnet-referral", "refnet-shelter", "refnet-notifications")
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 45) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+eventually = partial(wait_until, timeout=45, poll_s=0.3)
 
 
 def api(network: Network, path: str, method: str = "GET") -> tuple[int, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -27,11 +27,11 @@ from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
+from refnet_dev.util import eventually
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, decode, wrap
 from refnet_platform.topics import topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-T = TypeVar("T")
 
 QUANG_NINH, BAI_CHAY, HA_TU = "22", "06673", "06652"
 EVENTS = TypeRegistry([referral_events, shelter_events])
@@ -68,14 +68,6 @@ def intake(kafka_broker: KafkaBroker) -> Iterator[Callable[..., None]]:
         producer.close()
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def new_case(publish: Callable[..., None], *needs: tuple[int, bool], commune: str = BAI_CHAY,

@@ -8,11 +8,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -26,23 +27,16 @@ from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network, Process
+from refnet_dev.util import eventually as wait_until
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, decode, wrap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-T = TypeVar("T")
 COMMANDS, BEDS = "shelter.bed-commands.v1", "shelter.beds.v1"
 QUANG_NINH, HA_TINH, CAN_THO = "22", "42", "92"
 BED_EVENTS = TypeRegistry([ev])
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+eventually = partial(wait_until, poll_s=0.1)
 
 
 @dataclass

@@ -4,10 +4,10 @@ after them on the same partitions is still processed (no stuck partition)."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
 
 import pytest
 from google.protobuf import any_pb2
@@ -26,9 +26,9 @@ from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
+from refnet_dev.util import eventually as wait_until
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 QUANG_NINH, BAI_CHAY, SHELTER = "22", "06673", "qn-spc"
 
 UNKNOWN_ENUM = 12345
@@ -97,14 +97,7 @@ def network(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory)
         net.stop()
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 45) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+eventually = partial(wait_until, timeout=45, poll_s=0.3)
 
 
 def test_poison_records_are_dead_lettered_and_the_partition_moves_on(network: Network,

@@ -11,7 +11,6 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 import pytest
@@ -31,11 +30,11 @@ from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
+from refnet_dev.util import eventually
 from refnet_platform.identity import channel_credentials
 from refnet_platform.topics import TOPICS
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 QUANG_NINH, BAI_CHAY = "22", "06673"
 TAG = uuid.uuid4().hex[:10]
 CANARY = {"name": f"Trần Thị Canary{TAG}", "phone": f"09{uuid.uuid4().int % 10**8:08d}",
@@ -52,14 +51,6 @@ def network(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory)
         net.stop()
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def refused(call: Callable[[], object]) -> grpc.RpcError:

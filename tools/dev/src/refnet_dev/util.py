@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def repo_root() -> Path:
@@ -55,3 +59,14 @@ def tail(path: Path, lines: int = 30) -> str:
         return f"({path} does not exist)"
     kept = [line for line in text.splitlines() if not line.startswith(("\tat ", "\t... "))]
     return "\n".join(kept[-lines:])
+
+
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30, poll_s: float = 0.2) -> T:
+    """The first truthy result of `probe`, asked every `poll_s` until `timeout`; else AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -280,7 +280,7 @@ def publish_referrals(bootstrap: str, count: int, provider: str) -> list[str]:
     return referral_ids
 
 
-def test_a_worker_killed_mid_batch_and_restarted_sends_each_notice_exactly_once(
+def test_a_worker_killed_mid_batch_and_restarted_loses_nothing_and_repeats_only_under_the_same_key(
     network: Network, outside: Outside, kafka_broker: KafkaBroker,
 ) -> None:
     count, duty_phone, duty_mail = 20, "0904000004", "police-halong@e2e.test"
@@ -310,10 +310,14 @@ def test_a_worker_killed_mid_batch_and_restarted_sends_each_notice_exactly_once(
     repeats = sum(keys.values()) - count
     # At most the batch claimed at the kill (sent, not yet recorded), re-sent under the same Idempotency-Key.
     assert repeats <= DISPATCH_BATCH
+    # SMTP has no idempotency: the e-mails sent but not yet recorded at the kill go again, with the same
+    # Message-ID (mail systems drop the repeat). Each notice has one Message-ID; at most a batch repeats.
     mails = outside.mailbox.to(duty_mail)
-    assert len(mails) == count and len({m["Message-ID"] for m in mails}) == count
+    message_ids = {m["Message-ID"] for m in mails}
+    assert len(message_ids) == count and len(mails) - count <= DISPATCH_BATCH
     assert sorted(n.referral_id for n in listed) == sorted(referral_ids)
-    print(f"\nkilled after {killed_at} SMS; {count} SMS, {len(mails)} e-mails, {len(listed)} in-app notices; "
+    print(f"\nkilled after {killed_at} SMS; {count} SMS, {len(mails)} e-mails ({len(message_ids)} Message-IDs), "
+          f"{len(listed)} in-app notices; "
           f"{repeats} request(s) repeated under the same Idempotency-Key")
 
 

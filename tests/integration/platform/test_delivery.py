@@ -30,9 +30,11 @@ from refnet_platform.db import (
     Duplicate,
     UnitOfWork,
     create_platform_tables,
+    inbox,
     make_engine,
     outbox,
     read_connection,
+    utcnow,
 )
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
 from refnet_platform.outbox import Relay, make_producer
@@ -119,6 +121,20 @@ def test_a_redelivered_record_changes_nothing(engine: Engine) -> None:
     finally:
         current_delivery.reset(token)
     assert (count(engine, notes), count(engine, outbox)) == (1, 1)
+
+
+def test_a_record_handled_meanwhile_by_another_consumer_is_a_duplicate_at_commit(engine: Engine) -> None:
+    token = current_delivery.set(Delivery("test-worker", "event-raced"))
+    try:
+        with pytest.raises(Duplicate), NotesUnitOfWork(engine, "test") as work:
+            work.add_note("raced")
+            # Another consumer of the group (after a rebalance) recorded the same record since this work began.
+            work.connection.execute(insert(inbox).values(consumer="test-worker", event_id="event-raced",
+                                                         processed_at=utcnow()))
+            work.commit()
+    finally:
+        current_delivery.reset(token)
+    assert (count(engine, notes), count(engine, outbox)) == (0, 0)
 
 
 def test_units_of_work_in_a_batch_commit_together_and_a_failed_one_is_undone_alone(engine: Engine) -> None:

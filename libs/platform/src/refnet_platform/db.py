@@ -40,7 +40,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
 
 from refnet_platform.context import current_delivery
 from refnet_platform.envelope import OutgoingEvent, wrap
@@ -75,7 +74,11 @@ inbox = Table(
 
 # Built once: a constant statement executed with parameters skips SQLAlchemy's per-call construction.
 _INSERT_OUTBOX = insert(outbox)
-_INSERT_INBOX = insert(inbox)
+# A repeat shows as no row inserted: no savepoint (two more statements) around the insert to catch it.
+_INSERT_INBOX = text(
+    "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (:consumer, :event_id, :processed_at) "
+    "ON CONFLICT (consumer, event_id) DO NOTHING",
+).bindparams(bindparam("processed_at", type_=inbox.c.processed_at.type))
 _INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
                                              inbox.c.event_id == bindparam("event_id"))
 
@@ -286,13 +289,11 @@ class UnitOfWork:
             conn.execute(_INSERT_OUTBOX, rows)
         delivery = current_delivery.get()
         if delivery:
-            try:
-                with conn.begin_nested():
-                    conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
-                                                     processed_at=utcnow()))
-            except IntegrityError:
+            recorded = conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
+                                                        processed_at=utcnow()))
+            if recorded.rowcount == 0:  # handled meanwhile by another consumer of the group (a rebalance)
                 self._close()
-                raise Duplicate(delivery.event_id) from None
+                raise Duplicate(delivery.event_id)
         if self._pending and is_postgres(self.engine):
             # Delivered on commit: wakes the relay at once instead of on its next poll.
             conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)})

@@ -79,19 +79,22 @@ class NoticeRepository:
             return []
         known = set(self.conn.execute(_KNOWN_NOTICES, {"ids": [p.message.notice_id for p in planned]}).scalars())
         added = [p for p in planned if p.message.notice_id not in known]
-        for p in added:
-            m = p.message
-            self.conn.execute(_INSERT_NOTICE, dict(
-                notice_id=m.notice_id, source_event_id=m.event_id, recipient_id=m.recipient_id, channel=p.lane,
-                subject=m.subject[:300], body=m.body, referral_id=m.referral_id, case_id=m.case_id,
-                province_code=m.province_code, status=p.status, created_at=_utc(now)))
-            self.conn.execute(_INSERT_DELIVERY, dict(
-                notice_id=m.notice_id, lane=p.lane, role=m.role, kind=m.kind, priority=m.priority,
-                language=m.language, address=m.address, html=m.html, payload=json.dumps(dict(m.payload)),
-                service_type=str(m.service_type or ""), sector=p.sector, status=p.status, attempts=p.attempts,
-                next_attempt_at=_utc(p.next_attempt_at) if p.status.open else None, lease_until=None,
-                detail="", correlation_id=correlation_id, traceparent=traceparent, created_at=_utc(now),
-                updated_at=_utc(now)))
+        if not added:
+            return []
+        at = _utc(now)
+        self.conn.execute(_INSERT_NOTICE, [dict(
+            notice_id=p.message.notice_id, source_event_id=p.message.event_id, recipient_id=p.message.recipient_id,
+            channel=p.lane, subject=p.message.subject[:300], body=p.message.body, referral_id=p.message.referral_id,
+            case_id=p.message.case_id, province_code=p.message.province_code, status=p.status, created_at=at)
+            for p in added])
+        self.conn.execute(_INSERT_DELIVERY, [dict(
+            notice_id=p.message.notice_id, lane=p.lane, role=p.message.role, kind=p.message.kind,
+            priority=p.message.priority, language=p.message.language, address=p.message.address, html=p.message.html,
+            payload=json.dumps(dict(p.message.payload)), service_type=str(p.message.service_type or ""),
+            sector=p.sector, status=p.status, attempts=p.attempts,
+            next_attempt_at=_utc(p.next_attempt_at) if p.status.open else None, lease_until=None, detail="",
+            correlation_id=correlation_id, traceparent=traceparent, created_at=at, updated_at=at)
+            for p in added])
         return added
 
     def claim_due(self, lane: str, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
@@ -149,11 +152,11 @@ class NoticeRepository:
 
     # --- the in-app feed --------------------------------------------------------------------------
 
-    def publish(self, message: OutboundMessage, now: datetime) -> None:
-        """Puts a newly recorded in-app notice in its recipient's feed (the feed's notice_id is unique)."""
-        self.conn.execute(_INSERT_FEED, dict(notice_id=message.notice_id, role=message.role,
-                                             recipient_id=message.recipient_id, case_id=message.case_id,
-                                             published_at=_utc(now)))
+    def publish(self, messages: Sequence[OutboundMessage], now: datetime) -> None:
+        """Puts newly recorded in-app notices in their recipients' feeds (the feed's notice_id is unique)."""
+        if messages:
+            self.conn.execute(_INSERT_FEED, [dict(notice_id=m.notice_id, role=m.role, recipient_id=m.recipient_id,
+                                                  case_id=m.case_id, published_at=_utc(now)) for m in messages])
 
     def feed_page(self, role: Role, recipient_id: str, case_id: str, *, before: int = 0, after: int | None = None,
                   limit: int = 100) -> list[Notice]:

@@ -249,11 +249,12 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
     correlation = cause.correlation_id if cause else ""
     traceparent = current_traceparent()
     added = work.notices.add(planned, now, correlation, traceparent)
-    for delivered in (p for p in added if p.status is Status.DELIVERED):  # in-app: into the feed, now
-        work.notices.publish(delivered.message, now)
+    delivered = [p for p in added if p.status is Status.DELIVERED]  # in-app: into the feed, now
+    work.notices.publish([p.message for p in delivered], now)
+    for p in delivered:
         # Only NotificationSent: being in the feed is the delivery, so a NotificationDelivered would say the
         # same thing again (one more event per notice through the relay, Kafka and every reader).
-        work.emit(NotificationSent(notice_ref(delivered.message, delivered.lane), delivered.attempts, now))
+        work.emit(NotificationSent(notice_ref(p.message, p.lane), p.attempts, now))
     log.info("notices recorded", extra={"fields": {"event_id": known.event_id, "case_id": known.case_id,
                                                    "notices": len(added), "repeats": len(planned) - len(added)}})
     return added

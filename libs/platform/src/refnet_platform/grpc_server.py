@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
@@ -51,7 +52,8 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no stubs
-    """Maps domain errors to status codes and starts each call's causation chain."""
+    """Maps domain errors to status codes, refuses request bytes that are not the method's message,
+    and starts each call's causation chain."""
 
     async def intercept_service(
         self,
@@ -68,19 +70,23 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 _start_causation()
                 try:
+                    if request is _MALFORMED:
+                        raise _malformed(handler)
                     return await inner(request, context)
                 except (grpc.aio.AbortError, asyncio.CancelledError):
                     raise
                 except Exception as exc:
                     await _abort_for(exc, context, method)
 
-            return handler._replace(unary_unary=unary)
+            return handler._replace(unary_unary=unary, request_deserializer=_tolerant(handler.request_deserializer))
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 _start_causation()
                 try:
+                    if request is _MALFORMED:
+                        raise _malformed(handler)
                     async for item in inner_stream(request, context):
                         yield item
                 except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -88,8 +94,33 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
                 except Exception as exc:
                     await _abort_for(exc, context, method)
 
-            return handler._replace(unary_stream=stream)
+            return handler._replace(unary_stream=stream, request_deserializer=_tolerant(handler.request_deserializer))
         return handler
+
+
+# grpc.aio deserializes the request before any behaviour runs and answers a parse failure with UNKNOWN
+# ("Unexpected <class 'DecodeError'>..."); the tolerant deserializer hands the behaviour this marker instead.
+_MALFORMED = object()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError:
+            return _MALFORMED
+
+    return deserialize
+
+
+def _malformed(handler: grpc.RpcMethodHandler) -> errors.InvalidArgument:
+    # The generated deserializer is the request class's FromString, which names the message type.
+    descriptor = getattr(getattr(handler.request_deserializer, "__self__", None), "DESCRIPTOR", None)
+    name = descriptor.full_name if descriptor is not None else "request"
+    return errors.InvalidArgument("request", f"not a valid {name} message")
 
 
 def _start_causation() -> None:

@@ -1,0 +1,43 @@
+"""The platform's gRPC interceptors over a real socket: request bytes that are not the method's message
+are refused with INVALID_ARGUMENT naming the message type, on unary and server-streaming methods."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from refnet_platform import metrics
+from refnet_platform.grpc_server import DomainErrorInterceptor
+
+pytestmark = pytest.mark.integration
+
+TRUNCATED = b"\x0a\x05ab"  # a string field announcing 5 bytes, 2 sent
+
+
+async def test_malformed_request_bytes_get_invalid_argument_naming_the_message() -> None:
+    # The metrics interceptor sits outside, as in serve(): the tolerant deserializer must survive it.
+    server = grpc.aio.server(interceptors=[metrics.GrpcMetricsInterceptor(), DomainErrorInterceptor()])
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    check, watch = "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"
+    before = metrics.GRPC_REQUESTS.labels(check, "INVALID_ARGUMENT")._value.get()
+    try:
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as unary:
+                await channel.unary_unary(check)(TRUNCATED, timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError) as stream:
+                async for _ in channel.unary_stream(watch)(b"\xff" * 8, timeout=10):
+                    pass
+            # A well-formed request still reaches the servicer.
+            reply = await channel.unary_unary(check)(health_pb2.HealthCheckRequest().SerializeToString(), timeout=10)
+    finally:
+        await server.stop(None)
+    for refused in (unary.value, stream.value):
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, refused
+        assert refused.details() == "request: not a valid grpc.health.v1.HealthCheckRequest message"
+    assert health_pb2.HealthCheckResponse.FromString(reply).status == health_pb2.HealthCheckResponse.SERVING
+    assert metrics.GRPC_REQUESTS.labels(check, "INVALID_ARGUMENT")._value.get() == before + 1

@@ -37,15 +37,19 @@ EVENTS = TypeRegistry([referral_events, shelter_events])
 
 
 class FakeIntakeContacts(contact_grpc.CaseContactServiceServicer):
-    """Intake's CaseContactService: remembers who asked for what, answers with canary contact details."""
+    """Intake's CaseContactService: remembers who asked for what, answers with canary contact details
+    (or, while `down`, with the UNAVAILABLE a client sees when intake cannot be reached)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, contact_pb.GetCaseContactRequest]] = []
+        self.down = False
 
     def GetCaseContact(self, request: contact_pb.GetCaseContactRequest, context: grpc.ServicerContext
                        ) -> contact_pb.GetCaseContactResponse:
         caller = caller_of(context)  # type: ignore[arg-type]
         self.calls.append((caller.subject_id, str(caller.role), request))
+        if self.down:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "intake is restarting")
         return contact_pb.GetCaseContactResponse(name="Canary Name", phone="0900 000 111",
                                                  categories=["name", "phone"], phone_is_safe=True)
 

@@ -195,6 +195,22 @@ def test_contact_details_only_after_acceptance_and_never_after_withdrawal(api: A
     assert len([c for c in api.intake.calls if c[2].referral_id == r.referral_id]) == 1
 
 
+def test_contact_details_while_intake_is_down_are_unavailable_and_can_be_retried(api: Any) -> None:
+    case_id, _ = api.register(POLICE)
+    police = api.referrals("qn-police-baichay")
+    r = referral_of(api, case_id, "qn-police-baichay")
+    police.AcceptReferral(pb.AcceptReferralRequest(referral_id=r.referral_id, request_id=rid()), timeout=10)
+    api.intake.down = True
+    try:
+        down = refused(police.GetSurvivorContact, pb.GetSurvivorContactRequest(referral_id=r.referral_id))
+    finally:
+        api.intake.down = False
+    assert down.code() == grpc.StatusCode.UNAVAILABLE
+    assert down.details() == "intake's contact service is unavailable; try again shortly"
+    contact = police.GetSurvivorContact(pb.GetSurvivorContactRequest(referral_id=r.referral_id), timeout=10)
+    assert contact.name == "Canary Name"
+
+
 def test_supervisors_see_a_province_s_escalations_and_assign_a_provider(api: Any) -> None:
     case_id, _ = api.register(SHELTER, province="42", commune="18073", sex=Sex.MALE)
     supervisor = api.escalations()

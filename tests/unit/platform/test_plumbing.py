@@ -36,6 +36,7 @@ def test_domain_errors_map_to_status_codes() -> None:
     assert status_for(errors.NotFound("x")) is grpc.StatusCode.NOT_FOUND
     assert status_for(errors.FailedPrecondition("x")) is grpc.StatusCode.FAILED_PRECONDITION
     assert status_for(errors.PermissionDenied("x")) is grpc.StatusCode.PERMISSION_DENIED
+    assert status_for(errors.Unavailable("x")) is grpc.StatusCode.UNAVAILABLE
     assert str(errors.InvalidArgument("survivor.age", "too old")) == "survivor.age: too old"
 
 

@@ -31,3 +31,7 @@ class PermissionDenied(DomainError):
 
 class Unauthenticated(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """A service this one depends on cannot be reached just now: the caller may retry."""

@@ -9,7 +9,7 @@ import grpc
 from referral.adapters import proto_mapping
 from referral.domain.model import SurvivorContact
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
-from refnet_platform.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied
+from refnet_platform.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied, Unavailable
 from refnet_platform.identity import ServiceChannel, channel_credentials
 from refnet_platform.vocabulary import ServiceType
 
@@ -48,7 +48,7 @@ def _refusal(code: grpc.StatusCode, details: str) -> DomainError:
         return PermissionDenied(f"intake refused: {details}")
     if code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT):
         return FailedPrecondition(f"intake refused: {details}")
-    return FailedPrecondition("intake's contact service is unavailable; try again shortly")
+    return Unavailable("intake's contact service is unavailable; try again shortly")
 
 
 class NoContacts:

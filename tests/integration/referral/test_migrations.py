@@ -69,3 +69,33 @@ def test_rows_from_the_first_revision_survive_the_upgrade(database_url: str) -> 
     assert tuple(row) == (1, "none", 1, "", None)
     assert (provider.age_group, bool(provider.active), provider.organization_id) == ("any", True, "")
     assert differences(database_url) == []
+
+
+def test_live_beds_per_shelter_become_beds_per_pool(database_url: str) -> None:
+    """0005: a shelter's figure stays under the one group its directory entry names; a figure of a shelter
+    listed for several groups (or none) cannot be placed in a pool and goes."""
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        for provider_id, shelter_id, groups in (("p-one", "s-one", "women_with_children"),
+                                                ("p-two", "s-two", "children,women"), ("p-none", "s-none", "")):
+            conn.execute(text(
+                "INSERT INTO providers (provider_id, name, sector, service_type, province_code, commune_code,"
+                " public_contact, open_24_7, shelter_id, target_groups) VALUES (:p, 'P', 'shelter', 'shelter', '22',"
+                " '', '1800', true, :s, :g)"), {"p": provider_id, "s": shelter_id, "g": groups})
+        for shelter_id in ("s-one", "s-two", "s-none", "s-unknown"):
+            conn.execute(text("INSERT INTO shelter_beds (shelter_id, capacity, free, updated_at)"
+                              " VALUES (:s, 6, 4, :at)"), {"s": shelter_id, "at": at})
+    migrate(engine, MIGRATIONS)
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT shelter_id, target_group, capacity, free FROM shelter_beds")).all()
+        # One shelter, two pools: the new key allows it.
+        conn.execute(text("INSERT INTO shelter_beds (shelter_id, target_group, capacity, free, updated_at)"
+                          " VALUES ('s-one', 'women', 2, 2, :at)"), {"at": at})
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("s-one", "women_with_children", 6, 4)]
+    assert differences(database_url) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from referral.adapters import proto_mapping
@@ -12,6 +13,7 @@ from referral.domain.model import Referral, Status, Survivor
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_platform.errors import InvalidArgument
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
 
 AT = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
@@ -50,11 +52,26 @@ def test_every_other_consumed_event() -> None:
         commands.UpdateRisk("c1", RiskLevel.MEDIUM, False, None)  # unspecified risk: treated as medium
     assert proto_mapping.command_for(intake_events.CaseErased(case_id="c1")) == commands.EraseCase("c1")
     assert proto_mapping.command_for(shelter_events.CapacityChanged(
-        shelter_id="s1", capacity=6, reserved=2, occupied=1)) == commands.RecordCapacity("s1", "", 6, 2, 1)
+        shelter_id="s1", target_group=t.TARGET_GROUP_CHILDREN, capacity=6, reserved=2, occupied=1)) == \
+        commands.RecordCapacity("s1", "", TargetGroup.CHILDREN, 6, 2, 1)
+    assert proto_mapping.command_for(shelter_events.BedReserved(
+        referral_id="r1", shelter_id="s1", target_group=t.TARGET_GROUP_WOMEN, free_after=3)) == \
+        commands.RecordBedReserved("r1", "s1", 3, TargetGroup.WOMEN)
+    assert proto_mapping.command_for(shelter_events.HoldExpired(
+        referral_id="r1", shelter_id="s1", target_group=t.TARGET_GROUP_MEN)) == \
+        commands.RecordHoldExpired("r1", "s1", TargetGroup.MEN)
+    assert proto_mapping.command_for(shelter_events.BedReleased(referral_id="r1", shelter_id="s1")) == \
+        commands.RecordBedReleased("r1", "s1", None)  # no pool named: the referral still moves
     assert proto_mapping.command_for(shelter_events.BedReservationRejected(
         referral_id="r1", shelter_id="s1", reason="no_capacity")) == commands.RecordBedRejected("r1", "s1",
                                                                                                 "no_capacity")
     assert proto_mapping.command_for(intake_events.CallLogged(call_id="x")) is None
+
+
+def test_counts_that_name_no_bed_pool_are_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        proto_mapping.command_for(shelter_events.CapacityChanged(shelter_id="s1", capacity=6))
+    assert refused.value.field == "target_group"
 
 
 def referral(emergency: bool) -> Referral:

@@ -35,7 +35,8 @@ def request(service: ServiceType = ServiceType.POLICE_PROTECTION, province: str 
     return RoutingRequest(service, province, commune, survivor, now, now + accept_within, **extra)  # type: ignore[arg-type]
 
 
-def ranked(providers: list[Provider], req: RoutingRequest, beds: dict[str, int] | None = None) -> list[str]:
+def ranked(providers: list[Provider], req: RoutingRequest, beds: dict[tuple[str, TargetGroup], int] | None = None
+           ) -> list[str]:
     return [c.provider.provider_id for c in rank_providers(providers, req, beds)]
 
 
@@ -110,10 +111,35 @@ def test_a_full_shelter_is_skipped_and_free_beds_break_ties() -> None:
     small = shelter("small", TargetGroup.WOMEN)
     neighbour = shelter("neighbour", TargetGroup.WOMEN, province=HAI_PHONG)
     everyone = [big, small, neighbour]
-    assert ranked(everyone, request(ServiceType.SHELTER), {"big-beds": 6, "small-beds": 2}) == [
+    women = TargetGroup.WOMEN
+    assert ranked(everyone, request(ServiceType.SHELTER), {("big-beds", women): 6, ("small-beds", women): 2}) == [
         "big", "small", "neighbour"]
-    assert ranked(everyone, request(ServiceType.SHELTER), {"big-beds": 0, "small-beds": 2}) == ["small", "neighbour"]
-    assert ranked(everyone, request(ServiceType.SHELTER), {"big-beds": 0, "small-beds": 0}) == ["neighbour"]
+    assert ranked(everyone, request(ServiceType.SHELTER), {("big-beds", women): 0, ("small-beds", women): 2}) == [
+        "small", "neighbour"]
+    assert ranked(everyone, request(ServiceType.SHELTER), {("big-beds", women): 0, ("small-beds", women): 0}) == [
+        "neighbour"]
+
+
+def test_a_shelter_is_judged_by_the_pool_the_survivor_would_be_placed_in() -> None:
+    both = Provider("both", "both", "shelter", ServiceType.SHELTER, QN, "", "1800", open_24_7=True,
+                    shelter_id="both-beds", target_groups=frozenset({TargetGroup.WOMEN, TargetGroup.CHILDREN}))
+    other = shelter("other", TargetGroup.WOMEN_WITH_CHILDREN)
+    girl = Survivor(is_child=True, sex=Sex.FEMALE)
+    children_full = {("both-beds", TargetGroup.CHILDREN): 0, ("both-beds", TargetGroup.WOMEN): 5,
+                     ("other-beds", TargetGroup.WOMEN_WITH_CHILDREN): 1}
+    assert ranked([both, other], request(ServiceType.SHELTER), children_full) == ["both", "other"]
+    assert ranked([both, other], request(ServiceType.SHELTER, survivor=girl), children_full) == ["other"]
+    women_full = {**children_full, ("both-beds", TargetGroup.CHILDREN): 5, ("both-beds", TargetGroup.WOMEN): 0}
+    assert ranked([both, other], request(ServiceType.SHELTER), women_full) == ["other"]
+    assert ranked([both, other], request(ServiceType.SHELTER, survivor=girl), women_full) == ["both", "other"]
+    # A woman alone may take a women_with_children bed, as shelter places her; a child may not take a woman's.
+    wwc_free = {("both-beds", TargetGroup.WOMEN): 0, ("both-beds", TargetGroup.WOMEN_WITH_CHILDREN): 2}
+    assert [c.beds_free for c in rank_providers([both], request(ServiceType.SHELTER), wwc_free)] == [2]
+    assert ranked([both], request(ServiceType.SHELTER, survivor=girl), wwc_free) == ["both"]  # no figure: tried
+    # A shelter that keeps beds for one group is asked for that pool, whoever she is.
+    assert [other.bed_group(WOMAN), other.bed_group(girl)] == [TargetGroup.WOMEN_WITH_CHILDREN] * 2
+    assert ranked([other], request(ServiceType.SHELTER, survivor=girl),
+                  {("other-beds", TargetGroup.CHILDREN): 3, ("other-beds", TargetGroup.WOMEN_WITH_CHILDREN): 0}) == []
 
 
 def test_consent_limited_to_sectors_and_providers_already_tried() -> None:

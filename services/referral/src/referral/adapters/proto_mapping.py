@@ -27,9 +27,10 @@ from refnet.referral.v1 import events_pb2
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
+from refnet_platform.errors import InvalidArgument
 from refnet_platform.identity import Caller
 from refnet_platform.topics import urgent_lane
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, from_pb, to_pb
+from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup, from_pb, to_pb
 
 REFERRALS_TOPIC = "referral.referrals.v1"
 BED_COMMANDS_TOPIC = "shelter.bed-commands.v1"
@@ -255,19 +256,27 @@ def command_for(message: object) -> object | None:
     return _bed_command_for(message)
 
 
+def _pool(number: int) -> TargetGroup | None:
+    return from_pb(TargetGroup, types_pb2.TargetGroup, number)
+
+
 def _bed_command_for(message: object) -> object | None:
     if isinstance(message, shelter_events.BedReserved):
-        return commands.RecordBedReserved(message.referral_id, message.shelter_id, message.free_after)
+        return commands.RecordBedReserved(message.referral_id, message.shelter_id, message.free_after,
+                                          _pool(message.target_group))
     if isinstance(message, shelter_events.BedReservationRejected):
         return commands.RecordBedRejected(message.referral_id, message.shelter_id, message.reason)
     if isinstance(message, shelter_events.HoldExpired):
-        return commands.RecordHoldExpired(message.referral_id, message.shelter_id)
+        return commands.RecordHoldExpired(message.referral_id, message.shelter_id, _pool(message.target_group))
     if isinstance(message, shelter_events.BedReleased):
-        return commands.RecordBedReleased(message.referral_id, message.shelter_id)
+        return commands.RecordBedReleased(message.referral_id, message.shelter_id, _pool(message.target_group))
     if isinstance(message, shelter_events.BedOccupied):
         return commands.RecordBedOccupied(message.referral_id, message.shelter_id)
     if isinstance(message, shelter_events.CapacityChanged):
-        return commands.RecordCapacity(message.shelter_id, message.province_code, message.capacity, message.reserved,
-                                       message.occupied)
+        group = _pool(message.target_group)
+        if group is None:
+            # Counts of no known pool would be filed under the wrong beds: dead-lettered, naming the field.
+            raise InvalidArgument("target_group", f"CapacityChanged of shelter {message.shelter_id} names no bed pool")
+        return commands.RecordCapacity(message.shelter_id, message.province_code, group, message.capacity,
+                                       message.reserved, message.occupied)
     return None
-

@@ -210,48 +210,56 @@ class DirectoryRepository:
 
 _BEDS = select(shelter_beds).where(shelter_beds.c.shelter_id.in_(bindparam("ids", expanding=True)))
 _INSERT_BEDS = insert(shelter_beds)
-_UPDATE_BEDS = update(shelter_beds).where(shelter_beds.c.shelter_id == bindparam("_shelter_id"))
+_UPDATE_BEDS = update(shelter_beds).where(shelter_beds.c.shelter_id == bindparam("_shelter_id"),
+                                          shelter_beds.c.target_group == bindparam("_target_group"))
+
+Pool = tuple[str, TargetGroup]
 
 
 class BedRepository:
-    """Looked up by shelter id, the table's primary key: never scanned."""
+    """One row per bed pool (shelter id, target group), as shelter keeps them. Read by shelter id, the
+    primary key's first column: never scanned."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def free(self, shelter_ids: Iterable[str]) -> dict[str, int]:
-        return {shelter_id: free for shelter_id, (free, _) in self.figures(shelter_ids).items()}
+    def free(self, shelter_ids: Iterable[str]) -> dict[Pool, int]:
+        return {pool: free for pool, (free, _) in self.figures(shelter_ids).items()}
 
-    def figures(self, shelter_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
-        """shelter id -> (free, capacity), for the shelters named that have figures."""
+    def figures(self, shelter_ids: Iterable[str]) -> dict[Pool, tuple[int, int]]:
+        """(shelter id, group) -> (free, capacity), for every pool of the shelters named that has figures."""
         ids = sorted({s for s in shelter_ids if s})
         if not ids:
             return {}
-        return {r.shelter_id: (r.free, r.capacity) for r in self.conn.execute(_BEDS, {"ids": ids})}
+        return {(r.shelter_id, TargetGroup(r.target_group)): (r.free, r.capacity)
+                for r in self.conn.execute(_BEDS, {"ids": ids})}
 
-    def seed(self, shelter_id: str, capacity: int, now: datetime) -> None:
-        """The directory's figure, until shelter reports its own."""
-        if not self.figures([shelter_id]):
-            _inserted(self.conn, _INSERT_BEDS, {"shelter_id": shelter_id, "capacity": capacity, "free": capacity,
-                                                "updated_at": now})
+    def seed(self, shelter_id: str, group: TargetGroup, capacity: int, now: datetime) -> None:
+        """The directory's figure, until shelter reports the pool's own."""
+        if (shelter_id, group) not in self.figures([shelter_id]):
+            _inserted(self.conn, _INSERT_BEDS, {"shelter_id": shelter_id, "target_group": str(group),
+                                                "capacity": capacity, "free": capacity, "updated_at": now})
 
-    def set(self, shelter_id: str, free: int, now: datetime, capacity: int | None = None) -> None:
-        self._write(shelter_id, self.figures([shelter_id]).get(shelter_id), free, now, capacity)
+    def set(self, shelter_id: str, group: TargetGroup, free: int, now: datetime, capacity: int | None = None
+            ) -> None:
+        self._write(shelter_id, group, self.figures([shelter_id]).get((shelter_id, group)), free, now, capacity)
 
-    def adjust(self, shelter_id: str, delta: int, now: datetime) -> None:
-        known = self.figures([shelter_id]).get(shelter_id)
+    def adjust(self, shelter_id: str, group: TargetGroup, delta: int, now: datetime) -> None:
+        known = self.figures([shelter_id]).get((shelter_id, group))
         if known is not None:
-            self._write(shelter_id, known, known[0] + delta, now)
+            self._write(shelter_id, group, known, known[0] + delta, now)
 
-    def _write(self, shelter_id: str, known: tuple[int, int] | None, free: int, now: datetime,
+    def _write(self, shelter_id: str, group: TargetGroup, known: tuple[int, int] | None, free: int, now: datetime,
                capacity: int | None = None) -> None:
         if known is None:
-            self.conn.execute(_INSERT_BEDS, {"shelter_id": shelter_id, "capacity": capacity or max(free, 0),
-                                             "free": max(free, 0), "updated_at": now})
+            self.conn.execute(_INSERT_BEDS, {"shelter_id": shelter_id, "target_group": str(group),
+                                             "capacity": capacity or max(free, 0), "free": max(free, 0),
+                                             "updated_at": now})
             return
         capacity = known[1] if capacity is None else capacity
-        self.conn.execute(_UPDATE_BEDS, {"_shelter_id": shelter_id, "capacity": capacity,
-                                         "free": max(0, min(free, capacity)), "updated_at": now})
+        self.conn.execute(_UPDATE_BEDS, {"_shelter_id": shelter_id, "_target_group": str(group),
+                                         "capacity": capacity, "free": max(0, min(free, capacity)),
+                                         "updated_at": now})
 
 
 # --- cases and needs ---------------------------------------------------------------------------

@@ -70,10 +70,12 @@ directory_version = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
 )
 
-# Live bed figures, learned from shelter's events (seeded from the directory's capacity).
+# Live bed figures per pool (shelter, target group), as shelter keeps beds, learned from its events
+# (seeded from the directory's capacity for a shelter that takes one group).
 shelter_beds = Table(
     "shelter_beds", metadata,
     Column("shelter_id", String(100), primary_key=True),
+    Column("target_group", String(40), primary_key=True),
     Column("capacity", Integer, nullable=False),
     Column("free", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -13,7 +13,7 @@ from referral.domain.model import (
     Status,
     Survivor,
 )
-from refnet_platform.vocabulary import RiskLevel, ServiceType
+from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
 
 if TYPE_CHECKING:
     from refnet_platform.identity import Caller
@@ -98,6 +98,8 @@ class EraseCase:
 
 
 # --- from shelter's bed events -----------------------------------------------------------------
+# Beds are counted per pool (shelter, target group). A bed event without its pool leaves the counts alone
+# (the CapacityChanged that follows every change has them); the referral still moves.
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class RecordBedReserved:
     referral_id: str
     shelter_id: str
     free_after: int
+    target_group: TargetGroup | None = None
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,14 @@ class RecordBedRejected:
 class RecordHoldExpired:
     referral_id: str
     shelter_id: str
+    target_group: TargetGroup | None = None
 
 
 @dataclass(frozen=True)
 class RecordBedReleased:
     referral_id: str
     shelter_id: str
+    target_group: TargetGroup | None = None
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,11 @@ class RecordBedOccupied:
 
 @dataclass(frozen=True)
 class RecordCapacity:
+    """One pool's counts."""
+
     shelter_id: str
     province_code: str
+    target_group: TargetGroup
     capacity: int
     reserved: int
     occupied: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -129,6 +130,16 @@ class Survivor:
         return {Sex.FEMALE: TargetGroup.WOMEN, Sex.MALE: TargetGroup.MEN}.get(self.sex) if self.sex else None
 
 
+# Which of a shelter's bed pools take a bed asked for each group, as shelter picks them (its POOLS_FOR):
+# a room for a woman and her children takes a woman alone; the other pools keep to their own group.
+BED_POOLS: dict[TargetGroup, tuple[TargetGroup, ...]] = {
+    TargetGroup.WOMEN: (TargetGroup.WOMEN, TargetGroup.WOMEN_WITH_CHILDREN),
+    TargetGroup.WOMEN_WITH_CHILDREN: (TargetGroup.WOMEN_WITH_CHILDREN,),
+    TargetGroup.CHILDREN: (TargetGroup.CHILDREN,),
+    TargetGroup.MEN: (TargetGroup.MEN,),
+}
+
+
 @dataclass(frozen=True)
 class OpeningHours:
     """Open on these ISO weekdays (1 = Monday) from opens to closes, in minutes after midnight,
@@ -228,6 +239,24 @@ class Provider:
                 group in (TargetGroup.WOMEN, TargetGroup.CHILDREN)
                 and TargetGroup.WOMEN_WITH_CHILDREN in self.target_groups)
         return True
+
+    def bed_group(self, survivor: Survivor) -> TargetGroup | None:
+        """The pool a bed is asked for (BedRequested): the shelter's own group when it keeps beds for one
+        only (a child with her mother goes to a women_with_children bed), else the survivor's; None: any."""
+        if len(self.target_groups) == 1:
+            return next(iter(self.target_groups))
+        return survivor.target_group
+
+    def bed_pools(self, survivor: Survivor) -> tuple[TargetGroup, ...]:
+        """The shelter's pools that could take her bed request, as shelter tries them."""
+        group = self.bed_group(survivor)
+        return BED_POOLS[group] if group else tuple(TargetGroup)
+
+    def free_beds(self, survivor: Survivor, free: Mapping[tuple[str, TargetGroup], int]) -> int | None:
+        """Free beds in the pools she could be placed in (`free`: by shelter id and pool); None when no
+        figure of those pools is known."""
+        known = [free[key] for g in self.bed_pools(survivor) if (key := (self.shelter_id, g)) in free]
+        return sum(known) if known else None
 
     def is_open(self, when: datetime) -> bool | None:
         """True or False when the hours are known; None when the directory does not say."""

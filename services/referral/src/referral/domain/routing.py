@@ -4,12 +4,12 @@ Order, most important first:
 1. only active providers of the service, eligible for the survivor (adult/child, sex, target
    group), covered by her consent's recipient sectors, not tried before for this need, in reach
    (her commune, her province, a neighbouring province, or a declared service area), and for
-   shelters not known to be full;
+   shelters not known to be full (in the pools she could be placed in);
 2. reachable before the accept-by deadline (open now, or opening in time; unknown hours count as
    reachable) — so an emergency never waits for an office to open;
 3. nearer: the survivor's commune, then her province, then a neighbouring province;
 4. open now;
-5. shelters with more free beds;
+5. shelters with more free beds in those pools;
 6. the provider id, so the same inputs always give the same answer.
 """
 
@@ -21,7 +21,7 @@ from datetime import datetime
 
 import refnet_geo as geo
 from referral.domain.model import Provider, Survivor
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.vocabulary import ServiceType, TargetGroup
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ def area_rank(provider: Provider, province_code: str, commune_code: str) -> int 
 
 
 def rank_providers(providers: Iterable[Provider], request: RoutingRequest,
-                   beds_free: Mapping[str, int] | None = None) -> list[Candidate]:
+                   beds_free: Mapping[tuple[str, TargetGroup], int] | None = None) -> list[Candidate]:
+    """`beds_free`: live free beds by shelter id and pool; a shelter is judged by the pools the survivor
+    could be placed in."""
     beds_free = beds_free or {}
     candidates: list[Candidate] = []
     for p in providers:
@@ -71,7 +73,7 @@ def rank_providers(providers: Iterable[Provider], request: RoutingRequest,
         rank = area_rank(p, request.province_code, request.commune_code)
         if rank is None:
             continue
-        free = beds_free.get(p.shelter_id) if p.is_shelter else None
+        free = p.free_beds(request.survivor, beds_free) if p.is_shelter else None
         if free is not None and free <= 0:
             continue
         opening = p.next_opening(request.now)

@@ -35,7 +35,7 @@ from refnet_platform import metrics
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.identity import Caller, Role
-from refnet_platform.vocabulary import RiskLevel, ServiceType
+from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,7 @@ def _request(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, p
         log.warning("no provider: escalated", extra={"fields": _ids(referral)})
     else:
         if provider.is_shelter:
-            group = next(iter(provider.target_groups)) if len(provider.target_groups) == 1 else None
-            work.emit(events.BedRequested(referral, now + policy.bed_hold, group or case.survivor.target_group))
+            work.emit(events.BedRequested(referral, now + policy.bed_hold, provider.bed_group(case.survivor)))
         log.info("referral requested", extra={"fields": _ids(referral)})
     return referral
 
@@ -358,11 +357,21 @@ def _bed_referral(work: ReferralUnitOfWork, referral_id: str, shelter_id: str) -
     return referral if referral is not None and referral.shelter_id == shelter_id else None
 
 
+def _asked_pools(work: ReferralUnitOfWork, referral: Referral) -> tuple[TargetGroup, ...]:
+    """The pools the referral's bed request could take from; none if the survivor is no longer known."""
+    provider = work.directory.get(referral.provider_id)
+    case = work.cases.get(referral.case_id)
+    if provider is None or case is None or case.state is CaseState.ERASED:
+        return ()
+    return provider.bed_pools(case.survivor)
+
+
 @retry_on_conflict
 def record_bed_reserved(cmd: commands.RecordBedReserved, uow: UowFactory, policy: Policy) -> None:
     now = policy.clock()
     with uow() as work:
-        work.beds.set(cmd.shelter_id, cmd.free_after, now)
+        if cmd.target_group is not None:
+            work.beds.set(cmd.shelter_id, cmd.target_group, cmd.free_after, now)
         referral = _bed_referral(work, cmd.referral_id, cmd.shelter_id)
         if referral is not None and referral.bed is BedState.REQUESTED:
             referral.bed = BedState.HELD
@@ -376,9 +385,11 @@ def record_bed_rejected(cmd: commands.RecordBedRejected, uow: UowFactory, policy
     """No bed: the referral is rejected with shelter's reason and the next shelter is tried."""
     now = policy.clock()
     with uow() as work:
-        if cmd.reason == "no_capacity":
-            work.beds.set(cmd.shelter_id, 0, now)
         referral = _bed_referral(work, cmd.referral_id, cmd.shelter_id)
+        if cmd.reason == "no_capacity" and referral is not None:
+            # Every pool the request could take from is full (the event names none).
+            for group in _asked_pools(work, referral):
+                work.beds.set(cmd.shelter_id, group, 0, now)
         if referral is not None and referral.bed is BedState.REQUESTED:
             referral.bed = BedState.REJECTED
             if referral.status is Status.REQUESTED:
@@ -396,7 +407,8 @@ def record_hold_expired(cmd: commands.RecordHoldExpired, uow: UowFactory, policy
     """The survivor did not arrive while the bed was held."""
     now = policy.clock()
     with uow() as work:
-        work.beds.adjust(cmd.shelter_id, +1, now)
+        if cmd.target_group is not None:
+            work.beds.adjust(cmd.shelter_id, cmd.target_group, +1, now)
         referral = _bed_referral(work, cmd.referral_id, cmd.shelter_id)
         if referral is not None and referral.bed is BedState.HELD:
             referral.bed = BedState.RELEASED  # shelter has freed it already
@@ -414,7 +426,8 @@ def record_hold_expired(cmd: commands.RecordHoldExpired, uow: UowFactory, policy
 def record_bed_released(cmd: commands.RecordBedReleased, uow: UowFactory, policy: Policy) -> None:
     now = policy.clock()
     with uow() as work:
-        work.beds.adjust(cmd.shelter_id, +1, now)
+        if cmd.target_group is not None:
+            work.beds.adjust(cmd.shelter_id, cmd.target_group, +1, now)
         referral = _bed_referral(work, cmd.referral_id, cmd.shelter_id)
         if referral is not None and referral.bed is not BedState.RELEASED:
             referral.bed = BedState.RELEASED
@@ -443,7 +456,7 @@ def record_bed_occupied(cmd: commands.RecordBedOccupied, uow: UowFactory, policy
 
 def record_capacity(cmd: commands.RecordCapacity, uow: UowFactory, policy: Policy) -> None:
     with uow() as work:
-        work.beds.set(cmd.shelter_id, cmd.capacity - cmd.reserved - cmd.occupied, policy.clock(),
+        work.beds.set(cmd.shelter_id, cmd.target_group, cmd.capacity - cmd.reserved - cmd.occupied, policy.clock(),
                       capacity=cmd.capacity)
         work.commit()
 
@@ -730,11 +743,19 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
 # --- the directory -----------------------------------------------------------------------------
 
 
-def _entries(work: ReferralUnitOfWork, providers: list[Provider], now: datetime) -> list[DirectoryEntry]:
+def _entries(work: ReferralUnitOfWork, providers: list[Provider], now: datetime, survivor: Survivor | None = None
+             ) -> list[DirectoryEntry]:
+    """With a survivor, a shelter shows the pools she could be placed in (what ranking used); without one,
+    the pools of the groups it takes (all its pools if the directory does not say)."""
     figures = work.beds.figures(p.shelter_id for p in providers)
     out = []
     for p in providers:
-        free, capacity = figures.get(p.shelter_id, (None, p.beds_capacity)) if p.is_shelter else (None, None)
+        free, capacity = None, None
+        if p.is_shelter:
+            groups = p.bed_pools(survivor) if survivor else (p.target_groups or tuple(TargetGroup))
+            known = [figures[p.shelter_id, g] for g in groups if (p.shelter_id, g) in figures]
+            free, capacity = ((sum(f for f, _ in known), sum(c for _, c in known)) if known
+                              else (None, p.beds_capacity))
         out.append(DirectoryEntry(p, open_now=p.is_open(now) is True, beds_free=free, beds_capacity=capacity))
     return out
 
@@ -771,7 +792,7 @@ def rank_for(cmd: commands.RankProviders, uow: UowFactory, policy: Policy) -> li
         ranked = rank_providers(pool, RoutingRequest(cmd.service_type, case.province_code, case.commune_code,
                                                      case.survivor, now, accept_by),
                                 work.beds.free(p.shelter_id for p in pool))
-        entries = _entries(work, [c.provider for c in ranked], now)
+        entries = _entries(work, [c.provider for c in ranked], now, case.survivor)
     return [DirectoryEntry(e.provider, e.open_now, e.beds_free, e.beds_capacity,
                            area_rank(e.provider, case.province_code, case.commune_code)) for e in entries]
 
@@ -782,8 +803,11 @@ def load_directory(cmd: commands.LoadDirectory, uow: UowFactory, policy: Policy)
         written = 0
         for provider in cmd.providers:
             written += work.directory.save(provider, cmd.update_existing)
-            if provider.is_shelter and provider.beds_capacity is not None:
-                work.beds.seed(provider.shelter_id, provider.beds_capacity, now)
+            # The directory's capacity names no pool: it stands for the one group a shelter takes. A shelter
+            # listed for several groups (or none) has no figure until shelter reports its pools.
+            if provider.is_shelter and provider.beds_capacity is not None and len(provider.target_groups) == 1:
+                [group] = provider.target_groups
+                work.beds.seed(provider.shelter_id, group, provider.beds_capacity, now)
         work.commit()
     log.info("directory loaded", extra={"fields": {"providers": len(cmd.providers), "written": written}})
     return written

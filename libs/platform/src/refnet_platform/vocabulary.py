@@ -47,6 +47,16 @@ class TargetGroup(StrEnum):
     MEN = "men"
 
 
+# Which bed pools take a survivor of each group, best first: a room for a woman and her children takes a
+# woman alone; the other pools keep to their own group. Shelter places by it; referral counts free beds by it.
+POOLS_FOR: dict[TargetGroup, tuple[TargetGroup, ...]] = {
+    TargetGroup.WOMEN: (TargetGroup.WOMEN, TargetGroup.WOMEN_WITH_CHILDREN),
+    TargetGroup.WOMEN_WITH_CHILDREN: (TargetGroup.WOMEN_WITH_CHILDREN,),
+    TargetGroup.CHILDREN: (TargetGroup.CHILDREN,),
+    TargetGroup.MEN: (TargetGroup.MEN,),
+}
+
+
 E = TypeVar("E", bound=StrEnum)
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from refnet_geo import VIETNAM_TZ
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
+from refnet_platform.vocabulary import POOLS_FOR, RiskLevel, ServiceType, Sex, TargetGroup
 
 
 class Status(StrEnum):
@@ -130,16 +130,6 @@ class Survivor:
         return {Sex.FEMALE: TargetGroup.WOMEN, Sex.MALE: TargetGroup.MEN}.get(self.sex) if self.sex else None
 
 
-# Which of a shelter's bed pools take a bed asked for each group, as shelter picks them (its POOLS_FOR):
-# a room for a woman and her children takes a woman alone; the other pools keep to their own group.
-BED_POOLS: dict[TargetGroup, tuple[TargetGroup, ...]] = {
-    TargetGroup.WOMEN: (TargetGroup.WOMEN, TargetGroup.WOMEN_WITH_CHILDREN),
-    TargetGroup.WOMEN_WITH_CHILDREN: (TargetGroup.WOMEN_WITH_CHILDREN,),
-    TargetGroup.CHILDREN: (TargetGroup.CHILDREN,),
-    TargetGroup.MEN: (TargetGroup.MEN,),
-}
-
-
 @dataclass(frozen=True)
 class OpeningHours:
     """Open on these ISO weekdays (1 = Monday) from opens to closes, in minutes after midnight,
@@ -250,7 +240,7 @@ class Provider:
     def bed_pools(self, survivor: Survivor) -> tuple[TargetGroup, ...]:
         """The shelter's pools that could take her bed request, as shelter tries them."""
         group = self.bed_group(survivor)
-        return BED_POOLS[group] if group else tuple(TargetGroup)
+        return POOLS_FOR[group] if group else tuple(TargetGroup)
 
     def free_beds(self, survivor: Survivor, free: Mapping[tuple[str, TargetGroup], int]) -> int | None:
         """Free beds in the pools she could be placed in (`free`: by shelter id and pool); None when no

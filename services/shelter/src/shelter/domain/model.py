@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.vocabulary import TargetGroup
+from refnet_platform.vocabulary import POOLS_FOR, TargetGroup
 
 # A sanity bound on one pool, so a typo (6000 for 6) is refused rather than shown as free beds.
 MAX_POOL_CAPACITY = 1000
@@ -35,16 +35,6 @@ class Proximity(StrEnum):
     SAME_COMMUNE = "same_commune"
     SAME_PROVINCE = "same_province"
     NEIGHBOURING_PROVINCE = "neighbouring_province"
-
-
-# Which pools can take a survivor of each group, best first. A room for a woman and her children
-# takes a woman alone; the other pools are kept for their own group (children stay apart from adults).
-POOLS_FOR: dict[TargetGroup, tuple[TargetGroup, ...]] = {
-    TargetGroup.WOMEN: (TargetGroup.WOMEN, TargetGroup.WOMEN_WITH_CHILDREN),
-    TargetGroup.WOMEN_WITH_CHILDREN: (TargetGroup.WOMEN_WITH_CHILDREN,),
-    TargetGroup.CHILDREN: (TargetGroup.CHILDREN,),
-    TargetGroup.MEN: (TargetGroup.MEN,),
-}
 
 
 def pools_for(group: TargetGroup | None, kept: Iterable[TargetGroup]) -> list[TargetGroup]:

@@ -13,21 +13,26 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from kafka import KafkaProducer
+from sqlalchemy import select
 
 from notifications.adapters.channels import SeenSignatures, WebhookRejected, verify_webhook
+from notifications.adapters.tables import deliveries, notices
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet.intake.v1 import types_pb2 as it
 from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
 from refnet.referral.v1 import events_pb2 as referral_events
@@ -37,6 +42,7 @@ from refnet_dev.kafka import KafkaBroker
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import free_port, repo_root
+from refnet_platform.db import make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -45,6 +51,7 @@ DISPATCH_BATCH = 8  # deliveries a lane claims (and records) at a time: what a k
 HOST = "127.0.0.1"
 WEBHOOK_SECRET = "e2e-partner-secret"
 SURVIVOR_PHONE = "0912 345 678"
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 CONFIRMED_VI = "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
 
 
@@ -186,7 +193,8 @@ def network(kafka_broker: KafkaBroker, outside: Outside, tmp_path_factory: pytes
                       "NOTIFICATIONS_SMTP_SENDER": "refnet <no-reply@e2e.test>",
                       "NOTIFICATIONS_SMS_GATEWAY_URL": outside.gateway.url, "NOTIFICATIONS_SMS_API_KEY": "e2e",
                       "NOTIFICATIONS_SMS_TIMEOUT_S": "2", "NOTIFICATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                      # Any time is her safe time here (the deferral is proven with a moved clock elsewhere).
+                      # Any time is safe for a survivor who gave intake no times of her own (one who gave some
+                      # waits for them, below; the default window's deferral is proven with a moved clock elsewhere).
                       "NOTIFICATIONS_SURVIVOR_WINDOWS": "00:00-24:00",
                       # A claimed delivery whose worker died is taken over after 3 s, not a minute.
                       "NOTIFICATIONS_DELIVERY_LEASE_S": "3", "NOTIFICATIONS_DISPATCH_INTERVAL_S": "0.2",
@@ -256,6 +264,47 @@ def test_a_case_tells_the_police_the_case_worker_and_the_survivor_only_on_her_sa
     for path in [network.data_dir / "notifications.db", *(network.data_dir / "logs").glob("notifications-*.log")]:
         if path.exists():
             assert digits not in path.read_bytes(), path.name
+
+
+# --- the times she gave intake decide when she is told -----------------------------------------
+
+
+def test_her_notice_waits_for_the_safe_time_she_gave_at_intake(network: Network, outside: Outside) -> None:
+    phone = "0913 456 789"
+    # Her only safe hour starts three hours from now (the network's default window is the whole day).
+    opens = (datetime.now(HCM) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    safe = it.SafeContactTime(start=opens.strftime("%H:%M"), end=(opens + timedelta(hours=1)).strftime("%H:%M"))
+    request = intake_pb.RegisterCaseRequest(
+        client_request_id=f"notifications-e2e-{uuid.uuid4()}", province_code="22", commune_code="06673",
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
+        survivor=intake_pb.Survivor(is_child=False, age=41, sex=t.SEX_FEMALE),
+        needs=[intake_pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True)],
+        contact=intake_pb.Contact(phone=phone, phone_is_safe=True, safe_times=[safe]), case_worker_id="qn-worker-7")
+    with network.channel("intake", "qn-worker-7", "operator") as intake_ch, \
+            network.channel("referral", "qn-police-baichay", "agency") as police_ch:
+        case_id = intake_grpc.IntakeServiceStub(intake_ch).RegisterCase(request, timeout=15).case.case_id
+        police = referral_grpc.ReferralServiceStub(police_ch)
+        referral = eventually(lambda: list(police.ListReferrals(referral_pb.ListReferralsRequest(
+            provider_id="qn-police-baichay", case_id=case_id)).referrals), "the police referral")[0]
+        police.AcceptReferral(referral_pb.AcceptReferralRequest(referral_id=referral.referral_id,
+                                                                request_id=str(uuid.uuid4())), timeout=10)
+
+    engine = make_engine(f"sqlite:///{network.data_dir / 'notifications.db'}")
+    query = select(deliveries.c.status, deliveries.c.next_attempt_at, deliveries.c.detail).join(
+        notices, notices.c.notice_id == deliveries.c.notice_id).where(
+        deliveries.c.lane == "survivor", notices.c.case_id == case_id)
+
+    def deferred() -> dict[str, Any] | None:
+        with engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row and row["status"] == "deferred" else None
+
+    try:
+        row = eventually(deferred, "her notice deferred to her safe time")
+    finally:
+        engine.dispose()
+    assert (row["next_attempt_at"].replace(tzinfo=UTC), row["detail"]) == (opens, "outside_safe_window")
+    assert outside.gateway.texts_to(phone) == []
 
 
 # --- a worker killed mid-batch and restarted: nothing twice, nothing lost ----------------------

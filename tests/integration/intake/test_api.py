@@ -262,6 +262,36 @@ def test_consent_gates_contact_reads_and_withdrawal_cancels(api: Any) -> None:
                and a["referral_id"].startswith("ref-") for a in audit)
 
 
+def test_her_safe_times_are_sealed_and_read_back_only_under_safe_contact(api: Any) -> None:
+    safe = [it.SafeContactTime(weekdays=[2, 4], start="21:47", end="22:13"),
+            it.SafeContactTime(start="23:00", end="06:00"),
+            it.SafeContactTime(weekdays=[7], start="00:00", end="24:00")]
+    contact = pb.Contact(name="Phạm Thị Ví Dụ", phone="0987 000 111", phone_is_safe=True, safe_times=safe)
+    phone_only = pb.Consent(given_by=it.CONSENT_GIVER_SURVIVOR, data_categories=["phone"])
+    case = api.intake().RegisterCase(case_request(contact=contact, needs=[
+        pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True),  # name, phone, safe_contact
+        pb.Need(service_type=t.SERVICE_TYPE_LEGAL_AID, consent=phone_only)]), timeout=10).case
+
+    read = api.contacts("notifications").GetCaseContact(contact_request(case.case_id), timeout=10)
+    assert list(read.safe_times) == safe and "safe_contact" in read.categories
+    without = api.contacts("notifications").GetCaseContact(
+        contact_request(case.case_id, t.SERVICE_TYPE_LEGAL_AID, "legal_aid"), timeout=10)
+    assert (without.phone, list(without.safe_times), list(without.categories)) == ("0987 000 111", [], ["phone"])
+    audit = api.rows("SELECT action, detail FROM audit_log WHERE case_id = :c ORDER BY audit_id", c=case.case_id)
+    assert audit == [{"action": "contact_read", "detail": "name,phone,safe_contact"},
+                     {"action": "contact_read", "detail": "phone"}]
+
+    # Sealed with the rest of her contact: not in the row, the database file or its write-ahead log.
+    [sealed] = api.rows("SELECT ciphertext FROM case_personal_data WHERE case_id = :c", c=case.case_id)
+    assert b"21:47" not in bytes(sealed["ciphertext"])
+    if api.engine.url.get_backend_name() == "sqlite":
+        for path in api.network.data_dir.glob("intake.db*"):
+            data = path.read_bytes()
+            assert b"safe_times" not in data and b'"21:47"' not in data and b'"22:13"' not in data, path.name
+    for _, _, event in api.events(f"case/{case.case_id}"):
+        assert b"21:47" not in event.SerializeToString()
+
+
 def test_a_consent_given_later_covers_only_its_sectors(api: Any) -> None:
     intake, contacts = api.intake(), api.contacts()
     case = intake.RegisterCase(case_request(), timeout=10).case

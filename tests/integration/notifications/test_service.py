@@ -20,11 +20,12 @@ import grpc
 import pytest
 import pytest_asyncio
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from notifications.adapters.dead_letters import KafkaDeadLetters
 from notifications.adapters.directory_file import load_directory_file
 from notifications.adapters.intake_contacts import IntakeContacts
+from notifications.adapters.tables import deliveries, notices
 from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain import commands
@@ -47,6 +48,7 @@ from notifications.service_layer.handlers import Policy
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
+from refnet.intake.v1 import types_pb2 as it
 from refnet.notifications.v1 import events_pb2
 from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
@@ -246,17 +248,17 @@ def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_numbe
         fake_intake.reply = contact_pb.GetCaseContactResponse(
             name="Her Name", phone="0922 222 222", phone_is_safe=True, categories=["name", "phone", "safe_contact"])
 
-        service.dispatch()  # the case worker is told at once; she is not, at night
+        service.dispatch()  # the case worker is told at once; she is not, at night (she gave no safe times)
         assert [r.json()["to"] for r in gateway.requests] == []
-        assert fake_intake.asked == []  # her contact is not even read before her window
+        assert len(fake_intake.asked) == 1  # her record read once, for her safe times
         service.dispatch(datetime(2026, 3, 3, 7, 59, tzinfo=HCM))
-        assert gateway.requests == []
+        assert gateway.requests == [] and len(fake_intake.asked) == 1  # deferred to 08:00: not read again before
 
         service.dispatch(datetime(2026, 3, 3, 8, 0, tzinfo=HCM))
         (sms,) = gateway.requests
         assert sms.json()["to"] == "0922 222 222"
         assert sms.json()["text"] == "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
-        (who, purpose, request) = fake_intake.asked[0]
+        (who, purpose, request) = fake_intake.asked[-1]
         assert (who, purpose) == ("CN=notifications,OU=service,O=refnet", "survivor_notice")
         assert (request.case_id, request.referral_id, request.recipient_sector) == (CASE, referral, "health")
         service.dispatch(datetime(2026, 3, 3, 9, 0, tzinfo=HCM))
@@ -277,6 +279,57 @@ def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_numbe
             "other", "qn-worker-7", ServiceType.MEDICAL)))
         service.dispatch()
         assert [r.json()["to"] for r in gateway.requests] == ["0922 222 222", "0901000001"]  # + the provider's
+    contacts.close()
+
+
+def her_delivery(service: Service, event_id: str) -> dict[str, Any]:
+    query = select(deliveries.c.status, deliveries.c.next_attempt_at, deliveries.c.detail).join(
+        notices, notices.c.notice_id == deliveries.c.notice_id).where(
+        deliveries.c.lane == "survivor", notices.c.source_event_id == event_id)
+    with service.engine.connect() as conn:
+        (row,) = conn.execute(query).mappings()
+    return dict(row)
+
+
+def test_her_own_safe_times_from_intake_decide_when_she_is_told(
+    tmp_path: Path, database_url: str, sms_gateway: Any, fake_intake: FakeIntake,
+) -> None:
+    gateway = sms_gateway(200)
+    cert, key = fake_intake.pki.client("notifications", "service")
+    contacts = IntakeContacts.from_files(fake_intake.address, fake_intake.pki.ca, cert, key)
+    env = {"sms_gateway_url": gateway.url, "sms_api_key": "k"}
+    for service in start_service(tmp_path, database_url, env, contacts=contacts, dead_letters=NoDeadLetters()):
+        referral = str(uuid.uuid4())
+        service.bus.handle(commands.NoteCase(CASE, "22", "qn-worker-7", frozenset({ServiceType.MEDICAL})))
+        # Monday noon, inside the default 08:00-20:00; she said only Tuesday and Thursday 21:30-22:15 are safe.
+        fake_intake.reply = contact_pb.GetCaseContactResponse(
+            phone="0922 222 222", phone_is_safe=True, categories=["phone", "safe_contact"],
+            safe_times=[it.SafeContactTime(weekdays=[2, 4], start="21:30", end="22:15")])
+        service.bus.handle(commands.Notify(StatusChange(
+            "ev-acc", referral, CASE, "qn-hospital", "22", ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, "",
+            "qn-worker-7", ServiceType.MEDICAL)))
+        service.dispatch()
+        tuesday = datetime(2026, 3, 3, 21, 30, tzinfo=HCM)
+        row = her_delivery(service, "ev-acc")
+        assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC), row["detail"]) == (
+            "deferred", tuesday, "outside_safe_window")
+        service.dispatch(datetime(2026, 3, 3, 12, 0, tzinfo=HCM))  # inside the default window: still not hers
+        assert gateway.requests == []
+        service.dispatch(tuesday)
+        assert [r.json()["to"] for r in gateway.requests] == ["0922 222 222"]
+        assert her_delivery(service, "ev-acc")["status"] == "sent"
+
+        # Times intake should never have let through: she is not told at a time not known to be safe.
+        fake_intake.reply = contact_pb.GetCaseContactResponse(
+            phone="0922 222 222", phone_is_safe=True, categories=["phone", "safe_contact"],
+            safe_times=[it.SafeContactTime(start="21:30", end="26:00")])
+        service.bus.handle(commands.Notify(StatusChange(
+            "ev-fail", referral, CASE, "qn-hospital", "22", ReferralStatus.ACCEPTED, ReferralStatus.FAILED,
+            "other", "qn-worker-7", ServiceType.MEDICAL)))
+        service.dispatch(datetime(2026, 3, 3, 21, 45, tzinfo=HCM))
+        assert len(gateway.requests) == 1
+        assert (her_delivery(service, "ev-fail")["status"], her_delivery(service, "ev-fail")["detail"]) == (
+            "cancelled", "invalid_safe_times")
     contacts.close()
 
 

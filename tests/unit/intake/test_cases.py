@@ -18,9 +18,11 @@ from intake.domain.model import (
     CloseOutcome,
     ConsentGiver,
     ConsentTerms,
+    Contact,
     EraseReason,
     NeedSpec,
     Place,
+    SafeTime,
     Survivor,
 )
 from refnet.intake.v1 import events_pb2
@@ -122,6 +124,34 @@ def test_every_invalid_field_is_named(intake: Any, overrides: dict[str, Any], fi
         intake.register(**overrides)
     assert refused.value.field == field
     assert intake.total_rows() == 0
+
+
+def times(*safe_times: SafeTime) -> dict[str, Any]:
+    return {"contact": Contact(phone="0912 345 678", safe_times=safe_times)}
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    (times(SafeTime((), "08:00", "09:00"), SafeTime((), "8:00", "09:00")), "contact.safe_times[1].start"),
+    (times(SafeTime((), "", "09:00")), "contact.safe_times[0].start"),
+    (times(SafeTime((), "24:00", "06:00")), "contact.safe_times[0].start"),
+    (times(SafeTime((), "08:00", "08:60")), "contact.safe_times[0].end"),
+    (times(SafeTime((), "08:00", "08:00\n")), "contact.safe_times[0].end"),
+    (times(SafeTime((), "08:00", "08:00")), "contact.safe_times[0].end"),
+    (times(SafeTime((1, 0), "08:00", "09:00")), "contact.safe_times[0].weekdays[1]"),
+    (times(SafeTime((8,), "08:00", "09:00")), "contact.safe_times[0].weekdays[0]"),
+    (times(SafeTime((3, 3), "08:00", "09:00")), "contact.safe_times[0].weekdays[1]"),
+    (times(*[SafeTime((), "08:00", "09:00")] * 21), "contact.safe_times"),
+])
+def test_every_invalid_safe_time_is_named(intake: Any, overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        intake.register(**overrides)
+    assert refused.value.field == field
+    assert intake.total_rows() == 0
+
+
+def test_safe_times_across_midnight_and_the_whole_day_are_accepted(intake: Any) -> None:
+    intake.register(**times(SafeTime((5, 6), "22:00", "06:00"), SafeTime((7,), "00:00", "24:00"),
+                            SafeTime((), "12:00", "24:00")))
 
 
 def test_errors_about_personal_data_never_repeat_it(intake: Any) -> None:

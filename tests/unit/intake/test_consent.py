@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from intake.domain.model import (
     ConsentTerms,
     EraseReason,
     NeedSpec,
+    SafeTime,
     Survivor,
 )
 from refnet.intake.v1 import events_pb2
@@ -208,6 +210,19 @@ def test_a_contact_read_returns_only_what_the_consent_covers_and_is_audited(inta
             audit["need_id"], audit["detail"]) == ("contact_read", "referral", "qn-police-baichay", "ref-1", PURPOSE,
                                                    case.needs[0].need_id, "phone,safe_contact")
     assert audit["at"] is not None
+
+
+def test_her_safe_times_are_read_only_where_the_consent_covers_safe_contact(intake: Any) -> None:
+    safe = (SafeTime((1, 2, 3), "21:00", "22:30"), SafeTime((), "22:00", "06:00"))
+    contact = replace(intake.register_command().contact, safe_times=safe)
+    covered = ConsentTerms(ConsentGiver.SURVIVOR, ("phone", "safe_contact"), ("police",))
+    phone_only = ConsentTerms(ConsentGiver.SURVIVOR, ("phone",), ("legal_aid",))
+    case = intake.register(contact=contact, needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=covered),
+                                                   NeedSpec(ServiceType.LEGAL_AID, consent=phone_only)])
+    read, _ = read_contact(intake, case.case_id)
+    assert read.safe_times == safe
+    read, _ = read_contact(intake, case.case_id, ServiceType.LEGAL_AID, "legal_aid")
+    assert (read.phone, read.safe_times, read.safe_contact_note) == ("0912 345 678", (), "")
 
 
 def test_contact_reads_are_refused_without_consent_and_each_refusal_is_audited(intake: Any) -> None:

@@ -4,6 +4,7 @@ from referral's events, and a domain free of infrastructure."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,20 +14,20 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from intake.adapters import proto_mapping
-from intake.adapters.crypto import MasterKeyError, Vault, generate_key_b64, load_master_key
-from intake.domain.model import Contact
+from intake.adapters.crypto import MasterKeyError, Vault, _seal, generate_key_b64, load_master_key
+from intake.domain.model import Contact, SafeTime
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 
 CONTACT = Contact(name="Vũ Thị Mẫu", phone="0912 000 999", address="xóm 3", safe_contact_note="chỉ nhắn tin",
-                  phone_is_safe=True)
+                  phone_is_safe=True, safe_times=(SafeTime((2, 4), "21:15", "22:45"), SafeTime((), "23:00", "05:00")))
 
 
 def test_personal_data_opens_only_with_its_case_key_and_case_id() -> None:
     vault = Vault(base64.b64decode(generate_key_b64()))
     key, wrapped = vault.new_case_key("case-1")
     sealed = vault.seal_personal_data(key, "case-1", CONTACT, "lời kể")
-    assert b"0912" not in sealed and "Vũ".encode() not in sealed
+    assert b"0912" not in sealed and "Vũ".encode() not in sealed and b"21:15" not in sealed
     assert vault.open_personal_data(vault.unwrap("case-1", wrapped), "case-1", sealed) == (CONTACT, "lời kể")
     with pytest.raises(InvalidTag):  # a row copied onto another case does not open
         vault.open_personal_data(key, "case-2", sealed)
@@ -34,6 +35,15 @@ def test_personal_data_opens_only_with_its_case_key_and_case_id() -> None:
         vault.unwrap("case-2", wrapped)
     with pytest.raises(InvalidTag):  # nor anything under another master key
         Vault(base64.b64decode(generate_key_b64())).unwrap("case-1", wrapped)
+
+
+def test_personal_data_sealed_before_safe_times_were_recorded_opens_with_none() -> None:
+    key = bytes(32)
+    old = {"name": "Vũ Thị Mẫu", "phone": "0912 000 999", "address": "", "safe_contact_note": "",
+           "phone_is_safe": True, "narrative": "lời kể"}
+    sealed = _seal(key, json.dumps(old).encode(), b"case-1")
+    contact, narrative = Vault.open_personal_data(key, "case-1", sealed)
+    assert (contact.phone, contact.safe_times, narrative) == ("0912 000 999", (), "lời kể")
 
 
 def test_the_master_key_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:

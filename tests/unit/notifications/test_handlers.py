@@ -242,13 +242,14 @@ def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world
     world.clock[0] = NIGHT
     world.bus.handle(commands.Notify(StatusChange("ev-3", OTHER, CASE, "legal", "22", ReferralStatus.REQUESTED,
                                                   ReferralStatus.ACCEPTED, "", "cw-9", ServiceType.MEDICAL)))
-    # Her notice, deferred to her window, and the feed notice of a case worker the directory does not know.
+    # Her notice, due now even at night (only the dispatcher, reading her safe times from intake, can tell
+    # when her window opens), and the feed notice of a case worker the directory does not know.
     assert {(r["role"], r["status"]) for r in world.rows() if r["source_event_id"] == "ev-3"} == {
-        ("case_worker", "delivered"), ("survivor", "deferred")}
-    assert world.wakeup.times == 1
+        ("case_worker", "delivered"), ("survivor", "pending")}
+    assert world.wakeup.times == 2
     world.bus.handle(commands.NoteCase(str(uuid.uuid4()), "22", "cw-1", frozenset(),
                                        EmergencyCase("ev-case", str(uuid.uuid4()), "22", "cw-1", 2)))
-    assert world.wakeup.times == 2  # the supervisors' e-mail
+    assert world.wakeup.times == 3  # the supervisors' e-mail
 
 
 def test_each_event_type_reaches_its_recipients_in_their_language(world: World) -> None:
@@ -406,22 +407,73 @@ def test_an_accepted_referral_tells_her_only_where_her_consent_covers_it(world: 
     assert (row["channel"], row["address"], row["recipient_id"]) == ("survivor", "", CASE)  # no number stored
 
 
-def test_quiet_hours_defer_her_notice_to_the_window_and_it_goes_only_to_her_safe_number(world: World) -> None:
+def her_sms(world: World) -> list[OutboundMessage]:
+    return [m for m in world.sms.sent if m.role == "survivor"]
+
+
+def test_quiet_hours_defer_her_notice_to_the_default_window_when_she_gave_no_times(world: World) -> None:
     consenting(world)
     world.clock[0] = NIGHT
     world.bus.handle(accepted())
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("name", "phone", "safe_contact"))
+    world.dispatch()  # her record says no safe times: the configured 08:00-20:00
     opens = datetime(2026, 3, 3, 8, 0, tzinfo=HCM)
     row = survivor_row(world)
-    assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC)) == ("deferred", opens)
-    world.contacts.contact = SurvivorContact("0922 222 222", True, ("name", "phone", "safe_contact"))
+    assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC), row["attempts"]) == ("deferred", opens, 0)
     world.dispatch(NIGHT + timedelta(hours=2))
-    assert world.sms.sent == [] or all(m.role != "survivor" for m in world.sms.sent)
+    assert her_sms(world) == []
     world.dispatch(opens)
-    (sent,) = [m for m in world.sms.sent if m.role == "survivor"]
+    (sent,) = her_sms(world)
     assert sent.address == "0922 222 222"
     assert sent.body == "Lịch hẹn của bạn đã được xác nhận. Trả lời STOP để ngừng nhận tin nhắn."
-    assert world.contacts.reads == [(CASE, "health")]  # her consent checked for the provider's sector
+    assert world.contacts.reads == [(CASE, "health")] * 2  # her consent checked for the provider's sector, each time
     assert (survivor_row(world)["status"], survivor_row(world)["address"]) == ("sent", "")
+
+
+def test_the_times_she_gave_replace_the_default_window(world: World) -> None:
+    consenting(world)
+    evenings = (ContactWindow.parse("21:00-22:00"),)
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("phone", "safe_contact"), evenings)
+    world.bus.handle(accepted())  # at noon: inside the default window, outside hers
+    world.dispatch()
+    opens = datetime(2026, 3, 2, 21, 0, tzinfo=HCM)
+    row = survivor_row(world)
+    assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC)) == ("deferred", opens)
+    world.dispatch(opens - timedelta(minutes=1))
+    assert her_sms(world) == []
+    world.dispatch(opens)
+    assert [m.address for m in her_sms(world)] == ["0922 222 222"]
+    assert survivor_row(world)["status"] == "sent"
+
+
+def test_a_night_window_she_gave_is_used_at_night(world: World) -> None:
+    consenting(world)
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("phone", "safe_contact"),
+                                             (ContactWindow.parse("22:00-06:00"),))
+    world.clock[0] = NIGHT  # 23:30: outside the default window, inside hers
+    world.bus.handle(accepted())
+    world.dispatch()
+    assert len(her_sms(world)) == 1 and survivor_row(world)["status"] == "sent"
+
+
+def test_her_times_are_read_again_when_the_deferred_notice_falls_due(world: World) -> None:
+    consenting(world)
+    saturdays = ContactWindow.from_safe_time([6], "09:00", "11:00")  # 2026-03-02 is a Monday
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("phone", "safe_contact"), (saturdays,))
+    world.bus.handle(accepted())
+    world.dispatch()
+    saturday = datetime(2026, 3, 7, 9, 0, tzinfo=HCM)
+    assert survivor_row(world)["next_attempt_at"].replace(tzinfo=UTC) == saturday
+    # Meanwhile she told her case worker that only Sunday mornings are safe now.
+    sundays = ContactWindow.from_safe_time([7], "07:00", "08:00")
+    world.contacts.contact = SurvivorContact("0922 222 222", True, ("phone", "safe_contact"), (sundays,))
+    world.dispatch(saturday)
+    assert her_sms(world) == []
+    sunday = datetime(2026, 3, 8, 7, 0, tzinfo=HCM)
+    row = survivor_row(world)
+    assert (row["status"], row["next_attempt_at"].replace(tzinfo=UTC), row["attempts"]) == ("deferred", sunday, 0)
+    world.dispatch(sunday)
+    assert len(her_sms(world)) == 1 and survivor_row(world)["status"] == "sent"
 
 
 def test_a_number_not_marked_safe_is_never_used(world: World) -> None:

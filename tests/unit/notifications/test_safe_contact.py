@@ -165,6 +165,20 @@ def test_window_parsing() -> None:
         ContactWindow(time(1, tzinfo=UTC), time(2))
 
 
+def test_a_safe_time_as_intake_records_it() -> None:
+    # ISO weekdays (1 = Monday) become Python's (Monday is 0); none is every day; 24:00 ends the day.
+    assert ContactWindow.from_safe_time([1, 7], "21:30", "23:00") == ContactWindow(
+        time(21, 30), time(23, 0), frozenset({0, 6}))
+    assert ContactWindow.from_safe_time([], "00:00", "24:00") == ANYTIME
+    night = ContactWindow.from_safe_time([5], "22:00", "06:00")  # opens Friday night, into Saturday
+    assert in_window([night], hcm(2026, 3, 7, 5, 59)) and not in_window([night], hcm(2026, 3, 8, 5))
+    for weekdays, start, end in (([0], "08:00", "09:00"), ([8], "08:00", "09:00"), ([], "8:00", "09:00"),
+                                 ([], "24:00", "06:00"), ([], "08:00", "08:00"), ([], "08:00", "25:00"),
+                                 ([], "", "")):
+        with pytest.raises(ValueError):
+            ContactWindow.from_safe_time(weekdays, start, end)
+
+
 windows_st = st.lists(
     st.builds(
         ContactWindow,

@@ -52,8 +52,8 @@ class Settings(ServiceSettings):
     webhook_secrets: dict[str, str] = {}
     webhook_timeout_s: float = 10.0
 
-    # Survivors: the daily windows (Asia/Ho_Chi_Minh) in which she may be contacted, and her language.
-    # Intake records no structured window yet, so this conservative default applies to everyone.
+    # Survivors: the daily windows (Asia/Ho_Chi_Minh) in which a survivor who gave intake no safe times of
+    # her own may be contacted (her own times, when she gave some, replace them), and her language.
     survivor_windows: str = "08:00-20:00"
     survivor_language: str = "vi"
 

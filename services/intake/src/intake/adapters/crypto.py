@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from intake.domain.model import Contact
+from intake.domain.model import Contact, SafeTime
 
 NONCE_BYTES = 12
 
@@ -63,4 +63,6 @@ class Vault:
     def open_personal_data(case_key: bytes, case_id: str, sealed: bytes) -> tuple[Contact, str]:
         data = json.loads(_open(case_key, sealed, case_id.encode()))
         narrative = data.pop("narrative")
-        return Contact(**data), narrative
+        # Sealed before safe times were recorded: none.
+        times = tuple(SafeTime(tuple(t["weekdays"]), t["start"], t["end"]) for t in data.pop("safe_times", ()))
+        return Contact(**data, safe_times=times), narrative

@@ -27,6 +27,7 @@ from intake.domain.model import (
     Need,
     NeedSpec,
     Place,
+    SafeTime,
     Survivor,
 )
 from refnet.common.v1 import types_pb2
@@ -107,7 +108,8 @@ def register_case_command(request: pb.RegisterCaseRequest, actor: Actor) -> comm
                         sex=from_pb(Sex, types_pb2.Sex, s.sex), age_band_given=s.age_band or None)
     c = request.contact
     contact = Contact(name=c.name, phone=c.phone, address=c.address, safe_contact_note=c.safe_contact_note,
-                      phone_is_safe=c.phone_is_safe)
+                      phone_is_safe=c.phone_is_safe,
+                      safe_times=tuple(SafeTime(tuple(t.weekdays), t.start, t.end) for t in c.safe_times))
     return commands.RegisterCase(
         actor=actor, client_request_id=request.client_request_id, occurred_in=_place(request),
         recorded_at=_time(request, "recorded_at", "recorded_at"),
@@ -230,7 +232,9 @@ def call_to_pb(call: Call) -> pb.Call:
 def contact_to_pb(contact: Contact, categories: tuple[str, ...]) -> contact_pb.GetCaseContactResponse:
     return contact_pb.GetCaseContactResponse(
         name=contact.name, phone=contact.phone, address=contact.address,
-        safe_contact_note=contact.safe_contact_note, categories=categories, phone_is_safe=contact.phone_is_safe)
+        safe_contact_note=contact.safe_contact_note, categories=categories, phone_is_safe=contact.phone_is_safe,
+        safe_times=[intake_types.SafeContactTime(weekdays=t.weekdays, start=t.start, end=t.end)
+                    for t in contact.safe_times])
 
 
 # ---------------------------------------------------------------------------------------------

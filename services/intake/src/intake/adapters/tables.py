@@ -66,7 +66,7 @@ case_keys = Table(
     Column("wrapped_key", LargeBinary, nullable=False),
 )
 
-# Personal data, AES-256-GCM under the case's key: name, phone, address, safe-contact note, narrative.
+# Personal data, AES-256-GCM under the case's key: name, phone, address, safe-contact note and times, narrative.
 # The row outlives an erasure: without the key it is noise.
 case_personal_data = Table(
     "case_personal_data", metadata,

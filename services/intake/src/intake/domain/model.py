@@ -31,7 +31,10 @@ MAX_ID = 100
 MAX_CALL_SECONDS = 24 * 60 * 60
 CLOCK_SKEW = timedelta(minutes=5)
 LIMITS = {"name": 200, "address": 500, "safe_contact_note": 1000, "narrative": 20_000, "legal_basis": 300}
+MAX_SAFE_TIMES = 20
 _PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{2,24}$")
+_HH_MM = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+WHOLE_DAY_END = "24:00"
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -127,14 +130,27 @@ class Survivor:
 
 
 @dataclass(frozen=True)
+class SafeTime:
+    """A time she gave as safe to contact her, in Asia/Ho_Chi_Minh wall-clock time: ISO weekdays on
+    which it opens (1 = Monday; empty: every day), "HH:MM" start and end. An end before the start runs
+    past midnight; 00:00-24:00 is the whole day (notifications' ContactWindow reads them the same way)."""
+
+    weekdays: tuple[int, ...] = ()
+    start: str = ""
+    end: str = ""
+
+
+@dataclass(frozen=True)
 class Contact:
-    """Personal data: only ever stored encrypted, never logged or published."""
+    """Personal data: only ever stored encrypted, never logged or published. The safe times too: they
+    tell when she is alone."""
 
     name: str = ""
     phone: str = ""
     address: str = ""
     safe_contact_note: str = ""
     phone_is_safe: bool = False
+    safe_times: tuple[SafeTime, ...] = ()
 
     def only(self, categories: tuple[str, ...]) -> Contact:
         """What a recipient may see: the categories its consent covers."""
@@ -144,6 +160,7 @@ class Contact:
             address=self.address if "address" in categories else "",
             safe_contact_note=self.safe_contact_note if "safe_contact" in categories else "",
             phone_is_safe=self.phone_is_safe and "phone" in categories,
+            safe_times=self.safe_times if "safe_contact" in categories else (),
         )
 
 
@@ -350,8 +367,26 @@ def validate_contact(contact: Contact, narrative: str) -> None:
         raise InvalidArgument("contact.phone", "digits, spaces and + . ( ) - only, 3 to 25 characters")
     if contact.phone_is_safe and not contact.phone:
         raise InvalidArgument("contact.phone_is_safe", "there is no phone number to mark safe")
+    if len(contact.safe_times) > MAX_SAFE_TIMES:
+        raise InvalidArgument("contact.safe_times", f"at most {MAX_SAFE_TIMES}")
+    for index, safe_time in enumerate(contact.safe_times):
+        validate_safe_time(safe_time, f"contact.safe_times[{index}].")
     if len(narrative) > LIMITS["narrative"]:
         raise InvalidArgument("narrative", f"at most {LIMITS['narrative']} characters")
+
+
+def validate_safe_time(safe_time: SafeTime, prefix: str) -> None:
+    for index, day in enumerate(safe_time.weekdays):
+        if not 1 <= day <= 7:
+            raise InvalidArgument(f"{prefix}weekdays[{index}]", "must be 1 (Monday) to 7 (Sunday)")
+        if day in safe_time.weekdays[:index]:
+            raise InvalidArgument(f"{prefix}weekdays[{index}]", "this weekday is listed twice")
+    if not _HH_MM.fullmatch(safe_time.start):
+        raise InvalidArgument(f"{prefix}start", "must be HH:MM, 00:00 to 23:59 (Vietnam time)")
+    if safe_time.end != WHOLE_DAY_END and not _HH_MM.fullmatch(safe_time.end):
+        raise InvalidArgument(f"{prefix}end", "must be HH:MM, 00:00 to 24:00 (Vietnam time)")
+    if safe_time.end == safe_time.start:
+        raise InvalidArgument(f"{prefix}end", "must differ from start (00:00 to 24:00 is the whole day)")
 
 
 def validate_need_types(specs: list[NeedSpec], prefix: str) -> None:

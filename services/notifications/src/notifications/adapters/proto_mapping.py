@@ -20,7 +20,8 @@ from notifications.domain.messages import (
     StatusChange,
     Urgency,
 )
-from notifications.domain.notices import Notice, SurvivorContact
+from notifications.domain.notices import ContactRefused, Notice, SurvivorContact
+from notifications.domain.safe_contact import ContactWindow
 from refnet.common.v1 import types_pb2
 from refnet.common.v1.envelope_pb2 import DeadLetter
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
@@ -115,7 +116,14 @@ def contact_request(case_id: str, referral_id: str, service_type: ServiceType | 
 
 
 def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact:
-    return SurvivorContact(phone=reply.phone, phone_is_safe=reply.phone_is_safe, categories=tuple(reply.categories))
+    """Raises ContactRefused when her safe times cannot be read: she is not contacted at a time not known
+    to be safe (intake validates them, so this is a bug to look into, not a retry)."""
+    try:
+        windows = tuple(ContactWindow.from_safe_time(t.weekdays, t.start, t.end) for t in reply.safe_times)
+    except ValueError:
+        raise ContactRefused("invalid_safe_times") from None
+    return SurvivorContact(phone=reply.phone, phone_is_safe=reply.phone_is_safe, categories=tuple(reply.categories),
+                           windows=windows)
 
 
 # --- consumed events -> commands ---------------------------------------------------------------------

@@ -5,8 +5,8 @@ Its delivery is a row with a status and a next_attempt_at: the handler that lear
 records both in its transaction, and the worker's dispatch round sends what is due, emergencies first,
 and records what happened. The in-app feed is notifications' own database, so an in-app notice is
 delivered in the transaction that records it and never waits for a round. A survivor's notice travels
-in its own lane ("survivor"): her address is never stored, it is read from intake just before each
-send and judged by safe_contact.recheck.
+in its own lane ("survivor"): her address and her safe times are never stored, they are read from
+intake just before each send and judged by safe_contact.recheck.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from notifications.domain.safe_contact import (
     Defer,
     SurvivorProfile,
     Withhold,
-    next_window_open,
 )
 from refnet_platform.vocabulary import ServiceType
 
@@ -129,29 +128,22 @@ def staff_contact(role: Role, recipient_id: str, known: Contact | None, channels
 # --- a survivor's notice, before anyone knows her number ---------------------------------------
 
 
-def survivor_notice(
-    event: Event, addressee: Addressee, language: Language, windows: tuple[ContactWindow, ...], sector: str,
-    now: datetime,
-) -> Planned | Withhold:
-    """Her notice, recorded without any address: neutral text in her language, due when her next window
-    opens (deferred, never dropped). The route is chosen only at send time, from intake's current record."""
+def survivor_notice(event: Event, addressee: Addressee, language: Language, sector: str, now: datetime) -> Planned:
+    """Her notice, recorded without any address: neutral text in her language, due now. Her route and her
+    safe times are known only at send time, from intake's current record: the first dispatch sends it, or
+    defers it to her next window (never drops it), or withholds it."""
     if addressee.role is not Role.SURVIVOR or not addressee.kind.for_survivor:
         raise ValueError("not a survivor addressee")
-    opens = next_window_open(windows, now)
-    if opens is None:
-        return Withhold("no_safe_time")
     rendered = render(addressee.kind, language, {})
     message = OutboundMessage(
         notice_id=notice_id(event.event_id, Role.SURVIVOR, addressee.recipient_id, SURVIVOR_LANE),
         event_id=event.event_id, kind=addressee.kind, role=Role.SURVIVOR, recipient_id=addressee.recipient_id,
         # The channel is a placeholder until recheck picks her route; the address stays empty here.
         channel=Channel.SMS, address="", language=language, subject=rendered.subject, body=rendered.sms,
-        priority=event_urgency(event).priority, not_before=opens if opens > now else None,
-        case_id=event.case_id, referral_id=event_referral_id(event), province_code=event.province_code,
-        service_type=event_service(event),
+        priority=event_urgency(event).priority, case_id=event.case_id, referral_id=event_referral_id(event),
+        province_code=event.province_code, service_type=event_service(event),
     )
-    deferred = opens > now
-    return Planned(message, SURVIVOR_LANE, Status.DEFERRED if deferred else Status.PENDING, opens, sector)
+    return Planned(message, SURVIVOR_LANE, Status.PENDING, now, sector)
 
 
 def staff_planned(messages: Iterable[OutboundMessage], now: datetime) -> list[Planned]:
@@ -170,23 +162,27 @@ def notice_ref(message: OutboundMessage, lane: str) -> NoticeRef:
 
 @dataclass(frozen=True)
 class SurvivorContact:
-    """What intake let notifications read: only the categories her consent covers. Never stored."""
+    """What intake let notifications read: only the categories her consent covers. Never stored.
+    windows: the safe times she gave (only when the consent covers "safe_contact"); none if she gave none."""
 
     phone: str
     phone_is_safe: bool
     categories: tuple[str, ...]
+    windows: tuple[ContactWindow, ...] = ()
 
 
 def survivor_profile(
-    message: OutboundMessage, contact: SurvivorContact, windows: tuple[ContactWindow, ...]
+    message: OutboundMessage, contact: SurvivorContact, default_windows: tuple[ContactWindow, ...]
 ) -> SurvivorProfile:
     """Her profile for this notice: intake answered, so her consent for the service is valid; a phone is
-    a contact point only when the consent covers it, and is used only when marked safe."""
+    a contact point only when the consent covers it, and is used only when marked safe; she is contacted
+    only at the times she gave, or within the configured default windows when intake returned none."""
     services = frozenset({message.service_type}) if message.service_type else frozenset()
     points = (ContactPoint(Channel.SMS, contact.phone, contact.phone_is_safe),) if contact.phone else ()
     return SurvivorProfile(
         case_id=message.case_id, language=message.language, contact_consented="phone" in contact.categories,
-        services=services, channels=(Channel.SMS,), contact_points=points, windows=windows,
+        services=services, channels=(Channel.SMS,), contact_points=points,
+        windows=contact.windows or default_windows,
     )
 
 

@@ -4,8 +4,8 @@
 - Only on a channel she allowed (SMS or e-mail), in her order of preference, and only at an
   address marked safe: an address not marked safe is never used, and an address marked unsafe
   anywhere in her profile is unsafe everywhere (+84 and 0 forms of a number are the same number).
-- Only inside a time window she gave, in Asia/Ho_Chi_Minh time. Outside it a message is deferred to
-  the moment the next window opens, never dropped.
+- Only inside a time window she gave, in Asia/Ho_Chi_Minh time (the configured default windows when
+  she gave none). Outside it a message is deferred to the moment the next window opens, never dropped.
 - Withdrawing consent stops what is pending for her (``stop_pending``), and every pending message
   is checked again against her current profile when it falls due (``recheck``): the worker sends
   exactly the message it is handed back, to the address in it, never one it stored earlier.
@@ -77,6 +77,15 @@ class ContactWindow:
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         end = time(0, 0) if (h2, m2) == (24, 0) else time(h2, m2)
         return cls(time(h1, m1), end, frozenset(weekdays))
+
+    @classmethod
+    def from_safe_time(cls, iso_weekdays: Iterable[int], start: str, end: str) -> ContactWindow:
+        """A safe time as intake records it: ISO weekdays (1 = Monday; none: every day), "HH:MM" to "HH:MM"
+        (24:00 allowed as the end). Raises ValueError for anything else."""
+        days = frozenset(d - 1 for d in iso_weekdays) or EVERY_DAY
+        if not re.fullmatch(r"\d{2}:\d{2}", start) or not re.fullmatch(r"\d{2}:\d{2}", end) or start == end:
+            raise ValueError("a safe time is HH:MM to a different HH:MM")
+        return cls.parse(f"{start}-{end}", days)
 
     @property
     def duration(self) -> timedelta:

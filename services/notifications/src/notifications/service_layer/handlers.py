@@ -118,8 +118,9 @@ class DueNow:
 
 @dataclass(frozen=True)
 class Policy:
-    """How notifications behaves, from its settings. windows: when survivors may be contacted. batch: how
-    many due deliveries of a lane one transaction claims; concurrency: how many of a lane are sent at once."""
+    """How notifications behaves, from its settings. windows: when a survivor who gave no safe times of her
+    own may be contacted. batch: how many due deliveries of a lane one transaction claims; concurrency: how
+    many of a lane are sent at once."""
 
     links: Links
     windows: tuple[ContactWindow, ...]
@@ -233,7 +234,7 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
     for addressee in recipients_for(known, survivor):
         if addressee.role is Role.SURVIVOR:
             sector = work.directory.sector_of(getattr(known, "provider_id", ""))
-            decision = survivor_notice(known, addressee, policy.survivor_language, policy.windows, sector, now) \
+            decision = survivor_notice(known, addressee, policy.survivor_language, sector, now) \
                 if outlets.survivor_reachable else Withhold("no_survivor_channel")
             if isinstance(decision, Withhold):
                 log.info("survivor notice withheld", extra={"fields": {"case_id": known.case_id,
@@ -394,7 +395,8 @@ class _Round:
         return after_attempt(due, result, policy_for(channel, self.policy.retry), self.now(), self.policy.jitter)
 
     def judge(self, due: Due) -> Send | Defer | Withhold | DeliveryResult:
-        """Her notice against her record as intake has it now: send (and where), defer, or withhold."""
+        """Her notice against her record as intake has it now (her safe number, her safe times): send (and
+        where), defer, or withhold."""
         assert self.outlets.contacts is not None
         m = due.message
         try:

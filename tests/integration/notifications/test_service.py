@@ -231,16 +231,27 @@ def fake_intake(tmp_path: Path) -> Iterator[FakeIntake]:
         server.stop(0)
 
 
-def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_number(
-    tmp_path: Path, database_url: str, sms_gateway: Any, fake_intake: FakeIntake,
-) -> None:
+def with_her_contacts(tmp_path: Path, database_url: str, sms_gateway: Any,
+                      fake_intake: FakeIntake) -> Iterator[tuple[Service, Any]]:
+    """The service reading her contact from the fake intake over mutual TLS, her case noted (medical
+    consented), with an SMS gateway that accepts everything."""
     gateway = sms_gateway(200)
     cert, key = fake_intake.pki.client("notifications", "service")
     contacts = IntakeContacts.from_files(fake_intake.address, fake_intake.pki.ca, cert, key)
     env = {"sms_gateway_url": gateway.url, "sms_api_key": "k"}
-    for service in start_service(tmp_path, database_url, env, contacts=contacts, dead_letters=NoDeadLetters()):
+    try:
+        for service in start_service(tmp_path, database_url, env, contacts=contacts, dead_letters=NoDeadLetters()):
+            service.bus.handle(commands.NoteCase(CASE, "22", "qn-worker-7", frozenset({ServiceType.MEDICAL})))
+            yield service, gateway
+    finally:
+        contacts.close()
+
+
+def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_number(
+    tmp_path: Path, database_url: str, sms_gateway: Any, fake_intake: FakeIntake,
+) -> None:
+    for service, gateway in with_her_contacts(tmp_path, database_url, sms_gateway, fake_intake):
         referral = str(uuid.uuid4())
-        service.bus.handle(commands.NoteCase(CASE, "22", "qn-worker-7", frozenset({ServiceType.MEDICAL})))
         service.clock[0] = datetime(2026, 3, 2, 22, 15, tzinfo=HCM)  # quiet hours in Vietnam
         service.bus.handle(commands.Notify(StatusChange(
             "ev-acc", referral, CASE, "qn-hospital", "22", ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, "",
@@ -279,7 +290,6 @@ def test_a_deferred_message_is_sent_when_her_window_opens_only_to_her_safe_numbe
             "other", "qn-worker-7", ServiceType.MEDICAL)))
         service.dispatch()
         assert [r.json()["to"] for r in gateway.requests] == ["0922 222 222", "0901000001"]  # + the provider's
-    contacts.close()
 
 
 def her_delivery(service: Service, event_id: str) -> dict[str, Any]:
@@ -294,13 +304,8 @@ def her_delivery(service: Service, event_id: str) -> dict[str, Any]:
 def test_her_own_safe_times_from_intake_decide_when_she_is_told(
     tmp_path: Path, database_url: str, sms_gateway: Any, fake_intake: FakeIntake,
 ) -> None:
-    gateway = sms_gateway(200)
-    cert, key = fake_intake.pki.client("notifications", "service")
-    contacts = IntakeContacts.from_files(fake_intake.address, fake_intake.pki.ca, cert, key)
-    env = {"sms_gateway_url": gateway.url, "sms_api_key": "k"}
-    for service in start_service(tmp_path, database_url, env, contacts=contacts, dead_letters=NoDeadLetters()):
+    for service, gateway in with_her_contacts(tmp_path, database_url, sms_gateway, fake_intake):
         referral = str(uuid.uuid4())
-        service.bus.handle(commands.NoteCase(CASE, "22", "qn-worker-7", frozenset({ServiceType.MEDICAL})))
         # Monday noon, inside the default 08:00-20:00; she said only Tuesday and Thursday 21:30-22:15 are safe.
         fake_intake.reply = contact_pb.GetCaseContactResponse(
             phone="0922 222 222", phone_is_safe=True, categories=["phone", "safe_contact"],
@@ -330,7 +335,6 @@ def test_her_own_safe_times_from_intake_decide_when_she_is_told(
         assert len(gateway.requests) == 1
         assert (her_delivery(service, "ev-fail")["status"], her_delivery(service, "ev-fail")["detail"]) == (
             "cancelled", "invalid_safe_times")
-    contacts.close()
 
 
 # --- retries, then the dead-letter topic and the operations team's alert -----------------------

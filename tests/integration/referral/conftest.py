@@ -23,6 +23,7 @@ from referral.domain import commands
 from referral.domain.model import Survivor
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
@@ -50,8 +51,9 @@ class FakeIntakeContacts(contact_grpc.CaseContactServiceServicer):
         self.calls.append((caller.subject_id, str(caller.role), request))
         if self.down:
             context.abort(grpc.StatusCode.UNAVAILABLE, "intake is restarting")
-        return contact_pb.GetCaseContactResponse(name="Canary Name", phone="0900 000 111",
-                                                 categories=["name", "phone"], phone_is_safe=True)
+        return contact_pb.GetCaseContactResponse(
+            name="Canary Name", phone="0900 000 111", categories=["name", "phone", "safe_contact"], phone_is_safe=True,
+            safe_times=[intake_types.SafeContactTime(weekdays=[2, 4], start="21:30", end="22:15")])
 
 
 @dataclass

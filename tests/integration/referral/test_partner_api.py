@@ -180,7 +180,9 @@ def test_contact_details_only_after_acceptance_and_never_after_withdrawal(api: A
     police.AcceptReferral(pb.AcceptReferralRequest(referral_id=r.referral_id, request_id=rid()), timeout=10)
     contact = police.GetSurvivorContact(pb.GetSurvivorContactRequest(referral_id=r.referral_id), timeout=10)
     assert (contact.name, contact.phone, list(contact.categories), contact.phone_is_safe) == (
-        "Canary Name", "0900 000 111", ["name", "phone"], True)
+        "Canary Name", "0900 000 111", ["name", "phone", "safe_contact"], True)
+    # When she can safely be called reaches the agency that calls her.
+    assert [(list(s.weekdays), s.start, s.end) for s in contact.safe_times] == [([2, 4], "21:30", "22:15")]
     [(subject, role, request)] = [c for c in api.intake.calls if c[2].referral_id == r.referral_id]
     # Referral asks as refnet service "referral" (its own certificate), on behalf of the accepting agency.
     assert (subject, role) == ("referral", "service")

@@ -16,6 +16,7 @@ from referral.domain.model import (
     Outcome,
     Progress,
     Referral,
+    SafeTime,
     Status,
     Survivor,
     SurvivorContact,
@@ -23,6 +24,7 @@ from referral.domain.model import (
 from refnet.common.v1 import types_pb2
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import events_pb2 as intake_events
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.shelter.v1 import events_pb2 as shelter_events
@@ -94,9 +96,11 @@ def entry_to_pb(entry: DirectoryEntry) -> pb.Provider:
 
 
 def contact_to_pb(contact: SurvivorContact) -> pb.GetSurvivorContactResponse:
-    return pb.GetSurvivorContactResponse(name=contact.name, phone=contact.phone, address=contact.address,
-                                         safe_contact_note=contact.safe_contact_note,
-                                         categories=list(contact.categories), phone_is_safe=contact.phone_is_safe)
+    return pb.GetSurvivorContactResponse(
+        name=contact.name, phone=contact.phone, address=contact.address, safe_contact_note=contact.safe_contact_note,
+        categories=list(contact.categories), phone_is_safe=contact.phone_is_safe,
+        safe_times=[intake_types.SafeContactTime(weekdays=list(t.weekdays), start=t.start, end=t.end)
+                    for t in contact.safe_times])
 
 
 def contact_request(case_id: str, referral_id: str, recipient_id: str, recipient_sector: str,
@@ -109,7 +113,8 @@ def contact_request(case_id: str, referral_id: str, recipient_id: str, recipient
 def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact:
     return SurvivorContact(name=reply.name, phone=reply.phone, address=reply.address,
                            safe_contact_note=reply.safe_contact_note, categories=tuple(reply.categories),
-                           phone_is_safe=reply.phone_is_safe)
+                           phone_is_safe=reply.phone_is_safe,
+                           safe_times=tuple(SafeTime(tuple(t.weekdays), t.start, t.end) for t in reply.safe_times))
 
 
 # --- gRPC requests -> commands -----------------------------------------------------------------

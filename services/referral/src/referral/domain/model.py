@@ -429,6 +429,16 @@ class DirectoryEntry:
 
 
 @dataclass(frozen=True)
+class SafeTime:
+    """When she said she can safely be contacted, as intake has it: ISO weekdays (none: every day) and HH:MM
+    start and end in Vietnam time (an end before the start runs past midnight)."""
+
+    weekdays: tuple[int, ...]
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
 class SurvivorContact:
     """Personal data read from intake for one accepted referral: never stored, logged or put on Kafka."""
 
@@ -438,3 +448,4 @@ class SurvivorContact:
     safe_contact_note: str = field(repr=False)
     categories: tuple[str, ...] = ()
     phone_is_safe: bool = False
+    safe_times: tuple[SafeTime, ...] = field(default=(), repr=False)

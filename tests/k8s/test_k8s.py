@@ -625,6 +625,8 @@ def test_service_specific_secrets_go_only_where_needed(rendered: dict[str, list[
         if name == "intake-api":
             assert "intake-master-key" in secrets
             assert env["INTAKE_MASTER_KEY_FILE"]["value"].startswith("/etc/refnet/intake/master-key/")
+            # Every other key of the Secret still unwraps what it wrapped: how the master key is rotated.
+            assert env["INTAKE_PREVIOUS_MASTER_KEYS_DIR"]["value"] == "/etc/refnet/intake/master-key"
         else:
             assert "intake-master-key" not in secrets, name
         if name == "referral-api":  # reads contact details from intake over mutual TLS

@@ -25,16 +25,16 @@ CONTACT = Contact(name="Vũ Thị Mẫu", phone="0912 000 999", address="xóm 3"
 
 def test_personal_data_opens_only_with_its_case_key_and_case_id() -> None:
     vault = Vault(base64.b64decode(generate_key_b64()))
-    key, wrapped = vault.new_case_key("case-1")
+    key, key_id, wrapped = vault.new_case_key("case-1")
     sealed = vault.seal_personal_data(key, "case-1", CONTACT, "lời kể")
     assert b"0912" not in sealed and "Vũ".encode() not in sealed and b"21:15" not in sealed
-    assert vault.open_personal_data(vault.unwrap("case-1", wrapped), "case-1", sealed) == (CONTACT, "lời kể")
+    assert vault.open_personal_data(vault.unwrap("case-1", wrapped, key_id), "case-1", sealed) == (CONTACT, "lời kể")
     with pytest.raises(InvalidTag):  # a row copied onto another case does not open
         vault.open_personal_data(key, "case-2", sealed)
     with pytest.raises(InvalidTag):  # nor does a wrapped key moved to another case
-        vault.unwrap("case-2", wrapped)
-    with pytest.raises(InvalidTag):  # nor anything under another master key
-        Vault(base64.b64decode(generate_key_b64())).unwrap("case-1", wrapped)
+        vault.unwrap("case-2", wrapped, key_id)
+    with pytest.raises(MasterKeyError):  # nor anything under another master key
+        Vault(base64.b64decode(generate_key_b64())).unwrap("case-1", wrapped, key_id)
 
 
 def test_personal_data_sealed_before_safe_times_were_recorded_opens_with_none() -> None:

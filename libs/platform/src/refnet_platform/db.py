@@ -164,8 +164,8 @@ def outbox_channel(schema: str | None) -> str:
 
 
 def crash_point(name: str) -> None:
-    """For `make chaos` only: with REFNET_CRASH_AT=<name> in its environment the process dies here, as if
-    killed (exit 137). Points: consumer.after_db_commit, relay.after_send."""
+    """For `make chaos` and crash tests only: with REFNET_CRASH_AT=<name> in its environment the process dies
+    here, as if killed (exit 137). Points: consumer.after_db_commit, relay.after_send, intake_keys.mid_batch."""
     if os.environ.get("REFNET_CRASH_AT") == name:
         os._exit(137)
 

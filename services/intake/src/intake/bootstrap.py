@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from intake.adapters.crypto import Vault, load_master_key
+from intake.adapters.crypto import Vault, load_master_key, load_previous_keys
 from intake.config import Settings
 from intake.domain import commands
 from intake.service_layer import handlers
@@ -32,8 +32,14 @@ HANDLERS: dict[type, Callable[..., Any]] = {
 }
 
 
+def make_vault(settings: Settings) -> Vault:
+    """The current master key and the previous ones, from the settings (the api's and `intake-keys`')."""
+    return Vault(load_master_key(settings.master_key, settings.master_key_file),
+                 load_previous_keys(settings.previous_master_keys, settings.previous_master_keys_dir))
+
+
 def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
-    vault = Vault(load_master_key(settings.master_key, settings.master_key_file))
+    vault = make_vault(settings)
     schema = settings.database[1]
 
     def uow() -> IntakeUnitOfWork:

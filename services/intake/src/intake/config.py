@@ -17,3 +17,7 @@ class Settings(ServiceSettings):
     # Base64 of a 32-byte key, or a file holding it: wraps every case's own key.
     master_key: str | None = None
     master_key_file: Path | None = None
+    # Master keys that no longer wrap new case keys (or not yet: a new one staged before it becomes current)
+    # but still unwrap those they wrapped: comma-separated base64, and/or a directory of files, a key each.
+    previous_master_keys: str | None = None
+    previous_master_keys_dir: Path | None = None

@@ -1,13 +1,21 @@
-"""Per-case keys (AES-256-GCM) wrapped by a master key: erasing a case destroys its key."""
+"""Per-case keys (AES-256-GCM) wrapped by a master key: erasing a case destroys its key.
+
+Each wrapped key is stored with the id of the master key that wrapped it, so the master key can be
+rotated: the vault wraps with the current key and unwraps with whichever configured key the row names.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from intake.domain.model import Contact, SafeTime
@@ -23,10 +31,37 @@ def load_master_key(value: str | None, path: Path | None) -> bytes:
     raw = path.read_text().strip() if path else value
     if not raw:
         raise MasterKeyError("no master key: set INTAKE_MASTER_KEY or INTAKE_MASTER_KEY_FILE (base64, 32 bytes)")
-    key = base64.b64decode(raw)
+    return _decode(raw, str(path) if path else "INTAKE_MASTER_KEY")
+
+
+def load_previous_keys(values: str | None, directory: Path | None) -> list[bytes]:
+    """INTAKE_PREVIOUS_MASTER_KEYS (comma-separated) and every file in INTAKE_PREVIOUS_MASTER_KEYS_DIR, one
+    key each. Hidden entries are skipped: a mounted Kubernetes Secret keeps its own `..data` there."""
+    keys = [_decode(raw.strip(), f"INTAKE_PREVIOUS_MASTER_KEYS[{n}]")
+            for n, raw in enumerate((values or "").split(",")) if raw.strip()]
+    if directory is not None:
+        if not directory.is_dir():
+            raise MasterKeyError(f"INTAKE_PREVIOUS_MASTER_KEYS_DIR: {directory} is not a directory")
+        for path in sorted(directory.iterdir()):
+            if not path.name.startswith(".") and path.is_file():
+                keys.append(_decode(path.read_text().strip(), str(path)))
+    return keys
+
+
+def _decode(raw: str, source: str) -> bytes:
+    """The key in `raw`; errors name its source, never its content."""
+    try:
+        key = base64.b64decode(raw)
+    except binascii.Error:
+        key = b""
     if len(key) != 32:
-        raise MasterKeyError("the master key must be 32 bytes (AES-256), base64-encoded")
+        raise MasterKeyError(f"{source}: a master key must be 32 bytes (AES-256), base64-encoded")
     return key
+
+
+def key_id(master_key: bytes) -> str:
+    """Names a master key without revealing it: the first 8 bytes of its SHA-256, in hex."""
+    return hashlib.sha256(master_key).hexdigest()[:16]
 
 
 def generate_key_b64() -> str:
@@ -43,16 +78,47 @@ def _open(key: bytes, sealed: bytes, associated: bytes) -> bytes:
 
 
 class Vault:
-    def __init__(self, master_key: bytes) -> None:
+    """Wraps case keys with the current master key; unwraps with it or any previous one."""
+
+    def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
         self._master = master_key
+        self.key_id = key_id(master_key)
+        # The current key first: a row without a key id most likely opens with it.
+        self._keys = {self.key_id: master_key} | {key_id(key): key for key in previous}
 
-    def new_case_key(self, case_id: str) -> tuple[bytes, bytes]:
-        """(case key, the same key wrapped by the master key, bound to the case id)."""
+    @property
+    def key_ids(self) -> list[str]:
+        """Every configured master key's id, the current one first."""
+        return list(self._keys)
+
+    def new_case_key(self, case_id: str) -> tuple[bytes, str, bytes]:
+        """(case key, the current master key's id, the case key wrapped by it, bound to the case id)."""
         key = AESGCM.generate_key(bit_length=256)
-        return key, _seal(self._master, key, case_id.encode())
+        return key, *self.wrap(case_id, key)
 
-    def unwrap(self, case_id: str, wrapped: bytes) -> bytes:
-        return _open(self._master, wrapped, case_id.encode())
+    def wrap(self, case_id: str, case_key: bytes) -> tuple[str, bytes]:
+        """(the current master key's id, `case_key` wrapped by it, bound to the case id)."""
+        return self.key_id, _seal(self._master, case_key, case_id.encode())
+
+    def unwrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> bytes:
+        """The case key, unwrapped by the master key whose id is `wrapped_by`. None: wrapped before key ids
+        were recorded, by the current key or (once that changed) one it replaced: GCM's tag tells which."""
+        if wrapped_by is not None:
+            master = self._keys.get(wrapped_by)
+            if master is None:
+                raise MasterKeyError(f"master key {wrapped_by} is not configured: add it to "
+                                     "INTAKE_PREVIOUS_MASTER_KEYS_DIR (or INTAKE_PREVIOUS_MASTER_KEYS)")
+            return _open(master, wrapped, case_id.encode())
+        for master in self._keys.values():
+            try:
+                return _open(master, wrapped, case_id.encode())
+            except InvalidTag:
+                continue
+        raise MasterKeyError("no configured master key opens this case key (it has no key id)")
+
+    def rewrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> tuple[str, bytes]:
+        """The case key wrapped by the current master key instead: the data it seals is not touched."""
+        return self.wrap(case_id, self.unwrap(case_id, wrapped, wrapped_by))
 
     @staticmethod
     def seal_personal_data(case_key: bytes, case_id: str, contact: Contact, narrative: str) -> bytes:

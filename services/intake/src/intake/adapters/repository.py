@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
@@ -89,8 +89,8 @@ class CaseRepository:
         given = [_consent_row(case.case_id, need.consent) for need in case.needs if need.consent is not None]
         if given:
             self.conn.execute(insert(consents), given)
-        key, wrapped = self.vault.new_case_key(case.case_id)
-        self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped))
+        key, key_id, wrapped = self.vault.new_case_key(case.case_id)
+        self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
         self.conn.execute(insert(case_personal_data), dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
 
@@ -135,15 +135,38 @@ class CaseRepository:
 
     def read_personal_data(self, case_id: str) -> tuple[Contact, str] | None:
         """The decrypted contact and narrative; None once the case's key is destroyed."""
-        wrapped = self.conn.execute(select(case_keys.c.wrapped_key).where(case_keys.c.case_id == case_id)).scalar()
+        wrapped = self.conn.execute(select(case_keys.c.wrapped_key, case_keys.c.key_id)
+                                    .where(case_keys.c.case_id == case_id)).first()
         sealed = self.conn.execute(
             select(case_personal_data.c.ciphertext).where(case_personal_data.c.case_id == case_id)).scalar()
         if wrapped is None or sealed is None:
             return None
-        return self.vault.open_personal_data(self.vault.unwrap(case_id, wrapped), case_id, sealed)
+        return self.vault.open_personal_data(self.vault.unwrap(case_id, *wrapped), case_id, sealed)
 
     def destroy_key(self, case_id: str) -> None:
         self.conn.execute(delete(case_keys).where(case_keys.c.case_id == case_id))
+
+    def key_counts(self) -> dict[str | None, int]:
+        """How many case keys each master key wraps, by key id (None: wrapped before ids were recorded)."""
+        rows = self.conn.execute(select(case_keys.c.key_id, func.count()).group_by(case_keys.c.key_id))
+        return {key_id: int(count) for key_id, count in rows}
+
+    def erased_count(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(cases)
+                                     .where(cases.c.status == str(CaseStatus.ERASED))).scalar_one())
+
+    def keys_to_rewrap(self, after: str, limit: int) -> list[tuple[str, bytes, str | None]]:
+        """(case id, wrapped key, key id) of up to `limit` case keys not under the current master key, in case
+        id order after `after`. The rows stay locked until commit: an erasure meanwhile waits, then deletes."""
+        current = self.vault.key_id
+        query = (select(case_keys.c.case_id, case_keys.c.wrapped_key, case_keys.c.key_id)
+                 .where(or_(case_keys.c.key_id.is_(None), case_keys.c.key_id != current), case_keys.c.case_id > after)
+                 .order_by(case_keys.c.case_id).limit(limit).with_for_update())
+        return [(case_id, bytes(wrapped), key_id) for case_id, wrapped, key_id in self.conn.execute(query)]
+
+    def set_wrapped_key(self, case_id: str, key_id: str, wrapped: bytes) -> None:
+        self.conn.execute(update(case_keys).where(case_keys.c.case_id == case_id).values(
+            wrapped_key=wrapped, key_id=key_id))
 
     @staticmethod
     def _mutable(case: Case) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from sqlalchemy import (
     Table,
 )
 
-# Revision 0001's tables (the `cases` columns from `age_band` on were added by 0002).
+# Revision 0001's tables (the `cases` columns from `age_band` on were added by 0002, `case_keys.key_id` by 0003).
 metadata = MetaData()
 
 cases = Table(
@@ -64,6 +64,8 @@ case_keys = Table(
     "case_keys", metadata,
     Column("case_id", String(36), primary_key=True),
     Column("wrapped_key", LargeBinary, nullable=False),
+    # Which master key wrapped it (crypto.key_id, never the key); NULL: wrapped before 0003 recorded it.
+    Column("key_id", String(16), nullable=True),
 )
 
 # Personal data, AES-256-GCM under the case's key: name, phone, address, safe-contact note and times, narrative.

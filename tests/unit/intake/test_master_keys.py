@@ -15,7 +15,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 
-from intake.adapters.crypto import MasterKeyError, Vault, _seal, key_id, load_previous_keys
+from intake.adapters.crypto import MasterKeyError, NoMasterKey, Vault, _seal, key_id, load_previous_keys
 from intake.adapters.tables import case_keys, case_personal_data
 from intake.bootstrap import bootstrap, make_vault
 from intake.config import Settings
@@ -44,6 +44,17 @@ def test_a_key_id_names_a_master_key_without_revealing_it() -> None:
     assert key_id(A) not in (A.hex(), b64(A))
     _, wrapped_by, _ = Vault(A).new_case_key("case-1")
     assert wrapped_by == key_id(A) == Vault(A).key_id
+
+
+def test_a_process_without_the_master_key_cannot_wrap_or_unwrap_a_case_key() -> None:
+    _, wrapped_by, wrapped = Vault(A).new_case_key("case-1")
+    keyless = NoMasterKey()  # intake-worker's: it records referral progress, never personal data
+    with pytest.raises(MasterKeyError, match="no master key"):
+        keyless.new_case_key("case-2")
+    with pytest.raises(MasterKeyError, match="no master key"):
+        keyless.unwrap("case-1", wrapped, wrapped_by)
+    with pytest.raises(MasterKeyError, match="no master key"):
+        keyless.unwrap("case-1", wrapped, None)
 
 
 def test_case_keys_unwrap_with_the_key_their_row_names_and_new_ones_wrap_with_the_current() -> None:

@@ -38,8 +38,8 @@ def make_vault(settings: Settings) -> Vault:
                  load_previous_keys(settings.previous_master_keys, settings.previous_master_keys_dir))
 
 
-def bootstrap(settings: Settings, engine: Engine) -> MessageBus:
-    vault = make_vault(settings)
+def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None) -> MessageBus:
+    vault = vault or make_vault(settings)
     schema = settings.database[1]
 
     def uow() -> IntakeUnitOfWork:

@@ -169,8 +169,11 @@ class Network:
         log = self.data_dir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         command = [str((bin_dir or Path(sys.executable).parent) / name)]
+        env = env or self.env()
+        if name != "intake-api":  # as on Kubernetes: only intake-api holds the master key
+            env = {k: v for k, v in env.items() if not k.startswith("INTAKE_MASTER_KEY")}
         with open(log, "ab") as out:
-            popen = subprocess.Popen(command, env=env or self.env(), stdout=out, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         process = Process(name, popen, log)
         self.processes = [p for p in self.processes if p.name != name] + [process]

@@ -132,3 +132,18 @@ class Vault:
         # Sealed before safe times were recorded: none.
         times = tuple(SafeTime(tuple(t["weekdays"]), t["start"], t["end"]) for t in data.pop("safe_times", ()))
         return Contact(**data, safe_times=times), narrative
+
+
+class NoMasterKey(Vault):
+    """The vault of a process that never reads or writes personal data (intake-worker only records referral
+    progress): it holds no master key (on Kubernetes only intake-api mounts it), and any use fails here."""
+
+    def __init__(self) -> None:
+        super().__init__(bytes(32))
+        self._keys = {}
+
+    def wrap(self, case_id: str, case_key: bytes) -> tuple[str, bytes]:
+        raise MasterKeyError("this process holds no master key: only intake-api reads or writes personal data")
+
+    def unwrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> bytes:
+        raise MasterKeyError("this process holds no master key: only intake-api reads or writes personal data")

@@ -11,6 +11,7 @@ from kafka.admin import OffsetSpec
 
 from ops.adapters.proto_mapping import dead_letter_record
 from ops.domain.model import DeadLetterRecord
+from refnet_platform.kafka_security import kafka_python_options
 from refnet_platform.topics import TOPICS
 
 DLQ_TOPICS = tuple(t.name for t in TOPICS if t.dead_letter)
@@ -50,7 +51,7 @@ class DeadLetterSource:
     def _connect(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="ops-dead-letters",
-                                           enable_auto_commit=False, group_id=None)
+                                           enable_auto_commit=False, group_id=None, **kafka_python_options())
         return self._consumer
 
     def close(self) -> None:
@@ -71,7 +72,7 @@ class Replayer:
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                               client_id="ops-replay", linger_ms=0)
+                                               client_id="ops-replay", linger_ms=0, **kafka_python_options())
             producer = self._producer
         headers = [("traceparent", traceparent.encode())] if traceparent else []
         metadata = producer.send(topic, key=key or None, value=value, headers=headers).get(timeout=30)
@@ -118,7 +119,7 @@ class KafkaInspector:
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ops-inspector",
-                                           request_timeout_ms=5000)
+                                           request_timeout_ms=5000, **kafka_python_options())
         return self._admin
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -8,6 +8,7 @@ It serves its own /metrics (with beds free and overdue referrals per province), 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
@@ -487,9 +488,16 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="refnet operations console")
+    # Kubernetes runs the migration as a Job before any pod of a release starts (deploy/k8s/apply.sh).
+    parser.add_argument("--migrate-only", action="store_true", help="apply database migrations and exit")
+    args = parser.parse_args()
     settings = Settings()
     setup_logging("ops-console", settings.log_level)
     engine = open_database(settings, MIGRATIONS)
+    if args.migrate_only:
+        log.info("migrations applied")
+        return
     bus = bootstrap(settings, engine)
     app = create_app(settings, bus, engine, KafkaInspector(settings.kafka_bootstrap_servers),
                      Scraper(settings.target_urls(), keep=settings.scrape_history))

@@ -1,18 +1,20 @@
 # syntax=docker/dockerfile:1.7
 # One image per refnet service, from this one file: the service is a build argument, so every
-# image is built the same way. Each image runs three processes (api, worker, relay) chosen by the command.
+# image is built the same way. Each image runs its service's processes, chosen by the command:
+# api, worker, relay (intake, referral, shelter, notifications) or console, collector, worker (ops).
 #
 # Build from the repository root, so proto/ and libs/ are shared by every service, not copied:
 #   docker build --build-arg SERVICE=intake -t refnet/intake:TAG .      (or: make images)
 # Run:
 #   docker run refnet/intake api | worker | relay | api --migrate-only | refnet-topics ...
+#   docker run refnet/ops console | collector | worker | console --migrate-only | refnet ...
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG SERVICE
 
 # ---- build: generate the protobuf code, install the service and its libraries into /opt/venv
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
-RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=intake|referral|shelter|notifications" >&2; exit 1; }
+RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=intake|referral|shelter|notifications|ops" >&2; exit 1; }
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
@@ -34,14 +36,15 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/tools/bin/pip --python /opt/venv/bin/python install -c constraints.txt \
         ./proto ./libs/platform ./libs/geo "./services/${SERVICE}" \
  && /opt/venv/bin/python -c "import ${SERVICE}, refnet_platform, refnet" \
- && for role in api worker relay; do test -x "/opt/venv/bin/${SERVICE}-${role}"; done \
- && /opt/venv/bin/${SERVICE}-api --help >/dev/null
+ && case "${SERVICE}" in ops) roles="console collector worker" ;; *) roles="api worker relay" ;; esac \
+ && for role in $roles; do test -x "/opt/venv/bin/${SERVICE}-${role}" || exit 1; done \
+ && "/opt/venv/bin/${SERVICE}-${roles%% *}" --help >/dev/null
 
 # ---- runtime: the interpreter, the venv and nothing else; runs as an unprivileged user
 FROM ${PYTHON_IMAGE} AS runtime
 ARG SERVICE
 LABEL org.opencontainers.image.title="refnet-${SERVICE}" \
-      org.opencontainers.image.description="refnet ${SERVICE} service (api, worker, relay)"
+      org.opencontainers.image.description="refnet ${SERVICE} service"
 ENV REFNET_SERVICE=${SERVICE} \
     PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -53,18 +56,18 @@ RUN groupadd --system --gid 10001 refnet \
 COPY --from=build /opt/venv /opt/venv
 COPY --chmod=0755 <<'SH' /usr/local/bin/refnet-entrypoint
 #!/bin/sh
-# api | worker | relay run "$REFNET_SERVICE-<role>" with the remaining arguments;
-# any other command runs as given (refnet-topics, python, ...).
+# A role (api, worker, relay; ops: console, collector, worker) runs "$REFNET_SERVICE-<role>" with
+# the remaining arguments; any other command runs as given (refnet-topics, refnet, python, ...).
 set -eu
 role="${1:-api}"
 case "$role" in
-  api|worker|relay) [ "$#" -gt 0 ] && shift; exec "${REFNET_SERVICE}-${role}" "$@" ;;
+  api|worker|relay|console|collector) [ "$#" -gt 0 ] && shift; exec "${REFNET_SERVICE}-${role}" "$@" ;;
   *) exec "$@" ;;
 esac
 SH
 # The numeric uid lets Kubernetes verify runAsNonRoot.
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 50052 50053 50054 9100
+EXPOSE 50051 50052 50053 50054 9100 8080 4317
 ENTRYPOINT ["/usr/local/bin/refnet-entrypoint"]
 CMD ["api"]

@@ -17,6 +17,10 @@ Outputs (never edit them by hand; tests/k8s fails when they drift):
         reads topic T   -> topic T (literal): Describe, Read
         reads anything  -> group <process> (literal): Read   (the consumer group id is the process
                            name: "<svc>-worker" for workers, see refnet_platform.consumer)
+      and one for the operations console (OPS_CONSOLE in the registry), which reads no records:
+        every topic      -> Describe (sizes, offsets)
+        replayable topic -> Write (a dead letter goes back, unchanged, to the topic it came from)
+        every reader     -> group <reader> (literal): Describe (committed offsets, members: lag)
       No IdempotentWrite on the cluster: since Kafka 2.8 (KAFKA-10619) an idempotent producer is
       authorised by Write on any topic, which every writer has. No Create: topics come from
       KafkaTopics only (auto-create is off).
@@ -41,10 +45,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 try:
-    from refnet_platform.topics import DAY_MS, TOPICS, Topic
+    from refnet_platform.topics import DAY_MS, OPS_CONSOLE, TOPICS, Topic, replayable
 except ImportError:  # running from a checkout without `pip install -e libs/platform`
     sys.path.insert(0, str(ROOT / "libs" / "platform" / "src"))
-    from refnet_platform.topics import DAY_MS, TOPICS, Topic
+    from refnet_platform.topics import DAY_MS, OPS_CONSOLE, TOPICS, Topic, replayable
 
 KAFKA_CLUSTER = "refnet-kafka"  # the Kafka CR in deploy/k8s/components/kafka-strimzi/kafka.yaml
 API_VERSION = "kafka.strimzi.io/v1"
@@ -66,8 +70,8 @@ def lane(t: Topic) -> str:
 
 
 def processes(topics: Iterable[Topic] = TOPICS) -> list[str]:
-    """Every process the registry names, as writer or reader."""
-    names: set[str] = set()
+    """Every process the registry names: writers, readers and the operations console."""
+    names: set[str] = {OPS_CONSOLE}
     for t in topics:
         names.add(t.writer)
         names.update(t.readers)
@@ -103,21 +107,26 @@ def kafka_topic(t: Topic) -> dict[str, Any]:
 
 
 def acls(process: str, topics: Iterable[Topic] = TOPICS) -> list[dict[str, Any]]:
+    topics = tuple(topics)
     ops: dict[str, set[str]] = {}
-    reads_any = False
+    groups: dict[str, set[str]] = {}
     for t in topics:
         if t.writer == process:
             ops.setdefault(t.name, set()).update({"Describe", "Write"})
         if process in t.readers:
             ops.setdefault(t.name, set()).update({"Describe", "Read"})
-            reads_any = True
-    rules = [
-        {"resource": {"type": "topic", "name": name, "patternType": "literal"}, "operations": sorted(o)}
-        for name, o in sorted(ops.items())
+            groups.setdefault(process, set()).add("Read")
+    if process == OPS_CONSOLE:
+        for t in topics:
+            ops.setdefault(t.name, set()).add("Describe")
+            groups.update({reader: {"Describe"} for reader in t.readers})
+        for t in replayable(topics):
+            ops[t.name].add("Write")
+    return [
+        {"resource": {"type": kind, "name": name, "patternType": "literal"}, "operations": sorted(o)}
+        for kind, granted in (("topic", ops), ("group", groups))
+        for name, o in sorted(granted.items())
     ]
-    if reads_any:
-        rules.append({"resource": {"type": "group", "name": process, "patternType": "literal"}, "operations": ["Read"]})
-    return rules
 
 
 def kafka_user(process: str, topics: Iterable[Topic] = TOPICS) -> dict[str, Any]:
@@ -170,7 +179,7 @@ def render(topics: Iterable[Topic] = TOPICS, deployed: Iterable[str] | None = No
     topics = tuple(topics)
     services = set(deployed_services() if deployed is None else deployed)
     # Autoscaler bounds for the workers deploy/k8s runs; a registry process whose service is not
-    # deployed yet (ops) still gets its KafkaUser, ready for when it is.
+    # deployed still gets its KafkaUser, ready for when it is.
     workers = [
         p
         for p in processes(topics)

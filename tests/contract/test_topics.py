@@ -53,7 +53,7 @@ def test_every_urgent_lane_mirrors_its_stream() -> None:
             assert (twin.message_types, twin.key, twin.writer) == (topic.message_types, topic.key, topic.writer)
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "ops"])
 def test_each_worker_subscribes_to_what_the_registry_says_it_reads(service: str) -> None:
     worker = importlib.import_module(f"{service}.entrypoints.worker")
     assert sorted(worker.TOPICS) == sorted(t.name for t in read_by(f"{service}-worker") if not t.dead_letter)

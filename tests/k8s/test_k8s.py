@@ -18,16 +18,18 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from refnet_platform.topics import TOPICS
+from refnet_platform.topics import OPS_CONSOLE, TOPICS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -35,7 +37,13 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
 # The oldest Kubernetes minor refnet supports and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.31.0", "1.37.0")
+# The services with a gRPC API (the api role), by its port.
 SERVICES = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054}
+# ops has none: its console (HTTP) and trace receiver (OTLP gRPC) run instead of an api and a relay.
+OPS_ROLES = ("console", "collector", "worker")
+CONSOLE_PORT = 8080
+OTLP_PORT = 4317
+DEPLOYED = (*SERVICES, "ops")
 METRICS_PORT = 9100
 PHASES = ("platform", "migrate", "app")
 NPM_DIR = ROOT / ".cache" / "npm" / "strimzi-schemas"
@@ -109,7 +117,7 @@ def selects(selector: Obj | None, labels: dict[str, str]) -> bool:
 
 
 def registry_processes() -> set[str]:
-    names: set[str] = set()
+    names: set[str] = {OPS_CONSOLE}
     for t in TOPICS:
         names.add(t.writer)
         names.update(t.readers)
@@ -136,6 +144,27 @@ def referenced_secrets(objs: Iterable[Obj]) -> set[str]:
 
 def is_strimzi_overlay(objs: list[Obj]) -> bool:
     return any(o["apiVersion"].startswith("kafka.strimzi.io/") for o in objs)
+
+
+def repository_services() -> set[str]:
+    return {p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()}
+
+
+def service_processes(objs: Iterable[Obj]) -> Iterator[tuple[str, Obj, Obj]]:
+    """(service, workload, pod template) for every Deployment and Job of a refnet service."""
+    for workload, tpl in pod_templates(objs):
+        service = tpl["metadata"]["labels"].get("app.kubernetes.io/name")
+        if service in repository_services():
+            yield service, workload, tpl
+
+
+def granted(user: Obj) -> set[tuple[str, str, str]]:
+    """A KafkaUser's ACLs as (resource type, resource name, operation)."""
+    return {
+        (acl["resource"]["type"], acl["resource"]["name"], op)
+        for acl in user["spec"]["authorization"]["acls"]
+        for op in acl["operations"]
+    }
 
 
 # --------------------------------------------------------------------------------------- fixtures
@@ -405,17 +434,15 @@ def test_kafka_user_acls_are_exactly_what_the_registry_allows(rendered: dict[str
         return
     users = by_name(objs, "KafkaUser")
     assert set(users) == registry_processes()
+    dead_lettering = {t.writer for t in TOPICS if t.dead_letter}
     for process, user in users.items():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA_CLUSTER
         assert user["spec"]["authentication"] == {"type": "tls"}
         assert user["spec"]["authorization"]["type"] == "simple"
-        granted = set()
         for acl in user["spec"]["authorization"]["acls"]:
-            res = acl["resource"]
-            assert res.get("patternType", "literal") == "literal", f"{process}: no prefix or wildcard ACLs"
+            assert acl["resource"].get("patternType", "literal") == "literal", f"{process}: no prefix or wildcard ACLs"
             assert acl.get("type", "allow") == "allow"
             assert acl.get("host", "*") == "*"
-            granted |= {(res["type"], res["name"], op) for op in acl["operations"]}
         # Derived here independently of scripts/gen_k8s_kafka.py.
         expected = set()
         for t in TOPICS:
@@ -423,7 +450,36 @@ def test_kafka_user_acls_are_exactly_what_the_registry_allows(rendered: dict[str
                 expected |= {("topic", t.name, "Write"), ("topic", t.name, "Describe")}
             if process in t.readers:
                 expected |= {("topic", t.name, "Read"), ("topic", t.name, "Describe"), ("group", process, "Read")}
-        assert granted == expected, f"{process}: extra {granted - expected}, missing {expected - granted}"
+            if process == OPS_CONSOLE:  # sizes and lag of everything; a dead letter goes back where it came from
+                expected |= {("topic", t.name, "Describe")} | {("group", r, "Describe") for r in t.readers}
+                if not t.dead_letter and dead_lettering & set(t.readers):
+                    expected.add(("topic", t.name, "Write"))
+        got = granted(user)
+        assert got == expected, f"{process}: extra {got - expected}, missing {expected - got}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ops_kafka_users_allow_what_ops_does_and_nothing_more(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Checked against ops' own code: what its worker subscribes to and reads by position, and which
+    topics the console's replay accepts."""
+    from ops.adapters.kafka import DLQ_TOPICS
+    from ops.entrypoints.worker import TOPICS as WORKER_TOPICS
+
+    users = by_name(rendered[overlay], "KafkaUser")
+    if not users:
+        return
+    worker = granted(users["ops-worker"])
+    assert {n for k, n, op in worker if (k, op) == ("topic", "Read")} == set(WORKER_TOPICS) | set(DLQ_TOPICS)
+    # Its own dead letters are its only write.
+    assert {(k, n) for k, n, op in worker if op == "Write"} == {("topic", "ops.dlq.v1")}
+    assert {(n, op) for k, n, op in worker if k == "group"} == {("ops-worker", "Read")}
+    console = granted(users["ops-console"])
+    assert not [g for g in console if g[2] == "Read"], "the console reads no records"
+    # The replay refuses dead-letter topics and topics outside the registry, and accepts the rest.
+    assert {n for k, n, op in console if op == "Write"} == {t.name for t in TOPICS if not t.dead_letter}
+    assert {n for k, n, op in console if (k, op) == ("topic", "Describe")} == {t.name for t in TOPICS}
+    assert {op for k, n, op in console if k == "group"} == {"Describe"}
+    assert {n for k, n, op in console if k == "group"} >= {"ops-worker", *(f"{s}-worker" for s in SERVICES)}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -469,10 +525,10 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
         for n, d in deployments.items()
         if d["spec"]["template"]["metadata"]["labels"].get("refnet.vn/kafka-client") == "true"
     }
-    # Every deployed worker and relay, any api the registry names as a reader, and only those, is a Kafka
-    # client, and each is in the registry.
+    # Every deployed worker and relay, any api the registry names as a reader, the operations console,
+    # and only those, is a Kafka client, and each is in the registry.
     reading_apis = {n for n in deployments if n.endswith("-api") and n in registry_processes()}
-    assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))} | reading_apis
+    assert clients == {n for n in deployments if n.endswith(("-worker", "-relay"))} | reading_apis | {OPS_CONSOLE}
     assert clients <= registry_processes(), f"not in the topic registry: {clients - registry_processes()}"
     assert {p for p in registry_processes() if p.split("-")[0] in SERVICES} <= clients
     users = by_name(objs, "KafkaUser")
@@ -493,7 +549,7 @@ def test_kafka_clients_connect_with_their_own_certificate(rendered: dict[str, li
     assert data["KAFKA_SSL_CERTFILE"].startswith("/etc/refnet/kafka/user/")
     assert data["KAFKA_SSL_CAFILE"].startswith("/etc/refnet/kafka/ca/")
     for name, d in deployments.items():
-        if name.endswith("-api") and name not in reading_apis:
+        if name not in clients:
             spec = d["spec"]["template"]["spec"]
             assert not {"kafka-user", "kafka-ca"} & {v["name"] for v in spec.get("volumes", [])}, name
 
@@ -512,7 +568,7 @@ def test_worker_autoscaling_never_passes_the_partition_count(rendered: dict[str,
     objs = rendered[overlay]
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in kind(objs, "HorizontalPodAutoscaler")}
     workers = [n for n in by_name(objs, "Deployment") if n.endswith("-worker")]
-    assert len(workers) == len(SERVICES)
+    assert len(workers) == len(DEPLOYED)
     for worker in workers:
         hpa = hpas[worker]["spec"]
         assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"] <= worker_bound(worker), worker
@@ -533,7 +589,7 @@ def test_relays_run_exactly_one_replica(rendered: dict[str, list[Obj]], overlay:
         assert name not in targets, f"{name} must not autoscale"
         labels = relay["spec"]["template"]["metadata"]["labels"]
         assert not [p for p in kind(objs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
-    assert "Exactly ONE replica" in (K8S / "base/service-template/relay.yaml").read_text()
+    assert "Exactly ONE replica" in (K8S / "base/service-template/relay/relay.yaml").read_text()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -613,6 +669,73 @@ def test_processes_listen_and_are_probed_where_the_code_expects(rendered: dict[s
         assert f"{prefix}_ALLOW_PLAINTEXT" not in env
         [sp] = services[f"{svc}-api"]["spec"]["ports"]
         assert (sp["port"], sp["targetPort"]) == (port, "grpc")
+    # ops: the console serves its pages, API and side door on one HTTP port; the trace receiver takes
+    # OTLP on its gRPC port; the worker and the receiver have the side door on the metrics port.
+    for role in OPS_ROLES:
+        [c] = deployments[f"ops-{role}"]["spec"]["template"]["spec"]["containers"]
+        env = env_of(c)
+        assert c["args"] == [role]
+        assert not [k for k in env if k.startswith("SERVICE_")]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        if role == "console":
+            assert ports == {"http": CONSOLE_PORT}
+            assert (env["OPS_CONSOLE_HOST"]["value"], env["OPS_CONSOLE_PORT"]["value"]) == (
+                "0.0.0.0",
+                str(CONSOLE_PORT),
+            )
+            door = "http"
+        else:
+            assert ports == {"metrics": METRICS_PORT, **({"otlp-grpc": OTLP_PORT} if role == "collector" else {})}
+            assert (env["OPS_METRICS_HOST"]["value"], env["OPS_METRICS_PORT"]["value"]) == (
+                "0.0.0.0",
+                str(METRICS_PORT),
+            )
+            door = "metrics"
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": door}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": door}
+        assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": door}
+    [c] = deployments["ops-collector"]["spec"]["template"]["spec"]["containers"]
+    env = env_of(c)
+    assert (env["OPS_OTLP_HOST"]["value"], env["OPS_OTLP_PORT"]["value"]) == ("0.0.0.0", str(OTLP_PORT))
+    for name, port, target in (("ops-console", CONSOLE_PORT, "http"), ("ops-collector", OTLP_PORT, "otlp-grpc")):
+        [sp] = services[name]["spec"]["ports"]
+        assert (sp["port"], sp["targetPort"]) == (port, target)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_process_listens_where_its_ports_and_probes_point(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """The ports as the service's own code reads them from the pod's env: its Settings for the gRPC API,
+    the console and the trace receiver, refnet_platform.health_http for the side door."""
+    from refnet_platform.health_http import metrics_port
+
+    objs = rendered[overlay]
+    configmaps = by_name(objs, "ConfigMap")
+    listens = {
+        "api": ("grpc", "grpc_host", "grpc_port"),
+        "console": ("http", "console_host", "console_port"),
+        "collector": ("otlp-grpc", "otlp_host", "otlp_port"),
+    }
+    for service, workload, tpl in service_processes(objs):
+        if workload["kind"] != "Deployment":
+            continue
+        [c] = tpl["spec"]["containers"]
+        role = c["args"][0]
+        env = {
+            k: v for src in c.get("envFrom", []) for k, v in configmaps[src["configMapRef"]["name"]]["data"].items()
+        } | {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        probed = {c[probe]["httpGet"]["port"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
+        assert len(probed) == 1 and probed <= set(ports), f"{workload['metadata']['name']}: probes on {probed}"
+        with mock.patch.dict(os.environ, env, clear=True):
+            settings = importlib.import_module(f"{service}.config").Settings()
+            if role in listens:
+                name, host, port = listens[role]
+                assert (getattr(settings, host), getattr(settings, port)) == ("0.0.0.0", ports[name]), role
+            if "metrics" in ports:
+                assert metrics_port(service, role) == ports["metrics"], workload["metadata"]["name"]
+                assert env[f"{service.upper()}_METRICS_HOST"] == "0.0.0.0"
+            else:  # the console's own port serves its /metrics, /healthz and /readyz
+                assert probed == {"http"} and role == "console"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -688,10 +811,20 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             for port in rule.get("ports", [])
         }
 
+    def ingress_peers(labels: dict[str, str], port: int) -> list[Obj]:
+        return [
+            peer
+            for p in policies
+            if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)
+            for rule in policy_rules(p, "ingress")
+            if port in {q["port"] for q in rule.get("ports", [])}
+            for peer in rule.get("from", [{}])
+        ]
+
     for where, labels in pods.items():
         out = egress_ports(labels)
         assert 53 in out, f"{where}: no DNS"
-        if labels.get("app.kubernetes.io/component") in ("api", "worker", "relay", "migrate"):
+        if labels.get("app.kubernetes.io/component") in ("api", "worker", "relay", "migrate", "console"):
             assert 4317 in out, f"{where}: cannot reach the collector"
         if labels.get("refnet.vn/db-client") == "true":
             assert 5432 in out, f"{where}: cannot reach PostgreSQL"
@@ -711,8 +844,26 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             assert ingress_ports(labels) == {METRICS_PORT}, where
         elif component == "migrate":
             assert ingress_ports(labels) == set(), where
+        elif service == "ops" and component == "console":
+            # Operators through their authenticating proxy's namespace, and Prometheus; nobody else.
+            assert ingress_ports(labels) == {CONSOLE_PORT}, where
+            assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, CONSOLE_PORT)} == {
+                json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
+                for match in ({"refnet.vn/operator-gateway": "true"}, {"kubernetes.io/metadata.name": "monitoring"})
+            }, where
+            assert out == {53, 4317, 5432, 9093}, f"{where}: calls no gRPC API, scrapes nothing"
+        elif service == "ops" and component == "collector":
+            # Spans from the OpenTelemetry Collector only; its own go nowhere.
+            assert ingress_ports(labels) == {OTLP_PORT, METRICS_PORT}, where
+            assert ingress_peers(labels, OTLP_PORT) == [
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "otel-collector"}}}
+            ]
+            assert out == {53, 5432}, where
+    # The OpenTelemetry Collector may reach ops' trace receiver.
+    [collector] = [labels for where, labels in pods.items() if where == "Deployment/otel-collector"]
+    assert OTLP_PORT in egress_ports(collector)
     # Every policy's pod selector matches pods we deploy or pods an operator we use makes, or
-    # is the callers' side of a gRPC API (refnet.vn/calls-<svc>), waiting for callers such as ops.
+    # is the callers' side of a gRPC API (refnet.vn/calls-<svc>) that only outside callers use today.
     operator_labels = ("strimzi.io/cluster", "cnpg.io/cluster")
     for p in policies:
         sel = p["spec"]["podSelector"]
@@ -800,9 +951,14 @@ def test_the_collector_receives_otlp_and_exports_to_the_configured_backend(
     for name, pipeline in config["service"]["pipelines"].items():
         for part in ("receivers", "processors", "exporters"):
             assert set(pipeline[part]) <= set(config[part]), f"{name} {part}"
-    [exporter] = config["exporters"].values()
-    assert exporter["endpoint"] == "${env:OTEL_BACKEND_ENDPOINT}"
+    backend, ops = config["exporters"].values()
+    assert backend["endpoint"] == "${env:OTEL_BACKEND_ENDPOINT}"
     assert cms["otel-backend"]["data"]["OTEL_BACKEND_ENDPOINT"]
+    # Traces go to ops' trace receiver too, for the console's trace view.
+    assert ops["endpoint"] == f"ops-collector:{OTLP_PORT}" and ops["tls"] == {"insecure": True}
+    assert set(config["exporters"]) <= set(config["service"]["pipelines"]["traces"]["exporters"])
+    [receiver] = by_name(objs, "Service")["ops-collector"]["spec"]["ports"]
+    assert receiver["port"] == OTLP_PORT
     assert cms["refnet-config"]["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317"
     collector = by_name(objs, "Service")["otel-collector"]
     assert 4317 in {p["port"] for p in collector["spec"]["ports"]}
@@ -819,12 +975,16 @@ def test_each_service_migrates_in_a_job(rendered: dict[str, list[Obj]], overlay:
     objs = rendered[overlay]
     jobs = by_name(objs, "Job")
     deployments = by_name(objs, "Deployment")
-    for svc in SERVICES:
+    for svc in DEPLOYED:
         job = jobs[f"{svc}-migrate"]
         spec = job["spec"]["template"]["spec"]
         [c] = spec["containers"]
-        assert c["args"] == ["api", "--migrate-only"]
-        assert c["image"] == deployments[f"{svc}-api"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        # ops has no api: its console migrates, as itself.
+        runs = "api" if svc in SERVICES else "console"
+        assert c["args"] == [runs, "--migrate-only"]
+        migrator = deployments[f"{svc}-{runs}"]["spec"]["template"]["spec"]
+        assert c["image"] == migrator["containers"][0]["image"]
+        assert spec["serviceAccountName"] == migrator["serviceAccountName"]
         assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
         assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
 
@@ -861,7 +1021,7 @@ def test_images_are_pinned_and_per_service(rendered: dict[str, list[Obj]], overl
             assert not image.endswith(":latest"), image
             name = workload["metadata"]["name"]
             service = name.split("-")[0]
-            if service in SERVICES:
+            if service in DEPLOYED:
                 assert image.split(":")[0].split("@")[0].endswith(f"refnet/{service}"), f"{name}: {image}"
 
 
@@ -878,7 +1038,7 @@ def test_one_dockerfile_builds_every_service_image() -> None:
     assert not list((ROOT / "services").glob("*/Dockerfile"))
     makefile = (ROOT / "Makefile").read_text()
     assert "--build-arg SERVICE=$$svc" in makefile
-    assert all(svc in makefile.split("IMAGE_SERVICES :=")[1].splitlines()[0] for svc in SERVICES)
+    assert set(makefile.split("IMAGE_SERVICES :=")[1].splitlines()[0].split()) == repository_services()
 
 
 def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
@@ -895,7 +1055,7 @@ def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
     [user] = re.findall(r"^USER (\d+):(\d+)$", runtime, flags=re.M)
     assert int(user[0]) != 0
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/refnet-entrypoint"\]$', runtime, flags=re.M)
-    pod_user = (K8S / "base/service-template/process-defaults.yaml").read_text()
+    pod_user = (K8S / "base/service-template/defaults/process-defaults.yaml").read_text()
     assert f"runAsUser: {user[0]}" in pod_user
     ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     rules = [line for line in ignore if line and not line.startswith("#")]
@@ -909,30 +1069,102 @@ def test_the_dockerfile_builds_small_and_runs_unprivileged() -> None:
     assert "proto/gen/" in ignore and "**/__pycache__/" in ignore
 
 
-def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
-    text = dockerfile()
-    script = re.search(r"<<'SH' /usr/local/bin/refnet-entrypoint\n(.*?)\nSH\n", text, flags=re.S)
+def entrypoint_script() -> str:
+    script = re.search(r"<<'SH' /usr/local/bin/refnet-entrypoint\n(.*?)\nSH\n", dockerfile(), flags=re.S)
     assert script
+    return script.group(1) + "\n"
+
+
+def entrypoint_roles() -> set[str]:
+    """The commands the image's entrypoint runs as "$REFNET_SERVICE-<role>"."""
+    found = re.search(r"^  ([a-z|]+)\) \[", entrypoint_script(), flags=re.M)
+    assert found
+    return set(found.group(1).split("|"))
+
+
+def console_scripts(service: str) -> set[str]:
+    return set(tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())["project"]["scripts"])
+
+
+def run_entrypoint(tmp_path: Path, service: str, *args: str) -> str:
+    """What the image's entrypoint runs, with every console script the service's image has faked."""
     entry = tmp_path / "refnet-entrypoint"
-    entry.write_text(script.group(1) + "\n")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for cmd in ("intake-api", "intake-worker", "intake-relay", "refnet-topics"):
+    entry.write_text(entrypoint_script())
+    bindir = tmp_path / f"bin-{service}"
+    bindir.mkdir(exist_ok=True)
+    for cmd in console_scripts(service) | {"refnet-topics"}:
         fake = bindir / cmd
         fake.write_text(f'#!/bin/sh\necho {cmd} "$@"\n')
         fake.chmod(0o755)
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "REFNET_SERVICE": "intake"}
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "REFNET_SERVICE": service}
+    proc = subprocess.run(["sh", str(entry), *args], env=env, capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
 
-    def run(*args: str) -> str:
-        proc = subprocess.run(["sh", str(entry), *args], env=env, capture_output=True, text=True, timeout=10)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip()
 
-    assert run() == "intake-api"
-    assert run("api", "--migrate-only") == "intake-api --migrate-only"
-    assert run("worker") == "intake-worker"
-    assert run("relay") == "intake-relay"
-    assert run("refnet-topics", "--list") == "refnet-topics --list"
+def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
+    assert run_entrypoint(tmp_path, "intake") == "intake-api"
+    assert run_entrypoint(tmp_path, "intake", "api", "--migrate-only") == "intake-api --migrate-only"
+    assert run_entrypoint(tmp_path, "intake", "worker") == "intake-worker"
+    assert run_entrypoint(tmp_path, "intake", "relay") == "intake-relay"
+    assert run_entrypoint(tmp_path, "intake", "refnet-topics", "--list") == "refnet-topics --list"
+    assert run_entrypoint(tmp_path, "ops", "console", "--migrate-only") == "ops-console --migrate-only"
+    assert run_entrypoint(tmp_path, "ops", "collector") == "ops-collector"
+    assert run_entrypoint(tmp_path, "ops", "refnet", "status") == "refnet status"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_runs_each_of_its_processes_once(
+    rendered: dict[str, list[Obj]], overlay: str, tmp_path: Path
+) -> None:
+    """Every service of the repository is deployed, and each Deployment (and Job) runs, through the
+    image's entrypoint, a console script of its own service; each process the image can run is a
+    Deployment named after it."""
+    objs = rendered[overlay]
+    deployed: dict[str, set[str]] = {s: set() for s in repository_services()}
+    for service, workload, tpl in service_processes(objs):
+        [c] = tpl["spec"]["containers"]
+        program = run_entrypoint(tmp_path, service, *c["args"]).split()[0]
+        name = workload["metadata"]["name"]
+        assert program in console_scripts(service), f"{name} runs {program}, not a program of {service}"
+        if workload["kind"] == "Deployment":
+            assert name == program
+            deployed[service].add(name)
+    for service, names in deployed.items():
+        runnable = {s for s in console_scripts(service) if s.removeprefix(f"{service}-") in entrypoint_roles()}
+        assert names == runnable, f"{service}: deployed {sorted(names)}, its processes {sorted(runnable)}"
+    # What the image build checks it installed is what runs.
+    build: dict[str, str] = dict(re.findall(r'(\w+|\*)\) roles="([^"]+)"', dockerfile()))
+    for service, names in deployed.items():
+        roles = {n.removeprefix(f"{service}-") for n in names}
+        assert set(build.get(service, build["*"]).split()) == roles, service
+    base = (K8S / "base" / "kustomization.yaml").read_text()
+    assert not re.search(r"^#\s*- services/", base, flags=re.M), "a service is commented out of base/"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_process_has_its_own_identity_and_an_ingress_policy(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    accounts = by_name(objs, "ServiceAccount")
+    policies = [p for p in kind(objs, "NetworkPolicy") if "Ingress" in p["spec"]["policyTypes"]]
+    deployments = by_name(objs, "Deployment")
+    for service, workload, tpl in service_processes(objs):
+        name, spec = workload["metadata"]["name"], tpl["spec"]
+        account = accounts[spec["serviceAccountName"]]
+        assert account["automountServiceAccountToken"] is False
+        if workload["kind"] == "Deployment":
+            assert spec["serviceAccountName"] == name, f"{name} runs as {spec['serviceAccountName']}"
+            # Beyond the namespace's deny-all: a policy names this process and what may reach it.
+            labels = tpl["metadata"]["labels"]
+            assert [
+                p
+                for p in policies
+                if p["spec"]["podSelector"] and p["spec"].get("ingress") and selects(p["spec"]["podSelector"], labels)
+            ], f"{name}: no NetworkPolicy admits anything to it"
+        else:  # a migration Job runs as one of its service's processes
+            assert spec["serviceAccountName"] in deployments
+            assert spec["serviceAccountName"].split("-")[0] == service
+    assert {n for n in accounts if n != "default"} <= set(deployments), "a ServiceAccount nothing runs as"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

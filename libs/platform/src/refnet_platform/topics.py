@@ -6,6 +6,7 @@ KafkaUser ACLs under deploy/k8s are generated from it, and contract tests check 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -102,6 +103,11 @@ TOPICS: tuple[Topic, ...] = (
 
 BY_NAME: dict[str, Topic] = {t.name: t for t in TOPICS}
 
+# The operations console is the one Kafka client beyond the writers and readers above: it describes
+# every topic and every reader's consumer group (sizes, lag), and replays a dead letter, unchanged, to
+# the topic it came from (see replayable). Each topic's writer of record stays the one above.
+OPS_CONSOLE = "ops-console"
+
 
 def topic(name: str) -> Topic:
     try:
@@ -127,3 +133,10 @@ def written_by(process: str) -> tuple[Topic, ...]:
 
 def dead_letter_topic(service: str) -> str:
     return topic(f"{service}.dlq.v1").name
+
+
+def replayable(topics: Iterable[Topic] = TOPICS) -> tuple[Topic, ...]:
+    """Where a dead letter can go back to (the console writes there): the topics a dead-lettering consumer reads."""
+    topics = tuple(topics)
+    dead_lettering = {t.writer for t in topics if t.dead_letter}
+    return tuple(t for t in topics if not t.dead_letter and dead_lettering & set(t.readers))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from refnet_geo import VIETNAM_TZ
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
 from refnet_platform.vocabulary import POOLS_FOR, RiskLevel, ServiceType, Sex, TargetGroup
+
+F = TypeVar("F")  # a bed pool's figure: free beds, or (free, capacity)
 
 
 class Status(StrEnum):
@@ -245,8 +248,12 @@ class Provider:
     def free_beds(self, survivor: Survivor, free: Mapping[tuple[str, TargetGroup], int]) -> int | None:
         """Free beds in the pools she could be placed in (`free`: by shelter id and pool); None when no
         figure of those pools is known."""
-        known = [free[key] for g in self.bed_pools(survivor) if (key := (self.shelter_id, g)) in free]
+        known = self.known_pools(self.bed_pools(survivor), free)
         return sum(known) if known else None
+
+    def known_pools(self, groups: Iterable[TargetGroup], figures: Mapping[tuple[str, TargetGroup], F]) -> list[F]:
+        """This shelter's figures for those of `groups` that have one (`figures`: by shelter id and pool)."""
+        return [figures[key] for g in groups if (key := (self.shelter_id, g)) in figures]
 
     def is_open(self, when: datetime) -> bool | None:
         """True or False when the hours are known; None when the directory does not say."""

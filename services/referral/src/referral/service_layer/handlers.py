@@ -753,7 +753,7 @@ def _entries(work: ReferralUnitOfWork, providers: list[Provider], now: datetime,
         free, capacity = None, None
         if p.is_shelter:
             groups = p.bed_pools(survivor) if survivor else (p.target_groups or tuple(TargetGroup))
-            known = [figures[p.shelter_id, g] for g in groups if (p.shelter_id, g) in figures]
+            known = p.known_pools(groups, figures)
             free, capacity = ((sum(f for f, _ in known), sum(c for _, c in known)) if known
                               else (None, p.beds_capacity))
         out.append(DirectoryEntry(p, open_now=p.is_open(now) is True, beds_free=free, beds_capacity=capacity))

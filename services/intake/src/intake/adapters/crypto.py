@@ -134,6 +134,9 @@ class Vault:
         return Contact(**data, safe_times=times), narrative
 
 
+_NO_MASTER_KEY = "this process holds no master key: only intake-api reads or writes personal data"
+
+
 class NoMasterKey(Vault):
     """The vault of a process that never reads or writes personal data (intake-worker only records referral
     progress): it holds no master key (on Kubernetes only intake-api mounts it), and any use fails here."""
@@ -143,7 +146,7 @@ class NoMasterKey(Vault):
         self._keys = {}
 
     def wrap(self, case_id: str, case_key: bytes) -> tuple[str, bytes]:
-        raise MasterKeyError("this process holds no master key: only intake-api reads or writes personal data")
+        raise MasterKeyError(_NO_MASTER_KEY)
 
     def unwrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> bytes:
-        raise MasterKeyError("this process holds no master key: only intake-api reads or writes personal data")
+        raise MasterKeyError(_NO_MASTER_KEY)

@@ -58,15 +58,21 @@ def serve_health(settings: ServiceSettings, role: str, engine: Engine, uses_kafk
     return HealthServer(host, metrics_port(settings.service_name, role), checks, stall_s=stall_s).start()
 
 
+def migrate_only_requested(description: str) -> bool:
+    """The command line of a process that also applies the migrations for Kubernetes' migration Job:
+    `--migrate-only` applies them and exits."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--migrate-only", action="store_true", help="apply database migrations and exit")
+    return bool(parser.parse_args().migrate_only)
+
+
 def run_api(settings: ServiceSettings, migrations: Path,
             register: Callable[[Engine, grpc.aio.Server], Sequence[str]]) -> None:
-    parser = argparse.ArgumentParser(description=f"refnet {settings.service_name} gRPC API")
-    parser.add_argument("--migrate-only", action="store_true", help="apply database migrations and exit")
-    args = parser.parse_args()
+    migrate_only = migrate_only_requested(f"refnet {settings.service_name} gRPC API")
     shutdown = _start(settings, "api")
     try:
         engine = open_database(settings, migrations)
-        if args.migrate_only:
+        if migrate_only:
             log.info("migrations applied")
             return
         health = serve_health(settings, "api", engine, uses_kafka=False)

@@ -8,7 +8,6 @@ It serves its own /metrics (with beds free and overdue referrals per province), 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -44,7 +43,7 @@ from ops.domain.report import IndicatorReport, Period
 from refnet_platform.bus import MessageBus
 from refnet_platform.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
 from refnet_platform.health_http import database_check, kafka_check
-from refnet_platform.runtime import open_database
+from refnet_platform.runtime import migrate_only_requested, open_database
 from refnet_platform.telemetry import setup_logging
 from refnet_platform.topics import TOPICS
 
@@ -488,14 +487,12 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="refnet operations console")
     # Kubernetes runs the migration as a Job before any pod of a release starts (deploy/k8s/apply.sh).
-    parser.add_argument("--migrate-only", action="store_true", help="apply database migrations and exit")
-    args = parser.parse_args()
+    migrate_only = migrate_only_requested("refnet operations console")
     settings = Settings()
     setup_logging("ops-console", settings.log_level)
     engine = open_database(settings, MIGRATIONS)
-    if args.migrate_only:
+    if migrate_only:
         log.info("migrations applied")
         return
     bus = bootstrap(settings, engine)

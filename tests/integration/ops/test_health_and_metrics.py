@@ -1,4 +1,5 @@
-"""Every process's HTTP side door (/metrics, /healthz, /readyz) and the gRPC metrics interceptor."""
+"""Every process's HTTP side door (/metrics, /healthz, /readyz); the gRPC metrics interceptor is tested with the
+platform's other interceptors (tests/integration/platform/test_grpc_server.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.util import free_port
 from refnet_platform import metrics
 from refnet_platform.db import make_engine
-from refnet_platform.grpc_server import DomainErrorInterceptor
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
 
 pytestmark = pytest.mark.integration
@@ -74,26 +72,3 @@ def test_the_metrics_port_comes_from_the_process_or_the_service_variable(monkeyp
     monkeypatch.setenv("INTAKE_WORKER_METRICS_PORT", "9101")
     assert metrics_port("intake", "worker") == 9101
     assert metrics_port("shelter", "relay") == 0
-
-
-async def test_grpc_calls_are_counted_by_method_and_final_status_code() -> None:
-    server = grpc.aio.server(interceptors=[metrics.GrpcMetricsInterceptor(), DomainErrorInterceptor()])
-    servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    method = "/grpc.health.v1.Health/Check"
-    before_ok = metrics.GRPC_REQUESTS.labels(method, "OK")._value.get()
-    before_missing = metrics.GRPC_REQUESTS.labels(method, "NOT_FOUND")._value.get()
-    try:
-        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            await stub.Check(health_pb2.HealthCheckRequest())
-            with pytest.raises(grpc.aio.AioRpcError) as missing:
-                await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
-    finally:
-        await server.stop(None)
-    assert metrics.GRPC_REQUESTS.labels(method, "OK")._value.get() == before_ok + 1
-    assert metrics.GRPC_REQUESTS.labels(method, "NOT_FOUND")._value.get() == before_missing + 1

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from refnet_platform.bus import MessageBus
 from refnet_platform.db import make_engine, migrate
 from refnet_platform.errors import PermissionDenied
-from refnet_platform.identity import Caller, Role
+from refnet_platform.caller import Caller, Role
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.tables import bed_pools, reservations
@@ -96,7 +96,7 @@ from datetime import UTC, datetime, timedelta
 from refnet_platform.db import make_engine
 from refnet_platform.errors import FailedPrecondition
 from refnet_platform.errors import PermissionDenied
-from refnet_platform.identity import Caller, Role
+from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import Settings

@@ -26,7 +26,7 @@ from refnet_platform.bus import MessageBus
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.errors import FailedPrecondition
-from refnet_platform.identity import Caller, Role
+from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 EVENTS = TypeRegistry([referral_events, shelter_events, intake_events])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from refnet_platform.bus import MessageBus
-from refnet_platform.identity import Caller, Role
+from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands
 from shelter.domain.events import CapacityChanged

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from refnet_platform import errors
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.envelope import new_event_id
+from refnet_platform.identity import Authenticator, current_caller
 from refnet_platform.metrics import GrpcMetricsInterceptor
 from refnet_platform.telemetry import trace_id_hex
 
@@ -52,9 +53,25 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
     await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace {trace_id})")
 
 
+# Open to any client holding a certificate of refnet's CA: probes and tooling, no refnet data.
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no stubs
-    """Maps domain errors to status codes, refuses request bytes that are not the method's message,
-    and starts each call's causation chain."""
+    """Resolves the caller before any handler runs, maps domain errors to status codes, refuses
+    request bytes that are not the method's message, and starts each call's causation chain."""
+
+    def __init__(self, authenticator: Authenticator | None = None) -> None:
+        self.authenticator = authenticator or Authenticator(None)
+
+    async def _identify(self, context: grpc.aio.ServicerContext) -> None:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        auth = context.auth_context()
+        if "authorization" in metadata:  # a token's keys may have to be fetched: off the event loop
+            caller = await asyncio.to_thread(self.authenticator.caller, auth, metadata)
+        else:
+            caller = self.authenticator.caller(auth, metadata)
+        current_caller.set(caller)
 
     async def intercept_service(
         self,
@@ -65,12 +82,14 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
         if handler is None:
             return handler
         method = details.method
+        identify = (lambda context: _nothing()) if method.startswith(UNAUTHENTICATED_PREFIXES) else self._identify
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 _start_causation()
                 try:
+                    await identify(context)
                     if request is _MALFORMED:
                         raise _malformed(handler)
                     return await inner(request, context)
@@ -86,6 +105,7 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 _start_causation()
                 try:
+                    await identify(context)
                     if request is _MALFORMED:
                         raise _malformed(handler)
                     async for item in inner_stream(request, context):
@@ -124,6 +144,10 @@ def _malformed(handler: grpc.RpcMethodHandler) -> errors.InvalidArgument:
     return errors.InvalidArgument("request", f"not a valid {name} message")
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _start_causation() -> None:
     request_id = new_event_id()
     current_causation.set(Causation(correlation_id=request_id, causation_id=request_id))
@@ -133,12 +157,13 @@ Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
 async def serve(address: str, register: Registrar, grace_s: float = 5.0,
-                credentials: grpc.ServerCredentials | None = None) -> None:
+                credentials: grpc.ServerCredentials | None = None,
+                authenticator: Authenticator | None = None) -> None:
     """Runs until SIGTERM/SIGINT. `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         # The metrics interceptor sits outside the error mapping, so it counts the final status code.
         interceptors=[aio_server_interceptor(),  # type: ignore[no-untyped-call]
-                      GrpcMetricsInterceptor(), DomainErrorInterceptor()],
+                      GrpcMetricsInterceptor(), DomainErrorInterceptor(authenticator)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),

@@ -1,48 +1,175 @@
-"""Who is calling: mutual TLS, one client certificate per agency, shelter, person or service.
+"""How a caller is established: machines by mutual TLS, people by their identity provider's token.
 
-The certificate's CN is the caller's id (e.g. "qn-police-baichay") and its OU the caller's role.
+A machine's client certificate carries exactly one CN (its id) and one OU (its role, one of
+`MACHINE_ROLES`) and the clientAuth key usage. A person signs in to the identity provider (OIDC);
+a front door (OU=gateway: the web app, the CLI) forwards the person's access token as
+`authorization: Bearer <jwt>` and the call is the person's, never the front door's own. Every api
+verifies the token itself: signature against the issuer's JWKS (cached, refetched for a new key id),
+issuer, audience, expiry with a small clock skew. The caller is resolved before any handler runs.
+
 Plain-text ports exist only where a service is explicitly configured for local development; there
-the caller is read from the `x-refnet-caller` metadata ("role/id") instead.
+the machine is named by the `x-refnet-caller` metadata ("role/id") instead of a certificate.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import grpc
+import jwt
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from refnet_platform.errors import PermissionDenied, Unauthenticated
+from refnet_platform.caller import ALL_PROVINCES, MACHINE_ROLES, PERSON_ROLES, Caller, Role, machine
+from refnet_platform.errors import Unauthenticated
 
 PLAINTEXT_CALLER_HEADER = "x-refnet-caller"
+AUTHORIZATION_HEADER = "authorization"
+# Token claims refnet reads (the realm's protocol mappers put them there): the person's province
+# codes ("*" for all), the agency (provider id) or shelter they work for; the role is a realm role.
+PROVINCES_CLAIM, AGENCY_CLAIM, SHELTER_CLAIM = "provinces", "agency_id", "shelter_id"
 
-
-class Role(StrEnum):
-    OPERATOR = "operator"  # a hotline operator or case worker
-    SUPERVISOR = "supervisor"  # may override, sees escalations
-    AGENCY = "agency"  # a partner agency: police, health, legal aid, counsellors...
-    SHELTER = "shelter"  # a shelter's own staff
-    SERVICE = "service"  # another refnet service
-    OPS = "ops"  # the operations team: flows and ids, never personal data
+current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)
 
 
 @dataclass(frozen=True)
-class Caller:
-    subject_id: str
-    role: Role
+class OidcConfig:
+    issuer: str
+    audience: str = "refnet-api"
+    jwks_url: str | None = None
+    leeway_s: float = 30.0
 
-    def require(self, *roles: Role) -> Caller:
-        if self.role not in roles:
-            raise PermissionDenied(f"this call is not open to the {self.role} role")
-        return self
+
+class TokenVerifier:
+    """Verifies a person's access token and reads who they are and their remit from its claims."""
+
+    ALGORITHMS = ("RS256", "ES256", "PS256")
+
+    def __init__(self, config: OidcConfig) -> None:
+        self.config = config
+        jwks_url = config.jwks_url or f"{config.issuer.rstrip('/')}/protocol/openid-connect/certs"
+        # Keys are cached; a token signed with a key id not in the cache refetches the set (rotation).
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+
+    def person(self, token: str) -> Caller:
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(token, key.key, algorithms=list(self.ALGORITHMS), audience=self.config.audience,
+                                issuer=self.config.issuer, leeway=self.config.leeway_s,
+                                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the access token has expired: sign in again") from None
+        except jwt.PyJWKClientConnectionError:
+            raise Unauthenticated("the identity provider's keys cannot be fetched just now: try again") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the access token is not valid: {exc}") from None
+        return person_from_claims(claims)
+
+
+def person_from_claims(claims: Mapping[str, Any]) -> Caller:
+    roles = {str(r) for r in claims.get("realm_access", {}).get("roles", [])} & set(PERSON_ROLES)
+    if len(roles) != 1:
+        raise Unauthenticated("the access token must carry exactly one refnet role")
+    role = Role(roles.pop())
+    subject = str(claims.get("preferred_username") or claims["sub"])
+    provinces = frozenset(_strings(claims.get(PROVINCES_CLAIM)))
+    organisation = ""
+    if role is Role.AGENCY:
+        organisation = _one(claims, AGENCY_CLAIM)
+    elif role is Role.SHELTER:
+        organisation = _one(claims, SHELTER_CLAIM)
+    elif not provinces:
+        raise Unauthenticated(f"the access token names no province for the {role} role")
+    return Caller(subject, role, organisation_id=organisation, provinces=provinces, person=True)
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _one(claims: Mapping[str, Any], name: str) -> str:
+    values = _strings(claims.get(name))
+    if len(values) != 1:
+        raise Unauthenticated(f"the access token must carry exactly one {name}")
+    return values[0]
+
+
+class Authenticator:
+    """Resolves each call's caller from its transport identity and, for a front door, the person's
+    token. Without an identity provider configured, people cannot sign in and only machines call."""
+
+    def __init__(self, verifier: TokenVerifier | None) -> None:
+        self.verifier = verifier
+
+    def caller(self, auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller:
+        machine_caller = _machine(auth, metadata)
+        header = metadata.get(AUTHORIZATION_HEADER, "")
+        if not header:
+            if machine_caller.role is Role.GATEWAY:
+                raise Unauthenticated("a front door acts only as a signed-in person: send the person's access token")
+            return machine_caller
+        if machine_caller.role is not Role.GATEWAY:
+            raise Unauthenticated(f"only a front door forwards a person's token, not the {machine_caller.role} role")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization: expected 'Bearer <access token>'")
+        if self.verifier is None:
+            raise Unauthenticated("this api has no identity provider configured: people cannot sign in")
+        return self.verifier.person(token.strip())
+
+
+def _machine(auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller:
+    pem = auth.get("x509_pem_cert")
+    if pem:
+        return machine_from_certificate(x509.load_pem_x509_certificate(pem[0]))
+    if auth.get("transport_security_type", [b""])[0] == b"ssl":
+        raise Unauthenticated("a client certificate is required")
+    # Plain text: only reachable when the server was explicitly configured for local development.
+    role, _, subject = metadata.get(PLAINTEXT_CALLER_HEADER, "").partition("/")
+    return _machine_caller(subject, role)
+
+
+def machine_from_certificate(cert: x509.Certificate) -> Caller:
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = x509.ExtendedKeyUsage([])
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise Unauthenticated("the client certificate lacks the clientAuth key usage")
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if len(common_names) != 1 or len(units) != 1:
+        raise Unauthenticated("the client certificate must carry exactly one CN and one OU")
+    return _machine_caller(str(common_names[0].value), str(units[0].value))
+
+
+def _machine_caller(subject_id: str, role: str) -> Caller:
+    if not subject_id or role not in Role.__members__.values():
+        raise Unauthenticated("the caller has no refnet identity")
+    if Role(role) not in MACHINE_ROLES:
+        raise Unauthenticated(f"the {role} role is a person's: sign in through the identity provider")
+    return machine(subject_id, Role(role))
+
+
+def caller_of(context: grpc.aio.ServicerContext) -> Caller:
+    """The caller the server resolved for this call (before any handler ran)."""
+    caller = current_caller.get()
+    if caller is None:
+        raise Unauthenticated("the caller has no refnet identity")
+    return caller
 
 
 def server_credentials(cert_dir: Path) -> grpc.ServerCredentials:
-    """Expects ca.pem, server.pem and server.key in cert_dir; every client must present a certificate."""
+    """Expects ca.pem, server.pem and server.key in cert_dir (never the CA's key); every client must
+    present a certificate signed by that CA."""
     return grpc.ssl_server_credentials(
         [((cert_dir / "server.key").read_bytes(), (cert_dir / "server.pem").read_bytes())],
         root_certificates=(cert_dir / "ca.pem").read_bytes(),
@@ -55,33 +182,13 @@ def channel_credentials(ca: Path, cert: Path, key: Path) -> grpc.ChannelCredenti
                                         certificate_chain=cert.read_bytes())
 
 
-def caller_of(context: grpc.aio.ServicerContext) -> Caller:
-    auth = context.auth_context()
-    pem = auth.get("x509_pem_cert")
-    if pem:
-        cert = x509.load_pem_x509_certificate(pem[0])
-        return _caller(_attribute(cert, NameOID.COMMON_NAME), _attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME))
-    if auth.get("transport_security_type", [b""])[0] == b"ssl":
-        raise Unauthenticated("a client certificate is required")
-    # Plain text: only reachable when the server was explicitly configured for local development.
-    header = dict(context.invocation_metadata() or ()).get(PLAINTEXT_CALLER_HEADER, "")
-    role, _, subject = str(header).partition("/")
-    return _caller(subject, role)
-
-
 def plaintext_metadata(role: Role | str, subject_id: str) -> tuple[tuple[str, str]]:
     return ((PLAINTEXT_CALLER_HEADER, f"{role}/{subject_id}"),)
 
 
-def _caller(subject_id: str, role: str) -> Caller:
-    if not subject_id or role not in Role.__members__.values():
-        raise Unauthenticated("the caller has no refnet identity")
-    return Caller(subject_id, Role(role))
-
-
-def _attribute(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
-    values = cert.subject.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else ""
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    """Call metadata a front door sends to act as the signed-in person."""
+    return ((AUTHORIZATION_HEADER, f"Bearer {token}"),)
 
 
 class ServiceChannel:
@@ -107,3 +214,7 @@ class ServiceChannel:
             if self._channel is not None:
                 self._channel.close()
                 self._channel = None
+
+
+__all__ = ["ALL_PROVINCES", "Authenticator", "Caller", "OidcConfig", "Role", "TokenVerifier", "bearer",
+           "caller_of", "channel_credentials", "current_caller", "machine", "server_credentials"]

@@ -22,7 +22,7 @@ from refnet_platform.db import BatchTransaction, make_engine, migrate
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
-from refnet_platform.identity import server_credentials
+from refnet_platform.identity import Authenticator, OidcConfig, TokenVerifier, server_credentials
 from refnet_platform.metrics import watch_outbox
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.settings import ServiceSettings
@@ -77,11 +77,20 @@ def run_api(settings: ServiceSettings, migrations: Path,
             return
         health = serve_health(settings, "api", engine, uses_kafka=False)
         try:
-            asyncio.run(serve(settings.grpc_address, partial(register, engine), credentials=_credentials(settings)))
+            asyncio.run(serve(settings.grpc_address, partial(register, engine), credentials=_credentials(settings),
+                              authenticator=authenticator(settings)))
         finally:
             health.stop()
     finally:
         shutdown()
+
+
+def authenticator(settings: ServiceSettings) -> Authenticator:
+    if not settings.oidc_issuer:
+        log.warning("no OIDC_ISSUER: people cannot sign in; only machines (mutual TLS) can call")
+        return Authenticator(None)
+    return Authenticator(TokenVerifier(OidcConfig(settings.oidc_issuer, settings.oidc_audience,
+                                                  settings.oidc_jwks_url, settings.oidc_leeway_s)))
 
 
 def _credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:

@@ -1,7 +1,8 @@
 """Settings from the environment. Shared variables have fixed names; a service's own are prefixed.
 
 Shared: KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT, REFNET_DATA_DIR,
-REFNET_LOG_LEVEL. Per service (prefix INTAKE_, REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
+REFNET_LOG_LEVEL; the identity provider people sign in to: OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL,
+OIDC_LEEWAY_S. Per service (prefix INTAKE_, REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     data_dir: Path = Field(Path("var"), validation_alias="REFNET_DATA_DIR")
     log_level: str = Field("INFO", validation_alias="REFNET_LOG_LEVEL")
+
+    # The identity provider (e.g. http://127.0.0.1:8180/realms/refnet); unset, no person can sign in.
+    oidc_issuer: str | None = Field(None, validation_alias="OIDC_ISSUER")
+    oidc_audience: str = Field("refnet-api", validation_alias="OIDC_AUDIENCE")
+    oidc_jwks_url: str | None = Field(None, validation_alias="OIDC_JWKS_URL")
+    oidc_leeway_s: float = Field(30.0, validation_alias="OIDC_LEEWAY_S")
 
     database_url: str | None = None
     # Connections each process keeps to PostgreSQL (a second pool of the same size may overflow).

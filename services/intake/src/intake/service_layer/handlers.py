@@ -48,7 +48,7 @@ from refnet_platform.errors import (
     NotFound,
     PermissionDenied,
 )
-from refnet_platform.identity import Role
+from refnet_platform.caller import Role
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from referral.domain.model import (
 from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
 
 if TYPE_CHECKING:
-    from refnet_platform.identity import Caller
+    from refnet_platform.caller import Caller
 
 # --- from intake's case events -----------------------------------------------------------------
 

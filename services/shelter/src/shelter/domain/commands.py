@@ -8,7 +8,7 @@ from refnet_platform.vocabulary import TargetGroup
 from shelter.domain.model import Accessibility, Shelter
 
 if TYPE_CHECKING:  # the caller is read from the mTLS certificate by the api; the domain only passes it on
-    from refnet_platform.identity import Caller
+    from refnet_platform.caller import Caller
 
 
 # From referral, on shelter.bed-commands.v1.

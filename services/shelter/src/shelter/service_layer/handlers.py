@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import refnet_geo as geo
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from refnet_platform.identity import Caller, Role
+from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import POOLS_FOR, TargetGroup
 from shelter.domain import commands, events
 from shelter.domain.model import (

@@ -13,6 +13,7 @@ import pytest
 # The harness is imported inside the fixtures, so unit tests need neither it nor a JVM.
 if TYPE_CHECKING:
     from refnet_dev.kafka import KafkaBroker
+    from refnet_dev.keycloak import Keycloak
     from refnet_dev.postgres import PostgresCluster
 
 
@@ -30,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("kafka")
         if "postgres_cluster" in fixtures:
             item.add_marker("postgres")
+        if "keycloak" in fixtures:
+            item.add_marker("keycloak")
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +48,19 @@ def kafka_broker() -> Iterator[KafkaBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[Keycloak]:
+    """The identity provider with the development realm, once for the session (about 30 s to start)."""
+    from refnet_dev.keycloak import Keycloak
+
+    idp = Keycloak()
+    try:
+        idp.start()
+        yield idp
+    finally:
+        idp.stop()
 
 
 @pytest.fixture(scope="session")

@@ -222,7 +222,7 @@ def fake_intake(tmp_path: Path) -> Iterator[FakeIntake]:
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     contact_grpc.add_CaseContactServiceServicer_to_server(Servicer(), server)
-    port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+    port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.server_dir))
     server.start()
     fake.address = f"127.0.0.1:{port}"
     try:
@@ -418,7 +418,7 @@ async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
         service.clock[0] = datetime.now(UTC)
         server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
         pb_grpc.add_NotificationsServiceServicer_to_server(NotificationsServicer(service.bus, 0.05), server)
-        port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+        port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.server_dir))
         await server.start()
         try:
             yield Api(service, pki, f"127.0.0.1:{port}")

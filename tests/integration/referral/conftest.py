@@ -110,7 +110,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     fake = FakeIntakeContacts()
     intake = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     contact_grpc.add_CaseContactServiceServicer_to_server(fake, intake)
-    intake_port = intake.add_secure_port("127.0.0.1:0", server_credentials(network.pki.dir))
+    intake_port = intake.add_secure_port("127.0.0.1:0", server_credentials(network.pki.server_dir))
     intake.start()
     env = {**network.env(), "REFERRAL_DATABASE_URL": url, "REFERRAL_INTAKE_ADDRESS": f"127.0.0.1:{intake_port}",
            "REFERRAL_WATCH_POLL_INTERVAL_S": "0.1"}

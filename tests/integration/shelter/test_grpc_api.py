@@ -115,7 +115,7 @@ async def cluster(settings: Settings, engine: Engine, relay: Relay, ids: tuple[s
         for _ in range(2):
             server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
             servicer = add_shelter_service(server, settings, engine)
-            port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.dir))
+            port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.server_dir))
             await server.start()
             replicas.append(Api(server, servicer, f"127.0.0.1:{port}"))
         for api in replicas:  # each replica's feed is on the bed events before the test makes changes

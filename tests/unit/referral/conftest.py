@@ -23,10 +23,10 @@ from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import ALL_PROVINCES, Caller, Role, machine
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.errors import FailedPrecondition
-from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 EVENTS = TypeRegistry([referral_events, shelter_events, intake_events])
@@ -65,11 +65,19 @@ class FakeContacts:
 
 
 def agency(provider_id: str) -> Caller:
-    return Caller(provider_id, Role.AGENCY)
+    """The agency's own system (a machine: its certificate's CN is its provider id)."""
+    return machine(provider_id, Role.AGENCY)
 
 
-OPERATOR = Caller("qn-worker-7", Role.OPERATOR)
-SUPERVISOR = Caller("qn-supervisor-1", Role.SUPERVISOR)
+def person(subject_id: str, role: Role, *provinces: str, organisation_id: str = "") -> Caller:
+    """A signed-in person, as identity resolves one from the access token."""
+    return Caller(subject_id, role, organisation_id=organisation_id, provinces=frozenset(provinces), person=True)
+
+
+# Quảng Ninh's (22) hotline; the national 111 line sees every province.
+OPERATOR = person("qn-worker-7", Role.OPERATOR, "22")
+SUPERVISOR = person("qn-supervisor-1", Role.SUPERVISOR, "22")
+NATIONAL = person("111-worker-1", Role.OPERATOR, ALL_PROVINCES)
 
 
 @dataclass
@@ -83,10 +91,15 @@ class Referrals:
     contacts: FakeContacts
     operator = OPERATOR
     supervisor = SUPERVISOR
+    national = NATIONAL
 
     @staticmethod
     def agency(provider_id: str) -> Caller:
         return agency(provider_id)
+
+    @staticmethod
+    def person(subject_id: str, role: Role, *provinces: str, organisation_id: str = "") -> Caller:
+        return person(subject_id, role, *provinces, organisation_id=organisation_id)
 
     def handle(self, command: object) -> Any:
         return self.bus.handle(command)
@@ -106,7 +119,8 @@ class Referrals:
         return case_id, need_ids
 
     def referrals(self, case_id: str) -> list[Referral]:
-        found, _ = self.handle(commands.ListReferrals(OPERATOR, case_id=case_id))
+        """Every referral of the case, whatever its province (as the national line sees them)."""
+        found, _ = self.handle(commands.ListReferrals(NATIONAL, case_id=case_id))
         return list(found)
 
     def only(self, case_id: str, service: ServiceType, **where: Any) -> Referral:

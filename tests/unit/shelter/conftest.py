@@ -14,7 +14,7 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.shelter.v1 import events_pb2
 from refnet_platform.bus import MessageBus
 from refnet_platform.db import make_engine, migrate, outbox
-from refnet_platform.caller import Caller, Role
+from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings
@@ -28,11 +28,18 @@ class Shelters:
 
     bus: MessageBus
     engine: Engine
-    operator = Caller("qn-worker-7", Role.OPERATOR)
+    operator = Caller("qn-worker-7", Role.OPERATOR, provinces=frozenset({"22"}), person=True)
+    routing = machine("referral", Role.SERVICE)  # referral's routing
 
     @staticmethod
     def staff(shelter_id: str) -> Caller:
-        return Caller(shelter_id, Role.SHELTER)
+        """The shelter's own system (a machine: its certificate CN is the shelter id)."""
+        return machine(shelter_id, Role.SHELTER)
+
+    @staticmethod
+    def person(user: str, shelter_id: str) -> Caller:
+        """A member of a shelter's staff signed in as a person: who acts is not the shelter."""
+        return Caller(user, Role.SHELTER, organisation_id=shelter_id, person=True)
 
     @staticmethod
     def shelter(shelter_id: str, province: str = "22", commune: str = "06673",

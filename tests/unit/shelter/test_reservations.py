@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from refnet.shelter.v1 import events_pb2
+from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.errors import FailedPrecondition, NotFound, PermissionDenied
 from refnet_platform.vocabulary import TargetGroup
+from shelter.adapters.repository import ReservationRepository
 from shelter.adapters.tables import reservations
 from shelter.domain import commands
 from shelter.domain.model import ReservationStatus
@@ -159,16 +161,83 @@ def test_arrival_after_the_hold_expired_is_refused_clearly(s: Any) -> None:
         s.bus.handle(commands.CheckOut(s.staff("qn-spc"), "r2"))
 
 
-def test_only_the_shelters_own_staff_confirm_or_check_out(s: Any) -> None:
+STAFF_ACTIONS = [commands.ConfirmArrival, commands.CheckOut]
+
+
+def refusal(s: Any, command: Any) -> Exception:
+    with pytest.raises(Exception) as caught:
+        s.bus.handle(command)
+    return caught.value
+
+
+@pytest.mark.parametrize("action", STAFF_ACTIONS)
+def test_another_shelters_referral_answers_exactly_as_an_unknown_one(s: Any, action: Any) -> None:
+    """Staff of one shelter naming a referral reserved at another learn nothing of where she is."""
+    other_staff = [s.staff("qn-campha-temp"), s.person("campha-staff", "qn-campha-temp")]
+    unknown = [refusal(s, action(caller, "r1")) for caller in other_staff]  # r1 has no reservation yet
+    s.bus.handle(s.reserve("r1"))  # now it has one, at qn-spc
+    if action is commands.CheckOut:
+        s.bus.handle(commands.ConfirmArrival(s.staff("qn-spc"), "r1"))
+    elsewhere = [refusal(s, action(caller, "r1")) for caller in other_staff]
+    for before, after in zip(unknown, elsewhere, strict=True):
+        assert (type(after), str(after)) == (type(before), str(before)) == (NotFound, "no reservation for referral r1")
+        assert "qn-spc" not in str(after)
+    pool = s.pool("qn-spc", WOMEN)
+    assert (pool.reserved + pool.occupied, len(s.events(events_pb2.BedReleased))) == (1, 0)
+
+
+@pytest.mark.parametrize("action", STAFF_ACTIONS)
+def test_a_role_not_allowed_is_refused_before_the_reservation_is_looked_up(
+        s: Any, action: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     s.bus.handle(s.reserve("r1"))
-    for caller in (s.staff("qn-campha-temp"), s.operator):
-        with pytest.raises(PermissionDenied):
-            s.bus.handle(commands.ConfirmArrival(caller, "r1"))
+    looked_up: list[str] = []
+    original = ReservationRepository.get
+
+    def get(self: ReservationRepository, referral_id: str) -> Any:
+        looked_up.append(referral_id)
+        return original(self, referral_id)
+
+    monkeypatch.setattr(ReservationRepository, "get", get)
+    callers = [s.operator, Caller("qn-supervisor", Role.SUPERVISOR, provinces=frozenset({"*"}), person=True),
+               machine("qn-police", Role.AGENCY), Caller("clinic-nurse", Role.AGENCY, "qn-spc", person=True),
+               s.routing, Caller("ops-1", Role.OPS, provinces=frozenset({"*"}), person=True)]
+    for caller in callers:
+        for referral_id in ("r1", "unknown"):  # the same answer whether or not the referral has a bed
+            error = refusal(s, action(caller, referral_id))
+            assert isinstance(error, PermissionDenied), caller
+            assert str(error) == f"{action.__name__} is not open to the {caller.role} role"
+    assert looked_up == []
+    monkeypatch.undo()
+    assert s.pool("qn-spc", WOMEN).reserved == 1
+
+
+def test_only_the_shelters_own_staff_list_its_reservations(s: Any) -> None:
+    s.bus.handle(s.reserve("r1"))
+    for caller in (s.staff("qn-campha-temp"), s.person("qn-spc", "qn-campha-temp"), s.operator):
         with pytest.raises(PermissionDenied):
             s.bus.handle(commands.ListReservations(caller, "qn-spc"))
-    with pytest.raises(NotFound):
-        s.bus.handle(commands.ConfirmArrival(s.staff("qn-spc"), "unknown"))
-    assert s.pool("qn-spc", WOMEN).occupied == 0
+    # A person whose user name happens to be a shelter id acts for the shelter in their token, not that one.
+    assert s.bus.handle(commands.ListReservations(s.person("qn-spc", "qn-campha-temp"), "")) == []
+
+
+def test_a_shelter_person_works_like_the_shelter_machine(shelters: Any) -> None:
+    """Staff signed in as people ("qn-spc-staff" for "qn-shelter-spc") do what the shelter's system does."""
+    shelters.load(shelters.shelter("qn-shelter-spc", pools={WOMEN: 2}))
+    outcomes = []
+    for i, me in enumerate((shelters.staff("qn-shelter-spc"), shelters.person("qn-spc-staff", "qn-shelter-spc"))):
+        shelters.bus.handle(shelters.reserve(f"r{i}", "qn-shelter-spc"))
+        listed = shelters.bus.handle(commands.ListReservations(me, ""))
+        arrived = shelters.bus.handle(commands.ConfirmArrival(me, f"r{i}"))
+        updated = shelters.bus.handle(commands.UpdateAvailability(me, "qn-shelter-spc", WOMEN, 3))
+        own, _ = shelters.bus.handle(commands.GetShelter(me, "qn-shelter-spc"))
+        out = shelters.bus.handle(commands.CheckOut(me, f"r{i}"))
+        outcomes.append(([r.referral_id for r in listed], arrived.status, updated.pool.capacity, updated.commune_code,
+                         own.address, own.commune_code, (out.status, out.reason)))
+    machine_did, person_did = outcomes
+    assert machine_did == (["r0"], ReservationStatus.OCCUPIED, 3, "06673", "secret address of qn-shelter-spc",
+                           "06673", (ReservationStatus.RELEASED, "checked_out"))
+    assert person_did == (["r1"], *machine_did[1:])
+    assert shelters.pool("qn-shelter-spc", WOMEN).in_use == 0
 
 
 def test_staff_list_their_held_and_occupied_beds(s: Any) -> None:

@@ -16,8 +16,9 @@ from shelter.domain.model import BedPool
 from shelter.service_layer.handlers import watch_scope
 from shelter.service_layer.watch import AvailabilityHub, FeedUnavailable, FellBehind, watch
 
-QN = watch_scope(commands.WatchAvailability("22"))
-QN_WOMEN = watch_scope(commands.WatchAvailability("22", target_group=TargetGroup.WOMEN))
+OPERATOR = Caller("qn-worker-7", Role.OPERATOR, provinces=frozenset({"22"}), person=True)
+QN = watch_scope(commands.WatchAvailability(OPERATOR, "22"))
+QN_WOMEN = watch_scope(commands.WatchAvailability(OPERATOR, "22", target_group=TargetGroup.WOMEN))
 
 
 def change(shelter_id: str, version: int, reserved: int = 0, province: str = "22",
@@ -84,8 +85,8 @@ async def test_losing_the_feed_ends_every_watch() -> None:
 async def test_a_watch_is_refused_while_the_feed_is_not_connected() -> None:
     hub = AvailabilityHub()
     bus = MessageBus({commands.WatchAvailability: watch_scope})
-    stream = watch(bus, hub, commands.WatchAvailability("22"), Caller("qn-worker-7", Role.OPERATOR),
-                   stale_after=timedelta(hours=24), connect_timeout_s=0.1)
+    stream = watch(bus, hub, commands.WatchAvailability(OPERATOR, "22"), stale_after=timedelta(hours=24),
+                   connect_timeout_s=0.1)
     with pytest.raises(FeedUnavailable, match="not connected yet; use ListAvailability"):
         await stream.__anext__()
     assert hub.watchers == 0

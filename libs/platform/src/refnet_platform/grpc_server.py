@@ -82,7 +82,8 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
         if handler is None:
             return handler
         method = details.method
-        identify = (lambda context: _nothing()) if method.startswith(UNAUTHENTICATED_PREFIXES) else self._identify
+        identify: Callable[[grpc.aio.ServicerContext], Awaitable[None]] = (
+            _nothing if method.startswith(UNAUTHENTICATED_PREFIXES) else self._identify)
         if handler.unary_unary:
             inner = handler.unary_unary
 
@@ -144,7 +145,7 @@ def _malformed(handler: grpc.RpcMethodHandler) -> errors.InvalidArgument:
     return errors.InvalidArgument("request", f"not a valid {name} message")
 
 
-async def _nothing() -> None:
+async def _nothing(context: grpc.aio.ServicerContext) -> None:
     return None
 
 

@@ -1,6 +1,8 @@
 """A development certificate authority: a server certificate for the services and one client
-certificate per agency, shelter, operator or service. `make run` and the tests use it; production
-certificates come from the cluster's issuer (see deploy/k8s/README.md)."""
+certificate per machine (an agency's or shelter's system, a refnet service, a front door).
+`make run` and the tests use it; production certificates come from the cluster's issuer (see
+deploy/k8s/README.md). The servers get a directory of their own (`server_dir`: ca.pem, server.pem,
+server.key) that never holds the CA's private key."""
 
 from __future__ import annotations
 
@@ -37,15 +39,21 @@ class DevPki:
     def ca(self) -> Path:
         return self.dir / "ca.pem"
 
+    @property
+    def server_dir(self) -> Path:
+        """What a server mounts: the CA's certificate, its own certificate and key; not the CA's key."""
+        return self.dir / "server"
+
     def ensure(self) -> DevPki:
         if not self.ca.exists():
             self._make_ca()
+        if not (self.server_dir / "server.pem").exists():
             self._make_server()
         return self
 
     def client(self, subject_id: str, role: str, valid_days: int = VALID_DAYS,
                not_before: dt.datetime | None = None) -> tuple[Path, Path]:
-        """(cert, key) for a caller: CN is its id (an agency, shelter or person), OU its role."""
+        """(cert, key) for a machine: CN is its id (an agency, shelter, service or front door), OU its role."""
         path = self.dir / "clients" / f"{role}-{subject_id}"
         if not path.with_suffix(".pem").exists() or not_before is not None:
             name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "refnet"),
@@ -72,7 +80,8 @@ class DevPki:
         key = _key()
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "refnet"),
                           x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        _write(self.dir / "server", self._sign(name, key, VALID_DAYS, None, client=False), key)
+        _write(self.server_dir / "server", self._sign(name, key, VALID_DAYS, None, client=False), key)
+        (self.server_dir / "ca.pem").write_bytes(self.ca.read_bytes())
 
     def _sign(self, name: x509.Name, key: ec.EllipticCurvePrivateKey, valid_days: int,
               not_before: dt.datetime | None, client: bool) -> x509.Certificate:

@@ -15,7 +15,7 @@ from refnet.notifications.v1 import notifications_service_pb2 as notifications_p
 from refnet.notifications.v1 import notifications_service_pb2_grpc as notifications_grpc
 from refnet_dev.network import Network
 
-OPERATOR = "demo-operator"
+OPERATOR = "national-111-operator"  # the national line: the samples span three provinces
 
 SAMPLES = [
     ("Quảng Ninh: domestic violence, adult woman", intake_pb.RegisterCaseRequest(

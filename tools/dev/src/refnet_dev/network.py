@@ -17,10 +17,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from refnet_dev.certs import DevPki
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.util import free_port, pid_alive, repo_root, tail, wait_gone
-from refnet_platform.identity import channel_credentials
+from refnet_platform.caller import MACHINE_ROLES, Role
+from refnet_platform.identity import bearer, channel_credentials
 
 SERVICES = ("intake", "referral", "shelter", "notifications")
+# The front door the harness and `make demo` call through when they act as a signed-in person.
+DEV_GATEWAY = "refnet-dev"
 ROLES = ("api", "worker", "relay")
 DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054,
                  "ops-console": 8480, "ops-otlp": 4317}
@@ -47,6 +51,8 @@ class Network:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     ops: bool = False
+    # The identity provider people sign in to; without one, only machines can call.
+    keycloak: Keycloak | None = None
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -62,7 +68,7 @@ class Network:
         })
         for service in SERVICES:
             env[f"{service.upper()}_GRPC_PORT"] = str(self.port(service))
-            env[f"{service.upper()}_TLS_CERT_DIR"] = str(self.pki.dir)
+            env[f"{service.upper()}_TLS_CERT_DIR"] = str(self.pki.server_dir)
         # Referral reads a survivor's contact details from intake's internal API as refnet service "referral".
         referral_cert, referral_key = self.pki.client("referral", "service")
         env.update({"REFERRAL_INTAKE_ADDRESS": self.address("intake"),
@@ -80,6 +86,8 @@ class Network:
         for name in self.process_names():
             if name != "ops-console":  # the console serves them on its own port
                 env[f"{name.replace('-', '_').upper()}_METRICS_PORT"] = str(self.port(f"{name}-metrics"))
+        if self.keycloak:
+            env.update(self.keycloak.env())
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.otlp_endpoint:
@@ -98,9 +106,30 @@ class Network:
         return DevPki(self.data_dir / "certs").ensure()
 
     def channel(self, service: str, subject_id: str, role: str) -> grpc.Channel:
-        """A mutual-TLS channel to a service's api, as the given caller."""
+        """A mutual-TLS channel to a service's api as the given caller: a machine by its own
+        certificate; a person (operators, supervisors, ops) as the realm user `subject_id`."""
+        if Role(role) not in MACHINE_ROLES:
+            return self.person_channel(service, subject_id)
         cert, key = self.pki.client(subject_id, role)
         return grpc.secure_channel(self.address(service), channel_credentials(self.pki.ca, cert, key))
+
+    def person_channel(self, service: str, username: str) -> grpc.Channel:
+        """A channel through the development front door, every call carrying `username`'s access token
+        from the identity provider (fetched and renewed as it nears expiry)."""
+        if self.keycloak is None:
+            raise RuntimeError(f"{username} is a person: this network has no identity provider to sign in to")
+        keycloak = self.keycloak
+        cert, key = self.pki.client(DEV_GATEWAY, Role.GATEWAY)
+
+        def add_token(context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+            try:
+                callback(bearer(keycloak.token(username)), None)
+            except Exception as exc:  # handed to gRPC, which fails the call with it
+                callback((), exc)
+
+        credentials = grpc.composite_channel_credentials(channel_credentials(self.pki.ca, cert, key),
+                                                         grpc.metadata_call_credentials(add_token))
+        return grpc.secure_channel(self.address(service), credentials)
 
     def port(self, service: str) -> int:
         if service not in self.ports:
@@ -190,7 +219,7 @@ class Network:
 
     def healthy(self, service: str) -> bool:
         try:
-            with self.channel(service, "refnet-dev", "ops") as channel:
+            with self.channel(service, DEV_GATEWAY, Role.SERVICE) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:

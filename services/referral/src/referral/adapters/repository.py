@@ -421,11 +421,14 @@ class ReferralRepository:
         return found[-1] if found else None
 
     def page(self, *, provider_id: str | None = None, case_id: str = "", statuses: Iterable[Status] = (),
-             after_id: str = "", limit: int = 500) -> list[Referral]:
-        """Oldest first (ids are UUIDv7, so id order is creation order), after `after_id`."""
+             after_id: str = "", limit: int = 500, provinces: Iterable[str] | None = None) -> list[Referral]:
+        """Oldest first (ids are UUIDv7, so id order is creation order), after `after_id`; only in `provinces`
+        when given."""
         query = select(referrals)
         if provider_id is not None:
             query = query.where(referrals.c.provider_id == provider_id)
+        if provinces is not None:
+            query = query.where(referrals.c.province_code.in_(sorted(provinces)))
         if case_id:
             query = query.where(referrals.c.case_id == case_id)
         wanted = [str(s) for s in statuses]

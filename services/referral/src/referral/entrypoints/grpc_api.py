@@ -14,6 +14,7 @@ from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
 from referral.domain import commands
 from referral.domain.model import Referral
+from referral.service_layer.authorization import authorize
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
@@ -140,26 +141,28 @@ class EscalationServicer(pb_grpc.EscalationServiceServicer):
 
 
 class DirectoryServicer(pb_grpc.DirectoryServiceServicer):
-    """Open to every refnet identity: the directory holds public contact points only."""
+    """Open to every refnet identity (see the authorization table): public contact points and bed figures only,
+    nothing about a survivor. The commands carry no caller (the directory command line uses them too), so the
+    role check is made here."""
 
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
 
     async def ListProviders(self, request: pb.ListProvidersRequest, context: grpc.aio.ServicerContext
                             ) -> pb.ListProvidersResponse:
-        caller_of(context)
+        authorize("ListProviders", caller_of(context))
         found = await asyncio.to_thread(self.bus.handle, proto_mapping.list_providers_command(request))
         return pb.ListProvidersResponse(providers=[proto_mapping.entry_to_pb(e) for e in found])
 
     async def GetProvider(self, request: pb.GetProviderRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GetProviderResponse:
-        caller_of(context)
+        authorize("GetProvider", caller_of(context))
         entry = await asyncio.to_thread(self.bus.handle, commands.GetProvider(request.provider_id))
         return pb.GetProviderResponse(provider=proto_mapping.entry_to_pb(entry))
 
     async def RankProviders(self, request: pb.RankProvidersRequest, context: grpc.aio.ServicerContext
                             ) -> pb.RankProvidersResponse:
-        caller_of(context)
+        authorize("RankProviders", caller_of(context))
         found = await asyncio.to_thread(self.bus.handle, proto_mapping.rank_command(request))
         return pb.RankProvidersResponse(providers=[
             pb.RankedProvider(provider=proto_mapping.entry_to_pb(e), area_rank=e.area_rank or 0) for e in found])

@@ -30,11 +30,12 @@ from referral.domain.model import (
 )
 from referral.domain.routing import RoutingRequest, area_rank, rank_providers
 from referral.domain.sla import SlaPolicy
+from referral.service_layer.authorization import Scope, authorize
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform import metrics
 from refnet_platform.envelope import new_event_id
-from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
 
 log = logging.getLogger(__name__)
@@ -495,26 +496,34 @@ def expire_overdue(cmd: commands.ExpireOverdue, uow: UowFactory, policy: Policy)
 
 
 def _caller_key(caller: Caller) -> str:
+    """Whose request ids these are: an agency's are the agency's (its system and its staff share them, so a
+    change retried from another desk is still done once); anyone else's are their own."""
+    if caller.role is Role.AGENCY:
+        return f"{caller.role}:{caller.organisation_id}"
     return f"{caller.role}:{caller.subject_id}"
 
 
-def _agency_referral(work: ReferralUnitOfWork, caller: Caller, referral_id: str, for_update: bool = False
-                     ) -> Referral:
-    caller.require(Role.AGENCY)
+def _actor(caller: Caller) -> str:
+    """Who acted, for the referral's history: the person (or the machine), never only their agency."""
+    return caller.audit_name[:120]
+
+
+def _not_found(referral_id: str) -> NotFound:
+    # One answer for a made-up id and for a referral outside the caller's remit: nothing is learned.
+    return NotFound(f"referral {referral_id} not found")
+
+
+def _in_scope(scope: Scope, caller: Caller, referral: Referral) -> bool:
+    return scope.allows(caller, province_code=referral.province_code, provider_id=referral.provider_id)
+
+
+def _referral_for(work: ReferralUnitOfWork, caller: Caller, method: str, referral_id: str, for_update: bool = False
+                  ) -> Referral:
+    """The referral, if `method`'s rule lets the caller see it; else exactly what a made-up id gets."""
+    scope = authorize(method, caller)
     referral = work.referrals.get(referral_id, for_update=for_update) if referral_id else None
-    if referral is None or referral.provider_id != caller.subject_id:
-        # The same answer for another agency's referral as for a made-up id: nothing is learned.
-        raise NotFound(f"referral {referral_id} not found")
-    return referral
-
-
-def _readable(work: ReferralUnitOfWork, caller: Caller, referral_id: str) -> Referral:
-    if caller.role is Role.AGENCY:
-        return _agency_referral(work, caller, referral_id)
-    caller.require(Role.OPERATOR, Role.SUPERVISOR, Role.OPS)
-    referral = work.referrals.get(referral_id) if referral_id else None
-    if referral is None:
-        raise NotFound(f"referral {referral_id} not found")
+    if referral is None or not _in_scope(scope, caller, referral):
+        raise _not_found(referral_id)
     return referral
 
 
@@ -537,18 +546,20 @@ def _idempotent(work: ReferralUnitOfWork, caller: Caller, request_id: str, opera
     return True
 
 
-Change = Callable[[ReferralUnitOfWork, Referral, datetime], None]
+# A change to a referral: the unit of work, the referral, the time, and who acted (for the history).
+Change = Callable[[ReferralUnitOfWork, Referral, datetime, str], None]
 
 
-def _agency_change(caller: Caller, referral_id: str, request_id: str, operation: str, uow: UowFactory,
+def _agency_change(caller: Caller, method: str, referral_id: str, request_id: str, operation: str, uow: UowFactory,
                    policy: Policy, change: Change) -> Referral:
+    authorize(method, caller)
     _required_request_id(request_id)
     with uow() as work:
         now = policy.clock()
-        referral = _agency_referral(work, caller, referral_id, for_update=True)
+        referral = _referral_for(work, caller, method, referral_id, for_update=True)
         if _idempotent(work, caller, request_id, operation, referral.referral_id, now):
             return referral
-        change(work, referral, now)
+        change(work, referral, now, _actor(caller))
         work.commit()
     log.info("agency changed a referral", extra={"fields": {**_ids(referral), "operation": operation}})
     return referral
@@ -556,10 +567,11 @@ def _agency_change(caller: Caller, referral_id: str, request_id: str, operation:
 
 @retry_on_conflict
 def accept_referral(cmd: commands.AcceptReferral, uow: UowFactory, policy: Policy) -> Referral:
-    if cmd.provider_id and cmd.provider_id != cmd.caller.subject_id:
-        raise PermissionDenied("provider_id must be your own (or left empty): the certificate says who you are")
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "accept", uow, policy,
-                          lambda work, r, now: _transition(work, r, Status.ACCEPTED, "", now, r.provider_id))
+    authorize("AcceptReferral", cmd.caller)
+    if cmd.provider_id and cmd.provider_id != cmd.caller.organisation_id:
+        raise PermissionDenied("provider_id must be your own agency's (or left empty): your identity says which")
+    return _agency_change(cmd.caller, "AcceptReferral", cmd.referral_id, cmd.request_id, "accept", uow, policy,
+                          lambda work, r, now, actor: _transition(work, r, Status.ACCEPTED, "", now, actor))
 
 
 @retry_on_conflict
@@ -569,21 +581,22 @@ def decline_referral(cmd: commands.DeclineReferral, uow: UowFactory, policy: Pol
     if reason is None:
         raise InvalidArgument("reason", "choose a decline reason")
 
-    def decline(work: ReferralUnitOfWork, referral: Referral, now: datetime) -> None:
+    def decline(work: ReferralUnitOfWork, referral: Referral, now: datetime, actor: str) -> None:
         if referral.status is not Status.REQUESTED:
             raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}; only a requested "
                                      "referral can be declined")
-        _leave(work, referral, Status.REJECTED, reason, now, referral.provider_id)
+        _leave(work, referral, Status.REJECTED, reason, now, actor)
         if reason.reroutes:
             _reroute(work, policy, referral, now)
 
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "decline", uow, policy, decline)
+    return _agency_change(cmd.caller, "DeclineReferral", cmd.referral_id, cmd.request_id, "decline", uow, policy,
+                          decline)
 
 
 @retry_on_conflict
 def start_service(cmd: commands.StartService, uow: UowFactory, policy: Policy) -> Referral:
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "start", uow, policy,
-                          lambda work, r, now: _transition(work, r, Status.IN_SERVICE, "", now, r.provider_id))
+    return _agency_change(cmd.caller, "StartService", cmd.referral_id, cmd.request_id, "start", uow, policy,
+                          lambda work, r, now, actor: _transition(work, r, Status.IN_SERVICE, "", now, actor))
 
 
 @retry_on_conflict
@@ -592,7 +605,7 @@ def report_progress(cmd: commands.ReportProgress, uow: UowFactory, policy: Polic
     if progress is None:
         raise InvalidArgument("progress", "choose a progress code")
 
-    def report(work: ReferralUnitOfWork, referral: Referral, now: datetime) -> None:
+    def report(work: ReferralUnitOfWork, referral: Referral, now: datetime, actor: str) -> None:
         if referral.status not in (Status.ACCEPTED, Status.IN_SERVICE):
             raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}; progress is reported "
                                      "on an accepted referral")
@@ -600,10 +613,11 @@ def report_progress(cmd: commands.ReportProgress, uow: UowFactory, policy: Polic
         referral.touch(now)
         work.referrals.save(referral)
         work.referrals.record(referral.referral_id, now, referral.status, referral.status, f"progress:{progress}",
-                              referral.provider_id)
+                              actor)
         work.emit(events.ReferralProgressReported(referral, progress, now))
 
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "progress", uow, policy, report)
+    return _agency_change(cmd.caller, "ReportProgress", cmd.referral_id, cmd.request_id, "progress", uow, policy,
+                          report)
 
 
 @retry_on_conflict
@@ -611,8 +625,8 @@ def complete_referral(cmd: commands.CompleteReferral, uow: UowFactory, policy: P
     outcome = cmd.outcome
     if outcome is None:
         raise InvalidArgument("outcome", "choose an outcome")
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "complete", uow, policy,
-                          lambda work, r, now: _transition(work, r, Status.COMPLETED, outcome, now, r.provider_id))
+    return _agency_change(cmd.caller, "CompleteReferral", cmd.referral_id, cmd.request_id, "complete", uow, policy,
+                          lambda work, r, now, actor: _transition(work, r, Status.COMPLETED, outcome, now, actor))
 
 
 @retry_on_conflict
@@ -620,8 +634,8 @@ def report_failure(cmd: commands.ReportFailure, uow: UowFactory, policy: Policy)
     reason = cmd.reason
     if reason is None:
         raise InvalidArgument("reason", "choose a failure reason")
-    return _agency_change(cmd.caller, cmd.referral_id, cmd.request_id, "fail", uow, policy,
-                          lambda work, r, now: _leave(work, r, Status.FAILED, reason, now, r.provider_id))
+    return _agency_change(cmd.caller, "ReportFailure", cmd.referral_id, cmd.request_id, "fail", uow, policy,
+                          lambda work, r, now, actor: _leave(work, r, Status.FAILED, reason, now, actor))
 
 
 def get_survivor_contact(cmd: commands.GetSurvivorContact, uow: UowFactory, policy: Policy,
@@ -630,7 +644,7 @@ def get_survivor_contact(cmd: commands.GetSurvivorContact, uow: UowFactory, poli
     fields the consent covers and audits the read."""
     now = policy.clock()
     with uow() as work:
-        referral = _agency_referral(work, cmd.caller, cmd.referral_id)
+        referral = _referral_for(work, cmd.caller, "GetSurvivorContact", cmd.referral_id)
         if referral.status not in (Status.ACCEPTED, Status.IN_SERVICE):
             raise FailedPrecondition("contact details are shared only once you have accepted the referral "
                                      f"(it is {referral.status})")
@@ -653,34 +667,46 @@ def _page_size(size: int) -> int:
     return min(size or MAX_PAGE, MAX_PAGE)
 
 
+def _provinces(caller: Caller) -> frozenset[str] | None:
+    """A list's province filter for the caller: None for the national line (every province)."""
+    return None if caller.national else caller.provinces
+
+
 def list_referrals(cmd: commands.ListReferrals, uow: UowFactory) -> tuple[list[Referral], str]:
-    """Agencies: their own referrals. Operators, supervisors and ops: one case's referrals."""
+    """Agencies: their own referrals. Operators, supervisors and ops: one case's referrals, in their provinces.
+    What is outside the caller's remit is simply not listed."""
     size = _page_size(cmd.page_size)
-    if cmd.caller.role is Role.AGENCY:
-        if cmd.provider_id and cmd.provider_id != cmd.caller.subject_id:
-            raise PermissionDenied("an agency lists only its own referrals")
-        provider_id: str | None = cmd.caller.subject_id
+    scope = authorize("ListReferrals", cmd.caller)
+    provider_id: str | None = None
+    provinces: frozenset[str] | None = None
+    if scope is Scope.OWN_AGENCY:
+        if not cmd.caller.organisation_id or (cmd.provider_id and cmd.provider_id != cmd.caller.organisation_id):
+            return [], ""  # another agency's list reads as an empty one
+        provider_id = cmd.caller.organisation_id
     else:
-        cmd.caller.require(Role.OPERATOR, Role.SUPERVISOR, Role.OPS)
         if not cmd.case_id:
             raise InvalidArgument("case_id", "required: list one case's referrals")
-        provider_id = None
+        provinces = _provinces(cmd.caller) if scope is Scope.PROVINCE else None
+        if provinces is not None and not provinces:
+            return [], ""
     with uow() as work:
         found = work.referrals.page(provider_id=provider_id, case_id=cmd.case_id, statuses=cmd.statuses,
-                                    after_id=cmd.page_token, limit=size + 1)
+                                    after_id=cmd.page_token, limit=size + 1, provinces=provinces)
     return found[:size], found[size - 1].referral_id if len(found) > size else ""
 
 
 def changed_referrals(cmd: commands.ChangedReferrals, uow: UowFactory) -> list[Referral]:
-    cmd.caller.require(Role.AGENCY)
+    authorize("WatchReferrals", cmd.caller)
+    if not cmd.caller.organisation_id:
+        return []
     with uow() as work:
-        return work.referrals.changed_since(cmd.caller.subject_id, cmd.since, cmd.after_id, cmd.limit,
+        return work.referrals.changed_since(cmd.caller.organisation_id, cmd.since, cmd.after_id, cmd.limit,
                                             OPEN if cmd.open_only else ())
 
 
 def get_referral(cmd: commands.GetReferral, uow: UowFactory) -> Referral:
     with uow() as work:
-        return _readable(work, cmd.caller, cmd.referral_id)
+        return _referral_for(work, cmd.caller, "GetReferral", cmd.referral_id)
 
 
 # --- supervisors -------------------------------------------------------------------------------
@@ -688,13 +714,16 @@ def get_referral(cmd: commands.GetReferral, uow: UowFactory) -> Referral:
 
 def list_escalations(cmd: commands.ListEscalations, uow: UowFactory
                      ) -> tuple[list[tuple[Referral, Referral | None]], str]:
-    """A province's escalated referrals, each with the referral that replaced it (if any)."""
-    cmd.caller.require(Role.SUPERVISOR, Role.OPS)
+    """A province's escalated referrals, each with the referral that replaced it (if any); a province outside the
+    caller's remit has none to show."""
+    scope = authorize("ListEscalations", cmd.caller)
     try:
         province = geo.resolve_province(cmd.province_code).code
     except geo.GeoError as exc:
         raise InvalidArgument("province_code", exc.problem) from None
     size = _page_size(cmd.page_size)
+    if not scope.allows(cmd.caller, province_code=province):
+        return [], ""
     with uow() as work:
         found = work.referrals.escalations(province, cmd.unresolved_only, cmd.page_token, size + 1)
         page = [(r, work.referrals.successor(r.referral_id)) for r in found[:size]]
@@ -703,14 +732,13 @@ def list_escalations(cmd: commands.ListEscalations, uow: UowFactory
 
 @retry_on_conflict
 def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Policy) -> Referral:
-    """A supervisor sends an escalated referral's need to a provider of their choice."""
-    cmd.caller.require(Role.SUPERVISOR)
+    """A supervisor of the case's province sends an escalated referral's need to a provider of their choice that
+    serves the case's area."""
+    authorize("AssignProvider", cmd.caller)
     _required_request_id(cmd.request_id)
     now = policy.clock()
     with uow() as work:
-        escalated = work.referrals.get(cmd.referral_id, for_update=True) if cmd.referral_id else None
-        if escalated is None:
-            raise NotFound(f"referral {cmd.referral_id} not found")
+        escalated = _referral_for(work, cmd.caller, "AssignProvider", cmd.referral_id, for_update=True)
         seen = work.requests.get(_caller_key(cmd.caller), cmd.request_id)
         if seen is not None:
             if seen[0] != "assign":
@@ -730,11 +758,13 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
         if not _routable(case, need, now):
             raise FailedPrecondition("no valid consent for this need (or the case is closed): no referral")
         assert case is not None and need is not None
+        if area_rank(provider, case.province_code, case.commune_code) is None:
+            # Routing's own reach: her commune, her province, a neighbouring province or a declared service area.
+            raise InvalidArgument("provider_id", f"{provider.provider_id} does not serve the case's area")
         if not _unserved(work.referrals.for_need(need.need_id)):
             raise FailedPrecondition("the need is already with a provider")
         made = _request(work, policy, case, need, provider, now, escalated,
-                        attempt=len(work.referrals.for_need(need.need_id)) + 1,
-                        actor=f"supervisor:{cmd.caller.subject_id}")
+                        attempt=len(work.referrals.for_need(need.need_id)) + 1, actor=_actor(cmd.caller))
         work.requests.add(_caller_key(cmd.caller), cmd.request_id, "assign", made.referral_id, now)
         work.commit()
     return made

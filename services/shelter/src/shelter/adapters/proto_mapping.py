@@ -55,6 +55,8 @@ def _accessibility_from(numbers: Any) -> frozenset[Accessibility]:
 
 
 def availability_to_pb(a: Availability) -> pb.Availability:
+    """`commune_code` as the handlers left it: blank already for a caller who may not see it (see
+    service_layer/authorization.py)."""
     p = a.pool
     age = Duration()
     age.FromTimedelta(a.age)
@@ -82,9 +84,9 @@ def reservation_to_pb(r: Reservation) -> pb.Reservation:
 # --- requests ------------------------------------------------------------------------------------
 
 
-def list_availability_command(request: pb.ListAvailabilityRequest) -> commands.ListAvailability:
+def list_availability_command(request: pb.ListAvailabilityRequest, caller: Caller) -> commands.ListAvailability:
     return commands.ListAvailability(
-        province_code=request.province_code, commune_code=request.commune_code,
+        caller, province_code=request.province_code, commune_code=request.commune_code,
         target_group=_group_from(request.target_group), accessibility=_accessibility_from(request.accessibility),
         include_neighbours=request.include_neighbours)
 
@@ -95,8 +97,8 @@ def update_availability_command(request: pb.UpdateAvailabilityRequest, caller: C
                                        request.capacity)
 
 
-def watch_command(request: pb.WatchAvailabilityRequest) -> commands.WatchAvailability:
-    return commands.WatchAvailability(province_code=request.province_code, commune_code=request.commune_code,
+def watch_command(request: pb.WatchAvailabilityRequest, caller: Caller) -> commands.WatchAvailability:
+    return commands.WatchAvailability(caller, province_code=request.province_code, commune_code=request.commune_code,
                                       target_group=_group_from(request.target_group),
                                       include_neighbours=request.include_neighbours)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from refnet_platform.vocabulary import TargetGroup
 from shelter.domain.model import Accessibility, Shelter
 
-if TYPE_CHECKING:  # the caller is read from the mTLS certificate by the api; the domain only passes it on
+if TYPE_CHECKING:  # the api resolves the caller (certificate or person's token); the domain only passes it on
     from refnet_platform.caller import Caller
 
 
@@ -76,6 +76,7 @@ class GetShelter:
 
 @dataclass(frozen=True)
 class ListAvailability:
+    caller: Caller  # whom the rows are for: a shelter's commune shows only to its audience
     province_code: str
     commune_code: str = ""
     target_group: TargetGroup | None = None
@@ -89,6 +90,7 @@ class ListAvailability:
 class WatchAvailability:
     """Resolves what a watcher sees: the province codes and target groups its stream carries."""
 
+    caller: Caller
     province_code: str
     commune_code: str = ""
     target_group: TargetGroup | None = None

@@ -29,8 +29,8 @@ class ShelterServicer(pb_grpc.ShelterServiceServicer):
 
     async def ListAvailability(self, request: pb.ListAvailabilityRequest, context: grpc.aio.ServicerContext
                                ) -> pb.ListAvailabilityResponse:
-        caller_of(context)
-        found = await asyncio.to_thread(self.bus.handle, proto_mapping.list_availability_command(request))
+        command = proto_mapping.list_availability_command(request, caller_of(context))
+        found = await asyncio.to_thread(self.bus.handle, command)
         return pb.ListAvailabilityResponse(availability=[proto_mapping.availability_to_pb(a) for a in found.rows],
                                            neighbours_included=found.neighbours_included)
 
@@ -65,7 +65,7 @@ class ShelterServicer(pb_grpc.ShelterServiceServicer):
 
     async def WatchAvailability(self, request: pb.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
                                 ) -> AsyncIterator[pb.WatchAvailabilityResponse]:
-        stream = watch.watch(self.bus, self.hub, proto_mapping.watch_command(request), caller_of(context),
+        stream = watch.watch(self.bus, self.hub, proto_mapping.watch_command(request, caller_of(context)),
                              self.settings.stale_after, self.settings.watch_connect_timeout_s)
         try:
             async for snapshot, rows in stream:

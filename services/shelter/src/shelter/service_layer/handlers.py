@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import refnet_geo as geo
+from refnet_platform.caller import Caller
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from refnet_platform.caller import Caller, Role
 from refnet_platform.vocabulary import POOLS_FOR, TargetGroup
 from shelter.domain import commands, events
 from shelter.domain.model import (
@@ -29,6 +29,7 @@ from shelter.domain.model import (
     pools_for,
     validate_capacity,
 )
+from shelter.service_layer.authorization import authorize, may_see
 from shelter.service_layer.unit_of_work import ShelterUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -167,18 +168,18 @@ def expire_holds(cmd: commands.ExpireHolds, uow: UowFactory) -> int:
 # --- the shelter's own staff ------------------------------------------------------------------
 
 
-def _own_staff(caller: Caller, shelter_id: str) -> None:
-    """Only the shelter's own staff (role shelter, certificate id = shelter id) may act for it."""
-    if caller.role is not Role.SHELTER:
-        raise PermissionDenied(f"only a shelter's own staff may do this, not the {caller.role} role")
-    if caller.subject_id != shelter_id:
-        raise PermissionDenied(f"{caller.subject_id} may act only for its own shelter, not {shelter_id}")
+def _own_staff(method: str, caller: Caller, shelter_id: str) -> None:
+    """A call naming a shelter: the role from the authorization table, then the shelter within its scope
+    (for staff: the shelter they act for). Decided before anything is looked up."""
+    if not authorize(method, caller).allows(caller, shelter_id):
+        raise PermissionDenied(f"{caller.subject_id} acts for {caller.organisation_id or 'no shelter'}, "
+                               f"not {shelter_id or 'no shelter'}")
 
 
 def update_availability(cmd: commands.UpdateAvailability, uow: UowFactory, stale_after: timedelta
                         ) -> Availability:
     """Sets one pool's capacity and confirms its counts (adding the pool if the shelter has none for that group)."""
-    _own_staff(cmd.caller, cmd.shelter_id)
+    _own_staff("UpdateAvailability", cmd.caller, cmd.shelter_id)
     validate_capacity(cmd.capacity)
     now = now_utc()
     with uow() as work:
@@ -212,7 +213,7 @@ def _only_pool(shelter: Shelter) -> TargetGroup:
 def confirm_arrival(cmd: commands.ConfirmArrival, uow: UowFactory) -> Reservation:
     """The survivor arrived: her held bed becomes occupied. Confirming twice is harmless."""
     with uow() as work:
-        reservation = _staff_reservation(work, cmd.caller, cmd.referral_id)
+        reservation = _staff_reservation(work, "ConfirmArrival", cmd.caller, cmd.referral_id)
         if reservation.status is ReservationStatus.OCCUPIED:
             return reservation
         moved = work.reservations.move(reservation.referral_id, ReservationStatus.HELD, ReservationStatus.OCCUPIED)
@@ -242,7 +243,7 @@ def _not_held(reservation: Reservation) -> str:
 def check_out(cmd: commands.CheckOut, uow: UowFactory) -> Reservation:
     """The survivor left: her bed is free again. Checking out twice is harmless."""
     with uow() as work:
-        reservation = _staff_reservation(work, cmd.caller, cmd.referral_id)
+        reservation = _staff_reservation(work, "CheckOut", cmd.caller, cmd.referral_id)
         if reservation.status is ReservationStatus.RELEASED and reservation.reason == "checked_out":
             return reservation
         if reservation.status is not ReservationStatus.OCCUPIED:
@@ -258,17 +259,20 @@ def check_out(cmd: commands.CheckOut, uow: UowFactory) -> Reservation:
     return released
 
 
-def _staff_reservation(work: ShelterUnitOfWork, caller: Caller, referral_id: str) -> Reservation:
+def _staff_reservation(work: ShelterUnitOfWork, method: str, caller: Caller, referral_id: str) -> Reservation:
+    """The role is checked before the reservation is looked up; a reservation at another shelter then answers
+    exactly as a referral with none (one raise, one message), so a referral id tells staff nothing about
+    where another shelter's survivor is."""
+    scope = authorize(method, caller)
     reservation = work.reservations.get(referral_id)
-    if reservation is None:
+    if reservation is None or not scope.allows(caller, reservation.shelter_id):
         raise NotFound(f"no reservation for referral {referral_id}")
-    _own_staff(caller, reservation.shelter_id)
     return reservation
 
 
 def list_reservations(cmd: commands.ListReservations, uow: UowFactory) -> list[Reservation]:
-    shelter_id = cmd.shelter_id or cmd.caller.subject_id
-    _own_staff(cmd.caller, shelter_id)
+    shelter_id = cmd.shelter_id or cmd.caller.organisation_id
+    _own_staff("ListReservations", cmd.caller, shelter_id)
     with uow() as work:
         return work.reservations.at_shelter(shelter_id, ACTIVE)
 
@@ -278,16 +282,26 @@ def list_reservations(cmd: commands.ListReservations, uow: UowFactory) -> list[R
 
 def get_shelter(cmd: commands.GetShelter, uow: UowFactory, stale_after: timedelta
                 ) -> tuple[Shelter, list[Availability]]:
-    """The shelter and its pools; the confidential address only for its own staff."""
+    """The shelter and its pools; its confidential fields (address, commune) only to their audience."""
+    authorize("GetShelter", cmd.caller)
     with uow() as work:
         shelter = work.shelters.get(cmd.shelter_id)
     if shelter is None:
         raise NotFound(f"shelter {cmd.shelter_id} not found")
-    own = cmd.caller.role is Role.SHELTER and cmd.caller.subject_id == shelter.shelter_id
-    if not own:
-        shelter = replace(shelter, address="")
+    shelter = replace(shelter, address=shelter.address if may_see(cmd.caller, "address", shelter.shelter_id) else "",
+                      commune_code=shelter.commune_code if may_see(cmd.caller, "commune_code", shelter.shelter_id)
+                      else "")
     now = now_utc()
     return shelter, [availability(shelter, p, now, stale_after) for p in shelter.pools]
+
+
+def as_seen_by(caller: Caller, row: Availability) -> Availability:
+    """A pool as this caller may see it: without the shelter's commune unless the caller is in its audience,
+    and then no nearer than the same province either, since `same_commune` would give the commune away."""
+    if may_see(caller, "commune_code", row.shelter_id):
+        return row
+    nearest = Proximity.SAME_PROVINCE if row.proximity is Proximity.SAME_COMMUNE else row.proximity
+    return replace(row, commune_code="", proximity=nearest)
 
 
 @dataclass(frozen=True)
@@ -328,13 +342,15 @@ class AvailabilityList:
 
 def list_availability(cmd: commands.ListAvailability, uow: UowFactory, stale_after: timedelta) -> AvailabilityList:
     """Pools a survivor could use, nearest first and, at one distance, fresh free beds first. Neighbouring
-    provinces come in when asked for, or (fallback) when the province has no fresh free bed."""
+    provinces come in when asked for, or (fallback) when the province has no fresh free bed. A shelter's commune
+    counts (and shows) only for a caller who may see it."""
+    authorize("ListAvailability", cmd.caller)
     place = resolve_place(cmd.province_code, cmd.commune_code)
     groups = set(POOLS_FOR[cmd.target_group]) if cmd.target_group else None
     with uow() as work:
         found = work.shelters.in_provinces((place.province_code, *place.neighbours))
     now = now_utc()
-    rows = [availability(s, p, now, stale_after, place.proximity(s))
+    rows = [as_seen_by(cmd.caller, availability(s, p, now, stale_after, place.proximity(s)))
             for s in found if cmd.accessibility <= s.accessibility
             for p in s.pools if groups is None or p.target_group in groups]
     home = [r for r in rows if r.province_code == place.province_code]
@@ -358,6 +374,7 @@ class WatchScope:
 
 
 def watch_scope(cmd: commands.WatchAvailability) -> WatchScope:
+    authorize("WatchAvailability", cmd.caller)
     place = resolve_place(cmd.province_code, cmd.commune_code)
     provinces = {place.province_code, *(place.neighbours if cmd.include_neighbours else ())}
     groups = frozenset(POOLS_FOR[cmd.target_group]) if cmd.target_group else None

@@ -20,7 +20,7 @@ from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands
 from shelter.domain.events import CapacityChanged
 from shelter.domain.model import Availability, Shelter, availability
-from shelter.service_layer.handlers import AvailabilityList, WatchScope, now_utc
+from shelter.service_layer.handlers import AvailabilityList, WatchScope, as_seen_by, now_utc
 
 PoolKey = tuple[str, TargetGroup]
 
@@ -118,10 +118,11 @@ class AvailabilityHub:
             subscription.end(FeedUnavailable("live availability lost its feed; reconnect shortly"))
 
 
-async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvailability, caller: Caller,
-                stale_after: timedelta, connect_timeout_s: float
-                ) -> AsyncGenerator[tuple[bool, list[Availability]], None]:
-    """(True, snapshot rows), then (False, changed rows) as changes happen, until the watcher leaves."""
+async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvailability, stale_after: timedelta,
+                connect_timeout_s: float) -> AsyncGenerator[tuple[bool, list[Availability]], None]:
+    """(True, snapshot rows), then (False, changed rows) as changes happen, until the watcher leaves. Rows are
+    as the watcher may see them (a shelter's commune only to its audience), snapshot and changes alike."""
+    caller = cmd.caller
     scope: WatchScope = await asyncio.to_thread(bus.handle, cmd)
     try:
         await asyncio.wait_for(hub.live.wait(), connect_timeout_s)
@@ -131,7 +132,7 @@ async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvaila
     subscription = hub.subscribe(scope)
     try:
         snapshot: AvailabilityList = await asyncio.to_thread(bus.handle, commands.ListAvailability(
-            cmd.province_code, cmd.commune_code, cmd.target_group, include_neighbours=cmd.include_neighbours,
+            caller, cmd.province_code, cmd.commune_code, cmd.target_group, include_neighbours=cmd.include_neighbours,
             fallback=False))
         profiles: dict[str, Shelter] = {}
         for row in snapshot.rows:
@@ -146,14 +147,16 @@ async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvaila
             for change in changes:
                 profile = profiles.get(change.pool.shelter_id) or await _profile(bus, caller, change)
                 profiles[profile.shelter_id] = profile
-                rows.append(availability(profile, change.pool, now, stale_after, scope.place.proximity(profile)))
+                rows.append(as_seen_by(caller, availability(profile, change.pool, now, stale_after,
+                                                            scope.place.proximity(profile))))
             yield False, rows
     finally:
         hub.unsubscribe(subscription)
 
 
 async def _profile(bus: MessageBus, caller: Caller, change: CapacityChanged) -> Shelter:
-    """A shelter first seen in a change (new since the snapshot): its name and accessibility, once."""
+    """A shelter first seen in a change (new since the snapshot): its name and accessibility, once. The
+    event's commune stays in the profile; `as_seen_by` decides whether the watcher is shown it."""
     try:
         shelter, _ = await asyncio.to_thread(bus.handle, commands.GetShelter(caller, change.pool.shelter_id))
     except NotFound:  # this replica's database has not got it yet: show the change with the codes it carries

@@ -161,7 +161,7 @@ def test_a_supervisor_assigns_only_in_her_provinces_and_only_to_a_provider_servi
 
     ha_tinh = referral.person("ht-supervisor-1", Role.SUPERVISOR, HA_TINH)
     # Quảng Ninh's shelter is neither in Hà Tĩnh nor in a neighbouring province.
-    with pytest.raises(InvalidArgument, match="^provider_id: qn-shelter-spc does not serve the case's area$"):
+    with pytest.raises(InvalidArgument, match=r"^provider_id: qn-shelter-spc does not serve the case's area$"):
         referral.handle(commands.AssignProvider(ha_tinh, first.referral_id, "qn-shelter-spc", "ht-a1"))
     # Routing's reach: a neighbouring province (Nghệ An), or a service area the directory declares.
     referral.with_directory(

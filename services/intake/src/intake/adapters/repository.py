@@ -15,6 +15,7 @@ from intake.adapters.tables import (
     client_requests,
     consents,
     needs,
+    referrals,
 )
 from intake.domain.model import (
     AuditEntry,
@@ -31,6 +32,7 @@ from intake.domain.model import (
     Contact,
     Need,
     Place,
+    ReferralRecord,
     Survivor,
 )
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
@@ -123,6 +125,11 @@ class CaseRepository:
         if need_id and self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).rowcount:
             return True
         return bool(referral_id) and bool(self.conn.execute(_REFERRAL_BY_REFERRAL, values).rowcount)
+
+    def need_holding(self, case_id: str, referral_id: str) -> str | None:
+        """The case's need whose latest referral is `referral_id`."""
+        return self.conn.execute(select(needs.c.need_id).where(
+            needs.c.case_id == case_id, needs.c.referral_id == referral_id)).scalar()
 
     def exists(self, case_id: str) -> bool:
         return self.conn.execute(select(cases.c.case_id).where(cases.c.case_id == case_id)).first() is not None
@@ -257,12 +264,45 @@ class RequestLog:
             result_id=result_id, created_at=at))
 
 
+class ReferralLog:
+    """Intake's record of every referral made for its cases, as referral's events report them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, referral_id: str) -> ReferralRecord | None:
+        r = self.conn.execute(select(referrals).where(referrals.c.referral_id == referral_id)).mappings().first()
+        if r is None:
+            return None
+        return ReferralRecord(referral_id=r["referral_id"], case_id=r["case_id"], need_id=r["need_id"],
+                              provider_id=r["provider_id"], status=r["status"], accepted=r["accepted"])
+
+    def record(self, case_id: str, need_id: str | None, referral_id: str, status: str, provider_id: str,
+               accepted: bool, at: datetime) -> None:
+        """A new referral needs its need (else nothing is recorded: nothing could be read for it). A known
+        one takes the new status (never back to requested, which only ever comes first), keeps the first
+        provider named and stays accepted once it was."""
+        known = self.get(referral_id)
+        if known is None:
+            if need_id:
+                self.conn.execute(insert(referrals), dict(
+                    referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
+                    status=status, accepted=accepted, updated_at=at))
+            return
+        if known.case_id != case_id:
+            return  # a referral belongs to one case: an event saying otherwise changes nothing
+        first = status == "requested" and known.status != "requested"
+        self.conn.execute(update(referrals).where(referrals.c.referral_id == referral_id).values(
+            status=known.status if first else status, provider_id=known.provider_id or provider_id,
+            need_id=known.need_id or need_id or "", accepted=known.accepted or accepted, updated_at=at))
+
+
 class AuditLog:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def append(self, entry: AuditEntry) -> None:
         self.conn.execute(insert(audit_log).values(
-            at=entry.at, actor_id=entry.actor.subject_id, actor_role=entry.actor.role, action=entry.action,
+            at=entry.at, actor_id=entry.actor.subject_id, actor_role=str(entry.actor.role), action=entry.action,
             case_id=entry.case_id, need_id=entry.need_id, referral_id=entry.referral_id,
             recipient_id=entry.recipient_id, purpose=entry.purpose, detail=entry.detail[:400]))

@@ -138,3 +138,20 @@ audit_log = Table(
     Column("purpose", String(64), nullable=False),
     Column("detail", String(400), nullable=False),
 )
+
+# Revision 0004's table.
+metadata_0004 = MetaData()
+
+# Intake's own record of every referral made for its cases, from referral's events (the need keeps only
+# its latest one). GetCaseContact reads for a referral only when this record allows it. Ids and codes only.
+referrals = Table(
+    "referrals", metadata_0004,
+    Column("referral_id", String(100), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("need_id", String(36), nullable=False),
+    Column("provider_id", String(100), nullable=False),
+    Column("status", String(40), nullable=False),
+    # Its provider accepted it at some point (it may have ended since).
+    Column("accepted", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

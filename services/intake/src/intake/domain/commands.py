@@ -1,5 +1,5 @@
-"""What intake is asked to do. Every command from a gRPC call carries the caller (`actor`) so the
-handler authorizes it, server-side."""
+"""What intake is asked to do. Every command from a gRPC call carries the platform's `Caller` (who,
+which role, which provinces) so the handler authorizes it, server-side."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from intake.domain.model import (
-    Actor,
     CallDetails,
     CallOutcome,
     CloseOutcome,
@@ -18,12 +17,13 @@ from intake.domain.model import (
     Place,
     Survivor,
 )
+from refnet_platform.caller import Caller
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType
 
 
 @dataclass(frozen=True)
 class LogCall:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     place: Place
     details: CallDetails
@@ -33,7 +33,7 @@ class LogCall:
 
 @dataclass(frozen=True)
 class RegisterCase:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     occurred_in: Place
     recorded_at: datetime | None
@@ -51,13 +51,13 @@ class RegisterCase:
 
 @dataclass(frozen=True)
 class GetCase:
-    actor: Actor
+    caller: Caller
     case_id: str
 
 
 @dataclass(frozen=True)
 class AddNeed:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     need: NeedSpec
@@ -65,7 +65,7 @@ class AddNeed:
 
 @dataclass(frozen=True)
 class UpdateRisk:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     risk_level: RiskLevel | None
@@ -74,7 +74,7 @@ class UpdateRisk:
 
 @dataclass(frozen=True)
 class GiveConsent:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     need_id: str
@@ -83,7 +83,7 @@ class GiveConsent:
 
 @dataclass(frozen=True)
 class WithdrawConsent:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     need_id: str
@@ -93,7 +93,7 @@ class WithdrawConsent:
 class OverrideConsent:
     """A supervisor consents in the survivor's place, under a legal basis (terms.legal_basis)."""
 
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     need_id: str
@@ -102,7 +102,7 @@ class OverrideConsent:
 
 @dataclass(frozen=True)
 class CloseCase:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     outcome: CloseOutcome | None
@@ -110,7 +110,7 @@ class CloseCase:
 
 @dataclass(frozen=True)
 class EraseCase:
-    actor: Actor
+    caller: Caller
     client_request_id: str
     case_id: str
     reason: EraseReason | None
@@ -120,7 +120,7 @@ class EraseCase:
 class GetCaseContact:
     """Another refnet service reads the contact for a recipient that accepted a referral."""
 
-    actor: Actor
+    caller: Caller
     case_id: str
     referral_id: str
     recipient_id: str

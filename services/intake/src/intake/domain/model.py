@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 import refnet_geo as geo
-from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from refnet_platform.caller import Caller
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 MAX_AGE = 120
@@ -25,6 +26,8 @@ DEFAULT_CONSENT_VALIDITY = timedelta(days=90)
 DATA_CATEGORIES = ("name", "phone", "address", "safe_contact")
 # What the shorthand `consented` covers: enough to reach her safely, no more.
 IMPLIED_DATA_CATEGORIES = ("name", "phone", "safe_contact")
+# Part of "safe_contact": her safe times without her note, for a reader that needs only when to call.
+SAFE_TIMES = "safe_times"
 # The directory's provider sectors (demo/directory.json "sector").
 RECIPIENT_SECTORS = ("police", "health", "legal_aid", "social_work", "womens_union", "shelter", "education")
 MAX_ID = 100
@@ -105,14 +108,6 @@ class EraseReason(StrEnum):
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who asks: the id and role from the caller's mTLS certificate."""
-
-    subject_id: str
-    role: str
-
-
-@dataclass(frozen=True)
 class Survivor:
     is_child: bool
     age: int | None
@@ -153,14 +148,15 @@ class Contact:
     safe_times: tuple[SafeTime, ...] = ()
 
     def only(self, categories: tuple[str, ...]) -> Contact:
-        """What a recipient may see: the categories its consent covers."""
+        """What a recipient may see: the categories given ("safe_times": the times without the note)."""
+        times = "safe_contact" in categories or SAFE_TIMES in categories
         return Contact(
             name=self.name if "name" in categories else "",
             phone=self.phone if "phone" in categories else "",
             address=self.address if "address" in categories else "",
             safe_contact_note=self.safe_contact_note if "safe_contact" in categories else "",
             phone_is_safe=self.phone_is_safe and "phone" in categories,
-            safe_times=self.safe_times if "safe_contact" in categories else (),
+            safe_times=self.safe_times if times else (),
         )
 
 
@@ -503,12 +499,93 @@ def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now:
     return consent
 
 
+# ---------------------------------------------------------------------------------------------
+# Who may read her contact, for what. Intake trusts its own record of the referral, not the caller's
+# word: a service reads only for a referral intake saw accepted, and only what its purpose needs.
+
+# Referral statuses as intake records them from referral's events: ReferralStatus names in lower case
+# ("requested", "accepted", "in_service", "completed", "rejected", "cancelled", "expired",
+# "escalated", "failed"), the same words as referral's own Status.
+REFERRAL_REQUESTED = "requested"
+ACCEPTED = frozenset({"accepted", "in_service"})
+# An accepted referral that ended without being delivered (referral's ALLOWED: accepted or in service
+# to cancelled, failed or expired; expired on to escalated).
+FELL_THROUGH = frozenset({"cancelled", "failed", "expired", "escalated"})
+
+
+@dataclass(frozen=True)
+class ContactPurpose:
+    """What a calling service may read for one purpose (at most: the consent may allow less), and on
+    which referrals: one its provider accepted, now in one of `statuses`; `for_provider`: recipient_id
+    must be that provider."""
+
+    categories: frozenset[str]
+    statuses: frozenset[str]
+    for_provider: bool
+
+
+# Calling service (its certificate CN) -> purpose code -> what it may read. Anything else reads nothing.
+CONTACT_PURPOSES: dict[str, dict[str, ContactPurpose]] = {
+    # GetSurvivorContact: the agency that accepted the referral, while it is accepted or in service.
+    "referral": {"provider_accepted_referral": ContactPurpose(
+        frozenset({"name", "phone", "address", "safe_contact"}), ACCEPTED, for_provider=True)},
+    # A text to her own safe phone, inside her safe times: "confirmed" once accepted, "changed" when an
+    # accepted referral falls through. It needs neither who she is, nor where she lives, nor her note.
+    "notifications": {"survivor_notice": ContactPurpose(
+        frozenset({"phone", SAFE_TIMES}), ACCEPTED | FELL_THROUGH, for_provider=False)},
+}
+
+
+@dataclass(frozen=True)
+class ReferralRecord:
+    """A referral made for one of intake's cases, as referral's events reported it."""
+
+    referral_id: str
+    case_id: str
+    need_id: str
+    provider_id: str
+    status: str
+    accepted: bool  # its provider accepted it at some point (it may have ended since)
+
+
+def unseen_referral(case: Case, record: ReferralRecord | None, purpose: ContactPurpose, service_type: ServiceType,
+                    recipient_id: str) -> str:
+    """Why intake's record does not show this referral, for this service and recipient ("" if it does).
+    The caller is told only "not found"; the reason goes to the audit log."""
+    if record is None or record.case_id != case.case_id:
+        return "no such referral on this case"
+    need = case.need(record.need_id)
+    if need is None or need.service_type is not service_type:
+        return f"the referral is not for {service_type}"
+    if purpose.for_provider and record.provider_id != recipient_id:
+        return "the recipient is not the referral's provider"
+    return ""
+
+
+def require_referral_status(record: ReferralRecord, purpose: ContactPurpose) -> None:
+    if record.accepted and record.status in purpose.statuses:
+        return
+    if record.status == REFERRAL_REQUESTED:
+        # Most likely accepted a moment ago and its event is still on its way here: ask again shortly.
+        raise Unavailable(f"referral {record.referral_id} is not accepted on intake's record yet: try again shortly")
+    state = record.status if record.accepted else f"{record.status}, never accepted"
+    raise FailedPrecondition(f"referral {record.referral_id} is {state}: no contact details are read for it")
+
+
+def readable(consented: tuple[str, ...], purpose: ContactPurpose) -> tuple[str, ...]:
+    """What a purpose reads: the categories both the consent and the purpose allow."""
+    read = [c for c in DATA_CATEGORIES if c in consented and c in purpose.categories]
+    if "safe_contact" in consented and "safe_contact" not in purpose.categories and SAFE_TIMES in purpose.categories:
+        read.append(SAFE_TIMES)
+    return tuple(read)
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     """One row of the append-only audit log: who did what to whose data, when and why. Codes and ids
     only (and a legal basis as cited)."""
 
-    actor: Actor
+    actor: Caller
     action: str
     case_id: str
     at: datetime

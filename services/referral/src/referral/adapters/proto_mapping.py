@@ -28,9 +28,9 @@ from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_platform.caller import Caller
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.caller import Caller
 from refnet_platform.topics import urgent_lane
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup, from_pb, to_pb
 

@@ -29,7 +29,9 @@ class Scope(StrEnum):
     def allows(self, caller: Caller, *, province_code: str = "", provider_id: str = "") -> bool:
         """Whether a record of this province and provider is within the caller's remit."""
         if self is Scope.PROVINCE:
-            return bool(province_code) and caller.covers(province_code)
+            # A record that names no province is the national line's alone.
+            covered: bool = caller.covers(province_code) if province_code else caller.national
+            return covered
         if self is Scope.OWN_AGENCY:
             # An agency with no organisation owns nothing (never the referrals that found no provider).
             return bool(caller.organisation_id) and provider_id == caller.organisation_id

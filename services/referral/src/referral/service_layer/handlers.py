@@ -33,8 +33,8 @@ from referral.domain.sla import SlaPolicy
 from referral.service_layer.authorization import Scope, authorize
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform import metrics
-from refnet_platform.envelope import new_event_id
 from refnet_platform.caller import Caller, Role
+from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
 

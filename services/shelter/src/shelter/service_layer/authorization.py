@@ -76,7 +76,8 @@ _EVERYONE = {role: Scope.ANY for role in Role if role is not Role.GATEWAY}
 
 RULES: tuple[Rule, ...] = (
     Rule("ShelterService", "ListAvailability", _EVERYONE,
-         "`commune_code` blank (and proximity at most `same_province`) for shelters the caller may not see it of"),
+         "a shelter's `commune_code` is blank unless the caller is in its audience (below), and its `proximity` "
+         "then at most `same_province`"),
     Rule("ShelterService", "UpdateAvailability", _OWN_STAFF,
          "another shelter's `shelter_id` is `PERMISSION_DENIED`, decided before any lookup"),
     Rule("ShelterService", "GetShelter", _EVERYONE, "`address` and `commune_code` only to their audience"),

@@ -1,0 +1,109 @@
+"""Who may call what: intake's one authorization table.
+
+Each RPC lists the roles it is open to and the scope that decides which records the caller may see or
+change. A handler asks `authorize(method, caller)` before it reads anything (a role not listed is
+refused with PERMISSION_DENIED), then checks each record against the scope: a case or call outside
+the caller's provinces answers exactly as one that does not exist (NOT_FOUND, same words). The
+README's "Who may call what" is `authorization_table_markdown()`'s output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from intake.domain.model import CONTACT_PURPOSES, SAFE_TIMES
+from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import PermissionDenied
+
+
+class Scope(StrEnum):
+    PROVINCE = "province"
+    PURPOSE = "purpose"
+
+    @property
+    def meaning(self) -> str:
+        return SCOPE_MEANING[self]
+
+
+SCOPE_MEANING = {
+    Scope.PROVINCE: "the case's province (where it happened; a call's: the line's) is one of the caller's "
+                    "provinces; `*` (the national line) covers all",
+    Scope.PURPOSE: "the calling service (its certificate CN) and `purpose` are in `CONTACT_PURPOSES`, and intake's "
+                   "own record of the referral allows the read (see \"Contact purposes\")",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    service: str
+    method: str
+    scopes: Mapping[Role, Scope]
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}.{self.method}"
+
+
+_CASE_WORK = {Role.OPERATOR: Scope.PROVINCE, Role.SUPERVISOR: Scope.PROVINCE}
+_SUPERVISOR = {Role.SUPERVISOR: Scope.PROVINCE}
+
+RULES: tuple[Rule, ...] = (
+    Rule("IntakeService", "LogCall", _CASE_WORK,
+         "a call in another province: `PERMISSION_DENIED` naming `province_code`; a follow-up's `case_id` outside "
+         "the caller's provinces: `NOT_FOUND`"),
+    Rule("IntakeService", "RegisterCase", _CASE_WORK,
+         "`province_code` and `reported_in.province_code` must be the caller's, else `PERMISSION_DENIED` naming "
+         "the field"),
+    Rule("IntakeService", "GetCase", _CASE_WORK),
+    Rule("IntakeService", "AddNeed", _CASE_WORK),
+    Rule("IntakeService", "UpdateRisk", _CASE_WORK),
+    Rule("IntakeService", "GiveConsent", _CASE_WORK),
+    Rule("IntakeService", "WithdrawConsent", _CASE_WORK),
+    Rule("IntakeService", "CloseCase", _CASE_WORK),
+    Rule("IntakeService", "OverrideConsent", _SUPERVISOR, "audited"),
+    Rule("IntakeService", "EraseCase", _SUPERVISOR, "audited"),
+    Rule("CaseContactService", "GetCaseContact", {Role.SERVICE: Scope.PURPOSE},
+         "every read and every refusal of an existing case is audited"),
+)
+
+AUTHORIZATION: dict[str, Rule] = {rule.method: rule for rule in RULES}
+
+
+def authorize(method: str, caller: Caller) -> Scope:
+    """The caller's scope for this RPC; PERMISSION_DENIED if the method is not open to the caller's role."""
+    scope = AUTHORIZATION[method].scopes.get(caller.role)
+    if scope is None:
+        raise PermissionDenied(f"{method} is not open to the {caller.role} role")
+    return scope
+
+
+def authorization_table_markdown() -> str:
+    """The tables as the README shows them, under "Who may call what"."""
+    lines = ["| RPC | roles (scope) | notes |", "|---|---|---|"]
+    for rule in RULES:
+        by_scope: dict[Scope, list[str]] = {}
+        for role, scope in rule.scopes.items():
+            by_scope.setdefault(scope, []).append(str(role))
+        who = "; ".join(f"{', '.join(roles)} ({scope})" for scope, roles in by_scope.items())
+        lines.append(f"| `{rule.name}` | {who} | {rule.note} |")
+    lines.append("")
+    lines.extend(f"- **{scope}**: {scope.meaning}." for scope in Scope)
+    lines.append("- A role not listed gets `PERMISSION_DENIED`. A case or call outside the scope answers exactly as "
+                 "one that does not exist: `NOT_FOUND` with the same words.")
+    lines += ["", "### Contact purposes", "",
+              "| service (CN) | `purpose` | may read (never more than the consent covers) | referral on intake's "
+              "record | `recipient_id` |", "|---|---|---|---|---|"]
+    for service, purposes in CONTACT_PURPOSES.items():
+        for code, purpose in purposes.items():
+            fields = ", ".join(f"`{c}`" for c in sorted(purpose.categories))
+            statuses = ", ".join(sorted(purpose.statuses))
+            recipient = "the referral's provider" if purpose.for_provider else "not checked (she is the recipient)"
+            lines.append(f"| `{service}` | `{code}` | {fields} | accepted by its provider, now {statuses} "
+                         f"| {recipient} |")
+    lines.append("")
+    lines.append(f"`{SAFE_TIMES}` is her safe times without her note (both are under the consent's `safe_contact`); "
+                 "`phone` brings `phone_is_safe`.")
+    return "\n".join(lines) + "\n"

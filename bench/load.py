@@ -16,9 +16,8 @@ from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet_dev.network import Network
-from refnet_platform.identity import channel_credentials
 
-OPERATOR = "bench-operator"
+OPERATOR = "national-111-operator"  # a realm user: the bench spreads cases over several provinces
 # Provinces of the demo directory, each with a police station, a hospital and a social work centre
 # open around the clock, so every need routes to a provider.
 PLACES = (("22", "06673"), ("42", "18100"), ("92", "31135"))
@@ -47,8 +46,7 @@ RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_ba
 
 def aio_channel(network: Network, service: str, subject_id: str, role: str) -> grpc.aio.Channel:
     """Like Network.channel, for grpc.aio: many calls in flight on one connection."""
-    cert, key = network.pki.client(subject_id, role)
-    return grpc.aio.secure_channel(network.address(service), channel_credentials(network.pki.ca, cert, key),
+    return grpc.aio.secure_channel(network.address(service), network.credentials(subject_id, role),
                                    options=RECONNECT)
 
 

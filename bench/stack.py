@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.postgres import PostgresCluster
 from refnet_platform.topic_admin import ensure_topics
@@ -20,6 +21,7 @@ from refnet_platform.topic_admin import ensure_topics
 @dataclass
 class Stack:
     broker: KafkaBroker
+    keycloak: Keycloak
     network: Network
     postgres: PostgresCluster | None
     database_url: str | None
@@ -33,6 +35,8 @@ class Stack:
         pids = {p.name: p.popen.pid for p in self.network.processes if p.popen.poll() is None}
         if self.broker.pid:
             pids["kafka"] = self.broker.pid
+        if self.keycloak.pid:
+            pids["keycloak"] = self.keycloak.pid
         if self.postgres and self.postgres.pid:
             pids["postgres"] = self.postgres.pid  # the postmaster only, not its backends
         return {**pids, "bench": os.getpid()}
@@ -49,21 +53,25 @@ class Stack:
 @contextlib.contextmanager
 def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     broker = KafkaBroker()
+    keycloak = Keycloak()
     cluster = PostgresCluster() if postgres else None
     network: Network | None = None
     try:
         broker.start()
         ensure_topics(broker.bootstrap)
+        keycloak.start()  # operators sign in: every RegisterCase carries a person's token
         url = None
         if cluster:
             cluster.start()
             url = cluster.create_database("refnet")
-        network = Network(broker.bootstrap, data_dir, database_url=url, extra_env=dict(extra_env or {}))
+        network = Network(broker.bootstrap, data_dir, database_url=url, extra_env=dict(extra_env or {}),
+                          keycloak=keycloak)
         network.start()
-        yield Stack(broker, network, cluster, url)
+        yield Stack(broker, keycloak, network, cluster, url)
     finally:
         if network:
             network.stop()
+        keycloak.stop()
         broker.stop()
         if cluster:
             cluster.stop()

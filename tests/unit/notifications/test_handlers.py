@@ -48,6 +48,7 @@ from notifications.service_layer.handlers import Policy
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.notifications.v1 import events_pb2
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.errors import InvalidArgument, PermissionDenied
@@ -215,7 +216,7 @@ def test_an_in_app_notice_is_in_the_feed_and_its_status_event_in_the_outbox_as_s
         (in_app_id, _, _) = world.bus.handle(new_referral())  # no dispatch round at all
     finally:
         current_causation.reset(flow)
-    (listed,) = feed(world, "clinic", "agency")
+    (listed,) = feed(world, machine("clinic", Role.AGENCY))
     assert (listed.notice_id, listed.kind, listed.status) == (in_app_id, "referral_new", "delivered")
     (row,) = [r for r in world.rows() if r["channel"] == "in_app"]
     assert (row["attempts"], row["next_attempt_at"]) == (1, None)
@@ -228,7 +229,7 @@ def test_an_in_app_notice_is_in_the_feed_and_its_status_event_in_the_outbox_as_s
     assert {(channel, e.correlation_id, e.causation_id) for _, _, channel, e in world.status_events()[1:]} == {
         ("email", "flow-1", "ev-new"), ("sms", "flow-1", "ev-new")}
     assert world.bus.handle(new_referral()) == []  # redelivered: nothing new, in the feed or the outbox
-    assert len(feed(world, "clinic", "agency")) == 1
+    assert len(feed(world, machine("clinic", Role.AGENCY))) == 1
     assert len(world.status_events()) == 3
 
 
@@ -522,35 +523,84 @@ def test_erasing_the_case_drops_her_notices_and_the_text_of_finished_ones(world:
 # --- each caller its own feed ------------------------------------------------------------------
 
 
-def feed(world: World, subject: str, role: str, recipient: str = "", **kw: Any) -> list[Notice]:
-    found, _ = world.bus.handle(commands.ListNotices(commands.Reader(subject, role), recipient, **kw))
+def person(subject: str, role: Role, organisation: str = "", provinces: frozenset[str] = frozenset()) -> Caller:
+    return Caller(subject, role, organisation_id=organisation, provinces=provinces, person=True)
+
+
+QN_WORKER = person("cw-1", Role.OPERATOR, provinces=frozenset({"22"}))
+QN_SUPERVISOR = person("qn-sup", Role.SUPERVISOR, provinces=frozenset({"22"}))
+NATIONAL_SUPERVISOR = person("nat-sup", Role.SUPERVISOR, provinces=frozenset({"*"}))
+
+
+def feed(world: World, caller: Caller, recipient: str = "", **kw: Any) -> list[Notice]:
+    found, _ = world.bus.handle(commands.ListNotices(caller, recipient, **kw))
     return found  # type: ignore[no-any-return]
+
+
+def escalated(province: str) -> commands.Notify:
+    return commands.Notify(Escalation(f"ev-esc-{province}", str(uuid.uuid4()), CASE, province, ServiceType.MEDICAL,
+                                      "clinic", "not_accepted_in_time", "accept"))
 
 
 def test_a_caller_sees_only_its_own_feed(world: World) -> None:
     world.bus.handle(new_referral())
-    world.bus.handle(commands.Notify(Escalation("ev-esc", REFERRAL, CASE, "22", ServiceType.MEDICAL, "clinic",
-                                                "not_accepted_in_time", "accept")))
+    world.bus.handle(escalated("22"))
     world.bus.handle(commands.Notify(StatusChange("ev-st", REFERRAL, CASE, "clinic", "22", ReferralStatus.REQUESTED,
                                                   ReferralStatus.ACCEPTED, "", "cw-1", ServiceType.MEDICAL)))
-    assert [n.kind for n in feed(world, "clinic", "agency", "clinic")] == ["referral_new"]
-    assert [n.kind for n in feed(world, "cw-1", "operator")] == ["referral_status"]
-    assert [n.kind for n in feed(world, "sup-22", "supervisor", "22")] == ["sla_breached"]
-    assert feed(world, "legal", "agency") == []
-    for subject, role, asked in (("legal", "agency", "clinic"), ("cw-2", "operator", "cw-1"),
-                                 ("sup-22", "supervisor", "42"), ("sup-99", "supervisor", ""),
-                                 ("ops-1", "ops", ""), ("intake", "service", "")):
+    # An agency's system and its staff signed in as people read the agency's feed (its organisation).
+    for clinic in (machine("clinic", Role.AGENCY), person("nurse-lan", Role.AGENCY, "clinic")):
+        assert [n.kind for n in feed(world, clinic)] == ["referral_new"]
+        assert [n.kind for n in feed(world, clinic, "clinic")] == ["referral_new"]
+    assert [n.kind for n in feed(world, QN_WORKER)] == ["referral_status"]
+    assert [n.kind for n in feed(world, QN_SUPERVISOR, "22")] == ["sla_breached"]
+    assert feed(world, machine("legal", Role.AGENCY)) == []
+    # A person whose user name is the clinic's id reads the feed of the agency in their token, not the clinic's.
+    assert feed(world, person("clinic", Role.AGENCY, "legal")) == []
+    for caller, asked in ((machine("legal", Role.AGENCY), "clinic"), (person("clinic", Role.AGENCY, "legal"), "clinic"),
+                          (person("nurse-lan", Role.AGENCY, "clinic"), "nurse-lan"),
+                          (person("cw-2", Role.OPERATOR, provinces=frozenset({"22"})), "cw-1"),
+                          (QN_SUPERVISOR, "42"), (person("sup-99", Role.SUPERVISOR), ""),
+                          (person("ops-1", Role.OPS, provinces=frozenset({"*"})), ""),
+                          (machine("intake", Role.SERVICE), "")):
         with pytest.raises(PermissionDenied):
-            feed(world, subject, role, asked)
+            feed(world, caller, asked)
+        with pytest.raises(PermissionDenied):
+            world.bus.handle(commands.NoticesAfter(caller, asked, after_sequence=None))
     with pytest.raises(InvalidArgument, match="page_size"):
-        feed(world, "clinic", "agency", page_size=501)
+        feed(world, machine("clinic", Role.AGENCY), page_size=501)
+
+
+def test_a_supervisor_reads_the_province_feeds_in_their_token(world: World) -> None:
+    """No directory lookup: the provinces come from the supervisor's token ("*": every province)."""
+    world.bus.handle(escalated("22"))
+    world.bus.handle(escalated("42"))
+
+    def provinces(caller: Caller, asked: str = "") -> list[str]:
+        listed = [n.province_code for n in feed(world, caller, asked)]
+        _, end = world.bus.handle(commands.NoticesAfter(caller, asked, after_sequence=None))
+        watched, _ = world.bus.handle(commands.NoticesAfter(caller, asked, after_sequence=0))
+        assert [n.province_code for n in watched] == listed[::-1] and end == (max(n.sequence for n in watched)
+                                                                             if watched else 0)
+        return listed
+
+    assert provinces(QN_SUPERVISOR) == provinces(QN_SUPERVISOR, "22") == ["22"]
+    assert provinces(person("ht-sup", Role.SUPERVISOR, provinces=frozenset({"42"}))) == ["42"]
+    both = person("two-sup", Role.SUPERVISOR, provinces=frozenset({"22", "42"}))
+    assert provinces(both) == provinces(NATIONAL_SUPERVISOR) == ["42", "22"]  # newest first
+    assert provinces(NATIONAL_SUPERVISOR, "42") == provinces(both, "42") == ["42"]
+    assert provinces(person("hn-sup", Role.SUPERVISOR, provinces=frozenset({"01"}))) == []
+    # The directory's supervisor_ids grant nothing: "sup-22" is listed for 22 but has no province in a token.
+    with pytest.raises(PermissionDenied):
+        feed(world, person("sup-22", Role.SUPERVISOR))
+    with pytest.raises(PermissionDenied):
+        feed(world, QN_SUPERVISOR, "42")
 
 
 def test_the_feed_pages_newest_first_and_resumes_after_a_sequence(world: World) -> None:
     for i in range(5):
         world.bus.handle(new_referral(event_id=f"ev-{i}", referral_id=str(uuid.uuid4())))
     world.dispatch()
-    reader = commands.Reader("clinic", "agency")
+    reader = machine("clinic", Role.AGENCY)
     page, next_before = world.bus.handle(commands.ListNotices(reader, page_size=3))
     assert [n.sequence for n in page] == sorted((n.sequence for n in page), reverse=True) and next_before
     older, done = world.bus.handle(commands.ListNotices(reader, page_size=3, before_sequence=next_before))

@@ -108,13 +108,20 @@ class Network:
     def channel(self, service: str, subject_id: str, role: str) -> grpc.Channel:
         """A mutual-TLS channel to a service's api as the given caller: a machine by its own
         certificate; a person (operators, supervisors, ops) as the realm user `subject_id`."""
-        if Role(role) not in MACHINE_ROLES:
-            return self.person_channel(service, subject_id)
-        cert, key = self.pki.client(subject_id, role)
-        return grpc.secure_channel(self.address(service), channel_credentials(self.pki.ca, cert, key))
+        return grpc.secure_channel(self.address(service), self.credentials(subject_id, role))
 
     def person_channel(self, service: str, username: str) -> grpc.Channel:
-        """A channel through the development front door, every call carrying `username`'s access token
+        """A channel through the development front door as the realm user `username` (any role)."""
+        return grpc.secure_channel(self.address(service), self.person_credentials(username))
+
+    def credentials(self, subject_id: str, role: str) -> grpc.ChannelCredentials:
+        if Role(role) not in MACHINE_ROLES:
+            return self.person_credentials(subject_id)
+        cert, key = self.pki.client(subject_id, role)
+        return channel_credentials(self.pki.ca, cert, key)
+
+    def person_credentials(self, username: str) -> grpc.ChannelCredentials:
+        """The development front door's certificate, every call carrying `username`'s access token
         from the identity provider (fetched and renewed as it nears expiry)."""
         if self.keycloak is None:
             raise RuntimeError(f"{username} is a person: this network has no identity provider to sign in to")
@@ -127,9 +134,8 @@ class Network:
             except Exception as exc:  # handed to gRPC, which fails the call with it
                 callback((), exc)
 
-        credentials = grpc.composite_channel_credentials(channel_credentials(self.pki.ca, cert, key),
-                                                         grpc.metadata_call_credentials(add_token))
-        return grpc.secure_channel(self.address(service), credentials)
+        return grpc.composite_channel_credentials(channel_credentials(self.pki.ca, cert, key),
+                                                  grpc.metadata_call_credentials(add_token))
 
     def port(self, service: str) -> int:
         if service not in self.ports:

@@ -2,7 +2,8 @@
 
   providers[].duty_contact     {"email", "phone", "webhook_url", "language"}: the provider's duty desk
   supervisors[]                {"province_code", "supervisor_ids": [...], "duty_contact": {...}}: a
-                               province's supervisors (each id reads that province's supervisor feed)
+                               province's supervisors' duty contact (the ids are kept but grant nothing:
+                               a supervisor reads the feeds of the provinces in their token)
   case_workers[]               {"case_worker_id", "province_code", "contact": {...}}
 
 Everyone may be left out: a recipient the directory does not know still gets the in-app feed.

@@ -9,7 +9,21 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from notifications.adapters.tables import (
@@ -158,16 +172,17 @@ class NoticeRepository:
             self.conn.execute(_INSERT_FEED, [dict(notice_id=m.notice_id, role=m.role, recipient_id=m.recipient_id,
                                                   case_id=m.case_id, published_at=_utc(now)) for m in messages])
 
-    def feed_page(self, role: Role, recipient_id: str, case_id: str, *, before: int = 0, after: int | None = None,
-                  limit: int = 100) -> list[Notice]:
-        """Newest first below `before` (0: from the newest); or oldest first above `after`."""
+    def feed_page(self, role: Role, recipient_ids: Sequence[str] | None, case_id: str, *, before: int = 0,
+                  after: int | None = None, limit: int = 100) -> list[Notice]:
+        """Newest first below `before` (0: from the newest); or oldest first above `after`. The feeds of
+        `role` addressed to `recipient_ids` (None: every recipient of that role), merged by sequence."""
         query = (select(feed.c.sequence, notices.c.notice_id, notices.c.source_event_id, notices.c.recipient_id,
                         notices.c.channel, notices.c.subject, notices.c.body, notices.c.referral_id, notices.c.case_id,
                         notices.c.province_code, notices.c.created_at, deliveries.c.kind, deliveries.c.role,
                         deliveries.c.priority, deliveries.c.status)
                  .join(notices, notices.c.notice_id == feed.c.notice_id)
                  .join(deliveries, deliveries.c.notice_id == feed.c.notice_id)
-                 .where(feed.c.role == role, feed.c.recipient_id == recipient_id))
+                 .where(_feeds(role, recipient_ids)))
         if case_id:
             query = query.where(feed.c.case_id == case_id)
         if after is not None:
@@ -178,9 +193,17 @@ class NoticeRepository:
             query = query.order_by(feed.c.sequence.desc())
         return [_notice(r) for r in self.conn.execute(query.limit(limit)).mappings()]
 
-    def feed_end(self, role: Role, recipient_id: str) -> int:
-        query = select(func.max(feed.c.sequence)).where(feed.c.role == role, feed.c.recipient_id == recipient_id)
+    def feed_end(self, role: Role, recipient_ids: Sequence[str] | None) -> int:
+        query = select(func.max(feed.c.sequence)).where(_feeds(role, recipient_ids))
         return int(self.conn.execute(query).scalar() or 0)
+
+
+def _feeds(role: Role, recipient_ids: Sequence[str] | None) -> ColumnElement[bool]:
+    if recipient_ids is None:
+        return feed.c.role == role
+    if len(recipient_ids) == 1:
+        return and_(feed.c.role == role, feed.c.recipient_id == recipient_ids[0])
+    return and_(feed.c.role == role, feed.c.recipient_id.in_(recipient_ids))
 
 
 _MESSAGE = (
@@ -252,10 +275,6 @@ class DirectoryRepository:
         row = self.conn.execute(_RECIPIENT, {"role": Role.PROVIDER, "recipient_id": provider_id}).first()
         return row.sector if row else ""
 
-    def province_of_supervisor(self, supervisor_id: str) -> str:
-        row = self.conn.execute(select(supervisors.c.province_code)
-                                .where(supervisors.c.supervisor_id == supervisor_id)).first()
-        return row.province_code if row else ""
 
 
 class CaseRepository:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from notifications.domain.messages import EmergencyCase, Event, Language, Role
 from refnet_platform.vocabulary import ServiceType
+
+if TYPE_CHECKING:  # the api resolves the caller (certificate or person's token); the domain only passes it on
+    from refnet_platform.caller import Caller
 
 
 @dataclass(frozen=True)
@@ -78,21 +82,14 @@ class Recipient:
 @dataclass(frozen=True)
 class LoadDirectory:
     recipients: tuple[Recipient, ...]
-    # (supervisor id, province code): whose client certificate reads which province's supervisor feed.
+    # (supervisor id, province code) as the directory lists them. Kept, but grants nothing: a supervisor
+    # reads the province feeds of the provinces in their token.
     supervisors: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
-class Reader:
-    """Who asks, from the caller's client certificate."""
-
-    subject_id: str
-    role: str
-
-
-@dataclass(frozen=True)
 class ListNotices:
-    reader: Reader
+    caller: Caller
     recipient_id: str = ""
     case_id: str = ""
     page_size: int = 0
@@ -101,10 +98,10 @@ class ListNotices:
 
 @dataclass(frozen=True)
 class NoticesAfter:
-    """The reader's notices with a sequence above after_sequence, oldest first (WatchNotices polls this).
+    """The caller's notices with a sequence above after_sequence, oldest first (WatchNotices polls this).
     after_sequence None: none, only where the feed ends now (the stream's starting point)."""
 
-    reader: Reader
+    caller: Caller
     recipient_id: str = ""
     case_id: str = ""
     after_sequence: int | None = None

@@ -1,5 +1,6 @@
-"""Notifications' gRPC API: the in-app feed. Servicers only map: the caller (from its mTLS certificate)
-goes into each command and the handler decides what it may see."""
+"""Notifications' gRPC API: the in-app feed. Servicers only map: the caller (resolved before any handler runs,
+from a machine's certificate or a person's token) goes into each command and the handler decides what it may
+see (service_layer/authorization.py)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,6 @@ from refnet_platform.runtime import run_api
 WATCH_PAGE = 200
 
 
-def reader_of(context: grpc.aio.ServicerContext) -> commands.Reader:
-    caller = caller_of(context)
-    return commands.Reader(caller.subject_id, str(caller.role))
-
-
 class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
     def __init__(self, bus: MessageBus, poll_interval_s: float = 0.5) -> None:
         self.bus = bus
@@ -37,7 +33,7 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
 
     async def ListNotices(self, request: pb.ListNoticesRequest, context: grpc.aio.ServicerContext
                           ) -> pb.ListNoticesResponse:
-        command = commands.ListNotices(reader_of(context), request.recipient_id, request.case_id, request.page_size,
+        command = commands.ListNotices(caller_of(context), request.recipient_id, request.case_id, request.page_size,
                                        request.before_sequence)
         found, next_before = await asyncio.to_thread(self.bus.handle, command)
         return pb.ListNoticesResponse(notices=[proto_mapping.notice_to_pb(n) for n in found],
@@ -47,10 +43,10 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
                            ) -> AsyncIterator[pb.WatchNoticesResponse]:
         # Polls the database, so a stream on any api replica sees notices however they were recorded; it
         # holds one page and the cursor's few seconds of sequences, never the feed.
-        reader = reader_of(context)
+        caller = caller_of(context)
 
         def page(after: int | None) -> tuple[list[Notice], int]:
-            command = commands.NoticesAfter(reader, request.recipient_id, request.case_id, after, WATCH_PAGE)
+            command = commands.NoticesAfter(caller, request.recipient_id, request.case_id, after, WATCH_PAGE)
             return self.bus.handle(command)  # type: ignore[no-any-return]
 
         after = request.after_sequence

@@ -8,12 +8,12 @@ may read. The README's "Who may call what" is `authorization_table_markdown()`'s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from notifications.domain.messages import Role as Addressee
-from refnet_platform.caller import ALL_PROVINCES, Caller, Role
+from refnet_platform.authorization import Rule, Table
+from refnet_platform.caller import Caller, Role
 from refnet_platform.errors import PermissionDenied
 
 
@@ -64,50 +64,22 @@ SCOPE_MEANING = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
-    service: str
-    method: str
-    # The roles the method is open to, each with the scope of what it may see.
-    scopes: Mapping[Role, Scope]
-    note: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}.{self.method}"
-
 
 _FEED_READERS = {Role.AGENCY: Scope.OWN_ORGANISATION, Role.SHELTER: Scope.OWN_ORGANISATION, Role.OPERATOR: Scope.OWN,
                  Role.SUPERVISOR: Scope.PROVINCES}
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule[Scope], ...] = (
     Rule("NotificationsService", "ListNotices", _FEED_READERS,
          "newest first; naming a `recipient_id` outside the scope is `PERMISSION_DENIED`"),
     Rule("NotificationsService", "WatchNotices", _FEED_READERS, "as `ListNotices`, oldest first, as they arrive"),
 )
 
-AUTHORIZATION: dict[str, Rule] = {rule.method: rule for rule in RULES}
-
-
-def authorize(method: str, caller: Caller) -> Scope:
-    """The caller's scope for this RPC; PERMISSION_DENIED if the method is not open to the caller's role."""
-    scope = AUTHORIZATION[method].scopes.get(caller.role)
-    if scope is None:
-        raise PermissionDenied(f"{method} is not open to the {caller.role} role")
-    return scope
+TABLE = Table(RULES, Scope)
+AUTHORIZATION = TABLE.by_method
+authorize = TABLE.authorize
 
 
 def authorization_table_markdown() -> str:
     """The table as the README shows it, under "Who may call what"."""
-    lines = ["| RPC | roles (scope) | notes |", "|---|---|---|"]
-    for rule in RULES:
-        by_scope: dict[Scope, list[str]] = {}
-        for role, scope in rule.scopes.items():
-            by_scope.setdefault(scope, []).append(str(role))
-        who = "; ".join(f"{', '.join(roles)} ({scope})" for scope, roles in by_scope.items())
-        lines.append(f"| `{rule.name}` | {who} | {rule.note} |")
-    lines.append("")
-    lines.extend(f"- **{scope}**: {scope.meaning}." for scope in Scope)
-    lines.append(f"- A role not listed gets `PERMISSION_DENIED`, before anything is read. `{ALL_PROVINCES}` is the "
-                 "national remit.")
+    lines = [TABLE.markdown().rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -65,11 +65,12 @@ from notifications.domain.safe_contact import (
     recheck,
     stop_pending,
 )
+from notifications.service_layer.authorization import authorize
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform import metrics
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.db import BatchTransaction
-from refnet_platform.errors import InvalidArgument, PermissionDenied
+from refnet_platform.errors import InvalidArgument
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.vocabulary import ServiceType
 
@@ -482,48 +483,30 @@ def load_directory(cmd: commands.LoadDirectory, uow: UowFactory) -> int:
 # --- the in-app feed: each caller its own ------------------------------------------------------
 
 
-def _feed_of(work: NotificationsUnitOfWork, reader: commands.Reader, requested: str) -> tuple[Role, str]:
-    """The feed a caller may read: an agency's or shelter's by its provider id, an operator's by its own
-    id, a supervisor's by its province (from the directory). Naming anyone else's is PERMISSION_DENIED."""
-    names = {reader.subject_id}
-    if reader.role in ("agency", "shelter"):
-        feed = (Role.PROVIDER, reader.subject_id)
-    elif reader.role == "operator":
-        feed = (Role.CASE_WORKER, reader.subject_id)
-    elif reader.role == "supervisor":
-        province = work.directory.province_of_supervisor(reader.subject_id)
-        if not province:
-            raise PermissionDenied(f"{reader.subject_id} supervises no province in the directory")
-        feed = (Role.SUPERVISOR, province)
-        names.add(province)
-    else:
-        raise PermissionDenied(f"notices are not open to the {reader.role} role")
-    if requested and requested not in names:
-        raise PermissionDenied("a caller sees only its own notices")
-    return feed
-
-
 def list_notices(cmd: commands.ListNotices, uow: UowFactory) -> tuple[list[Notice], int]:
-    """The caller's notices, newest first; and the sequence to pass for the next page (0: none)."""
+    """The caller's notices, newest first; and the sequence to pass for the next page (0: none). Which feeds
+    are the caller's is service_layer/authorization.py's table."""
+    feeds = authorize("ListNotices", cmd.caller).feed(cmd.caller, cmd.recipient_id)
     if not 0 <= cmd.page_size <= MAX_PAGE:
         raise InvalidArgument("page_size", f"must be 0 (the default, {DEFAULT_PAGE}) to {MAX_PAGE}")
     if cmd.before_sequence < 0:
         raise InvalidArgument("before_sequence", "must not be negative")
     size = cmd.page_size or DEFAULT_PAGE
     with uow() as work:
-        role, recipient = _feed_of(work, cmd.reader, cmd.recipient_id)
-        page = work.notices.feed_page(role, recipient, cmd.case_id, before=cmd.before_sequence, limit=size)
+        page = work.notices.feed_page(feeds.addressee, feeds.recipient_ids, cmd.case_id, before=cmd.before_sequence,
+                                      limit=size)
     return page, (page[-1].sequence if len(page) == size else 0)
 
 
 def notices_after(cmd: commands.NoticesAfter, uow: UowFactory) -> tuple[list[Notice], int]:
     """The caller's notices after a sequence, oldest first, and the highest sequence seen (after None:
-    none, and where the caller's feed ends now)."""
+    none, and where the caller's feed ends now). WatchNotices polls this."""
+    feeds = authorize("WatchNotices", cmd.caller).feed(cmd.caller, cmd.recipient_id)
     if cmd.after_sequence is not None and cmd.after_sequence < 0:
         raise InvalidArgument("after_sequence", "must not be negative")
     with uow() as work:
-        role, recipient = _feed_of(work, cmd.reader, cmd.recipient_id)
         if cmd.after_sequence is None:
-            return [], work.notices.feed_end(role, recipient)
-        page = work.notices.feed_page(role, recipient, cmd.case_id, after=cmd.after_sequence, limit=cmd.limit)
+            return [], work.notices.feed_end(feeds.addressee, feeds.recipient_ids)
+        page = work.notices.feed_page(feeds.addressee, feeds.recipient_ids, cmd.case_id, after=cmd.after_sequence,
+                                      limit=cmd.limit)
     return page, (page[-1].sequence if page else cmd.after_sequence)

@@ -9,12 +9,10 @@ left out of a list). The README's "Who may call what" is `authorization_table_ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
+from refnet_platform.authorization import EVERY_ROLE, Rule, Table
 from refnet_platform.caller import Caller, Role
-from refnet_platform.errors import PermissionDenied
 
 
 class Scope(StrEnum):
@@ -47,26 +45,13 @@ SCOPE_MEANING = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
-    service: str
-    method: str
-    # The roles the method is open to, each with the scope of what it may see or change.
-    scopes: Mapping[Role, Scope]
-    note: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}.{self.method}"
-
 
 _CASE_READERS = {Role.AGENCY: Scope.OWN_AGENCY, Role.OPERATOR: Scope.PROVINCE, Role.SUPERVISOR: Scope.PROVINCE,
                  Role.OPS: Scope.PROVINCE}
 _AGENCY = {Role.AGENCY: Scope.OWN_AGENCY}
-# Every identity a call can carry: a front door (gateway) always acts as the person it forwards.
-_EVERYONE = {role: Scope.ANY for role in Role if role is not Role.GATEWAY}
+_EVERYONE = dict.fromkeys(EVERY_ROLE, Scope.ANY)
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule[Scope], ...] = (
     Rule("ReferralService", "ListReferrals", _CASE_READERS,
          "an agency lists its own referrals; other roles one case's (`case_id` required). Another agency's "
          "`provider_id`, or a case outside the caller's provinces, lists nothing"),
@@ -90,15 +75,9 @@ RULES: tuple[Rule, ...] = (
     Rule("DirectoryService", "RankProviders", _EVERYONE, "survivor attributes in, providers out"),
 )
 
-AUTHORIZATION: dict[str, Rule] = {rule.method: rule for rule in RULES}
-
-
-def authorize(method: str, caller: Caller) -> Scope:
-    """The caller's scope for this RPC; PERMISSION_DENIED if the method is not open to the caller's role."""
-    scope = AUTHORIZATION[method].scopes.get(caller.role)
-    if scope is None:
-        raise PermissionDenied(f"{method} is not open to the {caller.role} role")
-    return scope
+TABLE = Table(RULES, Scope)
+AUTHORIZATION = TABLE.by_method
+authorize = TABLE.authorize
 
 
 def authorization_table_markdown() -> str:

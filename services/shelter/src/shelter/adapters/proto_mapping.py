@@ -13,8 +13,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from refnet.common.v1 import types_pb2
 from refnet.shelter.v1 import events_pb2
 from refnet.shelter.v1 import shelter_service_pb2 as pb
-from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.caller import Caller
+from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.vocabulary import TargetGroup, from_pb, to_pb
 from shelter.domain import commands, events
 from shelter.domain.model import (

@@ -13,12 +13,11 @@ else: `may_see(caller, field, shelter_id)`. The README's "Who may call what" is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from refnet_platform.authorization import EVERY_ROLE, Rule, Table
 from refnet_platform.caller import Caller, Role
-from refnet_platform.errors import PermissionDenied
 
 # Referral's routing calls as refnet service "referral" (certificate OU=service, CN=referral).
 ROUTING_SUBJECT = "referral"
@@ -57,24 +56,11 @@ SCOPE_MEANING = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
-    service: str
-    method: str
-    # The roles the method is open to, each with the scope of what it may see or change.
-    scopes: Mapping[Role, Scope]
-    note: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}.{self.method}"
-
 
 _OWN_STAFF = {Role.SHELTER: Scope.OWN_SHELTER}
-# Every identity a call can carry: a front door (gateway) always acts as the person it forwards.
-_EVERYONE = {role: Scope.ANY for role in Role if role is not Role.GATEWAY}
+_EVERYONE = dict.fromkeys(EVERY_ROLE, Scope.ANY)
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule[Scope], ...] = (
     Rule("ShelterService", "ListAvailability", _EVERYONE,
          "a shelter's `commune_code` is blank unless the caller is in its audience (below), and its `proximity` "
          "then at most `same_province`"),
@@ -90,15 +76,9 @@ RULES: tuple[Rule, ...] = (
     Rule("ShelterService", "WatchAvailability", _EVERYONE, "as `ListAvailability`, for the snapshot and every change"),
 )
 
-AUTHORIZATION: dict[str, Rule] = {rule.method: rule for rule in RULES}
-
-
-def authorize(method: str, caller: Caller) -> Scope:
-    """The caller's scope for this RPC; PERMISSION_DENIED if the method is not open to the caller's role."""
-    scope = AUTHORIZATION[method].scopes.get(caller.role)
-    if scope is None:
-        raise PermissionDenied(f"{method} is not open to the {caller.role} role")
-    return scope
+TABLE = Table(RULES, Scope)
+AUTHORIZATION = TABLE.by_method
+authorize = TABLE.authorize
 
 
 # --- confidential fields -------------------------------------------------------------------------
@@ -148,16 +128,7 @@ def may_see(caller: Caller, field: str, shelter_id: str) -> bool:
 
 def authorization_table_markdown() -> str:
     """The table as the README shows it, under "Who may call what"."""
-    lines = ["| RPC | roles (scope) | notes |", "|---|---|---|"]
-    for rule in RULES:
-        by_scope: dict[Scope, list[str]] = {}
-        for role, scope in rule.scopes.items():
-            by_scope.setdefault(scope, []).append(str(role))
-        who = "; ".join(f"{', '.join(roles)} ({scope})" for scope, roles in by_scope.items())
-        lines.append(f"| `{rule.name}` | {who} | {rule.note} |")
-    lines.append("")
-    lines.extend(f"- **{scope}**: {scope.meaning}." for scope in Scope)
-    lines.append("- A role not listed gets `PERMISSION_DENIED`, before anything is looked up.")
+    lines = [TABLE.markdown().rstrip("\n")]
     lines.append("")
     lines.append("| confidential field | shown to | in | everyone else |")
     lines.append("|---|---|---|---|")

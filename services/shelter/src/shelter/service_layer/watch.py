@@ -14,8 +14,8 @@ from collections.abc import AsyncGenerator
 from datetime import timedelta
 
 from refnet_platform.bus import MessageBus
-from refnet_platform.errors import NotFound
 from refnet_platform.caller import Caller
+from refnet_platform.errors import NotFound
 from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands
 from shelter.domain.events import CapacityChanged

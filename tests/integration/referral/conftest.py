@@ -1,7 +1,8 @@
 """The real `referral-api` process (console script, migrations, demo directory, mutual TLS) on a real
 socket, once per module for each database (SQLite and PostgreSQL), with a stand-in for intake's contact
 API on mutual TLS too. The test feeds routing through referral's own bus on the same database, as the
-worker would from Kafka."""
+worker would from Kafka. Machines call with their certificates; people (operators, supervisors, an
+agency's staff) sign in to the session's Keycloak and call through the development front door."""
 
 from __future__ import annotations
 
@@ -27,11 +28,12 @@ from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_platform.bus import MessageBus
 from refnet_platform.db import make_engine, outbox
 from refnet_platform.envelope import TypeRegistry, decode
-from refnet_platform.identity import caller_of, server_credentials
+from refnet_platform.identity import Authenticator, server_credentials
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 EVENTS = TypeRegistry([referral_events, shelter_events])
@@ -47,7 +49,10 @@ class FakeIntakeContacts(contact_grpc.CaseContactServiceServicer):
 
     def GetCaseContact(self, request: contact_pb.GetCaseContactRequest, context: grpc.ServicerContext
                        ) -> contact_pb.GetCaseContactResponse:
-        caller = caller_of(context)  # type: ignore[arg-type]
+        # As every refnet api does before a handler runs (intake's own server sets it for `caller_of`):
+        # the machine named by the client certificate; no person signs in to this internal API.
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        caller = Authenticator(None).caller(context.auth_context(), metadata)
         self.calls.append((caller.subject_id, str(caller.role), request))
         if self.down:
             context.abort(grpc.StatusCode.UNAVAILABLE, "intake is restarting")
@@ -72,7 +77,13 @@ class ReferralApi:
     def referrals(self, subject_id: str, role: str = "agency") -> Any:
         return referral_grpc.ReferralServiceStub(self.channel(subject_id, role))
 
-    def escalations(self, subject_id: str = "qn-supervisor-1", role: str = "supervisor") -> Any:
+    def person(self, username: str) -> Any:
+        """ReferralService as a signed-in realm user of any role (e.g. an agency's staff member)."""
+        if (username, "person") not in self._channels:
+            self._channels[username, "person"] = self.network.person_channel("referral", username)
+        return referral_grpc.ReferralServiceStub(self._channels[username, "person"])
+
+    def escalations(self, subject_id: str = "qn-supervisor", role: str = "supervisor") -> Any:
         return referral_grpc.EscalationServiceStub(self.channel(subject_id, role))
 
     def directory(self, subject_id: str = "qn-worker-7", role: str = "operator") -> Any:
@@ -100,13 +111,15 @@ class ReferralApi:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferralApi]:
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        keycloak: Keycloak) -> Iterator[ReferralApi]:
     data_dir: Path = tmp_path_factory.mktemp("referral")
     if request.param == "sqlite":
         url = f"sqlite:///{data_dir / 'referral.db'}"
     else:
         url = request.getfixturevalue("postgres_cluster").create_database(f"referral_{uuid.uuid4().hex[:12]}")
-    network = Network("127.0.0.1:9", data_dir)  # the api needs no broker: the relay publishes
+    # The api needs no broker (the relay publishes); it verifies people's tokens against Keycloak (OIDC_ISSUER).
+    network = Network("127.0.0.1:9", data_dir, keycloak=keycloak)
     fake = FakeIntakeContacts()
     intake = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     contact_grpc.add_CaseContactServiceServicer_to_server(fake, intake)

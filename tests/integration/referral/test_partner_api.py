@@ -1,6 +1,7 @@
 """The partner agencies', supervisors' and directory APIs over real gRPC with mutual TLS, on SQLite and
-PostgreSQL: identity from the certificate, nothing learned about other agencies' referrals, idempotent
-changes, the watch stream, and contact details only after acceptance."""
+PostgreSQL: a machine's identity from its certificate, a person's from their Keycloak access token;
+nothing learned about other agencies' or other provinces' referrals, idempotent changes, the watch
+stream, and contact details only after acceptance."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import select
 
+from referral.adapters.tables import referral_history
 from referral.domain import commands
 from refnet.common.v1 import types_pb2 as t
 from refnet.referral.v1 import referral_service_pb2 as pb
@@ -42,6 +45,13 @@ def referral_of(api: Any, case_id: str, provider_id: str) -> pb.Referral:
     return found[0]
 
 
+def actors(api: Any, referral_id: str) -> list[str]:
+    """Who acted at each step of the referral's history ("role:subject"), oldest first."""
+    with api.engine.connect() as conn:
+        return list(conn.execute(select(referral_history.c.actor).where(
+            referral_history.c.referral_id == referral_id).order_by(referral_history.c.id)).scalars())
+
+
 def test_an_agency_works_its_referral_through_the_api(api: Any) -> None:
     case_id, _ = api.register(POLICE)
     police = api.referrals("qn-police-baichay")
@@ -66,6 +76,8 @@ def test_an_agency_works_its_referral_through_the_api(api: Any) -> None:
     assert no_id.code() == grpc.StatusCode.INVALID_ARGUMENT and no_id.details().startswith("request_id")
     changes = [e.to_status for e in api.events("ReferralStatusChanged") if e.referral_id == r.referral_id]
     assert changes == [pb.REFERRAL_STATUS_ACCEPTED, pb.REFERRAL_STATUS_IN_SERVICE, pb.REFERRAL_STATUS_COMPLETED]
+    # Routing made it; each later step is the agency's own (accept, progress, start, complete).
+    assert actors(api, r.referral_id)[1:] == ["agency:qn-police-baichay"] * 4
 
 
 def test_another_agency_or_a_guessed_id_learns_nothing(api: Any) -> None:
@@ -88,8 +100,9 @@ def test_another_agency_or_a_guessed_id_learns_nothing(api: Any) -> None:
     assert answers[:4] == answers[4:] and {code for code, _ in answers} == {grpc.StatusCode.NOT_FOUND}
     listed = intruder.ListReferrals(pb.ListReferralsRequest(case_id=case_id), timeout=10).referrals
     assert list(listed) == []
-    error = refused(intruder.ListReferrals, pb.ListReferralsRequest(provider_id="qn-police-baichay"))
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Asking for another agency's list reads as an empty list (not a refusal that would confirm it exists).
+    theirs = intruder.ListReferrals(pb.ListReferralsRequest(provider_id="qn-police-baichay"), timeout=10).referrals
+    assert list(theirs) == []
     # Other roles cannot act as the agency; an operator reads the case's referrals.
     operator = api.referrals("qn-worker-7", "operator")
     error = refused(operator.AcceptReferral, pb.AcceptReferralRequest(referral_id=r.referral_id, request_id=rid()))
@@ -97,6 +110,43 @@ def test_another_agency_or_a_guessed_id_learns_nothing(api: Any) -> None:
     assert [x.referral_id for x in operator.ListReferrals(pb.ListReferralsRequest(case_id=case_id),
                                                           timeout=10).referrals] == [r.referral_id]
     assert referral_of(api, case_id, "qn-police-baichay").status == pb.REFERRAL_STATUS_REQUESTED
+
+
+def not_found(call: Any, referral_id: str) -> tuple[grpc.StatusCode, str]:
+    """GetReferral's refusal, the id blanked out so answers about different ids can be compared."""
+    error = refused(call, pb.GetReferralRequest(referral_id=referral_id))
+    return error.code(), error.details().replace(referral_id, "<id>")
+
+
+def test_people_signed_in_see_their_province_s_or_their_agency_s_referrals_only(api: Any) -> None:
+    """Real access tokens from Keycloak through the front door: an operator's remit is her provinces, an
+    agency's staff member's is their agency; outside it a referral answers exactly as a made-up id."""
+    qn_case, _ = api.register(POLICE)
+    ht_case, _ = api.register(POLICE, province="42", commune="18073")
+    hospital_case, _ = api.register(ServiceType.MEDICAL)
+    mine = referral_of(api, qn_case, "qn-police-baichay")
+    ht = referral_of(api, ht_case, "ht-police")
+    hospitals = referral_of(api, hospital_case, "qn-hospital")
+    guessed = str(uuid.uuid4())
+
+    qn_operator, ht_operator = api.referrals("qn-operator", "operator"), api.referrals("ht-operator", "operator")
+    get = pb.GetReferralRequest
+    assert qn_operator.GetReferral(get(referral_id=mine.referral_id), timeout=10).referral.case_id == qn_case
+    assert ht_operator.GetReferral(get(referral_id=ht.referral_id), timeout=10).referral.case_id == ht_case
+    # Quảng Ninh's operator learns nothing of a Hà Tĩnh referral: the answer a made-up id gets, word for word.
+    assert not_found(qn_operator.GetReferral, ht.referral_id) == not_found(qn_operator.GetReferral, guessed)
+    assert not_found(qn_operator.GetReferral, guessed)[0] == grpc.StatusCode.NOT_FOUND
+    assert list(qn_operator.ListReferrals(pb.ListReferralsRequest(case_id=ht_case), timeout=10).referrals) == []
+
+    # The agency's staff member (a person, not the agency's system) reads their own agency's referral...
+    officer = api.person("qn-police-baichay")
+    assert officer.GetReferral(get(referral_id=mine.referral_id), timeout=10).referral.provider_id \
+        == "qn-police-baichay"
+    assert mine.referral_id in {r.referral_id for r in officer.ListReferrals(
+        pb.ListReferralsRequest(case_id=qn_case), timeout=10).referrals}
+    # ...and gets for the hospital's referral exactly what a made-up id gets.
+    assert not_found(officer.GetReferral, hospitals.referral_id) == not_found(officer.GetReferral, guessed)
+    assert not_found(officer.GetReferral, guessed)[0] == grpc.StatusCode.NOT_FOUND
 
 
 def test_no_certificate_no_call(api: Any) -> None:
@@ -113,6 +163,12 @@ def test_no_certificate_no_call(api: Any) -> None:
                              channel_credentials(api.network.pki.ca, cert, key)) as channel:
         error = refused(referral_grpc.ReferralServiceStub(channel).ListReferrals, pb.ListReferralsRequest())
     assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED)
+    # A certificate of our own authority naming a person's role grants nothing: people sign in.
+    cert, key = api.network.pki.client("qn-operator", "operator")
+    with grpc.secure_channel(api.network.address("referral"),
+                             channel_credentials(api.network.pki.ca, cert, key)) as channel:
+        error = refused(referral_grpc.ReferralServiceStub(channel).GetReferral, pb.GetReferralRequest())
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_a_decline_sends_the_need_to_the_next_provider(api: Any) -> None:
@@ -215,7 +271,7 @@ def test_contact_details_while_intake_is_down_are_unavailable_and_can_be_retried
 
 def test_supervisors_see_a_province_s_escalations_and_assign_a_provider(api: Any) -> None:
     case_id, _ = api.register(SHELTER, province="42", commune="18073", sex=Sex.MALE)
-    supervisor = api.escalations()
+    supervisor = api.escalations("ht-supervisor")
     listed = supervisor.ListEscalations(pb.ListEscalationsRequest(province_code="42", unresolved_only=True),
                                         timeout=10).escalations
     stuck = next(e.referral for e in listed if e.referral.case_id == case_id)
@@ -225,6 +281,17 @@ def test_supervisors_see_a_province_s_escalations_and_assign_a_provider(api: Any
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     error = refused(supervisor.ListEscalations, pb.ListEscalationsRequest(province_code="99"))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("province_code")
+    # Another province's supervisor sees none of Hà Tĩnh's escalations and cannot act on one.
+    elsewhere = api.escalations("qn-supervisor")
+    assert list(elsewhere.ListEscalations(pb.ListEscalationsRequest(province_code="42"), timeout=10).escalations) \
+        == []
+    error = refused(elsewhere.AssignProvider, pb.AssignProviderRequest(
+        referral_id=stuck.referral_id, provider_id="ht-shelter-trusted", request_id=rid()))
+    assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND, f"referral {stuck.referral_id} not found")
+    # Only to a provider that serves the case's area: Cần Thơ's shelter does not reach Hà Tĩnh.
+    error = refused(supervisor.AssignProvider, pb.AssignProviderRequest(
+        referral_id=stuck.referral_id, provider_id="ct-shelter-spc", request_id=rid()))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("provider_id")
     made = supervisor.AssignProvider(pb.AssignProviderRequest(referral_id=stuck.referral_id,
                                                               provider_id="ht-shelter-trusted", request_id=rid()),
                                      timeout=10).referral
@@ -232,6 +299,7 @@ def test_supervisors_see_a_province_s_escalations_and_assign_a_provider(api: Any
     listed = supervisor.ListEscalations(pb.ListEscalationsRequest(province_code="42"), timeout=10).escalations
     resolved = next(e for e in listed if e.referral.referral_id == stuck.referral_id)
     assert (resolved.rerouted_referral_id, resolved.rerouted_provider_id) == (made.referral_id, "ht-shelter-trusted")
+    assert actors(api, made.referral_id) == ["supervisor:ht-supervisor"]  # the history names who assigned it
 
 
 def test_the_directory_shows_shelters_by_province_and_contact_point_only(api: Any) -> None:

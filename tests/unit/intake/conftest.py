@@ -12,21 +12,32 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from intake.adapters.crypto import generate_key_b64
-from intake.adapters.tables import metadata, metadata_0002
+from intake.adapters.tables import metadata, metadata_0002, metadata_0004
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.domain.model import Actor, Contact, NeedSpec, Place, Survivor
+from intake.domain.model import Contact, NeedSpec, Place, Survivor
 from refnet.intake.v1 import events_pb2
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
-OPERATOR = Actor("qn-operator-1", "operator")
-SUPERVISOR = Actor("qn-supervisor-1", "supervisor")
-SERVICE = Actor("referral", "service")
-AGENCY = Actor("qn-police-baichay", "agency")
+QUANG_NINH, HA_TINH = "22", "42"
+
+
+def person(subject_id: str, role: Role, *provinces: str) -> Caller:
+    return Caller(subject_id, role, provinces=frozenset(provinces), person=True)
+
+
+# People sign in with their provinces; services are machines named by their certificate's CN.
+OPERATOR = person("qn-operator-1", Role.OPERATOR, QUANG_NINH)
+SUPERVISOR = person("qn-supervisor-1", Role.SUPERVISOR, QUANG_NINH)
+NATIONAL = person("111-operator-1", Role.OPERATOR, "*")  # the national child-protection line
+SERVICE = machine("referral", Role.SERVICE)
+NOTIFICATIONS = machine("notifications", Role.SERVICE)
+AGENCY = machine("qn-police-baichay", Role.AGENCY)
 INTAKE_EVENTS = TypeRegistry([events_pb2])
 
 
@@ -39,7 +50,9 @@ class Intake:
     engine: Engine
     operator = OPERATOR
     supervisor = SUPERVISOR
+    national = NATIONAL
     service = SERVICE
+    notifications = NOTIFICATIONS
     agency = AGENCY
 
     @staticmethod
@@ -52,6 +65,15 @@ class Intake:
     def register(self, **overrides: Any) -> Any:
         """A registered adult domestic-violence case in Bãi Cháy, Quảng Ninh; returns the Case."""
         return self.handle(register_command(**overrides))[0]
+
+    def refer(self, case: Any, *statuses: str, referral_id: str = "ref-1", provider_id: str = "qn-police-baichay",
+              service: ServiceType = ServiceType.POLICE_PROTECTION) -> None:
+        """What intake-worker records from referral's events: the referral requested for the case's need
+        for `service`, then each status it moved to ("accepted", "in_service", ...)."""
+        need = case.need_for(service)
+        self.handle(commands.RecordReferral(case.case_id, need.need_id, referral_id, "requested", provider_id))
+        for status in statuses:
+            self.handle(commands.RecordReferral(case.case_id, "", referral_id, status, provider_id))
 
     def events(self, case_id: str | None = None) -> list[tuple[str, str, Any]]:
         """(topic, key, payload) of every outbox row, oldest first, optionally about one case."""
@@ -71,13 +93,13 @@ class Intake:
     def total_rows(self) -> int:
         """Rows in every intake table: proves a refused request wrote nothing."""
         with self.engine.connect() as conn:
-            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, outbox]
+            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, *metadata_0004.sorted_tables, outbox]
             return sum(int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables)
 
 
 def register_command(**overrides: Any) -> commands.RegisterCase:
     fields: dict[str, Any] = dict(
-        actor=OPERATOR, client_request_id=f"req-{uuid.uuid4()}", occurred_in=Place("22", "06673"),
+        caller=OPERATOR, client_request_id=f"req-{uuid.uuid4()}", occurred_in=Place("22", "06673"),
         recorded_at=None, reported_in=None, case_types=[CaseType.DOMESTIC_VIOLENCE],
         survivor=Survivor(is_child=False, age=31, sex=Sex.FEMALE),
         needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consented=True), NeedSpec(ServiceType.LEGAL_AID)],

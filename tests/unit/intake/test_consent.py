@@ -24,7 +24,8 @@ from intake.domain.model import (
     Survivor,
 )
 from refnet.intake.v1 import events_pb2
-from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 CHILD = Survivor(True, 13, Sex.FEMALE)
@@ -36,9 +37,17 @@ def rid() -> str:
 
 
 def read_contact(intake: Any, case_id: str, service: ServiceType = ServiceType.POLICE_PROTECTION,
-                 sector: str = "police", actor: Any = None) -> Any:
-    return intake.handle(commands.GetCaseContact(actor or intake.service, case_id, "ref-1", "qn-police-baichay",
+                 sector: str = "police", caller: Any = None, referral_id: str = "ref-1") -> Any:
+    return intake.handle(commands.GetCaseContact(caller or intake.service, case_id, referral_id, "qn-police-baichay",
                                                  sector, service, PURPOSE))
+
+
+def accepted(intake: Any, case: Any, *services: ServiceType) -> Any:
+    """The case, with a referral (ref-1, ref-2, ...) accepted by qn-police-baichay for each service (police
+    protection if none named), as intake-worker records them from referral's events."""
+    for index, service in enumerate(services or (ServiceType.POLICE_PROTECTION,), start=1):
+        intake.refer(case, "accepted", referral_id=f"ref-{index}", service=service)
+    return case
 
 
 def consented(intake: Any, case_id: str) -> dict[str, bool]:
@@ -136,7 +145,7 @@ def test_giving_consent_needs_terms_and_a_need_of_the_case(intake: Any) -> None:
 
 
 def test_withdrawal_is_published_and_ends_the_contact_reads(intake: Any) -> None:
-    case = intake.register()
+    case = accepted(intake, intake.register())
     police = case.needs[0]
     assert read_contact(intake, case.case_id)[0].name == "Trần Thị Mẫu"
     updated, consent_id, created = intake.handle(
@@ -156,7 +165,7 @@ def test_withdrawal_is_published_and_ends_the_contact_reads(intake: Any) -> None
 
 
 def test_consent_can_be_given_again_after_withdrawal(intake: Any) -> None:
-    case = intake.register()
+    case = accepted(intake, intake.register())
     police = case.needs[0]
     intake.handle(commands.WithdrawConsent(intake.operator, rid(), case.case_id, police.need_id))
     terms = ConsentTerms(ConsentGiver.SURVIVOR, ("phone",))
@@ -199,7 +208,7 @@ def test_an_override_needs_a_supervisor_and_a_legal_basis_and_is_audited(intake:
 
 def test_a_contact_read_returns_only_what_the_consent_covers_and_is_audited(intake: Any) -> None:
     terms = ConsentTerms(ConsentGiver.SURVIVOR, ("phone", "safe_contact"), ("police",))
-    case = intake.register(needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=terms)])
+    case = accepted(intake, intake.register(needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=terms)]))
     contact, categories = read_contact(intake, case.case_id)
     assert categories == ("phone", "safe_contact")
     assert (contact.name, contact.address) == ("", "")
@@ -219,9 +228,10 @@ def test_her_safe_times_are_read_only_where_the_consent_covers_safe_contact(inta
     phone_only = ConsentTerms(ConsentGiver.SURVIVOR, ("phone",), ("legal_aid",))
     case = intake.register(contact=contact, needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=covered),
                                                    NeedSpec(ServiceType.LEGAL_AID, consent=phone_only)])
+    accepted(intake, case, ServiceType.POLICE_PROTECTION, ServiceType.LEGAL_AID)
     read, _ = read_contact(intake, case.case_id)
     assert read.safe_times == safe
-    read, _ = read_contact(intake, case.case_id, ServiceType.LEGAL_AID, "legal_aid")
+    read, _ = read_contact(intake, case.case_id, ServiceType.LEGAL_AID, "legal_aid", referral_id="ref-2")
     assert (read.phone, read.safe_times, read.safe_contact_note) == ("0912 345 678", (), "")
 
 
@@ -229,10 +239,11 @@ def test_contact_reads_are_refused_without_consent_and_each_refusal_is_audited(i
     terms = ConsentTerms(ConsentGiver.SURVIVOR, ("name",), ("police",))
     case = intake.register(needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=terms),
                                   NeedSpec(ServiceType.LEGAL_AID)])
-    with pytest.raises(PermissionDenied, match="legal_aid"):
-        read_contact(intake, case.case_id, ServiceType.LEGAL_AID, "legal_aid")  # a need without consent
-    with pytest.raises(PermissionDenied, match="medical"):
-        read_contact(intake, case.case_id, ServiceType.MEDICAL, "health")  # no such need
+    accepted(intake, case, ServiceType.POLICE_PROTECTION, ServiceType.LEGAL_AID)
+    with pytest.raises(PermissionDenied, match="legal_aid"):  # a need without consent
+        read_contact(intake, case.case_id, ServiceType.LEGAL_AID, "legal_aid", referral_id="ref-2")
+    with pytest.raises(NotFound, match=f"^case {case.case_id} not found$"):  # no such need: no referral for it
+        read_contact(intake, case.case_id, ServiceType.MEDICAL, "health")
     with pytest.raises(PermissionDenied, match="health sector"):
         read_contact(intake, case.case_id, ServiceType.POLICE_PROTECTION, "health")
     with pytest.raises(PermissionDenied, match="recipient_sector is required"):
@@ -242,14 +253,14 @@ def test_contact_reads_are_refused_without_consent_and_each_refusal_is_audited(i
 
 
 def test_a_consent_for_any_sector_needs_no_sector_named(intake: Any) -> None:
-    case = intake.register()  # the shorthand: any provider of the service
+    case = accepted(intake, intake.register())  # the shorthand: any provider of the service
     assert read_contact(intake, case.case_id, sector="")[0].name == "Trần Thị Mẫu"
 
 
 def test_an_expired_consent_allows_no_read(intake: Any) -> None:
     soon = datetime.now(UTC) + timedelta(seconds=1)
     terms = ConsentTerms(ConsentGiver.SURVIVOR, ("name",), expires_at=soon)
-    case = intake.register(needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=terms)])
+    case = accepted(intake, intake.register(needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consent=terms)]))
     assert read_contact(intake, case.case_id)[0].name
     time.sleep(max((soon - datetime.now(UTC)).total_seconds(), 0) + 0.05)
     with pytest.raises(FailedPrecondition, match="expired"):
@@ -264,7 +275,7 @@ def test_an_expired_consent_allows_no_read(intake: Any) -> None:
 ])
 def test_contact_requests_name_their_bad_field(intake: Any, field: str, value: Any) -> None:
     case = intake.register()
-    request = dict(actor=intake.service, case_id=case.case_id, referral_id="ref-1", recipient_id="qn-police",
+    request = dict(caller=intake.service, case_id=case.case_id, referral_id="ref-1", recipient_id="qn-police",
                    recipient_sector="police", service_type=ServiceType.POLICE_PROTECTION, purpose=PURPOSE)
     request[field] = value
     with pytest.raises(InvalidArgument) as refused:
@@ -272,16 +283,16 @@ def test_contact_requests_name_their_bad_field(intake: Any, field: str, value: A
     assert refused.value.field == field
 
 
-@pytest.mark.parametrize("role", ["operator", "supervisor", "agency", "shelter", "ops"])
-def test_only_refnet_services_read_contacts(intake: Any, role: str) -> None:
-    case = intake.register()
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.SUPERVISOR, Role.AGENCY, Role.SHELTER, Role.OPS])
+def test_only_refnet_services_read_contacts(intake: Any, role: Role) -> None:
+    case = accepted(intake, intake.register())
     with pytest.raises(PermissionDenied):
-        read_contact(intake, case.case_id, actor=type(intake.service)("someone", role))
+        read_contact(intake, case.case_id, caller=Caller("referral", role, provinces=frozenset({"*"})))
     assert intake.count("audit_log") == 0
 
 
 def test_a_closed_case_allows_no_read_but_still_takes_a_withdrawal(intake: Any) -> None:
-    case = intake.register()
+    case = accepted(intake, intake.register())
     from intake.domain.model import CloseOutcome
 
     intake.handle(commands.CloseCase(intake.operator, rid(), case.case_id, CloseOutcome.TRANSFERRED))
@@ -295,7 +306,7 @@ def test_a_closed_case_allows_no_read_but_still_takes_a_withdrawal(intake: Any) 
 
 
 def test_erasure_destroys_the_key_keeps_the_ciphertext_and_is_published(intake: Any) -> None:
-    case = intake.register()
+    case = accepted(intake, intake.register())
     erased, created = intake.handle(commands.EraseCase(intake.supervisor, rid(), case.case_id,
                                                        EraseReason.SURVIVOR_REQUEST))
     assert created and erased.status is CaseStatus.ERASED and erased.erased_at is not None
@@ -314,7 +325,7 @@ def test_erasure_destroys_the_key_keeps_the_ciphertext_and_is_published(intake: 
 
 
 def test_the_audit_log_is_append_only_in_the_database(intake: Any) -> None:
-    case = intake.register()
+    case = accepted(intake, intake.register())
     read_contact(intake, case.case_id)
     for statement in ("UPDATE audit_log SET purpose = 'x'", "DELETE FROM audit_log"):
         with pytest.raises(DatabaseError, match="append-only"), intake.engine.begin() as conn:

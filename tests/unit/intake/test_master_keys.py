@@ -34,8 +34,17 @@ def b64(key: bytes) -> str:
 
 
 def read_contact(intake: Any, case_id: str) -> commands.GetCaseContact:
-    return commands.GetCaseContact(intake.service, case_id, "ref-1", "qn-police-baichay", "police",
+    """A read for the police referral `accept` recorded."""
+    return commands.GetCaseContact(intake.service, case_id, f"ref-{case_id}", "qn-police-baichay", "police",
                                    ServiceType.POLICE_PROTECTION, "provider_accepted_referral")
+
+
+def accept(bus: Any, case: Any) -> str:
+    """The case's police referral, accepted, as intake-worker records it; returns the case id."""
+    police = case.need_for(ServiceType.POLICE_PROTECTION)
+    for need_id, status in ((police.need_id, "requested"), ("", "accepted")):
+        bus.handle(commands.RecordReferral(case.case_id, need_id, f"ref-{case.case_id}", status, "qn-police-baichay"))
+    return str(case.case_id)
 
 
 def test_a_key_id_names_a_master_key_without_revealing_it() -> None:
@@ -126,7 +135,7 @@ class FailingVault(Vault):
 
 def test_a_rotation_rewraps_in_batches_and_a_failed_batch_leaves_its_rows_as_they_were(intake: Any) -> None:
     under_a = bootstrap(Settings(master_key=b64(A)), intake.engine)
-    ids = [under_a.handle(intake.register_command())[0].case_id for _ in range(5)]
+    ids = [accept(under_a, under_a.handle(intake.register_command())[0]) for _ in range(5)]
     erased = under_a.handle(commands.EraseCase(intake.supervisor, "erase-1", ids[4], EraseReason.SURVIVOR_REQUEST))[0]
     with intake.engine.connect() as conn:
         sealed_before = dict(conn.execute(select(case_personal_data.c.case_id, case_personal_data.c.ciphertext)).all())

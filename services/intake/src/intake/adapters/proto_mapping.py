@@ -10,7 +10,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from intake.domain import commands, events
 from intake.domain.model import (
-    Actor,
     Call,
     CallChannel,
     CallDetails,
@@ -37,6 +36,7 @@ from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
+from refnet_platform.caller import Caller
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.topics import urgent_lane
@@ -88,15 +88,15 @@ def _need(message: pb.Need, prefix: str) -> NeedSpec:
     )
 
 
-def log_call_command(request: pb.LogCallRequest, actor: Actor) -> commands.LogCall:
+def log_call_command(request: pb.LogCallRequest, caller: Caller) -> commands.LogCall:
     return commands.LogCall(
-        actor=actor, client_request_id=request.client_request_id,
+        caller=caller, client_request_id=request.client_request_id,
         place=Place(request.province_code, request.commune_code), details=_call_details(request.call, "call."),
         outcome=from_pb(CallOutcome, intake_types.CallOutcome, request.outcome), case_id=request.case_id,
     )
 
 
-def register_case_command(request: pb.RegisterCaseRequest, actor: Actor) -> commands.RegisterCase:
+def register_case_command(request: pb.RegisterCaseRequest, caller: Caller) -> commands.RegisterCase:
     case_types = []
     for index, number in enumerate(request.case_types):
         case_type = from_pb(CaseType, types_pb2.CaseType, number)
@@ -111,7 +111,7 @@ def register_case_command(request: pb.RegisterCaseRequest, actor: Actor) -> comm
                       phone_is_safe=c.phone_is_safe,
                       safe_times=tuple(SafeTime(tuple(t.weekdays), t.start, t.end) for t in c.safe_times))
     return commands.RegisterCase(
-        actor=actor, client_request_id=request.client_request_id, occurred_in=_place(request),
+        caller=caller, client_request_id=request.client_request_id, occurred_in=_place(request),
         recorded_at=_time(request, "recorded_at", "recorded_at"),
         reported_in=_place(request.reported_in) if request.HasField("reported_in") else None,
         case_types=case_types, survivor=survivor,
@@ -123,46 +123,46 @@ def register_case_command(request: pb.RegisterCaseRequest, actor: Actor) -> comm
     )
 
 
-def add_need_command(request: pb.AddNeedRequest, actor: Actor) -> commands.AddNeed:
-    return commands.AddNeed(actor, request.client_request_id, request.case_id, _need(request.need, "need."))
+def add_need_command(request: pb.AddNeedRequest, caller: Caller) -> commands.AddNeed:
+    return commands.AddNeed(caller, request.client_request_id, request.case_id, _need(request.need, "need."))
 
 
-def update_risk_command(request: pb.UpdateRiskRequest, actor: Actor) -> commands.UpdateRisk:
-    return commands.UpdateRisk(actor, request.client_request_id, request.case_id,
+def update_risk_command(request: pb.UpdateRiskRequest, caller: Caller) -> commands.UpdateRisk:
+    return commands.UpdateRisk(caller, request.client_request_id, request.case_id,
                                from_pb(RiskLevel, types_pb2.RiskLevel, request.risk_level), request.immediate_danger)
 
 
-def give_consent_command(request: pb.GiveConsentRequest, actor: Actor) -> commands.GiveConsent:
+def give_consent_command(request: pb.GiveConsentRequest, caller: Caller) -> commands.GiveConsent:
     terms = _terms(request.consent, "consent.") if request.HasField("consent") else None
-    return commands.GiveConsent(actor, request.client_request_id, request.case_id, request.need_id, terms)
+    return commands.GiveConsent(caller, request.client_request_id, request.case_id, request.need_id, terms)
 
 
-def withdraw_consent_command(request: pb.WithdrawConsentRequest, actor: Actor) -> commands.WithdrawConsent:
-    return commands.WithdrawConsent(actor, request.client_request_id, request.case_id, request.need_id)
+def withdraw_consent_command(request: pb.WithdrawConsentRequest, caller: Caller) -> commands.WithdrawConsent:
+    return commands.WithdrawConsent(caller, request.client_request_id, request.case_id, request.need_id)
 
 
-def override_consent_command(request: pb.OverrideConsentRequest, actor: Actor) -> commands.OverrideConsent:
+def override_consent_command(request: pb.OverrideConsentRequest, caller: Caller) -> commands.OverrideConsent:
     terms = ConsentTerms(
         given_by=ConsentGiver.SUPERVISOR_OVERRIDE, data_categories=tuple(request.data_categories),
         recipient_sectors=tuple(request.recipient_sectors), legal_basis=request.legal_basis,
         expires_at=_time(request, "expires_at", "expires_at"),
     )
-    return commands.OverrideConsent(actor, request.client_request_id, request.case_id, request.need_id, terms)
+    return commands.OverrideConsent(caller, request.client_request_id, request.case_id, request.need_id, terms)
 
 
-def close_case_command(request: pb.CloseCaseRequest, actor: Actor) -> commands.CloseCase:
-    return commands.CloseCase(actor, request.client_request_id, request.case_id,
+def close_case_command(request: pb.CloseCaseRequest, caller: Caller) -> commands.CloseCase:
+    return commands.CloseCase(caller, request.client_request_id, request.case_id,
                               from_pb(CloseOutcome, intake_types.CloseOutcome, request.outcome))
 
 
-def erase_case_command(request: pb.EraseCaseRequest, actor: Actor) -> commands.EraseCase:
-    return commands.EraseCase(actor, request.client_request_id, request.case_id,
+def erase_case_command(request: pb.EraseCaseRequest, caller: Caller) -> commands.EraseCase:
+    return commands.EraseCase(caller, request.client_request_id, request.case_id,
                               from_pb(EraseReason, intake_types.EraseReason, request.reason))
 
 
-def get_case_contact_command(request: contact_pb.GetCaseContactRequest, actor: Actor) -> commands.GetCaseContact:
+def get_case_contact_command(request: contact_pb.GetCaseContactRequest, caller: Caller) -> commands.GetCaseContact:
     return commands.GetCaseContact(
-        actor=actor, case_id=request.case_id, referral_id=request.referral_id, recipient_id=request.recipient_id,
+        caller=caller, case_id=request.case_id, referral_id=request.referral_id, recipient_id=request.recipient_id,
         recipient_sector=request.recipient_sector,
         service_type=from_pb(ServiceType, types_pb2.ServiceType, request.service_type), purpose=request.purpose,
     )

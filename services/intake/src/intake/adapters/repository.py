@@ -18,6 +18,7 @@ from intake.adapters.tables import (
     referrals,
 )
 from intake.domain.model import (
+    REFERRAL_REQUESTED,
     AuditEntry,
     Call,
     CallChannel,
@@ -291,7 +292,7 @@ class ReferralLog:
             return
         if known.case_id != case_id:
             return  # a referral belongs to one case: an event saying otherwise changes nothing
-        first = status == "requested" and known.status != "requested"
+        first = status == REFERRAL_REQUESTED and known.status != REFERRAL_REQUESTED
         self.conn.execute(update(referrals).where(referrals.c.referral_id == referral_id).values(
             status=known.status if first else status, provider_id=known.provider_id or provider_id,
             need_id=known.need_id or need_id or "", accepted=known.accepted or accepted, updated_at=at))

@@ -118,7 +118,8 @@ class EraseCase:
 
 @dataclass(frozen=True)
 class GetCaseContact:
-    """Another refnet service reads the contact for a recipient that accepted a referral."""
+    """Another refnet service (caller.subject_id: its certificate CN) reads the contact for `purpose`, on
+    behalf of a referral intake's own record shows accepted."""
 
     caller: Caller
     case_id: str

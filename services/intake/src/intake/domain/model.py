@@ -503,9 +503,10 @@ def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now:
 # Who may read her contact, for what. Intake trusts its own record of the referral, not the caller's
 # word: a service reads only for a referral intake saw accepted, and only what its purpose needs.
 
-# Referral statuses as intake records them from referral's events: ReferralStatus names in lower case
-# ("requested", "accepted", "in_service", "completed", "rejected", "cancelled", "expired",
-# "escalated", "failed"), the same words as referral's own Status.
+# Referral statuses as intake records them from referral's events: ReferralStatus names in lower case,
+# the same words as referral's own Status.
+REFERRAL_STATUSES = ("requested", "accepted", "in_service", "completed", "rejected", "cancelled", "expired",
+                     "escalated", "failed")
 REFERRAL_REQUESTED = "requested"
 ACCEPTED = frozenset({"accepted", "in_service"})
 # An accepted referral that ended without being delivered (referral's ALLOWED: accepted or in service

@@ -1,5 +1,6 @@
 """Intake's gRPC API: the operators' IntakeService and the internal CaseContactService. Servicers
-only map: the caller (from its mTLS certificate) goes into each command and the handler decides."""
+only map: the caller the server resolved (a person's token, a machine's certificate) goes into each
+command and the handler decides."""
 
 from __future__ import annotations
 
@@ -15,28 +16,23 @@ from intake.adapters import proto_mapping as mapping
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.domain.model import Actor
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import Caller
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
-
-
-def actor_of(context: grpc.aio.ServicerContext) -> Actor:
-    caller = caller_of(context)
-    return Actor(caller.subject_id, str(caller.role))
 
 
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
 
-    async def _handle(self, to_command: Callable[[Any, Actor], object], request: Any,
+    async def _handle(self, to_command: Callable[[Any, Caller], object], request: Any,
                       context: grpc.aio.ServicerContext) -> Any:
-        command = to_command(request, actor_of(context))
+        command = to_command(request, caller_of(context))
         return await asyncio.to_thread(self.bus.handle, command)
 
     async def LogCall(self, request: pb.LogCallRequest, context: grpc.aio.ServicerContext) -> pb.LogCallResponse:
@@ -49,7 +45,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         return pb.RegisterCaseResponse(case=mapping.case_to_pb(case), created=created, call_id=case.call_id)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
-        case = await self._handle(lambda r, actor: commands.GetCase(actor, r.case_id), request, context)
+        case = await self._handle(lambda r, caller: commands.GetCase(caller, r.case_id), request, context)
         return pb.GetCaseResponse(case=mapping.case_to_pb(case))
 
     async def AddNeed(self, request: pb.AddNeedRequest, context: grpc.aio.ServicerContext) -> pb.AddNeedResponse:
@@ -93,7 +89,7 @@ class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
 
     async def GetCaseContact(self, request: contact_pb.GetCaseContactRequest, context: grpc.aio.ServicerContext
                              ) -> contact_pb.GetCaseContactResponse:
-        command = mapping.get_case_contact_command(request, actor_of(context))
+        command = mapping.get_case_contact_command(request, caller_of(context))
         contact, categories = await asyncio.to_thread(self.bus.handle, command)
         return mapping.contact_to_pb(contact, categories)
 

@@ -9,13 +9,11 @@ README's "Who may call what" is `authorization_table_markdown()`'s output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
-from intake.domain.model import CONTACT_PURPOSES, SAFE_TIMES
+from intake.domain.model import CONTACT_PURPOSES, DATA_CATEGORIES, REFERRAL_STATUSES, SAFE_TIMES
+from refnet_platform.authorization import Rule, Table
 from refnet_platform.caller import Caller, Role
-from refnet_platform.errors import PermissionDenied
 
 
 class Scope(StrEnum):
@@ -35,22 +33,10 @@ SCOPE_MEANING = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
-    service: str
-    method: str
-    scopes: Mapping[Role, Scope]
-    note: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.service}.{self.method}"
-
-
 _CASE_WORK = {Role.OPERATOR: Scope.PROVINCE, Role.SUPERVISOR: Scope.PROVINCE}
 _SUPERVISOR = {Role.SUPERVISOR: Scope.PROVINCE}
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule[Scope], ...] = (
     Rule("IntakeService", "LogCall", _CASE_WORK,
          "a call in another province: `PERMISSION_DENIED` naming `province_code`; a follow-up's `case_id` outside "
          "the caller's provinces: `NOT_FOUND`"),
@@ -69,37 +55,28 @@ RULES: tuple[Rule, ...] = (
          "every read and every refusal of an existing case is audited"),
 )
 
-AUTHORIZATION: dict[str, Rule] = {rule.method: rule for rule in RULES}
+TABLE = Table(RULES, Scope)
+AUTHORIZATION = TABLE.by_method
 
 
 def authorize(method: str, caller: Caller) -> Scope:
     """The caller's scope for this RPC; PERMISSION_DENIED if the method is not open to the caller's role."""
-    scope = AUTHORIZATION[method].scopes.get(caller.role)
-    if scope is None:
-        raise PermissionDenied(f"{method} is not open to the {caller.role} role")
-    return scope
+    return TABLE.authorize(method, caller)
 
 
 def authorization_table_markdown() -> str:
-    """The tables as the README shows them, under "Who may call what"."""
-    lines = ["| RPC | roles (scope) | notes |", "|---|---|---|"]
-    for rule in RULES:
-        by_scope: dict[Scope, list[str]] = {}
-        for role, scope in rule.scopes.items():
-            by_scope.setdefault(scope, []).append(str(role))
-        who = "; ".join(f"{', '.join(roles)} ({scope})" for scope, roles in by_scope.items())
-        lines.append(f"| `{rule.name}` | {who} | {rule.note} |")
-    lines.append("")
-    lines.extend(f"- **{scope}**: {scope.meaning}." for scope in Scope)
-    lines.append("- A role not listed gets `PERMISSION_DENIED`. A case or call outside the scope answers exactly as "
-                 "one that does not exist: `NOT_FOUND` with the same words.")
+    """The tables as the README shows them, under "Who may call what": the platform's rendering of the
+    rules, then the contact purposes."""
+    lines = [TABLE.markdown().rstrip("\n"),
+             "- For intake, a repeated `client_request_id` whose case or call is outside the scope is "
+             "`ALREADY_EXISTS`, naming neither."]
     lines += ["", "### Contact purposes", "",
               "| service (CN) | `purpose` | may read (never more than the consent covers) | referral on intake's "
               "record | `recipient_id` |", "|---|---|---|---|---|"]
     for service, purposes in CONTACT_PURPOSES.items():
         for code, purpose in purposes.items():
-            fields = ", ".join(f"`{c}`" for c in sorted(purpose.categories))
-            statuses = ", ".join(sorted(purpose.statuses))
+            fields = ", ".join(f"`{c}`" for c in (*DATA_CATEGORIES, SAFE_TIMES) if c in purpose.categories)
+            statuses = ", ".join(s for s in REFERRAL_STATUSES if s in purpose.statuses)
             recipient = "the referral's provider" if purpose.for_provider else "not checked (she is the recipient)"
             lines.append(f"| `{service}` | `{code}` | {fields} | accepted by its provider, now {statuses} "
                          f"| {recipient} |")

@@ -1,6 +1,9 @@
 """Intake's use cases. Each authorizes its caller, validates before touching the database, and
 changes state plus the events it causes in one transaction (nothing half-written). Mutating
-commands run once per client request id: a repeat returns the first result, created = False."""
+commands run once per client request id: a repeat returns the first result, created = False.
+
+Operators and supervisors act only within their provinces: a case outside them answers exactly as a
+missing one (NotFound, same words), and a repeated request id never returns another province's record."""
 
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.domain import commands, events
 from intake.domain.model import (
+    ACCEPTED,
+    CONTACT_PURPOSES,
     MAX_ID,
     RECIPIENT_SECTORS,
-    Actor,
     AuditEntry,
     Call,
     CallOutcome,
@@ -25,12 +29,16 @@ from intake.domain.model import (
     ConsentStatus,
     Contact,
     Need,
+    Place,
     consent_for_contact,
     consent_terms_for,
     new_consent,
+    readable,
     require_code,
     require_id,
+    require_referral_status,
     resolve_place,
+    unseen_referral,
     validate_call,
     validate_call_outcome,
     validate_consent,
@@ -38,7 +46,9 @@ from intake.domain.model import (
     validate_need_types,
     validate_survivor,
 )
+from intake.service_layer.authorization import authorize
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
+from refnet_platform.caller import Caller
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import (
     AlreadyExists,
@@ -48,48 +58,54 @@ from refnet_platform.errors import (
     NotFound,
     PermissionDenied,
 )
-from refnet_platform.caller import Role
 
 log = logging.getLogger(__name__)
 
 UowFactory = Callable[[], IntakeUnitOfWork]
 
-CASE_WORK = (Role.OPERATOR, Role.SUPERVISOR)
+# A repeated request id whose record is outside the caller's provinces: nothing about it is told.
+USED_ELSEWHERE = "client_request_id: already used for another request"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _authorize(actor: Actor, *roles: Role) -> None:
-    if actor.role not in roles:
-        raise PermissionDenied(f"this call is not open to the {actor.role or 'unknown'} role")
+def _case_not_found(case_id: str) -> NotFound:
+    return NotFound(f"case {case_id} not found")
 
 
-def _case(work: IntakeUnitOfWork, case_id: str, lock: bool = True) -> Case:
+def _case(work: IntakeUnitOfWork, case_id: str, caller: Caller, lock: bool = True) -> Case:
+    """The case, if it is in the caller's provinces: one outside answers exactly as a missing one."""
     case = work.cases.get(case_id, lock=lock)
-    if case is None:
-        raise NotFound(f"case {case_id} not found")
+    if case is None or not caller.covers(case.province_code):
+        raise _case_not_found(case_id)
     return case
 
 
-def _load(uow: UowFactory, case_id: str) -> Case:
+def _load(uow: UowFactory, case_id: str, caller: Caller) -> Case:
     with uow().reading() as work:
-        return _case(work, case_id, lock=False)
+        return _case(work, case_id, caller, lock=False)
 
 
-def _once(uow: UowFactory, client_request_id: str, operation: str, case_id: str,
+def _require_province(caller: Caller, place: Place, field: str) -> None:
+    """Creating in a province outside the caller's is refused: that tells nothing about any record."""
+    if not caller.covers(place.province_code):
+        raise PermissionDenied(f"{field}: {place.province_code} is not one of your provinces")
+
+
+def _once(uow: UowFactory, caller: Caller, client_request_id: str, operation: str, case_id: str,
           perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     """Runs `perform` (which stages rows and events and returns the id of what it made) in one
     transaction with the record of this request, unless the request ran before. (result id, created)."""
     try:
-        return _attempt(uow, client_request_id, operation, case_id, perform)
+        return _attempt(uow, caller, client_request_id, operation, case_id, perform)
     except IntegrityError:
         # A concurrent repeat of the same request committed first: its record answers now.
-        return _attempt(uow, client_request_id, operation, case_id, perform)
+        return _attempt(uow, caller, client_request_id, operation, case_id, perform)
 
 
-def _attempt(uow: UowFactory, client_request_id: str, operation: str, case_id: str,
+def _attempt(uow: UowFactory, caller: Caller, client_request_id: str, operation: str, case_id: str,
              perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     with uow() as work:
         prior = work.requests.get(client_request_id)
@@ -99,10 +115,14 @@ def _attempt(uow: UowFactory, client_request_id: str, operation: str, case_id: s
             work.requests.add(client_request_id, operation, case_id, result_id, now)
             work.commit()
             return result_id, True
-    done, done_case, result_id = prior
-    if (done, done_case) != (operation, case_id):
-        on_case = f" on case {done_case}" if done_case else ""
-        raise AlreadyExists(f"client_request_id: already used for {done}{on_case}")
+        done, done_case, result_id = prior
+        if (done, done_case) != (operation, case_id):
+            if not done_case:
+                raise AlreadyExists(f"client_request_id: already used for {done}")
+            other = work.cases.get(done_case)
+            if other is None or not caller.covers(other.province_code):
+                raise AlreadyExists(USED_ELSEWHERE)  # never name a case the caller may not see
+            raise AlreadyExists(f"client_request_id: already used for {done} on case {done_case}")
     return result_id, False
 
 
@@ -116,26 +136,29 @@ def _ids(cmd: object, *names: str) -> None:
 
 
 def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("LogCall", cmd.caller)
     _ids(cmd, "client_request_id")
     validate_call(cmd.details, _now())
     outcome = validate_call_outcome(cmd.outcome, cmd.case_id)
     place = resolve_place(cmd.place, _now())
+    _require_province(cmd.caller, place, "province_code")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         if cmd.case_id:
-            _case(work, cmd.case_id)
+            _case(work, cmd.case_id, cmd.caller)
         call = Call(call_id=new_event_id(), province_code=place.province_code, commune_code=place.commune_code,
                     details=replace(cmd.details, started_at=cmd.details.started_at or now), outcome=outcome,
-                    case_id=cmd.case_id, logged_by=cmd.actor.subject_id, logged_at=now)
+                    case_id=cmd.case_id, logged_by=cmd.caller.subject_id, logged_at=now)
         work.calls.add(call)
         work.emit(events.CallLogged(call))
         return call.call_id
 
-    call_id, created = _once(uow, cmd.client_request_id, "log_call", "", perform)
+    call_id, created = _once(uow, cmd.caller, cmd.client_request_id, "log_call", "", perform)
     with uow() as work:
         call = work.calls.get(call_id)
     assert call is not None
+    if not cmd.caller.covers(call.province_code):
+        raise AlreadyExists(USED_ELSEWHERE)  # a repeat of another province's request
     if created:
         log.info("call logged", extra={"fields": {"call_id": call_id, "province": call.province_code,
                                                   "outcome": str(call.outcome)}})
@@ -148,12 +171,15 @@ def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
 
 def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bool]:
     """Returns (case, created). A repeated client_request_id returns the first case."""
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("RegisterCase", cmd.caller)
     _ids(cmd, "client_request_id")
     received = _now()
     recorded_at = cmd.recorded_at or received
     occurred = resolve_place(cmd.occurred_in, recorded_at)
     reported = resolve_place(cmd.reported_in, recorded_at, "reported_in.") if cmd.reported_in else None
+    _require_province(cmd.caller, occurred, "province_code")
+    if reported is not None:
+        _require_province(cmd.caller, reported, "reported_in.province_code")
     if not cmd.case_types:
         raise InvalidArgument("case_types", "at least one case type is required")
     if cmd.risk_level is None:
@@ -166,7 +192,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
     for index, given in enumerate(terms):
         if given is not None:
             validate_consent(given, cmd.survivor, received, f"needs[{index}].consent.")
-    case_worker_id = cmd.case_worker_id or cmd.actor.subject_id
+    case_worker_id = cmd.case_worker_id or cmd.caller.subject_id
     if len(case_worker_id) > MAX_ID:
         raise InvalidArgument("case_worker_id", f"at most {MAX_ID} characters")
     if cmd.call is not None:
@@ -186,14 +212,14 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
             assert spec.service_type is not None
             need = Need(need_id=new_event_id(), service_type=spec.service_type)
             if given is not None:
-                need.consent = new_consent(new_event_id(), need.need_id, given, cmd.actor.subject_id, now)
+                need.consent = new_consent(new_event_id(), need.need_id, given, cmd.caller.subject_id, now)
             case.needs.append(need)
         call = None
         if cmd.call is not None:
             place = reported or occurred
             call = Call(call_id=new_event_id(), province_code=place.province_code, commune_code=place.commune_code,
                         details=replace(cmd.call, started_at=cmd.call.started_at or now),
-                        outcome=CallOutcome.CASE_OPENED, case_id=case.case_id, logged_by=cmd.actor.subject_id,
+                        outcome=CallOutcome.CASE_OPENED, case_id=case.case_id, logged_by=cmd.caller.subject_id,
                         logged_at=now)
             case.call_id = call.call_id
         work.cases.add(case, cmd.contact, cmd.narrative)
@@ -204,8 +230,14 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
             work.emit(events.CallLogged(call))
         return case.case_id
 
-    case_id, created = _once(uow, cmd.client_request_id, "register_case", "", perform)
-    case = made[-1] if created else _load(uow, case_id)  # a new case is as it was just stored
+    case_id, created = _once(uow, cmd.caller, cmd.client_request_id, "register_case", "", perform)
+    if created:
+        case = made[-1]  # as it was just stored
+    else:
+        try:
+            case = _load(uow, case_id, cmd.caller)
+        except NotFound:
+            raise AlreadyExists(USED_ELSEWHERE) from None  # a repeat of another province's request: not its id
     if created:
         log.info("case registered", extra={"fields": {"case_id": case_id, "province": case.province_code,
                                                       "emergency": case.emergency}})
@@ -213,20 +245,20 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
 
 
 def get_case(cmd: commands.GetCase, uow: UowFactory) -> Case:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("GetCase", cmd.caller)
     _ids(cmd, "case_id")
-    return _load(uow, cmd.case_id)
+    return _load(uow, cmd.case_id, cmd.caller)
 
 
 def add_need(cmd: commands.AddNeed, uow: UowFactory) -> tuple[Case, str, bool]:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("AddNeed", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     validate_need_types([cmd.need], "need")
     service_type = cmd.need.service_type
     assert service_type is not None
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         if case.need_for(service_type):
             raise AlreadyExists(f"need.service_type: case {case.case_id} already has a {service_type} need")
@@ -234,33 +266,33 @@ def add_need(cmd: commands.AddNeed, uow: UowFactory) -> tuple[Case, str, bool]:
         need = Need(need_id=new_event_id(), service_type=service_type)
         if terms is not None:
             validate_consent(terms, case.survivor, now, "need.consent.")
-            need.consent = new_consent(new_event_id(), need.need_id, terms, cmd.actor.subject_id, now)
+            need.consent = new_consent(new_event_id(), need.need_id, terms, cmd.caller.subject_id, now)
         work.cases.add_need(case.case_id, need)
         case.needs.append(need)
         work.emit(events.NeedAdded(case, need, now))
         return need.need_id
 
-    need_id, created = _once(uow, cmd.client_request_id, "add_need", cmd.case_id, perform)
-    return _load(uow, cmd.case_id), need_id, created
+    need_id, created = _once(uow, cmd.caller, cmd.client_request_id, "add_need", cmd.case_id, perform)
+    return _load(uow, cmd.case_id, cmd.caller), need_id, created
 
 
 def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("UpdateRisk", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     if cmd.risk_level is None:
         raise InvalidArgument("risk_level", "is required (low, medium or high)")
     risk_level = cmd.risk_level
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         case.triage(risk_level, cmd.immediate_danger, now)
         work.cases.update(case)
         work.emit(events.RiskUpdated(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.client_request_id, "update_risk", cmd.case_id, perform)
-    case = _load(uow, cmd.case_id)
+    _, created = _once(uow, cmd.caller, cmd.client_request_id, "update_risk", cmd.case_id, perform)
+    case = _load(uow, cmd.case_id, cmd.caller)
     if created:
         log.info("risk updated", extra={"fields": {"case_id": case.case_id, "risk": str(case.risk_level),
                                                    "emergency": case.emergency}})
@@ -268,48 +300,48 @@ def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
 
 
 def close_case(cmd: commands.CloseCase, uow: UowFactory) -> tuple[Case, bool]:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("CloseCase", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     if cmd.outcome is None:
         raise InvalidArgument("outcome", "is required")
     outcome = cmd.outcome
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         case.status, case.closed_at, case.close_outcome = CaseStatus.CLOSED, now, outcome
         work.cases.update(case)
         work.emit(events.CaseClosed(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.client_request_id, "close_case", cmd.case_id, perform)
-    return _load(uow, cmd.case_id), created
+    _, created = _once(uow, cmd.caller, cmd.client_request_id, "close_case", cmd.case_id, perform)
+    return _load(uow, cmd.case_id, cmd.caller), created
 
 
 def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
     """Crypto-shredding: the case's key is destroyed; its ciphertext stays, unreadable for good."""
-    _authorize(cmd.actor, Role.SUPERVISOR)
+    authorize("EraseCase", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     if cmd.reason is None:
         raise InvalidArgument("reason", "is required")
     reason = cmd.reason
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         if case.status is CaseStatus.ERASED:
             raise FailedPrecondition(f"case {case.case_id} was already erased")
         work.cases.destroy_key(case.case_id)
         case.status, case.erased_at = CaseStatus.ERASED, now
         work.cases.update(case)
-        work.audit.append(AuditEntry(actor=cmd.actor, action="erase_case", case_id=case.case_id, at=now,
+        work.audit.append(AuditEntry(actor=cmd.caller, action="erase_case", case_id=case.case_id, at=now,
                                      purpose=str(reason)))
         work.emit(events.CaseErased(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.client_request_id, "erase_case", cmd.case_id, perform)
+    _, created = _once(uow, cmd.caller, cmd.client_request_id, "erase_case", cmd.case_id, perform)
     if created:
         log.info("case erased", extra={"fields": {"case_id": cmd.case_id, "reason": str(reason)}})
-    return _load(uow, cmd.case_id), created
+    return _load(uow, cmd.case_id, cmd.caller), created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,44 +349,44 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
 
 
 def give_consent(cmd: commands.GiveConsent, uow: UowFactory) -> tuple[Case, str, bool]:
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("GiveConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
     if cmd.terms is None:
         raise InvalidArgument("consent", "is required")
     terms = cmd.terms
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         need = case.require_need(cmd.need_id)
         validate_consent(terms, case.survivor, now, "consent.")
         return _record_consent(work, case, need, new_consent(new_event_id(), need.need_id, terms,
-                                                             cmd.actor.subject_id, now))
+                                                             cmd.caller.subject_id, now))
 
-    consent_id, created = _once(uow, cmd.client_request_id, "give_consent", cmd.case_id, perform)
-    return _load(uow, cmd.case_id), consent_id, created
+    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "give_consent", cmd.case_id, perform)
+    return _load(uow, cmd.case_id, cmd.caller), consent_id, created
 
 
 def override_consent(cmd: commands.OverrideConsent, uow: UowFactory) -> tuple[Case, str, bool]:
     """A supervisor consents in the survivor's place under a legal basis; the override is audited."""
-    _authorize(cmd.actor, Role.SUPERVISOR)
+    authorize("OverrideConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         need = case.require_need(cmd.need_id)
         validate_consent(cmd.terms, case.survivor, now, "")
-        consent = new_consent(new_event_id(), need.need_id, cmd.terms, cmd.actor.subject_id, now)
-        work.audit.append(AuditEntry(actor=cmd.actor, action="consent_override", case_id=case.case_id, at=now,
+        consent = new_consent(new_event_id(), need.need_id, cmd.terms, cmd.caller.subject_id, now)
+        work.audit.append(AuditEntry(actor=cmd.caller, action="consent_override", case_id=case.case_id, at=now,
                                      need_id=need.need_id, detail=consent.legal_basis))
         return _record_consent(work, case, need, consent)
 
-    consent_id, created = _once(uow, cmd.client_request_id, "override_consent", cmd.case_id, perform)
+    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "override_consent", cmd.case_id, perform)
     if created:
         log.warning("consent overridden", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id,
-                                                            "supervisor": cmd.actor.subject_id}})
-    return _load(uow, cmd.case_id), consent_id, created
+                                                            "supervisor": cmd.caller.subject_id}})
+    return _load(uow, cmd.case_id, cmd.caller), consent_id, created
 
 
 def _record_consent(work: IntakeUnitOfWork, case: Case, need: Need, consent: Consent) -> str:
@@ -367,26 +399,26 @@ def _record_consent(work: IntakeUnitOfWork, case: Case, need: Need, consent: Con
 
 def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Case, str, bool]:
     """Allowed on a closed case too: withdrawing is the survivor's right at any time."""
-    _authorize(cmd.actor, *CASE_WORK)
+    authorize("WithdrawConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
-        case = _case(work, cmd.case_id)
+        case = _case(work, cmd.case_id, cmd.caller)
         if case.status is CaseStatus.ERASED:
             raise FailedPrecondition(f"case {case.case_id} was erased")
         need = case.require_need(cmd.need_id)
         status = need.consent_status(now)
         if status is not ConsentStatus.VALID or need.consent is None:
             raise FailedPrecondition(f"need {need.need_id} has no valid consent to withdraw (it is {status})")
-        need.consent.withdrawn_at, need.consent.withdrawn_by = now, cmd.actor.subject_id
+        need.consent.withdrawn_at, need.consent.withdrawn_by = now, cmd.caller.subject_id
         work.cases.withdraw(need.consent)
         work.emit(events.ConsentWithdrawn(case, need, need.consent))
         return need.consent.consent_id
 
-    consent_id, created = _once(uow, cmd.client_request_id, "withdraw_consent", cmd.case_id, perform)
+    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "withdraw_consent", cmd.case_id, perform)
     if created:
         log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id}})
-    return _load(uow, cmd.case_id), consent_id, created
+    return _load(uow, cmd.case_id, cmd.caller), consent_id, created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,10 +426,12 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Ca
 
 
 def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Contact, tuple[str, ...]]:
-    """The fields of the contact that the consent for the service and the recipient's sector covers.
-    Every read is audited, and so is a read refused on consent or case state (that row is committed
-    before the refusal is raised)."""
-    _authorize(cmd.actor, Role.SERVICE)
+    """Her contact, for a referral intake's own record shows accepted by that recipient: only the fields
+    both the consent (for the service and the recipient's sector) and the calling service's purpose
+    allow. An unknown service or purpose, and a referral not on record for this case, service and
+    recipient, answer exactly as a missing case. Every read is audited, and so is every refusal on an
+    existing case (that row is committed before the refusal is raised, with the true reason)."""
+    authorize("GetCaseContact", cmd.caller)
     _ids(cmd, "case_id", "referral_id", "recipient_id")
     if cmd.service_type is None:
         raise InvalidArgument("service_type", "is required")
@@ -407,17 +441,32 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
     service_type = cmd.service_type
     with uow() as work:
         now = _now()
-        case = _case(work, cmd.case_id, lock=False)
+        case = work.cases.get(cmd.case_id)
+        if case is None:
+            raise _case_not_found(cmd.case_id)
         need = case.need_for(service_type)
 
         def audit(action: str, detail: str) -> None:
             work.audit.append(AuditEntry(
-                actor=cmd.actor, action=action, case_id=case.case_id, at=now, purpose=cmd.purpose,
+                actor=cmd.caller, action=action, case_id=case.case_id, at=now, purpose=cmd.purpose,
                 need_id=need.need_id if need else "", referral_id=cmd.referral_id, recipient_id=cmd.recipient_id,
                 detail=detail))
 
+        purpose = CONTACT_PURPOSES.get(cmd.caller.subject_id, {}).get(cmd.purpose)
+        record = work.referrals.get(cmd.referral_id)
+        unseen = (f"{cmd.caller.subject_id} has no purpose {cmd.purpose}" if purpose is None
+                  else unseen_referral(case, record, purpose, service_type, cmd.recipient_id))
+        if unseen:
+            audit("contact_refused", f"not found: {unseen}")
+            work.commit()
+            raise _case_not_found(cmd.case_id)
+        assert purpose is not None and record is not None
         try:
+            require_referral_status(record, purpose)
             consent = consent_for_contact(case, service_type, cmd.recipient_sector, now)
+            categories = readable(consent.data_categories, purpose)
+            if not categories:
+                raise PermissionDenied(f"consent for {service_type} covers nothing the {cmd.purpose} purpose reads")
             personal = work.cases.read_personal_data(case.case_id)
             if personal is None:
                 raise FailedPrecondition(f"case {case.case_id} has no readable personal data")
@@ -425,11 +474,11 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
             audit("contact_refused", str(refusal))
             work.commit()
             raise
-        audit("contact_read", ",".join(consent.data_categories))
+        audit("contact_read", ",".join(categories))
         work.commit()
     log.info("case contact read", extra={"fields": {"case_id": case.case_id, "referral_id": cmd.referral_id,
                                                     "recipient_id": cmd.recipient_id, "purpose": cmd.purpose}})
-    return personal[0].only(consent.data_categories), consent.data_categories
+    return personal[0].only(categories), categories
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,9 +487,12 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
 
 def record_referral(cmd: commands.RecordReferral, uow: UowFactory) -> None:
     """Keeps the need's referral, status and provider as referral reports them (the need named, else the
-    one holding the referral)."""
+    one holding the referral), and intake's own record of the referral, which contact reads rely on."""
     with uow() as work:
         if not work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id) \
                 and not work.cases.exists(cmd.case_id):
             log.warning("referral for an unknown case", extra={"fields": {"case_id": cmd.case_id}})
+        elif cmd.referral_id:
+            work.referrals.record(cmd.case_id, work.cases.need_holding(cmd.case_id, cmd.referral_id), cmd.referral_id,
+                                  cmd.status, cmd.provider_id, accepted=cmd.status in ACCEPTED, at=_now())
         work.commit()  # recorded in the inbox either way: a redelivery changes nothing

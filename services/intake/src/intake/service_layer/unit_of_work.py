@@ -4,7 +4,7 @@ from sqlalchemy import Connection, Engine
 
 from intake.adapters.crypto import Vault
 from intake.adapters.proto_mapping import event_to_record
-from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, RequestLog
+from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, ReferralLog, RequestLog
 from refnet_platform.db import UnitOfWork
 
 
@@ -13,6 +13,7 @@ class IntakeUnitOfWork(UnitOfWork):
     calls: CallRepository
     requests: RequestLog
     audit: AuditLog
+    referrals: ReferralLog
 
     def __init__(self, engine: Engine, vault: Vault, schema: str | None = None) -> None:
         super().__init__(engine, "intake", schema)
@@ -23,6 +24,7 @@ class IntakeUnitOfWork(UnitOfWork):
         self.calls = CallRepository(connection)
         self.requests = RequestLog(connection)
         self.audit = AuditLog(connection)
+        self.referrals = ReferralLog(connection)
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))

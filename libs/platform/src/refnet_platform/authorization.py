@@ -1,5 +1,5 @@
 """Who may call what: each service's one table of RPC → {role: scope}, read by its handlers (the
-role check), by the role × method × scope matrix test, and rendered into the service's README.
+role check), by the role by method by scope matrix test, and rendered into the service's README.
 
 A role missing from a method's row is refused with PERMISSION_DENIED before anything is read (roles
 are public, so saying so reveals nothing). Within an allowed role the service's own `Scope` decides
@@ -16,7 +16,6 @@ from typing import Generic, TypeVar
 
 from refnet_platform.caller import Caller, Role
 from refnet_platform.errors import PermissionDenied
-
 
 S = TypeVar("S", bound=StrEnum)
 

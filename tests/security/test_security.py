@@ -29,6 +29,7 @@ from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
 from refnet_platform.identity import channel_credentials
@@ -42,8 +43,9 @@ CANARY = {"name": f"Trần Thị Canary{TAG}", "phone": f"09{uuid.uuid4().int % 
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("security") / "var", ops=True)
+def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Network]:
+    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("security") / "var", ops=True, keycloak=keycloak)
     try:
         net.start()
         yield net
@@ -187,10 +189,10 @@ def _assert_canary_nowhere(network: Network, kafka_broker: KafkaBroker, case_id:
 
 def test_bad_certificates_never_reach_a_handler(network: Network, tmp_path: Path) -> None:
     pki = network.pki
-    expired = pki.client(f"expired-{TAG}", "operator", valid_days=1,
+    expired = pki.client(f"expired-{TAG}", "agency", valid_days=1,
                          not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=10))
     foreign = DevPki(tmp_path / "foreign").ensure()
-    foreign_cert = foreign.client("qn-worker-7", "operator")
+    foreign_cert = foreign.client("qn-police-baichay", "agency")
     attempts = {
         "expired client certificate": grpc.secure_channel(network.address("intake"),
                                                           channel_credentials(pki.ca, *expired)),

@@ -70,9 +70,11 @@ images:
 
 k8s-gen: setup
 	$(PY) scripts/gen_k8s_kafka.py
+	$(PY) scripts/gen_keycloak_realm.py
 
 k8s-check: setup
 	$(PY) scripts/gen_k8s_kafka.py --check
+	$(PY) scripts/gen_keycloak_realm.py --check
 
 k8s-test: setup
 	$(PY) -m pytest tests/k8s $(TEST_FLAGS)

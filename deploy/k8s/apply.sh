@@ -2,16 +2,19 @@
 # Applies a refnet overlay in three phases, so that nothing starts before what it needs:
 #
 #   1. platform  namespace, config, service accounts, network policies, OpenTelemetry Collector,
-#                Kafka (with its KafkaTopics and KafkaUsers) and PostgreSQL; then waits until the
-#                Kafka cluster, every topic and user, and the database report Ready, and checks
-#                that every Secret the processes mount exists.
+#                Kafka (with its KafkaTopics and KafkaUsers), PostgreSQL and, in dev, Keycloak with
+#                its realm import; then waits until the Kafka cluster, every topic and user, and the
+#                database report Ready, checks that every Secret the processes mount exists, and
+#                waits for Keycloak to be Ready and its realm imported.
 #   2. migrate   the migration Job of each service (and the topics Job on an external Kafka);
 #                waits until every one has completed, and stops the release if one fails.
 #   3. app       Deployments, Services, autoscalers, disruption budgets; waits for the rollouts.
 #
 # Every object carries its phase in the label refnet.vn/phase (tests/k8s checks it), so a phase is
 # one `kubectl apply -l refnet.vn/phase=...` over the rendered overlay. Jobs are immutable, so the
-# previous release's migration Jobs are deleted before the new ones are applied.
+# previous release's migration Jobs are deleted before the new ones are applied. An overlay whose
+# OIDC_ISSUER is still the placeholder (a host under .invalid) is refused before anything is sent:
+# nobody could sign in (README.md, "People sign in").
 #
 # Usage: deploy/k8s/apply.sh OVERLAY [--dry-run]
 #   OVERLAY   dev | prod | external, or the path of any kustomization
@@ -35,6 +38,12 @@ kubectl kustomize "$dir" >"$manifest"
 ns="$(awk '/^kind: Namespace$/{f=1} f && /^  name: /{print $2; exit}' "$manifest")"
 ns="${ns:-refnet}"
 has_kind() { grep -q "^kind: $1\$" "$manifest"; }
+
+if grep -Eq '^  OIDC_ISSUER: "?https?://[^/"]*\.invalid([/:"]|$)' "$manifest"; then
+  echo "OIDC_ISSUER in $dir is still the placeholder: set your identity provider's issuer" \
+    "(deploy/k8s/README.md, 'People sign in')" >&2
+  exit 2
+fi
 
 apply_phase() {
   echo "== phase $1"
@@ -98,6 +107,10 @@ if [[ "$dry_run" != "--dry-run" ]]; then
   if [[ -n "$missing" ]]; then
     echo "missing Secrets in namespace $ns:$missing (see deploy/k8s/README.md, 'Secrets')" >&2
     exit 1
+  fi
+  if has_kind Keycloak; then  # needs the database and Secret ops-console-oidc (realm import)
+    kubectl -n "$ns" wait keycloak --all --for=condition=Ready --timeout="$t"
+    kubectl -n "$ns" wait keycloakrealmimport --all --for=condition=Done --timeout="$t"
   fi
   kubectl -n "$ns" delete job -l refnet.vn/phase=migrate --ignore-not-found --wait=true
 fi

@@ -1,9 +1,11 @@
 """deploy/k8s, checked offline: every overlay renders with kustomize, every object validates
 against the Kubernetes schemas (kubernetes-validate, strict) and every Strimzi custom resource
 against Strimzi's own schemas (npm @kubernetes-models/strimzi-kafka-operator, installed by these
-tests into .cache/npm/strimzi-schemas), the Kafka topics and users follow the topic registry, and
-the rules the runbook promises hold (one relay, workers bounded by partitions, hardened pods,
-deny-all network policies, no committed secrets, phased apply).
+tests into .cache/npm/strimzi-schemas), every Keycloak Operator resource against the subset of its
+CRDs in keycloak_crds.yaml, the Kafka topics and users follow the topic registry, the realm follows
+the development realm, and the rules the runbook promises hold (one relay, workers bounded by
+partitions, hardened pods, deny-all network policies, no committed secrets, phased apply, every
+token checker reads the issuer from the config, no dev identity provider or password in prod).
 
 Needs kubectl (with `kubectl kustomize`), node and npm; a missing tool is a failure, not a skip.
 """
@@ -24,7 +26,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import urlsplit
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -51,8 +55,17 @@ STRIMZI_PACKAGE = "@kubernetes-models/strimzi-kafka-operator"
 STRIMZI_API = "kafka.strimzi.io/v1"
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 CNPG_API = "postgresql.cnpg.io/v1"
+CNPG_KINDS = {"Cluster", "Database"}
 KAFKA_CLUSTER = "refnet-kafka"
 DB_SECRET = "refnet-db-app"
+KEYCLOAK_API = "k8s.keycloak.org/v2alpha1"
+KEYCLOAK_KINDS = {"Keycloak", "KeycloakRealmImport"}
+DEV_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm.json"
+PRODUCTION_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm-production.json"
+OIDC_CONFIG = "refnet-oidc"
+CONSOLE_OIDC_SECRET = "ops-console-oidc"
+# The processes that check people's tokens: every gRPC api, and the console (it signs people in).
+OIDC_CLIENTS = {f"{s}-api" for s in SERVICES} | {OPS_CONSOLE}
 
 Obj = dict[str, Any]
 
@@ -70,8 +83,8 @@ def tool(name: str) -> str:
     return path
 
 
-def load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location("gen_k8s_kafka", ROOT / "scripts" / "gen_k8s_kafka.py")
+def load_generator(name: str = "gen_k8s_kafka") -> Any:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -140,6 +153,67 @@ def referenced_secrets(objs: Iterable[Obj]) -> set[str]:
                 if "secretRef" in src:
                     names.add(src["secretRef"]["name"])
     return names
+
+
+def custom_resource_secrets(objs: Iterable[Obj]) -> set[str]:
+    """Secrets the operators' resources read on refnet's behalf: Keycloak's database credentials and
+    the realm import's placeholders."""
+    names: set[str] = set()
+    for kc in kind(objs, "Keycloak"):
+        names |= {kc["spec"]["db"][ref]["name"] for ref in ("usernameSecret", "passwordSecret")}
+    for ri in kind(objs, "KeycloakRealmImport"):
+        names |= {p["secret"]["name"] for p in (ri["spec"].get("placeholders") or {}).values()}
+    return names
+
+
+def operator_pods(objs: Iterable[Obj]) -> dict[str, dict[str, str]]:
+    """The labels of the pods the Keycloak Operator makes from a Keycloak: its server (StatefulSet)
+    and the realm import Job, both from the same template (the operator's labels over ours from
+    spec.unsupported.podTemplate; the Job's `app` is keycloak-realm-import)."""
+    pods = {}
+    for kc in kind(objs, "Keycloak"):
+        name = kc["metadata"]["name"]
+        ours = ((kc["spec"].get("unsupported") or {}).get("podTemplate") or {}).get("metadata", {}).get("labels", {})
+        operator = {
+            "app.kubernetes.io/managed-by": "keycloak-operator",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/component": "server",
+        }
+        pods[f"Keycloak/{name}"] = {**ours, **operator, "app": "keycloak"}
+        if [ri for ri in kind(objs, "KeycloakRealmImport") if ri["spec"]["keycloakCRName"] == name]:
+            pods[f"KeycloakRealmImport-Job/{name}"] = {**ours, **operator, "app": "keycloak-realm-import"}
+    return pods
+
+
+def configmap(objs: Iterable[Obj], name: str) -> Obj:
+    """A generated ConfigMap (name-<hash>) by its name."""
+    [cm] = [c for c in kind(objs, "ConfigMap") if c["metadata"]["name"].rsplit("-", 1)[0] == name]
+    return cm
+
+
+def issuer_of(objs: Iterable[Obj]) -> str:
+    issuer: str = configmap(objs, OIDC_CONFIG)["data"]["OIDC_ISSUER"]
+    return issuer
+
+
+def issuer_port(objs: Iterable[Obj]) -> int:
+    parts = urlsplit(issuer_of(objs))
+    return parts.port or {"https": 443, "http": 80}[parts.scheme]
+
+
+def dev_realm() -> dict[str, Any]:
+    realm: dict[str, Any] = json.loads(DEV_REALM.read_text())
+    return realm
+
+
+def dev_secrets() -> set[str]:
+    """What the development realm publishes and no other environment may contain: the demo people's
+    passwords and the clients' development secrets."""
+    realm = dev_realm()
+    found = {c["value"] for u in realm.get("users", []) for c in u.get("credentials", []) if c.get("value")}
+    found |= {c["secret"] for c in realm["clients"] if c.get("secret")}
+    assert found, "the development realm has no dev password any more: revisit this test"
+    return found
 
 
 def is_strimzi_overlay(objs: list[Obj]) -> bool:
@@ -295,8 +369,10 @@ def test_objects_validate_against_the_kubernetes_schemas(
         group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
         if obj["apiVersion"] == STRIMZI_API and obj["kind"] in STRIMZI_KINDS:
             continue  # test_strimzi_resources_validate_against_strimzi_schemas
-        if obj["apiVersion"] == CNPG_API and obj["kind"] == "Cluster":
+        if obj["apiVersion"] == CNPG_API and obj["kind"] in CNPG_KINDS:
             continue  # test_the_postgres_cluster_is_consistent (no registry package has its schema)
+        if obj["apiVersion"] == KEYCLOAK_API and obj["kind"] in KEYCLOAK_KINDS:
+            continue  # test_keycloak_resources_validate_against_the_keycloak_crds
         assert "." not in group or group.endswith(".k8s.io"), (
             f"{obj['kind']} {obj['apiVersion']} has no schema to be validated against"
         )
@@ -792,6 +868,8 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
     ]
     assert deny, "no namespace-wide deny-all NetworkPolicy"
     pods = {f"{w['kind']}/{w['metadata']['name']}": tpl["metadata"]["labels"] for w, tpl in pod_templates(objs)}
+    pods |= operator_pods(objs)
+    issuer = issuer_port(objs)
 
     def egress_ports(labels: dict[str, str]) -> set[int]:
         return {
@@ -837,6 +915,8 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             assert 9093 in out, f"{where}: cannot reach the brokers"
         else:
             assert 9093 not in out, f"{where} is not a Kafka client"
+        if labels.get("refnet.vn/oidc-client") == "true":
+            assert issuer in out, f"{where}: cannot reach the identity provider's keys (port {issuer})"
         component, service = labels.get("app.kubernetes.io/component"), labels.get("app.kubernetes.io/name")
         if component == "api":
             assert ingress_ports(labels) == {SERVICES[service], METRICS_PORT}, where
@@ -851,7 +931,7 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
                 json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
                 for match in ({"refnet.vn/operator-gateway": "true"}, {"kubernetes.io/metadata.name": "monitoring"})
             }, where
-            assert out == {53, 4317, 5432, 9093}, f"{where}: calls no gRPC API, scrapes nothing"
+            assert out == {53, 4317, 5432, 9093, issuer}, f"{where}: calls no gRPC API, scrapes nothing"
         elif service == "ops" and component == "collector":
             # Spans from the OpenTelemetry Collector only; its own go nowhere.
             assert ingress_ports(labels) == {OTLP_PORT, METRICS_PORT}, where
@@ -859,6 +939,20 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
                 {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "otel-collector"}}}
             ]
             assert out == {53, 5432}, where
+        elif labels.get("app.kubernetes.io/managed-by") == "keycloak-operator":
+            # The token checkers and people's browsers (through the ingress controller's namespace);
+            # its peers; out to its database and its peers only.
+            if labels["app"] == "keycloak":
+                assert out == {53, 5432, 7800, 57800}, where
+                assert ingress_ports(labels) == {issuer, 7800, 57800}, where
+                assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, issuer)} == {
+                    json.dumps({"podSelector": {"matchLabels": {"refnet.vn/oidc-client": "true"}}}, sort_keys=True),
+                    json.dumps(
+                        {"namespaceSelector": {"matchLabels": {"refnet.vn/identity-gateway": "true"}}}, sort_keys=True
+                    ),
+                }, where
+            else:  # the realm import Job: its database, and nothing reaches it
+                assert out == {53, 5432} and ingress_ports(labels) == set(), where
     # The OpenTelemetry Collector may reach ops' trace receiver.
     [collector] = [labels for where, labels in pods.items() if where == "Deployment/otel-collector"]
     assert OTLP_PORT in egress_ports(collector)
@@ -903,7 +997,8 @@ def test_every_secret_a_pod_needs_is_made_by_an_operator_or_documented(
         made_by_operators.add(f"{KAFKA_CLUSTER}-cluster-ca-cert")
     made_by_operators |= {f"{c['metadata']['name']}-app" for c in kind(objs, "Cluster")}
     kafka_client_secrets = {n for n in by_name(objs, "Deployment") if n.endswith(("-worker", "-relay"))}
-    for secret in referenced_secrets(objs) - made_by_operators - kafka_client_secrets:
+    needed = referenced_secrets(objs) | custom_resource_secrets(objs)
+    for secret in needed - made_by_operators - kafka_client_secrets:
         assert f"`{secret}`" in readme, f"Secret {secret} is not documented in deploy/k8s/README.md"
     assert DB_SECRET in referenced_secrets(objs)
     if kind(objs, "Cluster"):
@@ -938,6 +1033,16 @@ def test_the_postgres_cluster_is_consistent(rendered: dict[str, list[Obj]], over
     assert re.fullmatch(r"\d+Gi", spec["storage"]["size"])
     assert re.fullmatch(r"ghcr\.io/cloudnative-pg/postgresql:\d+\.\d+-[a-z-]+", spec["imageName"])
     assert spec["enableSuperuserAccess"] is False
+    # More databases in the same cluster (Keycloak's, in dev): CloudNativePG's Database, checked by
+    # hand against its v1.30 CRD, owned by the cluster's application role.
+    for database in kind(rendered[overlay], "Database"):
+        assert database["apiVersion"] == CNPG_API
+        dspec = database["spec"]
+        assert set(dspec) <= {"cluster", "name", "owner", "ensure", "databaseReclaimPolicy", "encoding", "template"}
+        assert dspec["cluster"] == {"name": cluster["metadata"]["name"]}
+        assert dspec["owner"] == spec["bootstrap"]["initdb"]["owner"]
+        assert dspec["name"] != spec["bootstrap"]["initdb"]["database"], "refnet's own database is the Cluster's"
+        assert dspec.get("databaseReclaimPolicy", "retain") == "retain" and dspec.get("ensure", "present") == "present"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1227,3 +1332,349 @@ def test_everything_lands_in_the_one_namespace(rendered: dict[str, list[Obj]], o
     assert not stray, f"not in namespace {namespace}: {stray}"
     labels = next(o for o in objs if o["kind"] == "Namespace")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# --------------------------------------------------------------------------------- people sign in
+
+
+@cache
+def keycloak_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = yaml.safe_load((HERE / "keycloak_crds.yaml").read_text())
+    return schemas
+
+
+def keycloak_errors(obj: Obj) -> list[str]:
+    """Where a Keycloak Operator resource breaks the subset of its CRD in keycloak_crds.yaml."""
+    schemas = keycloak_schemas()
+    validator = jsonschema.Draft202012Validator({**schemas[obj["kind"]], "$defs": schemas["$defs"]})
+    return sorted(f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj))
+
+
+def keycloak_of(objs: list[Obj]) -> tuple[Obj, Obj] | None:
+    """The overlay's in-cluster Keycloak and its realm import, if it runs one."""
+    keycloaks, imports = kind(objs, "Keycloak"), kind(objs, "KeycloakRealmImport")
+    if not keycloaks and not imports:
+        return None
+    [kc], [realm_import] = keycloaks, imports
+    return kc, realm_import
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_keycloak_resources_validate_against_the_keycloak_crds(
+    rendered: dict[str, list[Obj]], overlay: str, version: str
+) -> None:
+    crs = [o for o in rendered[overlay] if o["apiVersion"].startswith("k8s.keycloak.org/")]
+    assert {o["apiVersion"] for o in crs} <= {KEYCLOAK_API}
+    assert {o["kind"] for o in crs} <= KEYCLOAK_KINDS
+    problems = [f"{o['kind']}/{o['metadata']['name']}{e}" for o in crs for e in keycloak_errors(o)]
+    for kc in kind(crs, "Keycloak"):
+        # The operator builds its pods over this template: it must be a valid Kubernetes PodTemplateSpec.
+        template = kc["spec"]["unsupported"]["podTemplate"]
+        try:
+            kubernetes_validate.validate(
+                {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "keycloak"}, "template": template},
+                version,
+                strict=True,
+            )
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"Keycloak/{kc['metadata']['name']} podTemplate {'.'.join(map(str, e.path))}: {e.message}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_keycloak_validation_catches_bad_values_and_unknown_fields() -> None:
+    keycloak = {
+        "apiVersion": KEYCLOAK_API,
+        "kind": "Keycloak",
+        "metadata": {"name": "x"},
+        "spec": {"instances": "1", "hostname": {"hostnme": "http://x"}, "http": {"httpEnabled": True}},
+    }
+    assert keycloak_errors(keycloak) == [
+        "/spec/hostname: Additional properties are not allowed ('hostnme' was unexpected)",
+        "/spec/instances: '1' is not of type 'integer'",
+    ]
+    realm = json.loads(PRODUCTION_REALM.read_text())
+    realm["clients"][0]["redirectUri"] = ["https://x/*"]
+    realm["users"] = []
+    realm_import = {
+        "apiVersion": KEYCLOAK_API,
+        "kind": "KeycloakRealmImport",
+        "metadata": {"name": "x"},
+        "spec": {"keycloakCRName": "keycloak", "realm": realm},
+    }
+    assert keycloak_errors(realm_import) == [
+        "/spec/realm/clients/0: Additional properties are not allowed ('redirectUri' was unexpected)",
+        "/spec/realm: Additional properties are not allowed ('users' was unexpected)",
+    ]
+
+
+def test_the_production_realm_is_the_development_realm_without_its_dev_parts() -> None:
+    """The generated files are what scripts/gen_keycloak_realm.py makes of the development realm now,
+    and that is the development realm less its people, its test client and its secrets (derived here
+    independently of the script)."""
+    gen = load_generator("gen_keycloak_realm")
+    for path, text in gen.render().items():
+        rel = path.relative_to(ROOT)
+        assert path.exists(), f"{rel} is missing: run `python scripts/gen_keycloak_realm.py`"
+        assert path.read_text() == text, (
+            f"{rel} drifted from deploy/keycloak/refnet-realm.json: run `python scripts/gen_keycloak_realm.py`"
+        )
+    dev, prod = dev_realm(), json.loads(PRODUCTION_REALM.read_text())
+    assert "users" in dev and "users" not in prod
+    assert {k: v for k, v in prod.items() if k != "clients"} == {
+        k: v for k, v in dev.items() if k not in ("users", "clients")
+    }, "roles, user profile, lifetimes: as in development"
+    dev_clients = {c["clientId"]: c for c in dev["clients"]}
+    assert [c["clientId"] for c in prod["clients"]] == ["refnet-web", "refnet-console", "refnet-cli"]
+    assert set(dev_clients) == {c["clientId"] for c in prod["clients"]} | {"refnet-cli-short-lived"}
+    for client in prod["clients"]:
+        expected = {k: v for k, v in dev_clients[client["clientId"]].items() if k != "secret"}
+        if client["clientId"] == "refnet-cli":  # `refnet login` uses the device grant; no passwords
+            expected["directAccessGrantsEnabled"] = False
+        assert client == expected, client["clientId"]
+    # What refnet reads from a token is put there by every client, for the audience the apis check.
+    from refnet_platform.caller import PERSON_ROLES
+    from refnet_platform.identity import AGENCY_CLAIM, PROVINCES_CLAIM, SHELTER_CLAIM
+
+    assert {r["name"] for r in prod["roles"]["realm"]} >= {str(r) for r in PERSON_ROLES}
+    for client in prod["clients"]:
+        mappers: dict[str, list[dict[str, str]]] = {m["protocolMapper"]: [] for m in client["protocolMappers"]}
+        for m in client["protocolMappers"]:
+            mappers[m["protocolMapper"]].append(m["config"])
+        [audience] = mappers["oidc-audience-mapper"]
+        assert audience["included.custom.audience"] == "refnet-api" and audience["access.token.claim"] == "true"
+        claims = {c["claim.name"]: c for c in mappers["oidc-usermodel-attribute-mapper"]}
+        assert set(claims) == {PROVINCES_CLAIM, AGENCY_CLAIM, SHELTER_CLAIM}, client["clientId"]
+        assert all(c["user.attribute"] == name and c["access.token.claim"] == "true" for name, c in claims.items())
+    [profile] = prod["components"]["org.keycloak.userprofile.UserProfileProvider"]
+    [config] = profile["config"]["kc.user.profile.config"]
+    declared = {a["name"]: a for a in json.loads(config)["attributes"]}
+    for attribute in (PROVINCES_CLAIM, AGENCY_CLAIM, SHELTER_CLAIM):
+        assert declared[attribute]["permissions"]["edit"] == ["admin"], f"only an administrator sets {attribute}"
+
+
+def test_the_realm_generator_notices_a_development_realm_change() -> None:
+    gen = load_generator("gen_keycloak_realm")
+    changed = dev_realm()
+    changed["roles"]["realm"].append({"name": "auditor", "description": "new"})
+    before, after = gen.render(), gen.render(changed)
+    assert before[gen.PRODUCTION_REALM] != after[gen.PRODUCTION_REALM]
+    assert before[gen.REALM_IMPORT] != after[gen.REALM_IMPORT]
+    assert gen.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_api_and_the_console_read_the_issuer_from_the_config(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """Every process that checks people's tokens, and only those, loads refnet-oidc; its own Settings
+    read the issuer and audience from there; the audience is the one the realm's tokens carry."""
+    objs = rendered[overlay]
+    cm = configmap(objs, OIDC_CONFIG)
+    issuer = issuer_of(objs)
+    assert cm["data"]["OIDC_AUDIENCE"] == "refnet-api"
+    assert set(cm["data"]) <= {"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_LEEWAY_S"}
+    assert urlsplit(issuer).path.rstrip("/") == "/realms/refnet"
+    configmaps = by_name(objs, "ConfigMap")
+    readers = set()
+    for service, workload, tpl in service_processes(objs):
+        [c] = tpl["spec"]["containers"]
+        name = workload["metadata"]["name"]
+        loaded = [src["configMapRef"]["name"] for src in c.get("envFrom", []) if "configMapRef" in src]
+        if cm["metadata"]["name"] in loaded:
+            readers.add(name)
+            assert tpl["metadata"]["labels"].get("refnet.vn/oidc-client") == "true", f"{name}: no way to the issuer"
+        assert not [e for e in c.get("env", []) if e["name"].startswith("OIDC_")], (
+            f"{name}: OIDC_* only from the config"
+        )
+        env = {k: v for ref in loaded for k, v in configmaps[ref]["data"].items()}
+        env |= {e["name"]: e["value"] for e in c.get("env", []) if "value" in e}
+        if workload["kind"] == "Deployment" and name in OIDC_CLIENTS:
+            with mock.patch.dict(os.environ, env, clear=True):
+                settings = importlib.import_module(f"{service}.config").Settings()
+            assert (settings.oidc_issuer, settings.oidc_audience) == (issuer, "refnet-api"), name
+    assert readers == OIDC_CLIENTS
+    labelled = {
+        w["metadata"]["name"]
+        for w, tpl in pod_templates(objs)
+        if tpl["metadata"]["labels"].get("refnet.vn/oidc-client") == "true"
+    }
+    assert labelled == OIDC_CLIENTS
+    if keycloak_of(objs) is None:
+        # An identity provider run elsewhere, over HTTPS: the placeholder until the operator sets it.
+        assert issuer.startswith("https://"), issuer
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_console_signs_people_in_as_its_client_with_secrets_from_a_secret(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objs = rendered[overlay]
+    [c] = by_name(objs, "Deployment")[OPS_CONSOLE]["spec"]["template"]["spec"]["containers"]
+    env = env_of(c)
+    client_id = env["OPS_CONSOLE_OIDC_CLIENT_ID"]["value"]
+    assert env["OPS_CONSOLE_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": CONSOLE_OIDC_SECRET,
+        "key": "client-secret",
+    }
+    assert env["OPS_CONSOLE_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": CONSOLE_OIDC_SECRET,
+        "key": "session-secret",
+    }
+    [client] = [cl for cl in json.loads(PRODUCTION_REALM.read_text())["clients"] if cl["clientId"] == client_id]
+    assert client["publicClient"] is False and client["standardFlowEnabled"] is True
+    assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+    readme = (K8S / "README.md").read_text()
+    assert f"`{CONSOLE_OIDC_SECRET}`" in readme and "`client-secret`" in readme and "`session-secret`" in readme
+    found = keycloak_of(objs)
+    if found:  # the in-cluster realm gives the console's client the secret the console reads
+        _, realm_import = found
+        [imported] = [cl for cl in realm_import["spec"]["realm"]["clients"] if cl["clientId"] == client_id]
+        placeholder = re.fullmatch(r"\$\{(\w+)\}", imported["secret"])
+        assert placeholder, "the console's secret must come from its Secret, not the realm file"
+        assert realm_import["spec"]["placeholders"][placeholder.group(1)]["secret"] == {
+            "name": CONSOLE_OIDC_SECRET,
+            "key": "client-secret",
+        }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_in_cluster_keycloak_is_the_issuer_the_processes_check(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objs = rendered[overlay]
+    found = keycloak_of(objs)
+    if found is None:
+        return
+    kc, realm_import = found
+    spec, name = kc["spec"], kc["metadata"]["name"]
+    realm = realm_import["spec"]["realm"]
+    assert realm_import["spec"]["keycloakCRName"] == name
+    # Tokens name the hostname as their issuer; the processes reach it there: the operator's Service.
+    hostname = spec["hostname"]["hostname"]
+    assert issuer_of(objs) == f"{hostname}/realms/{realm['realm']}"
+    parts = urlsplit(hostname)
+    assert (parts.scheme, parts.hostname, parts.port) == ("http", f"{name}-service", 8080)
+    assert spec["http"]["httpEnabled"] is True and not spec["http"].get("httpPort")
+    assert spec["hostname"].get("strict", True) is True and not spec["hostname"].get("backchannelDynamic")
+    # Our NetworkPolicies decide who reaches it: the operator's own would admit everybody.
+    assert spec["networkPolicy"]["enabled"] is False and spec["ingress"]["enabled"] is False
+    # The database: a CloudNativePG Database in the overlay's cluster, with the credentials it writes.
+    [cluster] = kind(objs, "Cluster")
+    database = by_name(objs, "Database")[spec["db"]["database"]]
+    assert (spec["db"]["vendor"], spec["db"]["host"], spec["db"]["port"]) == (
+        "postgres",
+        f"{cluster['metadata']['name']}-rw",
+        5432,
+    )
+    assert database["spec"]["name"] == spec["db"]["database"] and "schema" not in spec["db"]
+    assert spec["db"]["usernameSecret"] == {"name": f"{cluster['metadata']['name']}-app", "key": "username"}
+    assert spec["db"]["passwordSecret"] == {"name": f"{cluster['metadata']['name']}-app", "key": "password"}
+    # The namespace enforces the restricted Pod Security Standard on the operator's pods too.
+    template = spec["unsupported"]["podTemplate"]
+    assert template["metadata"]["labels"]["refnet.vn/db-client"] == "true"
+    pod = template["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"]["type"] == "RuntimeDefault"
+    [container] = template["spec"]["containers"]
+    assert container["name"] == "keycloak"
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"] and not sc["privileged"]
+    # The Keycloak the development realm is tested against; the stock image is not pre-built.
+    version = re.search(
+        r'^KEYCLOAK_VERSION = "([\d.]+)"$', (ROOT / "tools/dev/src/refnet_dev/keycloak.py").read_text(), re.M
+    )
+    assert version and spec["image"] == f"quay.io/keycloak/keycloak:{version.group(1)}", (
+        "components/keycloak/keycloak.yaml must run the Keycloak the development realm is tested against "
+        "(KEYCLOAK_VERSION in tools/dev/src/refnet_dev/keycloak.py), and the operator of that version"
+    )
+    assert spec["startOptimized"] is False
+    res = spec["resources"]
+    assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"]
+    # The realm is the production-shaped one: nobody in it.
+    expected = json.loads(PRODUCTION_REALM.read_text())
+    assert {**realm, "clients": [{k: v for k, v in c.items() if k != "secret"} for c in realm["clients"]]} == expected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_dev_identity_provider_or_dev_password_outside_development(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objs = rendered[overlay]
+    text = yaml.safe_dump_all(objs, allow_unicode=True)
+    leaked = {s for s in dev_secrets() if s in text}
+    assert not leaked, f"{overlay} carries the development realm's passwords or secrets: {sorted(leaked)}"
+    for ri in kind(objs, "KeycloakRealmImport"):
+        realm = ri["spec"]["realm"]
+        assert "users" not in realm and "credentials" not in json.dumps(realm)
+        assert "refnet-cli-short-lived" not in {c["clientId"] for c in realm["clients"]}
+    if overlay == "dev":
+        return
+    assert not [o for o in objs if o["apiVersion"].startswith("k8s.keycloak.org/")], f"{overlay} runs the dev Keycloak"
+    kustomization = (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+    assert not re.search(r"^\s*-\s*\S*components/keycloak\b", kustomization, flags=re.M)
+
+
+def test_apply_refuses_the_placeholder_issuer(rendered: dict[str, list[Obj]], tmp_path: Path) -> None:
+    """apply.sh stops before sending anything when OIDC_ISSUER is still the .invalid placeholder, and
+    goes on with a real one (a stand-in kubectl renders the overlay and records every other call)."""
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nif [ "$1" = kustomize ]; then cat "$MANIFEST"; else echo "$@" >> "$CALLS"; fi\n')
+    fake.chmod(0o755)
+    results = {}
+    for overlay in ("dev", "prod"):
+        manifest, log = tmp_path / f"{overlay}.yaml", tmp_path / f"{overlay}.calls"
+        manifest.write_text(yaml.safe_dump_all(rendered[overlay], sort_keys=False))
+        env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "MANIFEST": str(manifest), "CALLS": str(log)}
+        proc = subprocess.run(
+            ["bash", str(K8S / "apply.sh"), overlay, "--dry-run"], env=env, capture_output=True, text=True, timeout=30
+        )
+        results[overlay] = (proc.returncode, proc.stderr, log.read_text() if log.exists() else "")
+    code, stderr, calls = results["prod"]
+    assert code == 2 and "OIDC_ISSUER" in stderr and "People sign in" in stderr and not calls
+    code, stderr, calls = results["dev"]
+    assert code == 0, stderr
+    assert calls.count("apply --server-side") == len(PHASES) and "--dry-run=server" in calls
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_server_holds_a_ca_private_key(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """A server gets its own certificate and key and the CA *certificates* it trusts, never a CA's
+    key: no mounted Secret item is a CA key, a Secret named like a CA (Strimzi's <cluster>-cluster-ca
+    and -clients-ca hold the CA keys) is mounted only for its ca.crt, and the runbook says so."""
+    ca_key = re.compile(r"^ca[._-]?(key|private)", re.I)
+    for workload, tpl in pod_templates(rendered[overlay]):
+        where = f"{workload['kind']}/{workload['metadata']['name']}"
+        for v in tpl["spec"].get("volumes", []):
+            if "secret" not in v:
+                continue
+            secret, items = v["secret"]["secretName"], v["secret"].get("items")
+            keys = {i["key"] for i in items or []} | {i["path"] for i in items or []}
+            assert not [k for k in keys if ca_key.match(k)], f"{where} mounts a CA key from {secret}"
+            if secret.endswith("-ca") or secret.endswith("-ca-cert"):
+                assert items and {i["key"] for i in items} == {"ca.crt"}, f"{where}: only ca.crt of {secret}"
+    readme = (K8S / "README.md").read_text()
+    assert re.search(r"never (holds|hold|gets|mounts) a CA'?s? private key", readme), (
+        "README.md 'Secrets' must say that no server holds a CA's private key"
+    )
+
+
+def test_the_runbook_says_how_people_sign_in() -> None:
+    readme = (K8S / "README.md").read_text()
+    section = readme.split("## People sign in", 1)[1].split("\n## ", 1)[0]
+    for needed in (
+        "OIDC_ISSUER",
+        "OIDC_AUDIENCE",
+        "OIDC_JWKS_URL",
+        "https://id.example.invalid/realms/refnet",
+        "refnet-realm-production.json",
+        "KeycloakRealmImport",
+        "scripts/gen_keycloak_realm.py",
+        "`ops-console-oidc`",
+        "provinces",
+        "agency_id",
+        "shelter_id",
+        "keycloak-initial-admin",
+        "refnet.vn/identity-gateway",
+    ):
+        assert needed in section, f"README.md 'People sign in' does not mention {needed}"

@@ -1,4 +1,6 @@
-"""One case through intake → referral → shelter → notifications, on real Kafka with the real processes."""
+"""One case through intake → referral → shelter → notifications, on real Kafka with the real processes. The
+case worker signs in to the real Keycloak (qn-worker-7, a Quảng Ninh operator) and calls through the dev front
+door with her token; the agencies' systems call with their certificates."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.otlp import SpanCollector
 from refnet_dev.util import eventually
@@ -41,16 +44,16 @@ def spans() -> Iterator[SpanCollector]:
 
 
 @pytest.fixture
-def network(kafka_broker: KafkaBroker, spans: SpanCollector, database_url: str, tmp_path: Path) -> Iterator[Network]:
+def network(kafka_broker: KafkaBroker, keycloak: Keycloak, spans: SpanCollector, database_url: str,
+            tmp_path: Path) -> Iterator[Network]:
     shared_db = None if database_url.startswith("sqlite") else database_url
-    net = Network(kafka_broker.bootstrap, tmp_path / "var", database_url=shared_db, otlp_endpoint=spans.endpoint)
+    net = Network(kafka_broker.bootstrap, tmp_path / "var", database_url=shared_db, otlp_endpoint=spans.endpoint,
+                  keycloak=keycloak)
     try:
         net.start()
         yield net
     finally:
         net.stop()
-
-
 
 
 def test_a_case_flows_to_referrals_a_bed_and_notices(network: Network, spans: SpanCollector,

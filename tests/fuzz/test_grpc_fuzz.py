@@ -7,6 +7,12 @@ handler: bytes that do not parse as the method's message get INVALID_ARGUMENT na
 (the platform's interceptor, instead of grpc.aio's own UNKNOWN), and a request over the 256 KiB limit
 gets RESOURCE_EXHAUSTED from gRPC itself. After each method's barrage the server still answers its
 health check.
+
+Callers are who they would be in production: people (operators, supervisors, the operations team, an
+agency's or a shelter's staff) sign in to the real Keycloak and call through the dev front door with their
+access tokens; machines (agencies', shelters' and refnet's own systems) call with their certificates. Every
+method is also walked with every kind of caller: each gets a clear answer (PERMISSION_DENIED where the role
+may not call, NOT_FOUND for what is outside its scope), never UNAUTHENTICATED, since each is properly signed in.
 """
 
 from __future__ import annotations
@@ -31,24 +37,38 @@ from refnet.notifications.v1 import notifications_service_pb2
 from refnet.referral.v1 import referral_service_pb2
 from refnet.shelter.v1 import shelter_service_pb2
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import SERVICES, Network
+from refnet_platform.caller import MACHINE_ROLES, Role
 
 pytestmark = pytest.mark.e2e
 
+# A caller is (subject id, role). Operators, supervisors and ops are people: the subject is a realm user
+# (deploy/keycloak/refnet-realm.json) and the call goes through the dev front door with their token. PERSON
+# marks any other realm user (an agency's or a shelter's staff), whose role is in their token; every other
+# role is a machine's, by its certificate (CN subject, OU role).
+PERSON = "person"
+
 # (service process, proto service, the caller the service lets in, so fuzzing reaches the handlers)
 TARGETS = (
-    ("intake", intake_service_pb2.DESCRIPTOR.services_by_name["IntakeService"], ("qn-supervisor-1", "supervisor")),
+    ("intake", intake_service_pb2.DESCRIPTOR.services_by_name["IntakeService"], ("qn-supervisor", "supervisor")),
     ("intake", contact_service_pb2.DESCRIPTOR.services_by_name["CaseContactService"], ("referral", "service")),
     ("referral", referral_service_pb2.DESCRIPTOR.services_by_name["ReferralService"],
      ("qn-police-baichay", "agency")),
     ("referral", referral_service_pb2.DESCRIPTOR.services_by_name["EscalationService"],
-     ("qn-supervisor-1", "supervisor")),
+     ("qn-supervisor", "supervisor")),
     ("referral", referral_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"], ("qn-worker-7", "operator")),
     ("shelter", shelter_service_pb2.DESCRIPTOR.services_by_name["ShelterService"], ("qn-spc", "shelter")),
     ("notifications", notifications_service_pb2.DESCRIPTOR.services_by_name["NotificationsService"],
      ("qn-police-baichay", "agency")),
 )
 METHODS = [(svc, method, caller) for svc, service, caller in TARGETS for method in service.methods]
+# One caller of every kind, each properly signed in (people) or certified (machines).
+EVERY_ROLE = (
+    ("qn-worker-7", "operator"), ("qn-supervisor", "supervisor"), ("ops-oncall", "ops"),
+    ("qn-police-baichay", PERSON), ("qn-spc-staff", PERSON),  # an agency's and a shelter's staff
+    ("qn-police-baichay", "agency"), ("qn-spc", "shelter"), ("referral", "service"),  # their systems; a service
+)
 
 # A domain answer. INTERNAL or UNKNOWN on a well-formed request is a bug (an unhandled exception).
 CLEAR = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
@@ -133,9 +153,11 @@ def _build(cls: type[Message], values: dict[str, Any]) -> Message:
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    """Only the four api processes: fuzzing the gRPC surface needs no worker."""
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("fuzz-grpc") / "var")
+def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Network]:
+    """Only the four api processes (fuzzing the gRPC surface needs no worker), verifying people's tokens
+    against the session's Keycloak."""
+    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("fuzz-grpc") / "var", keycloak=keycloak)
     try:
         env, bin_dir = net.env(), Path(sys.executable).parent
         for service in SERVICES:
@@ -146,9 +168,17 @@ def network(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory)
         net.stop()
 
 
+def _open(network: Network, service: str, subject_id: str, role: str) -> grpc.Channel:
+    """A person's channel through the front door with their token, or a machine's by its certificate."""
+    if role == PERSON or Role(role) not in MACHINE_ROLES:
+        return network.person_channel(service, subject_id)
+    return network.channel(service, subject_id, role)
+
+
 @pytest.fixture(scope="module")
 def channels(network: Network) -> Iterator[dict[tuple[str, str, str], grpc.Channel]]:
-    opened = {(svc, *caller): network.channel(svc, *caller) for svc, _, caller in METHODS}
+    callers = {(svc, *caller) for svc, _, caller in METHODS} | {(svc, *c) for svc in SERVICES for c in EVERY_ROLE}
+    opened = {key: _open(network, *key) for key in callers}
     try:
         yield opened
     finally:
@@ -184,7 +214,7 @@ def _call(channel: grpc.Channel, method: MethodDescriptor, request: bytes, timeo
 
 
 def _assert_serving(network: Network, service: str) -> None:
-    with network.channel(service, "refnet-dev", "ops") as channel:
+    with network.channel(service, "refnet-dev", "service") as channel:  # a machine: health needs no person
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     network.check_alive()
@@ -204,6 +234,26 @@ def test_random_requests_get_a_clear_answer(network: Network, channels: dict[tup
         codes.add(_call(channel, method, request.SerializeToString(), timeout=1 if method.server_streaming else 10))
 
     fuzz()
+    _assert_serving(network, service)
+
+
+@pytest.mark.parametrize(("service", "method"), [(svc, method) for svc, method, _ in METHODS],
+                         ids=[f"{m.containing_service.name}.{m.name}" for _, m, _ in METHODS])
+def test_every_role_gets_a_clear_answer_and_is_never_unauthenticated(
+        network: Network, channels: dict[tuple[str, str, str], grpc.Channel], service: str,
+        method: MethodDescriptor) -> None:
+    answers: dict[tuple[str, str], set[grpc.StatusCode]] = {caller: set() for caller in EVERY_ROLE}
+
+    @settings(max_examples=3, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(messages(method.input_type))
+    def fuzz(request: Message) -> None:
+        for caller in EVERY_ROLE:  # _call fails on UNAUTHENTICATED, INTERNAL or UNKNOWN, naming the method
+            answers[caller].add(_call(channels[(service, *caller)], method, request.SerializeToString(),
+                                      timeout=1 if method.server_streaming else 10))
+
+    fuzz()
+    assert all(grpc.StatusCode.UNAUTHENTICATED not in codes for codes in answers.values()), answers
     _assert_serving(network, service)
 
 

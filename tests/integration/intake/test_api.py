@@ -1,6 +1,8 @@
-"""Intake's rules through its real gRPC API over mutual TLS, on SQLite and PostgreSQL: roles from the
-certificate, idempotency, triage, consent gates, withdrawal, overrides, audited contact reads,
-crypto-shredding, and no personal data on any outbox row or log line."""
+"""Intake's rules through its real gRPC API over mutual TLS, on SQLite and PostgreSQL: machines by their
+certificates, people (operators, supervisors) signed in to the real Keycloak with their provinces in their
+tokens, each only within those provinces; idempotency, triage, consent gates, withdrawal, overrides,
+audited contact reads (and audited refusals), crypto-shredding, and no personal data on any outbox row or
+log line."""
 
 from __future__ import annotations
 
@@ -17,16 +19,20 @@ from sqlalchemy.exc import DatabaseError
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
-from refnet.intake.v1 import events_pb2
+from refnet.intake.v1 import contact_service_pb2_grpc, events_pb2, intake_service_pb2_grpc
 from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import types_pb2 as it
+from refnet_platform.identity import channel_credentials
 
 pytestmark = pytest.mark.integration
 
 QUANG_NINH, BAI_CHAY = "22", "06673"
 HA_TINH, TRAN_PHU = "42", "18100"
 CAN_THO, NINH_KIEU = "92", "31135"
-SUPERVISOR = ("qn-supervisor-1", "supervisor")
+# Realm users (deploy/keycloak/refnet-realm.json): api.intake()'s default is qn-operator (provinces ["22"]).
+SUPERVISOR = ("qn-supervisor", "supervisor")  # provinces ["22"]
+HT_OPERATOR, HT_SUPERVISOR = ("ht-operator", "operator"), ("ht-supervisor", "supervisor")  # ["42"]
+NATIONAL = ("national-111-operator", "operator")  # the national 111 line: ["*"]
 PURPOSE = "provider_accepted_referral"
 CALL = pb.CallDetails(channel=it.CALL_CHANNEL_PROVINCIAL_HOTLINE, topic=it.CALL_TOPIC_DOMESTIC_VIOLENCE,
                       duration_seconds=300)
@@ -122,7 +128,8 @@ def test_a_case_is_registered_read_back_and_registered_once(api: Any) -> None:
 
 
 def test_every_mutating_rpc_is_idempotent_on_its_client_request_id(api: Any) -> None:
-    intake, supervisor = api.intake(), api.intake(*SUPERVISOR)
+    # The national line: it logs a Hà Tĩnh call and works a Quảng Ninh case.
+    intake, supervisor = api.intake(*NATIONAL), api.intake(*SUPERVISOR)
     registered = intake.RegisterCase(case_request(call=CALL), timeout=10)
     case_id, legal_id = registered.case.case_id, registered.case.needs[1].need_id
     consent = pb.Consent(given_by=it.CONSENT_GIVER_SURVIVOR, data_categories=["phone"])
@@ -188,10 +195,15 @@ def test_concurrent_repeats_create_one_case_and_one_need(api: Any) -> None:
     assert len(payloads(api, case_id, events_pb2.NeedAdded)) == 1
 
 
-@pytest.mark.parametrize("role", ["agency", "shelter", "ops"])
-def test_partners_and_ops_cannot_touch_cases(api: Any, role: str) -> None:
+@pytest.mark.parametrize(("subject_id", "role"), [
+    ("someone", "agency"), ("someone", "shelter"),  # partners' own systems, by their certificates
+    ("qn-police-baichay", "person"), ("qn-spc-staff", "person"),  # an agency's and a shelter's staff, signed in
+    ("ops-oncall", "ops"),  # the operations team: people, every province, still no case work
+])
+def test_partners_and_ops_cannot_touch_cases(api: Any, subject_id: str, role: str) -> None:
     case_id = api.intake().RegisterCase(case_request(), timeout=10).case.case_id
-    outsider = api.intake("someone", role)
+    channel = api.person_channel(subject_id) if role == "person" else api.channel(subject_id, role)
+    outsider = intake_service_pb2_grpc.IntakeServiceStub(channel)
     for call, request in ((outsider.RegisterCase, case_request()),
                           (outsider.GetCase, pb.GetCaseRequest(case_id=case_id)),
                           (outsider.LogCall, pb.LogCallRequest(client_request_id=rid(), province_code=QUANG_NINH,
@@ -200,7 +212,8 @@ def test_partners_and_ops_cannot_touch_cases(api: Any, role: str) -> None:
                                                                      risk_level=t.RISK_LEVEL_HIGH)),
                           (outsider.CloseCase, pb.CloseCaseRequest(client_request_id=rid(), case_id=case_id,
                                                                    outcome=it.CLOSE_OUTCOME_RESOLVED)),
-                          (api.contacts("someone", role).GetCaseContact, contact_request(case_id))):
+                          (contact_service_pb2_grpc.CaseContactServiceStub(channel).GetCaseContact,
+                           contact_request(case_id))):
         assert refused(call, request).code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -212,17 +225,102 @@ def test_supervisor_only_and_service_only_rpcs(api: Any) -> None:
                                          legal_basis="NĐ 56/2017", data_categories=["name"])
     assert refused(operator.EraseCase, erase).code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused(operator.OverrideConsent, override).code() == grpc.StatusCode.PERMISSION_DENIED
-    assert refused(api.contacts("qn-operator-1", "operator").GetCaseContact,
+    assert refused(api.contacts("qn-operator", "operator").GetCaseContact,
                    contact_request(case.case_id)).code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused(api.intake("referral", "service").GetCase,
                    pb.GetCaseRequest(case_id=case.case_id)).code() == grpc.StatusCode.PERMISSION_DENIED
-    assert refused(api.intake("mallory", "wizard").GetCase,
-                   pb.GetCaseRequest(case_id=case.case_id)).code() == grpc.StatusCode.UNAUTHENTICATED
+    # No certificate makes anyone a person: an unknown role, and (since people sign in) an operator's,
+    # supervisor's or ops certificate, are refused before any handler runs; so is a front door without a token.
+    for subject_id, role in (("mallory", "wizard"), ("qn-operator", "operator"), ("qn-supervisor", "supervisor"),
+                             ("ops-oncall", "ops"), ("refnet-dev", "gateway")):
+        with certificate_channel(api, subject_id, role) as channel:
+            stranger = intake_service_pb2_grpc.IntakeServiceStub(channel)
+            assert refused(stranger.GetCase, pb.GetCaseRequest(case_id=case.case_id)).code() == \
+                grpc.StatusCode.UNAUTHENTICATED, role
+
+
+def certificate_channel(api: Any, subject_id: str, role: str) -> grpc.Channel:
+    """A channel with a client certificate of the development CA for CN `subject_id`, OU `role` (any role)."""
+    cert, key = api.network.pki.client(subject_id, role)
+    channel: grpc.Channel = grpc.secure_channel(api.network.address("intake"),
+                                                channel_credentials(api.network.pki.ca, cert, key))
+    return channel
+
+
+def test_a_case_outside_the_callers_provinces_reads_exactly_as_a_missing_one(api: Any) -> None:
+    qn, ht, national = api.intake(), api.intake(*HT_OPERATOR), api.intake(*NATIONAL)
+    qn_case = qn.RegisterCase(case_request(), timeout=10).case
+    ht_request = case_request(province_code=HA_TINH, commune_code=TRAN_PHU)
+    ht_case = ht.RegisterCase(ht_request, timeout=10).case
+    made_up = str(uuid.uuid4())
+
+    # Quảng Ninh's operator asking for a Hà Tĩnh case gets what an id that never existed gets, word for word.
+    outside = refused(qn.GetCase, pb.GetCaseRequest(case_id=ht_case.case_id))
+    missing = refused(qn.GetCase, pb.GetCaseRequest(case_id=made_up))
+    assert (outside.code(), outside.details()) == (grpc.StatusCode.NOT_FOUND, f"case {ht_case.case_id} not found")
+    assert (missing.code(), missing.details()) == (grpc.StatusCode.NOT_FOUND, f"case {made_up} not found")
+    assert outside.details().replace(ht_case.case_id, "<id>") == missing.details().replace(made_up, "<id>")
+    assert refused(ht.GetCase, pb.GetCaseRequest(case_id=qn_case.case_id)).details() == \
+        f"case {qn_case.case_id} not found"
+    # Changing it, too, as a supervisor of the other province or as its operator.
+    for call, request in (
+            (qn.UpdateRisk, pb.UpdateRiskRequest(client_request_id=rid(), case_id=ht_case.case_id,
+                                                 risk_level=t.RISK_LEVEL_LOW)),
+            (qn.CloseCase, pb.CloseCaseRequest(client_request_id=rid(), case_id=ht_case.case_id,
+                                               outcome=it.CLOSE_OUTCOME_RESOLVED)),
+            (api.intake(*SUPERVISOR).EraseCase, pb.EraseCaseRequest(
+                client_request_id=rid(), case_id=ht_case.case_id, reason=it.ERASE_REASON_SURVIVOR_REQUEST)),
+            (api.intake(*HT_SUPERVISOR).EraseCase, pb.EraseCaseRequest(
+                client_request_id=rid(), case_id=qn_case.case_id, reason=it.ERASE_REASON_SURVIVOR_REQUEST))):
+        other = refused(call, request)
+        assert (other.code(), other.details()) == (grpc.StatusCode.NOT_FOUND, f"case {request.case_id} not found")
+    # Creating a case in a province not hers is refused, naming the field; her token's province decides.
+    elsewhere = refused(qn.RegisterCase, case_request(province_code=HA_TINH, commune_code=TRAN_PHU))
+    assert elsewhere.code() == grpc.StatusCode.PERMISSION_DENIED and elsewhere.details().startswith("province_code:")
+    # A Quảng Ninh request reusing Hà Tĩnh's request id returns nothing of that case, not even its id.
+    repeat = refused(qn.RegisterCase, case_request(client_request_id=ht_request.client_request_id))
+    assert repeat.code() == grpc.StatusCode.ALREADY_EXISTS and ht_case.case_id not in repeat.details()
+
+    # The national 111 line reads both, unchanged by any of the above.
+    assert national.GetCase(pb.GetCaseRequest(case_id=qn_case.case_id), timeout=10).case == qn_case
+    assert national.GetCase(pb.GetCaseRequest(case_id=ht_case.case_id), timeout=10).case == ht_case
+    assert api.rows("SELECT * FROM audit_log WHERE case_id IN (:q, :h)", q=qn_case.case_id, h=ht_case.case_id) == []
+
+
+def test_a_contact_read_by_an_unknown_service_or_for_a_made_up_referral_is_refused_and_audited(api: Any) -> None:
+    case = api.intake().RegisterCase(case_request(), timeout=10).case
+    accept(api, case)  # a real accepted referral is on intake's record: only the caller or the id is wrong below
+    made_up = contact_request(case.case_id)
+    made_up.referral_id = f"ref-{uuid.uuid4()}"
+    nowhere = str(uuid.uuid4())
+    missing = refused(api.contacts().GetCaseContact, contact_request(nowhere))
+    assert (missing.code(), missing.details()) == (grpc.StatusCode.NOT_FOUND, f"case {nowhere} not found")
+
+    # An OU=service certificate for a service with no contact purpose ("curious"), with a made-up and with the
+    # real referral id; then referral itself with a made-up referral id: each answers as a missing case.
+    curious = api.contacts("curious", "service")
+    for call, request in ((curious.GetCaseContact, made_up), (curious.GetCaseContact, contact_request(case.case_id)),
+                          (api.contacts().GetCaseContact, made_up)):
+        refusal = refused(call, request)
+        assert (refusal.code(), refusal.details()) == (grpc.StatusCode.NOT_FOUND, f"case {case.case_id} not found")
+
+    # The audit log holds each refusal with its true reason; nothing was read.
+    audit = api.rows("SELECT actor_id, actor_role, action, referral_id, recipient_id, purpose, detail FROM audit_log "
+                     "WHERE case_id = :c ORDER BY audit_id", c=case.case_id)
+    assert [(a["actor_id"], a["actor_role"], a["action"], a["referral_id"]) for a in audit] == [
+        ("curious", "service", "contact_refused", made_up.referral_id),
+        ("curious", "service", "contact_refused", referral_id(case.case_id, t.SERVICE_TYPE_POLICE_PROTECTION)),
+        ("referral", "service", "contact_refused", made_up.referral_id)]
+    assert all(a["recipient_id"] == "qn-police-baichay" and a["purpose"] == PURPOSE for a in audit)
+    assert all(a["detail"].startswith("not found: ") for a in audit)
+    assert "curious" in audit[0]["detail"] and "curious" in audit[1]["detail"]
+    assert "curious" not in audit[2]["detail"] and "referral" in audit[2]["detail"]
+    assert api.rows("SELECT * FROM audit_log WHERE case_id = :c", c=nowhere) == []
 
 
 def test_a_child_at_serious_risk_goes_urgent_with_the_12_hour_deadline(api: Any) -> None:
     guardian = pb.Consent(given_by=it.CONSENT_GIVER_GUARDIAN, data_categories=["name", "phone"])
-    reply = api.intake().RegisterCase(case_request(
+    reply = api.intake(*HT_OPERATOR).RegisterCase(case_request(
         province_code=HA_TINH, commune_code=TRAN_PHU, case_types=[t.CASE_TYPE_CHILD_ABUSE_OR_NEGLECT],
         survivor=pb.Survivor(is_child=True, age=11, sex=t.SEX_FEMALE), risk_level=t.RISK_LEVEL_HIGH,
         immediate_danger=True, needs=[pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consent=guardian)]),
@@ -238,7 +336,7 @@ def test_a_child_at_serious_risk_goes_urgent_with_the_12_hour_deadline(api: Any)
 
 
 def test_calls_are_logged_apart_from_cases(api: Any) -> None:
-    intake = api.intake()
+    intake = api.intake(*NATIONAL)  # a Cần Thơ call and a Quảng Ninh case
     call = intake.LogCall(pb.LogCallRequest(client_request_id=rid(), province_code=CAN_THO, commune_code=NINH_KIEU,
                                             call=pb.CallDetails(channel=it.CALL_CHANNEL_NATIONAL_111,
                                                                 topic=it.CALL_TOPIC_WRONG_NUMBER_OR_SPAM,
@@ -313,9 +411,11 @@ def test_her_safe_times_are_sealed_and_read_back_only_under_safe_contact(api: An
     [sealed] = api.rows("SELECT ciphertext FROM case_personal_data WHERE case_id = :c", c=case.case_id)
     assert b"21:47" not in bytes(sealed["ciphertext"])
     if api.engine.url.get_backend_name() == "sqlite":
+        # The audit rows name the category read ("phone,safe_times"), never its content: her record's key
+        # and her times, as they would appear in plain JSON, must not.
         for path in api.network.data_dir.glob("intake.db*"):
             data = path.read_bytes()
-            assert b"safe_times" not in data and b'"21:47"' not in data and b'"22:13"' not in data, path.name
+            assert b'"safe_times"' not in data and b'"21:47"' not in data and b'"22:13"' not in data, path.name
     for _, _, event in api.events(f"case/{case.case_id}"):
         assert b"21:47" not in event.SerializeToString()
 
@@ -357,7 +457,7 @@ def test_an_override_needs_a_supervisor_and_a_legal_basis_and_is_audited(api: An
     assert event.override and event.consent_id == reply.consent_id
     [audit] = api.rows("SELECT * FROM audit_log WHERE case_id = :c", c=case.case_id)
     assert (audit["action"], audit["actor_id"], audit["actor_role"], audit["detail"]) == (
-        "consent_override", "qn-supervisor-1", "supervisor", request.legal_basis)
+        "consent_override", "qn-supervisor", "supervisor", request.legal_basis)
     accept(api, case, t.SERVICE_TYPE_SHELTER)
     read = api.contacts().GetCaseContact(contact_request(case.case_id, t.SERVICE_TYPE_SHELTER, "shelter"), timeout=10)
     assert list(read.categories) == ["name", "phone"]

@@ -1,7 +1,8 @@
 """Rotating intake's master key on a live system, on SQLite and PostgreSQL: cases registered through the
 real intake-api under key A, the api restarted with B current and A previous, the real `intake-keys`
 console script re-wrapping the case keys (crashed mid-rotation once, then run again), and the api
-restarted with B alone reading every case registered before the rotation."""
+restarted with B alone reading every case registered before the rotation. Quảng Ninh's operator and
+supervisor sign in to the real Keycloak; referral reads her contact with its certificate."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc, intake_service_pb2_grpc
 from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import types_pb2 as it
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_platform.db import make_engine, migrate
 
@@ -46,8 +48,8 @@ def b64(key: bytes) -> str:
 class Intake:
     """The real intake-api, restarted with other master keys as a deployment would be."""
 
-    def __init__(self, database_url: str, data_dir: Path) -> None:
-        self.network = Network("127.0.0.1:9", data_dir)
+    def __init__(self, database_url: str, data_dir: Path, keycloak: Keycloak) -> None:
+        self.network = Network("127.0.0.1:9", data_dir, keycloak=keycloak)
         self.url = database_url
         self.keys = data_dir / "keys"
         self.keys.mkdir(parents=True)
@@ -83,7 +85,7 @@ class Intake:
         return result
 
     def register(self, name: str) -> str:
-        with self.network.channel("intake", "qn-operator-1", "operator") as channel:
+        with self.network.channel("intake", "qn-operator", "operator") as channel:  # a realm user, provinces 22
             return str(intake_service_pb2_grpc.IntakeServiceStub(channel).RegisterCase(pb.RegisterCaseRequest(
                 client_request_id=f"it-{uuid.uuid4()}", province_code="22", commune_code="06673",
                 case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
@@ -93,7 +95,7 @@ class Intake:
             ), timeout=10).case.case_id)
 
     def erase(self, case_id: str) -> None:
-        with self.network.channel("intake", "qn-supervisor-1", "supervisor") as channel:
+        with self.network.channel("intake", "qn-supervisor", "supervisor") as channel:
             intake_service_pb2_grpc.IntakeServiceStub(channel).EraseCase(pb.EraseCaseRequest(
                 client_request_id=f"it-{uuid.uuid4()}", case_id=case_id,
                 reason=it.ERASE_REASON_SURVIVOR_REQUEST), timeout=10)
@@ -143,8 +145,9 @@ def status_counts(stdout: str) -> dict[str, int]:
     return {line.split()[0]: int(line.split()[1]) for line in lines}
 
 
-def test_case_keys_rotate_to_a_new_master_key_on_a_live_api(database_url: str, tmp_path: Path) -> None:
-    intake = Intake(database_url, tmp_path)
+def test_case_keys_rotate_to_a_new_master_key_on_a_live_api(database_url: str, tmp_path: Path,
+                                                           keycloak: Keycloak) -> None:
+    intake = Intake(database_url, tmp_path, keycloak)
     try:
         intake.start("a.key")
         names = [f"Người {n} {uuid.uuid4().hex[:6]}" for n in range(5)]

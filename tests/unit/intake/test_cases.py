@@ -60,6 +60,8 @@ def test_a_registered_case_is_stored_published_and_keyed_by_province(intake: Any
     (Place("22", "06673", "193"), None, "district_code"),  # no districts after 1 July 2025
     (Place("22", "00688", "193"), datetime(2025, 3, 1, tzinfo=UTC), "commune_code"),  # not in that district
     (Place("2a", ""), None, "province_code"),
+    (Place("22", "06673"), datetime(9999, 12, 31, 20, tzinfo=UTC), "recorded_at"),  # UTC+7 leaves the calendar
+    (Place("22", "06673"), datetime.now(UTC) + timedelta(hours=1), "recorded_at"),  # not taken yet
 ])
 def test_places_are_checked_against_the_official_map(intake: Any, place: Place, recorded_at: datetime | None,
                                                      field: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -62,6 +62,8 @@ from refnet_platform.errors import (
 log = logging.getLogger(__name__)
 
 UowFactory = Callable[[], IntakeUnitOfWork]
+# A front end's clock may run a little ahead of ours; a call recorded later than this is refused.
+RECORDED_AT_SKEW = timedelta(minutes=5)
 
 # A repeated request id whose record is outside the caller's provinces: nothing about it is told.
 USED_ELSEWHERE = "client_request_id: already used for another request"
@@ -175,6 +177,8 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
     _ids(cmd, "client_request_id")
     received = _now()
     recorded_at = cmd.recorded_at or received
+    if recorded_at > received + RECORDED_AT_SKEW:
+        raise InvalidArgument("recorded_at", "is in the future: give when the call was taken (or leave it out)")
     occurred = resolve_place(cmd.occurred_in, recorded_at)
     reported = resolve_place(cmd.reported_in, recorded_at, "reported_in.") if cmd.reported_in else None
     _require_province(cmd.caller, occurred, "province_code")

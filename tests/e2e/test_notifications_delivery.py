@@ -1,7 +1,8 @@
 """Notifications in the real network: the real processes on a real broker, delivering to a real SMTP server,
 a real HTTP server playing the SMS gateway (it honours Idempotency-Key, as gateways do) and a partner's
-webhook receiver. A case tells the right people and the survivor only on her safe number; a worker killed
-mid-batch (SIGKILL) and restarted sends nothing twice and loses nothing."""
+webhook receiver. A case tells the right people and the survivor only on her safe number; people read their
+in-app feeds with their tokens from the real identity provider, a supervisor only her provinces'; a worker
+killed mid-batch (SIGKILL) and restarted sends nothing twice and loses nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import grpc
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -39,6 +41,7 @@ from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import free_port, repo_root
@@ -185,9 +188,11 @@ def directory_file(path: Path, outside: Outside) -> Path:
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, outside: Outside, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+def network(kafka_broker: KafkaBroker, keycloak: Keycloak, outside: Outside,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     root = tmp_path_factory.mktemp("notifications-e2e")
     net = Network(kafka_broker.bootstrap, root / "var", directory_file=directory_file(root / "directory.json", outside),
+                  keycloak=keycloak,
                   extra_env={
                       "NOTIFICATIONS_SMTP_HOST": HOST, "NOTIFICATIONS_SMTP_PORT": str(outside.smtp_port),
                       "NOTIFICATIONS_SMTP_SENDER": "refnet <no-reply@e2e.test>",
@@ -305,6 +310,54 @@ def test_her_notice_waits_for_the_safe_time_she_gave_at_intake(network: Network,
         engine.dispose()
     assert (row["next_attempt_at"].replace(tzinfo=UTC), row["detail"]) == (opens, "outside_safe_window")
     assert outside.gateway.texts_to(phone) == []
+
+
+# --- a supervisor reads the provinces in her token, and no others -------------------------------
+
+
+def publish_escalations(bootstrap: str, provinces: list[str]) -> list[str]:
+    """ReferralEscalated events (an SLA breach) on referral's stream, one per province."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    referral_ids = [str(uuid.uuid4()) for _ in provinces]
+    try:
+        for referral_id, province in zip(referral_ids, provinces, strict=True):
+            message = referral_events.ReferralEscalated(
+                referral_id=referral_id, case_id=str(uuid.uuid4()), need_id=str(uuid.uuid4()), province_code=province,
+                service_type=t.SERVICE_TYPE_POLICE_PROTECTION, provider_id="qn-police-baichay",
+                reason="not_accepted_in_time", sla="accept", risk_level=t.RISK_LEVEL_MEDIUM)
+            envelope = wrap(OutgoingEvent(message, "referral.referrals.v1", province, f"referral/{referral_id}"),
+                            "referral")
+            producer.send("referral.referrals.v1", key=province.encode(), value=envelope.SerializeToString())
+        producer.flush()
+    finally:
+        producer.close()
+    return referral_ids
+
+
+def test_a_supervisor_reads_her_provinces_supervisor_notices_and_not_anothers(
+    network: Network, kafka_broker: KafkaBroker,
+) -> None:
+    quang_ninh, ha_tinh = publish_escalations(kafka_broker.bootstrap, ["22", "42"])
+    ours = {quang_ninh, ha_tinh}
+    with network.person_channel("notifications", "qn-supervisor") as qn_ch, \
+            network.person_channel("notifications", "ht-supervisor") as ht_ch:
+        qn, ht = pb_grpc.NotificationsServiceStub(qn_ch), pb_grpc.NotificationsServiceStub(ht_ch)
+
+        def escalations(feed: Any, **request: Any) -> list[tuple[str, str, str]] | None:
+            found = [(n.recipient_id, n.province_code, n.referral_id) for n in feed.ListNotices(
+                pb.ListNoticesRequest(page_size=500, **request)).notices]
+            return found if any(r in ours for _, _, r in found) else None
+
+        # ht-supervisor (her token: provinces ["42"]) reads 42's first, so that notice is recorded before
+        # qn-supervisor's feed (provinces ["22"]) is shown to lack it.
+        ht_seen = eventually(lambda: escalations(ht), "province 42's supervisor notice")
+        assert ("42", "42", ha_tinh) in ht_seen and {(r, p) for r, p, _ in ht_seen} == {("42", "42")}
+        qn_seen = eventually(lambda: escalations(qn), "province 22's supervisor notice")
+        assert ("22", "22", quang_ninh) in qn_seen
+        assert {(r, p) for r, p, _ in qn_seen} == {("22", "22")} and ha_tinh not in {r for _, _, r in qn_seen}
+        with pytest.raises(grpc.RpcError) as denied:
+            qn.ListNotices(pb.ListNoticesRequest(recipient_id="42"), timeout=10)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 # --- a worker killed mid-batch and restarted: nothing twice, nothing lost ----------------------

@@ -1,5 +1,6 @@
 """shelter's real processes (two api replicas, the worker, the relay) on real Kafka, with this test playing
-referral: bed commands in, bed events out, holds that outlive a worker restart, and a live watcher."""
+referral: bed commands in, bed events out, holds that outlive a worker restart, and a live watcher. People
+(operators, a shelter's staff) sign in to the real identity provider and call through the dev front door."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from refnet.shelter.v1 import events_pb2 as ev
 from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network, Process
 from refnet_dev.util import eventually as wait_until
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, decode, wrap
@@ -89,9 +91,17 @@ class Beds:
         return referral_id
 
     def stub(self, subject_id: str, role: str, replica: str = "shelter") -> pb_grpc.ShelterServiceStub:
+        """A machine by its certificate; operators, supervisors, ops as the realm user `subject_id`."""
         key = (replica, subject_id, role)
         if key not in self.channels:
             self.channels[key] = self.network.channel(replica, subject_id, role)
+        return pb_grpc.ShelterServiceStub(self.channels[key])
+
+    def person(self, username: str, replica: str = "shelter") -> pb_grpc.ShelterServiceStub:
+        """The realm user `username`, any role, through the dev front door."""
+        key = (replica, username, "person")
+        if key not in self.channels:
+            self.channels[key] = self.network.person_channel(replica, username)
         return pb_grpc.ShelterServiceStub(self.channels[key])
 
     def close(self) -> None:
@@ -119,13 +129,14 @@ def start_second_api(network: Network) -> Process:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def beds(request: pytest.FixtureRequest, kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[Beds]:
+def beds(request: pytest.FixtureRequest, kafka_broker: KafkaBroker, keycloak: Keycloak,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Beds]:
     database_url = None
     if request.param == "postgresql":
         database_url = request.getfixturevalue("postgres_cluster").create_database(f"e2e_{uuid.uuid4().hex[:12]}")
     network = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp(f"shelter-{request.param}"),
-                      database_url=database_url, extra_env={"SHELTER_HOLD_CHECK_INTERVAL_S": "0.5"})
+                      database_url=database_url, extra_env={"SHELTER_HOLD_CHECK_INTERVAL_S": "0.5"},
+                      keycloak=keycloak)
     events = BedEvents(kafka_broker.bootstrap)
     reader = threading.Thread(target=events.run, name="bed-events", daemon=True)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
@@ -236,5 +247,38 @@ def test_one_shelters_credentials_cannot_update_another(beds: Beds) -> None:
     assert beds.pool("qn-spc").capacity == 6
     own = beds.stub("qn-spc", "shelter").GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"), timeout=5)
     assert own.shelter.address == "demo address withheld (QN-1)"
+    seen = beds.stub("qn-worker-7", "operator").GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"), timeout=5)
+    assert (seen.shelter.address, seen.shelter.commune_code) == ("", "")  # both the shelter's own staff's only
     # The confidential address is on no bed event.
     assert not any(b"withheld" in e.SerializeToString() for e in beds.events.seen)
+
+
+def test_a_signed_in_staff_member_confirms_her_shelters_arrivals_and_learns_nothing_of_another(beds: Beds) -> None:
+    hers = beds.reserve("qn-spc", QUANG_NINH)
+    elsewhere = beds.reserve("qn-campha-temp", QUANG_NINH)
+    beds.events.wait(hers, ev.BedReserved)
+    beds.events.wait(elsewhere, ev.BedReserved)
+    staff = beds.person("qn-spc-staff")  # her token: role shelter, shelter_id qn-spc
+    arrived = staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id=hers), timeout=5)
+    assert (arrived.reservation.shelter_id, arrived.reservation.status) == ("qn-spc", pb.RESERVATION_STATUS_OCCUPIED)
+    assert beds.events.wait(hers, ev.BedOccupied).shelter_id == "qn-spc"
+
+    # Another shelter's referral answers NOT_FOUND, in the very words of a referral id nobody reserved.
+    made_up = str(uuid.uuid4())
+    with pytest.raises(grpc.RpcError) as unknown:
+        staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id=made_up), timeout=5)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    for call, request in ((staff.ConfirmArrival, pb.ConfirmArrivalRequest(referral_id=elsewhere)),
+                          (staff.CheckOut, pb.CheckOutRequest(referral_id=elsewhere))):
+        with pytest.raises(grpc.RpcError) as error:
+            call(request, timeout=5)
+        assert (error.value.code(), error.value.details().replace(elsewhere, made_up)) == (
+            grpc.StatusCode.NOT_FOUND, unknown.value.details())
+    assert beds.events.about(elsewhere, ev.BedOccupied) == [] and beds.pool("qn-campha-temp").reserved == 1
+
+    out = staff.CheckOut(pb.CheckOutRequest(referral_id=hers), timeout=5)
+    assert out.reservation.reason == "checked_out"
+    beds.command(ev.ReleaseBed(referral_id=elsewhere, shelter_id="qn-campha-temp", reason="cancelled"),
+                 "qn-campha-temp")
+    beds.events.wait(elsewhere, ev.BedReleased)
+    assert (beds.pool("qn-spc").occupied, beds.pool("qn-campha-temp").reserved) == (0, 0)

@@ -1,6 +1,7 @@
 """The notifications service on a real database (SQLite and PostgreSQL) with real channels: a real SMTP
 server, a real HTTP SMS gateway, a real webhook receiver, intake's contact API over mutual TLS, the real
-Kafka topics for dead letters and status events, and the in-app feed over gRPC with mutual TLS."""
+Kafka topics for dead letters and status events, and the in-app feed over gRPC with mutual TLS (machines by
+their certificates, people with their access tokens from the real identity provider)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,18 @@ from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import MACHINE_ROLES, Role
 from refnet_platform.grpc_server import DomainErrorInterceptor
-from refnet_platform.identity import channel_credentials, server_credentials
+from refnet_platform.identity import (
+    Authenticator,
+    OidcConfig,
+    TokenVerifier,
+    bearer,
+    channel_credentials,
+    server_credentials,
+)
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import ServiceType
@@ -403,25 +413,47 @@ def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_aler
 class Api:
     service: Service
     pki: DevPki
+    keycloak: Keycloak
     address: str
 
     def stub(self, subject: str, role: str) -> pb_grpc.NotificationsServiceStub:
+        """A machine by its own certificate; operators, supervisors and ops are people: the realm user
+        `subject` (see `person`)."""
+        if Role(role) not in MACHINE_ROLES:
+            return self.person(subject)
         cert, key = self.pki.client(subject, role)
         channel = grpc.aio.secure_channel(self.address, channel_credentials(self.pki.ca, cert, key))
         return pb_grpc.NotificationsServiceStub(channel)
 
+    def person(self, username: str) -> pb_grpc.NotificationsServiceStub:
+        """The realm user `username` (any role, an agency's staff too) through a front door (the web app's
+        certificate), every call carrying their access token."""
+        cert, key = self.pki.client("refnet-web", Role.GATEWAY)
+        keycloak = self.keycloak
+
+        def add_token(context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+            try:
+                callback(bearer(keycloak.token(username)), None)
+            except Exception as exc:  # handed to gRPC, which fails the call with it
+                callback((), exc)
+
+        credentials = grpc.composite_channel_credentials(channel_credentials(self.pki.ca, cert, key),
+                                                         grpc.metadata_call_credentials(add_token))
+        return pb_grpc.NotificationsServiceStub(grpc.aio.secure_channel(self.address, credentials))
+
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def api(tmp_path: Path, database_url: str) -> AsyncIterator[Api]:
+async def api(tmp_path: Path, database_url: str, keycloak: Keycloak) -> AsyncIterator[Api]:
     pki = DevPki(tmp_path / "certs").ensure()
+    authenticator = Authenticator(TokenVerifier(OidcConfig(keycloak.issuer)))
     for service in start_service(tmp_path, database_url, {}, adapters={}, dead_letters=NoDeadLetters()):
         service.clock[0] = datetime.now(UTC)
-        server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+        server = grpc.aio.server(interceptors=[DomainErrorInterceptor(authenticator)])
         pb_grpc.add_NotificationsServiceServicer_to_server(NotificationsServicer(service.bus, 0.05), server)
         port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.server_dir))
         await server.start()
         try:
-            yield Api(service, pki, f"127.0.0.1:{port}")
+            yield Api(service, pki, keycloak, f"127.0.0.1:{port}")
         finally:
             await server.stop(0)
 
@@ -462,8 +494,10 @@ async def test_the_feed_lists_and_streams_only_the_callers_own_notices(api: Api)
     assert [n.sequence > listed.notices[0].sequence for n in received] == [True, True]
     assert len({n.notice_id for n in received} | {listed.notices[0].notice_id}) == 3
 
-    for subject, role, request in (("qn-legal-aid", "agency", "qn-hospital"), ("refnet-ops", "ops", ""),
-                                   ("qn-worker-8", "operator", "qn-worker-7")):
+    # Another agency; the operations team (flows and ids, never notices); another operator asking for
+    # qn-worker-7's feed (qn-operator, signed in with the same province).
+    for subject, role, request in (("qn-legal-aid", "agency", "qn-hospital"), ("ops-oncall", "ops", ""),
+                                   ("qn-operator", "operator", "qn-worker-7")):
         with pytest.raises(grpc.aio.AioRpcError) as denied:
             await api.stub(subject, role).ListNotices(pb.ListNoticesRequest(recipient_id=request))
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -474,3 +508,79 @@ async def test_the_feed_lists_and_streams_only_the_callers_own_notices(api: Api)
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await hospital.ListNotices(pb.ListNoticesRequest(page_size=-1))
     assert (bad.value.code(), bad.value.details().split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "page_size")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_people_signed_in_read_their_own_feeds(api: Api) -> None:
+    await notify_and_dispatch(api, "ev-new")
+    referral = str(uuid.uuid4())
+    accepted = commands.Notify(StatusChange("ev-acc", referral, CASE, "qn-hospital", "22", ReferralStatus.REQUESTED,
+                                            ReferralStatus.ACCEPTED, "", "qn-worker-7", ServiceType.MEDICAL))
+    await asyncio.to_thread(api.service.bus.handle, accepted)
+    # The hospital's staff member reads the hospital's feed: her token's agency_id, as the hospital's own system.
+    staff = await api.person("qn-hospital-staff").ListNotices(pb.ListNoticesRequest())
+    system = await api.stub("qn-hospital", "agency").ListNotices(pb.ListNoticesRequest())
+    assert [(n.recipient_id, n.kind) for n in staff.notices] == [("qn-hospital", "referral_new")]
+    assert [n.notice_id for n in staff.notices] == [n.notice_id for n in system.notices]
+    # A case worker reads her own feed, by her user name; another operator's is empty for her.
+    worker = api.stub("qn-worker-7", "operator")
+    for request in (pb.ListNoticesRequest(), pb.ListNoticesRequest(recipient_id="qn-worker-7")):
+        mine = await worker.ListNotices(request)
+        assert [(n.recipient_id, n.kind, n.referral_id) for n in mine.notices] == [
+            ("qn-worker-7", "referral_status", referral)]
+    assert list((await api.stub("ht-worker-3", "operator").ListNotices(pb.ListNoticesRequest())).notices) == []
+
+
+async def escalate(api: Api, event_id: str, province: str) -> str:
+    """An SLA breach in a province: a notice for that province's supervisor feed."""
+    referral = str(uuid.uuid4())
+    command = commands.Notify(Escalation(event_id, referral, CASE, province, ServiceType.MEDICAL, "qn-hospital",
+                                         "not_accepted_in_time", "accept", datetime.now(UTC)))
+    await asyncio.to_thread(api.service.bus.handle, command)
+    return referral
+
+
+def supervised(reply: pb.ListNoticesResponse) -> list[tuple[str, str, str]]:
+    return [(n.recipient_id, n.province_code, n.referral_id) for n in reply.notices]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_supervisor_reads_the_provinces_in_her_token_and_no_others(api: Api) -> None:
+    quang_ninh, ha_tinh = await escalate(api, "ev-22", "22"), await escalate(api, "ev-42", "42")
+    qn = api.stub("qn-supervisor", "supervisor")  # her token: provinces ["22"]
+    for request in (pb.ListNoticesRequest(), pb.ListNoticesRequest(recipient_id="22")):
+        assert supervised(await qn.ListNotices(request)) == [("22", "22", quang_ninh)]
+    # Province 42's feed is not hers to read, by listing or by streaming.
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await qn.ListNotices(pb.ListNoticesRequest(recipient_id="42"))
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        async for _ in qn.WatchNotices(pb.WatchNoticesRequest(recipient_id="42")):
+            pass
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # The token decides, not the directory: its supervisor_ids list only qn-supervisor, yet ht-supervisor
+    # (provinces ["42"]) reads 42's feed; the national line's supervisor ("*") reads every province's.
+    assert supervised(await api.stub("ht-supervisor", "supervisor").ListNotices(pb.ListNoticesRequest())) == [
+        ("42", "42", ha_tinh)]
+    national = api.stub("national-111-supervisor", "supervisor")
+    assert supervised(await national.ListNotices(pb.ListNoticesRequest())) == [
+        ("42", "42", ha_tinh), ("22", "22", quang_ninh)]
+    assert supervised(await national.ListNotices(pb.ListNoticesRequest(recipient_id="42"))) == [
+        ("42", "42", ha_tinh)]
+
+    # Her stream brings province 22's new notices as they come, never 42's.
+    stream = qn.WatchNotices(pb.WatchNoticesRequest())
+    first = asyncio.create_task(stream.read())
+    await asyncio.sleep(0.3)  # the stream is open and at the end of her feeds
+    await escalate(api, "ev-42-later", "42")
+    later = await escalate(api, "ev-22-later", "22")
+    reply = await asyncio.wait_for(first, 10)
+    stream.cancel()
+    assert (reply.notice.recipient_id, reply.notice.referral_id) == ("22", later)
+
+    # A certificate claiming her role is refused before anything is read: supervisors are people.
+    cert, key = api.pki.client("qn-supervisor", "supervisor")
+    async with grpc.aio.secure_channel(api.address, channel_credentials(api.pki.ca, cert, key)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await pb_grpc.NotificationsServiceStub(channel).ListNotices(pb.ListNoticesRequest())
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -1,5 +1,7 @@
 """shelter's gRPC API on a real socket with mutual TLS and a real database; WatchAvailability on real
-Kafka (the outbox relay publishes, each api replica's feed tails shelter.beds.v1)."""
+Kafka (the outbox relay publishes, each api replica's feed tails shelter.beds.v1). Machines call with
+their certificates; people (operators, ops, a shelter's own staff) through a front door with their
+access token from the real identity provider."""
 
 from __future__ import annotations
 
@@ -23,8 +25,17 @@ from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
+from refnet_dev.keycloak import Keycloak
+from refnet_platform.caller import MACHINE_ROLES, Role
 from refnet_platform.grpc_server import DomainErrorInterceptor
-from refnet_platform.identity import channel_credentials, server_credentials
+from refnet_platform.identity import (
+    Authenticator,
+    OidcConfig,
+    TokenVerifier,
+    bearer,
+    channel_credentials,
+    server_credentials,
+)
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
@@ -37,6 +48,8 @@ from shelter.entrypoints.grpc_api import ShelterServicer, add_shelter_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="session")]
 QN = "22"
+# The front door people call through here (the web app's certificate, OU=gateway).
+FRONT_DOOR = "refnet-web"
 
 
 @dataclass
@@ -51,15 +64,35 @@ class Api:
 @dataclass
 class Cluster:
     pki: DevPki
+    keycloak: Keycloak
     engine: Engine
     replicas: list[Api]
     spc: str
     campha: str
 
     def stub(self, subject_id: str, role: str, replica: int = 0) -> pb_grpc.ShelterServiceStub:
+        """A machine by its own certificate; operators, supervisors and ops are people: the realm user
+        `subject_id` through the front door."""
+        if Role(role) not in MACHINE_ROLES:
+            return self.person(subject_id, replica)
         cert, key = self.pki.client(subject_id, role)
         channel = grpc.aio.secure_channel(self.replicas[replica].address, channel_credentials(self.pki.ca, cert, key))
         return pb_grpc.ShelterServiceStub(channel)
+
+    def person(self, username: str, replica: int = 0) -> pb_grpc.ShelterServiceStub:
+        """The realm user `username` (any role), every call carrying their access token."""
+        cert, key = self.pki.client(FRONT_DOOR, Role.GATEWAY)
+        keycloak = self.keycloak
+
+        def add_token(context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+            try:
+                callback(bearer(keycloak.token(username)), None)
+            except Exception as exc:  # handed to gRPC, which fails the call with it
+                callback((), exc)
+
+        credentials = grpc.composite_channel_credentials(channel_credentials(self.pki.ca, cert, key),
+                                                         grpc.metadata_call_credentials(add_token))
+        return pb_grpc.ShelterServiceStub(grpc.aio.secure_channel(self.replicas[replica].address, credentials))
 
 
 @pytest.fixture
@@ -99,6 +132,12 @@ def relay(settings: Settings, engine: Engine) -> Iterator[Relay]:
     relay = Relay(engine, producer, schema=settings.database[1])
     thread = threading.Thread(target=relay.run, name="relay", daemon=True)
     thread.start()
+    # The loaded directory's bed events are on the topic before any replica's feed starts tailing it from its
+    # end: otherwise one can reach the hub while a watcher reads its snapshot and come again as a change.
+    deadline = time.monotonic() + 30
+    while relay.backlog():
+        assert time.monotonic() < deadline, "the relay did not publish the loaded shelters' bed events"
+        time.sleep(0.05)
     try:
         yield relay
     finally:
@@ -107,20 +146,21 @@ def relay(settings: Settings, engine: Engine) -> Iterator[Relay]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def cluster(settings: Settings, engine: Engine, relay: Relay, ids: tuple[str, str], tmp_path: Path
-                  ) -> AsyncIterator[Cluster]:
+async def cluster(settings: Settings, engine: Engine, relay: Relay, ids: tuple[str, str], tmp_path: Path,
+                  keycloak: Keycloak) -> AsyncIterator[Cluster]:
     pki = DevPki(tmp_path / "certs").ensure()
+    authenticator = Authenticator(TokenVerifier(OidcConfig(keycloak.issuer)))
     replicas = []
     try:
         for _ in range(2):
-            server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+            server = grpc.aio.server(interceptors=[DomainErrorInterceptor(authenticator)])
             servicer = add_shelter_service(server, settings, engine)
             port = server.add_secure_port("127.0.0.1:0", server_credentials(pki.server_dir))
             await server.start()
             replicas.append(Api(server, servicer, f"127.0.0.1:{port}"))
         for api in replicas:  # each replica's feed is on the bed events before the test makes changes
             await asyncio.wait_for(api.servicer.hub.live.wait(), 30)
-        yield Cluster(pki, engine, replicas, *ids)
+        yield Cluster(pki, keycloak, engine, replicas, *ids)
     finally:
         for api in replicas:
             await api.server.stop(0)
@@ -135,8 +175,8 @@ async def rpc_error(call: Any) -> grpc.aio.AioRpcError:
     return raised.value
 
 
-def reserve(cluster: Cluster, referral_id: str) -> Any:
-    command = commands.ReserveBed(referral_id, f"case-{referral_id}", cluster.spc, QN,
+def reserve(cluster: Cluster, referral_id: str, shelter_id: str = "") -> Any:
+    command = commands.ReserveBed(referral_id, f"case-{referral_id}", shelter_id or cluster.spc, QN,
                                   TargetGroup.WOMEN_WITH_CHILDREN, datetime.now(UTC) + timedelta(hours=1))
     return asyncio.to_thread(cluster.replicas[0].servicer.bus.handle, command)
 
@@ -165,11 +205,15 @@ async def test_capacity_below_the_beds_in_use_is_failed_precondition(cluster: Cl
 
 async def test_the_address_reaches_only_the_shelters_own_staff(cluster: Cluster) -> None:
     own = await cluster.stub(cluster.spc, "shelter").GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
-    assert own.shelter.address == "the confidential address"
+    assert (own.shelter.address, own.shelter.commune_code) == ("the confidential address", "06673")
     assert len(own.shelter.pools) == 2
-    for subject, role in (("qn-worker-7", "operator"), (cluster.campha, "shelter"), ("refnet-ops", "ops")):
+    for subject, role in (("qn-worker-7", "operator"), (cluster.campha, "shelter"), ("ops-oncall", "ops")):
         other = await cluster.stub(subject, role).GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
         assert other.shelter.address == "" and other.shelter.name == "Trung tâm Bảo trợ xã hội"
+        assert other.shelter.commune_code == "", (subject, role)  # the commune, too, is the shelter's own staff's
+    # Referral's routing needs the commune to rank shelters by distance, never the address.
+    routing = await cluster.stub("referral", "service").GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
+    assert (routing.shelter.address, routing.shelter.commune_code) == ("", "06673")
     listed = await cluster.stub("qn-worker-7", "operator").ListAvailability(
         pb.ListAvailabilityRequest(province_code=QN))
     assert b"confidential" not in listed.SerializeToString()
@@ -178,8 +222,13 @@ async def test_the_address_reaches_only_the_shelters_own_staff(cluster: Cluster)
 async def test_staff_confirm_arrival_and_check_out(cluster: Cluster) -> None:
     await reserve(cluster, "r1")
     staff, other = cluster.stub(cluster.spc, "shelter"), cluster.stub(cluster.campha, "shelter")
-    error = await rpc_error(other.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1")))
-    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Another shelter's referral answers exactly as an unknown one: a referral id tells staff nothing about
+    # where another shelter's survivor is (was PERMISSION_DENIED, which confirmed that the referral exists).
+    unknown = await rpc_error(other.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r0")))
+    for call in (other.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1")),
+                 other.CheckOut(pb.CheckOutRequest(referral_id="r1"))):
+        error = await rpc_error(call)
+        assert (error.code(), error.details().replace("r1", "r0")) == (grpc.StatusCode.NOT_FOUND, unknown.details())
     listed = await staff.ListReservations(pb.ListReservationsRequest())
     assert [(r.referral_id, r.status) for r in listed.reservations] == [("r1", pb.RESERVATION_STATUS_HELD)]
     arrived = await staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r1"))
@@ -192,15 +241,62 @@ async def test_staff_confirm_arrival_and_check_out(cluster: Cluster) -> None:
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_signed_in_staff_member_acts_only_for_her_own_shelter(cluster: Cluster) -> None:
+    # qn-spc-staff signs in to the identity provider; her token names her shelter (shelter_id "qn-spc").
+    bus = cluster.replicas[0].servicer.bus
+    pool = BedPool("qn-spc", TargetGroup.WOMEN_WITH_CHILDREN, 3, 0, 0, datetime.now(UTC))
+    await asyncio.to_thread(bus.handle, commands.LoadShelters([
+        Shelter("qn-spc", "Trung tâm Bảo trợ xã hội tỉnh Quảng Ninh", QN, "06673", address="QN-1", pools=(pool,))]))
+    await reserve(cluster, "r-hers", shelter_id="qn-spc")
+    await reserve(cluster, "r-elsewhere")  # at this test's other shelter
+    staff = cluster.person("qn-spc-staff")
+
+    listed = await staff.ListReservations(pb.ListReservationsRequest())
+    assert [(r.referral_id, r.shelter_id) for r in listed.reservations] == [("r-hers", "qn-spc")]
+    arrived = await staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r-hers"))
+    assert (arrived.reservation.shelter_id, arrived.reservation.status) == ("qn-spc", pb.RESERVATION_STATUS_OCCUPIED)
+    own = await staff.GetShelter(pb.GetShelterRequest(shelter_id="qn-spc"))
+    assert (own.shelter.address, own.shelter.commune_code) == ("QN-1", "06673")
+
+    # Another shelter's referral: NOT_FOUND, word for word as a referral id nobody ever reserved.
+    made_up = await rpc_error(staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r-made-up")))
+    assert made_up.code() == grpc.StatusCode.NOT_FOUND
+    for call in (staff.ConfirmArrival(pb.ConfirmArrivalRequest(referral_id="r-elsewhere")),
+                 staff.CheckOut(pb.CheckOutRequest(referral_id="r-elsewhere"))):
+        error = await rpc_error(call)
+        assert (error.code(), error.details().replace("r-elsewhere", "r-made-up")) == (
+            grpc.StatusCode.NOT_FOUND, made_up.details())
+    # Nor may she read or change the other shelter's records.
+    for call in (staff.ListReservations(pb.ListReservationsRequest(shelter_id=cluster.spc)),
+                 staff.UpdateAvailability(pb.UpdateAvailabilityRequest(shelter_id=cluster.spc, capacity=0))):
+        assert (await rpc_error(call)).code() == grpc.StatusCode.PERMISSION_DENIED
+    other = await staff.GetShelter(pb.GetShelterRequest(shelter_id=cluster.spc))
+    assert (other.shelter.address, other.shelter.commune_code) == ("", "")
+    # The other shelter's hold is untouched; hers checks out.
+    held = await cluster.stub(cluster.spc, "shelter").ListReservations(pb.ListReservationsRequest())
+    assert [(r.referral_id, r.status) for r in held.reservations] == [("r-elsewhere", pb.RESERVATION_STATUS_HELD)]
+    out = await staff.CheckOut(pb.CheckOutRequest(referral_id="r-hers"))
+    assert (out.reservation.status, out.reservation.reason) == (pb.RESERVATION_STATUS_RELEASED, "checked_out")
+
+
 async def test_availability_queries_name_a_bad_field(cluster: Cluster) -> None:
     operator = cluster.stub("qn-worker-7", "operator")
     error = await rpc_error(operator.ListAvailability(pb.ListAvailabilityRequest()))
     assert (error.code(), error.details()) == (grpc.StatusCode.INVALID_ARGUMENT, "province_code: is required")
-    found = await operator.ListAvailability(pb.ListAvailabilityRequest(
-        province_code=QN, commune_code="06673", target_group=t.TARGET_GROUP_WOMEN))
-    assert [(a.shelter_id, a.target_group, a.proximity, a.free) for a in found.availability] == [
-        (cluster.spc, t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_COMMUNE, 6),
-        (cluster.campha, t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2)]
+    request = pb.ListAvailabilityRequest(province_code=QN, commune_code="06673", target_group=t.TARGET_GROUP_WOMEN)
+    # Referral's routing sees the communes: the shelter in the survivor's commune first.
+    found = await cluster.stub("referral", "service").ListAvailability(request)
+    assert [(a.shelter_id, a.target_group, a.proximity, a.free, a.commune_code) for a in found.availability] == [
+        (cluster.spc, t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_COMMUNE, 6, "06673"),
+        (cluster.campha, t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2, "06793")]
+    assert not found.neighbours_included
+    # An operator does not: no commune, and no nearer than the same province (same_commune would give the
+    # commune away), so the two rank alike and come by shelter id.
+    found = await operator.ListAvailability(request)
+    assert sorted((a.shelter_id, a.target_group, a.proximity, a.free, a.commune_code) for a in found.availability) \
+        == sorted([(cluster.spc, t.TARGET_GROUP_WOMEN_WITH_CHILDREN, pb.PROXIMITY_SAME_PROVINCE, 6, ""),
+                   (cluster.campha, t.TARGET_GROUP_WOMEN, pb.PROXIMITY_SAME_PROVINCE, 2, "")])
+    assert [a.shelter_id for a in found.availability] == sorted([cluster.spc, cluster.campha])
     assert not found.neighbours_included
 
 
@@ -246,7 +342,7 @@ async def test_slow_and_vanished_watchers_block_no_one(cluster: Cluster) -> None
     hub = cluster.replicas[1].servicer.hub
     slow = cluster.stub("qn-worker-7", "operator", replica=1).WatchAvailability(
         pb.WatchAvailabilityRequest(province_code=QN))
-    fast = cluster.stub("qn-worker-8", "operator", replica=1).WatchAvailability(
+    fast = cluster.stub("qn-operator", "operator", replica=1).WatchAvailability(
         pb.WatchAvailabilityRequest(province_code=QN, target_group=t.TARGET_GROUP_WOMEN))
     try:
         await next_message(slow)

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from refnet_platform.bus import MessageBus
+from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.db import make_engine, migrate
 from refnet_platform.errors import PermissionDenied
-from refnet_platform.caller import Caller, Role
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.tables import bed_pools, reservations
@@ -94,9 +94,8 @@ RACER = """
 import json, random, sys
 from datetime import UTC, datetime, timedelta
 from refnet_platform.db import make_engine
-from refnet_platform.errors import FailedPrecondition
-from refnet_platform.errors import PermissionDenied
 from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import FailedPrecondition
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import Settings
@@ -105,7 +104,8 @@ from shelter.domain import commands
 url, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 settings = Settings(DATABASE_URL=url)
 bus = bootstrap(settings, make_engine(*settings.database))
-staff = Caller("qn-spc", Role.SHELTER)
+# A member of qn-spc's staff, signed in: her token names the shelter she acts for.
+staff = Caller("qn-spc-staff", Role.SHELTER, organisation_id="qn-spc", person=True)
 rng = random.Random(name)
 tally = {"held": 0, "rejected": 0, "refused": 0, "too_late": 0}
 for i in range(rounds):
@@ -176,8 +176,14 @@ def test_the_database_itself_refuses_an_overbooking(database_url: str, engine: E
 def test_one_shelters_credentials_cannot_shrink_another(database_url: str, engine: Engine) -> None:
     bus = shelter_bus(database_url, engine, capacity=3)
     with pytest.raises(PermissionDenied):
-        bus.handle(commands.UpdateAvailability(Caller("qn-campha-temp", Role.SHELTER), "qn-spc", WOMEN, 0))
+        bus.handle(commands.UpdateAvailability(machine("qn-campha-temp", Role.SHELTER), "qn-spc", WOMEN, 0))
+    # Nor a person whose token names another shelter, whatever their user name.
+    with pytest.raises(PermissionDenied):
+        bus.handle(commands.UpdateAvailability(Caller("qn-spc", Role.SHELTER, organisation_id="qn-campha-temp",
+                                                      person=True), "qn-spc", WOMEN, 0))
     assert counts(engine)[0] == 3
+    bus.handle(commands.UpdateAvailability(machine("qn-spc", Role.SHELTER), "qn-spc", WOMEN, 2))
+    assert counts(engine)[0] == 2
 
 
 def test_a_0001_database_migrates_with_its_beds_and_holds(database_url: str) -> None:
@@ -203,7 +209,7 @@ def test_a_0001_database_migrates_with_its_beds_and_holds(database_url: str) -> 
                          {"until": now + timedelta(hours=1)})
         migrate(engine, MIGRATIONS, schema)
         bus = bootstrap(settings, engine)
-        found, _ = bus.handle(commands.GetShelter(Caller("qn-spc", Role.SHELTER), "qn-spc"))
+        found, _ = bus.handle(commands.GetShelter(machine("qn-spc", Role.SHELTER), "qn-spc"))
         [pool] = found.pools
         assert (pool.target_group, pool.capacity, pool.reserved, pool.occupied, found.address) == (
             TargetGroup.WOMEN_WITH_CHILDREN, 6, 1, 2, "a")

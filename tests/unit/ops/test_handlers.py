@@ -262,3 +262,32 @@ def test_calls_are_counted_by_topic_at_the_time_they_started(parts: tuple) -> No
     february = bus.handle(commands.BuildReport(Period(date(2026, 2, 1), date(2026, 2, 28)), "22"))
     march = bus.handle(commands.BuildReport(Period(date(2026, 3, 1), date(2026, 3, 31)), "22"))
     assert february.calls_by_topic == {"child_protection": 1} and march.calls == 0
+
+
+def test_within_a_remit_other_provinces_look_like_nothing_there(parts: tuple) -> None:
+    bus, source, replayer = parts
+    feed(bus, registered("c1"), T0)
+    feed(bus, registered("c42", province="42"), T0)
+    feed(bus, requested("r-late", "c1"), T0, "referral")
+    bus.handle(commands.StoreSpans([SpanRecord("c" * 32, "1" * 16, "", "refnet-intake", "register", "server", 0, 1,
+                                               "unset", {"refnet.case_id": "c42"})]))
+    qn, ht = frozenset({"22"}), frozenset({"42"})
+    late = T0 + timedelta(hours=3)
+    assert len(bus.handle(commands.ListOverdue(now=late, within=qn))) == 1
+    assert bus.handle(commands.ListOverdue(now=late, within=ht)) == []
+    assert [r.province_code for r in bus.handle(commands.ProvinceSummary(T0 - timedelta(hours=1), late,
+                                                                         within=ht))] == ["42"]
+    assert bus.handle(commands.GetTrace("c42", within=ht))
+    with pytest.raises(NotFound, match="no trace mentions 'c42'"):
+        bus.handle(commands.GetTrace("c42", within=qn))
+    with pytest.raises(NotFound):
+        bus.handle(commands.BuildReport(Period(date(2026, 3, 1), date(2026, 3, 31)), "", within=qn))
+    source.waiting = [letter(0)]  # keyed b"22"
+    bus.handle(commands.CollectDeadLetters())
+    [view] = bus.handle(commands.ListDeadLetters(within=qn))
+    assert view.province_code == "22" and bus.handle(commands.ListDeadLetters(within=ht)) == []
+    assert bus.handle(commands.PendingDeadLetters(within=ht)) == {}
+    with pytest.raises(NotFound, match="does not exist"):
+        bus.handle(commands.ReplayDeadLetter(view.letter_id, "ht-ops", within=ht))
+    assert replayer.published == []
+    assert bus.handle(commands.ReplayDeadLetter(view.letter_id, "qn-ops", within=qn))["topic"] == "intake.cases.v1"

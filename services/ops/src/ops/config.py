@@ -37,6 +37,22 @@ class Settings(ServiceSettings):
     # How often the page refreshes itself.
     refresh_s: float = 3.0
 
+    # Signing in. People sign in to the console through the identity provider (the shared OIDC_ISSUER) as the
+    # confidential client below (authorization code flow with PKCE); the console refuses to start without both.
+    console_oidc_client_id: str = "refnet-console"
+    console_oidc_client_secret: str | None = None
+    # The client the refnet CLI signs in with (device authorization flow); the console tells `refnet login`.
+    console_cli_client_id: str = "refnet-cli"
+    # Signs the session cookie; unset, a random one per process start (everyone signs in again after a restart;
+    # set it when more than one console replica serves the same people).
+    console_session_secret: str | None = None
+    # A console session ends this long after sign-in, whatever happens in between (a shift).
+    console_session_max_s: float = 8 * 3600
+    # Where people reach the console (e.g. https://ops.refnet.example), when a proxy sits in front: the sign-in
+    # callback and the post-sign-out address are built from it, and an https URL makes the cookie Secure.
+    # Unset, they come from the request itself.
+    console_public_url: str | None = None
+
     def target_urls(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.targets.split(",") if "=" in item)
         return {name.strip(): url.strip().rstrip("/") for name, url in pairs}

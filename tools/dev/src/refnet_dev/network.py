@@ -98,6 +98,7 @@ class Network:
             env["OPS_CONSOLE_PORT"] = str(self.port("ops-console"))
             env["OPS_OTLP_PORT"] = str(self.port("ops-otlp"))
             env["OPS_TARGETS"] = ",".join(f"{name}={self.metrics_url(name)}" for name in self.process_names())
+            env["OPS_CONSOLE_OIDC_CLIENT_SECRET"] = "refnet-console-dev-secret"  # the dev realm's (deploy/keycloak)
         env.update(self.extra_env)
         return env
 

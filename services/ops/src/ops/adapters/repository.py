@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, selec
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ops.adapters import tables as t
-from ops.domain.model import DeadLetterRecord, DeadLetterView, ReferralTrack, SpanRecord
+from ops.domain.model import DeadLetterRecord, DeadLetterView, ReferralTrack, SpanRecord, province_of_key
 from ops.domain.report import CallFact, CaseFact, ReferralFact, StayFact
 
 
@@ -76,25 +76,38 @@ class FactRepository:
             "accepted_at": track.accepted_at, "started_at": track.started_at, "completed_at": track.completed_at,
             "escalated_at": track.escalated_at, "reason": track.reason})
 
-    def referrals(self, province_code: str = "", statuses: Sequence[str] = ()) -> list[ReferralTrack]:
+    def referrals(self, province_code: str = "", statuses: Sequence[str] = (),
+                  within: Collection[str] | None = None) -> list[ReferralTrack]:
         query = select(t.referrals).order_by(t.referrals.c.requested_at)
         if province_code:
             query = query.where(t.referrals.c.province_code == province_code)
+        if within is not None:
+            query = query.where(t.referrals.c.province_code.in_(sorted(within)))
         if statuses:
             query = query.where(t.referrals.c.status.in_(statuses))
         return [_track(row) for row in self.conn.execute(query)]
 
-    def escalated(self, province_code: str, limit: int) -> list[ReferralTrack]:
+    def escalated(self, province_code: str, limit: int, within: Collection[str] | None = None) -> list[ReferralTrack]:
         query = (select(t.referrals).where(t.referrals.c.escalated_at.is_not(None))
                  .order_by(t.referrals.c.escalated_at.desc()).limit(limit))
         if province_code:
             query = query.where(t.referrals.c.province_code == province_code)
+        if within is not None:
+            query = query.where(t.referrals.c.province_code.in_(sorted(within)))
         return [_track(row) for row in self.conn.execute(query)]
 
     def case_of(self, subject_id: str) -> str:
         """The case a referral belongs to (or the id itself, when it is a case id)."""
         row = self.conn.execute(select(t.referrals.c.case_id).where(t.referrals.c.referral_id == subject_id)).first()
         return str(row.case_id) if row else subject_id
+
+    def province_of_case(self, case_id: str) -> str:
+        """The province a case was registered in (else the one its referrals name); "" when ops never heard of it."""
+        row = self.conn.execute(select(t.cases.c.province_code).where(t.cases.c.case_id == case_id)).first()
+        if row is None:
+            row = self.conn.execute(select(t.referrals.c.province_code)
+                                    .where(t.referrals.c.case_id == case_id).limit(1)).first()
+        return str(row.province_code) if row else ""
 
     def referral_ids_of(self, case_id: str) -> list[str]:
         rows = self.conn.execute(select(t.referrals.c.referral_id).where(t.referrals.c.case_id == case_id))
@@ -126,13 +139,16 @@ class FactRepository:
         row = self.conn.execute(select(t.referrals.c.case_id).where(t.referrals.c.referral_id == referral_id)).first()
         return str(row.case_id) if row else ""
 
-    def throughput(self, since: datetime, province_code: str = "") -> list[tuple[datetime, str, int]]:
+    def throughput(self, since: datetime, province_code: str = "",
+                   within: Collection[str] | None = None) -> list[tuple[datetime, str, int]]:
         """(minute, stream, events) since the given time, oldest first."""
         query = (select(t.throughput.c.minute, t.throughput.c.stream, func.sum(t.throughput.c.events).label("n"))
                  .where(t.throughput.c.minute >= since)
                  .group_by(t.throughput.c.minute, t.throughput.c.stream).order_by(t.throughput.c.minute))
         if province_code:
             query = query.where(t.throughput.c.province_code == province_code)
+        if within is not None:
+            query = query.where(t.throughput.c.province_code.in_(sorted(within)))
         return [(aware(r.minute), str(r.stream), int(r.n)) for r in self.conn.execute(query)]  # type: ignore[misc]
 
     def events_by_province(self, since: datetime) -> dict[str, int]:
@@ -278,24 +294,35 @@ class DeadLetterRepository:
                                                    original_topic=original_topic, event_id=event_id,
                                                    published_offset=published_offset, took_ms=took_ms))
 
-    def list(self, consumer: str, include_replayed: bool, limit: int) -> list[DeadLetterView]:
+    def list(self, consumer: str, include_replayed: bool, limit: int,
+             within: Collection[str] | None = None) -> list[DeadLetterView]:
         d, r = t.dead_letters.c, t.replays.c
         query = (select(d.id, d.dlq_topic, d.consumer, d.original_topic, d.original_partition, d.original_offset,
-                        d.error, d.attempts, d.failed_at, d.event_id, d.event_type, r.at, r.actor)
+                        d.error, d.attempts, d.failed_at, d.event_id, d.event_type, r.at, r.actor, d.original_key)
                  .select_from(t.dead_letters.outerjoin(t.replays, r.letter_id == d.id))
                  .order_by(d.failed_at.desc(), d.id.desc()).limit(limit))
         if consumer:
             query = query.where(d.consumer == consumer)
         if not include_replayed:
             query = query.where(r.id.is_(None))
+        if within is not None:
+            query = query.where(_keyed_within(within))
         return [DeadLetterView(row.id, row.dlq_topic, row.consumer, row.original_topic, row.original_partition,
                                row.original_offset, row.error, row.attempts, aware(row.failed_at),  # type: ignore[arg-type]
-                               row.event_id, row.event_type, aware(row.at), row.actor or "")
+                               row.event_id, row.event_type, aware(row.at), row.actor or "",
+                               province_of_key(bytes(row.original_key)))
                 for row in self.conn.execute(query)]
 
-    def pending_by_consumer(self) -> dict[str, int]:
+    def pending_by_consumer(self, within: Collection[str] | None = None) -> dict[str, int]:
         d, r = t.dead_letters.c, t.replays.c
-        rows = self.conn.execute(select(d.consumer, func.count().label("n"))
-                                 .select_from(t.dead_letters.outerjoin(t.replays, r.letter_id == d.id))
-                                 .where(r.id.is_(None)).group_by(d.consumer))
-        return {str(row.consumer): int(row.n) for row in rows}
+        query = (select(d.consumer, func.count().label("n"))
+                 .select_from(t.dead_letters.outerjoin(t.replays, r.letter_id == d.id))
+                 .where(r.id.is_(None)).group_by(d.consumer))
+        if within is not None:
+            query = query.where(_keyed_within(within))
+        return {str(row.consumer): int(row.n) for row in self.conn.execute(query)}
+
+
+def _keyed_within(within: Collection[str]) -> Any:
+    """Letters whose original record is keyed by one of these provinces (every topic is keyed by province)."""
+    return t.dead_letters.c.original_key.in_([code.encode() for code in sorted(within)])

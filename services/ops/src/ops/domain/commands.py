@@ -10,6 +10,10 @@ from ops.domain.model import SpanRecord
 from ops.domain.report import Period
 from refnet_platform.vocabulary import RiskLevel
 
+# A question's remit: the province codes the asking person covers, or None for every province (a national
+# person, the operations team, ops' own /metrics). Out of remit looks exactly like nothing there.
+Remit = frozenset[str] | None
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -122,6 +126,7 @@ class GetTrace:
 
     subject_id: str
     include_database: bool = False
+    within: Remit = None
 
 
 # Dead letters.
@@ -136,17 +141,21 @@ class ListDeadLetters:
     consumer: str = ""
     include_replayed: bool = True
     limit: int = 200
+    within: Remit = None  # a letter's province is its original record's key (every topic is keyed by province)
 
 
 @dataclass(frozen=True)
 class PendingDeadLetters:
     """How many letters each consumer has that nobody replayed yet."""
 
+    within: Remit = None
+
 
 @dataclass(frozen=True)
 class ReplayDeadLetter:
     letter_id: int
-    actor: str
+    actor: str  # the signed-in person, for the audit row
+    within: Remit = None
 
 
 # The console's other questions.
@@ -155,32 +164,37 @@ class ReplayDeadLetter:
 class ListOverdue:
     province_code: str = ""
     now: datetime | None = None
+    within: Remit = None
 
 
 @dataclass(frozen=True)
 class ListEscalations:
     province_code: str = ""
     limit: int = 100
+    within: Remit = None
 
 
 @dataclass(frozen=True)
 class ProvinceSummary:
     since: datetime
     now: datetime | None = None
+    within: Remit = None
 
 
 @dataclass(frozen=True)
 class Throughput:
     since: datetime
     province_code: str = ""
+    within: Remit = None
 
 
 @dataclass(frozen=True)
 class BedsFree:
-    pass
+    within: Remit = None
 
 
 @dataclass(frozen=True)
 class BuildReport:
     period: Period
-    province_code: str = ""
+    province_code: str = ""  # "" for the whole country
+    within: Remit = None  # a person who is not national gets one of their provinces, never the country

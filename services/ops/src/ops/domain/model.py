@@ -121,6 +121,17 @@ class DeadLetterView:
     event_type: str
     replayed_at: datetime | None
     replayed_by: str
+    province_code: str = ""  # the original record's key: "" when it names no province
+
+
+def province_of_key(key: bytes) -> str:
+    """Every refnet topic is keyed by province code; a record whose key is anything else belongs to no
+    province (only people who cover every province see it)."""
+    try:
+        text = key.decode("ascii")
+    except UnicodeDecodeError:
+        return ""
+    return text if 0 < len(text) <= 3 and text.isdigit() else ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,10 @@ class DeadLetterRecord:
     event_id: str
     event_type: str
     traceparent: str
+
+    @property
+    def province_code(self) -> str:
+        return province_of_key(self.original_key)
 
 
 @dataclass(frozen=True)

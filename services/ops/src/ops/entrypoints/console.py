@@ -4,6 +4,10 @@ Pages: / (processes, throughput, lag, outbox, provinces, beds), /referrals (over
 /dlq (dead letters, replay), /trace (one case's hops across services), /report (indicators, CSV, chart).
 It shows ids, codes, counts and times only: ops holds no personal data, so there is none to show.
 It serves its own /metrics (with beds free and overdue referrals per province), /healthz and /readyz.
+
+People sign in through refnet's identity provider (signin.py); only the operations team and supervisors may
+use it, each within their provinces: every figure, list and report is narrowed to the provinces the signed-in
+person covers (the national line and the operations team: all). Every replay is audited as that person.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import contextlib
 import csv
 import io
 import logging
+import secrets
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import uvicorn
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -27,6 +33,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -40,8 +48,18 @@ from ops.bootstrap import bootstrap
 from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
 from ops.domain.report import IndicatorReport, Period
+from ops.entrypoints.signin import SESSION_COOKIE, SignIn, SignInGate, SignInNotConfigured
+from ops.entrypoints.web_security import CSRF_SESSION_KEY, CsrfProtect, SecurityHeaders
 from refnet_platform.bus import MessageBus
-from refnet_platform.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from refnet_platform.health_http import database_check, kafka_check
 from refnet_platform.runtime import migrate_only_requested, open_database
 from refnet_platform.telemetry import setup_logging
@@ -169,6 +187,11 @@ class OpsMetrics(Collector):
         yield letters
 
 
+def remit(caller: Caller) -> frozenset[str] | None:
+    """The provinces a person's questions are narrowed to; None for everyone (national, operations team)."""
+    return None if caller.national else frozenset(caller.provinces)
+
+
 class Console:
     def __init__(self, settings: Settings, bus: MessageBus, engine: Engine, inspector: KafkaInspector,
                  scraper: Scraper) -> None:
@@ -186,40 +209,84 @@ class Console:
         self.env.filters["ago"] = _ago
         self.env.filters["when_ns"] = lambda ns: self.env.filters["when"](datetime.fromtimestamp(ns / 1e9, UTC))
 
+    # Who asks, and within what remit.
+
+    @staticmethod
+    def caller(request: Request) -> Caller:
+        """The signed-in person, resolved by the sign-in gate before any handler runs."""
+        caller = getattr(request.state, "caller", None)
+        if not isinstance(caller, Caller):  # never serve a page nobody signed in for
+            raise RuntimeError("the sign-in gate did not run before this handler")
+        return caller
+
+    def province(self, caller: Caller, code: str | None) -> str:
+        """The province a view is narrowed to ("" for all the person may see). A province outside their
+        remit is refused exactly like one that does not exist."""
+        code = (code or "").strip()
+        if code in ("", "all", "national"):
+            return ""
+        if caller.national:
+            return parse_province(code, self.names)
+        if code not in self.names or not caller.covers(code):
+            raise InvalidArgument("province", f"{code!r} is not one of your provinces")
+        return code
+
+    def report_province(self, caller: Caller, code: str | None) -> str:
+        """A person who is not national gets a report for one of their provinces, never the country's."""
+        chosen = self.province(caller, code)
+        if not chosen and not caller.national:
+            chosen = min(caller.provinces)
+        return chosen
+
+    def choices(self, caller: Caller) -> list[tuple[str, str]]:
+        """The provinces a person may pick in the filters, by name."""
+        return sorted(((c, n) for c, n in self.names.items() if caller.covers(c)), key=lambda kv: kv[1])
+
     # Pages.
 
     def page(self, request: Request, template: str, **context: Any) -> HTMLResponse:
-        html = self.env.get_template(template).render(request=request, path=request.url.path,
-                                                      query=dict(request.query_params), now=datetime.now(UTC),
-                                                      **context)
+        caller = self.caller(request)
+        html = self.env.get_template(template).render(
+            request=request, path=request.url.path, query=dict(request.query_params), now=datetime.now(UTC),
+            me=caller, csrf=request.session.get(CSRF_SESSION_KEY, ""), province_choices=self.choices(caller),
+            can_replay=caller.role is Role.OPS, **context)
         return HTMLResponse(html)
 
     def overview(self, request: Request) -> HTMLResponse:
-        return self.page(request, "overview.html", **self.status(request.query_params.get("province", ""),
-                                                                  request.query_params.get("service", "")))
+        caller = self.caller(request)
+        return self.page(request, "overview.html", **self.status(
+            caller, self.province(caller, request.query_params.get("province")),
+            request.query_params.get("service", "")))
 
     def referrals(self, request: Request) -> HTMLResponse:
-        province = request.query_params.get("province", "")
+        caller = self.caller(request)
+        province = self.province(caller, request.query_params.get("province"))
         return self.page(request, "referrals.html", province=province,
-                         overdue=self.bus.handle(commands.ListOverdue(province)),
-                         escalations=self.bus.handle(commands.ListEscalations(province)))
+                         overdue=self.bus.handle(commands.ListOverdue(province, within=remit(caller))),
+                         escalations=self.bus.handle(commands.ListEscalations(province, within=remit(caller))))
 
     def dead_letters(self, request: Request) -> HTMLResponse:
+        caller = self.caller(request)
         consumer = request.query_params.get("consumer", "")
-        letters = self.bus.handle(commands.ListDeadLetters(consumer))
+        letters = self.bus.handle(commands.ListDeadLetters(consumer, within=remit(caller)))
         consumers = sorted({t.name.split(".", 1)[0] + "-worker" for t in TOPICS if t.dead_letter})
         return self.page(request, "dlq.html", letters=letters, consumer=consumer, consumers=consumers,
                          flash=request.query_params.get("flash", ""), flash_kind=request.query_params.get("kind", ""))
 
+    def replay(self, caller: Caller, letter_id: int) -> dict[str, Any]:
+        """Replays are the operations team's, and audited as the signed-in person: nobody else's name."""
+        if caller.role is not Role.OPS:
+            raise PermissionDenied(f"only the operations team replays dead letters, not the {caller.role} role")
+        result: dict[str, Any] = self.bus.handle(commands.ReplayDeadLetter(letter_id, caller.subject_id,
+                                                                           within=remit(caller)))
+        log.info("dead letter replayed", extra={"fields": {"letter_id": letter_id, "actor": caller.subject_id}})
+        return result
+
     def replay_form(self, request: Request) -> Response:
-        origin = request.headers.get("origin")
-        if origin and urlsplit(origin).netloc != request.headers.get("host"):
-            # Another site's page cannot make an operator's browser replay letters.
-            return PlainTextResponse("cross-site replay refused", status_code=403)
+        # Behind the sign-in gate and the CSRF check: only the console's own form, in the person's session.
         letter_id = int(request.path_params["letter_id"])
-        actor = request.headers.get("x-forwarded-user") or "console"
         try:
-            result = self.bus.handle(commands.ReplayDeadLetter(letter_id, actor))
+            result = self.replay(self.caller(request), letter_id)
             flash, kind = (f"Replayed dead letter {letter_id} to {result['topic']} "
                            f"(offset {result['offset']}).", "ok")
         except DomainError as exc:
@@ -227,12 +294,13 @@ class Console:
         return RedirectResponse(f"/dlq?flash={quote(flash, safe='')}&kind={kind}#letter-{letter_id}", status_code=303)
 
     def trace(self, request: Request) -> HTMLResponse:
+        caller = self.caller(request)
         subject = request.query_params.get("id", "").strip()
         include_db = request.query_params.get("db") == "1"
         traces, problem = [], ""
         if subject:
             try:
-                traces = self.bus.handle(commands.GetTrace(subject, include_db))
+                traces = self.bus.handle(commands.GetTrace(subject, include_db, within=remit(caller)))
             except NotFound as exc:
                 problem = str(exc)
         charts_svg = [charts.waterfall([(h.span.service, h.label, h.start_ms, h.duration_ms) for h in t.hops],
@@ -246,38 +314,39 @@ class Console:
         params = request.query_params
         report, problem = None, ""
         try:
-            report = self.report(params.get("province"), params.get("from"), params.get("to"))
+            report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
         except InvalidArgument as exc:
             problem = str(exc)
         return self.page(request, "report.html", report=report, problem=problem,
-                         chart=report_chart(report, self.names) if report else "",
-                         provinces=sorted(self.names.items(), key=lambda kv: kv[1]))
+                         chart=report_chart(report, self.names) if report else "")
 
-    def report(self, province: str | None, start: str | None, end: str | None) -> IndicatorReport:
+    def report(self, caller: Caller, province: str | None, start: str | None, end: str | None) -> IndicatorReport:
         period = parse_period(start, end)
-        result: IndicatorReport = self.bus.handle(commands.BuildReport(period, parse_province(province, self.names)))
+        result: IndicatorReport = self.bus.handle(commands.BuildReport(
+            period, self.report_province(caller, province), within=remit(caller)))
         return result
 
     def report_csv(self, request: Request) -> Response:
         params = request.query_params
-        report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
         name = f"refnet-report-{report.province_code or 'national'}-{report.period.start}-{report.period.end}.csv"
         return Response(report_csv(report), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     def report_svg(self, request: Request) -> Response:
         params = request.query_params
-        report = self.report(params.get("province"), params.get("from"), params.get("to"))
+        report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
         return Response(report_chart(report, self.names), media_type="image/svg+xml")
 
     # What the overview and `refnet status` show.
 
-    def status(self, province: str = "", service: str = "") -> dict[str, Any]:
+    def status(self, caller: Caller, province: str = "", service: str = "") -> dict[str, Any]:
+        within = remit(caller)
         views = [v for v in self.scraper.views() if not service or v.service == service]
         lag, lag_error = self.lag.get()
         lag = lag or []
         now = datetime.now(UTC)
-        flows = self.bus.handle(commands.Throughput(now - timedelta(minutes=60), province))
+        flows = self.bus.handle(commands.Throughput(now - timedelta(minutes=60), province, within))
         if service:
             flows = {k: v for k, v in flows.items() if k == service}
         labels = [m.astimezone(geo.VIETNAM_TZ).strftime("%H:%M") for m, _ in next(iter(flows.values()), [])]
@@ -291,12 +360,12 @@ class Console:
             g["partitions"] += 1
         lag_svg = charts.bar_chart([(g, float(v["lag"])) for g, v in sorted(groups.items())],
                                    "consumer lag by group (records)")
-        provinces = self.bus.handle(commands.ProvinceSummary(now - timedelta(hours=24)))
-        beds = self.bus.handle(commands.BedsFree())
+        provinces = self.bus.handle(commands.ProvinceSummary(now - timedelta(hours=24), within=within))
+        beds = self.bus.handle(commands.BedsFree(within))
         beds_svg = charts.bar_chart([(self.names.get(p, p), float(n)) for p, n in sorted(beds.items())],
                                     "shelter beds free by province")
-        pending = self.bus.handle(commands.PendingDeadLetters())
-        overdue = self.bus.handle(commands.ListOverdue(province))
+        pending = self.bus.handle(commands.PendingDeadLetters(within))
+        overdue = self.bus.handle(commands.ListOverdue(province, within=within))
         return {
             "province": province, "service": service, "processes": views, "lag": lag, "lag_error": lag_error,
             "groups": groups, "throughput_svg": throughput_svg, "lag_svg": lag_svg, "beds_svg": beds_svg,
@@ -309,10 +378,18 @@ class Console:
             "sparklines": {v.name: _sparkline(v) for v in views},
         }
 
-    # JSON API for the refnet CLI and scripts.
+    # JSON API for the refnet CLI and scripts (a bearer token, or the page's own session and CSRF header).
+
+    def api_whoami(self, request: Request) -> JSONResponse:
+        caller = self.caller(request)
+        return JSONResponse({"username": caller.subject_id, "role": str(caller.role),
+                             "provinces": sorted(caller.provinces), "national": caller.national,
+                             "via": request.state.via})
 
     def api_status(self, request: Request) -> JSONResponse:
-        status = self.status(request.query_params.get("province", ""), request.query_params.get("service", ""))
+        caller = self.caller(request)
+        status = self.status(caller, self.province(caller, request.query_params.get("province")),
+                             request.query_params.get("service", ""))
         processes = [{"name": v.name, "state": v.state, "alive": v.alive, "ready": v.ready, "checks": v.checks,
                       "error": v.error, "rates": v.rates, "values": v.values} for v in status["processes"]]
         return JSONResponse(jsonable({
@@ -337,22 +414,24 @@ class Console:
 
     def api_dlq(self, request: Request) -> JSONResponse:
         letters = self.bus.handle(commands.ListDeadLetters(request.query_params.get("consumer", ""),
-                                                           request.query_params.get("all", "1") != "0"))
+                                                           request.query_params.get("all", "1") != "0",
+                                                           within=remit(self.caller(request))))
         return JSONResponse(jsonable({"dead_letters": letters}))
 
     def api_replay(self, request: Request) -> JSONResponse:
         letter_id = int(request.path_params["letter_id"])
-        actor = request.query_params.get("actor") or request.headers.get("x-forwarded-user") or "api"
         try:
-            return JSONResponse({"replayed": True, **self.bus.handle(commands.ReplayDeadLetter(letter_id, actor))})
+            return JSONResponse({"replayed": True, **self.replay(self.caller(request), letter_id)})
         except DomainError as exc:
-            status = {AlreadyExists: 409, NotFound: 404, FailedPrecondition: 412}.get(type(exc), 400)
+            status = {AlreadyExists: 409, NotFound: 404, FailedPrecondition: 412, PermissionDenied: 403}.get(
+                type(exc), 400)
             return JSONResponse({"replayed": False, "letter_id": letter_id, "reason": str(exc)}, status_code=status)
 
     def api_trace(self, request: Request) -> JSONResponse:
         try:
             traces = self.bus.handle(commands.GetTrace(request.path_params["subject"],
-                                                       request.query_params.get("db") == "1"))
+                                                       request.query_params.get("db") == "1",
+                                                       within=remit(self.caller(request))))
         except NotFound as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         return JSONResponse(jsonable({"traces": [{
@@ -367,16 +446,18 @@ class Console:
     def api_report(self, request: Request) -> Response:
         params = request.query_params
         try:
-            report = self.report(params.get("province"), params.get("from"), params.get("to"))
+            report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
         except InvalidArgument as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(jsonable({"report": report, "rows": report.rows()}))
 
     def api_overdue(self, request: Request) -> JSONResponse:
-        items = self.bus.handle(commands.ListOverdue(request.query_params.get("province", "")))
+        caller = self.caller(request)
+        items = self.bus.handle(commands.ListOverdue(self.province(caller, request.query_params.get("province")),
+                                                     within=remit(caller)))
         return JSONResponse(jsonable({"overdue": items}))
 
-    # The console's own side door.
+    # The console's own side door (open: probes and the Prometheus scrape).
 
     def metrics(self, request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
@@ -426,8 +507,17 @@ def _sparkline(view: ProcessView) -> str:
             f'stroke="#2563eb" stroke-width="1.5" points="{points}"/></svg>')
 
 
+def session_secret(settings: Settings) -> str:
+    """The key that signs the session cookie: the configured one, else a random one for this process."""
+    if settings.console_session_secret:
+        return settings.console_session_secret
+    return secrets.token_urlsafe(48)
+
+
 def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: KafkaInspector,
-               scraper: Scraper) -> Starlette:
+               scraper: Scraper, signin: SignIn | None = None) -> Starlette:
+    """The console behind its sign-in: raises SignInNotConfigured when no identity provider is set."""
+    signin = signin or SignIn(settings)
     console = Console(settings, bus, engine, inspector, scraper)
     figures = OpsMetrics(bus)
 
@@ -466,6 +556,7 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/report", console.report_page),
         Route("/report.csv", console.report_csv),
         Route("/report.svg", console.report_svg),
+        Route("/api/whoami", console.api_whoami),
         Route("/api/status", console.api_status),
         Route("/api/topics", console.api_topics),
         Route("/api/lag", console.api_lag),
@@ -474,6 +565,11 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/api/trace/{subject}", console.api_trace),
         Route("/api/report", console.api_report),
         Route("/api/overdue", console.api_overdue),
+        Route("/auth/login", signin.login),
+        Route("/auth/callback", signin.callback),
+        Route("/auth/logout", signin.logout, methods=["POST"]),
+        Route("/auth/signed-out", signin.signed_out),
+        Route("/auth/cli", signin.cli_settings),
         Route("/metrics", console.metrics),
         Route("/healthz", console.healthz),
         Route("/readyz", console.readyz),
@@ -481,9 +577,21 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
     ]
 
     async def invalid(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return PlainTextResponse(str(exc), status_code=400)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={InvalidArgument: invalid})
+    middleware = [
+        # Outermost first: headers on every answer, even a refusal; the session before the gate reads it;
+        # the CSRF check after the gate, which has told a bearer token's request from a cookie's.
+        Middleware(SecurityHeaders, form_targets=[signin.issuer_origin]),
+        Middleware(SessionMiddleware, secret_key=session_secret(settings), session_cookie=SESSION_COOKIE,
+                   max_age=int(settings.console_session_max_s), same_site="lax", https_only=signin.secure_cookie),
+        Middleware(SignInGate, signin=signin),
+        Middleware(CsrfProtect, refuse=signin.problem),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
+                     exception_handlers={InvalidArgument: invalid})
 
 
 def main() -> None:
@@ -495,9 +603,16 @@ def main() -> None:
     if migrate_only:
         log.info("migrations applied")
         return
+    try:
+        signin = SignIn(settings)
+    except SignInNotConfigured as exc:
+        log.error("console not started: %s", exc)
+        print(f"ops-console: {exc}", file=sys.stderr)
+        sys.exit(2)
     bus = bootstrap(settings, engine)
     app = create_app(settings, bus, engine, KafkaInspector(settings.kafka_bootstrap_servers),
-                     Scraper(settings.target_urls(), keep=settings.scrape_history))
-    log.info("console listening", extra={"fields": {"host": settings.console_host, "port": settings.console_port}})
+                     Scraper(settings.target_urls(), keep=settings.scrape_history), signin)
+    log.info("console listening", extra={"fields": {"host": settings.console_host, "port": settings.console_port,
+                                                    "issuer": settings.oidc_issuer}})
     uvicorn.run(app, host=settings.console_host, port=settings.console_port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=3)

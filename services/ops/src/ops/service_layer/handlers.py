@@ -149,11 +149,14 @@ def prune_spans(cmd: commands.PruneSpans, uow: UowFactory) -> int:
 
 
 def get_trace(cmd: commands.GetTrace, uow: UowFactory) -> list[Trace]:
-    """A case id or any of its referrals' ids finds every trace of the case."""
+    """A case id or any of its referrals' ids finds every trace of the case. Within a remit, only a case ops
+    knows to be in one of its provinces has traces to show; any other looks exactly like one with none."""
     with uow() as work:
         case_id = work.facts.case_of(cmd.subject_id.strip())
-        subjects = {cmd.subject_id.strip(), case_id, *work.facts.referral_ids_of(case_id)}
-        spans = work.traces.spans(work.traces.trace_ids(subjects))
+        spans = []
+        if cmd.within is None or work.facts.province_of_case(case_id) in cmd.within:
+            subjects = {cmd.subject_id.strip(), case_id, *work.facts.referral_ids_of(case_id)}
+            spans = work.traces.spans(work.traces.trace_ids(subjects))
     if not spans:
         raise NotFound(f"no trace mentions {cmd.subject_id!r} (yet)")
     return build_traces(spans, cmd.include_database)
@@ -175,12 +178,12 @@ def collect_dead_letters(cmd: commands.CollectDeadLetters, uow: UowFactory, sour
 
 def list_dead_letters(cmd: commands.ListDeadLetters, uow: UowFactory) -> list[DeadLetterView]:
     with uow() as work:
-        return work.letters.list(cmd.consumer, cmd.include_replayed, cmd.limit)
+        return work.letters.list(cmd.consumer, cmd.include_replayed, cmd.limit, cmd.within)
 
 
 def pending_dead_letters(cmd: commands.PendingDeadLetters, uow: UowFactory) -> dict[str, int]:
     with uow() as work:
-        return work.letters.pending_by_consumer()
+        return work.letters.pending_by_consumer(cmd.within)
 
 
 def replay_dead_letter(cmd: commands.ReplayDeadLetter, uow: UowFactory, replayer: Replayer) -> dict[str, object]:
@@ -188,7 +191,7 @@ def replay_dead_letter(cmd: commands.ReplayDeadLetter, uow: UowFactory, replayer
     unchanged, so a consumer that did handle it (the others on that topic) skips it through its inbox."""
     with uow() as work:
         letter = work.letters.get(cmd.letter_id, for_update=True)
-        if letter is None:
+        if letter is None or (cmd.within is not None and letter.province_code not in cmd.within):
             raise NotFound(f"dead letter {cmd.letter_id} does not exist")
         previous = work.letters.replay_of(cmd.letter_id)
         if previous is not None:
@@ -214,14 +217,14 @@ def replay_dead_letter(cmd: commands.ReplayDeadLetter, uow: UowFactory, replayer
 def list_overdue(cmd: commands.ListOverdue, uow: UowFactory, policy: SlaPolicy) -> list[Overdue]:
     now = cmd.now or _now()
     with uow() as work:
-        tracks = work.facts.referrals(cmd.province_code, statuses=OPEN_STATUSES)
+        tracks = work.facts.referrals(cmd.province_code, statuses=OPEN_STATUSES, within=cmd.within)
     found = [o for t in tracks if (o := overdue(t, policy, now))]
     return sorted(found, key=lambda o: o.late_by, reverse=True)
 
 
 def list_escalations(cmd: commands.ListEscalations, uow: UowFactory) -> list[ReferralTrack]:
     with uow() as work:
-        return work.facts.escalated(cmd.province_code, cmd.limit)
+        return work.facts.escalated(cmd.province_code, cmd.limit, cmd.within)
 
 
 def province_summary(cmd: commands.ProvinceSummary, uow: UowFactory, policy: SlaPolicy) -> list[ProvinceRow]:
@@ -241,7 +244,8 @@ def province_summary(cmd: commands.ProvinceSummary, uow: UowFactory, policy: Sla
     for t in escalated:
         if t.escalated_at and t.escalated_at >= cmd.since and t.status in (EXPIRED, ESCALATED):
             escalations[t.province_code] = escalations.get(t.province_code, 0) + 1
-    codes = sorted({*cases, *events, *open_referrals, *late, *escalations, *beds} - {""})
+    codes = sorted(code for code in {*cases, *events, *open_referrals, *late, *escalations, *beds} - {""}
+                   if cmd.within is None or code in cmd.within)
     return [ProvinceRow(code, cases.get(code, 0), events.get(code, 0), open_referrals.get(code, 0),
                         late.get(code, 0), escalations.get(code, 0), beds.get(code)) for code in codes]
 
@@ -249,7 +253,7 @@ def province_summary(cmd: commands.ProvinceSummary, uow: UowFactory, policy: Sla
 def throughput(cmd: commands.Throughput, uow: UowFactory) -> dict[str, list[tuple[datetime, int]]]:
     """Events per minute per producing service since `since`, every minute present (zeros included)."""
     with uow() as work:
-        rows = work.facts.throughput(cmd.since, cmd.province_code)
+        rows = work.facts.throughput(cmd.since, cmd.province_code, cmd.within)
     start = cmd.since.replace(second=0, microsecond=0)
     minutes = int((_now() - start) / timedelta(minutes=1)) + 1
     axis = [start + timedelta(minutes=i) for i in range(minutes)]
@@ -261,11 +265,14 @@ def throughput(cmd: commands.Throughput, uow: UowFactory) -> dict[str, list[tupl
 
 def beds_free(cmd: commands.BedsFree, uow: UowFactory) -> dict[str, int]:
     with uow() as work:
-        return work.facts.beds_free()
+        free = work.facts.beds_free()
+    return {code: n for code, n in free.items() if cmd.within is None or code in cmd.within}
 
 
 def report(cmd: commands.BuildReport, uow: UowFactory) -> IndicatorReport:
     period = cmd.period
+    if cmd.within is not None and cmd.province_code not in cmd.within:
+        raise NotFound(f"no report for {cmd.province_code or 'the whole country'} within this remit")
     with uow() as work:
         cases = work.facts.case_facts(cmd.province_code, period.end_before)
         calls = work.facts.call_facts(cmd.province_code, period.start_at, period.end_before)

@@ -4,7 +4,6 @@ after them on the same partitions is still processed (no stuck partition)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -26,7 +25,7 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import Keycloak, realm_file
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 
@@ -95,18 +94,12 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pyt
     # Keycloak: the real case after the poison is registered by a case worker signed in with her token, and
     # the ops console (started with the ops worker) signs people in as the realm's refnet-console client.
     net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("fuzz-consumers") / "var", ops=True,
-                  keycloak=keycloak, extra_env={"OPS_CONSOLE_OIDC_CLIENT_SECRET": console_client_secret()})
+                  keycloak=keycloak)
     try:
         net.start()
         yield net
     finally:
         net.stop()
-
-
-def console_client_secret() -> str:
-    """The development realm's secret for the ops console's client (the realm import sets it)."""
-    realm = json.loads(realm_file().read_text(encoding="utf-8"))
-    return str(next(c["secret"] for c in realm["clients"] if c["clientId"] == "refnet-console"))
 
 
 eventually = partial(wait_until, timeout=45, poll_s=0.3)

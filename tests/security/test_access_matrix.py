@@ -167,6 +167,19 @@ def world(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytes
             referral_grpc.ReferralServiceStub(police_ch).AcceptReferral(referral_pb.AcceptReferralRequest(
                 referral_id=by_type["qn-police"].referral_id, request_id=rid()), timeout=10)
         world = World(network, qn_case, ht_case, by_type)
+        contact = CELLS["GetCaseContact"].build[0](world, CALLERS[0])
+
+        def accepted_on_intakes_record() -> bool:
+            try:
+                world.stub(Who("service:referral", Role.SERVICE, False), "CaseContactService").GetCaseContact(
+                    contact, timeout=10)
+                return True
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:  # "not accepted on intake's record yet"
+                    raise
+                return False
+
+        eventually(accepted_on_intakes_record, "intake to record the acceptance", timeout=60)
         # Both shelters hold a bed for their case before any cell runs.
         with network.channel("shelter", QN_SHELTER, "shelter") as qn_ch, \
                 network.channel("shelter", HT_SHELTER, "shelter") as ht_ch:

@@ -34,7 +34,7 @@ COPY services/${SERVICE}/ services/${SERVICE}/
 # has no pip or setuptools of its own to ship.
 RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/tools/bin/pip --python /opt/venv/bin/python install -c constraints.txt \
-        ./proto ./libs/platform ./libs/geo "./services/${SERVICE}" \
+        ./proto ./libs/platform ./libs/geo ./libs/frontdoor "./services/${SERVICE}" \
  && /opt/venv/bin/python -c "import ${SERVICE}, refnet_platform, refnet" \
  && case "${SERVICE}" in ops) roles="console collector worker" ;; *) roles="api worker relay" ;; esac \
  && for role in $roles; do test -x "/opt/venv/bin/${SERVICE}-${role}" || exit 1; done \

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
-PACKAGES := libs/platform libs/geo tools/dev services/intake services/referral services/shelter services/notifications services/ops
+PACKAGES := libs/platform libs/geo libs/frontdoor tools/dev services/intake services/referral services/shelter services/notifications services/ops services/web
 STAMP := $(VENV)/.installed
 TEST_FLAGS ?=
 
@@ -26,7 +26,7 @@ proto:
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/platform/src libs/geo/src services/*/src/*/domain
+	$(VENV)/bin/mypy libs/platform/src libs/geo/src libs/frontdoor/src services/web/src services/*/src/*/domain
 	./scripts/buf.sh lint proto
 
 test: setup lint

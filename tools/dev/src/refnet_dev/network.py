@@ -27,10 +27,14 @@ SERVICES = ("intake", "referral", "shelter", "notifications")
 DEV_GATEWAY = "refnet-dev"
 ROLES = ("api", "worker", "relay")
 DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054,
-                 "ops-console": 8480, "ops-otlp": 4317}
+                 "ops-console": 8480, "ops-otlp": 4317, "web": 8580}
 # The operations processes (services/ops), started when Network(ops=True): the OTLP trace receiver first, so
 # every other process's spans have somewhere to go, then the worker and the console.
 OPS_FIRST, OPS_LAST = ("ops-collector",), ("ops-worker", "ops-console")
+# The web front door (services/web), started last when Network(web=True): it calls the apis as the signed-in
+# person with its gateway certificate. Like the console, it serves /healthz, /readyz, /metrics on its own port.
+WEB = "web"
+WEB_GATEWAY = "refnet-web"
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Network:
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     ops: bool = False
+    web: bool = False
     # The identity provider people sign in to; without one, only machines can call.
     keycloak: Keycloak | None = None
 
@@ -84,7 +89,7 @@ class Network:
                     "NOTIFICATIONS_INTAKE_CLIENT_KEY": str(notifications_key)})
         # Every process's /metrics, /healthz and /readyz on a port of its own.
         for name in self.process_names():
-            if name != "ops-console":  # the console serves them on its own port
+            if name not in ("ops-console", WEB):  # the console and the web app serve them on their own port
                 env[f"{name.replace('-', '_').upper()}_METRICS_PORT"] = str(self.port(f"{name}-metrics"))
         if self.keycloak:
             env.update(self.keycloak.env())
@@ -99,6 +104,16 @@ class Network:
             env["OPS_OTLP_PORT"] = str(self.port("ops-otlp"))
             env["OPS_TARGETS"] = ",".join(f"{name}={self.metrics_url(name)}" for name in self.process_names())
             env["OPS_CONSOLE_OIDC_CLIENT_SECRET"] = "refnet-console-dev-secret"  # the dev realm's (deploy/keycloak)
+        if self.web:
+            web_cert, web_key = self.pki.client(WEB_GATEWAY, Role.GATEWAY)
+            env.update({"WEB_PORT": str(self.port(WEB)), "WEB_TLS_CA": str(self.pki.ca),
+                        "WEB_TLS_CERT": str(web_cert), "WEB_TLS_KEY": str(web_key),
+                        "WEB_OIDC_CLIENT_SECRET": "refnet-web-dev-secret"})  # the dev realm's (deploy/keycloak)
+            for service in SERVICES:
+                env[f"WEB_{service.upper()}_ADDRESS"] = self.address(service)
+            # Every notice links to the partner portal's referral and the operator's case: both in the web app.
+            env["NOTIFICATIONS_PARTNER_PORTAL_URL"] = self.web_url
+            env["NOTIFICATIONS_OPERATOR_CONSOLE_URL"] = self.web_url
         env.update(self.extra_env)
         return env
 
@@ -148,16 +163,22 @@ class Network:
 
     def process_names(self) -> list[str]:
         names = [f"{service}-{role}" for role in ROLES for service in SERVICES]
-        return [*OPS_FIRST, *names, *OPS_LAST] if self.ops else names
+        names = [*OPS_FIRST, *names, *OPS_LAST] if self.ops else names
+        return [*names, WEB] if self.web else names
 
     def metrics_url(self, name: str) -> str:
         """Where a process serves /metrics, /healthz and /readyz."""
-        port = self.port("ops-console") if name == "ops-console" else self.port(f"{name}-metrics")
+        port = self.port(name) if name in ("ops-console", WEB) else self.port(f"{name}-metrics")
         return f"http://127.0.0.1:{port}"
 
     @property
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.port('ops-console')}"
+
+    @property
+    def web_url(self) -> str:
+        """The web front door (operator workspace, partner portal, shelter page)."""
+        return f"http://127.0.0.1:{self.port(WEB)}"
 
     def dev_master_key(self) -> Path:
         """A development master key, made once per data dir. Production mounts a real one."""
@@ -184,6 +205,9 @@ class Network:
             for name in OPS_LAST:
                 self.start_process(name, env, bin_dir)
             self.wait_ready("ops-console", timeout)
+        if self.web:
+            self.start_process(WEB, env, bin_dir)
+            self.wait_ready(WEB, timeout)
         return self
 
     def wait_ready(self, name: str, timeout: float) -> None:

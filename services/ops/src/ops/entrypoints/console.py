@@ -49,7 +49,7 @@ from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
 from ops.domain.report import IndicatorReport, Period
 from ops.entrypoints.signin import SESSION_COOKIE, SignIn, SignInGate, SignInNotConfigured
-from ops.entrypoints.web_security import CSRF_SESSION_KEY, CsrfProtect, SecurityHeaders
+from refnet_frontdoor.security import CSRF_SESSION_KEY, CsrfProtect, SecurityHeaders
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role
 from refnet_platform.errors import (
@@ -565,10 +565,7 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/api/trace/{subject}", console.api_trace),
         Route("/api/report", console.api_report),
         Route("/api/overdue", console.api_overdue),
-        Route("/auth/login", signin.login),
-        Route("/auth/callback", signin.callback),
-        Route("/auth/logout", signin.logout, methods=["POST"]),
-        Route("/auth/signed-out", signin.signed_out),
+        *signin.routes(),
         Route("/auth/cli", signin.cli_settings),
         Route("/metrics", console.metrics),
         Route("/healthz", console.healthz),

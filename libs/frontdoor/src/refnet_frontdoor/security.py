@@ -1,4 +1,5 @@
-"""What every response of the console carries, and the CSRF check in front of every state-changing request.
+"""What every response of a people-facing app (the ops console, the web front door) carries, and the CSRF
+check in front of every state-changing request. Moved here from ops (ops.entrypoints.web_security).
 
 - Security headers on every response: a Content-Security-Policy that allows only the console's own script,
   styles and images and no framing (`frame-ancestors 'none'`, and X-Frame-Options DENY for older browsers),

@@ -1,4 +1,4 @@
-"""The console's security headers and CSRF check, as ASGI middleware around a tiny app (no network)."""
+"""The front doors' security headers and CSRF check, as ASGI middleware around a tiny app (no network)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.testclient import TestClient
 
-from ops.entrypoints.web_security import (
+from refnet_frontdoor.security import (
     CSRF_SESSION_KEY,
     CsrfProtect,
     SecurityHeaders,

@@ -28,7 +28,7 @@ def _vietnam() -> tzinfo:
 
 VIETNAM_TZ = _vietnam()
 
-CATALOG: dict[str, dict[str, str]] = {
+_COMMON: dict[str, dict[str, str]] = {
     "vi": {
         "app.name": "refnet",
         "app.tagline": "Mạng lưới chuyển gửi bảo vệ",
@@ -123,6 +123,22 @@ CATALOG: dict[str, dict[str, str]] = {
         "time.vietnam": "Vietnam time",
     },
 }
+
+
+
+def _merged() -> dict[str, dict[str, str]]:
+    from web.catalog import operator, partner, shelter
+
+    catalog = {lang: dict(messages) for lang, messages in _COMMON.items()}
+    for area in (operator, partner, shelter):
+        for lang, messages in area.MESSAGES.items():
+            clash = set(messages) & set(catalog[lang])
+            assert not clash, f"{area.__name__} redefines {sorted(clash)}"
+            catalog[lang].update(messages)
+    return catalog
+
+
+CATALOG = _merged()
 
 
 def language(value: str | None) -> str:

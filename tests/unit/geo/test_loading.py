@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 from refnet_geo import _data
 
@@ -43,15 +42,22 @@ def test_tables_are_loaded_once_and_cached() -> None:
 
 def test_concurrent_first_calls_load_once() -> None:
     calls: list[int] = []
+    started = threading.Semaphore(0)
 
     def slow() -> int:
         calls.append(1)
-        time.sleep(0.05)
+        for _ in range(8):  # the load is still under way when every caller has started (no sleeping)
+            assert started.acquire(timeout=10)
         return len(calls)
 
     get = _data._once(slow)
     results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(get())) for _ in range(8)]
+
+    def call() -> None:
+        started.release()
+        results.append(get())
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:

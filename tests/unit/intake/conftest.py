@@ -1,10 +1,12 @@
-"""Intake's handlers through bootstrap() on a throwaway SQLite file: no network, no Kafka."""
+"""Intake's handlers through bootstrap() on a throwaway SQLite file, with a hand-driven clock: no network, no
+Kafka."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from intake.domain.model import Contact, NeedSpec, Place, Survivor
 from refnet.intake.v1 import events_pb2
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
+from refnet_platform.clock import ManualClock
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
@@ -48,6 +51,7 @@ class Intake:
 
     bus: MessageBus
     engine: Engine
+    clock: ManualClock  # the handlers' now: it stands still until a test moves it
     operator = OPERATOR
     supervisor = SUPERVISOR
     national = NATIONAL
@@ -117,7 +121,9 @@ def intake(tmp_path: Path) -> Iterator[Intake]:
     url = f"sqlite:///{tmp_path / 'intake.db'}"
     engine = make_engine(url)
     migrate(engine, MIGRATIONS)
+    clock = ManualClock(datetime.now(UTC))
     try:
-        yield Intake(bootstrap(Settings(database_url=url, master_key=generate_key_b64()), engine), engine)
+        yield Intake(bootstrap(Settings(database_url=url, master_key=generate_key_b64()), engine, clock=clock), engine,
+                     clock)
     finally:
         engine.dispose()

@@ -9,7 +9,6 @@ import asyncio
 import json
 import random
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.notifications.v1 import events_pb2
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
+from refnet_platform.clock import ManualClock
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.errors import InvalidArgument, PermissionDenied
@@ -75,23 +75,29 @@ DIRECTORY = {
 
 @dataclass
 class FakeChannel:
-    """Sends nothing; `delay` seconds per send, or until `gate` opens when one is given."""
+    """Sends nothing; each send waits until `gate` opens when one is given. A test waits for sends with
+    `wait_until_sent` (no polling, no sleeping)."""
 
     channel: Channel
     results: list[DeliveryResult] = field(default_factory=list)
     sent: list[OutboundMessage] = field(default_factory=list)
-    delay: float = 0.0
     gate: threading.Event | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     async def send(self, message: OutboundMessage) -> DeliveryResult:
-        self.sent.append(message)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        with self.changed:
+            self.sent.append(message)
+            self.changed.notify_all()
         if self.gate is not None:
             await asyncio.to_thread(self.gate.wait, 10)
         if self.results:
             return self.results.pop(0) if len(self.results) > 1 else self.results[0]
         return DeliveryResult.sent(provider_ref="ok")
+
+    def wait_until_sent(self, count: int, timeout: float = 10) -> bool:
+        """True once `count` sends have begun; False if they have not within `timeout` seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.sent) >= count, timeout)
 
 
 @dataclass
@@ -132,11 +138,11 @@ class World:
     sms: FakeChannel
     contacts: FakeContacts
     sink: FakeSink
-    clock: list[datetime]
+    clock: ManualClock
     wakeup: FakeWakeup
 
     def dispatch(self, at: datetime | None = None) -> dict[str, int]:
-        return self.bus.handle(commands.DispatchDue(now=at or self.clock[0]))  # type: ignore[no-any-return]
+        return self.bus.handle(commands.DispatchDue(now=at or self.clock()))  # type: ignore[no-any-return]
 
     def rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -167,10 +173,9 @@ def world(tmp_path: Path) -> Iterator[World]:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}")
     engine = make_engine(settings.database[0])
     migrate(engine, MIGRATIONS)
-    clock = [NOON]
+    clock = ManualClock(NOON)
     policy = Policy(LINKS, (ContactWindow.parse("08:00-20:00"),), Language.VI,
-                    retry={Channel.SMS: RetryPolicy(1.0, 4.0, 3)}, clock=lambda: clock[0],
-                    jitter=random.Random(7))
+                    retry={Channel.SMS: RetryPolicy(1.0, 4.0, 3)}, clock=clock, jitter=random.Random(7))
     email, sms = FakeChannel(Channel.EMAIL), FakeChannel(Channel.SMS)
     contacts, sink, wakeup = FakeContacts(), FakeSink(), FakeWakeup()
     bus = bootstrap(settings, engine, policy=policy, adapters={Channel.EMAIL: email, Channel.SMS: sms},
@@ -240,7 +245,7 @@ def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world
     world.bus.handle(new_referral(provider="unknown-agency", event_id="ev-2", referral_id=OTHER))  # in-app only
     assert world.wakeup.times == 1
     consenting(world)
-    world.clock[0] = NIGHT
+    world.clock.set(NIGHT)
     world.bus.handle(commands.Notify(StatusChange("ev-3", OTHER, CASE, "legal", "22", ReferralStatus.REQUESTED,
                                                   ReferralStatus.ACCEPTED, "", "cw-9", ServiceType.MEDICAL)))
     # Her notice, due now even at night (only the dispatcher, reading her safe times from intake, can tell
@@ -312,11 +317,16 @@ def test_emergencies_are_sent_before_anything_else(world: World) -> None:
 def test_a_batch_is_claimed_once_however_many_rounds_run_at_once(world: World) -> None:
     for i in range(60):
         world.bus.handle(new_referral(event_id=f"ev-{i}", referral_id=str(uuid.uuid4())))
-    world.email.delay = world.sms.delay = 0.002  # sends overlap with the other rounds' claims
+    # Sends hang until all four rounds have claimed a batch each, so every claim overlaps the others.
+    world.email.gate = world.sms.gate = gate = threading.Event()
     rounds = [threading.Thread(target=lambda: world.bus.handle(commands.DispatchDue(now=NOON, limit=7)))
               for _ in range(4)]
     for thread in rounds:
         thread.start()
+    try:
+        assert world.email.wait_until_sent(4 * 7) and world.sms.wait_until_sent(4 * 7)
+    finally:
+        gate.set()
     for thread in rounds:
         thread.join(30)
     sent = [m.notice_id for m in world.email.sent + world.sms.sent]
@@ -330,14 +340,11 @@ def test_a_slow_gateway_holds_up_only_its_own_lane(world: World) -> None:
     dispatching = threading.Thread(target=world.dispatch)
     dispatching.start()
     try:
-        deadline = time.monotonic() + 5
-        while not world.sms.sent and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert world.sms.wait_until_sent(1)
         # While the SMS hangs, an event for the legal desk (e-mail only) is recorded: the e-mail lane, idle
         # in the same round, takes it at once.
         world.bus.handle(new_referral(provider="legal", event_id="ev-legal", referral_id=OTHER))
-        while len(world.email.sent) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert world.email.wait_until_sent(2)
         assert [m.recipient_id for m in world.email.sent] == ["clinic", "legal"]
         assert dispatching.is_alive()  # the round is still waiting for the gateway
     finally:
@@ -414,7 +421,7 @@ def her_sms(world: World) -> list[OutboundMessage]:
 
 def test_quiet_hours_defer_her_notice_to_the_default_window_when_she_gave_no_times(world: World) -> None:
     consenting(world)
-    world.clock[0] = NIGHT
+    world.clock.set(NIGHT)
     world.bus.handle(accepted())
     world.contacts.contact = SurvivorContact("0922 222 222", True, ("name", "phone", "safe_contact"))
     world.dispatch()  # her record says no safe times: the configured 08:00-20:00
@@ -451,7 +458,7 @@ def test_a_night_window_she_gave_is_used_at_night(world: World) -> None:
     consenting(world)
     world.contacts.contact = SurvivorContact("0922 222 222", True, ("phone", "safe_contact"),
                                              (ContactWindow.parse("22:00-06:00"),))
-    world.clock[0] = NIGHT  # 23:30: outside the default window, inside hers
+    world.clock.set(NIGHT)  # 23:30: outside the default window, inside hers
     world.bus.handle(accepted())
     world.dispatch()
     assert len(her_sms(world)) == 1 and survivor_row(world)["status"] == "sent"
@@ -497,7 +504,7 @@ def test_intake_refusing_her_contact_withholds_the_notice(world: World) -> None:
 
 def test_withdrawing_consent_stops_her_pending_notices_but_not_staff_ones(world: World) -> None:
     consenting(world)
-    world.clock[0] = NIGHT
+    world.clock.set(NIGHT)
     world.bus.handle(accepted())
     assert world.bus.handle(commands.WithdrawConsent(CASE, ServiceType.MEDICAL)) == 1
     assert survivor_row(world)["status"] == "cancelled"
@@ -511,7 +518,7 @@ def test_erasing_the_case_drops_her_notices_and_the_text_of_finished_ones(world:
     consenting(world)
     world.bus.handle(new_referral())
     world.dispatch()
-    world.clock[0] = NIGHT
+    world.clock.set(NIGHT)
     world.bus.handle(accepted())
     world.bus.handle(commands.EraseCase(CASE))
     rows = world.rows()
@@ -642,7 +649,7 @@ def test_a_directory_entry_without_its_id_is_refused_naming_the_field(tmp_path: 
 
 def test_a_notice_cancelled_while_it_was_being_tried_stays_cancelled(world: World) -> None:
     consenting(world)
-    world.clock[0] = NIGHT
+    world.clock.set(NIGHT)
     world.bus.handle(accepted())
     opens = datetime(2026, 3, 3, 8, 0, tzinfo=HCM)
 

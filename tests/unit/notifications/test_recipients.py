@@ -123,7 +123,7 @@ def test_survivor_is_told_of_acceptance_only_when_consent_covers_the_service() -
 
 
 def test_survivor_is_told_when_an_accepted_referral_falls_through_but_not_after_her_own_choice() -> None:
-    fell = change(ReferralStatus.CANCELLED, ReferralStatus.ACCEPTED, reason="provider_declined")
+    fell = change(ReferralStatus.FAILED, ReferralStatus.ACCEPTED, reason="lost_contact")
     assert Addressee(Role.SURVIVOR, CASE, NoticeKind.SURVIVOR_CHANGED) in recipients_for(fell, CONSENTING)
     for reason in ("consent_withdrawn", "case_erased", "survivor_declined"):
         hers = change(ReferralStatus.CANCELLED, ReferralStatus.ACCEPTED, reason=reason)
@@ -141,7 +141,7 @@ def test_bed_and_case_events_never_reach_the_survivor() -> None:
 @given(
     to=st.sampled_from(ReferralStatus),
     frm=st.none() | st.sampled_from(ReferralStatus),
-    reason=st.sampled_from(["", "no_capacity", "consent_withdrawn", "provider_declined", "weird"]),
+    reason=st.sampled_from(["", "no_capacity", "consent_withdrawn", "lost_contact", "weird"]),
     case_worker=st.sampled_from(["", "cw-1"]),
     provider=st.sampled_from(["", "prov-1"]),
     service=st.none() | st.sampled_from(ServiceType),

@@ -147,10 +147,10 @@ def test_provider_message_has_short_ref_service_urgency_and_where_to_act() -> No
 
 def test_case_worker_message_names_old_and_new_status_and_reason() -> None:
     event = StatusChange("e", REFERRAL, CASE, "p", "79", ReferralStatus.ACCEPTED, ReferralStatus.CANCELLED,
-                         "provider_declined", "cw", ServiceType.SHELTER)
+                         "case_closed", "cw", ServiceType.SHELTER)
     addressee = Addressee(Role.CASE_WORKER, "cw", NoticeKind.REFERRAL_STATUS)
     (en,) = staff_messages(event, addressee, Contact("cw", Language.EN, ALL_CHANNELS[:1]), LINKS)
-    assert "now cancelled (was accepted): the provider declined" in en.body
+    assert "now cancelled (was accepted): case closed" in en.body
     assert f"https://ops.refnet.test/console/cases/{CASE}/referrals/{REFERRAL}" in en.body
 
 

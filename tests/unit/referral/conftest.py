@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,12 @@ from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
 from referral.domain import commands
 from referral.domain.model import Referral, Survivor, SurvivorContact
-from referral.service_layer.handlers import Policy
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import ALL_PROVINCES, Caller, Role, machine
+from refnet_platform.clock import ManualClock
 from refnet_platform.db import make_engine, migrate, outbox
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.errors import FailedPrecondition
@@ -33,18 +33,6 @@ EVENTS = TypeRegistry([referral_events, shelter_events, intake_events])
 DEMO = Path(__file__).resolve().parents[3] / "demo" / "directory.json"
 # Tuesday 2026-03-03 10:00 in Vietnam: offices are open.
 TUESDAY_MORNING = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @dataclass
@@ -87,7 +75,7 @@ class Referrals:
 
     bus: MessageBus
     engine: Engine
-    clock: Clock
+    clock: ManualClock
     contacts: FakeContacts
     operator = OPERATOR
     supervisor = SUPERVISOR
@@ -161,10 +149,9 @@ def make_referrals(tmp_path: Path, directory: Path | None = DEMO, **settings: An
     engine = make_engine(url)
     migrate(engine, MIGRATIONS)
     config = Settings(database_url=url, **settings)
-    clock = Clock(TUESDAY_MORNING)
+    clock = ManualClock(TUESDAY_MORNING)
     contacts = FakeContacts()
-    policy = replace(Policy(config.sla_policy(), timedelta(minutes=config.bed_hold_minutes)), clock=clock)
-    bus = bootstrap(config, engine, policy=policy, contacts=contacts)
+    bus = bootstrap(config, engine, contacts=contacts, clock=clock)
     if directory is not None:
         bus.handle(commands.LoadDirectory(hsds.load_file(directory)))
     try:

@@ -10,7 +10,7 @@ import pytest
 from referral.domain import commands
 from referral.domain.model import Survivor
 from refnet.common.v1 import types_pb2 as t
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
+from refnet_platform.vocabulary import BedRejectionReason, RiskLevel, ServiceType, Sex, TargetGroup
 
 SHELTER = ServiceType.SHELTER
 WOMEN, CHILDREN, WWC = TargetGroup.WOMEN, TargetGroup.CHILDREN, TargetGroup.WOMEN_WITH_CHILDREN
@@ -111,6 +111,6 @@ def test_a_rejected_bed_marks_full_only_the_pools_it_asked_for(referral) -> None
     case_id, _ = referral.register(SHELTER, is_child=True)
     child = referral.only(case_id, SHELTER)
     assert child.shelter_id == "qn-mixed"  # no figures yet: tried
-    referral.handle(commands.RecordBedRejected(child.referral_id, "qn-mixed", "no_capacity"))
+    referral.handle(commands.RecordBedRejected(child.referral_id, "qn-mixed", BedRejectionReason.NO_CAPACITY))
     assert routed(referral, is_child=True)[0] == ""
     assert routed(referral, is_child=False) == ("qn-mixed", t.TARGET_GROUP_WOMEN)

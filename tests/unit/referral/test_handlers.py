@@ -8,11 +8,19 @@ from datetime import timedelta
 import pytest
 
 from referral.domain import commands
-from referral.domain.model import DeclineReason, FailureReason, Outcome, Progress, Status, Survivor
+from referral.domain.model import Progress, Status, Survivor
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet_platform.caller import Role
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
+from refnet_platform.vocabulary import (
+    BedRejectionReason,
+    DeclineReason,
+    FailureReason,
+    Outcome,
+    RiskLevel,
+    ServiceType,
+    Sex,
+)
 
 POLICE, SHELTER, LEGAL_AID, MEDICAL = (ServiceType.POLICE_PROTECTION, ServiceType.SHELTER, ServiceType.LEGAL_AID,
                                         ServiceType.MEDICAL)
@@ -178,7 +186,7 @@ def test_with_no_provider_at_all_the_supervisor_is_told_at_once_and_can_assign_o
 def test_a_rejected_bed_goes_to_the_next_shelter_and_marks_the_first_full(referral) -> None:
     case_id, _ = referral.register(SHELTER)
     first = referral.only(case_id, SHELTER)
-    referral.handle(commands.RecordBedRejected(first.referral_id, "qn-spc", "no_capacity"))
+    referral.handle(commands.RecordBedRejected(first.referral_id, "qn-spc", BedRejectionReason.NO_CAPACITY))
     rejected = referral.handle(commands.GetReferral(referral.operator, first.referral_id))
     assert (rejected.status, rejected.reason) == (Status.REJECTED, "no_capacity")
     second = referral.only(case_id, SHELTER, status=Status.REQUESTED)

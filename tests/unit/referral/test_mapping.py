@@ -14,7 +14,7 @@ from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
+from refnet_platform.vocabulary import BedRejectionReason, RiskLevel, ServiceType, Sex, TargetGroup
 
 AT = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
 
@@ -63,8 +63,13 @@ def test_every_other_consumed_event() -> None:
     assert proto_mapping.command_for(shelter_events.BedReleased(referral_id="r1", shelter_id="s1")) == \
         commands.RecordBedReleased("r1", "s1", None)  # no pool named: the referral still moves
     assert proto_mapping.command_for(shelter_events.BedReservationRejected(
-        referral_id="r1", shelter_id="s1", reason="no_capacity")) == commands.RecordBedRejected("r1", "s1",
-                                                                                                "no_capacity")
+        referral_id="r1", shelter_id="s1", reason="no_capacity")) == commands.RecordBedRejected(
+            "r1", "s1", BedRejectionReason.NO_CAPACITY)
+    # A reason this build does not know is no reason: the referral is still rejected (as for no capacity), but no
+    # pool is marked full on its word.
+    assert proto_mapping.command_for(shelter_events.BedReservationRejected(
+        referral_id="r1", shelter_id="s1", reason="closed_for_renovation")) == commands.RecordBedRejected(
+            "r1", "s1", None)
     assert proto_mapping.command_for(intake_events.CallLogged(call_id="x")) is None
 
 

@@ -11,7 +11,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -41,6 +40,7 @@ from sqlalchemy import (
     text,
 )
 
+from refnet_platform.clock import system_clock
 from refnet_platform.context import current_delivery
 from refnet_platform.envelope import OutgoingEvent, wrap
 from refnet_platform.telemetry import current_traceparent
@@ -83,8 +83,8 @@ _INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("cons
                                              inbox.c.event_id == bindparam("event_id"))
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# The platform's own rows (outbox, inbox) are stamped by the system clock; utcnow is its old name, kept for callers.
+utcnow = system_clock
 
 
 def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Engine:
@@ -284,13 +284,13 @@ class UnitOfWork:
         for pending in self._pending:
             envelope = wrap(pending, self.source)
             rows.append(dict(event_id=envelope.id, topic=pending.topic, key=pending.key, event_type=envelope.type,
-                             value=envelope.SerializeToString(), traceparent=traceparent, created_at=utcnow()))
+                             value=envelope.SerializeToString(), traceparent=traceparent, created_at=system_clock()))
         if rows:
             conn.execute(_INSERT_OUTBOX, rows)
         delivery = current_delivery.get()
         if delivery:
             recorded = conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
-                                                        processed_at=utcnow()))
+                                                        processed_at=system_clock()))
             if recorded.rowcount == 0:  # handled meanwhile by another consumer of the group (a rebalance)
                 self._close()
                 raise Duplicate(delivery.event_id)

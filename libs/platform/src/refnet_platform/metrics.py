@@ -74,7 +74,8 @@ def subject_ids(subject: str) -> dict[str, str]:
 
 def watch_outbox(engine: Engine) -> None:
     """The relay's backlog gauges, computed from the outbox table when scraped."""
-    from refnet_platform.db import outbox, read_connection, utcnow
+    from refnet_platform.clock import system_clock
+    from refnet_platform.db import outbox, read_connection
 
     def backlog() -> float:
         with read_connection(engine) as conn:
@@ -86,8 +87,8 @@ def watch_outbox(engine: Engine) -> None:
         if oldest is None:
             return 0.0
         if oldest.tzinfo is None:  # SQLite hands back naive datetimes
-            oldest = oldest.replace(tzinfo=utcnow().tzinfo)
-        return max(float((utcnow() - oldest).total_seconds()), 0.0)
+            oldest = oldest.replace(tzinfo=system_clock().tzinfo)
+        return max(float((system_clock() - oldest).total_seconds()), 0.0)
 
     OUTBOX_BACKLOG.set_function(backlog)
     OUTBOX_OLDEST_AGE.set_function(oldest_age)

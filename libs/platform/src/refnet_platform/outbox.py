@@ -25,7 +25,8 @@ from sqlalchemy import Engine, bindparam, func, select, update
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
-from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection, utcnow
+from refnet_platform.clock import system_clock
+from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection
 from refnet_platform.kafka_security import librdkafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import TOPICS
@@ -173,7 +174,7 @@ class Relay:
         for (topic, event_type), produced in Counter((r.topic, r.event_type) for r in rows).items():
             metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(produced)
         with self.engine.begin() as conn:
-            conn.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": utcnow()})
+            conn.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": system_clock()})
         return len(rows)
 
     def backlog(self) -> int:

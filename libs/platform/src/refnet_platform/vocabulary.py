@@ -1,10 +1,16 @@
-"""The shared words of refnet's events (mirroring refnet.common.v1), for domain code that must not
-import protobuf. Mapping to and from the proto enums is by name, so the two cannot drift apart."""
+"""The shared words of refnet's events, for domain code that must not import protobuf. Each enum mirrors the
+proto enum of the same name (refnet.common.v1 unless its docstring names another package); mapping to and from
+the proto enums is by name, so the two cannot drift apart, and each member's value is its name in lower case.
+
+Reason codes travel in string fields (``reason``) for compatibility: the value of a member below is what goes
+on the wire. Producers emit members of these enums only, and notifications names every one of them in each
+language (tests/contract/test_reason_codes.py holds both sides to it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 
 class ServiceType(StrEnum):
@@ -57,7 +63,104 @@ POOLS_FOR: dict[TargetGroup, tuple[TargetGroup, ...]] = {
 }
 
 
+# --- reason codes ------------------------------------------------------------------------------
+
+
+class DeclineReason(StrEnum):
+    """Mirrors refnet.referral.v1.DeclineReason: why an agency declined a referral."""
+
+    NO_CAPACITY = "no_capacity"
+    INELIGIBLE = "ineligible"
+    OUT_OF_AREA = "out_of_area"
+    SURVIVOR_DECLINED = "survivor_declined"
+    DUPLICATE = "duplicate"
+
+
+class FailureReason(StrEnum):
+    """Mirrors refnet.referral.v1.FailureReason: why an accepted referral could not be carried out."""
+
+    NO_SHOW = "no_show"
+    LOST_CONTACT = "lost_contact"
+
+
+class Outcome(StrEnum):
+    """Mirrors refnet.referral.v1.Outcome: how a referral ended when the service was given (the reason of its
+    move to completed)."""
+
+    SERVICE_COMPLETED = "service_completed"
+    REFERRED_ONWARD = "referred_onward"
+    SURVIVOR_STOPPED = "survivor_stopped"
+
+
+class ReferralReason(StrEnum):
+    """Mirrors refnet.referral.v1.ReferralReason: why referral itself moved a referral."""
+
+    NOT_ACCEPTED_IN_TIME = "not_accepted_in_time"
+    NOT_STARTED_IN_TIME = "not_started_in_time"
+    HOLD_EXPIRED = "hold_expired"
+    NO_PROVIDER = "no_provider"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CASE_CLOSED = "case_closed"
+    CASE_ERASED = "case_erased"
+    SURVIVOR_ARRIVED = "survivor_arrived"
+
+
+class BedRejectionReason(StrEnum):
+    """Mirrors refnet.shelter.v1.BedRejectionReason: why shelter held no bed."""
+
+    NO_CAPACITY = "no_capacity"
+    UNKNOWN_SHELTER = "unknown_shelter"
+    NO_MATCHING_BEDS = "no_matching_beds"  # the shelter keeps no pool for the group asked for
+
+
+class BedReleaseReason(StrEnum):
+    """Mirrors refnet.shelter.v1.BedReleaseReason: why shelter itself freed a bed."""
+
+    CANCELLED = "cancelled"  # a release that gave no reason
+    CHECKED_OUT = "checked_out"
+    HOLD_EXPIRED = "hold_expired"
+
+
+class DeliveryFailureReason(StrEnum):
+    """Mirrors refnet.notifications.v1.DeliveryFailureReason: why a notice could not be delivered."""
+
+    PERMANENT_FAILURE = "permanent_failure"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+# What each reason field can carry. A status change names the agency's decline, failure or outcome, shelter's
+# rejection, or referral's own reason; an escalation, a missed deadline or no provider; a released bed, the
+# reason referral gave it back for (shelter's own when referral gave none, or on a check-out).
+StatusReason: TypeAlias = ReferralReason | DeclineReason | FailureReason | Outcome | BedRejectionReason
+STATUS_REASONS: tuple[type[StrEnum], ...] = (ReferralReason, DeclineReason, FailureReason, Outcome,
+                                             BedRejectionReason)
+ESCALATION_REASONS = frozenset({ReferralReason.NOT_ACCEPTED_IN_TIME, ReferralReason.NOT_STARTED_IN_TIME,
+                                ReferralReason.HOLD_EXPIRED, ReferralReason.NO_PROVIDER})
+ReleaseReason: TypeAlias = BedReleaseReason | ReferralReason | DeclineReason | FailureReason
+RELEASE_REASONS: tuple[type[StrEnum], ...] = (BedReleaseReason, ReferralReason, DeclineReason, FailureReason)
+# Every enum whose codes can reach a person's message (a status change, an escalation, a bed's news).
+NOTIFIED_REASONS: tuple[type[StrEnum], ...] = tuple(dict.fromkeys((*STATUS_REASONS, *RELEASE_REASONS)))
+
+
 E = TypeVar("E", bound=StrEnum)
+
+
+def codes(enums: Iterable[type[StrEnum]]) -> frozenset[str]:
+    """Every value of these enums: the codes that can go on the wire."""
+    return frozenset(str(member) for enum in enums for member in enum)
+
+
+def parse_code(value: str, enums: Iterable[type[StrEnum]]) -> StrEnum | None:
+    """The member of the first of ``enums`` whose value ``value`` is; None for an empty or unknown code."""
+    for enum in enums:
+        if value in enum._value2member_map_:
+            return enum(value)
+    return None
+
+
+def parse(cls: type[E], value: str) -> E | None:
+    """The member of ``cls`` whose value (its code) ``value`` is; None for an empty or unknown code."""
+    return cls(value) if value in cls._value2member_map_ else None
 
 
 def _prefix(pb_enum: Any) -> str:

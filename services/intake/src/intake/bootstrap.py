@@ -14,8 +14,10 @@ from intake.domain import commands
 from intake.service_layer import handlers
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.bus import MessageBus
+from refnet_platform.clock import Clock, system_clock
 
-# Every command and the handler it goes to; each handler is given the unit-of-work factory.
+# Every command and the handler it goes to; each handler is given the unit-of-work factory, and the clock
+# unless it is a read (READS).
 HANDLERS: dict[type, Callable[..., Any]] = {
     commands.LogCall: handlers.log_call,
     commands.RegisterCase: handlers.register_case,
@@ -30,6 +32,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.GetCaseContact: handlers.get_case_contact,
     commands.RecordReferral: handlers.record_referral,
 }
+READS = frozenset({commands.GetCase})
 
 
 def make_vault(settings: Settings) -> Vault:
@@ -38,11 +41,15 @@ def make_vault(settings: Settings) -> Vault:
                  load_previous_keys(settings.previous_master_keys, settings.previous_master_keys_dir))
 
 
-def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None) -> MessageBus:
+def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None,
+              clock: Clock = system_clock) -> MessageBus:
+    """clock: what the handlers take as now (a test passes its own)."""
     vault = vault or make_vault(settings)
     schema = settings.database[1]
 
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(engine, vault, schema)
 
-    return MessageBus({command: partial(handler, uow=uow) for command, handler in HANDLERS.items()})
+    return MessageBus({
+        command: partial(handler, uow=uow) if command in READS else partial(handler, uow=uow, clock=clock)
+        for command, handler in HANDLERS.items()})

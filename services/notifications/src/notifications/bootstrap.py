@@ -35,10 +35,11 @@ from notifications.service_layer.handlers import (
 )
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.bus import MessageBus
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.db import BatchTransaction
 
 
-def policy_from(settings: Settings) -> Policy:
+def policy_from(settings: Settings, clock: Clock = system_clock) -> Policy:
     try:
         windows = tuple(ContactWindow.parse(w) for w in settings.survivor_windows.split(",") if w.strip())
     except ValueError as exc:
@@ -54,7 +55,7 @@ def policy_from(settings: Settings) -> Policy:
         raise SystemExit(f"notifications: {exc}") from None
     return Policy(links=links, windows=windows, survivor_language=Language.parse(settings.survivor_language),
                   retry=retry, lease=timedelta(seconds=settings.delivery_lease_s), batch=settings.dispatch_batch,
-                  concurrency=settings.dispatch_concurrency)
+                  concurrency=settings.dispatch_concurrency, clock=clock)
 
 
 def webhook_secrets(settings: Settings) -> Callable[[OutboundMessage], list[bytes] | None]:
@@ -93,10 +94,12 @@ def survivor_contacts(settings: Settings) -> SurvivorContacts | None:
 
 def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = None,
               adapters: dict[Channel, ChannelAdapter] | None = None, contacts: SurvivorContacts | None = None,
-              dead_letters: DeadLetterSink | None = None, wakeup: Wakeup | None = None) -> MessageBus:
-    """wakeup: the worker's dispatch timer, set when an event has made deliveries due."""
+              dead_letters: DeadLetterSink | None = None, wakeup: Wakeup | None = None,
+              clock: Clock = system_clock) -> MessageBus:
+    """wakeup: the worker's dispatch timer, set when an event has made deliveries due. clock: what the handlers
+    take as now (the policy's own when a policy is given)."""
     schema = settings.database[1]
-    policy = policy or policy_from(settings)
+    policy = policy or policy_from(settings, clock)
 
     def uow() -> NotificationsUnitOfWork:
         return NotificationsUnitOfWork(engine, schema)

@@ -17,6 +17,7 @@ from referral.service_layer import handlers
 from referral.service_layer.handlers import ContactReader, Policy
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform.bus import MessageBus
+from refnet_platform.clock import Clock, system_clock
 
 
 def intake_contacts(settings: Settings) -> ContactReader:
@@ -32,9 +33,10 @@ def intake_contacts(settings: Settings) -> ContactReader:
 
 
 def bootstrap(settings: Settings, engine: Engine, policy: Policy | None = None,
-              contacts: ContactReader | None = None) -> MessageBus:
+              contacts: ContactReader | None = None, clock: Clock = system_clock) -> MessageBus:
+    """clock: what the handlers take as now, through the policy (the policy's own when a policy is given)."""
     schema = settings.database[1]
-    policy = policy or Policy(settings.sla_policy(), timedelta(minutes=settings.bed_hold_minutes))
+    policy = policy or Policy(settings.sla_policy(), timedelta(minutes=settings.bed_hold_minutes), clock)
     contacts = contacts or intake_contacts(settings)
 
     directory = DirectoryCache()  # the process's copy of the directory, shared by its units of work

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from intake.domain import commands, events
 from intake.domain.model import (
@@ -37,8 +36,10 @@ from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet_platform.caller import Caller
+from refnet_platform.clock import system_clock
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.errors import InvalidArgument
+from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.topics import urgent_lane
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex, from_pb, to_pb
 
@@ -50,15 +51,6 @@ CONSUMED_TYPES = TypeRegistry([referral_events])
 # Requests -> commands
 
 
-def _time(message: Message, name: str, field: str) -> datetime | None:
-    if not message.HasField(name):
-        return None
-    try:
-        return getattr(message, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
-    except (ValueError, OverflowError):
-        raise InvalidArgument(field, "is not a valid time") from None
-
-
 def _place(message: Any) -> Place:
     return Place(message.province_code, message.commune_code, getattr(message, "district_code", ""))
 
@@ -67,7 +59,7 @@ def _call_details(message: pb.CallDetails, prefix: str) -> CallDetails:
     return CallDetails(
         channel=from_pb(CallChannel, intake_types.CallChannel, message.channel),
         topic=from_pb(CallTopic, intake_types.CallTopic, message.topic),
-        anonymous=message.anonymous, started_at=_time(message, "started_at", f"{prefix}started_at"),
+        anonymous=message.anonymous, started_at=from_timestamp(message, "started_at", f"{prefix}started_at"),
         duration_seconds=message.duration_seconds,
     )
 
@@ -76,7 +68,7 @@ def _terms(message: pb.Consent, prefix: str) -> ConsentTerms:
     return ConsentTerms(
         given_by=from_pb(ConsentGiver, intake_types.ConsentGiver, message.given_by),
         data_categories=tuple(message.data_categories), recipient_sectors=tuple(message.recipient_sectors),
-        legal_basis=message.legal_basis, expires_at=_time(message, "expires_at", f"{prefix}expires_at"),
+        legal_basis=message.legal_basis, expires_at=from_timestamp(message, "expires_at", f"{prefix}expires_at"),
     )
 
 
@@ -112,7 +104,7 @@ def register_case_command(request: pb.RegisterCaseRequest, caller: Caller) -> co
                       safe_times=tuple(SafeTime(tuple(t.weekdays), t.start, t.end) for t in c.safe_times))
     return commands.RegisterCase(
         caller=caller, client_request_id=request.client_request_id, occurred_in=_place(request),
-        recorded_at=_time(request, "recorded_at", "recorded_at"),
+        recorded_at=from_timestamp(request, "recorded_at"),
         reported_in=_place(request.reported_in) if request.HasField("reported_in") else None,
         case_types=case_types, survivor=survivor,
         needs=[_need(n, f"needs[{i}].") for i, n in enumerate(request.needs)],
@@ -145,7 +137,7 @@ def override_consent_command(request: pb.OverrideConsentRequest, caller: Caller)
     terms = ConsentTerms(
         given_by=ConsentGiver.SUPERVISOR_OVERRIDE, data_categories=tuple(request.data_categories),
         recipient_sectors=tuple(request.recipient_sectors), legal_basis=request.legal_basis,
-        expires_at=_time(request, "expires_at", "expires_at"),
+        expires_at=from_timestamp(request, "expires_at"),
     )
     return commands.OverrideConsent(caller, request.client_request_id, request.case_id, request.need_id, terms)
 
@@ -172,14 +164,6 @@ def get_case_contact_command(request: contact_pb.GetCaseContactRequest, caller: 
 # Domain -> responses
 
 
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _consent_record(need: Need, now: datetime) -> pb.ConsentRecord:
     consent = need.consent
     status = to_pb(need.consent_status(now), intake_types.ConsentStatus)
@@ -189,13 +173,15 @@ def _consent_record(need: Need, now: datetime) -> pb.ConsentRecord:
         consent_id=consent.consent_id, status=status,
         given_by=to_pb(consent.given_by, intake_types.ConsentGiver), legal_basis=consent.legal_basis,
         recipient_sectors=consent.recipient_sectors, data_categories=consent.data_categories,
-        given_at=_ts(consent.given_at), expires_at=_ts(consent.expires_at), withdrawn_at=_ts(consent.withdrawn_at),
+        given_at=to_timestamp(consent.given_at), expires_at=to_timestamp(consent.expires_at),
+        withdrawn_at=to_timestamp(consent.withdrawn_at),
         override=consent.override,
     )
 
 
 def case_to_pb(case: Case, now: datetime | None = None) -> pb.Case:
-    now = now or datetime.now(UTC)
+    """The case as the API shows it, its consents valid or not at `now` (the clock's, if not given)."""
+    now = now or system_clock()
     s = case.survivor
     return pb.Case(
         case_id=case.case_id, province_code=case.province_code, commune_code=case.commune_code,
@@ -207,13 +193,13 @@ def case_to_pb(case: Case, now: datetime | None = None) -> pb.Case:
                            referral_status=n.referral_status, provider_id=n.provider_id,
                            consent=_consent_record(n, now)) for n in case.needs],
         risk_level=to_pb(case.risk_level, types_pb2.RiskLevel), emergency=case.emergency,
-        registered_at=_ts(case.registered_at), case_worker_id=case.case_worker_id,
+        registered_at=to_timestamp(case.registered_at), case_worker_id=case.case_worker_id,
         immediate_danger=case.immediate_danger, status=to_pb(case.status, intake_types.CaseStatus),
         reported_in=pb.Place(province_code=case.reported_in.province_code,
                              commune_code=case.reported_in.commune_code) if case.reported_in else None,
-        child_protection_deadline=_ts(case.child_protection_deadline), call_id=case.call_id,
-        closed_at=_ts(case.closed_at), close_outcome=to_pb(case.close_outcome, intake_types.CloseOutcome),
-        erased_at=_ts(case.erased_at),
+        child_protection_deadline=to_timestamp(case.child_protection_deadline), call_id=case.call_id,
+        closed_at=to_timestamp(case.closed_at), close_outcome=to_pb(case.close_outcome, intake_types.CloseOutcome),
+        erased_at=to_timestamp(case.erased_at),
     )
 
 
@@ -223,9 +209,9 @@ def call_to_pb(call: Call) -> pb.Call:
         call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
         details=pb.CallDetails(channel=to_pb(d.channel, intake_types.CallChannel),
                                topic=to_pb(d.topic, intake_types.CallTopic), anonymous=d.anonymous,
-                               started_at=_ts(d.started_at), duration_seconds=d.duration_seconds),
+                               started_at=to_timestamp(d.started_at), duration_seconds=d.duration_seconds),
         outcome=to_pb(call.outcome, intake_types.CallOutcome), case_id=call.case_id, logged_by=call.logged_by,
-        logged_at=_ts(call.logged_at),
+        logged_at=to_timestamp(call.logged_at),
     )
 
 
@@ -248,7 +234,7 @@ def _need_ref(need: Need, at: datetime) -> events_pb2.NeedRef:
     if consent is not None:
         ref.consent_id = consent.consent_id
         ref.recipient_sectors.extend(consent.recipient_sectors)
-        ref.consent_expires_at.CopyFrom(_ts(consent.expires_at))
+        ref.consent_expires_at.CopyFrom(to_timestamp(consent.expires_at))
     return ref
 
 
@@ -256,7 +242,7 @@ def _consent_given(case: Case, need: Need, consent: Consent) -> events_pb2.Conse
     return events_pb2.ConsentGiven(
         case_id=case.case_id, province_code=case.province_code, need_id=need.need_id,
         service_type=to_pb(need.service_type, types_pb2.ServiceType), recipient_sectors=consent.recipient_sectors,
-        data_categories=consent.data_categories, expires_at=_ts(consent.expires_at), override=consent.override,
+        data_categories=consent.data_categories, expires_at=to_timestamp(consent.expires_at), override=consent.override,
         consent_id=consent.consent_id)
 
 
@@ -269,7 +255,7 @@ def _case_message(event: object) -> Message | None:
             is_child=case.survivor.is_child, age_band=case.survivor.age_band,
             sex=to_pb(case.survivor.sex, types_pb2.Sex), needs=[_need_ref(n, event.at) for n in case.needs],
             risk_level=to_pb(case.risk_level, types_pb2.RiskLevel), emergency=case.emergency,
-            case_worker_id=case.case_worker_id, child_protection_deadline=_ts(case.child_protection_deadline),
+            case_worker_id=case.case_worker_id, child_protection_deadline=to_timestamp(case.child_protection_deadline),
             immediate_danger=case.immediate_danger)
     if isinstance(event, events.NeedAdded):
         case = event.case
@@ -283,7 +269,7 @@ def _case_message(event: object) -> Message | None:
         return events_pb2.RiskUpdated(
             case_id=case.case_id, province_code=case.province_code,
             risk_level=to_pb(case.risk_level, types_pb2.RiskLevel), immediate_danger=case.immediate_danger,
-            emergency=case.emergency, child_protection_deadline=_ts(case.child_protection_deadline))
+            emergency=case.emergency, child_protection_deadline=to_timestamp(case.child_protection_deadline))
     if isinstance(event, events.ConsentGiven):
         return _consent_given(event.case, event.need, event.consent)
     if isinstance(event, events.ConsentWithdrawn):
@@ -312,7 +298,7 @@ def event_to_record(event: object) -> OutgoingEvent:
             call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
             channel=to_pb(d.channel, intake_types.CallChannel), topic=to_pb(d.topic, intake_types.CallTopic),
             anonymous=d.anonymous, outcome=to_pb(call.outcome, intake_types.CallOutcome), case_id=call.case_id,
-            started_at=_ts(d.started_at), duration_seconds=d.duration_seconds, operator_id=call.logged_by)
+            started_at=to_timestamp(d.started_at), duration_seconds=d.duration_seconds, operator_id=call.logged_by)
         return OutgoingEvent(message, CASES_TOPIC, key=call.province_code, subject=f"call/{call.call_id}")
     raise TypeError(f"no record mapping for {type(event).__name__}")
 

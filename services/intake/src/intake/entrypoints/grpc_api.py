@@ -22,13 +22,18 @@ from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
 
 
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
-    def __init__(self, bus: MessageBus) -> None:
+    def __init__(self, bus: MessageBus, clock: Clock = system_clock) -> None:
         self.bus = bus
+        self.clock = clock  # the bus's: a case's consents are shown as valid or not at its time
+
+    def _case(self, case: Any) -> pb.Case:
+        return mapping.case_to_pb(case, self.clock())
 
     async def _handle(self, to_command: Callable[[Any, Caller], object], request: Any,
                       context: grpc.aio.ServicerContext) -> Any:
@@ -42,45 +47,45 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
     async def RegisterCase(self, request: pb.RegisterCaseRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RegisterCaseResponse:
         case, created = await self._handle(mapping.register_case_command, request, context)
-        return pb.RegisterCaseResponse(case=mapping.case_to_pb(case), created=created, call_id=case.call_id)
+        return pb.RegisterCaseResponse(case=self._case(case), created=created, call_id=case.call_id)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
         case = await self._handle(lambda r, caller: commands.GetCase(caller, r.case_id), request, context)
-        return pb.GetCaseResponse(case=mapping.case_to_pb(case))
+        return pb.GetCaseResponse(case=self._case(case))
 
     async def AddNeed(self, request: pb.AddNeedRequest, context: grpc.aio.ServicerContext) -> pb.AddNeedResponse:
         case, need_id, created = await self._handle(mapping.add_need_command, request, context)
-        return pb.AddNeedResponse(case=mapping.case_to_pb(case), need_id=need_id, created=created)
+        return pb.AddNeedResponse(case=self._case(case), need_id=need_id, created=created)
 
     async def UpdateRisk(self, request: pb.UpdateRiskRequest, context: grpc.aio.ServicerContext
                          ) -> pb.UpdateRiskResponse:
         case, created = await self._handle(mapping.update_risk_command, request, context)
-        return pb.UpdateRiskResponse(case=mapping.case_to_pb(case), created=created)
+        return pb.UpdateRiskResponse(case=self._case(case), created=created)
 
     async def GiveConsent(self, request: pb.GiveConsentRequest, context: grpc.aio.ServicerContext
                           ) -> pb.GiveConsentResponse:
         case, consent_id, created = await self._handle(mapping.give_consent_command, request, context)
-        return pb.GiveConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+        return pb.GiveConsentResponse(case=self._case(case), consent_id=consent_id, created=created)
 
     async def WithdrawConsent(self, request: pb.WithdrawConsentRequest, context: grpc.aio.ServicerContext
                               ) -> pb.WithdrawConsentResponse:
         case, consent_id, created = await self._handle(mapping.withdraw_consent_command, request, context)
-        return pb.WithdrawConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+        return pb.WithdrawConsentResponse(case=self._case(case), consent_id=consent_id, created=created)
 
     async def OverrideConsent(self, request: pb.OverrideConsentRequest, context: grpc.aio.ServicerContext
                               ) -> pb.OverrideConsentResponse:
         case, consent_id, created = await self._handle(mapping.override_consent_command, request, context)
-        return pb.OverrideConsentResponse(case=mapping.case_to_pb(case), consent_id=consent_id, created=created)
+        return pb.OverrideConsentResponse(case=self._case(case), consent_id=consent_id, created=created)
 
     async def CloseCase(self, request: pb.CloseCaseRequest, context: grpc.aio.ServicerContext
                         ) -> pb.CloseCaseResponse:
         case, created = await self._handle(mapping.close_case_command, request, context)
-        return pb.CloseCaseResponse(case=mapping.case_to_pb(case), created=created)
+        return pb.CloseCaseResponse(case=self._case(case), created=created)
 
     async def EraseCase(self, request: pb.EraseCaseRequest, context: grpc.aio.ServicerContext
                         ) -> pb.EraseCaseResponse:
         case, created = await self._handle(mapping.erase_case_command, request, context)
-        return pb.EraseCaseResponse(case=mapping.case_to_pb(case), created=created)
+        return pb.EraseCaseResponse(case=self._case(case), created=created)
 
 
 class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
@@ -94,10 +99,11 @@ class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
         return mapping.contact_to_pb(contact, categories)
 
 
-def register(settings: Settings, engine: Engine, server: grpc.aio.Server) -> Sequence[str]:
-    bus = bootstrap(settings, engine)
+def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock: Clock = system_clock
+             ) -> Sequence[str]:
+    bus = bootstrap(settings, engine, clock=clock)
     refnet_geo.preload()  # no request pays for loading the map
-    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus), server)
+    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, clock), server)
     contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus), server)
     return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,
             contact_pb.DESCRIPTOR.services_by_name["CaseContactService"].full_name]

@@ -3,14 +3,16 @@ changes state plus the events it causes in one transaction (nothing half-written
 commands run once per client request id: a repeat returns the first result, created = False.
 
 Operators and supervisors act only within their provinces: a case outside them answers exactly as a
-missing one (NotFound, same words), and a repeated request id never returns another province's record."""
+missing one (NotFound, same words), and a repeated request id never returns another province's record.
+
+No handler reads the wall clock: those that need the time are given the bootstrap's clock."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -49,6 +51,7 @@ from intake.domain.model import (
 from intake.service_layer.authorization import authorize
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.caller import Caller
+from refnet_platform.clock import Clock
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import (
     AlreadyExists,
@@ -67,10 +70,6 @@ RECORDED_AT_SKEW = timedelta(minutes=5)
 
 # A repeated request id whose record is outside the caller's provinces: nothing about it is told.
 USED_ELSEWHERE = "client_request_id: already used for another request"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _case_not_found(case_id: str) -> NotFound:
@@ -96,23 +95,24 @@ def _require_province(caller: Caller, place: Place, field: str) -> None:
         raise PermissionDenied(f"{field}: {place.province_code} is not one of your provinces")
 
 
-def _once(uow: UowFactory, caller: Caller, client_request_id: str, operation: str, case_id: str,
+def _once(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: str, operation: str, case_id: str,
           perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     """Runs `perform` (which stages rows and events and returns the id of what it made) in one
-    transaction with the record of this request, unless the request ran before. (result id, created)."""
+    transaction with the record of this request, unless the request ran before. (result id, created).
+    `perform` is given the clock's time, read once the transaction has begun."""
     try:
-        return _attempt(uow, caller, client_request_id, operation, case_id, perform)
+        return _attempt(uow, clock, caller, client_request_id, operation, case_id, perform)
     except IntegrityError:
         # A concurrent repeat of the same request committed first: its record answers now.
-        return _attempt(uow, caller, client_request_id, operation, case_id, perform)
+        return _attempt(uow, clock, caller, client_request_id, operation, case_id, perform)
 
 
-def _attempt(uow: UowFactory, caller: Caller, client_request_id: str, operation: str, case_id: str,
+def _attempt(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: str, operation: str, case_id: str,
              perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     with uow() as work:
         prior = work.requests.get(client_request_id)
         if prior is None:
-            now = _now()
+            now = clock()
             result_id = perform(work, now)
             work.requests.add(client_request_id, operation, case_id, result_id, now)
             work.commit()
@@ -137,12 +137,13 @@ def _ids(cmd: object, *names: str) -> None:
 # Calls
 
 
-def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
+def log_call(cmd: commands.LogCall, uow: UowFactory, clock: Clock) -> tuple[Call, bool]:
     authorize("LogCall", cmd.caller)
     _ids(cmd, "client_request_id")
-    validate_call(cmd.details, _now())
+    received = clock()
+    validate_call(cmd.details, received)
     outcome = validate_call_outcome(cmd.outcome, cmd.case_id)
-    place = resolve_place(cmd.place, _now())
+    place = resolve_place(cmd.place, received)
     _require_province(cmd.caller, place, "province_code")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
@@ -155,7 +156,7 @@ def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
         work.emit(events.CallLogged(call))
         return call.call_id
 
-    call_id, created = _once(uow, cmd.caller, cmd.client_request_id, "log_call", "", perform)
+    call_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "log_call", "", perform)
     with uow() as work:
         call = work.calls.get(call_id)
     assert call is not None
@@ -171,11 +172,11 @@ def log_call(cmd: commands.LogCall, uow: UowFactory) -> tuple[Call, bool]:
 # Cases
 
 
-def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bool]:
+def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     """Returns (case, created). A repeated client_request_id returns the first case."""
     authorize("RegisterCase", cmd.caller)
     _ids(cmd, "client_request_id")
-    received = _now()
+    received = clock()
     recorded_at = cmd.recorded_at or received
     if recorded_at > received + RECORDED_AT_SKEW:
         raise InvalidArgument("recorded_at", "is in the future: give when the call was taken (or leave it out)")
@@ -234,7 +235,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory) -> tuple[Case, bo
             work.emit(events.CallLogged(call))
         return case.case_id
 
-    case_id, created = _once(uow, cmd.caller, cmd.client_request_id, "register_case", "", perform)
+    case_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "register_case", "", perform)
     if created:
         case = made[-1]  # as it was just stored
     else:
@@ -254,7 +255,7 @@ def get_case(cmd: commands.GetCase, uow: UowFactory) -> Case:
     return _load(uow, cmd.case_id, cmd.caller)
 
 
-def add_need(cmd: commands.AddNeed, uow: UowFactory) -> tuple[Case, str, bool]:
+def add_need(cmd: commands.AddNeed, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     authorize("AddNeed", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     validate_need_types([cmd.need], "need")
@@ -276,11 +277,11 @@ def add_need(cmd: commands.AddNeed, uow: UowFactory) -> tuple[Case, str, bool]:
         work.emit(events.NeedAdded(case, need, now))
         return need.need_id
 
-    need_id, created = _once(uow, cmd.caller, cmd.client_request_id, "add_need", cmd.case_id, perform)
+    need_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "add_need", cmd.case_id, perform)
     return _load(uow, cmd.case_id, cmd.caller), need_id, created
 
 
-def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
+def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     authorize("UpdateRisk", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     if cmd.risk_level is None:
@@ -295,7 +296,7 @@ def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
         work.emit(events.RiskUpdated(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.caller, cmd.client_request_id, "update_risk", cmd.case_id, perform)
+    _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "update_risk", cmd.case_id, perform)
     case = _load(uow, cmd.case_id, cmd.caller)
     if created:
         log.info("risk updated", extra={"fields": {"case_id": case.case_id, "risk": str(case.risk_level),
@@ -303,7 +304,7 @@ def update_risk(cmd: commands.UpdateRisk, uow: UowFactory) -> tuple[Case, bool]:
     return case, created
 
 
-def close_case(cmd: commands.CloseCase, uow: UowFactory) -> tuple[Case, bool]:
+def close_case(cmd: commands.CloseCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     authorize("CloseCase", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
     if cmd.outcome is None:
@@ -318,11 +319,11 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory) -> tuple[Case, bool]:
         work.emit(events.CaseClosed(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.caller, cmd.client_request_id, "close_case", cmd.case_id, perform)
+    _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "close_case", cmd.case_id, perform)
     return _load(uow, cmd.case_id, cmd.caller), created
 
 
-def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
+def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     """Crypto-shredding: the case's key is destroyed; its ciphertext stays, unreadable for good."""
     authorize("EraseCase", cmd.caller)
     _ids(cmd, "client_request_id", "case_id")
@@ -342,7 +343,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
         work.emit(events.CaseErased(case))
         return case.case_id
 
-    _, created = _once(uow, cmd.caller, cmd.client_request_id, "erase_case", cmd.case_id, perform)
+    _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "erase_case", cmd.case_id, perform)
     if created:
         log.info("case erased", extra={"fields": {"case_id": cmd.case_id, "reason": str(reason)}})
     return _load(uow, cmd.case_id, cmd.caller), created
@@ -352,7 +353,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory) -> tuple[Case, bool]:
 # Consent
 
 
-def give_consent(cmd: commands.GiveConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+def give_consent(cmd: commands.GiveConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     authorize("GiveConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
     if cmd.terms is None:
@@ -367,11 +368,12 @@ def give_consent(cmd: commands.GiveConsent, uow: UowFactory) -> tuple[Case, str,
         return _record_consent(work, case, need, new_consent(new_event_id(), need.need_id, terms,
                                                              cmd.caller.subject_id, now))
 
-    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "give_consent", cmd.case_id, perform)
+    consent_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "give_consent", cmd.case_id,
+                                perform)
     return _load(uow, cmd.case_id, cmd.caller), consent_id, created
 
 
-def override_consent(cmd: commands.OverrideConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+def override_consent(cmd: commands.OverrideConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     """A supervisor consents in the survivor's place under a legal basis; the override is audited."""
     authorize("OverrideConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
@@ -386,7 +388,8 @@ def override_consent(cmd: commands.OverrideConsent, uow: UowFactory) -> tuple[Ca
                                      need_id=need.need_id, detail=consent.legal_basis))
         return _record_consent(work, case, need, consent)
 
-    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "override_consent", cmd.case_id, perform)
+    consent_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "override_consent", cmd.case_id,
+                                perform)
     if created:
         log.warning("consent overridden", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id,
                                                             "supervisor": cmd.caller.subject_id}})
@@ -401,7 +404,7 @@ def _record_consent(work: IntakeUnitOfWork, case: Case, need: Need, consent: Con
     return consent.consent_id
 
 
-def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Case, str, bool]:
+def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     """Allowed on a closed case too: withdrawing is the survivor's right at any time."""
     authorize("WithdrawConsent", cmd.caller)
     _ids(cmd, "client_request_id", "case_id", "need_id")
@@ -419,7 +422,8 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Ca
         work.emit(events.ConsentWithdrawn(case, need, need.consent))
         return need.consent.consent_id
 
-    consent_id, created = _once(uow, cmd.caller, cmd.client_request_id, "withdraw_consent", cmd.case_id, perform)
+    consent_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "withdraw_consent", cmd.case_id,
+                                perform)
     if created:
         log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id}})
     return _load(uow, cmd.case_id, cmd.caller), consent_id, created
@@ -429,7 +433,8 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory) -> tuple[Ca
 # Personal data, for other refnet services
 
 
-def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Contact, tuple[str, ...]]:
+def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory, clock: Clock
+                     ) -> tuple[Contact, tuple[str, ...]]:
     """Her contact, for a referral intake's own record shows accepted by that recipient: only the fields
     both the consent (for the service and the recipient's sector) and the calling service's purpose
     allow. An unknown service or purpose, and a referral not on record for this case, service and
@@ -444,7 +449,7 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
     require_code(cmd.purpose, "purpose")
     service_type = cmd.service_type
     with uow() as work:
-        now = _now()
+        now = clock()
         case = work.cases.get(cmd.case_id)
         if case is None:
             raise _case_not_found(cmd.case_id)
@@ -489,7 +494,7 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory) -> tuple[Con
 # From referral's events
 
 
-def record_referral(cmd: commands.RecordReferral, uow: UowFactory) -> None:
+def record_referral(cmd: commands.RecordReferral, uow: UowFactory, clock: Clock) -> None:
     """Keeps the need's referral, status and provider as referral reports them (the need named, else the
     one holding the referral), and intake's own record of the referral, which contact reads rely on."""
     with uow() as work:
@@ -498,5 +503,5 @@ def record_referral(cmd: commands.RecordReferral, uow: UowFactory) -> None:
             log.warning("referral for an unknown case", extra={"fields": {"case_id": cmd.case_id}})
         elif cmd.referral_id:
             work.referrals.record(cmd.case_id, work.cases.need_holding(cmd.case_id, cmd.referral_id), cmd.referral_id,
-                                  cmd.status, cmd.provider_id, accepted=cmd.status in ACCEPTED, at=_now())
+                                  cmd.status, cmd.provider_id, accepted=cmd.status in ACCEPTED, at=clock())
         work.commit()  # recorded in the inbox either way: a redelivery changes nothing

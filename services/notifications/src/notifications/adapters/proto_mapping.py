@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifications.domain import commands, events
 from notifications.domain.messages import (
@@ -33,7 +31,8 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.context import current_causation
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
-from refnet_platform.vocabulary import RiskLevel, ServiceType, from_pb, to_pb
+from refnet_platform.timestamps import from_timestamp, to_timestamp
+from refnet_platform.vocabulary import BedReleaseReason, RiskLevel, ServiceType, from_pb, to_pb
 
 DELIVERIES_TOPIC = "notifications.deliveries.v1"
 WORKER = "notifications-worker"
@@ -41,22 +40,12 @@ CONSUMED_TYPES = TypeRegistry([referral_events, intake_events, shelter_events])
 SURVIVOR_NOTICE_PURPOSE = "survivor_notice"
 
 
-def _ts(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
-
-
-def _time(message: Message, name: str) -> datetime | None:
-    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None  # type: ignore[no-any-return]
-
-
 # --- the API ---------------------------------------------------------------------------------------
 
 
 def notice_to_pb(n: Notice) -> pb.Notice:
     return pb.Notice(notice_id=n.notice_id, recipient_id=n.recipient_id, channel=n.channel, subject=n.subject,
-                     body=n.body, referral_id=n.referral_id, case_id=n.case_id, created_at=_ts(n.created_at),
+                     body=n.body, referral_id=n.referral_id, case_id=n.case_id, created_at=to_timestamp(n.created_at),
                      status=n.status, kind=n.kind, urgency=n.urgency, province_code=n.province_code,
                      sequence=n.sequence)
 
@@ -78,13 +67,14 @@ def event_to_record(event: object) -> OutgoingEvent:
     message: Message
     if isinstance(event, events.NotificationSent):
         message = events_pb2.NotificationSent(**_ref_fields(event.notice), attempts=event.attempts,
-                                              sent_at=_ts(event.at))
+                                              sent_at=to_timestamp(event.at))
     elif isinstance(event, events.NotificationDelivered):
         message = events_pb2.NotificationDelivered(**_ref_fields(event.notice), attempts=event.attempts,
-                                                   delivered_at=_ts(event.at))
+                                                   delivered_at=to_timestamp(event.at))
     elif isinstance(event, events.NotificationFailed):
         message = events_pb2.NotificationFailed(**_ref_fields(event.notice), attempts=event.attempts,
-                                                failed_at=_ts(event.at), reason=event.reason, detail=event.detail)
+                                                failed_at=to_timestamp(event.at), reason=event.reason,
+                                                detail=event.detail)
     else:
         raise TypeError(f"no record mapping for {type(event).__name__}")
     notice = event.notice
@@ -99,7 +89,7 @@ def dead_letter(failed: events.NotificationFailed) -> DeadLetter:
     return DeadLetter(
         consumer=WORKER, original_key=n.province_code.encode(),
         error=f"delivery {failed.reason}: {failed.detail} (notice {n.notice_id}, {n.role} {n.kind} by {n.channel})",
-        attempts=failed.attempts, failed_at=_ts(failed.at), event_id=n.source_event_id,
+        attempts=failed.attempts, failed_at=to_timestamp(failed.at), event_id=n.source_event_id,
         event_type=events_pb2.NotificationFailed.DESCRIPTOR.full_name,
     )
 
@@ -162,11 +152,11 @@ def command_for(message: Message) -> object | None:
     if isinstance(message, referral_events.ReferralEscalated):
         return commands.Notify(Escalation(
             event_id, m.referral_id, m.case_id, m.province_code, _service(m.service_type), m.provider_id, m.reason,
-            m.sla, _time(m, "deadline"), bool(m.rerouted_referral_id), m.case_worker_id,
+            m.sla, from_timestamp(m, "deadline"), bool(m.rerouted_referral_id), m.case_worker_id,
             _urgency(m.emergency, m.risk_level)))
     if isinstance(message, shelter_events.BedReserved):
         return commands.Notify(BedUpdate(event_id, BedOutcome.RESERVED, m.referral_id, m.case_id, m.shelter_id,
-                                         m.province_code, hold_until=_time(m, "hold_until")))
+                                         m.province_code, hold_until=from_timestamp(m, "hold_until")))
     if isinstance(message, shelter_events.BedReservationRejected):
         return commands.Notify(BedUpdate(event_id, BedOutcome.REJECTED, m.referral_id, m.case_id, m.shelter_id,
                                          m.province_code, reason=m.reason))
@@ -175,7 +165,8 @@ def command_for(message: Message) -> object | None:
                                          m.province_code, reason=m.reason))
     if isinstance(message, shelter_events.HoldExpired):
         return commands.Notify(BedUpdate(event_id, BedOutcome.RELEASED, m.referral_id, m.case_id, m.shelter_id,
-                                         m.province_code, reason="hold_expired", hold_until=_time(m, "hold_until")))
+                                         m.province_code, reason=BedReleaseReason.HOLD_EXPIRED,
+                                         hold_until=from_timestamp(m, "hold_until")))
     return _case_command(message, event_id)
 
 

@@ -41,7 +41,8 @@ from notifications.domain.commands import Recipient
 from notifications.domain.events import NoticeRef, NotificationFailed
 from notifications.domain.messages import Channel, Contact, Endpoint, Language, NoticeKind, OutboundMessage, Role
 from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.clock import system_clock
+from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
 
 def _utc(moment: datetime) -> datetime:
@@ -340,7 +341,8 @@ class DeadLetterRepository:
         return [NotificationFailed(
             NoticeRef(r["notice_id"], r["recipient_id"], r["lane"], r["referral_id"], r["case_id"],
                       r["province_code"], r["source_event_id"], r["kind"], r["role"], r["emergency"]),
-            r["attempts"], _aware(r["failed_at"]) or datetime.now(UTC), r["reason"], r["detail"]) for r in rows]
+            r["attempts"], _aware(r["failed_at"]) or system_clock(), DeliveryFailureReason(r["reason"]), r["detail"])
+            for r in rows]
 
     def mark_published(self, notice_ids: Sequence[str], now: datetime) -> None:
         if notice_ids:

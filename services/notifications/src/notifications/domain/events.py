@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from refnet_platform.vocabulary import DeliveryFailureReason
+
 
 @dataclass(frozen=True)
 class NoticeRef:
@@ -41,5 +43,5 @@ class NotificationFailed:
     notice: NoticeRef
     attempts: int
     at: datetime
-    reason: str  # "permanent_failure" or "retries_exhausted"
+    reason: DeliveryFailureReason
     detail: str

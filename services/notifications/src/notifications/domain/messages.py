@@ -29,7 +29,15 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
-from refnet_platform.vocabulary import RiskLevel, ServiceType
+from refnet_platform.vocabulary import (
+    ESCALATION_REASONS,
+    NOTIFIED_REASONS,
+    DeclineReason,
+    ReferralReason,
+    RiskLevel,
+    ServiceType,
+    codes,
+)
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -130,16 +138,14 @@ class BedOutcome(StrEnum):
     RELEASED = "released"
 
 
-# Coded reasons the templates can name; any other code renders as "other", never verbatim.
-KNOWN_REASONS = frozenset({
-    "no_capacity", "survivor_declined", "consent_withdrawn", "case_erased", "checked_out",
-    "cancelled", "unknown_shelter", "out_of_area", "not_accepted_in_time", "not_started_in_time", "provider_declined",
-    "duplicate", "hold_expired", "reassigned", "service_completed", "no_provider", "other",
-})
+# Coded reasons the templates can name: every code a producer can put in a reason field (the vocabulary's reason
+# enums), and "other". Any other code renders as "other", never verbatim.
+KNOWN_REASONS = codes(NOTIFIED_REASONS) | {"other"}
 KNOWN_SLAS = frozenset({"accept", "start", "other"})
-_SLA_REASONS = frozenset({"not_accepted_in_time", "not_started_in_time", "hold_expired"})
+_SLA_REASONS = ESCALATION_REASONS - {ReferralReason.NO_PROVIDER}
 # The survivor chose to stop, or her case is gone: she is not told anything more about it.
-_SILENT_REASONS = frozenset({"consent_withdrawn", "case_erased", "survivor_declined"})
+_SILENT_REASONS = frozenset({ReferralReason.CONSENT_WITHDRAWN, ReferralReason.CASE_ERASED,
+                             DeclineReason.SURVIVOR_DECLINED})
 
 
 # --- event summaries (ids and codes only) ------------------------------------------------------

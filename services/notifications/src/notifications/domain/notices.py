@@ -42,7 +42,7 @@ from notifications.domain.safe_contact import (
     SurvivorProfile,
     Withhold,
 )
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
 SURVIVOR_LANE = SURVIVOR_NOTICE_CHANNEL
 URGENCY_OF_PRIORITY = {u.priority: u for u in Urgency}
@@ -191,7 +191,7 @@ def survivor_profile(
 
 @dataclass(frozen=True)
 class Failure:
-    reason: str  # "permanent_failure" or "retries_exhausted"
+    reason: DeliveryFailureReason
     detail: str
 
 

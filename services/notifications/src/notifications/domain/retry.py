@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from notifications.domain.messages import Channel
+from refnet_platform.vocabulary import DeliveryFailureReason
 
 
 class Outcome(StrEnum):
@@ -108,7 +109,7 @@ class Retry:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    reason: str  # "permanent_failure" or "retries_exhausted"
+    reason: DeliveryFailureReason
     detail: str  # the last result's detail
     attempts: int
 
@@ -130,9 +131,9 @@ def next_step(
     if result.ok:
         return Done(result)
     if result.outcome is Outcome.PERMANENT:
-        return DeadLetter("permanent_failure", result.detail, attempts_made)
+        return DeadLetter(DeliveryFailureReason.PERMANENT_FAILURE, result.detail, attempts_made)
     if attempts_made >= policy.max_attempts:
-        return DeadLetter("retries_exhausted", result.detail, attempts_made)
+        return DeadLetter(DeliveryFailureReason.RETRIES_EXHAUSTED, result.detail, attempts_made)
     delay = backoff(policy, attempts_made, jitter)
     if result.retry_after is not None and result.retry_after > 0:
         delay = max(delay, min(result.retry_after, policy.cap))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from opentelemetry import context as otel_context
@@ -68,6 +68,7 @@ from notifications.domain.safe_contact import (
 from notifications.service_layer.authorization import authorize
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform import metrics
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.db import BatchTransaction
 from refnet_platform.errors import InvalidArgument
@@ -80,10 +81,6 @@ tracer = trace.get_tracer("refnet.notifications")
 UowFactory = Callable[[], NotificationsUnitOfWork]
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class SurvivorContacts(Protocol):
@@ -131,7 +128,7 @@ class Policy:
     batch: int = 50
     concurrency: int = 16
     round_budget_s: float = 20.0
-    clock: Callable[[], datetime] = utcnow
+    clock: Clock = system_clock
     jitter: Jitter | None = None
 
 

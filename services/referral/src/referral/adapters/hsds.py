@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import refnet_geo as geo
 from referral.domain.model import AgeGroup, DirectoryEntry, OpeningHours, Provider, shelter_eligibility
+from refnet_platform.clock import system_clock
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.vocabulary import ServiceType, Sex, TargetGroup
 
@@ -235,7 +236,7 @@ def to_service(entry: DirectoryEntry, now: datetime) -> dict[str, Any]:
 
 def to_hsds(entries: list[DirectoryEntry], now: datetime | None = None) -> dict[str, Any]:
     """One page of the HSDS /services list holding every provider."""
-    now = now or datetime.now(UTC)
+    now = now or system_clock()
     contents = [to_service(e, now) for e in entries]
     return {"total_items": len(contents), "total_pages": 1, "page_number": 1, "size": len(contents),
             "first_page": True, "last_page": True, "empty": not contents, "contents": contents}

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from referral.domain import commands, events
 from referral.domain.model import (
-    DeclineReason,
     DirectoryEntry,
-    FailureReason,
-    Outcome,
     Progress,
     Referral,
     SafeTime,
@@ -31,24 +26,25 @@ from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.caller import Caller
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.errors import InvalidArgument
+from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.topics import urgent_lane
-from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup, from_pb, to_pb
+from refnet_platform.vocabulary import (
+    BedRejectionReason,
+    DeclineReason,
+    FailureReason,
+    Outcome,
+    RiskLevel,
+    ServiceType,
+    Sex,
+    TargetGroup,
+    from_pb,
+    parse,
+    to_pb,
+)
 
 REFERRALS_TOPIC = "referral.referrals.v1"
 BED_COMMANDS_TOPIC = "shelter.bed-commands.v1"
 CONSUMED_TYPES = TypeRegistry([intake_events, shelter_events])
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _datetime(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
 
 
 def _service(number: int) -> ServiceType | None:
@@ -73,10 +69,10 @@ def referral_to_pb(r: Referral) -> pb.Referral:
         referral_id=r.referral_id, case_id=r.case_id, need_id=r.need_id,
         service_type=to_pb(r.service_type, types_pb2.ServiceType), provider_id=r.provider_id,
         province_code=r.province_code, status=status_to_pb(r.status), emergency=r.emergency,
-        requested_at=_timestamp(r.requested_at), shelter_id=r.shelter_id, reason=r.reason,
-        accept_by=_timestamp(r.accept_by), start_by=_timestamp(r.start_by), attempt=r.attempt,
+        requested_at=to_timestamp(r.requested_at), shelter_id=r.shelter_id, reason=r.reason,
+        accept_by=to_timestamp(r.accept_by), start_by=to_timestamp(r.start_by), attempt=r.attempt,
         previous_referral_id=r.previous_referral_id, risk_level=to_pb(r.risk_level, types_pb2.RiskLevel),
-        updated_at=_timestamp(r.updated_at), version=r.version, last_progress=to_pb(r.progress, pb.Progress))
+        updated_at=to_timestamp(r.updated_at), version=r.version, last_progress=to_pb(r.progress, pb.Progress))
 
 
 def entry_to_pb(entry: DirectoryEntry) -> pb.Provider:
@@ -167,7 +163,8 @@ def event_to_record(event: object) -> OutgoingEvent:
             service_type=to_pb(r.service_type, types_pb2.ServiceType), provider_id=r.provider_id,
             province_code=r.province_code, emergency=r.emergency,
             risk_level=to_pb(r.risk_level, types_pb2.RiskLevel), shelter_id=r.shelter_id,
-            case_worker_id=r.case_worker_id, accept_by=_timestamp(r.accept_by), start_by=_timestamp(r.start_by),
+            case_worker_id=r.case_worker_id, accept_by=to_timestamp(r.accept_by),
+            start_by=to_timestamp(r.start_by),
             attempt=r.attempt, previous_referral_id=r.previous_referral_id,
             provider_province_code=r.provider_province_code), r)
     if isinstance(event, events.ReferralStatusChanged):
@@ -177,13 +174,13 @@ def event_to_record(event: object) -> OutgoingEvent:
             province_code=r.province_code, from_status=status_to_pb(event.previous),
             to_status=status_to_pb(r.status), reason=r.reason, case_worker_id=r.case_worker_id, need_id=r.need_id,
             service_type=to_pb(r.service_type, types_pb2.ServiceType), emergency=r.emergency, attempt=r.attempt,
-            changed_at=_timestamp(r.updated_at), risk_level=to_pb(r.risk_level, types_pb2.RiskLevel)), r)
+            changed_at=to_timestamp(r.updated_at), risk_level=to_pb(r.risk_level, types_pb2.RiskLevel)), r)
     if isinstance(event, events.ReferralEscalated):
         r, new = event.referral, event.rerouted
         return _referral_record(events_pb2.ReferralEscalated(
             referral_id=r.referral_id, case_id=r.case_id, need_id=r.need_id, province_code=r.province_code,
             service_type=to_pb(r.service_type, types_pb2.ServiceType), provider_id=r.provider_id,
-            reason=event.reason, sla=event.sla, deadline=_timestamp(event.deadline),
+            reason=event.reason, sla=event.sla, deadline=to_timestamp(event.deadline),
             rerouted_referral_id=new.referral_id if new else "", rerouted_provider_id=new.provider_id if new else "",
             case_worker_id=r.case_worker_id, emergency=r.emergency,
             risk_level=to_pb(r.risk_level, types_pb2.RiskLevel)), r)
@@ -192,12 +189,13 @@ def event_to_record(event: object) -> OutgoingEvent:
         return _referral_record(events_pb2.ReferralProgressReported(
             referral_id=r.referral_id, case_id=r.case_id, provider_id=r.provider_id, province_code=r.province_code,
             progress=to_pb(event.progress, pb.Progress), case_worker_id=r.case_worker_id,
-            reported_at=_timestamp(event.reported_at), emergency=r.emergency), r)
+            reported_at=to_timestamp(event.reported_at), emergency=r.emergency), r)
     if isinstance(event, events.BedRequested):
         r = event.referral
         return _bed_command(shelter_events.ReserveBed(
             referral_id=r.referral_id, case_id=r.case_id, shelter_id=r.shelter_id, province_code=r.province_code,
-            target_group=to_pb(event.target_group, types_pb2.TargetGroup), hold_until=_timestamp(event.hold_until),
+            target_group=to_pb(event.target_group, types_pb2.TargetGroup),
+            hold_until=to_timestamp(event.hold_until),
             emergency=r.emergency), r)
     if isinstance(event, events.BedReleaseRequested):
         r = event.referral
@@ -222,7 +220,7 @@ def _bed_command(message: Message, r: Referral) -> OutgoingEvent:
 
 def _needs(refs: Any) -> list[commands.NeedToRoute]:
     return [commands.NeedToRoute(n.need_id, st, n.consented, n.consent_id, frozenset(n.recipient_sectors),
-                                 _datetime(n.consent_expires_at, n.HasField("consent_expires_at")))
+                                 from_timestamp(n, "consent_expires_at"))
             for n in refs if (st := _service(n.service_type)) is not None]
 
 
@@ -232,7 +230,7 @@ def command_for(message: object) -> object | None:
             case_id=message.case_id, province_code=message.province_code, commune_code=message.commune_code,
             needs=_needs(message.needs), risk_level=_risk(message.risk_level), emergency=message.emergency,
             case_worker_id=message.case_worker_id, survivor=_survivor(message.is_child, message.sex),
-            child_deadline=_datetime(message.child_protection_deadline, message.HasField("child_protection_deadline")))
+            child_deadline=from_timestamp(message, "child_protection_deadline"))
     if isinstance(message, intake_events.NeedAdded):
         added = _needs([message.need])
         if not added:
@@ -243,14 +241,13 @@ def command_for(message: object) -> object | None:
             case_worker_id=message.case_worker_id, survivor=_survivor(message.is_child, message.sex))
     if isinstance(message, intake_events.RiskUpdated):
         return commands.UpdateRisk(message.case_id, _risk(message.risk_level), message.emergency,
-                                   _datetime(message.child_protection_deadline,
-                                             message.HasField("child_protection_deadline")))
+                                   from_timestamp(message, "child_protection_deadline"))
     if isinstance(message, intake_events.ConsentGiven):
         service = _service(message.service_type)
         if service is None:
             return None
         return commands.GiveConsent(message.case_id, message.need_id, service, frozenset(message.recipient_sectors),
-                                    _datetime(message.expires_at, message.HasField("expires_at")), message.consent_id)
+                                    from_timestamp(message, "expires_at"), message.consent_id)
     if isinstance(message, intake_events.ConsentWithdrawn):
         return commands.WithdrawConsent(message.case_id, message.need_id, _service(message.service_type),
                                         message.consent_id)
@@ -270,7 +267,8 @@ def _bed_command_for(message: object) -> object | None:
         return commands.RecordBedReserved(message.referral_id, message.shelter_id, message.free_after,
                                           _pool(message.target_group))
     if isinstance(message, shelter_events.BedReservationRejected):
-        return commands.RecordBedRejected(message.referral_id, message.shelter_id, message.reason)
+        return commands.RecordBedRejected(message.referral_id, message.shelter_id,
+                                          parse(BedRejectionReason, message.reason))
     if isinstance(message, shelter_events.HoldExpired):
         return commands.RecordHoldExpired(message.referral_id, message.shelter_id, _pool(message.target_group))
     if isinstance(message, shelter_events.BedReleased):

@@ -42,6 +42,7 @@ from referral.domain.model import (
     Status,
     Survivor,
 )
+from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex, TargetGroup
 
 
@@ -181,7 +182,7 @@ class DirectoryRepository:
                 for i, h in enumerate(provider.opening_hours)])
         if not self._restamped:
             # Every process's copy is stale from this commit on: they reload at their next read.
-            self.conn.execute(_RESTAMP, {"stamp": str(uuid.uuid4()), "changed_at": datetime.now(UTC)})
+            self.conn.execute(_RESTAMP, {"stamp": str(uuid.uuid4()), "changed_at": system_clock()})
             self._restamped = True
         self._directory = None
         return True

@@ -5,15 +5,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from referral.domain.model import (
-    DeclineReason,
-    FailureReason,
-    Outcome,
     Progress,
     Provider,
     Status,
     Survivor,
 )
-from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
+from refnet_platform.vocabulary import (
+    BedRejectionReason,
+    DeclineReason,
+    FailureReason,
+    Outcome,
+    RiskLevel,
+    ServiceType,
+    TargetGroup,
+)
 
 if TYPE_CHECKING:
     from refnet_platform.caller import Caller
@@ -114,7 +119,8 @@ class RecordBedReserved:
 class RecordBedRejected:
     referral_id: str
     shelter_id: str
-    reason: str
+    # None: the event gave no reason this build knows.
+    reason: BedRejectionReason | None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from referral.domain.model import Progress, Referral, Status
-from refnet_platform.vocabulary import TargetGroup
+from refnet_platform.vocabulary import ReferralReason, ReleaseReason, TargetGroup
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ReferralEscalated:
     """The province's supervisor must know: a deadline was missed, or no provider was found."""
 
     referral: Referral
-    reason: str
+    reason: ReferralReason  # one of vocabulary.ESCALATION_REASONS
     sla: str
     deadline: datetime | None
     rerouted: Referral | None
@@ -51,4 +51,4 @@ class BedReleaseRequested:
     """Gives a bed asked for or held back to the shelter (a command on shelter's topic)."""
 
     referral: Referral
-    reason: str
+    reason: ReleaseReason

@@ -10,7 +10,16 @@ from typing import TypeVar
 
 from refnet_geo import VIETNAM_TZ
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
-from refnet_platform.vocabulary import POOLS_FOR, RiskLevel, ServiceType, Sex, TargetGroup
+from refnet_platform.vocabulary import (
+    POOLS_FOR,
+    DeclineReason,
+    ReferralReason,
+    RiskLevel,
+    ServiceType,
+    Sex,
+    StatusReason,
+    TargetGroup,
+)
 
 F = TypeVar("F")  # a bed pool's figure: free beds, or (free, capacity)
 
@@ -39,30 +48,6 @@ OPEN = frozenset({Status.REQUESTED, Status.ACCEPTED, Status.IN_SERVICE})
 NOT_STARTED = frozenset({Status.REQUESTED, Status.ACCEPTED})
 
 
-class DeclineReason(StrEnum):
-    NO_CAPACITY = "no_capacity"
-    INELIGIBLE = "ineligible"
-    OUT_OF_AREA = "out_of_area"
-    SURVIVOR_DECLINED = "survivor_declined"
-    DUPLICATE = "duplicate"
-
-    @property
-    def reroutes(self) -> bool:
-        """The need goes on to the next provider, unless the survivor said no or it is already served."""
-        return self not in (DeclineReason.SURVIVOR_DECLINED, DeclineReason.DUPLICATE)
-
-
-class FailureReason(StrEnum):
-    NO_SHOW = "no_show"
-    LOST_CONTACT = "lost_contact"
-
-
-class Outcome(StrEnum):
-    SERVICE_COMPLETED = "service_completed"
-    REFERRED_ONWARD = "referred_onward"
-    SURVIVOR_STOPPED = "survivor_stopped"
-
-
 class Progress(StrEnum):
     CONTACT_MADE = "contact_made"
     APPOINTMENT_SCHEDULED = "appointment_scheduled"
@@ -73,18 +58,10 @@ class Progress(StrEnum):
     SURVIVOR_ARRIVED = "survivor_arrived"
 
 
-class Reason(StrEnum):
-    """Coded reasons of the transitions referral makes itself."""
-
-    NOT_ACCEPTED_IN_TIME = "not_accepted_in_time"
-    NOT_STARTED_IN_TIME = "not_started_in_time"
-    HOLD_EXPIRED = "hold_expired"
-    NO_PROVIDER = "no_provider"
-    CONSENT_WITHDRAWN = "consent_withdrawn"
-    CASE_CLOSED = "case_closed"
-    CASE_ERASED = "case_erased"
-    SURVIVOR_ARRIVED = "survivor_arrived"
-    REASSIGNED = "reassigned"
+def reroutes(reason: DeclineReason) -> bool:
+    """After a decline the need goes on to the next provider, unless the survivor said no or it is already
+    served."""
+    return reason not in (DeclineReason.SURVIVOR_DECLINED, DeclineReason.DUPLICATE)
 
 
 class BedState(StrEnum):
@@ -361,6 +338,7 @@ class Referral:
     case_worker_id: str
     requested_at: datetime
     shelter_id: str = ""
+    # The last transition's reason, as its code (a StatusReason's value); empty for none.
     reason: str = ""
     accept_by: datetime | None = None
     start_by: datetime | None = None
@@ -374,11 +352,12 @@ class Referral:
     # The version as read from storage: saving checks nobody changed it meanwhile.
     stored_version: int = field(default=0, compare=False)
 
-    def move_to(self, status: Status, reason: str, now: datetime) -> Status:
-        """Changes status if the lifecycle allows it; returns the status it left."""
+    def move_to(self, status: Status, reason: StatusReason | None, now: datetime) -> Status:
+        """Changes status if the lifecycle allows it; returns the status it left. ``reason`` is kept as its code
+        (empty for none)."""
         if status not in ALLOWED.get(self.status, frozenset()):
             raise FailedPrecondition(f"referral {self.referral_id} is {self.status}; it cannot become {status}")
-        previous, self.status, self.reason = self.status, status, reason
+        previous, self.status, self.reason = self.status, status, str(reason or "")
         if status is not Status.REQUESTED:
             self.accept_by = None
         if status not in (Status.REQUESTED, Status.ACCEPTED):
@@ -404,11 +383,11 @@ class Referral:
         return None
 
     @property
-    def missed_sla(self) -> tuple[str, Reason]:
+    def missed_sla(self) -> tuple[str, ReferralReason]:
         """Which deadline an overdue referral missed, and the coded reason."""
         if self.status is Status.REQUESTED:
-            return "accept", Reason.NOT_ACCEPTED_IN_TIME
-        return "start", Reason.NOT_STARTED_IN_TIME
+            return "accept", ReferralReason.NOT_ACCEPTED_IN_TIME
+        return "start", ReferralReason.NOT_STARTED_IN_TIME
 
     def tighten(self, accept_by: datetime, start_by: datetime, emergency: bool, now: datetime) -> bool:
         """Brings the deadlines forward (never back) after the risk rose; True if anything changed."""

@@ -18,6 +18,7 @@ from referral.service_layer.authorization import authorize
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.referral.v1 import referral_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
 
@@ -28,9 +29,10 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class ReferralServicer(pb_grpc.ReferralServiceServicer):
-    def __init__(self, bus: MessageBus, watch_poll_interval_s: float = 1.0) -> None:
+    def __init__(self, bus: MessageBus, watch_poll_interval_s: float = 1.0, clock: Clock = system_clock) -> None:
         self.bus = bus
         self.watch_poll_interval_s = watch_poll_interval_s
+        self.clock = clock  # the bus's: changes are stamped by it, and a watch starts from it
 
     async def _handle(self, command: object) -> Any:
         return await asyncio.to_thread(self.bus.handle, command)
@@ -47,7 +49,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         and the versions it sent in the last few seconds, however slow its reader: gRPC's flow control
         stops the polling while the client is not reading, and it resumes from where it was."""
         caller = caller_of(context)
-        started = datetime.now(UTC)
+        started = self.clock()
         sent: dict[str, tuple[int, datetime]] = {}
         if request.include_open:
             async for r in self._changes(commands.ChangedReferrals(caller, EPOCH, open_only=True)):
@@ -171,8 +173,9 @@ class DirectoryServicer(pb_grpc.DirectoryServiceServicer):
 SERVICES = ("ReferralService", "EscalationService", "DirectoryService")
 
 
-def register(bus: MessageBus, server: grpc.aio.Server, watch_poll_interval_s: float = 1.0) -> Sequence[str]:
-    pb_grpc.add_ReferralServiceServicer_to_server(ReferralServicer(bus, watch_poll_interval_s), server)
+def register(bus: MessageBus, server: grpc.aio.Server, watch_poll_interval_s: float = 1.0,
+             clock: Clock = system_clock) -> Sequence[str]:
+    pb_grpc.add_ReferralServiceServicer_to_server(ReferralServicer(bus, watch_poll_interval_s, clock), server)
     pb_grpc.add_EscalationServiceServicer_to_server(EscalationServicer(bus), server)
     pb_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(bus), server)
     return [pb.DESCRIPTOR.services_by_name[name].full_name for name in SERVICES]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import wraps
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import refnet_geo as geo
 from referral.adapters.repository import Conflict
@@ -22,11 +22,11 @@ from referral.domain.model import (
     DirectoryEntry,
     Need,
     Provider,
-    Reason,
     Referral,
     Status,
     Survivor,
     SurvivorContact,
+    reroutes,
 )
 from referral.domain.routing import RoutingRequest, area_rank, rank_providers
 from referral.domain.sla import SlaPolicy
@@ -34,9 +34,19 @@ from referral.service_layer.authorization import Scope, authorize
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform import metrics
 from refnet_platform.caller import Caller, Role
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from refnet_platform.vocabulary import RiskLevel, ServiceType, TargetGroup
+from refnet_platform.vocabulary import (
+    BedRejectionReason,
+    DeclineReason,
+    FailureReason,
+    ReferralReason,
+    RiskLevel,
+    ServiceType,
+    StatusReason,
+    TargetGroup,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,9 @@ SYSTEM = "referral"
 MAX_PAGE = 500
 # Emergencies send police protection and a shelter bed first, in the same transaction as the rest.
 EMERGENCY_ORDER = (ServiceType.POLICE_PROTECTION, ServiceType.SHELTER)
+# Why a referral leaves its provider in a way that gives a bed back: referral's own reasons, an agency's decline
+# or failure. The code goes on the status change and on the ReleaseBed command alike.
+LeaveReason: TypeAlias = ReferralReason | DeclineReason | FailureReason
 
 
 class ContactReader(Protocol):
@@ -59,7 +72,7 @@ class ContactReader(Protocol):
 class Policy:
     sla: SlaPolicy
     bed_hold: timedelta
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = system_clock
 
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -139,9 +152,10 @@ def _request(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, p
     work.emit(events.ReferralRequested(referral))
     if provider is None:
         # Nothing is silently dropped: the province's supervisor must find a provider.
-        _transition(work, referral, Status.EXPIRED, Reason.NO_PROVIDER, now)
-        _transition(work, referral, Status.ESCALATED, Reason.NO_PROVIDER, now)
-        work.emit(events.ReferralEscalated(referral, Reason.NO_PROVIDER, sla="", deadline=None, rerouted=None))
+        _transition(work, referral, Status.EXPIRED, ReferralReason.NO_PROVIDER, now)
+        _transition(work, referral, Status.ESCALATED, ReferralReason.NO_PROVIDER, now)
+        work.emit(events.ReferralEscalated(referral, ReferralReason.NO_PROVIDER, sla="", deadline=None,
+                                           rerouted=None))
         log.warning("no provider: escalated", extra={"fields": _ids(referral)})
     else:
         if provider.is_shelter:
@@ -150,16 +164,16 @@ def _request(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, p
     return referral
 
 
-def _transition(work: ReferralUnitOfWork, referral: Referral, status: Status, reason: str, now: datetime,
-                actor: str = SYSTEM) -> None:
+def _transition(work: ReferralUnitOfWork, referral: Referral, status: Status, reason: StatusReason | None,
+                now: datetime, actor: str = SYSTEM) -> None:
     """One lifecycle step: saved, recorded in the history and published, in the caller's transaction."""
     previous = referral.move_to(status, reason, now)
     work.referrals.save(referral)
-    work.referrals.record(referral.referral_id, now, previous, status, reason, actor)
+    work.referrals.record(referral.referral_id, now, previous, status, referral.reason, actor)
     work.emit(events.ReferralStatusChanged(referral, previous))
 
 
-def _leave(work: ReferralUnitOfWork, referral: Referral, status: Status, reason: str, now: datetime,
+def _leave(work: ReferralUnitOfWork, referral: Referral, status: Status, reason: LeaveReason, now: datetime,
            actor: str = SYSTEM) -> None:
     """A transition that ends the provider's part: a bed asked for or held goes back to the shelter."""
     if referral.shelter_id and referral.bed.releasable:
@@ -168,7 +182,7 @@ def _leave(work: ReferralUnitOfWork, referral: Referral, status: Status, reason:
     _transition(work, referral, status, reason, now, actor)
 
 
-def _escalate(work: ReferralUnitOfWork, policy: Policy, referral: Referral, reason: str, sla: str,
+def _escalate(work: ReferralUnitOfWork, policy: Policy, referral: Referral, reason: ReferralReason, sla: str,
               now: datetime) -> None:
     """Expired: the province's supervisor is told and the need goes on to the next provider."""
     deadline = referral.due_at if sla else None
@@ -312,7 +326,7 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, policy: Pol
             work.cases.save_need(need)
         for referral in work.referrals.for_need(cmd.need_id):
             if referral.status in NOT_STARTED:
-                _leave(work, referral, Status.CANCELLED, Reason.CONSENT_WITHDRAWN, now)
+                _leave(work, referral, Status.CANCELLED, ReferralReason.CONSENT_WITHDRAWN, now)
         work.commit()
 
 
@@ -326,7 +340,7 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory, policy: Policy) -> None
             work.cases.save(case)
             for referral in work.referrals.for_case(cmd.case_id):
                 if referral.status in NOT_STARTED:
-                    _leave(work, referral, Status.CANCELLED, Reason.CASE_CLOSED, now)
+                    _leave(work, referral, Status.CANCELLED, ReferralReason.CASE_CLOSED, now)
         work.commit()
 
 
@@ -340,7 +354,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, policy: Policy) -> None
                                                                     emergency=False, case_worker_id="")
         for referral in work.referrals.for_case(cmd.case_id):
             if referral.open:
-                _leave(work, referral, Status.CANCELLED, Reason.CASE_ERASED, now)
+                _leave(work, referral, Status.CANCELLED, ReferralReason.CASE_ERASED, now)
         case.erase()
         work.cases.save(case)
         for need in work.cases.needs(cmd.case_id):
@@ -387,14 +401,14 @@ def record_bed_rejected(cmd: commands.RecordBedRejected, uow: UowFactory, policy
     now = policy.clock()
     with uow() as work:
         referral = _bed_referral(work, cmd.referral_id, cmd.shelter_id)
-        if cmd.reason == "no_capacity" and referral is not None:
+        if cmd.reason == BedRejectionReason.NO_CAPACITY and referral is not None:
             # Every pool the request could take from is full (the event names none).
             for group in _asked_pools(work, referral):
                 work.beds.set(cmd.shelter_id, group, 0, now)
         if referral is not None and referral.bed is BedState.REQUESTED:
             referral.bed = BedState.REJECTED
             if referral.status is Status.REQUESTED:
-                _transition(work, referral, Status.REJECTED, cmd.reason or "no_capacity", now)
+                _transition(work, referral, Status.REJECTED, cmd.reason or BedRejectionReason.NO_CAPACITY, now)
                 _reroute(work, policy, referral, now)
             else:
                 referral.touch(now)
@@ -414,9 +428,9 @@ def record_hold_expired(cmd: commands.RecordHoldExpired, uow: UowFactory, policy
         if referral is not None and referral.bed is BedState.HELD:
             referral.bed = BedState.RELEASED  # shelter has freed it already
             if referral.status is Status.REQUESTED:
-                _escalate(work, policy, referral, Reason.HOLD_EXPIRED, "", now)
+                _escalate(work, policy, referral, ReferralReason.HOLD_EXPIRED, "", now)
             elif referral.status is Status.ACCEPTED:
-                _transition(work, referral, Status.FAILED, Reason.HOLD_EXPIRED, now)
+                _transition(work, referral, Status.FAILED, ReferralReason.HOLD_EXPIRED, now)
             else:
                 referral.touch(now)
                 work.referrals.save(referral)
@@ -446,9 +460,9 @@ def record_bed_occupied(cmd: commands.RecordBedOccupied, uow: UowFactory, policy
         if referral is not None:
             referral.bed = BedState.OCCUPIED
             if referral.status is Status.REQUESTED:
-                _transition(work, referral, Status.ACCEPTED, Reason.SURVIVOR_ARRIVED, now)
+                _transition(work, referral, Status.ACCEPTED, ReferralReason.SURVIVOR_ARRIVED, now)
             if referral.status is Status.ACCEPTED:
-                _transition(work, referral, Status.IN_SERVICE, Reason.SURVIVOR_ARRIVED, now)
+                _transition(work, referral, Status.IN_SERVICE, ReferralReason.SURVIVOR_ARRIVED, now)
             else:
                 referral.touch(now)
                 work.referrals.save(referral)
@@ -571,7 +585,7 @@ def accept_referral(cmd: commands.AcceptReferral, uow: UowFactory, policy: Polic
     if cmd.provider_id and cmd.provider_id != cmd.caller.organisation_id:
         raise PermissionDenied("provider_id must be your own agency's (or left empty): your identity says which")
     return _agency_change(cmd.caller, "AcceptReferral", cmd.referral_id, cmd.request_id, "accept", uow, policy,
-                          lambda work, r, now, actor: _transition(work, r, Status.ACCEPTED, "", now, actor))
+                          lambda work, r, now, actor: _transition(work, r, Status.ACCEPTED, None, now, actor))
 
 
 @retry_on_conflict
@@ -586,7 +600,7 @@ def decline_referral(cmd: commands.DeclineReferral, uow: UowFactory, policy: Pol
             raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}; only a requested "
                                      "referral can be declined")
         _leave(work, referral, Status.REJECTED, reason, now, actor)
-        if reason.reroutes:
+        if reroutes(reason):
             _reroute(work, policy, referral, now)
 
     return _agency_change(cmd.caller, "DeclineReferral", cmd.referral_id, cmd.request_id, "decline", uow, policy,
@@ -596,7 +610,7 @@ def decline_referral(cmd: commands.DeclineReferral, uow: UowFactory, policy: Pol
 @retry_on_conflict
 def start_service(cmd: commands.StartService, uow: UowFactory, policy: Policy) -> Referral:
     return _agency_change(cmd.caller, "StartService", cmd.referral_id, cmd.request_id, "start", uow, policy,
-                          lambda work, r, now, actor: _transition(work, r, Status.IN_SERVICE, "", now, actor))
+                          lambda work, r, now, actor: _transition(work, r, Status.IN_SERVICE, None, now, actor))
 
 
 @retry_on_conflict

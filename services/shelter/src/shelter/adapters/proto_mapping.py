@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from refnet.common.v1 import types_pb2
 from refnet.shelter.v1 import events_pb2
 from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet_platform.caller import Caller
+from refnet_platform.clock import system_clock
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
-from refnet_platform.vocabulary import TargetGroup, from_pb, to_pb
+from refnet_platform.timestamps import from_timestamp, to_timestamp
+from refnet_platform.vocabulary import RELEASE_REASONS, ReleaseReason, TargetGroup, from_pb, parse_code, to_pb
 from shelter.domain import commands, events
 from shelter.domain.model import (
     Accessibility,
@@ -27,12 +28,8 @@ from shelter.domain.model import (
 
 BEDS_TOPIC = "shelter.beds.v1"
 CONSUMED_TYPES = TypeRegistry([events_pb2])
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+# What an unset time in a consumed CapacityChanged stands for.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _group(value: TargetGroup | None) -> int:
@@ -63,7 +60,7 @@ def availability_to_pb(a: Availability) -> pb.Availability:
     return pb.Availability(
         shelter_id=a.shelter_id, province_code=a.province_code, target_group=_group(p.target_group),
         capacity=p.capacity, reserved=p.reserved, occupied=p.occupied, free=a.free,
-        confirmed_at=_timestamp(p.confirmed_at), name=a.name, commune_code=a.commune_code,
+        confirmed_at=to_timestamp(p.confirmed_at), name=a.name, commune_code=a.commune_code,
         accessibility=_accessibility(a.accessibility), stale=a.stale, age=age, reported_free=p.free,
         proximity=to_pb(a.proximity, pb.Proximity), version=p.version)
 
@@ -77,7 +74,7 @@ def shelter_to_pb(shelter: Shelter, pools: list[Availability]) -> pb.Shelter:
 def reservation_to_pb(r: Reservation) -> pb.Reservation:
     return pb.Reservation(referral_id=r.referral_id, case_id=r.case_id, shelter_id=r.shelter_id,
                           province_code=r.province_code, target_group=_group(r.target_group),
-                          status=to_pb(r.status, pb.ReservationStatus), hold_until=_timestamp(r.hold_until),
+                          status=to_pb(r.status, pb.ReservationStatus), hold_until=to_timestamp(r.hold_until),
                           reason=r.reason)
 
 
@@ -116,14 +113,14 @@ def event_to_record(event: object) -> OutgoingEvent:
         p = event.pool
         changed = events_pb2.CapacityChanged(
             shelter_id=p.shelter_id, province_code=event.province_code, target_group=_group(p.target_group),
-            capacity=p.capacity, reserved=p.reserved, occupied=p.occupied, confirmed_at=_timestamp(p.confirmed_at),
+            capacity=p.capacity, reserved=p.reserved, occupied=p.occupied, confirmed_at=to_timestamp(p.confirmed_at),
             commune_code=event.commune_code, version=p.version)
         return _record(changed, event.province_code, p.shelter_id)
     if isinstance(event, events.BedReserved):
         r = event.reservation
         reserved = events_pb2.BedReserved(
             referral_id=r.referral_id, case_id=r.case_id, shelter_id=r.shelter_id, province_code=r.province_code,
-            target_group=_group(r.target_group), hold_until=_timestamp(r.hold_until), free_after=event.free_after)
+            target_group=_group(r.target_group), hold_until=to_timestamp(r.hold_until), free_after=event.free_after)
         return _record(reserved, r.province_code, r.shelter_id)
     if isinstance(event, events.BedReservationRejected):
         rejected = events_pb2.BedReservationRejected(
@@ -145,7 +142,7 @@ def event_to_record(event: object) -> OutgoingEvent:
     if isinstance(event, events.HoldExpired):
         r = event.reservation
         expired = events_pb2.HoldExpired(referral_id=r.referral_id, case_id=r.case_id, shelter_id=r.shelter_id,
-                                         province_code=r.province_code, hold_until=_timestamp(r.hold_until),
+                                         province_code=r.province_code, hold_until=to_timestamp(r.hold_until),
                                          target_group=_group(r.target_group))
         return _record(expired, r.province_code, r.shelter_id)
     raise TypeError(f"no record mapping for {type(event).__name__}")
@@ -156,10 +153,11 @@ def command_for(message: object) -> object | None:
         return commands.ReserveBed(
             referral_id=message.referral_id, case_id=message.case_id, shelter_id=message.shelter_id,
             province_code=message.province_code, target_group=_group_from(message.target_group),
-            hold_until=message.hold_until.ToDatetime(tzinfo=UTC) if message.HasField("hold_until") else None)
+            hold_until=from_timestamp(message, "hold_until"))
     if isinstance(message, events_pb2.ReleaseBed):
-        return commands.ReleaseBed(referral_id=message.referral_id, shelter_id=message.shelter_id,
-                                   reason=message.reason)
+        # Referral's reason for giving the bed back; one this build does not know releases it as cancelled.
+        reason = cast("ReleaseReason | None", parse_code(message.reason, RELEASE_REASONS))
+        return commands.ReleaseBed(referral_id=message.referral_id, shelter_id=message.shelter_id, reason=reason)
     return None
 
 
@@ -170,19 +168,20 @@ def capacity_changed_from(message: events_pb2.CapacityChanged) -> events.Capacit
         return None
     pool = BedPool(shelter_id=message.shelter_id, target_group=group, capacity=message.capacity,
                    reserved=message.reserved, occupied=message.occupied,
-                   confirmed_at=message.confirmed_at.ToDatetime(tzinfo=UTC), version=message.version)
+                   confirmed_at=from_timestamp(message, "confirmed_at") or EPOCH, version=message.version)
     return events.CapacityChanged(message.province_code, message.commune_code, pool)
 
 
 # --- the directory file ----------------------------------------------------------------------------
 
 
-def load_directory_file(path: Path) -> commands.LoadShelters:
+def load_directory_file(path: Path, now: datetime | None = None) -> commands.LoadShelters:
     """Shelters from a directory file: providers with a "shelter" entry holding either one pool
     ("target_group", "capacity") or several ("beds": [{"target_group", "capacity"}, ...]), plus
-    "address" (confidential) and optional "accessibility" codes."""
+    "address" (confidential) and optional "accessibility" codes. Their counts are confirmed at `now` (the
+    clock's, if not given)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    now = datetime.now(UTC)
+    now = now or system_clock()
     loaded = []
     for provider in data["providers"]:
         entry = provider.get("shelter")

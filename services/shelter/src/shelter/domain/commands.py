@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from refnet_platform.vocabulary import TargetGroup
+from refnet_platform.vocabulary import ReleaseReason, TargetGroup
 from shelter.domain.model import Accessibility, Shelter
 
 if TYPE_CHECKING:  # the api resolves the caller (certificate or person's token); the domain only passes it on
@@ -28,7 +28,7 @@ class ReserveBed:
 class ReleaseBed:
     referral_id: str
     shelter_id: str
-    reason: str
+    reason: ReleaseReason | None  # None: none given (or none this build knows), taken as cancelled
 
 
 # From the worker's timer.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from refnet_platform.vocabulary import BedRejectionReason, ReleaseReason
 from shelter.domain.model import BedPool, Reservation
 
 
@@ -26,7 +27,7 @@ class BedReservationRejected:
     case_id: str
     shelter_id: str
     province_code: str
-    reason: str
+    reason: BedRejectionReason
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class BedOccupied:
 @dataclass(frozen=True)
 class BedReleased:
     reservation: Reservation
-    reason: str
+    reason: ReleaseReason
 
 
 @dataclass(frozen=True)

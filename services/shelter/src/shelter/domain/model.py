@@ -90,6 +90,7 @@ class Reservation:
     target_group: TargetGroup | None
     status: ReservationStatus
     hold_until: datetime
+    # Why it was rejected, released or expired, as its code (a BedRejectionReason's or ReleaseReason's value).
     reason: str = ""
 
 

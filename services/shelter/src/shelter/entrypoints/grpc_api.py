@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
 from shelter.adapters import proto_mapping
@@ -21,10 +22,12 @@ from shelter.service_layer.watch import AvailabilityHub, FeedUnavailable, FellBe
 
 
 class ShelterServicer(pb_grpc.ShelterServiceServicer):
-    def __init__(self, bus: MessageBus, hub: AvailabilityHub, settings: Settings) -> None:
+    def __init__(self, bus: MessageBus, hub: AvailabilityHub, settings: Settings, clock: Clock = system_clock
+                 ) -> None:
         self.bus = bus
         self.hub = hub
         self.settings = settings
+        self.clock = clock
         self.feed: asyncio.Task[None] | None = None  # kept here so the running task is not collected
 
     async def ListAvailability(self, request: pb.ListAvailabilityRequest, context: grpc.aio.ServicerContext
@@ -66,7 +69,7 @@ class ShelterServicer(pb_grpc.ShelterServiceServicer):
     async def WatchAvailability(self, request: pb.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
                                 ) -> AsyncIterator[pb.WatchAvailabilityResponse]:
         stream = watch.watch(self.bus, self.hub, proto_mapping.watch_command(request, caller_of(context)),
-                             self.settings.stale_after, self.settings.watch_connect_timeout_s)
+                             self.settings.stale_after, self.settings.watch_connect_timeout_s, self.clock)
         try:
             async for snapshot, rows in stream:
                 yield pb.WatchAvailabilityResponse(availability=[proto_mapping.availability_to_pb(a) for a in rows],
@@ -79,13 +82,14 @@ class ShelterServicer(pb_grpc.ShelterServiceServicer):
             await stream.aclose()
 
 
-def add_shelter_service(server: grpc.aio.Server, settings: Settings, engine: Engine) -> ShelterServicer:
+def add_shelter_service(server: grpc.aio.Server, settings: Settings, engine: Engine,
+                        clock: Clock = system_clock) -> ShelterServicer:
     """Wires the servicer and starts its bed-event feed on the running loop (it stops with the loop)."""
-    bus = bootstrap(settings, engine)
+    bus = bootstrap(settings, engine, clock)
     if settings.directory_file:
-        bus.handle(proto_mapping.load_directory_file(settings.directory_file))
+        bus.handle(proto_mapping.load_directory_file(settings.directory_file, clock()))
     hub = AvailabilityHub(settings.watch_max_pending)
-    servicer = ShelterServicer(bus, hub, settings)
+    servicer = ShelterServicer(bus, hub, settings, clock)
     servicer.feed = asyncio.get_running_loop().create_task(
         BedEventFeed(settings.kafka_bootstrap_servers, hub).run(), name="bed-event-feed")
     pb_grpc.add_ShelterServiceServicer_to_server(servicer, server)

@@ -10,12 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import refnet_geo as geo
 from refnet_platform.caller import Caller
+from refnet_platform.clock import Clock
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from refnet_platform.vocabulary import POOLS_FOR, TargetGroup
+from refnet_platform.vocabulary import (
+    POOLS_FOR,
+    BedRejectionReason,
+    BedReleaseReason,
+    ReferralReason,
+    ReleaseReason,
+    TargetGroup,
+)
 from shelter.domain import commands, events
 from shelter.domain.model import (
     ACTIVE,
@@ -40,14 +48,10 @@ PROXIMITY_OF = {geo.SAME_COMMUNE: Proximity.SAME_COMMUNE, geo.SAME_PROVINCE: Pro
                 geo.NEIGHBOURING_PROVINCE: Proximity.NEIGHBOURING_PROVINCE}
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- reservations: from referral's commands and the worker's timer ------------------------------
 
 
-def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory, default_hold: timedelta) -> Reservation:
+def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory, default_hold: timedelta, clock: Clock) -> Reservation:
     """Holds a bed for a referral, or rejects with a coded reason. Idempotent per referral: a repeat
     returns the first outcome and holds no second bed."""
     with uow() as work:
@@ -62,13 +66,14 @@ def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory, default_hold: timedel
             province_code=shelter.province_code if shelter else cmd.province_code,
             target_group=pool.target_group if pool else cmd.target_group,
             status=ReservationStatus.HELD if pool else ReservationStatus.REJECTED,
-            hold_until=cmd.hold_until or now_utc() + default_hold, reason=reason)
+            hold_until=cmd.hold_until or clock() + default_hold, reason=str(reason or ""))
         raced = not work.reservations.add(reservation)
         if not raced:
             if pool and shelter:
                 work.emit(events.BedReserved(reservation, pool.free))
                 work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
             else:
+                assert reason is not None  # no pool, so a reason
                 work.emit(events.BedReservationRejected(cmd.referral_id, cmd.case_id, cmd.shelter_id,
                                                         reservation.province_code, reason))
             work.commit()
@@ -81,28 +86,30 @@ def reserve_bed(cmd: commands.ReserveBed, uow: UowFactory, default_hold: timedel
         assert first is not None
         return first
     log.info("bed reserved" if pool else "bed reservation rejected",
-             extra={"fields": {"referral_id": cmd.referral_id, "shelter_id": cmd.shelter_id, "reason": reason}})
+             extra={"fields": {"referral_id": cmd.referral_id, "shelter_id": cmd.shelter_id,
+                               "reason": str(reason or "")}})
     return reservation
 
 
 def _take_bed(work: ShelterUnitOfWork, shelter: Shelter | None, group: TargetGroup | None
-              ) -> tuple[BedPool | None, str]:
+              ) -> tuple[BedPool | None, BedRejectionReason | None]:
+    """The pool a bed was taken from, or why none was."""
     if shelter is None:
-        return None, "unknown_shelter"
+        return None, BedRejectionReason.UNKNOWN_SHELTER
     candidates = pools_for(group, [p.target_group for p in shelter.pools])
     if not candidates:
-        return None, "no_matching_beds"
+        return None, BedRejectionReason.NO_MATCHING_BEDS
     for candidate in candidates:
         pool = work.shelters.take_bed(shelter.shelter_id, candidate)
         if pool:
-            return pool, ""
-    return None, "no_capacity"
+            return pool, None
+    return None, BedRejectionReason.NO_CAPACITY
 
 
 def release_bed(cmd: commands.ReleaseBed, uow: UowFactory) -> Reservation | None:
     """Frees the bed held or occupied for a referral (cancelled, consent withdrawn, case erased...).
     A release of a referral with no bed is a no-op, so a repeat is harmless."""
-    reason = cmd.reason or "cancelled"
+    reason: ReleaseReason = cmd.reason or BedReleaseReason.CANCELLED
     with uow() as work:
         reservation = work.reservations.get(cmd.referral_id)
         released = None
@@ -110,7 +117,7 @@ def release_bed(cmd: commands.ReleaseBed, uow: UowFactory) -> Reservation | None
             released = _release(work, reservation, reason)
             # Lost to a concurrent arrival or expiry: release whatever it has become (statuses only move on).
             reservation = work.reservations.get(cmd.referral_id)
-        if reservation and reason == "case_erased":
+        if reservation and reason == ReferralReason.CASE_ERASED:
             work.reservations.forget_case(cmd.referral_id)
         work.commit()
     log.info("bed released" if released else "nothing to release",
@@ -118,12 +125,12 @@ def release_bed(cmd: commands.ReleaseBed, uow: UowFactory) -> Reservation | None
     return released
 
 
-def _release(work: ShelterUnitOfWork, reservation: Reservation, reason: str) -> Reservation | None:
+def _release(work: ShelterUnitOfWork, reservation: Reservation, reason: ReleaseReason) -> Reservation | None:
     moved = work.reservations.move(reservation.referral_id, reservation.status, ReservationStatus.RELEASED, reason)
     if moved is None:  # a concurrent transition (arrival, expiry) won: the bed is already accounted for
         return None
     pool = _free_bed(work, reservation)
-    if reason == "case_erased":
+    if reason == ReferralReason.CASE_ERASED:
         moved = replace(moved, case_id="")
     work.emit(events.BedReleased(moved, reason))
     _emit_counts(work, moved, pool)
@@ -141,10 +148,10 @@ def _emit_counts(work: ShelterUnitOfWork, reservation: Reservation, pool: BedPoo
     work.emit(events.CapacityChanged(shelter.province_code, shelter.commune_code, pool))
 
 
-def expire_holds(cmd: commands.ExpireHolds, uow: UowFactory) -> int:
+def expire_holds(cmd: commands.ExpireHolds, uow: UowFactory, clock: Clock) -> int:
     """The timer: every hold past its deadline expires and frees its bed. One transaction per hold, so
     a worker holds at most one reservation and one pool lock at a time; replicas can race safely."""
-    now = cmd.now or now_utc()
+    now = cmd.now or clock()
     expired = 0
     while True:
         with uow() as work:
@@ -152,7 +159,7 @@ def expire_holds(cmd: commands.ExpireHolds, uow: UowFactory) -> int:
         for reservation in due:
             with uow() as work:
                 moved = work.reservations.move(reservation.referral_id, ReservationStatus.HELD,
-                                               ReservationStatus.EXPIRED, "hold_expired")
+                                               ReservationStatus.EXPIRED, BedReleaseReason.HOLD_EXPIRED)
                 if moved:
                     pool = _free_bed(work, reservation)
                     work.emit(events.HoldExpired(moved))
@@ -176,12 +183,12 @@ def _own_staff(method: str, caller: Caller, shelter_id: str) -> None:
                                f"not {shelter_id or 'no shelter'}")
 
 
-def update_availability(cmd: commands.UpdateAvailability, uow: UowFactory, stale_after: timedelta
+def update_availability(cmd: commands.UpdateAvailability, uow: UowFactory, stale_after: timedelta, clock: Clock
                         ) -> Availability:
     """Sets one pool's capacity and confirms its counts (adding the pool if the shelter has none for that group)."""
     _own_staff("UpdateAvailability", cmd.caller, cmd.shelter_id)
     validate_capacity(cmd.capacity)
-    now = now_utc()
+    now = clock()
     with uow() as work:
         shelter = work.shelters.get(cmd.shelter_id)
         if shelter is None:
@@ -244,14 +251,14 @@ def check_out(cmd: commands.CheckOut, uow: UowFactory) -> Reservation:
     """The survivor left: her bed is free again. Checking out twice is harmless."""
     with uow() as work:
         reservation = _staff_reservation(work, "CheckOut", cmd.caller, cmd.referral_id)
-        if reservation.status is ReservationStatus.RELEASED and reservation.reason == "checked_out":
+        if reservation.status is ReservationStatus.RELEASED and reservation.reason == BedReleaseReason.CHECKED_OUT:
             return reservation
         if reservation.status is not ReservationStatus.OCCUPIED:
             if reservation.status is ReservationStatus.HELD:
                 raise FailedPrecondition(f"referral {cmd.referral_id} has not arrived: confirm the arrival first, "
                                          f"or let the hold end at {reservation.hold_until:%Y-%m-%d %H:%M} UTC")
             raise FailedPrecondition(_not_held(reservation))
-        released = _release(work, reservation, "checked_out")
+        released = _release(work, reservation, BedReleaseReason.CHECKED_OUT)
         if released is None:
             raise FailedPrecondition(f"referral {cmd.referral_id} changed meanwhile; look it up again")
         work.commit()
@@ -280,7 +287,7 @@ def list_reservations(cmd: commands.ListReservations, uow: UowFactory) -> list[R
 # --- queries -----------------------------------------------------------------------------------
 
 
-def get_shelter(cmd: commands.GetShelter, uow: UowFactory, stale_after: timedelta
+def get_shelter(cmd: commands.GetShelter, uow: UowFactory, stale_after: timedelta, clock: Clock
                 ) -> tuple[Shelter, list[Availability]]:
     """The shelter and its pools; its confidential fields (address, commune) only to their audience."""
     authorize("GetShelter", cmd.caller)
@@ -291,7 +298,7 @@ def get_shelter(cmd: commands.GetShelter, uow: UowFactory, stale_after: timedelt
     shelter = replace(shelter, address=shelter.address if may_see(cmd.caller, "address", shelter.shelter_id) else "",
                       commune_code=shelter.commune_code if may_see(cmd.caller, "commune_code", shelter.shelter_id)
                       else "")
-    now = now_utc()
+    now = clock()
     return shelter, [availability(shelter, p, now, stale_after) for p in shelter.pools]
 
 
@@ -340,7 +347,8 @@ class AvailabilityList:
     neighbours_included: bool
 
 
-def list_availability(cmd: commands.ListAvailability, uow: UowFactory, stale_after: timedelta) -> AvailabilityList:
+def list_availability(cmd: commands.ListAvailability, uow: UowFactory, stale_after: timedelta, clock: Clock
+                      ) -> AvailabilityList:
     """Pools a survivor could use, nearest first and, at one distance, fresh free beds first. Neighbouring
     provinces come in when asked for, or (fallback) when the province has no fresh free bed. A shelter's commune
     counts (and shows) only for a caller who may see it."""
@@ -349,7 +357,7 @@ def list_availability(cmd: commands.ListAvailability, uow: UowFactory, stale_aft
     groups = set(POOLS_FOR[cmd.target_group]) if cmd.target_group else None
     with uow() as work:
         found = work.shelters.in_provinces((place.province_code, *place.neighbours))
-    now = now_utc()
+    now = clock()
     rows = [as_seen_by(cmd.caller, availability(s, p, now, stale_after, place.proximity(s)))
             for s in found if cmd.accessibility <= s.accessibility
             for p in s.pools if groups is None or p.target_group in groups]

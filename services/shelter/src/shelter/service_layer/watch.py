@@ -15,12 +15,13 @@ from datetime import timedelta
 
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller
+from refnet_platform.clock import Clock, system_clock
 from refnet_platform.errors import NotFound
 from refnet_platform.vocabulary import TargetGroup
 from shelter.domain import commands
 from shelter.domain.events import CapacityChanged
 from shelter.domain.model import Availability, Shelter, availability
-from shelter.service_layer.handlers import AvailabilityList, WatchScope, as_seen_by, now_utc
+from shelter.service_layer.handlers import AvailabilityList, WatchScope, as_seen_by
 
 PoolKey = tuple[str, TargetGroup]
 
@@ -119,9 +120,11 @@ class AvailabilityHub:
 
 
 async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvailability, stale_after: timedelta,
-                connect_timeout_s: float) -> AsyncGenerator[tuple[bool, list[Availability]], None]:
+                connect_timeout_s: float, clock: Clock = system_clock
+                ) -> AsyncGenerator[tuple[bool, list[Availability]], None]:
     """(True, snapshot rows), then (False, changed rows) as changes happen, until the watcher leaves. Rows are
-    as the watcher may see them (a shelter's commune only to its audience), snapshot and changes alike."""
+    as the watcher may see them (a shelter's commune only to its audience), snapshot and changes alike; `clock`
+    (the one the bus was built with) tells how old each change's counts are."""
     caller = cmd.caller
     scope: WatchScope = await asyncio.to_thread(bus.handle, cmd)
     try:
@@ -142,7 +145,7 @@ async def watch(bus: MessageBus, hub: AvailabilityHub, cmd: commands.WatchAvaila
         yield True, snapshot.rows
         while True:
             changes = await subscription.changes()
-            now = now_utc()
+            now = clock()
             rows = []
             for change in changes:
                 profile = profiles.get(change.pool.shelter_id) or await _profile(bus, caller, change)

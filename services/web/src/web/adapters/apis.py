@@ -15,6 +15,7 @@ A refusal is a grpc.aio.AioRpcError (grpc.RpcError); `problem_of(exc)` turns it 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class Apis:
         self.credentials = credentials
         self.timeout_s = timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the channels belong to
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Apis:
@@ -80,6 +82,9 @@ class Apis:
         return cls(settings.api_addresses(), credentials, settings.api_timeout_s)
 
     def channel(self, api: str) -> grpc.aio.Channel:
+        loop = _running_loop()
+        if loop is not self._loop:  # a channel belongs to its event loop: another loop (in-process tests) opens anew
+            self._channels, self._loop = {}, loop
         if api not in self._channels:
             address = self.addresses[api]
             self._channels[api] = (grpc.aio.secure_channel(address, self.credentials) if self.credentials
@@ -133,6 +138,13 @@ class Apis:
         channels, self._channels = self._channels, {}
         for channel in channels.values():
             await channel.close(grace=1.0)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,301 @@
+"""The operator workspace in process, behind its sign-in, with the apis stood in for: the workspace, a call
+logged, a case previewed then saved (one client_request_id per form), a form error next to its field with what
+was typed kept, the case page with escalations first, the live events stream, places, the escalation queue.
+The real network and browser: tests/e2e/test_web_operator.py."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from itsdangerous import Signer
+from starlette.testclient import TestClient
+
+from refnet.intake.v1 import intake_service_pb2 as intake_pb
+from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
+from refnet.referral.v1 import referral_service_pb2 as referral_pb
+from refnet_frontdoor.sessions import seal, store_key
+from refnet_platform.caller import Caller, Role
+from refnet_platform.db import make_engine, migrate
+from refnet_platform.errors import Unauthenticated
+from web.adapters.sessions import SqlSessionStore
+from web.bootstrap import SESSION_COOKIE, bootstrap, sign_in, templates
+from web.config import MIGRATIONS, Settings
+from web.entrypoints import app as web_app
+from web.entrypoints.pages import operator_live
+
+SECRET = "unit-test-session-secret"
+CSRF = "csrf-of-the-session"
+CASE_ID = "0190c2d4-5a6b-7c8d-9e0f-a1b2c3d4e5f6"
+OTHER_CASE = "0190c2d4-0000-7000-8000-000000000009"
+PEOPLE = {
+    "qn-operator": Caller("qn-operator", Role.OPERATOR, provinces=frozenset({"22"}), person=True),
+    "qn-supervisor": Caller("qn-supervisor", Role.SUPERVISOR, provinces=frozenset({"22"}), person=True),
+    "ht-operator": Caller("ht-operator", Role.OPERATOR, provinces=frozenset({"42"}), person=True),
+}
+
+
+class People:
+    def person(self, token: str) -> Caller:
+        if token not in PEOPLE:
+            raise Unauthenticated("the access token is not valid")
+        return PEOPLE[token]
+
+
+class Refused(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def referral(rid: str, service: int, status: int, version: int = 1, **more: Any) -> Any:
+    return referral_pb.Referral(referral_id=rid, case_id=CASE_ID, service_type=service, provider_id=f"p-{service}",
+                                province_code="22", status=status, version=version, **more)
+
+
+class FakeApis:
+    """Stands in for web.adapters.apis.Apis: records the requests, answers like the apis for Quảng Ninh."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.cases: dict[str, intake_pb.Case] = {}
+        self.referrals = [referral("r-1", 1, referral_pb.REFERRAL_STATUS_REQUESTED),
+                          referral("r-2", 4, referral_pb.REFERRAL_STATUS_ESCALATED, reason="no_provider",
+                                   shelter_id="qn-spc")]
+
+    def _stub(self, token: str) -> Any:
+        apis = self
+
+        class Stub:
+            def __getattr__(self, name: str) -> Any:
+                if name == "WatchNotices":  # a stream: an async iterator, not a coroutine
+                    return lambda request, **kwargs: apis.WatchNotices(token, request)
+
+                async def call(request: Any, **kwargs: Any) -> Any:
+                    apis.calls.append((name, token, request))
+                    return getattr(apis, name)(token, request)
+                return call
+        return Stub()
+
+    intake = referral = directory = notifications = escalation = _stub  # type: ignore[assignment]
+
+    async def close(self) -> None:
+        pass
+
+    def _in_remit(self, token: str, case_id: str) -> intake_pb.Case:
+        case = self.cases.get(case_id)
+        if case is None or case.province_code not in PEOPLE[token].provinces:
+            raise Refused(grpc.StatusCode.NOT_FOUND, "no such case")
+        return case
+
+    def LogCall(self, token: str, request: Any) -> Any:
+        return intake_pb.LogCallResponse(call=intake_pb.Call(call_id="call-1"), created=True)
+
+    def RegisterCase(self, token: str, request: Any) -> Any:
+        if request.contact.name == "refuse":
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "contact.name: at most 200 characters")
+        case_id = CASE_ID
+        self.cases[case_id] = intake_pb.Case(case_id=case_id, province_code=request.province_code,
+                                             commune_code=request.commune_code, risk_level=request.risk_level,
+                                             case_types=request.case_types, status=1)
+        return intake_pb.RegisterCaseResponse(case=self.cases[case_id], created=True)
+
+    def GetCase(self, token: str, request: Any) -> Any:
+        return intake_pb.GetCaseResponse(case=self._in_remit(token, request.case_id))
+
+    def ListReferrals(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        return referral_pb.ListReferralsResponse(referrals=self.referrals)
+
+    def GetProvider(self, token: str, request: Any) -> Any:
+        return referral_pb.GetProviderResponse(provider=referral_pb.Provider(
+            provider_id=request.provider_id, name=f"Provider {request.provider_id}"))
+
+    def RankProviders(self, token: str, request: Any) -> Any:
+        if request.service_type == 3:
+            return referral_pb.RankProvidersResponse()
+        provider = referral_pb.Provider(provider_id=f"p-{request.service_type}", name=f"Nơi {request.service_type}")
+        other = referral_pb.Provider(provider_id="p-other", name="Nơi khác")
+        return referral_pb.RankProvidersResponse(providers=[referral_pb.RankedProvider(provider=provider, area_rank=0),
+                                                            referral_pb.RankedProvider(provider=other, area_rank=2)])
+
+    def ListNotices(self, token: str, request: Any) -> Any:
+        return notifications_pb.ListNoticesResponse(notices=[notifications_pb.Notice(
+            notice_id="n-1", case_id=OTHER_CASE, subject="Chuyển gửi đã được nhận", sequence=7)])
+
+    def WatchNotices(self, token: str, request: Any) -> Any:
+        async def stream() -> Any:
+            yield notifications_pb.WatchNoticesResponse(notice=notifications_pb.Notice(sequence=8, case_id=CASE_ID))
+        return stream()
+
+    def ListEscalations(self, token: str, request: Any) -> Any:
+        return referral_pb.ListEscalationsResponse(escalations=[
+            referral_pb.Escalation(referral=referral("r-9", 2, referral_pb.REFERRAL_STATUS_EXPIRED,
+                                                     reason="not_accepted_in_time"),
+                                   rerouted_referral_id="r-10", rerouted_provider_id="p-other"),
+            referral_pb.Escalation(referral=self.referrals[1])])
+
+    def AssignProvider(self, token: str, request: Any) -> Any:
+        return referral_pb.AssignProviderResponse(referral=self.referrals[1])
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'web.db'}", oidc_issuer="http://127.0.0.1:9/realms/refnet",
+                        oidc_client_secret="dev-secret", session_secret=SECRET, allow_plaintext=True)
+    engine = make_engine(settings.database[0])
+    migrate(engine, MIGRATIONS)
+    store = SqlSessionStore(engine)
+    signin = sign_in(settings, templates(), verifier=People())  # type: ignore[arg-type]
+    apis = FakeApis()
+    ctx = bootstrap(settings, signin=signin, apis=apis)  # type: ignore[arg-type]
+    client = TestClient(web_app.create_app(ctx, store, engine), base_url="http://127.0.0.1:8580",
+                        follow_redirects=False)
+    try:
+        yield {"client": client, "store": store, "apis": apis}
+    finally:
+        engine.dispose()
+
+
+def as_person(web: dict[str, Any], username: str) -> TestClient:
+    sid = secrets.token_urlsafe(32)
+    person = PEOPLE[username]
+    now = time.time()
+    data = {"person": {"username": username, "role": str(person.role), "provinces": sorted(person.provinces),
+                       "organisation": "", "since": now},
+            "csrf": CSRF, "id_token": "x", "tokens": {"access_token": username, "refresh_token": "r",
+                                                       "expires_at": now + 300, "refresh_expires_at": now + 1800}}
+    web["store"].save(store_key(sid), seal(sid, data), username, now + 3600)
+    client: TestClient = web["client"]
+    client.cookies.set(SESSION_COOKIE, Signer(SECRET, salt="refnet-session-id").sign(sid).decode(),
+                       domain="127.0.0.1", path="/")
+    return client
+
+
+CASE_FORM = {"csrf_token": CSRF, "client_request_id": "form-1", "place": "bai chay", "age": "31", "sex": "1",
+             "types": ["1"], "risk": "2", "needs": ["police", "medical", "legal_aid"],
+             "consents": ["police", "medical"], "contact_name": "Chị H.", "phone": "0912345678",
+             "phone_safe": "on", "safe_days": ["1", "3"], "safe_start": "18:00", "safe_end": "21:00"}
+
+
+def test_the_workspace_offers_a_call_a_case_and_the_cases_it_knows(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    page = client.get("/cases")
+    assert page.status_code == 200 and "Bàn làm việc" in page.text
+    assert 'href="/calls/new"' in page.text and 'href="/cases/new"' in page.text
+    assert OTHER_CASE in page.text and 'href="/escalations"' not in page.text  # from her notices; no queue for her
+    assert client.get(f"/cases/find?case_id={OTHER_CASE}").headers["location"] == f"/cases/{OTHER_CASE}"
+    assert "Nhập mã ca" in client.get(client.get("/cases/find?case_id=").headers["location"]).text
+    assert "Mã ca có dạng" in client.get(client.get("/cases/find?case_id=abc").headers["location"]).text
+    assert 'href="/escalations"' in as_person(web, "qn-supervisor").get("/cases").text
+
+
+def test_places_answer_as_json(web: dict[str, Any]) -> None:
+    found = as_person(web, "qn-operator").get("/places?q=gieng day").json()
+    assert found[0]["value"] == "Phường Việt Hưng, Quảng Ninh" and "Giếng Đáy" in found[0]["label"]
+
+
+def test_a_call_is_logged_with_the_operators_province_then_offers_a_case(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    form = client.get("/calls/new").text
+    request_id = re.search(r'name="client_request_id" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    assert 'name="province" value="22"' in form
+    assert 'id="anonymous" name="anonymous" type="checkbox" value="on" checked' in form
+    sent = client.post("/calls/new", data={"csrf_token": CSRF, "client_request_id": request_id, "channel": "2",
+                                           "topic": "1", "outcome": "1", "province": "22", "anonymous": "on",
+                                           "action": "log"})
+    assert sent.status_code == 303 and sent.headers["location"] == "/calls/new?logged=call-1"
+    logged = next(r for name, _, r in web["apis"].calls if name == "LogCall")
+    assert (logged.client_request_id, logged.province_code, logged.call.anonymous) == (request_id, "22", True)
+    assert 'id="case-from-call"' in client.get(sent.headers["location"]).text
+    with_case = client.post("/calls/new", data={"csrf_token": CSRF, "channel": "2", "topic": "2", "outcome": "1",
+                                                "started": "100", "action": "case"})
+    assert with_case.headers["location"] == "/cases/new?call_channel=2&call_topic=2&call_started=100"
+    case_form = client.get(with_case.headers["location"]).text
+    assert 'name="call_channel" value="2"' in case_form
+    assert 'id="types-4" name="types" type="checkbox" value="4" checked' in case_form
+
+
+def test_a_case_is_previewed_then_saved_once(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    preview = client.post("/cases/new", data={**CASE_FORM, "action": "preview"})
+    assert preview.status_code == 200 and 'id="preview"' in preview.text and 'id="save-button"' in preview.text
+    assert "Nơi 1" in preview.text and "Nơi 2" in preview.text and "cùng xã, phường" in preview.text
+    assert "chưa đồng ý" in preview.text  # legal aid: needed, not consented, not ranked
+    assert 'value="Phường Bãi Cháy, Quảng Ninh"' in preview.text  # what the server understood
+    ranked = [r for name, _, r in web["apis"].calls if name == "RankProviders"]
+    assert {r.service_type for r in ranked} == {1, 2} and ranked[0].commune_code == "06673"
+    saved = client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    assert saved.status_code == 303 and saved.headers["location"] == f"/cases/{CASE_ID}?saved=1"
+    again = client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    registered = [r for name, _, r in web["apis"].calls if name == "RegisterCase"]
+    assert again.status_code == 303 and {r.client_request_id for r in registered} == {"form-1"}
+    assert CASE_ID in client.get("/cases").text  # opened in this session
+
+
+def test_a_form_error_shows_next_to_its_field_with_what_was_typed(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    page = client.post("/cases/new", data={**CASE_FORM, "phone": "09abc123", "action": "preview"})
+    assert page.status_code == 400
+    assert 'id="phone-error"' in page.text and 'value="09abc123"' in page.text
+    assert 'aria-describedby="phone-error"' in page.text and 'value="Chị H."' in page.text
+    assert 'id="consents-medical" name="consents" type="checkbox" value="medical" checked' in page.text
+    place = client.post("/cases/new", data={**CASE_FORM, "place": "Atlantis", "action": "preview"})
+    assert 'id="place-error"' in place.text and 'value="Atlantis"' in place.text
+    # A refusal by the api, named by its field, lands next to the form's.
+    refused = client.post("/cases/new", data={**CASE_FORM, "contact_name": "refuse", "action": "save"})
+    assert refused.status_code == 400 and 'id="contact_name-error"' in refused.text
+
+
+def test_the_case_page_lists_escalations_first_and_streams_changes(web: dict[str, Any],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    page = client.get(f"/cases/{CASE_ID}?saved=1")
+    assert page.status_code == 200 and 'id="saved"' in page.text
+    assert page.text.index('data-referral-id="r-2"') < page.text.index('data-referral-id="r-1"')
+    assert "Provider p-1" in page.text and "Leo thang" in page.text and 'id="refresh"' in page.text
+    partial = client.get(f"/cases/{CASE_ID}/referrals")
+    assert partial.status_code == 200 and "<html" not in partial.text and 'id="referral-list"' in partial.text
+    monkeypatch.setattr(operator_live, "STREAM_S", 1.5)
+    with client.stream("GET", f"/cases/{CASE_ID}/events") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        body = "".join(events.iter_text())
+    assert body.startswith("retry: 1000") and "event: referrals" in body and '"notice":8' in body
+
+
+def test_another_provinces_operator_finds_nothing(web: dict[str, Any]) -> None:
+    as_person(web, "qn-operator").post("/cases/new", data={**CASE_FORM, "action": "save"})
+    client = as_person(web, "ht-operator")
+    assert client.get(f"/cases/{CASE_ID}").status_code == 404
+    assert client.get(f"/cases/{CASE_ID}/events").status_code == 404
+    assert client.get(f"/cases/{CASE_ID}/referrals").status_code == 404
+
+
+def test_supervisors_see_the_queue_unresolved_first_and_assign(web: dict[str, Any]) -> None:
+    assert as_person(web, "qn-operator").get("/escalations").status_code == 403
+    client = as_person(web, "qn-supervisor")
+    page = client.get("/escalations")
+    assert page.status_code == 200
+    assert page.text.index('id="esc-r-2"') < page.text.index('id="esc-r-9"')
+    assert 'value="p-other"' in page.text and "Provider p-other" in page.text  # the options; who took r-9
+    assert 'id="overdue"' in page.text and "not_accepted_in_time" in page.text
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    empty = client.post("/escalations/r-2/assign", data={"csrf_token": CSRF, "request_id": request_id})
+    assert 'id="provider-r-2-error"' in client.get(empty.headers["location"]).text
+    sent = client.post("/escalations/r-2/assign", data={"csrf_token": CSRF, "request_id": request_id,
+                                                        "provider_id": "p-other"})
+    assert sent.headers["location"] == "/escalations?assigned=1"
+    assigned = next(r for name, _, r in web["apis"].calls if name == "AssignProvider")
+    assert (assigned.referral_id, assigned.provider_id, assigned.request_id) == ("r-2", "p-other", request_id)

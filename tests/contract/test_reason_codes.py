@@ -20,21 +20,8 @@ from google.protobuf.message import Message
 
 from notifications.adapters import proto_mapping as notifications_mapping
 from notifications.domain import commands as notifications_commands
-from notifications.domain.messages import (
-    KNOWN_REASONS,
-    Addressee,
-    Channel,
-    Contact,
-    Endpoint,
-    Event,
-    Language,
-    Links,
-    Role,
-    context_for,
-    recipients_for,
-    staff_messages,
-    template_environment,
-)
+from notifications.domain.messages import KNOWN_REASONS, Addressee, Channel, Event, Language, Role, recipients_for
+from notifications.domain.rendering import Contact, Endpoint, Links, context_for, staff_messages, template_environment
 from referral.adapters import proto_mapping as referral_mapping
 from referral.domain import commands as referral_commands
 from referral.domain import events as referral_events

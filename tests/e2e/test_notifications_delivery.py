@@ -45,7 +45,7 @@ from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import free_port, repo_root
-from refnet_platform.db import make_engine
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -22,8 +22,9 @@ from intake.adapters.tables import metadata, metadata_0002, metadata_0004
 from refnet.intake.v1 import contact_service_pb2_grpc, events_pb2, intake_service_pb2_grpc
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
-from refnet_platform.db import make_engine, outbox
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import TypeRegistry, decode
+from refnet_platform.tables import outbox
 
 INTAKE_EVENTS = TypeRegistry([events_pb2])
 

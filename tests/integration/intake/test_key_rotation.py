@@ -31,7 +31,8 @@ from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import types_pb2 as it
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 
 pytestmark = pytest.mark.integration
 

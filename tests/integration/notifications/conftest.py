@@ -26,7 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from notifications.adapters.channels import ChannelAdapter, SeenSignatures, WebhookRejected, verify_webhook
-from notifications.domain.messages import OutboundMessage
+from notifications.domain.rendering import OutboundMessage
 from notifications.domain.retry import DeliveryResult, NextStep, Retry, RetryPolicy, next_step
 
 HOST = "127.0.0.1"

@@ -31,7 +31,8 @@ from notifications.adapters.tables import deliveries, feed, notices
 from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain import commands
-from notifications.domain.messages import Channel, NewReferral, OutboundMessage, Urgency
+from notifications.domain.messages import Channel, NewReferral, Urgency
+from notifications.domain.rendering import OutboundMessage
 from notifications.domain.retry import DeliveryResult
 from notifications.entrypoints.worker import dispatch_tick
 from refnet.common.v1 import types_pb2 as t
@@ -39,9 +40,11 @@ from refnet.referral.v1 import events_pb2 as referral_events
 from refnet_dev.kafka import KafkaBroker
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Wakeup, dispatching
-from refnet_platform.db import BatchTransaction, is_postgres, make_engine, migrate
+from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
+from refnet_platform.migrations import migrate
 from refnet_platform.runtime import open_database
+from refnet_platform.unit_of_work import BatchTransaction
 from refnet_platform.vocabulary import ServiceType
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

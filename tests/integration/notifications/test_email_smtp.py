@@ -8,22 +8,18 @@ from typing import Any
 
 import pytest
 
-from notifications.adapters.channels import NOTICE_HEADER, EmailChannel, SmtpConfig
+from notifications.adapters.channels import NOTICE_HEADER
+from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.domain.messages import (
     Channel,
-    Contact,
-    Endpoint,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     StatusChange,
     Urgency,
     recipients_for,
-    short_ref,
-    staff_messages,
 )
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, short_ref, staff_messages
 from notifications.domain.retry import DeadLetter, Outcome, RetryPolicy
 from notifications.domain.safe_contact import ANYTIME, ContactPoint, Send, SurvivorProfile, survivor_message
 from refnet_platform.vocabulary import ServiceType

@@ -10,30 +10,26 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from notifications.adapters.channels import (
-    ChannelAdapter,
-    EmailChannel,
-    SmsGatewayChannel,
-    SmsGatewayConfig,
-    SmtpConfig,
-    WebhookChannel,
-)
+from notifications.adapters.channels import ChannelAdapter, SmsGatewayChannel, SmsGatewayConfig, WebhookChannel
+from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.domain.messages import (
     Channel,
-    Contact,
-    Endpoint,
     Escalation,
     Event,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     Role,
     StatusChange,
     Urgency,
-    by_priority,
     recipients_for,
+)
+from notifications.domain.rendering import (
+    Contact,
+    Endpoint,
+    Links,
+    OutboundMessage,
+    by_priority,
     short_ref,
     staff_messages,
 )

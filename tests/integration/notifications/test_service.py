@@ -35,13 +35,12 @@ from notifications.domain.messages import (
     EmergencyCase,
     Escalation,
     Language,
-    Links,
     NewReferral,
     ReferralStatus,
     StatusChange,
     Urgency,
-    short_ref,
 )
+from notifications.domain.rendering import Links, short_ref
 from notifications.domain.retry import RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
 from notifications.entrypoints.grpc_api import NotificationsServicer

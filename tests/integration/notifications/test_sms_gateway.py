@@ -12,18 +12,14 @@ import pytest
 from notifications.adapters.channels import SmsGatewayChannel, SmsGatewayConfig
 from notifications.domain.messages import (
     Channel,
-    Contact,
-    Endpoint,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     StatusChange,
     Urgency,
     recipients_for,
-    staff_messages,
 )
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, staff_messages
 from notifications.domain.retry import DeadLetter, Done, Outcome, Retry, RetryPolicy, next_step
 from notifications.domain.safe_contact import (
     ContactPoint,

@@ -12,19 +12,8 @@ from typing import Any
 import pytest
 
 from notifications.adapters.channels import NOTICE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookChannel
-from notifications.domain.messages import (
-    Channel,
-    Contact,
-    Endpoint,
-    Language,
-    Links,
-    NewReferral,
-    OutboundMessage,
-    Urgency,
-    recipients_for,
-    short_ref,
-    staff_messages,
-)
+from notifications.domain.messages import Channel, Language, NewReferral, Urgency, recipients_for
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, short_ref, staff_messages
 from notifications.domain.retry import DeadLetter, Done, Outcome, RetryPolicy
 from refnet_platform.vocabulary import ServiceType
 

@@ -23,22 +23,15 @@ from sqlalchemy.exc import OperationalError
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_dev.kafka import KafkaBroker
+from refnet_platform.clock import system_clock
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery
-from refnet_platform.db import (
-    BatchTransaction,
-    Duplicate,
-    UnitOfWork,
-    create_platform_tables,
-    inbox,
-    make_engine,
-    outbox,
-    read_connection,
-    utcnow,
-)
+from refnet_platform.engine import make_engine, read_connection
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
 from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
+from refnet_platform.unit_of_work import BatchTransaction, Duplicate, UnitOfWork
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("note_id", String(40), primary_key=True))
@@ -130,7 +123,7 @@ def test_a_record_handled_meanwhile_by_another_consumer_is_a_duplicate_at_commit
             work.add_note("raced")
             # Another consumer of the group (after a rebalance) recorded the same record since this work began.
             work.connection.execute(insert(inbox).values(consumer="test-worker", event_id="event-raced",
-                                                         processed_at=utcnow()))
+                                                         processed_at=system_clock()))
             work.commit()
     finally:
         current_delivery.reset(token)
@@ -279,11 +272,11 @@ def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_bro
 
 
 def test_older_code_starts_on_a_database_migrated_ahead_of_it(database_url: str, tmp_path: Path) -> None:
-    from refnet_platform.db import migrate
+    from refnet_platform.migrations import migrate
 
     scripts = tmp_path / "migrations"
     (scripts / "versions").mkdir(parents=True)
-    (scripts / "env.py").write_text("from alembic import context\nfrom refnet_platform.db import "
+    (scripts / "env.py").write_text("from alembic import context\nfrom refnet_platform.migrations import "
                                     "run_migrations_online\nrun_migrations_online(context)\n")
     (scripts / "versions" / "0001_a.py").write_text(
         'revision = "0001"\ndown_revision = None\n\ndef upgrade():\n    pass\n')

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from refnet_platform import metrics
-from refnet_platform.grpc_server import DomainErrorInterceptor
+from refnet_platform.grpc_server import DomainErrorInterceptor, GrpcMetricsInterceptor
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ TRUNCATED = b"\x0a\x05ab"  # a string field announcing 5 bytes, 2 sent
 async def serving_health() -> AsyncIterator[grpc.aio.Channel]:
     """A channel to a serving health servicer behind the interceptors serve() installs (the metrics one
     outside the error mapping, so it counts final status codes)."""
-    server = grpc.aio.server(interceptors=[metrics.GrpcMetricsInterceptor(), DomainErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[GrpcMetricsInterceptor(), DomainErrorInterceptor()])
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -31,9 +31,10 @@ from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_platform.bus import MessageBus
-from refnet_platform.db import make_engine, outbox
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.identity import Authenticator, server_credentials
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 EVENTS = TypeRegistry([referral_events, shelter_events])

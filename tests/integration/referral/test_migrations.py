@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from referral.adapters.tables import metadata
 from referral.config import MIGRATIONS
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import PermissionDenied
+from refnet_platform.migrations import migrate
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.tables import bed_pools, reservations
@@ -93,7 +94,7 @@ def test_threads_racing_for_the_last_beds_get_exactly_as_many_holds_as_beds(data
 RACER = """
 import json, random, sys
 from datetime import UTC, datetime, timedelta
-from refnet_platform.db import make_engine
+from refnet_platform.engine import make_engine
 from refnet_platform.caller import Caller, Role
 from refnet_platform.errors import FailedPrecondition
 from refnet_platform.vocabulary import TargetGroup

@@ -23,8 +23,10 @@ from refnet.intake.v1 import events_pb2
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.clock import ManualClock
-from refnet_platform.db import make_engine, migrate, outbox
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import TypeRegistry, decode
+from refnet_platform.migrations import migrate
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 QUANG_NINH, HA_TINH = "22", "42"

@@ -17,10 +17,12 @@ from intake.adapters.tables import referrals
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.domain.model import CONTACT_PURPOSES, ConsentGiver, ConsentTerms, NeedSpec, SafeTime
+from intake.domain.contact_reads import CONTACT_PURPOSES
+from intake.domain.model import ConsentGiver, ConsentTerms, NeedSpec, SafeTime
 from refnet_platform.caller import Role, machine
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import FailedPrecondition, NotFound, PermissionDenied, Unavailable
+from refnet_platform.migrations import migrate
 from refnet_platform.vocabulary import ServiceType
 
 PROVIDER = "qn-police-baichay"

@@ -12,31 +12,26 @@ from notifications.adapters.channels import (
     NOTICE_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    EmailChannel,
     SeenSignatures,
     SmsGatewayChannel,
     SmsGatewayConfig,
-    SmtpConfig,
     WebhookChannel,
     WebhookRejected,
     sign_webhook,
     verify_webhook,
     webhook_body,
 )
+from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.domain.messages import (
     Channel,
-    Contact,
-    Endpoint,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     StatusChange,
     Urgency,
     recipients_for,
-    staff_messages,
 )
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, staff_messages
 from notifications.domain.retry import Outcome
 from notifications.domain.safe_contact import ANYTIME, ContactPoint, Send, SurvivorProfile, survivor_message
 from refnet_platform.vocabulary import ServiceType

@@ -33,14 +33,13 @@ from notifications.domain.messages import (
     EmergencyCase,
     Escalation,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     StatusChange,
     Urgency,
 )
 from notifications.domain.notices import ContactRefused, ContactUnavailable, FeedCursor, Notice, SurvivorContact
+from notifications.domain.rendering import Links, OutboundMessage
 from notifications.domain.retry import DeliveryResult, RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
 from notifications.service_layer.handlers import Policy
@@ -50,8 +49,10 @@ from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
 from refnet_platform.clock import ManualClock
 from refnet_platform.context import Causation, current_causation
-from refnet_platform.db import make_engine, migrate, outbox
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import InvalidArgument, PermissionDenied
+from refnet_platform.migrations import migrate
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import ServiceType
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

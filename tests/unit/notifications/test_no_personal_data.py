@@ -21,23 +21,19 @@ from notifications.domain.messages import (
     BedOutcome,
     BedUpdate,
     Channel,
-    Contact,
     EmergencyCase,
-    Endpoint,
     Escalation,
     Event,
     InvalidEvent,
     Language,
-    Links,
     NewReferral,
-    OutboundMessage,
     ReferralStatus,
     Role,
     StatusChange,
     Urgency,
     recipients_for,
-    staff_messages,
 )
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, staff_messages
 from notifications.domain.safe_contact import ANYTIME, ContactPoint, Send, SurvivorProfile, survivor_message
 from refnet_platform.vocabulary import ServiceType
 

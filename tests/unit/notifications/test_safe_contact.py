@@ -15,19 +15,15 @@ from hypothesis import strategies as st
 from notifications.domain.messages import (
     Addressee,
     Channel,
-    Contact,
-    Endpoint,
     Language,
-    Links,
     NoticeKind,
-    OutboundMessage,
     ReferralStatus,
     Role,
     StatusChange,
     Urgency,
     recipients_for,
-    staff_messages,
 )
+from notifications.domain.rendering import Contact, Endpoint, Links, OutboundMessage, staff_messages
 from notifications.domain.safe_contact import (
     ANYTIME,
     ConsentWithdrawal,

@@ -23,8 +23,8 @@ from notifications.domain.messages import (
     Role,
     StatusChange,
     Urgency,
-    render,
 )
+from notifications.domain.rendering import render
 from notifications.domain.safe_contact import (
     ANYTIME,
     ContactPoint,

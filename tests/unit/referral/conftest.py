@@ -24,9 +24,11 @@ from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import ALL_PROVINCES, Caller, Role, machine
 from refnet_platform.clock import ManualClock
-from refnet_platform.db import make_engine, migrate, outbox
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import TypeRegistry, decode
 from refnet_platform.errors import FailedPrecondition
+from refnet_platform.migrations import migrate
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 EVENTS = TypeRegistry([referral_events, shelter_events, intake_events])

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, event, select
 
-from referral.adapters.repository import DirectoryCache
+from referral.adapters.directory import DirectoryCache
 from referral.adapters.tables import referral_history
 from referral.bootstrap import bootstrap
 from referral.config import Settings

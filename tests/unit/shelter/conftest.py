@@ -14,7 +14,9 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.shelter.v1 import events_pb2
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role, machine
-from refnet_platform.db import make_engine, migrate, outbox
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings

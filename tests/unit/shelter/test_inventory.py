@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from refnet.shelter.v1 import events_pb2
-from refnet_platform.db import outbox
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.proto_mapping import load_directory_file
 from shelter.domain import commands

@@ -31,11 +31,11 @@ from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
-from refnet_platform.db import BatchTransaction, Duplicate, crash_point
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, decode
 from refnet_platform.kafka_security import aiokafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import dead_letter_topic, topic
+from refnet_platform.unit_of_work import BatchTransaction, Duplicate, crash_point
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("refnet.consumer")
@@ -243,50 +243,49 @@ class EventConsumer:
         batch.commit()
         crash_point("consumer.after_db_commit")  # the offsets are committed after the poll's records
         for record_topic, event_type, outcome in outcomes:
-            if outcome == "unknown_type":
-                self.counts["unknown_types"] += 1
-                log.warning("skipped unknown event type", extra={"fields": {"event_type": event_type}})
-            else:
-                self.counts["handled" if outcome == "handled" else "duplicates"] += 1
-            metrics.EVENTS_CONSUMED.labels(record_topic, event_type, outcome).inc()
+            self._count(record_topic, event_type, outcome)
         return len(outcomes)
 
     def _handle_in_batch(self, record: ConsumerRecord[bytes, bytes]) -> tuple[str, str, str] | None:
         """(topic, event type, outcome), or None: leave this record and the rest to the careful path."""
-        started = time.perf_counter()
         with _record_span(record) as span:
             try:
-                envelope = decode(record.value)
-                payload = self.types.unpack(envelope)
+                envelope, payload = self._decode(record, span)
             except UnknownEventType as exc:
                 return record.topic, str(exc), "unknown_type"
             except MalformedEvent:
                 return None
-            span.set_attribute("refnet.event_type", envelope.type)
-            span.set_attribute("refnet.event_id", envelope.id)
-            span.set_attributes(metrics.subject_ids(envelope.subject))
-            try:
-                self._handle_in_context(envelope, payload)
-            except Duplicate:
-                return record.topic, envelope.type, "duplicate"
-            except Exception:
-                return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
-            finally:
-                metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(time.perf_counter() - started)
+            with _timed(record.topic, envelope.type):
+                try:
+                    self._handle_in_context(envelope, payload)
+                except Duplicate:
+                    return record.topic, envelope.type, "duplicate"
+                except Exception:
+                    return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
             return record.topic, envelope.type, "handled"
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes], span: Any) -> tuple[EventEnvelope, Message]:
+        """The record's envelope and payload, the envelope's ids on the span. Raises MalformedEvent, or
+        UnknownEventType for a payload this build does not know."""
+        envelope = decode(record.value)
+        span.set_attribute("refnet.event_type", envelope.type)
+        span.set_attribute("refnet.event_id", envelope.id)
+        span.set_attributes(metrics.subject_ids(envelope.subject))
+        return envelope, self.types.unpack(envelope)
+
+    def _count(self, record_topic: str, event_type: str, outcome: str) -> None:
+        """One record's outcome (handled, duplicate, unknown_type, dead_lettered): in counts and the metric."""
+        self.counts[_COUNTED[outcome]] += 1
+        if outcome == "unknown_type":
+            log.warning("skipped unknown event type", extra={"fields": {"event_type": event_type}})
+        metrics.EVENTS_CONSUMED.labels(record_topic, event_type, outcome).inc()
 
     async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
         with _record_span(record) as span:
             try:
-                envelope = decode(record.value)
-                span.set_attribute("refnet.event_type", envelope.type)
-                span.set_attribute("refnet.event_id", envelope.id)
-                span.set_attributes(metrics.subject_ids(envelope.subject))
-                payload = self.types.unpack(envelope)
+                envelope, payload = self._decode(record, span)
             except UnknownEventType as exc:
-                self.counts["unknown_types"] += 1
-                metrics.EVENTS_CONSUMED.labels(record.topic, str(exc), "unknown_type").inc()
-                log.warning("skipped unknown event type", extra={"fields": {"event_type": str(exc)}})
+                self._count(record.topic, str(exc), "unknown_type")
                 return
             except MalformedEvent as exc:
                 await self._dead_letter(record, producer, f"malformed: {exc}", 1, None)
@@ -295,20 +294,17 @@ class EventConsumer:
 
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer,
                                    envelope: EventEnvelope, payload: Message, span: Any) -> None:
-        started = time.perf_counter()
         attempt = 0
         outage_delay = self.retry_backoff_s
-        try:
+        with _timed(record.topic, envelope.type):
             while True:
                 try:
                     await asyncio.to_thread(self._handle_in_context, envelope, payload)
-                    self.counts["handled"] += 1
-                    metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "handled").inc()
+                    self._count(record.topic, envelope.type, "handled")
                     crash_point("consumer.after_db_commit")  # the offset is committed after the batch
                     return
                 except Duplicate:
-                    self.counts["duplicates"] += 1
-                    metrics.EVENTS_CONSUMED.labels(record.topic, envelope.type, "duplicate").inc()
+                    self._count(record.topic, envelope.type, "duplicate")
                     return
                 except Exception as exc:
                     if isinstance(exc, OperationalError | InterfaceError) and _is_outage(exc):
@@ -330,8 +326,6 @@ class EventConsumer:
                         return
                     metrics.RETRIES.labels(record.topic, envelope.type).inc()
                     await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-        finally:
-            metrics.HANDLING_SECONDS.labels(record.topic, envelope.type).observe(time.perf_counter() - started)
 
     def _handle_in_context(self, envelope: EventEnvelope, payload: Message) -> None:
         # Runs in a worker thread with a copy of the context: the span, the cause and the inbox key.
@@ -360,9 +354,8 @@ class EventConsumer:
         )
         await producer.send_and_wait(self.dlq_topic, key=record.key, value=letter.SerializeToString(),
                                      headers=[("traceparent", current_traceparent().encode())])
-        self.counts["dead_lettered"] += 1
         event_type = envelope.type if envelope else ""
-        metrics.EVENTS_CONSUMED.labels(record.topic, event_type, "dead_lettered").inc()
+        self._count(record.topic, event_type, "dead_lettered")
         metrics.DEAD_LETTERS.labels(record.topic, event_type).inc()
         log.error("dead-lettered", extra={"fields": {"topic": record.topic, "partition": record.partition,
                                                     "offset": record.offset, "error": error[:300]}})
@@ -401,6 +394,21 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+
+
+# Each outcome's key in EventConsumer.counts.
+_COUNTED = {"handled": "handled", "duplicate": "duplicates", "unknown_type": "unknown_types",
+            "dead_lettered": "dead_lettered"}
+
+
+@contextlib.contextmanager
+def _timed(record_topic: str, event_type: str) -> Iterator[None]:
+    """Times handling one record, retries included."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.HANDLING_SECONDS.labels(record_topic, event_type).observe(time.perf_counter() - started)
 
 
 @contextlib.contextmanager

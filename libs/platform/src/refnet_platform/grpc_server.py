@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import grpc
@@ -15,11 +17,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from refnet_platform import errors
+from refnet_platform import errors, metrics
 from refnet_platform.context import Causation, current_causation
 from refnet_platform.envelope import new_event_id
 from refnet_platform.identity import Authenticator, current_caller
-from refnet_platform.metrics import GrpcMetricsInterceptor
 from refnet_platform.telemetry import trace_id_hex
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,22 @@ async def _abort_for(exc: Exception, context: grpc.aio.ServicerContext, method: 
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no stubs
+class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no stubs
+    """An interceptor that wraps each method's handler (see wrap_calls) once it is resolved."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        return handler if handler is None else self.wrap(handler, details.method)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
+class DomainErrorInterceptor(CallInterceptor):
     """Resolves the caller before any handler runs, maps domain errors to status codes, refuses
     request bytes that are not the method's message, and starts each call's causation chain."""
 
@@ -73,51 +89,70 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
             caller = self.authenticator.caller(auth, metadata)
         current_caller.set(caller)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method = details.method
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         identify: Callable[[grpc.aio.ServicerContext], Awaitable[None]] = (
             _nothing if method.startswith(UNAUTHENTICATED_PREFIXES) else self._identify)
-        if handler.unary_unary:
-            inner = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                _start_causation()
-                try:
-                    await identify(context)
-                    if request is _MALFORMED:
-                        raise _malformed(handler)
-                    return await inner(request, context)
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    await _abort_for(exc, context, method)
+        @asynccontextmanager
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            _start_causation()
+            try:
+                await identify(context)
+                if request is _MALFORMED:
+                    raise _malformed(handler)
+                yield
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                await _abort_for(exc, context, method)
 
-            return handler._replace(unary_unary=unary, request_deserializer=_tolerant(handler.request_deserializer))
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
+        return wrap_calls(handler, guarded, request_deserializer=_tolerant(handler.request_deserializer))
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                _start_causation()
-                try:
-                    await identify(context)
-                    if request is _MALFORMED:
-                        raise _malformed(handler)
-                    async for item in inner_stream(request, context):
-                        yield item
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
-                    await _abort_for(exc, context, method)
 
-            return handler._replace(unary_stream=stream, request_deserializer=_tolerant(handler.request_deserializer))
-        return handler
+class GrpcMetricsInterceptor(CallInterceptor):
+    """Counts every call by method and final status code, and times it."""
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        @asynccontextmanager
+        async def timed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                code = context.code()
+                metrics.grpc_call_done(method, code.name if isinstance(code, grpc.StatusCode)
+                                       else "OK" if code in (None, 0) else str(code), started)
+
+        return wrap_calls(handler, timed)
+
+
+# Runs around each call of a behaviour: what to do before and after it, and with what it raised.
+Around = Callable[[Any, grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+
+
+def wrap_calls(handler: grpc.RpcMethodHandler, around: Around, **changes: Any) -> grpc.RpcMethodHandler:
+    """The interceptors' one wrapper: `handler` with each call of its unary-unary or unary-stream behaviour run
+    inside `around(request, context)` (any other kind of handler as it is). `changes`: more of the handler's
+    fields to replace, e.g. its request deserializer."""
+    if handler.unary_unary:
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with around(request, context):
+                return await inner(request, context)
+            return None  # `around` swallowed the error: only after aborting, which raises
+
+        return handler._replace(unary_unary=unary, **changes)
+    if handler.unary_stream:
+        inner_stream = handler.unary_stream
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with around(request, context):
+                async for item in inner_stream(request, context):
+                    yield item
+
+        return handler._replace(unary_stream=stream, **changes)
+    return handler
 
 
 # grpc.aio deserializes the request before any behaviour runs and answers a parse failure with UNKNOWN

@@ -25,7 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import Engine, text
 
-from refnet_platform.db import read_connection
+from refnet_platform.engine import read_connection
 from refnet_platform.metrics import seconds_since_heartbeat
 
 log = logging.getLogger(__name__)

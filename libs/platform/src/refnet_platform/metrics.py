@@ -7,12 +7,13 @@ personal data, and never unbounded ids (a case id is a span attribute, not a lab
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-import grpc
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Engine, func, select
+
+from refnet_platform.clock import system_clock
+from refnet_platform.engine import read_connection
+from refnet_platform.tables import outbox
 
 EVENTS_CONSUMED = Counter(
     "refnet_events_consumed_total", "Kafka records a worker took off a topic, by outcome "
@@ -74,9 +75,6 @@ def subject_ids(subject: str) -> dict[str, str]:
 
 def watch_outbox(engine: Engine) -> None:
     """The relay's backlog gauges, computed from the outbox table when scraped."""
-    from refnet_platform.clock import system_clock
-    from refnet_platform.db import outbox, read_connection
-
     def backlog() -> float:
         with read_connection(engine) as conn:
             return float(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
@@ -94,46 +92,7 @@ def watch_outbox(engine: Engine) -> None:
     OUTBOX_OLDEST_AGE.set_function(oldest_age)
 
 
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Counts every call by method and final status code, and times it."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        method = details.method
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    return await inner(request, context)
-                finally:
-                    _observe(method, context, started)
-
-            return handler._replace(unary_unary=unary)
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                finally:
-                    _observe(method, context, started)
-
-            return handler._replace(unary_stream=stream)
-        return handler
-
-
-def _observe(method: str, context: grpc.aio.ServicerContext, started: float) -> None:
-    code = context.code()
-    name = code.name if isinstance(code, grpc.StatusCode) else "OK" if code in (None, 0) else str(code)
-    GRPC_REQUESTS.labels(method, name).inc()
+def grpc_call_done(method: str, code: str, started: float) -> None:
+    """A gRPC call ended with the status code named `code`; `started`: its time.perf_counter() at the start."""
+    GRPC_REQUESTS.labels(method, code).inc()
     GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)

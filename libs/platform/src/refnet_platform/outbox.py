@@ -26,10 +26,12 @@ from sqlalchemy import Engine, bindparam, func, select, update
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.clock import system_clock
-from refnet_platform.db import crash_point, is_postgres, outbox, outbox_channel, read_connection
+from refnet_platform.engine import is_postgres, read_connection
 from refnet_platform.kafka_security import librdkafka_options
+from refnet_platform.tables import outbox, outbox_channel
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import TOPICS
+from refnet_platform.unit_of_work import crash_point
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("refnet.relay")

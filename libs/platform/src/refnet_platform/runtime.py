@@ -18,15 +18,17 @@ from sqlalchemy import Engine
 
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Tick, dispatching
-from refnet_platform.db import BatchTransaction, make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
 from refnet_platform.identity import Authenticator, OidcConfig, TokenVerifier, server_credentials
 from refnet_platform.metrics import watch_outbox
+from refnet_platform.migrations import migrate
 from refnet_platform.outbox import Relay, make_producer
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
+from refnet_platform.unit_of_work import BatchTransaction
 
 log = logging.getLogger(__name__)
 S = TypeVar("S", bound=ServiceSettings)

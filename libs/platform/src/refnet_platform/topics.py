@@ -127,6 +127,11 @@ def read_by(process: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if process in t.readers)
 
 
+def consumed_by(process: str) -> list[str]:
+    """The topics a worker subscribes to: all it reads but the dead-letter topics (ops collects those on a timer)."""
+    return [t.name for t in read_by(process) if not t.dead_letter]
+
+
 def written_by(process: str) -> tuple[Topic, ...]:
     return tuple(t for t in TOPICS if t.writer == process)
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from intake.adapters.crypto import Vault, load_master_key, load_previous_keys
 from intake.config import Settings
 from intake.domain import commands
-from intake.service_layer import handlers
+from intake.service_layer import contacts, handlers
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
@@ -29,7 +29,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.OverrideConsent: handlers.override_consent,
     commands.CloseCase: handlers.close_case,
     commands.EraseCase: handlers.erase_case,
-    commands.GetCaseContact: handlers.get_case_contact,
+    commands.GetCaseContact: contacts.get_case_contact,
     commands.RecordReferral: handlers.record_referral,
 }
 READS = frozenset({commands.GetCase})

@@ -9,22 +9,17 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from notifications.adapters.channels import (
-    ChannelAdapter,
-    EmailChannel,
-    SmsGatewayChannel,
-    SmsGatewayConfig,
-    SmtpConfig,
-    WebhookChannel,
-)
+from notifications.adapters.channels import ChannelAdapter, SmsGatewayChannel, SmsGatewayConfig, WebhookChannel
 from notifications.adapters.dead_letters import KafkaDeadLetters
 from notifications.adapters.intake_contacts import IntakeContacts
+from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.config import Settings
 from notifications.domain import commands
-from notifications.domain.messages import Channel, Language, Links, OutboundMessage
+from notifications.domain.messages import Channel, Language
+from notifications.domain.rendering import Links, OutboundMessage
 from notifications.domain.retry import RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
-from notifications.service_layer import handlers
+from notifications.service_layer import dispatch, handlers
 from notifications.service_layer.handlers import (
     DeadLetterSink,
     DueNow,
@@ -36,7 +31,7 @@ from notifications.service_layer.handlers import (
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
-from refnet_platform.db import BatchTransaction
+from refnet_platform.unit_of_work import BatchTransaction
 
 
 def policy_from(settings: Settings, clock: Clock = system_clock) -> Policy:
@@ -113,7 +108,7 @@ def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = Non
     sending: dict[type, Callable[..., Any]] = {
         commands.Notify: handlers.notify,
         commands.NoteCase: handlers.note_case,
-        commands.DispatchDue: partial(handlers.dispatch_due, together=partial(BatchTransaction, engine)),
+        commands.DispatchDue: partial(dispatch.dispatch_due, together=partial(BatchTransaction, engine)),
     }
     timed: dict[type, Callable[..., Any]] = {
         commands.WithdrawConsent: handlers.withdraw_consent,

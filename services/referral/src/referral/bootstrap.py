@@ -9,12 +9,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from referral.adapters.directory import DirectoryCache
 from referral.adapters.intake_client import IntakeContacts, NoContacts
-from referral.adapters.repository import DirectoryCache
 from referral.config import Settings
 from referral.domain import commands
-from referral.service_layer import handlers
-from referral.service_layer.handlers import ContactReader, Policy
+from referral.service_layer import queries
+from referral.service_layer.handlers import beds, cases, directory, escalations, lifecycle
+from referral.service_layer.handlers.common import Policy
+from referral.service_layer.queries import ContactReader
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
@@ -39,48 +41,52 @@ def bootstrap(settings: Settings, engine: Engine, policy: Policy | None = None,
     policy = policy or Policy(settings.sla_policy(), timedelta(minutes=settings.bed_hold_minutes), clock)
     contacts = contacts or intake_contacts(settings)
 
-    directory = DirectoryCache()  # the process's copy of the directory, shared by its units of work
+    directory_cache = DirectoryCache()  # the process's copy of the directory, shared by its units of work
 
     def uow() -> ReferralUnitOfWork:
-        return ReferralUnitOfWork(engine, schema, directory)
+        return ReferralUnitOfWork(engine, schema, directory_cache)
 
-    with_policy: dict[type, Callable[..., Any]] = {
-        commands.RouteCase: handlers.route_case,
-        commands.AddNeed: handlers.add_need,
-        commands.UpdateRisk: handlers.update_risk,
-        commands.GiveConsent: handlers.give_consent,
-        commands.WithdrawConsent: handlers.withdraw_consent,
-        commands.CloseCase: handlers.close_case,
-        commands.EraseCase: handlers.erase_case,
-        commands.RecordBedReserved: handlers.record_bed_reserved,
-        commands.RecordBedRejected: handlers.record_bed_rejected,
-        commands.RecordHoldExpired: handlers.record_hold_expired,
-        commands.RecordBedReleased: handlers.record_bed_released,
-        commands.RecordBedOccupied: handlers.record_bed_occupied,
-        commands.RecordCapacity: handlers.record_capacity,
-        commands.ExpireOverdue: handlers.expire_overdue,
-        commands.AcceptReferral: handlers.accept_referral,
-        commands.DeclineReferral: handlers.decline_referral,
-        commands.StartService: handlers.start_service,
-        commands.ReportProgress: handlers.report_progress,
-        commands.CompleteReferral: handlers.complete_referral,
-        commands.ReportFailure: handlers.report_failure,
-        commands.AssignProvider: handlers.assign_provider,
-        commands.ListProviders: handlers.list_providers,
-        commands.GetProvider: handlers.get_provider,
-        commands.RankProviders: handlers.rank_for,
-        commands.LoadDirectory: handlers.load_directory,
-        commands.ExportDirectory: handlers.export_directory,
+    changes: dict[type, Callable[..., Any]] = {
+        commands.RouteCase: cases.route_case,
+        commands.AddNeed: cases.add_need,
+        commands.UpdateRisk: cases.update_risk,
+        commands.GiveConsent: cases.give_consent,
+        commands.WithdrawConsent: cases.withdraw_consent,
+        commands.CloseCase: cases.close_case,
+        commands.EraseCase: cases.erase_case,
+        commands.RecordBedReserved: beds.record_bed_reserved,
+        commands.RecordBedRejected: beds.record_bed_rejected,
+        commands.RecordHoldExpired: beds.record_hold_expired,
+        commands.RecordBedReleased: beds.record_bed_released,
+        commands.RecordBedOccupied: beds.record_bed_occupied,
+        commands.RecordCapacity: beds.record_capacity,
+        commands.ExpireOverdue: escalations.expire_overdue,
+        commands.AssignProvider: escalations.assign_provider,
+        commands.AcceptReferral: lifecycle.accept_referral,
+        commands.DeclineReferral: lifecycle.decline_referral,
+        commands.StartService: lifecycle.start_service,
+        commands.ReportProgress: lifecycle.report_progress,
+        commands.CompleteReferral: lifecycle.complete_referral,
+        commands.ReportFailure: lifecycle.report_failure,
+        commands.LoadDirectory: directory.load_directory,
+    }
+    # What only reads: the directory's views take the clock (open now?), the referral lists do not.
+    reads_with_policy: dict[type, Callable[..., Any]] = {
+        commands.ListProviders: queries.list_providers,
+        commands.GetProvider: queries.get_provider,
+        commands.RankProviders: queries.rank_for,
+        commands.ExportDirectory: queries.export_directory,
     }
     reads: dict[type, Callable[..., Any]] = {
-        commands.ListReferrals: handlers.list_referrals,
-        commands.ChangedReferrals: handlers.changed_referrals,
-        commands.GetReferral: handlers.get_referral,
-        commands.ListEscalations: handlers.list_escalations,
+        commands.ListReferrals: queries.list_referrals,
+        commands.ChangedReferrals: queries.changed_referrals,
+        commands.GetReferral: queries.get_referral,
+        commands.ListEscalations: queries.list_escalations,
     }
+    with_policy = {**changes, **reads_with_policy}
     return MessageBus({
         **{command: partial(handler, uow=uow, policy=policy) for command, handler in with_policy.items()},
         **{command: partial(handler, uow=uow) for command, handler in reads.items()},
-        commands.GetSurvivorContact: partial(handlers.get_survivor_contact, uow=uow, policy=policy,
+        commands.GetSurvivorContact: partial(queries.get_survivor_contact, uow=uow, policy=policy,
                                              contacts=contacts),
     })

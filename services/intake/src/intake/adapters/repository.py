@@ -17,9 +17,8 @@ from intake.adapters.tables import (
     needs,
     referrals,
 )
+from intake.domain.contact_reads import REFERRAL_REQUESTED, AuditEntry, ReferralRecord
 from intake.domain.model import (
-    REFERRAL_REQUESTED,
-    AuditEntry,
     Call,
     CallChannel,
     CallDetails,
@@ -33,7 +32,6 @@ from intake.domain.model import (
     Contact,
     Need,
     Place,
-    ReferralRecord,
     Survivor,
 )
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex

@@ -7,8 +7,9 @@ from intake.adapters.crypto import NoMasterKey
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from refnet_platform.runtime import run_worker
+from refnet_platform.topics import consumed_by
 
-TOPICS = ["referral.referrals-urgent.v1", "referral.referrals.v1"]
+TOPICS = consumed_by("intake-worker")
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from intake.domain.model import CONTACT_PURPOSES, DATA_CATEGORIES, REFERRAL_STATUSES, SAFE_TIMES
+from intake.domain.contact_reads import CONTACT_PURPOSES, REFERRAL_STATUSES
+from intake.domain.model import DATA_CATEGORIES, SAFE_TIMES
 from refnet_platform.authorization import Rule, Table
 from refnet_platform.caller import Caller, Role
 

@@ -17,30 +17,21 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from intake.domain import commands, events
+from intake.domain.contact_reads import ACCEPTED, AuditEntry
 from intake.domain.model import (
-    ACCEPTED,
-    CONTACT_PURPOSES,
     MAX_ID,
-    RECIPIENT_SECTORS,
-    AuditEntry,
     Call,
     CallOutcome,
     Case,
     CaseStatus,
     Consent,
     ConsentStatus,
-    Contact,
     Need,
     Place,
-    consent_for_contact,
     consent_terms_for,
     new_consent,
-    readable,
-    require_code,
     require_id,
-    require_referral_status,
     resolve_place,
-    unseen_referral,
     validate_call,
     validate_call_outcome,
     validate_consent,
@@ -55,7 +46,6 @@ from refnet_platform.clock import Clock
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import (
     AlreadyExists,
-    DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -72,7 +62,7 @@ RECORDED_AT_SKEW = timedelta(minutes=5)
 USED_ELSEWHERE = "client_request_id: already used for another request"
 
 
-def _case_not_found(case_id: str) -> NotFound:
+def case_not_found(case_id: str) -> NotFound:
     return NotFound(f"case {case_id} not found")
 
 
@@ -80,7 +70,7 @@ def _case(work: IntakeUnitOfWork, case_id: str, caller: Caller, lock: bool = Tru
     """The case, if it is in the caller's provinces: one outside answers exactly as a missing one."""
     case = work.cases.get(case_id, lock=lock)
     if case is None or not caller.covers(case.province_code):
-        raise _case_not_found(case_id)
+        raise case_not_found(case_id)
     return case
 
 
@@ -128,7 +118,7 @@ def _attempt(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: s
     return result_id, False
 
 
-def _ids(cmd: object, *names: str) -> None:
+def require_ids(cmd: object, *names: str) -> None:
     for name in names:
         require_id(getattr(cmd, name), name)
 
@@ -139,7 +129,7 @@ def _ids(cmd: object, *names: str) -> None:
 
 def log_call(cmd: commands.LogCall, uow: UowFactory, clock: Clock) -> tuple[Call, bool]:
     authorize("LogCall", cmd.caller)
-    _ids(cmd, "client_request_id")
+    require_ids(cmd, "client_request_id")
     received = clock()
     validate_call(cmd.details, received)
     outcome = validate_call_outcome(cmd.outcome, cmd.case_id)
@@ -175,7 +165,7 @@ def log_call(cmd: commands.LogCall, uow: UowFactory, clock: Clock) -> tuple[Call
 def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     """Returns (case, created). A repeated client_request_id returns the first case."""
     authorize("RegisterCase", cmd.caller)
-    _ids(cmd, "client_request_id")
+    require_ids(cmd, "client_request_id")
     received = clock()
     recorded_at = cmd.recorded_at or received
     if recorded_at > received + RECORDED_AT_SKEW:
@@ -251,13 +241,13 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> 
 
 def get_case(cmd: commands.GetCase, uow: UowFactory) -> Case:
     authorize("GetCase", cmd.caller)
-    _ids(cmd, "case_id")
+    require_ids(cmd, "case_id")
     return _load(uow, cmd.case_id, cmd.caller)
 
 
 def add_need(cmd: commands.AddNeed, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     authorize("AddNeed", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id")
+    require_ids(cmd, "client_request_id", "case_id")
     validate_need_types([cmd.need], "need")
     service_type = cmd.need.service_type
     assert service_type is not None
@@ -283,7 +273,7 @@ def add_need(cmd: commands.AddNeed, uow: UowFactory, clock: Clock) -> tuple[Case
 
 def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     authorize("UpdateRisk", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id")
+    require_ids(cmd, "client_request_id", "case_id")
     if cmd.risk_level is None:
         raise InvalidArgument("risk_level", "is required (low, medium or high)")
     risk_level = cmd.risk_level
@@ -306,7 +296,7 @@ def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock) -> tupl
 
 def close_case(cmd: commands.CloseCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     authorize("CloseCase", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id")
+    require_ids(cmd, "client_request_id", "case_id")
     if cmd.outcome is None:
         raise InvalidArgument("outcome", "is required")
     outcome = cmd.outcome
@@ -326,7 +316,7 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory, clock: Clock) -> tuple[
 def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
     """Crypto-shredding: the case's key is destroyed; its ciphertext stays, unreadable for good."""
     authorize("EraseCase", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id")
+    require_ids(cmd, "client_request_id", "case_id")
     if cmd.reason is None:
         raise InvalidArgument("reason", "is required")
     reason = cmd.reason
@@ -355,7 +345,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[
 
 def give_consent(cmd: commands.GiveConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     authorize("GiveConsent", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id", "need_id")
+    require_ids(cmd, "client_request_id", "case_id", "need_id")
     if cmd.terms is None:
         raise InvalidArgument("consent", "is required")
     terms = cmd.terms
@@ -376,7 +366,7 @@ def give_consent(cmd: commands.GiveConsent, uow: UowFactory, clock: Clock) -> tu
 def override_consent(cmd: commands.OverrideConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     """A supervisor consents in the survivor's place under a legal basis; the override is audited."""
     authorize("OverrideConsent", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id", "need_id")
+    require_ids(cmd, "client_request_id", "case_id", "need_id")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = _case(work, cmd.case_id, cmd.caller)
@@ -407,7 +397,7 @@ def _record_consent(work: IntakeUnitOfWork, case: Case, need: Need, consent: Con
 def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, clock: Clock) -> tuple[Case, str, bool]:
     """Allowed on a closed case too: withdrawing is the survivor's right at any time."""
     authorize("WithdrawConsent", cmd.caller)
-    _ids(cmd, "client_request_id", "case_id", "need_id")
+    require_ids(cmd, "client_request_id", "case_id", "need_id")
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = _case(work, cmd.case_id, cmd.caller)
@@ -427,67 +417,6 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, clock: Cloc
     if created:
         log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "need_id": cmd.need_id}})
     return _load(uow, cmd.case_id, cmd.caller), consent_id, created
-
-
-# ---------------------------------------------------------------------------------------------
-# Personal data, for other refnet services
-
-
-def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory, clock: Clock
-                     ) -> tuple[Contact, tuple[str, ...]]:
-    """Her contact, for a referral intake's own record shows accepted by that recipient: only the fields
-    both the consent (for the service and the recipient's sector) and the calling service's purpose
-    allow. An unknown service or purpose, and a referral not on record for this case, service and
-    recipient, answer exactly as a missing case. Every read is audited, and so is every refusal on an
-    existing case (that row is committed before the refusal is raised, with the true reason)."""
-    authorize("GetCaseContact", cmd.caller)
-    _ids(cmd, "case_id", "referral_id", "recipient_id")
-    if cmd.service_type is None:
-        raise InvalidArgument("service_type", "is required")
-    if cmd.recipient_sector and cmd.recipient_sector not in RECIPIENT_SECTORS:
-        raise InvalidArgument("recipient_sector", f"must be one of {', '.join(RECIPIENT_SECTORS)}")
-    require_code(cmd.purpose, "purpose")
-    service_type = cmd.service_type
-    with uow() as work:
-        now = clock()
-        case = work.cases.get(cmd.case_id)
-        if case is None:
-            raise _case_not_found(cmd.case_id)
-        need = case.need_for(service_type)
-
-        def audit(action: str, detail: str) -> None:
-            work.audit.append(AuditEntry(
-                actor=cmd.caller, action=action, case_id=case.case_id, at=now, purpose=cmd.purpose,
-                need_id=need.need_id if need else "", referral_id=cmd.referral_id, recipient_id=cmd.recipient_id,
-                detail=detail))
-
-        purpose = CONTACT_PURPOSES.get(cmd.caller.subject_id, {}).get(cmd.purpose)
-        record = work.referrals.get(cmd.referral_id)
-        unseen = (f"{cmd.caller.subject_id} has no purpose {cmd.purpose}" if purpose is None
-                  else unseen_referral(case, record, purpose, service_type, cmd.recipient_id))
-        if unseen:
-            audit("contact_refused", f"not found: {unseen}")
-            work.commit()
-            raise _case_not_found(cmd.case_id)
-        assert purpose is not None and record is not None
-        try:
-            require_referral_status(record, purpose)
-            consent = consent_for_contact(case, service_type, cmd.recipient_sector, now)
-            categories = readable(consent.data_categories, purpose)
-            if not categories:
-                raise PermissionDenied(f"consent for {service_type} covers nothing the {cmd.purpose} purpose reads")
-            personal = work.cases.read_personal_data(case.case_id)
-            if personal is None:
-                raise FailedPrecondition(f"case {case.case_id} has no readable personal data")
-        except DomainError as refusal:
-            audit("contact_refused", str(refusal))
-            work.commit()
-            raise
-        audit("contact_read", ",".join(categories))
-        work.commit()
-    log.info("case contact read", extra={"fields": {"case_id": case.case_id, "referral_id": cmd.referral_id,
-                                                    "recipient_id": cmd.recipient_id, "purpose": cmd.purpose}})
-    return personal[0].only(categories), categories
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 
 from intake.adapters.crypto import MasterKeyError
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
-from refnet_platform.db import crash_point
+from refnet_platform.unit_of_work import crash_point
 
 UowFactory = Callable[[], IntakeUnitOfWork]
 

@@ -5,7 +5,7 @@ from sqlalchemy import Connection, Engine
 from intake.adapters.crypto import Vault
 from intake.adapters.proto_mapping import event_to_record
 from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, ReferralLog, RequestLog
-from refnet_platform.db import UnitOfWork
+from refnet_platform.unit_of_work import UnitOfWork
 
 
 class IntakeUnitOfWork(UnitOfWork):

@@ -39,8 +39,9 @@ from notifications.adapters.tables import (
 )
 from notifications.domain.commands import Recipient
 from notifications.domain.events import NoticeRef, NotificationFailed
-from notifications.domain.messages import Channel, Contact, Endpoint, Language, NoticeKind, OutboundMessage, Role
+from notifications.domain.messages import Channel, Language, NoticeKind, Role
 from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
+from notifications.domain.rendering import Contact, Endpoint, OutboundMessage
 from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 

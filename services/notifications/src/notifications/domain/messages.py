@@ -4,7 +4,7 @@ The worker turns each consumed event into one of the summaries below (ids and co
 events carry no personal data, and neither do these), then:
 
 1. ``recipients_for(event, survivor)`` says who is told and which notice each one gets;
-2. for staff (provider duty contact, case worker, supervisor), ``staff_messages(event, addressee,
+2. for staff (provider duty contact, case worker, supervisor), ``rendering.staff_messages(event, addressee,
    contact, links)`` renders one message per channel the contact has, in the contact's language;
 3. for the survivor, ``safe_contact.survivor_message(...)`` applies her safe-contact rules.
 
@@ -16,18 +16,10 @@ case id that is not a canonical UUID, or a province code that is not two digits,
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
 from typing import Protocol
-from zoneinfo import ZoneInfo
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
 from refnet_platform.vocabulary import (
     ESCALATION_REASONS,
@@ -38,10 +30,6 @@ from refnet_platform.vocabulary import (
     ServiceType,
     codes,
 )
-
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-NOTICE_NAMESPACE = uuid.UUID("6b0f6d43-52c5-4c3c-9d0e-7d6f3b1e5a10")
 
 
 class InvalidEvent(ValueError):
@@ -144,7 +132,7 @@ KNOWN_REASONS = codes(NOTIFIED_REASONS) | {"other"}
 KNOWN_SLAS = frozenset({"accept", "start", "other"})
 _SLA_REASONS = ESCALATION_REASONS - {ReferralReason.NO_PROVIDER}
 # The survivor chose to stop, or her case is gone: she is not told anything more about it.
-_SILENT_REASONS = frozenset({ReferralReason.CONSENT_WITHDRAWN, ReferralReason.CASE_ERASED,
+SILENT_REASONS = frozenset({ReferralReason.CONSENT_WITHDRAWN, ReferralReason.CASE_ERASED,
                              DeclineReason.SURVIVOR_DECLINED})
 
 
@@ -338,289 +326,6 @@ def _survivor_kind(event: StatusChange) -> NoticeKind | None:
         ReferralStatus.CANCELLED, ReferralStatus.REJECTED, ReferralStatus.FAILED, ReferralStatus.EXPIRED,
     )
     was_on = event.from_status in (ReferralStatus.ACCEPTED, ReferralStatus.IN_SERVICE)
-    if fell_through and was_on and event.reason not in _SILENT_REASONS:
+    if fell_through and was_on and event.reason not in SILENT_REASONS:
         return NoticeKind.SURVIVOR_CHANGED
     return None
-
-
-# --- what they read ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Links:
-    """Where staff act. partner_portal: the partner portal's base URL; operator_console: the
-    hotline operators' screen. Both are configuration, never taken from an event."""
-
-    partner_portal: str
-    operator_console: str
-    partner_api: str = "refnet.referral.v1.ReferralService"
-
-    def __post_init__(self) -> None:
-        for name in ("partner_portal", "operator_console"):
-            value = getattr(self, name)
-            if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", value):
-                raise ValueError(f"{name} must be a plain http(s) URL without query, got {value!r}")
-
-    def referral(self, referral_id: str) -> str:
-        return f"{self.partner_portal.rstrip('/')}/referrals/{referral_id}"
-
-    def case(self, case_id: str, referral_id: str = "") -> str:
-        url = f"{self.operator_console.rstrip('/')}/cases/{case_id}"
-        return f"{url}/referrals/{referral_id}" if referral_id else url
-
-
-def short_ref(referral_id: str) -> str:
-    """RF-1A2B3C4D: the last 8 hex digits of the referral's UUID (random in UUIDv4 and v7), so a
-    partner can match it by eye against the referral ids in its own list or search for it."""
-    return "RF-" + _uuid(referral_id, "referral_id")[-8:].upper()
-
-
-def short_case_ref(case_id: str) -> str:
-    return "CS-" + _uuid(case_id, "case_id")[-8:].upper()
-
-
-def _uuid(value: str, field_name: str) -> str:
-    try:
-        parsed = uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidEvent(field_name, "is not a UUID") from None
-    canonical = str(parsed)
-    if value.lower() != canonical:
-        raise InvalidEvent(field_name, "is not a canonical UUID")
-    return canonical
-
-
-def _province(value: str) -> str:
-    if not re.fullmatch(r"[0-9]{2}", value or ""):
-        raise InvalidEvent("province_code", "is not a two-digit province code")
-    return value
-
-
-def _code(value: str, known: frozenset[str]) -> str:
-    if not value:
-        return ""
-    return value if value in known else "other"
-
-
-def _local_time(value: datetime | None, field_name: str) -> str:
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        raise InvalidEvent(field_name, "is a naive datetime")
-    return value.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
-
-
-def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, object]:
-    """The whole of what a template may see. Survivor notices see nothing about the event at all."""
-    if addressee.kind.for_survivor:
-        return {}
-    ctx: dict[str, object] = {
-        "urgency": str(event_urgency(event)),
-        "province": _province(event.province_code),
-    }
-    if isinstance(event, EmergencyCase):
-        case_id = _uuid(event.case_id, "case_id")
-        ctx.update(
-            case_ref=short_case_ref(case_id),
-            referral_count=max(0, int(event.referral_count)),
-            action_url=links.case(case_id),
-        )
-        return ctx
-
-    referral_id = _uuid(event.referral_id, "referral_id")
-    case_id = _uuid(event.case_id, "case_id")
-    service = event_service(event)
-    ctx.update(
-        ref=short_ref(referral_id),
-        referral_id=referral_id,
-        service=str(service) if service is not None else "",
-    )
-    if addressee.role is Role.PROVIDER:
-        ctx["action_url"] = links.referral(referral_id)
-        ctx["partner_api"] = links.partner_api
-    else:
-        ctx["case_ref"] = short_case_ref(case_id)
-        ctx["action_url"] = links.case(case_id, referral_id)
-
-    if isinstance(event, StatusChange):
-        reason = _code(event.reason, KNOWN_REASONS)
-        if addressee.role is Role.PROVIDER and reason in _SILENT_REASONS:
-            reason = ""  # a provider needs to know it is off, not what the survivor decided
-        ctx.update(
-            from_status=str(event.from_status) if event.from_status is not None else "",
-            to_status=str(event.to_status),
-            reason=reason,
-        )
-    elif isinstance(event, Escalation):
-        ctx.update(
-            reason=_code(event.reason, KNOWN_REASONS),
-            sla=_code(event.sla, KNOWN_SLAS) or ("other" if event.sla_breached else ""),
-            deadline=_local_time(event.deadline, "deadline"),
-            rerouted=bool(event.rerouted),
-        )
-    elif isinstance(event, BedUpdate):
-        ctx.update(
-            reason=_code(event.reason, KNOWN_REASONS), hold_until=_local_time(event.hold_until, "hold_until")
-        )
-    return ctx
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str  # e-mail body, in-app body, webhook text
-    sms: str  # one short line
-    html: str  # e-mail alternative, autoescaped
-
-
-@lru_cache(maxsize=1)
-def template_environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        undefined=StrictUndefined,
-        autoescape=select_autoescape(
-            enabled_extensions=("html.j2",), default_for_string=False, default=False
-        ),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-
-
-def _block(template: Template, name: str, context: Mapping[str, object]) -> str:
-    return "".join(template.blocks[name](template.new_context(dict(context))))
-
-
-def render(kind: NoticeKind, language: Language, context: Mapping[str, object]) -> Rendered:
-    """Render ``{language}/{kind}.j2`` (blocks subject, text, sms) and the HTML e-mail layout."""
-    env = template_environment()
-    labels = env.get_template(f"{language}/_labels.j2").module
-    full = {**context, "L": labels}
-    template = env.get_template(f"{language}/{kind}.j2")
-    subject = " ".join(_block(template, "subject", full).split())
-    text = "\n".join(line.rstrip() for line in _block(template, "text", full).strip().splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    sms = " ".join(_block(template, "sms", full).split())
-    html = env.get_template(f"{language}/_email.html.j2").render(
-        subject=subject,
-        paragraphs=[p.splitlines() for p in text.split("\n\n")],
-        action_url=str(context.get("action_url", "")),
-        L=labels,
-    )
-    return Rendered(subject=subject, text=text, sms=sms, html=html)
-
-
-# --- outbound messages -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    channel: Channel
-    address: str  # e-mail address, phone number, webhook URL, or in-app inbox id
-
-
-@dataclass(frozen=True)
-class Contact:
-    """A staff recipient as the directory resolves it (provider duty contact, case worker,
-    supervisor): their language and their endpoints, in order of preference."""
-
-    recipient_id: str
-    language: Language
-    endpoints: tuple[Endpoint, ...]
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """One notice for one recipient on one channel. notice_id is deterministic in
-    (event, role, recipient, channel): a redelivered event yields the same id, so storing it under
-    a unique key gives exactly one notice however often the event arrives."""
-
-    notice_id: str
-    event_id: str
-    kind: NoticeKind
-    role: Role
-    recipient_id: str
-    channel: Channel
-    address: str
-    language: Language
-    subject: str
-    body: str
-    html: str = ""
-    payload: Mapping[str, str] = field(default_factory=dict)  # webhook JSON (no personal data)
-    priority: int = Urgency.ROUTINE.priority
-    not_before: datetime | None = None  # set for survivor messages deferred to her safe window
-    case_id: str = ""
-    referral_id: str = ""
-    province_code: str = ""
-    service_type: ServiceType | None = None
-
-    @property
-    def for_survivor(self) -> bool:
-        return self.role is Role.SURVIVOR
-
-
-def notice_id(event_id: str, role: Role, recipient_id: str, channel: Channel | str) -> str:
-    """Deterministic: the same (event, role, recipient, channel) always gives the same id."""
-    return str(uuid.uuid5(NOTICE_NAMESPACE, f"{event_id}|{role}|{recipient_id}|{channel}"))
-
-
-_PAYLOAD_KEYS = (
-    "ref", "referral_id", "case_ref", "service", "urgency", "province", "from_status", "to_status",
-    "reason", "sla", "deadline", "hold_until", "action_url", "partner_api",
-)
-
-
-def staff_messages(
-    event: Event, addressee: Addressee, contact: Contact, links: Links
-) -> list[OutboundMessage]:
-    """One message per channel the contact has (the first endpoint of each channel), rendered in
-    the contact's language. Raises InvalidEvent for a malformed id, ValueError for a survivor."""
-    if addressee.role is Role.SURVIVOR or addressee.kind.for_survivor:
-        raise ValueError("survivor messages go through safe_contact.survivor_message")
-    context = context_for(event, addressee, links)
-    rendered = render(addressee.kind, contact.language, context)
-    payload_base = {k: str(context[k]) for k in _PAYLOAD_KEYS if k in context and context[k] != ""}
-    messages: list[OutboundMessage] = []
-    used: set[Channel] = set()
-    for endpoint in contact.endpoints:
-        if endpoint.channel in used or not endpoint.address:
-            continue
-        used.add(endpoint.channel)
-        nid = notice_id(event.event_id, addressee.role, addressee.recipient_id, endpoint.channel)
-        payload: dict[str, str] = {}
-        if endpoint.channel is Channel.WEBHOOK:
-            payload = {
-                "notice_id": nid,
-                "kind": str(addressee.kind),
-                "language": str(contact.language),
-                **payload_base,
-                "subject": rendered.subject,
-                "text": rendered.text,
-            }
-        messages.append(
-            OutboundMessage(
-                notice_id=nid,
-                event_id=event.event_id,
-                kind=addressee.kind,
-                role=addressee.role,
-                recipient_id=addressee.recipient_id,
-                channel=endpoint.channel,
-                address=endpoint.address,
-                language=contact.language,
-                subject=rendered.subject,
-                body=rendered.sms if endpoint.channel is Channel.SMS else rendered.text,
-                html=rendered.html if endpoint.channel is Channel.EMAIL else "",
-                payload=payload,
-                priority=event_urgency(event).priority,
-                case_id=event.case_id,
-                referral_id=event_referral_id(event),
-                province_code=event.province_code,
-                service_type=event_service(event),
-            )
-        )
-    return messages
-
-
-def by_priority(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
-    """Emergencies first; otherwise in the order given (stable)."""
-    return sorted(messages, key=lambda m: m.priority)

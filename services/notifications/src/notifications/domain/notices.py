@@ -20,19 +20,15 @@ from notifications.domain.events import NoticeRef
 from notifications.domain.messages import (
     Addressee,
     Channel,
-    Contact,
-    Endpoint,
     Event,
     Language,
-    OutboundMessage,
     Role,
     Urgency,
     event_referral_id,
     event_service,
     event_urgency,
-    notice_id,
-    render,
 )
+from notifications.domain.rendering import Contact, Endpoint, OutboundMessage, notice_id, render
 from notifications.domain.retry import DeadLetter, DeliveryResult, Jitter, Outcome, Retry, RetryPolicy, next_step
 from notifications.domain.safe_contact import (
     SURVIVOR_NOTICE_CHANNEL,

@@ -20,20 +20,17 @@ from datetime import datetime, time, timedelta
 from typing import Protocol, TypeVar
 
 from notifications.domain.messages import (
-    VIETNAM,
     Addressee,
     Channel,
     Event,
     Language,
     NoticeKind,
-    OutboundMessage,
     Role,
     event_referral_id,
     event_service,
     event_urgency,
-    notice_id,
-    render,
 )
+from notifications.domain.rendering import VIETNAM, OutboundMessage, notice_id, render
 from refnet_platform.vocabulary import ServiceType
 
 EVERY_DAY = frozenset(range(7))

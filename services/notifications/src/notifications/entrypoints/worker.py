@@ -10,9 +10,9 @@ from notifications.domain.commands import DispatchDue
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import Tick, Wakeup
 from refnet_platform.runtime import run_worker
+from refnet_platform.topics import consumed_by
 
-TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "referral.referrals-urgent.v1", "referral.referrals.v1",
-          "shelter.beds.v1"]
+TOPICS = consumed_by("notifications-worker")
 
 
 def dispatch_tick(settings: Settings, bus: MessageBus, wakeup: Wakeup) -> Tick:

@@ -1,82 +1,59 @@
-"""Notifications' use cases: record who is told what when an event arrives (the in-app feed at once), send
-what is due on the other channels, and show each caller its own feed. Who and what come from
-domain.messages, a survivor's rules from domain.safe_contact, what happens after a send from
+"""Notifications' use cases: record who is told what when an event arrives (the in-app feed at once), and show
+each caller its own feed (sending what is due on the other channels is service_layer.dispatch). Who and what
+come from domain.messages, a survivor's rules from domain.safe_contact, what happens after a send from
 domain.notices / domain.retry."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from notifications.adapters.channels import ChannelAdapter
-from notifications.adapters.proto_mapping import DELIVERIES_TOPIC
 from notifications.domain import commands
-from notifications.domain.events import NoticeRef, NotificationDelivered, NotificationFailed, NotificationSent
+from notifications.domain.events import NotificationFailed, NotificationSent
 from notifications.domain.messages import (
     BedUpdate,
     Channel,
     EmergencyCase,
     Event,
     Language,
-    Links,
     NewReferral,
     Role,
     recipients_for,
-    staff_messages,
 )
 from notifications.domain.notices import (
-    SURVIVOR_LANE,
     ConsentedServices,
-    ContactRefused,
-    ContactUnavailable,
-    Due,
     Notice,
     Planned,
     Recorded,
     Status,
     SurvivorContact,
-    after_attempt,
-    after_survivor_decision,
     notice_ref,
     staff_contact,
     staff_planned,
     survivor_notice,
-    survivor_profile,
     urgency_of,
 )
-from notifications.domain.retry import DeliveryResult, Jitter, RetryPolicy, policy_for
+from notifications.domain.rendering import Links, staff_messages
+from notifications.domain.retry import Jitter, RetryPolicy
 from notifications.domain.safe_contact import (
     ConsentWithdrawal,
     ContactWindow,
-    Defer,
-    Send,
     Withhold,
-    recheck,
     stop_pending,
 )
 from notifications.service_layer.authorization import authorize
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
-from refnet_platform import metrics
 from refnet_platform.clock import Clock, system_clock
-from refnet_platform.context import Causation, current_causation
-from refnet_platform.db import BatchTransaction
+from refnet_platform.context import current_causation
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+from refnet_platform.telemetry import current_traceparent
 from refnet_platform.vocabulary import ServiceType
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("refnet.notifications")
 
 UowFactory = Callable[[], NotificationsUnitOfWork]
 MAX_PAGE = 500
@@ -276,194 +253,6 @@ def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | 
         return replace(event, case_id=case_id, case_worker_id=worker, urgency=urgency)
     service = event.service_type or (ServiceType(referral["service_type"]) if referral else None)
     return replace(event, case_id=case_id, case_worker_id=worker, service_type=service)
-
-
-# --- the timer: send what is due ---------------------------------------------------------------
-
-# A lane that has run dry while another lane is still sending looks again this often for retries that
-# have come due (work recorded meanwhile wakes it at once).
-IDLE_RECHECK_S = 0.5
-
-
-def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy,
-                 outlets: Outlets) -> dict[str, int]:
-    """One round: each external channel's due deliveries in their own lane (a slow gateway holds up only its
-    own), claimed in batches, most urgent first, sent concurrently and recorded a batch at a time. Then the
-    dead letters not yet on the DLQ topic are published. Returns how many ended in each status.
-    together: one transaction for many units of work (a batch's results)."""
-    lanes = [str(channel) for channel in outlets.adapters]
-    if outlets.survivor_reachable:
-        lanes.append(SURVIVOR_LANE)
-    dispatch = _Round(uow, together, policy, outlets, cmd.now, cmd.limit or policy.batch)
-    counts = asyncio.run(dispatch.run(lanes)) if lanes else {}
-    _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
-    return counts
-
-
-class _Round:
-    def __init__(self, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy, outlets: Outlets,
-                 now: datetime | None, limit: int) -> None:
-        self.uow = uow
-        self.together = together
-        self.policy = policy
-        self.outlets = outlets
-        self.fixed_now = now
-        self.limit = limit
-        self.deadline = time.monotonic() + policy.round_budget_s
-        self.counts: Counter[str] = Counter()
-        self.busy = 0  # lanes claiming or sending (not waiting for work)
-
-    def now(self) -> datetime:
-        """The command's moment when it names one (tests), else the clock at each step, so a lease always
-        runs from when its delivery was claimed."""
-        return self.fixed_now or self.policy.clock()
-
-    async def run(self, lanes: Sequence[str]) -> dict[str, int]:
-        # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
-        # a gateway that hangs takes only its own lane's.
-        threads = len(lanes) * (self.policy.concurrency + 1)
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
-        await asyncio.gather(*(self.lane(lane) for lane in lanes))
-        return dict(self.counts)
-
-    async def lane(self, lane: str) -> None:
-        in_flight = asyncio.Semaphore(self.policy.concurrency)
-        self.busy += 1
-        while time.monotonic() < self.deadline:
-            told = self.outlets.due.times
-            batch = await asyncio.to_thread(self.claim, lane)
-            if batch:
-                results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
-                await asyncio.to_thread(self.record, list(zip(batch, results, strict=True)))
-                if len(batch) == self.limit:
-                    continue  # there may be more due already
-            self.busy -= 1
-            if not await self.more_due(told):
-                return
-            self.busy += 1
-
-    async def more_due(self, told: int) -> bool:
-        """Whether a lane that ran dry claims again: yes if work was recorded since `told`, or, while another
-        lane is still busy (the round lasts as long), now and then for retries come due; no once every lane
-        is waiting."""
-        waited = 0.0
-        while time.monotonic() < self.deadline:
-            if self.outlets.due.times != told:
-                return True
-            if self.busy == 0:
-                return False
-            if waited >= IDLE_RECHECK_S:
-                return True
-            await asyncio.sleep(0.01)
-            waited += 0.01
-        return False
-
-    def claim(self, lane: str) -> list[Due]:
-        now = self.now()
-        with self.uow() as work:
-            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit)
-            work.commit()
-        return batch
-
-    async def attempt(self, due: Due, in_flight: asyncio.Semaphore) -> Recorded:
-        with _caused_by(due):
-            async with in_flight:
-                with tracer.start_as_current_span(f"notification send {due.lane}") as span:
-                    span.set_attributes({"refnet.notice_id": due.message.notice_id,
-                                         "refnet.case_id": due.message.case_id,
-                                         "refnet.referral_id": due.message.referral_id, "refnet.attempt": due.attempt})
-                    recorded = await self.try_send(due)
-                    span.set_attribute("refnet.delivery_status", str(recorded.status))
-                    return recorded
-
-    async def try_send(self, due: Due) -> Recorded:
-        message = due.message
-        if due.for_survivor:
-            judged = await asyncio.to_thread(self.judge, due)
-            if isinstance(judged, Defer | Withhold):
-                return after_survivor_decision(due, judged)
-            if isinstance(judged, DeliveryResult):
-                return self.after(due, message.channel, judged)
-            message = judged.message  # her route, from her current record: used for this send only
-        adapter = self.outlets.adapters.get(message.channel)
-        result = await adapter.send(message) if adapter else DeliveryResult.permanent(f"{message.channel} is off")
-        return self.after(due, message.channel, result)
-
-    def after(self, due: Due, channel: Channel, result: DeliveryResult) -> Recorded:
-        return after_attempt(due, result, policy_for(channel, self.policy.retry), self.now(), self.policy.jitter)
-
-    def judge(self, due: Due) -> Send | Defer | Withhold | DeliveryResult:
-        """Her notice against her record as intake has it now (her safe number, her safe times): send (and
-        where), defer, or withhold."""
-        assert self.outlets.contacts is not None
-        m = due.message
-        try:
-            contact = self.outlets.contacts.read(m.case_id, m.referral_id, m.service_type, due.sector)
-        except ContactRefused as refused:
-            return Withhold(refused.reason)
-        except ContactUnavailable as unavailable:
-            return DeliveryResult.transient(str(unavailable))
-        return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
-
-    def record(self, batch: Sequence[tuple[Due, Recorded]]) -> None:
-        """What happened to a batch, and its status events, in one transaction (a unit of work per delivery,
-        so each status event carries the flow and trace of the event that caused its notice)."""
-        now = self.now()
-        with self.together() as transaction:
-            for due, recorded in batch:
-                with _caused_by(due), self.uow() as work:
-                    work.notices.record(due.message.notice_id, recorded, now)
-                    for event in _status_events(notice_ref(due.message, due.lane), recorded, now):
-                        work.emit(event)
-                        if isinstance(event, NotificationFailed):
-                            work.dead_letters.add(event)
-                    work.commit()
-            transaction.commit()
-        for due, recorded in batch:
-            self.counts[recorded.status] += 1
-            # The platform's retry and dead-letter counters, with the delivery lane as the type.
-            if recorded.status is Status.PENDING:
-                metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
-            elif recorded.status is Status.FAILED:
-                metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
-            level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
-            log.log(level, "delivery attempted", extra={"fields": {
-                "notice_id": due.message.notice_id, "lane": due.lane, "attempt": due.attempt,
-                "status": str(recorded.status), "detail": recorded.detail, "case_id": due.message.case_id,
-                "referral_id": due.message.referral_id}})
-
-
-@contextmanager
-def _caused_by(due: Due) -> Iterator[None]:
-    """A delivery's send and status events continue the trace and the flow of the event behind its notice."""
-    token = otel_context.attach(context_from_traceparent(due.traceparent))
-    cause = current_causation.set(Causation(due.correlation_id or due.message.event_id, due.message.event_id))
-    try:
-        yield
-    finally:
-        current_causation.reset(cause)
-        otel_context.detach(token)
-
-
-def _status_events(ref: NoticeRef, recorded: Recorded, now: datetime) -> list[object]:
-    if recorded.status is Status.SENT:
-        return [NotificationSent(ref, recorded.attempts, now)]
-    if recorded.status is Status.DELIVERED:
-        return [NotificationSent(ref, recorded.attempts, now), NotificationDelivered(ref, recorded.attempts, now)]
-    if recorded.status is Status.FAILED and recorded.failure is not None:
-        return [NotificationFailed(ref, recorded.attempts, now, recorded.failure.reason, recorded.failure.detail)]
-    return []
-
-
-def _publish_dead_letters(uow: UowFactory, sink: DeadLetterSink, now: datetime) -> None:
-    with uow() as work:
-        letters = work.dead_letters.unpublished()
-    if not letters:
-        return
-    sink.publish(letters)
-    with uow() as work:
-        work.dead_letters.mark_published([f.notice.notice_id for f in letters], now)
-        work.commit()
 
 
 # --- the directory -----------------------------------------------------------------------------

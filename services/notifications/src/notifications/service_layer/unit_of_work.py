@@ -9,7 +9,7 @@ from notifications.adapters.repository import (
     DirectoryRepository,
     NoticeRepository,
 )
-from refnet_platform.db import UnitOfWork
+from refnet_platform.unit_of_work import UnitOfWork
 
 
 class NotificationsUnitOfWork(UnitOfWork):

@@ -78,6 +78,43 @@ class BedState(StrEnum):
         return self in (BedState.REQUESTED, BedState.HELD)
 
 
+class BedAnswer(StrEnum):
+    """What shelter said about a referral's bed."""
+
+    RESERVED = "reserved"
+    REJECTED = "rejected"
+    HOLD_EXPIRED = "hold_expired"
+    RELEASED = "released"
+    OCCUPIED = "occupied"
+
+
+@dataclass(frozen=True)
+class BedMove:
+    """One answer's effect: from which bed states it applies (in any other it is late or repeated, and ignored),
+    the bed state it leaves, and the lifecycle steps that follow, by the referral's status (none: only touched)."""
+
+    applies_to: frozenset[BedState]
+    bed: BedState
+    steps: Mapping[Status, tuple[Status, ...]]
+
+
+# The bed's state machine. A hold that expires before acceptance expires the referral (it is escalated); after
+# acceptance the service failed. The survivor's arrival puts the referral in service, accepting it on the way.
+BED_MOVES: dict[BedAnswer, BedMove] = {
+    BedAnswer.RESERVED: BedMove(frozenset({BedState.REQUESTED}), BedState.HELD, {}),
+    BedAnswer.REJECTED: BedMove(frozenset({BedState.REQUESTED}), BedState.REJECTED,
+                                {Status.REQUESTED: (Status.REJECTED,)}),
+    # shelter has freed the bed already: nothing to give back
+    BedAnswer.HOLD_EXPIRED: BedMove(frozenset({BedState.HELD}), BedState.RELEASED,
+                                    {Status.REQUESTED: (Status.EXPIRED, Status.ESCALATED),
+                                     Status.ACCEPTED: (Status.FAILED,)}),
+    BedAnswer.RELEASED: BedMove(frozenset(BedState) - {BedState.RELEASED}, BedState.RELEASED, {}),
+    BedAnswer.OCCUPIED: BedMove(frozenset(BedState), BedState.OCCUPIED,
+                                {Status.REQUESTED: (Status.ACCEPTED, Status.IN_SERVICE),
+                                 Status.ACCEPTED: (Status.IN_SERVICE,)}),
+}
+
+
 class AgeGroup(StrEnum):
     ANY = "any"
     ADULT = "adult"
@@ -368,6 +405,26 @@ class Referral:
     def touch(self, now: datetime) -> None:
         self.updated_at = now
         self.version += 1
+
+    def answer_bed(self, answer: BedAnswer, now: datetime) -> tuple[Status, ...] | None:
+        """Moves the bed as shelter's answer says (BED_MOVES) and returns the lifecycle steps that must follow
+        (each is a move_to); with none the referral is touched here. None: the answer does not apply to the bed
+        as it is, and nothing changed."""
+        move = BED_MOVES[answer]
+        if self.bed not in move.applies_to:
+            return None
+        self.bed = move.bed
+        steps = move.steps.get(self.status, ())
+        if not steps:
+            self.touch(now)
+        return steps
+
+    def give_bed_back(self) -> bool:
+        """Leaving the provider: a bed asked for or held goes back to the shelter. True if one must be released."""
+        if not (self.shelter_id and self.bed.releasable):
+            return False
+        self.bed = BedState.RELEASED
+        return True
 
     @property
     def open(self) -> bool:

@@ -7,8 +7,9 @@ from referral.domain import commands
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.topics import consumed_by
 
-TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "shelter.beds.v1"]
+TOPICS = consumed_by("referral-worker")
 
 
 def main() -> None:

@@ -2,16 +2,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine
 
+from referral.adapters.directory import DirectoryCache, DirectoryRepository
 from referral.adapters.proto_mapping import event_to_record
-from referral.adapters.repository import (
-    BedRepository,
-    CaseRepository,
-    DirectoryCache,
-    DirectoryRepository,
-    ReferralRepository,
-    RequestRepository,
-)
-from refnet_platform.db import UnitOfWork
+from referral.adapters.repository import BedRepository, CaseRepository, ReferralRepository, RequestRepository
+from refnet_platform.unit_of_work import UnitOfWork
 
 
 class ReferralUnitOfWork(UnitOfWork):

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.topics import consumed_by
 from shelter.adapters import proto_mapping
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings
 from shelter.domain import commands
 
-TOPICS = ["shelter.bed-commands.v1"]
+TOPICS = consumed_by("shelter-worker")
 
 
 def main() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine
 
-from refnet_platform.db import UnitOfWork
+from refnet_platform.unit_of_work import UnitOfWork
 from shelter.adapters.proto_mapping import event_to_record
 from shelter.adapters.repository import ReservationRepository, ShelterRepository
 

@@ -9,7 +9,7 @@ change what this revision does; they get revisions of their own).
 from alembic import op
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, UniqueConstraint
 
-from refnet_platform.db import create_platform_tables
+from refnet_platform.tables import create_platform_tables
 
 revision = "0001"
 down_revision = None

@@ -6,7 +6,7 @@ Revision ID: 0001
 from alembic import op
 from sqlalchemy import CheckConstraint, Column, DateTime, Integer, MetaData, String, Table
 
-from refnet_platform.db import create_platform_tables
+from refnet_platform.tables import create_platform_tables
 
 revision = "0001"
 down_revision = None

@@ -1,0 +1,81 @@
+"""Engines: PostgreSQL with the service's schema, or SQLite in WAL with its write lock taken up front."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+# Connection execution option: the transaction only reads (SQLite then does not take the write lock).
+READ_ONLY = "refnet_read_only"
+
+SQLITE_LOCK_WAIT_S = 30.0
+
+
+def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the relay read while the api writes; the lock waits instead of failing.
+            dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")  # WAL: a reader never waits for, nor blocks, the writer
+                return
+            # Take the write lock up front so read-then-write transactions never fail to upgrade.
+            _begin_immediate(conn.connection.dbapi_connection)
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+    return create_engine(url, connect_args=connect_args, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True)
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reading only: on SQLite it never takes (nor waits for) the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def _begin_immediate(dbapi_conn: Any) -> None:
+    """BEGIN IMMEDIATE, retried every millisecond or less while another writer holds the lock. SQLite's own
+    busy handler sleeps ever longer (up to 100 ms a time), so a writer could sleep on long after the lock was
+    free: that was most of intake's RegisterCase p99 when its api, worker and relay wrote at once."""
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+        delay = 0.0001
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.001)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT_S * 1000)}")
+        cursor.close()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

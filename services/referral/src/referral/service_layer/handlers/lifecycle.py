@@ -1,0 +1,117 @@
+"""The partner agencies' API: an agency accepts, declines, starts, reports progress on, completes or fails its
+referral; each change is done once per request id and recorded with who made it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from referral.domain import commands, events
+from referral.domain.model import Referral, Status, reroutes
+from referral.service_layer.authorization import authorize
+from referral.service_layer.handlers.access import actor_of, idempotent, referral_for, required_request_id
+from referral.service_layer.handlers.common import Policy, UowFactory, ids, retry_on_conflict
+from referral.service_layer.handlers.routing import leave, reroute, transition
+from referral.service_layer.unit_of_work import ReferralUnitOfWork
+from refnet_platform.caller import Caller
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from refnet_platform.vocabulary import StatusReason
+
+log = logging.getLogger(__name__)
+
+# A change to a referral: the unit of work, the referral, the time, and who acted (for the history).
+Change = Callable[[ReferralUnitOfWork, Referral, datetime, str], None]
+
+
+def _agency_change(caller: Caller, method: str, referral_id: str, request_id: str, operation: str, uow: UowFactory,
+                   policy: Policy, change: Change) -> Referral:
+    authorize(method, caller)
+    required_request_id(request_id)
+    with uow() as work:
+        now = policy.clock()
+        referral = referral_for(work, caller, method, referral_id, for_update=True)
+        if idempotent(work, caller, request_id, operation, referral.referral_id, now):
+            return referral
+        change(work, referral, now, actor_of(caller))
+        work.commit()
+    log.info("agency changed a referral", extra={"fields": {**ids(referral), "operation": operation}})
+    return referral
+
+
+def _moves_to(status: Status, reason: StatusReason | None = None) -> Change:
+    """A change that is one lifecycle step."""
+    return lambda work, referral, now, actor: transition(work, referral, status, reason, now, actor)
+
+
+@retry_on_conflict
+def accept_referral(cmd: commands.AcceptReferral, uow: UowFactory, policy: Policy) -> Referral:
+    authorize("AcceptReferral", cmd.caller)
+    if cmd.provider_id and cmd.provider_id != cmd.caller.organisation_id:
+        raise PermissionDenied("provider_id must be your own agency's (or left empty): your identity says which")
+    return _agency_change(cmd.caller, "AcceptReferral", cmd.referral_id, cmd.request_id, "accept", uow, policy,
+                          _moves_to(Status.ACCEPTED))
+
+
+@retry_on_conflict
+def decline_referral(cmd: commands.DeclineReferral, uow: UowFactory, policy: Policy) -> Referral:
+    """Declined with a coded reason; unless the survivor said no or it is a duplicate, the next provider is tried."""
+    reason = cmd.reason
+    if reason is None:
+        raise InvalidArgument("reason", "choose a decline reason")
+
+    def decline(work: ReferralUnitOfWork, referral: Referral, now: datetime, actor: str) -> None:
+        if referral.status is not Status.REQUESTED:
+            raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}; only a requested "
+                                     "referral can be declined")
+        leave(work, referral, Status.REJECTED, reason, now, actor)
+        if reroutes(reason):
+            reroute(work, policy, referral, now)
+
+    return _agency_change(cmd.caller, "DeclineReferral", cmd.referral_id, cmd.request_id, "decline", uow, policy,
+                          decline)
+
+
+@retry_on_conflict
+def start_service(cmd: commands.StartService, uow: UowFactory, policy: Policy) -> Referral:
+    return _agency_change(cmd.caller, "StartService", cmd.referral_id, cmd.request_id, "start", uow, policy,
+                          _moves_to(Status.IN_SERVICE))
+
+
+@retry_on_conflict
+def report_progress(cmd: commands.ReportProgress, uow: UowFactory, policy: Policy) -> Referral:
+    progress = cmd.progress
+    if progress is None:
+        raise InvalidArgument("progress", "choose a progress code")
+
+    def report(work: ReferralUnitOfWork, referral: Referral, now: datetime, actor: str) -> None:
+        if referral.status not in (Status.ACCEPTED, Status.IN_SERVICE):
+            raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}; progress is reported "
+                                     "on an accepted referral")
+        referral.progress = progress
+        referral.touch(now)
+        work.referrals.save(referral)
+        work.referrals.record(referral.referral_id, now, referral.status, referral.status, f"progress:{progress}",
+                              actor)
+        work.emit(events.ReferralProgressReported(referral, progress, now))
+
+    return _agency_change(cmd.caller, "ReportProgress", cmd.referral_id, cmd.request_id, "progress", uow, policy,
+                          report)
+
+
+@retry_on_conflict
+def complete_referral(cmd: commands.CompleteReferral, uow: UowFactory, policy: Policy) -> Referral:
+    outcome = cmd.outcome
+    if outcome is None:
+        raise InvalidArgument("outcome", "choose an outcome")
+    return _agency_change(cmd.caller, "CompleteReferral", cmd.referral_id, cmd.request_id, "complete", uow, policy,
+                          _moves_to(Status.COMPLETED, outcome))
+
+
+@retry_on_conflict
+def report_failure(cmd: commands.ReportFailure, uow: UowFactory, policy: Policy) -> Referral:
+    reason = cmd.reason
+    if reason is None:
+        raise InvalidArgument("reason", "choose a failure reason")
+    return _agency_change(cmd.caller, "ReportFailure", cmd.referral_id, cmd.request_id, "fail", uow, policy,
+                          lambda work, r, now, actor: leave(work, r, Status.FAILED, reason, now, actor))

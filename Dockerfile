@@ -1,20 +1,22 @@
 # syntax=docker/dockerfile:1.7
 # One image per refnet service, from this one file: the service is a build argument, so every
 # image is built the same way. Each image runs its service's processes, chosen by the command:
-# api, worker, relay (intake, referral, shelter, notifications) or console, collector, worker (ops).
+# api, worker, relay (intake, referral, shelter, notifications), console, collector, worker (ops), or
+# web (web: its one process, named after the service).
 #
 # Build from the repository root, so proto/ and libs/ are shared by every service, not copied:
 #   docker build --build-arg SERVICE=intake -t refnet/intake:TAG .      (or: make images)
 # Run:
 #   docker run refnet/intake api | worker | relay | api --migrate-only | refnet-topics ...
 #   docker run refnet/ops console | collector | worker | console --migrate-only | refnet ...
+#   docker run refnet/web web | web --migrate-only
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG SERVICE
 
 # ---- build: generate the protobuf code, install the service and its libraries into /opt/venv
 FROM ${PYTHON_IMAGE} AS build
 ARG SERVICE
-RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=intake|referral|shelter|notifications|ops" >&2; exit 1; }
+RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=intake|referral|shelter|notifications|ops|web" >&2; exit 1; }
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
@@ -36,9 +38,13 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/tools/bin/pip --python /opt/venv/bin/python install -c constraints.txt \
         ./proto ./libs/platform ./libs/geo ./libs/frontdoor "./services/${SERVICE}" \
  && /opt/venv/bin/python -c "import ${SERVICE}, refnet_platform, refnet" \
- && case "${SERVICE}" in ops) roles="console collector worker" ;; *) roles="api worker relay" ;; esac \
- && for role in $roles; do test -x "/opt/venv/bin/${SERVICE}-${role}" || exit 1; done \
- && "/opt/venv/bin/${SERVICE}-${roles%% *}" --help >/dev/null
+ && case "${SERVICE}" in \
+      ops) programs="ops-console ops-collector ops-worker" ;; \
+      web) programs="web" ;; \
+      *) programs="${SERVICE}-api ${SERVICE}-worker ${SERVICE}-relay" ;; \
+    esac \
+ && for program in $programs; do test -x "/opt/venv/bin/${program}" || exit 1; done \
+ && "/opt/venv/bin/${programs%% *}" --help >/dev/null
 
 # ---- runtime: the interpreter, the venv and nothing else; runs as an unprivileged user
 FROM ${PYTHON_IMAGE} AS runtime
@@ -57,9 +63,13 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chmod=0755 <<'SH' /usr/local/bin/refnet-entrypoint
 #!/bin/sh
 # A role (api, worker, relay; ops: console, collector, worker) runs "$REFNET_SERVICE-<role>" with
-# the remaining arguments; any other command runs as given (refnet-topics, refnet, python, ...).
+# the remaining arguments; any other command runs as given (web, refnet-topics, refnet, python, ...).
+# No command: the service's first process (its api; ops' console; web).
 set -eu
-role="${1:-api}"
+if [ "$#" -eq 0 ]; then
+  case "$REFNET_SERVICE" in ops) set -- console ;; web) set -- web ;; *) set -- api ;; esac
+fi
+role="$1"
 case "$role" in
   api|worker|relay|console|collector) [ "$#" -gt 0 ] && shift; exec "${REFNET_SERVICE}-${role}" "$@" ;;
   *) exec "$@" ;;
@@ -69,5 +79,5 @@ SH
 USER 10001:10001
 WORKDIR /tmp
 EXPOSE 50051 50052 50053 50054 9100 8080 4317
+# No CMD: the entrypoint picks the service's own default process.
 ENTRYPOINT ["/usr/local/bin/refnet-entrypoint"]
-CMD ["api"]

@@ -55,7 +55,7 @@ chaos: setup
 	$(PY) -m bench.chaos $(CHAOS_FLAGS)
 
 # Kubernetes: KafkaTopics, KafkaUsers and worker autoscaler limits are generated from the topic registry.
-IMAGE_SERVICES := intake referral shelter notifications ops
+IMAGE_SERVICES := intake referral shelter notifications ops web
 IMAGE_REPO ?= refnet
 IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
 OVERLAY ?= dev

@@ -4,7 +4,9 @@ Pure functions of the results dict (unit-tested in tests/unit/bench); the shape 
 
     {"machine": {...}, "config": {...}, "database": "SQLite",
      "phases": [{"rate": 50, "refnet": {...}, "floor": {...}, "grpc_floor": {...}}, ...],
-     "floor_saturation": {...}, "backlog": {...}}
+     "floor_saturation": {...}, "backlog": {...},
+     "web": {"operators": 20, "pages": {"all": {...p50, p95, p99}, "/cases": {...}, ...}, "errors": {...},
+             "live": {"measured": True, "event_ms": {...}, "shown_ms": {...}, ...}, ...}}
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def max_sustained_rate(results: Result) -> float | None:
 
 
 def targets(results: Result) -> list[Result]:
-    """One row per target of issue 10: the figure, the target, and whether it is met (None: not measured)."""
+    """One row per target (issue 10's, then the web's of issue 15): the figure, the target, and whether it is
+    met (None: not measured)."""
     at50 = phase_at(results, 50)
     notice = _get(at50, "refnet", "notice_ms")
     floor = _get(at50, "floor", "latency_ms")
@@ -55,11 +58,58 @@ def targets(results: Result) -> list[Result]:
         ("  p50 as a multiple of the floor", ratio(_get(notice, "p50"), _get(floor, "p50")), "x", "<=", 5),
         ("  p99 as a multiple of the floor", ratio(_get(notice, "p99"), _get(floor, "p99")), "x", "<=", 5),
         ("emergency p99 under the backlog", _get(results, "backlog", "emergency_ms", "p99"), "ms", "<=", 150),
+        (f"web page p95 at {_get(results, 'web', 'operators') or 20} operators (issue 15)",
+         _get(results, "web", "pages", "all", "p95"), "ms", "<=", 300),
+        ("web live update commit -> shown p95 (issue 15)", _get(results, "web", "live", "shown_ms", "p95"), "ms",
+         "<=", 1000),
     ]
+    # A page that failed to load has no latency: any failed fetch misses the page target whatever the rest did.
+    web_failed = bool(_get(results, "web", "errors"))
     out = []
     for name, value, unit, op, target in rows:
         met = None if value is None else (value >= target if op == ">=" else value <= target)
+        if met and web_failed and name.startswith("web page"):
+            met = False
         out.append({"name": name, "value": value, "unit": unit, "target": f"{op} {target} {unit}", "met": met})
+    return out
+
+
+def web_lines(results: Result) -> list[str]:
+    """The web phase as text: pages by path, the live update's delay, errors; empty when it did not run."""
+    web = results.get("web")
+    if not web:
+        return []
+    rows = [[path, s.get("count"), s.get("p50"), s.get("p95"), s.get("p99"), s.get("max")]
+            for path, s in (web.get("pages") or {}).items()]
+    out = [f"web front door: {web.get('operators')} signed-in operators ({', '.join(web.get('people') or [])}), "
+           f"a page each every {_fmt(web.get('interval_s'))} s for {_fmt(web.get('seconds'), 0)} s: "
+           f"{_fmt(web.get('pages_per_s'))} pages/s; sign-in through the identity provider's form p50 "
+           f"{_fmt(_get(web, 'sign_in_ms', 'p50'), 0)} ms", "",
+           render_table(("page", "fetches", "p50", "p95", "p99", "max"), rows)]
+    if web.get("errors"):
+        out.append("page errors: " + ", ".join(f"{k} x{v}" for k, v in web["errors"].items()))
+    late = _get(web, "sender_late_ms", "p95")
+    if late and late > 10:
+        out.append(f"the load generator itself ran {late:.0f} ms late (p95): page latency counts from when a fetch "
+                   "was due, so it includes that")
+    live = web.get("live") or {}
+    if not live.get("measured"):
+        out.append("live update: not measured (no live endpoint answered)")
+    else:
+        e, s, c = live.get("event_ms") or {}, live.get("shown_ms") or {}, live.get("commit_ms") or {}
+        out += [
+            f"live update, {live.get('hand_offs')} hand-offs (a provider accepts / starts over gRPC; the operator's "
+            f"case page {live.get('endpoint')} open): commit -> event seen p50 {_fmt(e.get('p50'), 0)} ms, "
+            f"p95 {_fmt(e.get('p95'), 0)} ms, max {_fmt(e.get('max'), 0)} ms; -> shown (list re-fetched) p50 "
+            f"{_fmt(s.get('p50'), 0)} ms, p95 {_fmt(s.get('p95'), 0)} ms; the api's answer p95 "
+            f"{_fmt(c.get('p95'), 0)} ms",
+        ]
+        if live.get("errors"):
+            out.append("  missed: " + ", ".join(f"{k} x{v}" for k, v in live["errors"].items()))
+    cores = web.get("cores_used") or {}
+    if cores:
+        out.append("CPU meanwhile (cores, busiest first): "
+                   + ", ".join(f"{name} {used:.2f}" for name, used in list(cores.items())[:6]))
     return out
 
 
@@ -111,9 +161,9 @@ def render(results: Result) -> str:
         f"{_fmt(m.get('load_end'), 2)} at end",
         f"floor: {c.get('floor_hops', '?')} Kafka hops (see bench/floor.py); latencies in ms; "
         "notice = intake commit -> first provider notice; all-3 = every need's provider notified",
-        "",
-        render_table(PHASE_HEADERS, phase_rows(results)),
     ]
+    if results.get("phases") or not results.get("web"):  # `--only web`: no rates were offered
+        out += ["", render_table(PHASE_HEADERS, phase_rows(results))]
     hops = [[p["rate"], name, h.get("p50"), h.get("p99")] for p in results.get("phases", [])
             for name, h in (_get(p, "refnet", "hops_ms") or {}).items()]
     if hops:
@@ -142,9 +192,12 @@ def render(results: Result) -> str:
         shares = backlog.get("emergency_hops_ms") or {}
         if shares:
             out.append("  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms" for name, h in shares.items()))
+    web = web_lines(results)
+    if web:
+        out += ["", *web]
     rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
             for t in targets(results)]
-    out += ["", render_table(("target", "measured", "issue 10", ""), rows)]
+    out += ["", render_table(("target", "measured", "aim", ""), rows)]
     if results.get("notes"):
         out += ["", *(f"note: {n}" for n in results["notes"])]
     return "\n".join(out)

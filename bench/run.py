@@ -5,8 +5,10 @@ For each arrival rate (open loop: requests go on schedule whatever is still in f
   2. the gRPC floor: Health/Check on intake's api over the same mTLS connection;
   3. refnet: RegisterCase over mTLS as an operator; from the event topics, intake's commit -> the first
      provider notice, and -> every need's provider notified.
-Then the floor saturated, and the backlog: N normal cases pre-loaded while the referral worker is stopped,
-the worker started again, and emergencies sent while that backlog drains.
+Then the floor saturated; the web front door at 20 concurrent signed-in operators (bench/web.py: page latency,
+and a hand-off's commit -> the operator's live page); and the backlog: N normal cases pre-loaded while the
+referral worker is stopped, the worker started again, and emergencies sent while that backlog drains.
+`--only web` runs the web phase alone.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from bench.load import (
 from bench.stack import Stack, running
 from bench.stats import cores_used, cpu_seconds, rate, summarize
 from bench.tap import Tap
+from bench.web import WebPhase
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -284,6 +287,10 @@ class Bench:
         if self.args.floor_saturation and self.clock.left() > 30:
             print("== the floor, saturated", file=sys.stderr, flush=True)
             results["floor_saturation"] = await self.floor_saturation()
+        if self.args.web_operators and self.clock.left() > self.args.web_seconds + 60:
+            await self.web_phase(results)
+        elif self.args.web_operators:
+            results["notes"].append("web phase skipped: the run's time budget (--max-minutes) ran out")
         if self.args.backlog and self.clock.left() > 60:
             print(f"== backlog of {self.args.backlog} cases, emergencies while it drains", file=sys.stderr, flush=True)
             results["backlog"] = await self.backlog()
@@ -291,7 +298,29 @@ class Bench:
             results["notes"].append("backlog phase skipped: the run's time budget (--max-minutes) ran out")
 
 
+    async def web_phase(self, results: dict[str, Any]) -> None:
+        try:
+            await run_web_phase(self.stack, self.args, results, self.run_id)
+        except Exception as exc:  # the other phases' figures still count
+            results["notes"].append(f"the web phase failed: {type(exc).__name__}: {exc}")
+            print(f"bench: the web phase failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+async def run_web_phase(stack: Stack, args: argparse.Namespace, results: dict[str, Any], run_id: str) -> None:
+    print(f"== the web front door: {args.web_operators} signed-in operators for {args.web_seconds:g} s",
+          file=sys.stderr, flush=True)
+    stack.network.check_alive()
+    figures = await WebPhase(stack, args.web_operators, args.web_seconds, args.web_interval,
+                             args.web_commit_interval, progress).run(f"web{run_id}")
+    results["notes"].extend(figures.pop("notes"))
+    results["web"] = figures
+    print("\n".join(report.web_lines(results)), file=sys.stderr, flush=True)
+
+
 async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if args.only == "web":
+        await run_web_phase(stack, args, results, datetime.now(UTC).strftime("%H%M%S"))
+        return
     bootstrap = stack.broker.bootstrap
     with FloorChain(bootstrap, args.floor_hops, stack.network.data_dir / "logs") as floor:
         async with Tap(bootstrap, OPERATOR, floor_topic=OUT_TOPIC) as tap, \
@@ -325,11 +354,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32, help="calls in flight while pre-loading")
     parser.add_argument("--emergency-rate", type=float, default=5, help="emergencies/s while the backlog drains")
     parser.add_argument("--emergencies", type=int, default=200, help="most emergencies to send")
+    parser.add_argument("--web-operators", type=int, default=20, help="signed-in operators in the web phase "
+                        "(0: skip it)")
+    parser.add_argument("--web-seconds", type=float, default=30, help="how long the web phase's load runs")
+    parser.add_argument("--web-interval", type=float, default=1.0, help="each operator fetches a page this often (s)")
+    parser.add_argument("--web-commit-interval", type=float, default=1.0,
+                        help="a referral hand-off committed this often (s) while the pages load")
+    parser.add_argument("--only", choices=["web"], help="run only this phase (web: the front door, no Kafka floor)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite files")
     parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs, databases) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and SVG go")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.only == "web" and args.web_operators <= 0:
+        parser.error("--only web needs --web-operators > 0")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     failed = True
     try:
-        with running(data_dir, postgres=args.postgres) as stack:
+        with running(data_dir, postgres=args.postgres, web=bool(args.web_operators) or args.only == "web") as stack:
             asyncio.run(bench(stack, args, results))
         failed = False
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""What the bench and chaos run against: their own Kafka broker, refnet's twelve processes on it, and
-optionally a PostgreSQL cluster instead of SQLite files. Everything started here is stopped on exit."""
+"""What the bench and chaos run against: their own Kafka broker, refnet's twelve processes on it (and the web
+front door, for the bench's web phase), and optionally a PostgreSQL cluster instead of SQLite files. Everything
+started here is stopped on exit."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | None = None,
+            web: bool = False) -> Iterator[Stack]:
+    """Kafka, Keycloak, optionally PostgreSQL, and refnet's processes on them; with `web`, the web front door too."""
     broker = KafkaBroker()
     keycloak = Keycloak()
     cluster = PostgresCluster() if postgres else None
@@ -65,7 +68,7 @@ def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | 
             cluster.start()
             url = cluster.create_database("refnet")
         network = Network(broker.bootstrap, data_dir, database_url=url, extra_env=dict(extra_env or {}),
-                          keycloak=keycloak)
+                          keycloak=keycloak, web=web)
         network.start()
         yield Stack(broker, keycloak, network, cluster, url)
     finally:

@@ -25,9 +25,10 @@ Outputs (never edit them by hand; tests/k8s fails when they drift from the devel
       the file, or `kc.sh import --file`), see deploy/k8s/README.md, "People sign in".
   deploy/k8s/components/keycloak/generated/realm-import.yaml
       a KeycloakRealmImport of the same realm for the operator-managed Keycloak (the dev overlay),
-      with one difference: refnet-console's secret is the placeholder ${REFNET_CONSOLE_CLIENT_SECRET},
-      which the import Job fills from Secret ops-console-oidc (key client-secret), the Secret the
-      console itself reads, so the two always agree.
+      with one difference: the confidential clients' secrets are placeholders the import Job fills
+      from the Secrets their front doors read, so the two always agree: refnet-console's
+      ${REFNET_CONSOLE_CLIENT_SECRET} from Secret ops-console-oidc, refnet-web's
+      ${REFNET_WEB_CLIENT_SECRET} from Secret web-oidc (key client-secret of each).
 """
 
 from __future__ import annotations
@@ -51,9 +52,11 @@ DEV_ONLY_CLIENTS = frozenset({"refnet-cli-short-lived"})
 NO_PASSWORD_GRANT = frozenset({"refnet-cli"})
 KEYCLOAK_CR = "keycloak"  # the Keycloak in deploy/k8s/components/keycloak/keycloak.yaml
 API_VERSION = "k8s.keycloak.org/v2alpha1"
-CONSOLE_CLIENT = "refnet-console"
-CONSOLE_SECRET_PLACEHOLDER = "REFNET_CONSOLE_CLIENT_SECRET"
-CONSOLE_SECRET = {"name": "ops-console-oidc", "key": "client-secret"}  # what ops-console reads too
+# Each confidential client's secret in the realm import: (placeholder, the Secret its front door reads too).
+CLIENT_SECRETS = {
+    "refnet-console": ("REFNET_CONSOLE_CLIENT_SECRET", {"name": "ops-console-oidc", "key": "client-secret"}),
+    "refnet-web": ("REFNET_WEB_CLIENT_SECRET", {"name": "web-oidc", "key": "client-secret"}),
+}
 
 
 def production_realm(dev: dict[str, Any]) -> dict[str, Any]:
@@ -73,17 +76,21 @@ def production_realm(dev: dict[str, Any]) -> dict[str, Any]:
 
 
 def realm_import(realm: dict[str, Any]) -> dict[str, Any]:
-    """The KeycloakRealmImport of `realm` for the operator-managed Keycloak, console secret from its Secret."""
+    """The KeycloakRealmImport of `realm` for the operator-managed Keycloak, each confidential client's secret
+    from the Secret its front door reads."""
     realm = copy.deepcopy(realm)
-    [console] = [c for c in realm["clients"] if c["clientId"] == CONSOLE_CLIENT]
-    console["secret"] = "${" + CONSOLE_SECRET_PLACEHOLDER + "}"
+    placeholders = {}
+    for client_id, (placeholder, secret) in CLIENT_SECRETS.items():
+        [client] = [c for c in realm["clients"] if c["clientId"] == client_id]
+        client["secret"] = "${" + placeholder + "}"
+        placeholders[placeholder] = {"secret": dict(secret)}
     return {
         "apiVersion": API_VERSION,
         "kind": "KeycloakRealmImport",
         "metadata": {"name": f"{realm['realm']}-realm", "labels": {"refnet.vn/phase": "platform"}},
         "spec": {
             "keycloakCRName": KEYCLOAK_CR,
-            "placeholders": {CONSOLE_SECRET_PLACEHOLDER: {"secret": dict(CONSOLE_SECRET)}},
+            "placeholders": placeholders,
             "realm": realm,
         },
     }

@@ -108,7 +108,7 @@ if [[ "$dry_run" != "--dry-run" ]]; then
     echo "missing Secrets in namespace $ns:$missing (see deploy/k8s/README.md, 'Secrets')" >&2
     exit 1
   fi
-  if has_kind Keycloak; then  # needs the database and Secret ops-console-oidc (realm import)
+  if has_kind Keycloak; then  # needs the database and Secrets ops-console-oidc and web-oidc (realm import)
     kubectl -n "$ns" wait keycloak --all --for=condition=Ready --timeout="$t"
     kubectl -n "$ns" wait keycloakrealmimport --all --for=condition=Done --timeout="$t"
   fi

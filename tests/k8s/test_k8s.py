@@ -48,6 +48,14 @@ OPS_ROLES = ("console", "collector", "worker")
 CONSOLE_PORT = 8080
 OTLP_PORT = 4317
 DEPLOYED = (*SERVICES, "ops")
+# The web front door: one process named after its service (no api, worker or relay), HTTP 8080, reached
+# from the internet through an Ingress; it calls the four apis as the signed-in person.
+WEB = "web"
+WEB_PORT = 8080
+WEB_OIDC_SECRET = "web-oidc"
+WEB_GATEWAY_SECRET = "web-gateway-client"
+# The namespace people's browsers arrive from: the ingress controller's (the web app; in dev, Keycloak).
+PEOPLE_GATEWAY = {"refnet.vn/identity-gateway": "true"}
 METRICS_PORT = 9100
 PHASES = ("platform", "migrate", "app")
 NPM_DIR = ROOT / ".cache" / "npm" / "strimzi-schemas"
@@ -64,8 +72,8 @@ DEV_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm.json"
 PRODUCTION_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm-production.json"
 OIDC_CONFIG = "refnet-oidc"
 CONSOLE_OIDC_SECRET = "ops-console-oidc"
-# The processes that check people's tokens: every gRPC api, and the console (it signs people in).
-OIDC_CLIENTS = {f"{s}-api" for s in SERVICES} | {OPS_CONSOLE}
+# The processes that check people's tokens: every gRPC api, the console and the web app (they sign people in).
+OIDC_CLIENTS = {f"{s}-api" for s in SERVICES} | {OPS_CONSOLE, WEB}
 
 Obj = dict[str, Any]
 
@@ -776,6 +784,18 @@ def test_processes_listen_and_are_probed_where_the_code_expects(rendered: dict[s
     for name, port, target in (("ops-console", CONSOLE_PORT, "http"), ("ops-collector", OTLP_PORT, "otlp-grpc")):
         [sp] = services[name]["spec"]["ports"]
         assert (sp["port"], sp["targetPort"]) == (port, target)
+    # web: pages, side door and live streams on one HTTP port.
+    [c] = deployments[WEB]["spec"]["template"]["spec"]["containers"]
+    env = env_of(c)
+    assert c["args"] == [WEB]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": WEB_PORT}
+    assert (env["WEB_HOST"]["value"], env["WEB_PORT"]["value"]) == ("0.0.0.0", str(WEB_PORT))
+    assert "WEB_ALLOW_PLAINTEXT" not in env
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    [sp] = services[WEB]["spec"]["ports"]
+    assert (sp["port"], sp["targetPort"]) == (WEB_PORT, "http")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -790,6 +810,7 @@ def test_each_process_listens_where_its_ports_and_probes_point(rendered: dict[st
         "api": ("grpc", "grpc_host", "grpc_port"),
         "console": ("http", "console_host", "console_port"),
         "collector": ("otlp-grpc", "otlp_host", "otlp_port"),
+        "web": ("http", "host", "port"),
     }
     for service, workload, tpl in service_processes(objs):
         if workload["kind"] != "Deployment":
@@ -810,8 +831,8 @@ def test_each_process_listens_where_its_ports_and_probes_point(rendered: dict[st
             if "metrics" in ports:
                 assert metrics_port(service, role) == ports["metrics"], workload["metadata"]["name"]
                 assert env[f"{service.upper()}_METRICS_HOST"] == "0.0.0.0"
-            else:  # the console's own port serves its /metrics, /healthz and /readyz
-                assert probed == {"http"} and role == "console"
+            else:  # the console's and the web app's own port serves their /metrics, /healthz and /readyz
+                assert probed == {"http"} and role in ("console", "web")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -932,6 +953,15 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
                 for match in ({"refnet.vn/operator-gateway": "true"}, {"kubernetes.io/metadata.name": "monitoring"})
             }, where
             assert out == {53, 4317, 5432, 9093, issuer}, f"{where}: calls no gRPC API, scrapes nothing"
+        elif service == WEB and component == WEB:
+            # People through the ingress controller's namespace, and Prometheus; nobody else. Out: the
+            # four apis, its sessions database, the identity provider, DNS; no Kafka, no traces.
+            assert ingress_ports(labels) == {WEB_PORT}, where
+            assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, WEB_PORT)} == {
+                json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
+                for match in (PEOPLE_GATEWAY, {"kubernetes.io/metadata.name": "monitoring"})
+            }, where
+            assert out == {53, 5432, issuer, *SERVICES.values()}, where
         elif service == "ops" and component == "collector":
             # Spans from the OpenTelemetry Collector only; its own go nowhere.
             assert ingress_ports(labels) == {OTLP_PORT, METRICS_PORT}, where
@@ -1092,6 +1122,13 @@ def test_each_service_migrates_in_a_job(rendered: dict[str, list[Obj]], overlay:
         assert spec["serviceAccountName"] == migrator["serviceAccountName"]
         assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
         assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+    # web has no api either: its one program migrates (its sessions table), as itself.
+    spec = jobs[f"{WEB}-migrate"]["spec"]["template"]["spec"]
+    [c] = spec["containers"]
+    assert c["args"] == [WEB, "--migrate-only"]
+    web = deployments[WEB]["spec"]["template"]["spec"]
+    assert c["image"] == web["containers"][0]["image"] and spec["serviceAccountName"] == web["serviceAccountName"]
+    assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1126,7 +1163,7 @@ def test_images_are_pinned_and_per_service(rendered: dict[str, list[Obj]], overl
             assert not image.endswith(":latest"), image
             name = workload["metadata"]["name"]
             service = name.split("-")[0]
-            if service in DEPLOYED:
+            if service in repository_services():
                 assert image.split(":")[0].split("@")[0].endswith(f"refnet/{service}"), f"{name}: {image}"
 
 
@@ -1216,6 +1253,9 @@ def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
     assert run_entrypoint(tmp_path, "ops", "console", "--migrate-only") == "ops-console --migrate-only"
     assert run_entrypoint(tmp_path, "ops", "collector") == "ops-collector"
     assert run_entrypoint(tmp_path, "ops", "refnet", "status") == "refnet status"
+    assert run_entrypoint(tmp_path, "ops") == "ops-console"
+    assert run_entrypoint(tmp_path, "web") == "web"
+    assert run_entrypoint(tmp_path, "web", "web", "--migrate-only") == "web --migrate-only"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1236,13 +1276,16 @@ def test_every_service_runs_each_of_its_processes_once(
             assert name == program
             deployed[service].add(name)
     for service, names in deployed.items():
-        runnable = {s for s in console_scripts(service) if s.removeprefix(f"{service}-") in entrypoint_roles()}
+        # "<service>-<role>" for a role of the entrypoint, or the one program named after its service (web).
+        runnable = {
+            s for s in console_scripts(service) if s == service or s.removeprefix(f"{service}-") in entrypoint_roles()
+        }
         assert names == runnable, f"{service}: deployed {sorted(names)}, its processes {sorted(runnable)}"
     # What the image build checks it installed is what runs.
-    build: dict[str, str] = dict(re.findall(r'(\w+|\*)\) roles="([^"]+)"', dockerfile()))
+    build: dict[str, str] = dict(re.findall(r'(\w+|\*)\) programs="([^"]+)"', dockerfile()))
     for service, names in deployed.items():
-        roles = {n.removeprefix(f"{service}-") for n in names}
-        assert set(build.get(service, build["*"]).split()) == roles, service
+        programs = build.get(service, build["*"]).replace("${SERVICE}", service)
+        assert set(programs.split()) == names, service
     base = (K8S / "base" / "kustomization.yaml").read_text()
     assert not re.search(r"^#\s*- services/", base, flags=re.M), "a service is commented out of base/"
 
@@ -1538,6 +1581,204 @@ def test_the_console_signs_people_in_as_its_client_with_secrets_from_a_secret(
         }
 
 
+# -------------------------------------------------------------------------------- the web front door
+
+
+def web_pod(objs: list[Obj]) -> Obj:
+    template: Obj = by_name(objs, "Deployment")[WEB]["spec"]["template"]
+    return template
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_signs_people_in_as_its_client_with_secrets_from_a_secret(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """web reads the issuer from refnet-oidc (and nothing OIDC_* of its own), signs people in as the
+    confidential client refnet-web with the client and session secrets of Secret web-oidc, and in dev
+    the realm import gives refnet-web that same secret."""
+    objs = rendered[overlay]
+    pod = web_pod(objs)
+    [c] = pod["spec"]["containers"]
+    env = env_of(c)
+    loaded = [src["configMapRef"]["name"] for src in c["envFrom"] if "configMapRef" in src]
+    assert configmap(objs, OIDC_CONFIG)["metadata"]["name"] in loaded
+    assert pod["metadata"]["labels"]["refnet.vn/oidc-client"] == "true"
+    configmaps = by_name(objs, "ConfigMap")
+    values = {k: v for ref in loaded for k, v in configmaps[ref]["data"].items()}
+    values |= {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    values["WEB_OIDC_CLIENT_SECRET"] = "from-the-secret"
+    with mock.patch.dict(os.environ, values, clear=True):
+        settings = importlib.import_module("web.config").Settings()
+    assert settings.oidc_issuer == issuer_of(objs) and settings.oidc_audience == "refnet-api"
+    assert settings.oidc_client_id == "refnet-web"
+    assert env["WEB_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": WEB_OIDC_SECRET,
+        "key": "client-secret",
+    }
+    assert env["WEB_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": WEB_OIDC_SECRET, "key": "session-secret"}
+    [client] = [cl for cl in json.loads(PRODUCTION_REALM.read_text())["clients"] if cl["clientId"] == "refnet-web"]
+    assert client["publicClient"] is False and client["standardFlowEnabled"] is True
+    assert client["attributes"]["pkce.code.challenge.method"] == "S256"
+    found = keycloak_of(objs)
+    if found:
+        _, realm_import = found
+        [imported] = [cl for cl in realm_import["spec"]["realm"]["clients"] if cl["clientId"] == "refnet-web"]
+        placeholder = re.fullmatch(r"\$\{(\w+)\}", imported["secret"])
+        assert placeholder, "the web's client secret must come from its Secret, not the realm file"
+        assert realm_import["spec"]["placeholders"][placeholder.group(1)]["secret"] == {
+            "name": WEB_OIDC_SECRET,
+            "key": "client-secret",
+        }
+    readme = (K8S / "README.md").read_text()
+    section = readme.split("## People sign in", 1)[1].split("\n## ", 1)[0]
+    assert f"`{WEB_OIDC_SECRET}`" in section and "refnet-web" in section
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_web_calls_the_apis_with_its_gateway_certificate_and_no_ca_key(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """Its one Secret volume is its gateway client certificate, its key and the CA certificate the
+    apis' certificates chain to (never a CA's key); the settings name those files; each api by the
+    name and port of its Service; its sessions in its own schema of the shared database."""
+    objs = rendered[overlay]
+    spec = web_pod(objs)["spec"]
+    [c] = spec["containers"]
+    env = env_of(c)
+    secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+    assert [s["secretName"] for s in secrets.values()] == [WEB_GATEWAY_SECRET]
+    [(volume, secret)] = secrets.items()
+    assert {i["key"]: i["path"] for i in secret["items"]} == {
+        "tls.crt": "tls.crt",
+        "tls.key": "tls.key",
+        "ca.crt": "ca.crt",
+    }
+    assert not [i for i in secret["items"] if re.match(r"^ca[._-]?(key|private)", i["key"], re.I)]
+    [mount] = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == volume]
+    assert {k: env[k]["value"] for k in ("WEB_TLS_CA", "WEB_TLS_CERT", "WEB_TLS_KEY")} == {
+        "WEB_TLS_CA": f"{mount}/ca.crt",
+        "WEB_TLS_CERT": f"{mount}/tls.crt",
+        "WEB_TLS_KEY": f"{mount}/tls.key",
+    }
+    services = by_name(objs, "Service")
+    for api, port in SERVICES.items():
+        assert env[f"WEB_{api.upper()}_ADDRESS"]["value"] == f"{api}-api:{port}"
+        assert port in {p["port"] for p in services[f"{api}-api"]["spec"]["ports"]}
+    # Only sessions, in schema "web" of DATABASE_URL (refnet_platform.settings), never a SQLite file.
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+    values = {e["name"]: e["value"] for e in c["env"] if "value" in e} | {"DATABASE_URL": "postgresql://x/y"}
+    with mock.patch.dict(os.environ, values, clear=True):
+        settings = importlib.import_module("web.config").Settings()
+    assert settings.database == ("postgresql://x/y", WEB)
+    # The gateway certificate goes to the web app only.
+    for workload, tpl in pod_templates(objs):
+        if workload["metadata"]["name"] not in (WEB,):
+            names = {v["secret"]["secretName"] for v in tpl["spec"].get("volumes", []) if "secret" in v}
+            assert WEB_GATEWAY_SECRET not in names, workload["metadata"]["name"]
+    readme = (K8S / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith(f"| `{WEB_GATEWAY_SECRET}`")]
+    assert "OU=gateway, CN=refnet-web" in row
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_routes_people_to_the_web_service(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    [ingress] = kind(objs, "Ingress")
+    spec = ingress["spec"]
+    [rule] = spec["rules"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    service = by_name(objs, "Service")[backend["name"]]
+    assert backend["name"] == WEB
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert selects({"matchLabels": service["spec"]["selector"]}, web_pod(objs)["metadata"]["labels"])
+    # TLS for the same host, the address the app builds its sign-in callback from.
+    [tls] = spec["tls"]
+    assert tls["hosts"] == [rule["host"]] and tls["secretName"]
+    [c] = web_pod(objs)["spec"]["containers"]
+    public = urlsplit(env_of(c)["WEB_PUBLIC_URL"]["value"])
+    assert (public.scheme, public.hostname) == ("https", rule["host"])
+    assert f"`{tls['secretName']}`" in (K8S / "README.md").read_text(), "the Ingress's TLS Secret is not documented"
+    # Live pages are server-sent event streams: the controller must not buffer them.
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_api_admits_the_web_pods(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Each api's ingress policy has a rule whose peer selects the web's pods on the api's port (a bare
+    podSelector: same namespace), and the web's egress reaches that api's pods on that port."""
+    objs = rendered[overlay]
+    policies = kind(objs, "NetworkPolicy")
+    web = web_pod(objs)["metadata"]["labels"]
+    pods = {
+        tpl["metadata"]["labels"].get("app.kubernetes.io/name"): tpl["metadata"]["labels"]
+        for w, tpl in pod_templates(objs)
+        if w["kind"] == "Deployment" and w["metadata"]["name"].endswith("-api")
+    }
+    for api, port in SERVICES.items():
+        target = pods[api]
+        admitted = [
+            peer
+            for p in policies
+            if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target)
+            for rule in p["spec"].get("ingress", [])
+            if port in {q["port"] for q in rule.get("ports", [])}
+            for peer in rule.get("from", [])
+            if set(peer) == {"podSelector"} and selects(peer["podSelector"], web)
+        ]
+        assert admitted, f"{api}-api does not admit the web's pods"
+        reaches = [
+            peer
+            for p in policies
+            if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], web)
+            for rule in p["spec"].get("egress", [])
+            if port in {q["port"] for q in rule.get("ports", [])}
+            for peer in rule.get("to", [])
+            if set(peer) == {"podSelector"} and selects(peer["podSelector"], target)
+        ]
+        assert reaches, f"the web's pods cannot reach {api}-api"
+
+
+def test_the_web_package_ships_every_template_and_static_file(tmp_path: Path) -> None:
+    """The image installs services/web as a wheel (not in place): every file under its templates/ and
+    static/, in any folder (the pages' templates/operator/, ...), must be in it."""
+    import zipfile
+
+    # Built from a copy: a build in place would leave build/ in the working tree.
+    web = shutil.copytree(
+        ROOT / "services" / WEB, tmp_path / WEB, ignore=shutil.ignore_patterns("*.egg-info", "build", "__pycache__")
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(web),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    [wheel] = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    package = web / "src" / WEB
+    needed = {
+        f"{WEB}/{p.relative_to(package).as_posix()}"
+        for folder in ("templates", "static")
+        for p in (package / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert needed and not needed - shipped, f"not in the wheel: {sorted(needed - shipped)}"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_in_cluster_keycloak_is_the_issuer_the_processes_check(
     rendered: dict[str, list[Obj]], overlay: str
@@ -1671,6 +1912,7 @@ def test_the_runbook_says_how_people_sign_in() -> None:
         "KeycloakRealmImport",
         "scripts/gen_keycloak_realm.py",
         "`ops-console-oidc`",
+        "`web-oidc`",
         "provinces",
         "agency_id",
         "shelter_id",

@@ -64,6 +64,8 @@ def _results(notice_p50: float = 20.0, notice_p99: float = 90.0, register_p99: f
         "phases": [phase(5, True), phase(50, True), phase(200, sustained_at_200)],
         "floor_saturation": {"messages": 1000, "throughput_mps": 9000.0},
         "backlog": {"cases": 10000, "drain_rate_cps": 250.0, "emergency_ms": {"count": 50, "p50": 40.0, "p99": 140.0}},
+        "web": {"operators": 20, "pages": {"all": {"count": 600, "p50": 40.0, "p95": 120.0}}, "errors": {},
+                "live": {"measured": True, "shown_ms": {"count": 30, "p50": 500.0, "p95": 900.0}}},
     }
 
 

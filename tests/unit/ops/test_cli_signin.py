@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ops.entrypoints import cli
+from ops.entrypoints import cli, cli_signin
 
 ISSUER = "http://idp.test/realms/refnet"
 METADATA = {"issuer": ISSUER, "token_endpoint": f"{ISSUER}/token",
@@ -52,7 +52,7 @@ def test_the_device_flow_tells_where_to_sign_in_and_polls_until_done() -> None:
                          (200, {"access_token": "a.b.c", "expires_in": 900, "refresh_token": "r",
                                 "refresh_expires_in": 3600})])
     clock, out = Clock(), io.StringIO()
-    data = cli.device_sign_in(ISSUER, "refnet-cli", out=out, sleep=clock.sleep, clock=lambda: clock.now,
+    data = cli_signin.device_sign_in(ISSUER, "refnet-cli", out=out, sleep=clock.sleep, clock=lambda: clock.now,
                               http=provider)
     assert f"open {ISSUER}/device?user_code=ABCD-EFGH" in out.getvalue() and "ABCD-EFGH" in out.getvalue()
     assert clock.slept == [2, 2, 7]  # slow_down: five seconds more between polls
@@ -61,7 +61,7 @@ def test_the_device_flow_tells_where_to_sign_in_and_polls_until_done() -> None:
     assert url == METADATA["device_authorization_endpoint"] and started is not None
     assert started["client_id"] == "refnet-cli" and started["code_challenge_method"] == "S256"
     poll = provider.calls[2][1]
-    assert poll is not None and poll["grant_type"] == cli.DEVICE_GRANT and poll["device_code"] == "dev-123"
+    assert poll is not None and poll["grant_type"] == cli_signin.DEVICE_GRANT and poll["device_code"] == "dev-123"
     # PKCE: the verifier sent with the polls is the one the challenge was made from.
     digest = hashlib.sha256(poll["code_verifier"].encode()).digest()
     assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == started["code_challenge"]
@@ -72,20 +72,20 @@ def test_the_device_flow_tells_where_to_sign_in_and_polls_until_done() -> None:
                                              ((401, {"error": "invalid_client"}), "invalid_client")])
 def test_the_device_flow_says_why_it_failed(reply: tuple[int, dict], says: str) -> None:
     clock = Clock()
-    with pytest.raises(cli.SignInError, match=says):
-        cli.device_sign_in(ISSUER, "refnet-cli", out=io.StringIO(), sleep=clock.sleep, clock=lambda: clock.now,
+    with pytest.raises(cli_signin.SignInError, match=says):
+        cli_signin.device_sign_in(ISSUER, "refnet-cli", out=io.StringIO(), sleep=clock.sleep, clock=lambda: clock.now,
                            http=Provider([reply]))
 
 
 def test_a_code_nobody_enters_expires() -> None:
     clock = Clock()
-    with pytest.raises(cli.SignInError, match="expired before anyone signed in"):
-        cli.device_sign_in(ISSUER, "refnet-cli", out=io.StringIO(), sleep=clock.sleep, clock=lambda: clock.now,
+    with pytest.raises(cli_signin.SignInError, match="expired before anyone signed in"):
+        cli_signin.device_sign_in(ISSUER, "refnet-cli", out=io.StringIO(), sleep=clock.sleep, clock=lambda: clock.now,
                            http=Provider([(400, {"error": "authorization_pending"})] * 40))
 
 
 def test_the_token_file_is_the_persons_only(tmp_path: Path) -> None:
-    store = cli.TokenStore(tmp_path / "refnet" / "token")
+    store = cli_signin.TokenStore(tmp_path / "refnet" / "token")
     store.save({"access_token": "a"})
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
@@ -95,13 +95,13 @@ def test_the_token_file_is_the_persons_only(tmp_path: Path) -> None:
 
 def test_refnet_token_wins_and_a_stored_token_is_renewed_near_expiry(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    store = cli.TokenStore(tmp_path / "token")
-    assert cli.Credentials(store, {"REFNET_TOKEN": "from-env"}).token() == "from-env"
-    assert cli.Credentials(store, {}).token() is None
+    store = cli_signin.TokenStore(tmp_path / "token")
+    assert cli_signin.Credentials(store, {"REFNET_TOKEN": "from-env"}).token() == "from-env"
+    assert cli_signin.Credentials(store, {}).token() is None
     store.save({"issuer": ISSUER, "client_id": "refnet-cli", "token_endpoint": f"{ISSUER}/token",
                 "access_token": "fresh", "expires_at": time.time() + 600, "refresh_token": "r",
                 "refresh_expires_at": time.time() + 3600})
-    assert cli.Credentials(store, {}).token() == "fresh"
+    assert cli_signin.Credentials(store, {}).token() == "fresh"
     data = store.load()
     assert data is not None
     store.save({**data, "access_token": "stale", "expires_at": time.time() + 10})
@@ -112,12 +112,12 @@ def test_refnet_token_wins_and_a_stored_token_is_renewed_near_expiry(tmp_path: P
         return 200, {"access_token": "renewed", "expires_in": 900}
 
     monkeypatch.setattr(cli, "_http_json", renew)
-    assert cli.Credentials(store, {}).token() == "renewed"
+    assert cli_signin.Credentials(store, {}).token() == "renewed"
     assert asked == [{"grant_type": "refresh_token", "client_id": "refnet-cli", "refresh_token": "r"}]
     assert store.load()["refresh_token"] == "r"  # type: ignore[index]  # kept when none came back
     store.save({**data, "expires_at": time.time() - 1, "refresh_expires_at": time.time() - 1})
-    with pytest.raises(cli.SignInError, match="run `refnet login`"):
-        cli.Credentials(store, {}).token()
+    with pytest.raises(cli_signin.SignInError, match="run `refnet login`"):
+        cli_signin.Credentials(store, {}).token()
 
 
 def test_the_console_is_told_who_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,7 +140,7 @@ def test_the_console_is_told_who_asks(tmp_path: Path, monkeypatch: pytest.Monkey
         return Reply()
 
     monkeypatch.setattr(cli.urllib.request, "urlopen", urlopen)
-    client = cli.Client("http://console.test", credentials=cli.Credentials(cli.TokenStore(tmp_path / "t"),
+    client = cli.Client("http://console.test", credentials=cli_signin.Credentials(cli_signin.TokenStore(tmp_path / "t"),
                                                                            {"REFNET_TOKEN": "tok"}))
     client.post("/api/dlq/7/replay")
     client.get_open("/auth/cli")

@@ -177,14 +177,14 @@ class Keycloak:
         """A person's access token (the password grant of the development realm), cached until a
         minute before it expires."""
         key = (username, client_id)
+        # One sign-in at a time: with brute-force protection on, Keycloak refuses a user's concurrent logins.
         with self._lock:
             cached = self._tokens.get(key)
             if cached and cached.expires_at - 60 > time.time():
                 return cached.value
-        reply = self.password_grant(username, client_id, password)
-        token = _Token(str(reply["access_token"]), time.time() + float(reply["expires_in"]))
-        if client_id != SHORT_LIVED_CLIENT:
-            with self._lock:
+            reply = self.password_grant(username, client_id, password)
+            token = _Token(str(reply["access_token"]), time.time() + float(reply["expires_in"]))
+            if client_id != SHORT_LIVED_CLIENT:
                 self._tokens[key] = token
         return token.value
 

@@ -13,15 +13,13 @@ person covers (the national line and the operations team: all). Every replay is 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import secrets
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,8 +27,6 @@ from urllib.parse import quote
 import uvicorn
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -43,11 +39,22 @@ from starlette.staticfiles import StaticFiles
 import refnet_geo as geo
 from ops.adapters import charts
 from ops.adapters.kafka import KafkaInspector
-from ops.adapters.scrape import ProcessView, Scraper
+from ops.adapters.scrape import Scraper
 from ops.bootstrap import bootstrap
 from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
-from ops.domain.report import IndicatorReport, Period
+from ops.domain.report import IndicatorReport
+from ops.entrypoints.console_views import (
+    ago,
+    jsonable,
+    parse_period,
+    parse_province,
+    province_names,
+    report_chart,
+    report_csv,
+    sparkline,
+)
+from ops.entrypoints.ops_metrics import OpsMetrics
 from ops.entrypoints.signin import SESSION_COOKIE, SignIn, SignInGate, SignInNotConfigured
 from refnet_frontdoor.security import CSRF_SESSION_KEY, CsrfProtect, SecurityHeaders
 from refnet_platform.bus import MessageBus
@@ -93,100 +100,6 @@ class Snapshot:
         return self.get()
 
 
-def province_names() -> dict[str, str]:
-    return {p.code: p.name for p in geo.provinces()}
-
-
-def jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
-
-
-def report_csv(report: IndicatorReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["province_code", "period_start", "period_end", "indicator", "breakdown", "value"])
-    for indicator, breakdown, value in report.rows():
-        writer.writerow([report.province_code or "national", report.period.start.isoformat(),
-                         report.period.end.isoformat(), indicator, breakdown, value])
-    return out.getvalue()
-
-
-def report_chart(report: IndicatorReport, names: dict[str, str]) -> str:
-    where = names.get(report.province_code, report.province_code) if report.province_code else "Việt Nam"
-    bars: list[tuple[str, float]] = [("calls", report.calls), ("cases", report.cases),
-                                     ("children under case management", report.children_under_case_management),
-                                     ("emergency interventions", report.emergency_interventions),
-                                     ("people sheltered", report.people_sheltered)]
-    bars += [(f"referred: {sector}", counts.made) for sector, counts in report.referrals_by_sector.items()]
-    bars += [(f"cases: {kind.replace('_', ' ')}", n) for kind, n in sorted(report.cases_by_type.items())]
-    return charts.bar_chart(bars, f"{where}, {report.period.start} to {report.period.end}", width=640)
-
-
-def parse_period(start: str | None, end: str | None, today: date | None = None) -> Period:
-    today = today or datetime.now(geo.VIETNAM_TZ).date()
-    try:
-        end_day = date.fromisoformat(end) if end else today
-    except ValueError:
-        raise InvalidArgument("to", "is not a date (YYYY-MM-DD)") from None
-    try:
-        start_day = date.fromisoformat(start) if start else end_day - timedelta(days=29)
-    except ValueError:
-        raise InvalidArgument("from", "is not a date (YYYY-MM-DD)") from None
-    if end_day < start_day:
-        raise InvalidArgument("to", "is before from")
-    return Period(start_day, end_day)
-
-
-def parse_province(code: str | None, names: dict[str, str]) -> str:
-    code = (code or "").strip()
-    if code in ("", "all", "national"):
-        return ""
-    if code not in names:
-        raise InvalidArgument("province", f"{code!r} is not a province code")
-    return code
-
-
-class OpsMetrics(Collector):
-    """Figures only ops knows, computed from its tables at scrape time."""
-
-    def __init__(self, bus: MessageBus) -> None:
-        self.bus = bus
-
-    def collect(self) -> Any:
-        beds = GaugeMetricFamily("refnet_beds_free", "Shelter beds free, from shelter's bed events",
-                                 labels=["province"])
-        for province, free in self.bus.handle(commands.BedsFree()).items():
-            beds.add_metric([province], free)
-        yield beds
-        late = GaugeMetricFamily("refnet_referrals_overdue", "Referrals past their accept-by or start-by deadline",
-                                 labels=["province"])
-        counts: dict[str, int] = {}
-        for item in self.bus.handle(commands.ListOverdue()):
-            counts[item.track.province_code] = counts.get(item.track.province_code, 0) + 1
-        for province, n in counts.items():
-            late.add_metric([province], n)
-        yield late
-        letters = GaugeMetricFamily("refnet_dead_letters_pending", "Dead letters not yet replayed",
-                                    labels=["consumer"])
-        for consumer, n in self.bus.handle(commands.PendingDeadLetters()).items():
-            letters.add_metric([consumer], n)
-        yield letters
-
-
 def remit(caller: Caller) -> frozenset[str] | None:
     """The provinces a person's questions are narrowed to; None for everyone (national, operations team)."""
     return None if caller.national else frozenset(caller.provinces)
@@ -206,7 +119,7 @@ class Console:
         self.env = Environment(loader=PackageLoader("ops", "web/templates"), autoescape=select_autoescape())
         self.env.globals.update(names=self.names, refresh_s=settings.refresh_s)
         self.env.filters["when"] = lambda d: d.astimezone(geo.VIETNAM_TZ).strftime("%Y-%m-%d %H:%M:%S") if d else ""
-        self.env.filters["ago"] = _ago
+        self.env.filters["ago"] = ago
         self.env.filters["when_ns"] = lambda ns: self.env.filters["when"](datetime.fromtimestamp(ns / 1e9, UTC))
 
     # Who asks, and within what remit.
@@ -375,7 +288,7 @@ class Console:
             "ready_count": sum(1 for v in views if v.state == "ready"),
             "backlog": sum(v.values.get("backlog", 0) for v in views),
             "total_lag": sum(row.lag for row in lag),
-            "sparklines": {v.name: _sparkline(v) for v in views},
+            "sparklines": {v.name: sparkline(v) for v in views},
         }
 
     # JSON API for the refnet CLI and scripts (a bearer token, or the page's own session and CSRF header).
@@ -475,36 +388,6 @@ class Console:
                 results[name] = f"{type(exc).__name__}: {str(exc)[:200]}"
         ready = all(v == "ok" for v in results.values())
         return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503)
-
-
-def _ago(moment: datetime | None) -> str:
-    if moment is None:
-        return ""
-    seconds = (datetime.now(UTC) - moment).total_seconds()
-    return _duration(seconds) + " ago"
-
-
-def _duration(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def _sparkline(view: ProcessView) -> str:
-    # Everything the process did: records consumed and produced, gRPC calls answered.
-    rates = [view.history.get(key, []) for key in ("consumed", "produced", "grpc")]
-    values = [sum(step) for step in zip(*rates, strict=True)][-40:]
-    if not values:
-        return ""
-    top = max(max(values), 1e-9)
-    points = " ".join(f"{i * 120 / max(len(values) - 1, 1):.1f},{22 - 20 * v / top:.1f}" for i, v in enumerate(values))
-    return (f'<svg class="spark" width="120" height="24" viewBox="0 0 120 24"><polyline fill="none" '
-            f'stroke="#2563eb" stroke-width="1.5" points="{points}"/></svg>')
 
 
 def session_secret(settings: Settings) -> str:

@@ -111,7 +111,7 @@ def test_refnet_token_wins_and_a_stored_token_is_renewed_near_expiry(tmp_path: P
         asked.append(form)
         return 200, {"access_token": "renewed", "expires_in": 900}
 
-    monkeypatch.setattr(cli, "_http_json", renew)
+    monkeypatch.setattr(cli_signin, "http_json", renew)
     assert cli_signin.Credentials(store, {}).token() == "renewed"
     assert asked == [{"grant_type": "refresh_token", "client_id": "refnet-cli", "refresh_token": "r"}]
     assert store.load()["refresh_token"] == "r"  # type: ignore[index]  # kept when none came back

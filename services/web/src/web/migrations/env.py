@@ -1,5 +1,5 @@
 from alembic import context
 
-from refnet_platform.db import run_migrations_online
+from refnet_platform.migrations import run_migrations_online
 
 run_migrations_online(context)

@@ -10,12 +10,19 @@ Revision ID: 0003
 from datetime import UTC, datetime
 
 from alembic import op
-from sqlalchemy import DateTime, and_, insert, literal, select, update
-
-from notifications.adapters.tables import deliveries, feed, notices
+from sqlalchemy import DateTime, Integer, and_, column, insert, literal, select, table, update
 
 revision = "0003"
 down_revision = "0002"
+
+# The columns this revision reads and writes, as they were then.
+deliveries = table(
+    "deliveries", column("notice_id"), column("lane"), column("role"), column("status"), column("attempts", Integer),
+    column("next_attempt_at", DateTime(timezone=True)), column("lease_until", DateTime(timezone=True)),
+    column("created_at", DateTime(timezone=True)), column("updated_at", DateTime(timezone=True)))
+feed = table("feed", column("notice_id"), column("role"), column("recipient_id"), column("case_id"),
+             column("published_at", DateTime(timezone=True)))
+notices = table("notices", column("notice_id"), column("recipient_id"), column("case_id"), column("status"))
 
 
 def upgrade() -> None:

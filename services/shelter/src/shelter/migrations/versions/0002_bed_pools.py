@@ -8,15 +8,23 @@ Revision ID: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from shelter.adapters.tables import bed_pools
-
 revision = "0002"
 down_revision = "0001"
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    bed_pools.create(bind)
+    op.create_table(
+        "bed_pools",
+        sa.Column("shelter_id", sa.String(100), primary_key=True),
+        sa.Column("target_group", sa.String(40), primary_key=True),
+        sa.Column("capacity", sa.Integer, nullable=False),
+        sa.Column("reserved", sa.Integer, nullable=False),
+        sa.Column("occupied", sa.Integer, nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.CheckConstraint("capacity >= 0 AND reserved >= 0 AND occupied >= 0 AND reserved + occupied <= capacity",
+                           name="ck_pool_never_overbooked"),
+    )
     op.execute("INSERT INTO bed_pools (shelter_id, target_group, capacity, reserved, occupied, confirmed_at, version)"
                " SELECT shelter_id, target_group, capacity, reserved, occupied, confirmed_at, 1 FROM shelters")
     op.add_column("reservations", sa.Column("target_group", sa.String(40), nullable=False, server_default=""))

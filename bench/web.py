@@ -379,10 +379,10 @@ class WebPhase:
             try:
                 if action == "accept":
                     await stub.AcceptReferral(referral_pb.AcceptReferralRequest(
-                        referral_id=referral_id, request_id=str(uuid.uuid4())), timeout=10)
+                        referral_id=referral_id, client_request_id=str(uuid.uuid4())), timeout=10)
                 else:
                     await stub.StartService(referral_pb.StartServiceRequest(
-                        referral_id=referral_id, request_id=str(uuid.uuid4())), timeout=10)
+                        referral_id=referral_id, client_request_id=str(uuid.uuid4())), timeout=10)
             except grpc.aio.AioRpcError as exc:
                 row["error"] = exc.code().name
                 measured.append(row)

@@ -87,6 +87,22 @@ INT_BOUNDS = {FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
               FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1), FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1)}
 
 
+# google.protobuf.Timestamp's range is 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+YEAR_1 = -62135596800
+YEAR_9999_END = 253402300799
+# (seconds, nanos): any valid time, the edges (year 1, year 9999, either side of them, the Unix epoch) and
+# malformed ones (negative nanos, nanos of a second or more, seconds far outside the range). Every one a
+# service rejects must be INVALID_ARGUMENT naming its field, never INTERNAL.
+TIMESTAMPS = st.one_of(
+    st.tuples(st.integers(YEAR_1, YEAR_9999_END), st.integers(0, 999_999_999)),
+    st.tuples(st.sampled_from([YEAR_1, YEAR_1 + 1, YEAR_1 + 86_400, YEAR_9999_END, YEAR_9999_END - 86_400, 0]),
+              st.sampled_from([0, 1, 999_999_999])),
+    st.tuples(st.sampled_from([YEAR_1 - 1, YEAR_9999_END + 1, -(2**63), 2**63 - 1]), st.just(0)),
+    st.tuples(st.sampled_from([YEAR_1, 0, YEAR_9999_END]), st.sampled_from([-1, -999_999_999, -(2**31)])),
+    st.tuples(st.sampled_from([YEAR_1, 0, YEAR_9999_END]), st.sampled_from([1_000_000_000, 2**31 - 1])),
+)
+
+
 def _int(cpp: int) -> st.SearchStrategy[int]:
     low, high = INT_BOUNDS[cpp]
     return st.one_of(st.sampled_from([low, high, -1, 0, 1, 501, 10**6]), st.integers(low, high))
@@ -113,8 +129,7 @@ def messages(descriptor: Descriptor, depth: int = 0) -> st.SearchStrategy[Messag
     """A strategy for any message of this type: each field left unset or given a random value."""
     cls = GetMessageClass(descriptor)
     if descriptor.full_name == "google.protobuf.Timestamp":
-        return st.builds(lambda s, n: cls(seconds=s, nanos=n), st.integers(-62135596800, 253402300799),
-                         st.integers(0, 999_999_999))
+        return TIMESTAMPS.map(lambda sn: cls(seconds=sn[0], nanos=sn[1]))
     if depth > 2:
         return st.just(cls())
     fields = {}

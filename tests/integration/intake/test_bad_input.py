@@ -223,5 +223,5 @@ def test_a_failure_mid_handler_leaves_nothing_half_written(api: Any, outbox_fail
     assert failed.code() == grpc.StatusCode.INTERNAL and "trace" in failed.details()
     assert "injected" not in failed.details()  # the caller gets no internals
     assert api.total_rows() == before
-    assert api.rows("SELECT * FROM client_requests WHERE client_request_id = :r",
+    assert api.rows("SELECT * FROM requests WHERE request_id = :r",
                     r=request.client_request_id) == []

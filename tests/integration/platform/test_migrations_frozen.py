@@ -45,8 +45,10 @@ class Service:
 
 SERVICES = [
     Service("intake", ("intake.adapters.tables:metadata", "intake.adapters.tables:metadata_0002",
-                       "intake.adapters.tables:metadata_0004"), platform_tables=True),
-    Service("referral", ("referral.adapters.tables:metadata",), platform_tables=True),
+                       "intake.adapters.tables:metadata_0004", "refnet_platform.requests:request_metadata"),
+            platform_tables=True),
+    Service("referral", ("referral.adapters.tables:metadata", "refnet_platform.requests:request_metadata"),
+            platform_tables=True),
     Service("shelter", ("shelter.adapters.tables:metadata",), platform_tables=True),
     Service("notifications", ("notifications.adapters.tables:metadata",
                               "notifications.adapters.tables:delivery_metadata"), platform_tables=True),

@@ -73,7 +73,14 @@ def test_an_agency_works_its_referral_through_the_api(api: Any) -> None:
     again = refused(police.StartService, pb.StartServiceRequest(referral_id=r.referral_id, request_id=rid()))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION and "completed" in again.details()
     no_id = refused(police.StartService, pb.StartServiceRequest(referral_id=r.referral_id))
-    assert no_id.code() == grpc.StatusCode.INVALID_ARGUMENT and no_id.details().startswith("request_id")
+    assert no_id.code() == grpc.StatusCode.INVALID_ARGUMENT and no_id.details().startswith("client_request_id")
+    # The deprecated request_id (used above, as old clients send it) and client_request_id name one id.
+    both = refused(police.StartService, pb.StartServiceRequest(referral_id=r.referral_id, request_id=rid(),
+                                                               client_request_id=rid()))
+    assert both.code() == grpc.StatusCode.INVALID_ARGUMENT and both.details().startswith("client_request_id")
+    repeat = pb.CompleteReferralRequest(referral_id=r.referral_id, client_request_id=rid(),
+                                        outcome=pb.OUTCOME_SERVICE_COMPLETED)
+    assert refused(police.CompleteReferral, repeat).code() == grpc.StatusCode.FAILED_PRECONDITION  # done already
     changes = [e.to_status for e in api.events("ReferralStatusChanged") if e.referral_id == r.referral_id]
     assert changes == [pb.REFERRAL_STATUS_ACCEPTED, pb.REFERRAL_STATUS_IN_SERVICE, pb.REFERRAL_STATUS_COMPLETED]
     # Routing made it; each later step is the agency's own (accept, progress, start, complete).

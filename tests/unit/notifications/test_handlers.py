@@ -42,6 +42,7 @@ from notifications.domain.notices import ContactRefused, ContactUnavailable, Fee
 from notifications.domain.rendering import Links, OutboundMessage
 from notifications.domain.retry import DeliveryResult, RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
+from notifications.service_layer import handlers
 from notifications.service_layer.handlers import Policy
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.notifications.v1 import events_pb2
@@ -617,6 +618,25 @@ def test_the_feed_pages_newest_first_and_resumes_after_a_sequence(world: World) 
     assert end == page[0].sequence
     after, _ = world.bus.handle(commands.NoticesAfter(reader, after_sequence=older[0].sequence))
     assert [n.sequence for n in after] == sorted(n.sequence for n in page)
+
+
+def test_the_feed_pages_by_page_token_and_still_honours_before_sequence(world: World) -> None:
+    for i in range(5):
+        world.bus.handle(new_referral(event_id=f"ev-{i}", referral_id=str(uuid.uuid4())))
+    world.dispatch()
+    reader = machine("clinic", Role.AGENCY)
+    _, next_before = world.bus.handle(commands.ListNotices(reader, page_size=3))
+    token = handlers.page_token(next_before)
+    assert token and handlers.page_token(0) == ""  # no next page: no token
+    by_token, _ = world.bus.handle(commands.ListNotices(reader, page_size=3, page_token=token))
+    by_sequence, _ = world.bus.handle(commands.ListNotices(reader, page_size=3, before_sequence=next_before))
+    assert by_token == by_sequence and len(by_token) == 2
+    # The token wins over the deprecated field.
+    assert world.bus.handle(commands.ListNotices(reader, page_size=3, page_token=token, before_sequence=1))[0] == \
+        by_token
+    for bad in ("abc", "-1", "1.5", "9" * 20):
+        with pytest.raises(InvalidArgument, match=r"^page_token"):
+            world.bus.handle(commands.ListNotices(reader, page_token=bad))
 
 
 def test_the_watch_cursor_sends_each_notice_once_and_catches_a_late_commit() -> None:

@@ -11,7 +11,7 @@ from referral.domain import commands
 from referral.domain.model import Progress, Status, Survivor
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet_platform.caller import Role
-from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from refnet_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from refnet_platform.vocabulary import (
     BedRejectionReason,
     DeclineReason,
@@ -274,9 +274,9 @@ def test_changes_are_idempotent_on_the_request_id(referral) -> None:
     again = referral.handle(commands.AcceptReferral(owner, r.referral_id, "req-1"))
     assert (first.status, again.status, again.version) == (Status.ACCEPTED, Status.ACCEPTED, first.version)
     assert len(referral.events("ReferralStatusChanged")) == 1
-    with pytest.raises(InvalidArgument, match="request_id"):
+    with pytest.raises(AlreadyExists, match=r"^client_request_id: already used for another request$"):
         referral.handle(commands.StartService(owner, r.referral_id, "req-1"))
-    with pytest.raises(InvalidArgument, match="request_id"):
+    with pytest.raises(InvalidArgument, match=r"^client_request_id"):
         referral.handle(commands.StartService(owner, r.referral_id, ""))
     with pytest.raises(FailedPrecondition, match="is accepted; it cannot become accepted"):
         referral.handle(commands.AcceptReferral(owner, r.referral_id, "req-2"))

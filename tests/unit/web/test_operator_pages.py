@@ -298,4 +298,4 @@ def test_supervisors_see_the_queue_unresolved_first_and_assign(web: dict[str, An
                                                         "provider_id": "p-other"})
     assert sent.headers["location"] == "/escalations?assigned=1"
     assigned = next(r for name, _, r in web["apis"].calls if name == "AssignProvider")
-    assert (assigned.referral_id, assigned.provider_id, assigned.request_id) == ("r-2", "p-other", request_id)
+    assert (assigned.referral_id, assigned.provider_id, assigned.client_request_id) == ("r-2", "p-other", request_id)

@@ -160,12 +160,12 @@ def test_the_inbox_puts_emergencies_then_open_then_newest_first() -> None:
 def test_each_action_builds_its_request() -> None:
     values = {"request_id": "r-1", "decline_reason": str(pb.DECLINE_REASON_OUT_OF_AREA)}
     decline = partner.action_request(partner.ACTIONS["decline"], "ref-1", values)
-    assert decline == pb.DeclineReferralRequest(referral_id="ref-1", request_id="r-1",
+    assert decline == pb.DeclineReferralRequest(referral_id="ref-1", client_request_id="r-1",
                                                 reason=pb.DECLINE_REASON_OUT_OF_AREA)
     assert partner.action_request(partner.ACTIONS["accept"], "ref-1", {"request_id": "r-2"}) == \
-        pb.AcceptReferralRequest(referral_id="ref-1", request_id="r-2")
+        pb.AcceptReferralRequest(referral_id="ref-1", client_request_id="r-2")
     progress = partner.action_request(partner.ACTIONS["progress"], "ref-1", {"progress": "1"})
-    assert progress.progress == pb.PROGRESS_CONTACT_MADE and progress.request_id  # one made up when absent
+    assert progress.progress == pb.PROGRESS_CONTACT_MADE and progress.client_request_id  # one made up when absent
     assert partner.action_request(partner.ACTIONS["complete"], "x", {"outcome": "2"}).outcome == 2
     assert partner.action_request(partner.ACTIONS["failure"], "x", {"failure_reason": "2"}).reason == 2
     for bad in ("", "0", "99", "abc"):
@@ -236,7 +236,7 @@ def test_a_referral_accepts_and_then_shows_the_contact_with_safe_times_on_top(po
     assert client.post("/referrals/ref-1/accept", data={"request_id": "x"}).status_code == 403  # no CSRF
     done = client.post("/referrals/ref-1/accept", data={"request_id": "x", "csrf_token": "t"})
     assert done.status_code == 303 and done.headers["location"] == "/referrals/ref-1?done=accept"
-    assert apis.calls[-1][1] == pb.AcceptReferralRequest(referral_id="ref-1", request_id="x")
+    assert apis.calls[-1][1] == pb.AcceptReferralRequest(referral_id="ref-1", client_request_id="x")
     page = client.get(done.headers["location"])
     assert "Trạng thái mới: Đã nhận" in page.text
     box = page.text[page.text.index('id="contact"'):]

@@ -12,7 +12,6 @@ from intake.adapters.tables import (
     case_keys,
     case_personal_data,
     cases,
-    client_requests,
     consents,
     needs,
     referrals,
@@ -243,24 +242,6 @@ class CallRepository:
         return Call(call_id=r["call_id"], province_code=r["province_code"], commune_code=r["commune_code"],
                     details=details, outcome=CallOutcome(r["outcome"]), case_id=r["case_id"] or "",
                     logged_by=r["logged_by"], logged_at=_aware(r["logged_at"]))  # type: ignore[arg-type]
-
-
-class RequestLog:
-    """What each client request id did, so a repeat returns the first result."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def get(self, client_request_id: str) -> tuple[str, str, str] | None:
-        """(operation, case id, result id) of an earlier request with this id."""
-        row = self.conn.execute(select(client_requests).where(
-            client_requests.c.client_request_id == client_request_id)).mappings().first()
-        return (row["operation"], row["case_id"] or "", row["result_id"]) if row else None
-
-    def add(self, client_request_id: str, operation: str, case_id: str, result_id: str, at: datetime) -> None:
-        self.conn.execute(insert(client_requests).values(
-            client_request_id=client_request_id, operation=operation, case_id=case_id or None,
-            result_id=result_id, created_at=at))
 
 
 class ReferralLog:

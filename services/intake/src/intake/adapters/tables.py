@@ -112,15 +112,8 @@ consents = Table(
     Column("withdrawn_by", String(100), nullable=True),
 )
 
-# One row per mutating request: a repeat of client_request_id returns the first result.
-client_requests = Table(
-    "client_requests", metadata_0002,
-    Column("client_request_id", String(100), primary_key=True),
-    Column("operation", String(40), nullable=False),
-    Column("case_id", String(36), nullable=True),
-    Column("result_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+# Requests (a repeat of client_request_id returns the first result) are kept in the platform's `requests`
+# table (refnet_platform.requests), moved there by migration 0005.
 
 # Append-only (triggers refuse UPDATE and DELETE): every read of personal data, refused ones too,
 # every consent override and every erasure. Ids and codes only.

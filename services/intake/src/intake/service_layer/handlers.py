@@ -51,6 +51,7 @@ from refnet_platform.errors import (
     NotFound,
     PermissionDenied,
 )
+from refnet_platform.requests import REUSED, SHARED
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ UowFactory = Callable[[], IntakeUnitOfWork]
 RECORDED_AT_SKEW = timedelta(minutes=5)
 
 # A repeated request id whose record is outside the caller's provinces: nothing about it is told.
-USED_ELSEWHERE = "client_request_id: already used for another request"
+USED_ELSEWHERE = REUSED
 
 
 def case_not_found(case_id: str) -> NotFound:
@@ -89,33 +90,26 @@ def _once(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: str,
           perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     """Runs `perform` (which stages rows and events and returns the id of what it made) in one
     transaction with the record of this request, unless the request ran before. (result id, created).
-    `perform` is given the clock's time, read once the transaction has begun."""
+    `perform` is given the clock's time, read once the transaction has begun. Intake's request ids are
+    shared by all its callers (scope SHARED); one used for another operation or case is ALREADY_EXISTS."""
     try:
-        return _attempt(uow, clock, caller, client_request_id, operation, case_id, perform)
+        return _attempt(uow, clock, client_request_id, operation, case_id, perform)
     except IntegrityError:
         # A concurrent repeat of the same request committed first: its record answers now.
-        return _attempt(uow, clock, caller, client_request_id, operation, case_id, perform)
+        return _attempt(uow, clock, client_request_id, operation, case_id, perform)
 
 
-def _attempt(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: str, operation: str, case_id: str,
+def _attempt(uow: UowFactory, clock: Clock, client_request_id: str, operation: str, case_id: str,
              perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
     with uow() as work:
-        prior = work.requests.get(client_request_id)
+        prior = work.requests.check(SHARED, client_request_id, operation, case_id)
         if prior is None:
             now = clock()
             result_id = perform(work, now)
-            work.requests.add(client_request_id, operation, case_id, result_id, now)
+            work.requests.add(SHARED, client_request_id, operation, case_id, result_id, now)
             work.commit()
             return result_id, True
-        done, done_case, result_id = prior
-        if (done, done_case) != (operation, case_id):
-            if not done_case:
-                raise AlreadyExists(f"client_request_id: already used for {done}")
-            other = work.cases.get(done_case)
-            if other is None or not caller.covers(other.province_code):
-                raise AlreadyExists(USED_ELSEWHERE)  # never name a case the caller may not see
-            raise AlreadyExists(f"client_request_id: already used for {done} on case {done_case}")
-    return result_id, False
+    return prior.result_id, False
 
 
 def require_ids(cmd: object, *names: str) -> None:

@@ -4,7 +4,8 @@ from sqlalchemy import Connection, Engine
 
 from intake.adapters.crypto import Vault
 from intake.adapters.proto_mapping import event_to_record
-from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, ReferralLog, RequestLog
+from intake.adapters.repository import AuditLog, CallRepository, CaseRepository, ReferralLog
+from refnet_platform.requests import RequestLog
 from refnet_platform.unit_of_work import UnitOfWork
 
 

@@ -93,7 +93,8 @@ class ListNotices:
     recipient_id: str = ""
     case_id: str = ""
     page_size: int = 0
-    before_sequence: int = 0
+    before_sequence: int = 0  # deprecated on the wire: page_token, when given, wins
+    page_token: str = ""
 
 
 @dataclass(frozen=True)

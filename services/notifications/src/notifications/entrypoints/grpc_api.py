@@ -17,6 +17,7 @@ from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain import commands
 from notifications.domain.notices import FeedCursor, Notice
+from notifications.service_layer.handlers import page_token
 from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
@@ -34,10 +35,10 @@ class NotificationsServicer(pb_grpc.NotificationsServiceServicer):
     async def ListNotices(self, request: pb.ListNoticesRequest, context: grpc.aio.ServicerContext
                           ) -> pb.ListNoticesResponse:
         command = commands.ListNotices(caller_of(context), request.recipient_id, request.case_id, request.page_size,
-                                       request.before_sequence)
+                                       request.before_sequence, request.page_token)
         found, next_before = await asyncio.to_thread(self.bus.handle, command)
         return pb.ListNoticesResponse(notices=[proto_mapping.notice_to_pb(n) for n in found],
-                                      next_before_sequence=next_before)
+                                      next_before_sequence=next_before, next_page_token=page_token(next_before))
 
     async def WatchNotices(self, request: pb.WatchNoticesRequest, context: grpc.aio.ServicerContext
                            ) -> AsyncIterator[pb.WatchNoticesResponse]:

@@ -275,13 +275,27 @@ def list_notices(cmd: commands.ListNotices, uow: UowFactory) -> tuple[list[Notic
     feeds = authorize("ListNotices", cmd.caller).feed(cmd.caller, cmd.recipient_id)
     if not 0 <= cmd.page_size <= MAX_PAGE:
         raise InvalidArgument("page_size", f"must be 0 (the default, {DEFAULT_PAGE}) to {MAX_PAGE}")
-    if cmd.before_sequence < 0:
-        raise InvalidArgument("before_sequence", "must not be negative")
+    before = _before(cmd)
     size = cmd.page_size or DEFAULT_PAGE
     with uow() as work:
-        page = work.notices.feed_page(feeds.addressee, feeds.recipient_ids, cmd.case_id, before=cmd.before_sequence,
-                                      limit=size)
+        page = work.notices.feed_page(feeds.addressee, feeds.recipient_ids, cmd.case_id, before=before, limit=size)
     return page, (page[-1].sequence if len(page) == size else 0)
+
+
+def page_token(next_before: int) -> str:
+    """The next_page_token for a page that ends before `next_before` (0: no next page). Opaque to clients."""
+    return str(next_before) if next_before else ""
+
+
+def _before(cmd: commands.ListNotices) -> int:
+    """The sequence a page starts below: page_token's, else the deprecated before_sequence (0: the newest)."""
+    if cmd.page_token:
+        if not (cmd.page_token.isascii() and cmd.page_token.isdigit()) or len(cmd.page_token) > 19:
+            raise InvalidArgument("page_token", "not a next_page_token this service gave")
+        return int(cmd.page_token)
+    if cmd.before_sequence < 0:
+        raise InvalidArgument("before_sequence", "must not be negative")
+    return cmd.before_sequence
 
 
 def notices_after(cmd: commands.NoticesAfter, uow: UowFactory) -> tuple[list[Notice], int]:

@@ -13,9 +13,11 @@ from ops.domain import commands
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.topics import consumed_by
 
-TOPICS = ["intake.cases-urgent.v1", "intake.cases.v1", "referral.referrals-urgent.v1", "referral.referrals.v1",
-          "shelter.beds.v1", "notifications.deliveries.v1"]
+# Ops reads every event stream as an observer; the registry lists it among each topic's readers (its
+# dead-letter topics it collects on a timer, not by subscribing).
+TOPICS = consumed_by("ops-worker")
 
 
 def ticks(settings: Settings) -> Callable[[MessageBus], tuple[Tick, ...]]:

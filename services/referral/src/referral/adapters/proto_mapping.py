@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
@@ -116,6 +116,20 @@ def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact
 # --- gRPC requests -> commands -----------------------------------------------------------------
 
 
+class _Idempotent(Protocol):
+    client_request_id: str
+    request_id: str
+
+
+def client_request_id(request: _Idempotent) -> str:
+    """The request's id: `client_request_id`, or the deprecated `request_id` old clients send. Both given
+    and different is INVALID_ARGUMENT naming client_request_id."""
+    new, old = request.client_request_id, request.request_id
+    if new and old and new != old:
+        raise InvalidArgument("client_request_id", "differs from the deprecated request_id: send only one")
+    return new or old
+
+
 def list_command(request: pb.ListReferralsRequest, caller: Caller) -> commands.ListReferrals:
     statuses = frozenset(s for n in request.statuses if (s := from_pb(Status, pb.ReferralStatus, n)) is not None)
     return commands.ListReferrals(caller, request.provider_id, request.case_id, statuses, request.page_size,
@@ -123,22 +137,22 @@ def list_command(request: pb.ListReferralsRequest, caller: Caller) -> commands.L
 
 
 def decline_command(request: pb.DeclineReferralRequest, caller: Caller) -> commands.DeclineReferral:
-    return commands.DeclineReferral(caller, request.referral_id, request.request_id,
+    return commands.DeclineReferral(caller, request.referral_id, client_request_id(request),
                                     from_pb(DeclineReason, pb.DeclineReason, request.reason))
 
 
 def progress_command(request: pb.ReportProgressRequest, caller: Caller) -> commands.ReportProgress:
-    return commands.ReportProgress(caller, request.referral_id, request.request_id,
+    return commands.ReportProgress(caller, request.referral_id, client_request_id(request),
                                    from_pb(Progress, pb.Progress, request.progress))
 
 
 def complete_command(request: pb.CompleteReferralRequest, caller: Caller) -> commands.CompleteReferral:
-    return commands.CompleteReferral(caller, request.referral_id, request.request_id,
+    return commands.CompleteReferral(caller, request.referral_id, client_request_id(request),
                                      from_pb(Outcome, pb.Outcome, request.outcome))
 
 
 def failure_command(request: pb.ReportFailureRequest, caller: Caller) -> commands.ReportFailure:
-    return commands.ReportFailure(caller, request.referral_id, request.request_id,
+    return commands.ReportFailure(caller, request.referral_id, client_request_id(request),
                                   from_pb(FailureReason, pb.FailureReason, request.reason))
 
 

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from referral.adapters.tables import (
-    api_requests,
     cases,
     needs,
     referral_history,
@@ -337,26 +336,6 @@ class ReferralRepository:
     def _many(self, query: Any, params: Mapping[str, Any] | None = None) -> list[Referral]:
         self.flush()
         return [_referral(r) for r in self.conn.execute(query, params).mappings()]
-
-
-_REQUEST = select(api_requests.c.operation, api_requests.c.referral_id).where(
-    api_requests.c.caller_id == bindparam("caller_id"), api_requests.c.request_id == bindparam("request_id"))
-_INSERT_REQUEST = insert(api_requests)
-
-
-class RequestRepository:
-    """Idempotency keys: a repeated request id changes nothing."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def get(self, caller_id: str, request_id: str) -> tuple[str, str] | None:
-        row = self.conn.execute(_REQUEST, {"caller_id": caller_id, "request_id": request_id}).first()
-        return (row.operation, row.referral_id) if row else None
-
-    def add(self, caller_id: str, request_id: str, operation: str, referral_id: str, now: datetime) -> None:
-        self.conn.execute(_INSERT_REQUEST, {"caller_id": caller_id, "request_id": request_id,
-                                            "operation": operation, "referral_id": referral_id, "created_at": now})
 
 
 def _need(r: Any) -> Need:

@@ -151,12 +151,5 @@ referral_history = Table(
     Column("actor", String(120), nullable=False),
 )
 
-# Idempotency of the agencies' and supervisors' changes: one row per (caller, request id).
-api_requests = Table(
-    "api_requests", metadata,
-    Column("caller_id", String(120), primary_key=True),
-    Column("request_id", String(100), primary_key=True),
-    Column("operation", String(40), nullable=False),
-    Column("referral_id", String(36), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
+# Request ids are kept in the platform's `requests` table (refnet_platform.requests), moved there by
+# migration 0006.

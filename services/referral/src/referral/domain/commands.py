@@ -200,7 +200,7 @@ class GetReferral:
 class AcceptReferral:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
     provider_id: str = ""
 
 
@@ -208,7 +208,7 @@ class AcceptReferral:
 class DeclineReferral:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
     reason: DeclineReason | None
 
 
@@ -216,14 +216,14 @@ class DeclineReferral:
 class StartService:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
 
 
 @dataclass(frozen=True)
 class ReportProgress:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
     progress: Progress | None
 
 
@@ -231,7 +231,7 @@ class ReportProgress:
 class CompleteReferral:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
     outcome: Outcome | None
 
 
@@ -239,7 +239,7 @@ class CompleteReferral:
 class ReportFailure:
     caller: Caller
     referral_id: str
-    request_id: str
+    client_request_id: str
     reason: FailureReason | None
 
 
@@ -266,7 +266,7 @@ class AssignProvider:
     caller: Caller
     referral_id: str
     provider_id: str
-    request_id: str
+    client_request_id: str
 
 
 # --- the directory -----------------------------------------------------------------------------

@@ -84,8 +84,8 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
 
     async def AcceptReferral(self, request: pb.AcceptReferralRequest, context: grpc.aio.ServicerContext
                              ) -> pb.AcceptReferralResponse:
-        referral = await self._handle(commands.AcceptReferral(caller_of(context), request.referral_id,
-                                                              request.request_id, request.provider_id))
+        referral = await self._handle(commands.AcceptReferral(
+            caller_of(context), request.referral_id, proto_mapping.client_request_id(request), request.provider_id))
         return pb.AcceptReferralResponse(referral=proto_mapping.referral_to_pb(referral))
 
     async def DeclineReferral(self, request: pb.DeclineReferralRequest, context: grpc.aio.ServicerContext
@@ -96,7 +96,7 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
     async def StartService(self, request: pb.StartServiceRequest, context: grpc.aio.ServicerContext
                            ) -> pb.StartServiceResponse:
         referral = await self._handle(commands.StartService(caller_of(context), request.referral_id,
-                                                            request.request_id))
+                                                            proto_mapping.client_request_id(request)))
         return pb.StartServiceResponse(referral=proto_mapping.referral_to_pb(referral))
 
     async def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.aio.ServicerContext
@@ -138,7 +138,8 @@ class EscalationServicer(pb_grpc.EscalationServiceServicer):
     async def AssignProvider(self, request: pb.AssignProviderRequest, context: grpc.aio.ServicerContext
                              ) -> pb.AssignProviderResponse:
         referral = await asyncio.to_thread(self.bus.handle, commands.AssignProvider(
-            caller_of(context), request.referral_id, request.provider_id, request.request_id))
+            caller_of(context), request.referral_id, request.provider_id,
+            proto_mapping.client_request_id(request)))
         return pb.AssignProviderResponse(referral=proto_mapping.referral_to_pb(referral))
 
 

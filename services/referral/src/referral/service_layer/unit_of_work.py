@@ -4,7 +4,8 @@ from sqlalchemy import Connection, Engine
 
 from referral.adapters.directory import DirectoryCache, DirectoryRepository
 from referral.adapters.proto_mapping import event_to_record
-from referral.adapters.repository import BedRepository, CaseRepository, ReferralRepository, RequestRepository
+from referral.adapters.repository import BedRepository, CaseRepository, ReferralRepository
+from refnet_platform.requests import RequestLog
 from refnet_platform.unit_of_work import UnitOfWork
 
 
@@ -13,7 +14,7 @@ class ReferralUnitOfWork(UnitOfWork):
     beds: BedRepository
     cases: CaseRepository
     referrals: ReferralRepository
-    requests: RequestRepository
+    requests: RequestLog
 
     def __init__(self, engine: Engine, schema: str | None, directory: DirectoryCache) -> None:
         super().__init__(engine, "referral", schema)
@@ -24,7 +25,7 @@ class ReferralUnitOfWork(UnitOfWork):
         self.beds = BedRepository(connection)
         self.cases = CaseRepository(connection)
         self.referrals = ReferralRepository(connection)
-        self.requests = RequestRepository(connection)
+        self.requests = RequestLog(connection)
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))

@@ -8,7 +8,8 @@ from referral.domain.model import Referral
 from referral.service_layer.authorization import Scope, authorize
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform.caller import Caller, Role
-from refnet_platform.errors import InvalidArgument, NotFound
+from refnet_platform.errors import NotFound
+from refnet_platform.requests import require_request_id
 
 
 def caller_key(caller: Caller) -> str:
@@ -44,19 +45,14 @@ def referral_for(work: ReferralUnitOfWork, caller: Caller, method: str, referral
 
 
 def required_request_id(request_id: str) -> None:
-    if not request_id:
-        raise InvalidArgument("request_id", "required: choose one per change and repeat it on a retry")
-    if len(request_id) > 100:
-        raise InvalidArgument("request_id", "at most 100 characters")
+    require_request_id(request_id)
 
 
 def idempotent(work: ReferralUnitOfWork, caller: Caller, request_id: str, operation: str, referral_id: str,
                now: datetime) -> bool:
-    """True if this request was already carried out (then nothing must change); else records it."""
-    seen = work.requests.get(caller_key(caller), request_id)
-    if seen is None:
-        work.requests.add(caller_key(caller), request_id, operation, referral_id, now)
-        return False
-    if seen != (operation, referral_id):
-        raise InvalidArgument("request_id", "already used for a different change")
-    return True
+    """True if this request was already carried out (then nothing must change); else records it. An id used
+    for another operation or referral is ALREADY_EXISTS naming client_request_id."""
+    if work.requests.check(caller_key(caller), request_id, operation, referral_id) is not None:
+        return True
+    work.requests.add(caller_key(caller), request_id, operation, referral_id, referral_id, now)
+    return False

@@ -51,15 +51,13 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
     """A supervisor of the case's province sends an escalated referral's need to a provider of their choice that
     serves the case's area."""
     authorize("AssignProvider", cmd.caller)
-    required_request_id(cmd.request_id)
+    required_request_id(cmd.client_request_id)
     now = policy.clock()
     with uow() as work:
         escalated = referral_for(work, cmd.caller, "AssignProvider", cmd.referral_id, for_update=True)
-        seen = work.requests.get(caller_key(cmd.caller), cmd.request_id)
+        seen = work.requests.check(caller_key(cmd.caller), cmd.client_request_id, "assign", escalated.referral_id)
         if seen is not None:
-            if seen[0] != "assign":
-                raise InvalidArgument("request_id", "already used for a different change")
-            done = work.referrals.get(seen[1])
+            done = work.referrals.get(seen.result_id)
             assert done is not None
             return done
         if escalated.status is not Status.ESCALATED or work.referrals.successor(escalated.referral_id):
@@ -81,6 +79,7 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
             raise FailedPrecondition("the need is already with a provider")
         made = request(work, policy, case, need, provider, now, escalated,
                         attempt=len(work.referrals.for_need(need.need_id)) + 1, actor=actor_of(cmd.caller))
-        work.requests.add(caller_key(cmd.caller), cmd.request_id, "assign", made.referral_id, now)
+        work.requests.add(caller_key(cmd.caller), cmd.client_request_id, "assign", escalated.referral_id,
+                          made.referral_id, now)
         work.commit()
     return made

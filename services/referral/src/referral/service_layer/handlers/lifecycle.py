@@ -49,7 +49,7 @@ def accept_referral(cmd: commands.AcceptReferral, uow: UowFactory, policy: Polic
     authorize("AcceptReferral", cmd.caller)
     if cmd.provider_id and cmd.provider_id != cmd.caller.organisation_id:
         raise PermissionDenied("provider_id must be your own agency's (or left empty): your identity says which")
-    return _agency_change(cmd.caller, "AcceptReferral", cmd.referral_id, cmd.request_id, "accept", uow, policy,
+    return _agency_change(cmd.caller, "AcceptReferral", cmd.referral_id, cmd.client_request_id, "accept", uow, policy,
                           _moves_to(Status.ACCEPTED))
 
 
@@ -68,13 +68,13 @@ def decline_referral(cmd: commands.DeclineReferral, uow: UowFactory, policy: Pol
         if reroutes(reason):
             reroute(work, policy, referral, now)
 
-    return _agency_change(cmd.caller, "DeclineReferral", cmd.referral_id, cmd.request_id, "decline", uow, policy,
+    return _agency_change(cmd.caller, "DeclineReferral", cmd.referral_id, cmd.client_request_id, "decline", uow, policy,
                           decline)
 
 
 @retry_on_conflict
 def start_service(cmd: commands.StartService, uow: UowFactory, policy: Policy) -> Referral:
-    return _agency_change(cmd.caller, "StartService", cmd.referral_id, cmd.request_id, "start", uow, policy,
+    return _agency_change(cmd.caller, "StartService", cmd.referral_id, cmd.client_request_id, "start", uow, policy,
                           _moves_to(Status.IN_SERVICE))
 
 
@@ -95,7 +95,7 @@ def report_progress(cmd: commands.ReportProgress, uow: UowFactory, policy: Polic
                               actor)
         work.emit(events.ReferralProgressReported(referral, progress, now))
 
-    return _agency_change(cmd.caller, "ReportProgress", cmd.referral_id, cmd.request_id, "progress", uow, policy,
+    return _agency_change(cmd.caller, "ReportProgress", cmd.referral_id, cmd.client_request_id, "progress", uow, policy,
                           report)
 
 
@@ -104,8 +104,8 @@ def complete_referral(cmd: commands.CompleteReferral, uow: UowFactory, policy: P
     outcome = cmd.outcome
     if outcome is None:
         raise InvalidArgument("outcome", "choose an outcome")
-    return _agency_change(cmd.caller, "CompleteReferral", cmd.referral_id, cmd.request_id, "complete", uow, policy,
-                          _moves_to(Status.COMPLETED, outcome))
+    return _agency_change(cmd.caller, "CompleteReferral", cmd.referral_id, cmd.client_request_id, "complete", uow,
+                          policy, _moves_to(Status.COMPLETED, outcome))
 
 
 @retry_on_conflict
@@ -113,5 +113,5 @@ def report_failure(cmd: commands.ReportFailure, uow: UowFactory, policy: Policy)
     reason = cmd.reason
     if reason is None:
         raise InvalidArgument("reason", "choose a failure reason")
-    return _agency_change(cmd.caller, "ReportFailure", cmd.referral_id, cmd.request_id, "fail", uow, policy,
+    return _agency_change(cmd.caller, "ReportFailure", cmd.referral_id, cmd.client_request_id, "fail", uow, policy,
                           lambda work, r, now, actor: leave(work, r, Status.FAILED, reason, now, actor))

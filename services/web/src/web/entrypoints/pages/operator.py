@@ -315,7 +315,7 @@ def routes(ctx: AppContext) -> list[Route]:
         try:
             await ctx.apis.escalation(token(request)).AssignProvider(referral_pb.AssignProviderRequest(
                 referral_id=referral_id, provider_id=provider_id,
-                request_id=values.get("request_id") or str(uuid.uuid4())))
+                client_request_id=values.get("request_id") or str(uuid.uuid4())))
         except grpc.RpcError as exc:
             return problem_page(ctx, request, problem_of(exc))
         return RedirectResponse("/escalations?assigned=1", status_code=303)

@@ -229,16 +229,16 @@ def action_request(action: Action, referral_id: str, values: Mapping[str, str]) 
         if not code or code not in enum.values():
             raise MissingChoice(action.field)
     if action.name == "accept":
-        return pb.AcceptReferralRequest(referral_id=referral_id, request_id=request_id)
+        return pb.AcceptReferralRequest(referral_id=referral_id, client_request_id=request_id)
     if action.name == "decline":
-        return pb.DeclineReferralRequest(referral_id=referral_id, request_id=request_id, reason=code)
+        return pb.DeclineReferralRequest(referral_id=referral_id, client_request_id=request_id, reason=code)
     if action.name == "start":
-        return pb.StartServiceRequest(referral_id=referral_id, request_id=request_id)
+        return pb.StartServiceRequest(referral_id=referral_id, client_request_id=request_id)
     if action.name == "progress":
-        return pb.ReportProgressRequest(referral_id=referral_id, request_id=request_id, progress=code)
+        return pb.ReportProgressRequest(referral_id=referral_id, client_request_id=request_id, progress=code)
     if action.name == "complete":
-        return pb.CompleteReferralRequest(referral_id=referral_id, request_id=request_id, outcome=code)
-    return pb.ReportFailureRequest(referral_id=referral_id, request_id=request_id, reason=code)
+        return pb.CompleteReferralRequest(referral_id=referral_id, client_request_id=request_id, outcome=code)
+    return pb.ReportFailureRequest(referral_id=referral_id, client_request_id=request_id, reason=code)
 
 
 def sse(event: str, data: Mapping[str, Any], event_id: str = "") -> str:

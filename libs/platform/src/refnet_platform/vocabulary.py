@@ -63,6 +63,20 @@ POOLS_FOR: dict[TargetGroup, tuple[TargetGroup, ...]] = {
 }
 
 
+class ReferralStatus(StrEnum):
+    """Mirrors refnet.referral.v1.ReferralStatus: where a referral stands (referral owns the lifecycle)."""
+
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    IN_SERVICE = "in_service"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    ESCALATED = "escalated"
+    FAILED = "failed"
+
+
 # --- reason codes ------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from intake.domain.model import DATA_CATEGORIES, SAFE_TIMES, Case, CaseStatus, Consent, ConsentStatus
 from refnet_platform.caller import Caller
 from refnet_platform.errors import FailedPrecondition, PermissionDenied, Unavailable
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.vocabulary import ReferralStatus, ServiceType
 
 
 def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now: datetime) -> Consent:
@@ -39,8 +39,7 @@ def consent_for_contact(case: Case, service_type: ServiceType, sector: str, now:
 
 # Referral statuses as intake records them from referral's events: ReferralStatus names in lower case,
 # the same words as referral's own Status.
-REFERRAL_STATUSES = ("requested", "accepted", "in_service", "completed", "rejected", "cancelled", "expired",
-                     "escalated", "failed")
+REFERRAL_STATUSES = tuple(str(s) for s in ReferralStatus)
 REFERRAL_REQUESTED = "requested"
 ACCEPTED = frozenset({"accepted", "in_service"})
 # An accepted referral that ended without being delivered (referral's ALLOWED: accepted or in service

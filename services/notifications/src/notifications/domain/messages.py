@@ -26,6 +26,7 @@ from refnet_platform.vocabulary import (
     NOTIFIED_REASONS,
     DeclineReason,
     ReferralReason,
+    ReferralStatus,
     RiskLevel,
     ServiceType,
     codes,
@@ -41,21 +42,7 @@ class InvalidEvent(ValueError):
         self.problem = problem
 
 
-# --- vocabulary --------------------------------------------------------------------------------
-
-
-class ReferralStatus(StrEnum):
-    """Mirrors refnet.referral.v1.ReferralStatus by name (use vocabulary.from_pb to map)."""
-
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    IN_SERVICE = "in_service"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    ESCALATED = "escalated"
-    FAILED = "failed"
+# --- vocabulary (ReferralStatus is the shared one) ------------------------------------------------
 
 
 class Urgency(StrEnum):

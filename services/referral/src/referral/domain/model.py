@@ -14,6 +14,7 @@ from refnet_platform.vocabulary import (
     POOLS_FOR,
     DeclineReason,
     ReferralReason,
+    ReferralStatus,
     RiskLevel,
     ServiceType,
     Sex,
@@ -24,16 +25,7 @@ from refnet_platform.vocabulary import (
 F = TypeVar("F")  # a bed pool's figure: free beds, or (free, capacity)
 
 
-class Status(StrEnum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    IN_SERVICE = "in_service"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    ESCALATED = "escalated"
-    FAILED = "failed"
+Status = ReferralStatus  # the shared vocabulary's, under referral's own short name
 
 
 ALLOWED: dict[Status, frozenset[Status]] = {

@@ -35,7 +35,6 @@ Outputs (never edit them by hand; tests/k8s fails when they drift):
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,9 +44,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 try:
+    from refnet_dev.generated import write_or_check
     from refnet_platform.topics import DAY_MS, OPS_CONSOLE, TOPICS, Topic, replayable
-except ImportError:  # running from a checkout without `pip install -e libs/platform`
-    sys.path.insert(0, str(ROOT / "libs" / "platform" / "src"))
+except ImportError:  # running from a checkout without `pip install -e libs/platform tools/dev`
+    sys.path[:0] = [str(ROOT / "libs" / "platform" / "src"), str(ROOT / "tools" / "dev" / "src")]
+    from refnet_dev.generated import write_or_check
     from refnet_platform.topics import DAY_MS, OPS_CONSOLE, TOPICS, Topic, replayable
 
 KAFKA_CLUSTER = "refnet-kafka"  # the Kafka CR in deploy/k8s/components/kafka-strimzi/kafka.yaml
@@ -196,32 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report drift and exit 1 instead of writing")
     args = parser.parse_args(argv)
-    drifted = []
-    for path, text in render().items():
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        rel = path.relative_to(ROOT)
-        if args.check:
-            drifted.append(rel)
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    text.splitlines(keepends=True),
-                    f"{rel} (on disk)",
-                    f"{rel} (registry)",
-                )
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {rel}")
-    if drifted:
-        print(
-            f"\n{len(drifted)} generated file(s) drifted from the topic registry; run `make k8s-gen`", file=sys.stderr
-        )
-        return 1
-    return 0
+    return write_or_check(render(), ROOT, args.check, "the topic registry", "make k8s-gen")
 
 
 if __name__ == "__main__":

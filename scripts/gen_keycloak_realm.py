@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -44,6 +43,11 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+try:
+    from refnet_dev.generated import write_or_check
+except ImportError:  # running from a checkout without `pip install -e tools/dev`
+    sys.path.insert(0, str(ROOT / "tools" / "dev" / "src"))
+    from refnet_dev.generated import write_or_check
 DEV_REALM = ROOT / "deploy/keycloak/refnet-realm.json"
 PRODUCTION_REALM = ROOT / "deploy/keycloak/refnet-realm-production.json"
 REALM_IMPORT = ROOT / "deploy/k8s/components/keycloak/generated/realm-import.yaml"
@@ -116,34 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report drift and exit 1 instead of writing")
     args = parser.parse_args(argv)
-    drifted = []
-    for path, text in render().items():
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        rel = path.relative_to(ROOT)
-        if args.check:
-            drifted.append(rel)
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    text.splitlines(keepends=True),
-                    f"{rel} (on disk)",
-                    f"{rel} (from the development realm)",
-                )
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {rel}")
-    if drifted:
-        print(
-            f"\n{len(drifted)} generated file(s) drifted from deploy/keycloak/refnet-realm.json; "
-            "run `python scripts/gen_keycloak_realm.py`",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return write_or_check(render(), ROOT, args.check, "deploy/keycloak/refnet-realm.json",
+                          "python scripts/gen_keycloak_realm.py")
 
 
 if __name__ == "__main__":

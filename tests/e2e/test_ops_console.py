@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -27,14 +26,14 @@ from kafka import KafkaProducer
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet_dev.browser import sign_in as browser_sign_in
 from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import DEV_PASSWORD, Keycloak
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 900}
 FOUR_SERVICES = ("refnet-intake", "refnet-referral", "refnet-shelter", "refnet-notifications")
 
@@ -95,20 +94,6 @@ def poison(network: Network, kafka_broker: KafkaBroker) -> tuple[int, int]:
     return sent.partition, sent.offset
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "no chromium: run scripts/install_browser.sh (as root) first"
-    with sync_playwright() as playwright:
-        # Debian's chromium through its path: no browser build is ever downloaded.
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 def screenshot(page: Any, path: Path) -> None:
     page.screenshot(path=str(path))
     data = path.read_bytes()
@@ -121,16 +106,8 @@ def screenshot(page: Any, path: Path) -> None:
 
 
 def sign_in(page: Any, network: Network, username: str, path: str = "/") -> Any:
-    """Opens the console, is sent to the identity provider's sign-in page, signs in there as a person does,
-    and comes back; returns the last navigation's response."""
     assert network.keycloak is not None
-    page.goto(network.console_url + path)
-    assert page.url.startswith(network.keycloak.issuer), f"not sent to sign in: {page.url}"
-    page.fill("#username", username)
-    page.fill("#password", DEV_PASSWORD)
-    with page.expect_navigation(url=re.compile(re.escape(network.console_url) + ".*")) as navigation:
-        page.click("#kc-login")
-    return navigation.value
+    return browser_sign_in(page, network.console_url, network.keycloak.issuer, username, path)
 
 
 def csp_errors(page: Any) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
-from refnet_dev.browser import accessibility_problems, chromium, keep_screenshot, phone_page, sign_in
+from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
@@ -38,12 +38,6 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
         yield net
     finally:
         net.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def checked(page: Any, name: str) -> None:

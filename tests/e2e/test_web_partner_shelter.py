@@ -23,7 +23,7 @@ from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
-from refnet_dev.browser import accessibility_problems, chromium, keep_screenshot, phone_page, sign_in
+from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
@@ -45,12 +45,6 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pyt
         yield net
     finally:
         net.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def accessible(page: Any, name: str) -> None:

@@ -5,8 +5,6 @@ security headers. The pages' own stories build on this (operator, partner, shelt
 
 from __future__ import annotations
 
-import re
-import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from refnet_dev.browser import phone_page
+from refnet_dev.browser import sign_in as browser_sign_in
 from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import DEV_PASSWORD, Keycloak
+from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-VIEWPORT = {"width": 390, "height": 844}  # a phone first
 SESSION_SECRET = "web-e2e-session-secret"
 
 
@@ -38,44 +36,15 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
         net.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "no chromium: run scripts/install_browser.sh (as root) first"
-    with sync_playwright() as playwright:
-        # Debian's chromium through its path: no browser build is ever downloaded.
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    refused: list[str] = []  # what the browser refused under the CSP (inline script, styles...)
-    tab.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    try:
+    with phone_page(browser) as tab:  # fails the test if the CSP refused anything (inline script, styles...)
         yield tab
-        assert not refused, refused
-    finally:
-        context.close()
 
 
 def sign_in(page: Any, network: Network, username: str, path: str = "/") -> Any:
-    """Opens the web app, is sent to the identity provider's sign-in page, signs in there as a person does, and
-    comes back; returns the last navigation's response."""
     assert network.keycloak is not None
-    page.goto(network.web_url + path)
-    assert page.url.startswith(network.keycloak.issuer), f"not sent to sign in: {page.url}"
-    page.fill("#username", username)
-    page.fill("#password", DEV_PASSWORD)
-    with page.expect_navigation(url=re.compile(re.escape(network.web_url) + ".*")) as navigation:
-        page.click("#kc-login")
-    return navigation.value
+    return browser_sign_in(page, network.web_url, network.keycloak.issuer, username, path)
 
 
 @pytest.mark.parametrize(("username", "area", "title"), [

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -129,12 +130,18 @@ class Authenticator:
 def _machine(auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller:
     pem = auth.get("x509_pem_cert")
     if pem:
-        return machine_from_certificate(x509.load_pem_x509_certificate(pem[0]))
+        return _machine_from_pem(pem[0])
     if auth.get("transport_security_type", [b""])[0] == b"ssl":
         raise Unauthenticated("a client certificate is required")
     # Plain text: only reachable when the server was explicitly configured for local development.
     role, _, subject = metadata.get(PLAINTEXT_CALLER_HEADER, "").partition("/")
     return _machine_caller(subject, role)
+
+
+@lru_cache(maxsize=1024)
+def _machine_from_pem(pem: bytes) -> Caller:
+    # A client sends the same certificate on every call: parse and check it once (a refusal is not cached).
+    return machine_from_certificate(x509.load_pem_x509_certificate(pem))
 
 
 def machine_from_certificate(cert: x509.Certificate) -> Caller:

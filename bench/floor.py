@@ -34,12 +34,12 @@ import sys
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
 
 from refnet_dev.util import wait_gone
+from refnet_platform import kafka_clients
 from refnet_platform.consumer import FETCH_MAX_WAIT_MS
-from refnet_platform.outbox import Sends, make_producer
+from refnet_platform.outbox import Sends
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import Topic
 
@@ -115,7 +115,7 @@ class FloorChain:
     def send(self, ids: list[int], rate: float | None) -> None:
         """Sends one message per id at `rate` per second (None: as fast as possible). Like a relay, it
         flushes whenever nothing more is due yet. Blocking: run it in a thread."""
-        producer = self._producer = self._producer or make_producer(self.bootstrap, client_id="bench-floor-source")
+        producer = self._producer = self._producer or kafka_clients.producer(self.bootstrap, "bench-floor-source")
         sends = Sends(producer)
         start = time.monotonic()
         for k, ident in enumerate(ids):
@@ -131,11 +131,11 @@ class FloorChain:
 
 
 async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=f"bench-{source}",
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                                isolation_level="read_committed")
-    producer = make_producer(bootstrap, client_id=f"bench-{source}")
+    consumer = kafka_clients.aio_consumer(source, bootstrap=bootstrap, client_id=f"bench-{source}",
+                                          group_id=f"bench-{source}", enable_auto_commit=False,
+                                          auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                                          isolation_level="read_committed")
+    producer = kafka_clients.producer(bootstrap, f"bench-{source}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

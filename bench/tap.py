@@ -10,13 +10,14 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from bench.floor import FLOOR_PARTITIONS
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1.events_pb2 import CaseRegistered
 from refnet.notifications.v1.events_pb2 import NotificationSent
 from refnet.referral.v1.events_pb2 import ReferralRequested
+from refnet_platform import kafka_clients
 from refnet_platform.topics import topic
 
 CASE_TOPICS = ("intake.cases.v1", "intake.cases-urgent.v1")
@@ -66,8 +67,9 @@ class Tap:
         partitions = [TopicPartition(name, p) for name in names for p in range(topic(name).partitions)]
         if self.floor_topic:
             partitions += [TopicPartition(self.floor_topic, p) for p in range(FLOOR_PARTITIONS)]
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                          fetch_max_wait_ms=20, auto_offset_reset="earliest")
+        self._consumer = kafka_clients.aio_consumer(bootstrap=self.bootstrap, client_id="bench-tap",
+                                                    enable_auto_commit=False, fetch_max_wait_ms=20,
+                                                    auto_offset_reset="earliest")
         await self._consumer.start()
         self._consumer.assign(partitions)
         self._task = asyncio.create_task(self._run())

@@ -66,7 +66,8 @@ from refnet_platform.identity import (
     channel_credentials,
     server_credentials,
 )
-from refnet_platform.outbox import Relay, make_producer
+from refnet_platform import kafka_clients
+from refnet_platform.outbox import Relay
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import ServiceType
 
@@ -379,7 +380,7 @@ def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_aler
         assert len({r.headers["Idempotency-Key"] for r in gateway.requests}) == 1
         service.dispatch(moment + timedelta(hours=1))
         assert len(gateway.requests) == 4  # given up
-        relay = Relay(service.engine, make_producer(kafka_broker.bootstrap, client_id="notifications-test-relay"))
+        relay = Relay(service.engine, kafka_clients.producer(kafka_broker.bootstrap, "notifications-test-relay"))
         relay.publish_pending()
         relay.producer.close()
     dead_letters.close()

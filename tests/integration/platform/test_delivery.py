@@ -28,7 +28,8 @@ from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery
 from refnet_platform.engine import make_engine, read_connection
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
-from refnet_platform.outbox import Relay, make_producer
+from refnet_platform import kafka_clients
+from refnet_platform.outbox import Relay
 from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, UnitOfWork
@@ -170,7 +171,7 @@ def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
     topic = f"scratch.relay-{uuid.uuid4().hex[:8]}.v1"
     new_topics(kafka_broker.bootstrap, topic)
     # A 60 s poll: only the wake-on-commit path can deliver within the test's deadline.
-    relay = Relay(engine, make_producer(kafka_broker.bootstrap), poll_interval_s=60)
+    relay = Relay(engine, kafka_clients.producer(kafka_broker.bootstrap, "refnet-relay"), poll_interval_s=60)
     runner = threading.Thread(target=relay.run, daemon=True)
     runner.start()
     tracer = trace.get_tracer("test")
@@ -217,7 +218,7 @@ def test_relay_publishes_the_urgent_lanes_rows_before_an_older_normal_backlog(
     with NotesUnitOfWork(engine, "test") as work:
         work.add_note("emergency", urgent)
         work.commit()
-    relay = Relay(engine, make_producer(kafka_broker.bootstrap), batch_size=3)
+    relay = Relay(engine, kafka_clients.producer(kafka_broker.bootstrap, "refnet-relay"), batch_size=3)
     try:
         assert relay.publish_pending() == 3
         with engine.connect() as conn:

@@ -36,7 +36,8 @@ from refnet_platform.identity import (
     channel_credentials,
     server_credentials,
 )
-from refnet_platform.outbox import Relay, make_producer
+from refnet_platform import kafka_clients
+from refnet_platform.outbox import Relay
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
@@ -128,7 +129,7 @@ def engine(settings: Settings, ids: tuple[str, str]) -> Iterator[Engine]:
 
 @pytest.fixture
 def relay(settings: Settings, engine: Engine) -> Iterator[Relay]:
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id="shelter-test-relay")
+    producer = kafka_clients.producer(settings.kafka_bootstrap_servers, "shelter-test-relay")
     relay = Relay(engine, producer, schema=settings.database[1])
     thread = threading.Thread(target=relay.run, name="relay", daemon=True)
     thread.start()

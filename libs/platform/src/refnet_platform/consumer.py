@@ -28,11 +28,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
-from refnet_platform import metrics
+from refnet_platform import kafka_clients, metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, decode
-from refnet_platform.kafka_security import aiokafka_options
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import dead_letter_topic, topic
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, crash_point
@@ -139,19 +138,17 @@ class EventConsumer:
         self._lag_exported_at = 0.0
 
     async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_clients.aio_consumer(
             *self.topics,
-            bootstrap_servers=self.bootstrap,
-            group_id=self.consumer_name,
+            bootstrap=self.bootstrap,
             client_id=self.consumer_name,
+            group_id=self.consumer_name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             isolation_level="read_committed",
-            **aiokafka_options(),
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                    **aiokafka_options())
+        producer = kafka_clients.aio_producer(self.bootstrap, f"{self.consumer_name}-dead-letters")
         await producer.start()
         await consumer.start()
         log.info("consumer started", extra={"fields": {"topics": self.topics}})

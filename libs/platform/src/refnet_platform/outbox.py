@@ -27,7 +27,7 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.clock import system_clock
 from refnet_platform.engine import is_postgres, read_connection
-from refnet_platform.kafka_security import librdkafka_options
+from refnet_platform.kafka_clients import SEND_TIMEOUT_S
 from refnet_platform.tables import outbox, outbox_channel
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import TOPICS
@@ -42,17 +42,6 @@ _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, ou
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
 _MARK_SENT = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
               .values(sent_at=bindparam("now")))
-
-
-def make_producer(bootstrap: str, client_id: str = "refnet-relay") -> Producer:
-    """librdkafka's idempotent producer (acks=all, ordered retries): a relay's send costs about a sixth of
-    the CPU it did on kafka-python, whose sender thread was a quarter of a relay's time."""
-    return Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "enable.idempotence": True,
-                     "acks": "all", "linger.ms": 0, "message.timeout.ms": SEND_TIMEOUT_S * 1000,
-                     **librdkafka_options()})
-
-
-SEND_TIMEOUT_S = 30
 
 
 class Sends:

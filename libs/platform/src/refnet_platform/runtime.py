@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import Engine
 
+from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Tick, dispatching
 from refnet_platform.engine import make_engine
@@ -25,7 +26,7 @@ from refnet_platform.health_http import HealthServer, database_check, kafka_chec
 from refnet_platform.identity import Authenticator, OidcConfig, TokenVerifier, server_credentials
 from refnet_platform.metrics import watch_outbox
 from refnet_platform.migrations import migrate
-from refnet_platform.outbox import Relay, make_producer
+from refnet_platform.outbox import Relay
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
 from refnet_platform.unit_of_work import BatchTransaction
@@ -139,9 +140,8 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
         engine = open_database(settings, migrations)
         watch_outbox(engine)
         health = serve_health(settings, "relay", engine, uses_kafka=True)
-        relay = Relay(engine, make_producer(settings.kafka_bootstrap_servers,
-                                            client_id=f"{settings.service_name}-relay"),
-                      schema=settings.database[1])
+        producer = kafka_clients.producer(settings.kafka_bootstrap_servers, f"{settings.service_name}-relay")
+        relay = Relay(engine, producer, schema=settings.database[1])
         relay.stop_on_signals()
         try:
             relay.run()

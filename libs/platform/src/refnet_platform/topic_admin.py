@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Iterable
 
-import kafka.errors as errors
-from kafka import KafkaAdminClient
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
-from refnet_platform.kafka_security import kafka_python_options
+from refnet_platform import kafka_clients
 from refnet_platform.topics import DAY_MS, TOPICS, Topic
 
 
@@ -21,33 +23,38 @@ def ensure_topics(
     topics: Iterable[Topic] = TOPICS,
     replication_factor: int = 1,
     timeout_ms: int = 30_000,
+    security: kafka_clients.KafkaSecurity | None = None,
 ) -> list[str]:
     """Create every missing topic; return the names this call created. Existing topics are left alone."""
-    wanted = {
-        t.name: {
-            "num_partitions": t.partitions,
-            "replication_factor": replication_factor,
-            "configs": {"retention.ms": str(t.retention_ms)},
-        }
-        for t in topics
-    }
+    wanted = [NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication_factor,
+                       config={"retention.ms": str(t.retention_ms)}) for t in topics]
     if not wanted:
         return []
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="refnet-topics", **kafka_python_options())
-    try:
-        response = admin.create_topics(wanted, timeout_ms=timeout_ms, raise_errors=False)
-        created = []
-        for result in response["topics"]:
-            error = errors.for_code(result["error_code"])
-            if error is errors.NoError:
-                created.append(result["name"])
-            elif error is not errors.TopicAlreadyExistsError:
-                raise error(f"creating topic {result['name']}: {result.get('error_message')}")
-        # CreateTopics returns before every partition has a leader; callers produce right after.
-        admin.wait_for_topics(list(wanted), timeout_ms=timeout_ms)
-        return created
-    finally:
-        admin.close()
+    admin = kafka_clients.admin(bootstrap, "refnet-topics", security)
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_ms / 1000).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"creating topic {name}: {exc.args[0].str()}") from None
+    # CreateTopics returns before every partition has a leader; callers produce right after.
+    _wait_for_leaders(admin, [t.topic for t in wanted], timeout_ms / 1000)
+    return created
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = admin.list_topics(timeout=max(deadline - time.monotonic(), 1)).topics
+        waiting = [n for n in names if n not in listed or listed[n].error is not None
+                   or any(p.leader < 0 for p in listed[n].partitions.values())]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no leader yet for every partition of {', '.join(waiting)}")
+        time.sleep(0.1)
 
 
 def _print_registry() -> None:

@@ -1,4 +1,7 @@
-"""A real single-node Apache Kafka broker (KRaft combined mode) from the Maven jars, no Docker."""
+"""A real single-node Apache Kafka broker (KRaft combined mode) from the Maven jars, no Docker.
+
+Plain text by default; given the development PKI (`KafkaBroker(tls=DevPki(...))`) its only client listener
+speaks TLS and requires a client certificate, as a Strimzi cluster's does."""
 
 from __future__ import annotations
 
@@ -12,12 +15,18 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from kafka import KafkaAdminClient
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 
+from refnet_dev.certs import DevPki
 from refnet_dev.util import free_port, port_open, repo_root, tail
+from refnet_platform import kafka_clients
+from refnet_platform.kafka_clients import KafkaSecurity
 
 KAFKA_VERSION = "4.1.1"
 JVM_OPTS = (
@@ -79,6 +88,7 @@ class KafkaBroker:
         controller_port: int | None = None,
         workdir: Path | None = None,
         startup_timeout: float = 60.0,
+        tls: DevPki | None = None,
     ) -> None:
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
@@ -86,12 +96,25 @@ class KafkaBroker:
         # A temp dir is made by start() and removed by stop(); a given one (with its data) is kept.
         self.workdir = Path(workdir or Path(tempfile.gettempdir()) / f"refnet-kafka-{uuid.uuid4().hex[:12]}")
         self.startup_timeout = startup_timeout
+        self.tls = tls.ensure() if tls else None
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def client_env(self, subject_id: str = "refnet-dev") -> dict[str, str]:
+        """The environment a client process needs for this broker (KAFKA_SECURITY_PROTOCOL and the rest)."""
+        if self.tls is None:
+            return {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+        cert, key = self.tls.client(subject_id, "service")
+        return {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(self.tls.ca),
+                "KAFKA_SSL_CERTFILE": str(cert), "KAFKA_SSL_KEYFILE": str(key)}
+
+    def client_security(self, subject_id: str = "refnet-dev") -> KafkaSecurity:
+        """The same, for a client made in this process."""
+        return KafkaSecurity(**self.client_env(subject_id))  # type: ignore[arg-type]
 
     @property
     def pid(self) -> int | None:
@@ -144,15 +167,16 @@ class KafkaBroker:
 
     def _write_config(self) -> None:
         (self.workdir / "log4j2.properties").write_text(LOG4J2.format(log=self.log_file))
+        listener = "SSL" if self.tls else "PLAINTEXT"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listeners": f"{listener}://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"{listener}://127.0.0.1:{self.port}",
+            "listener.security.protocol.map": f"{listener}:{listener},CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": listener,
             "log.dirs": str(self.workdir / "data"),
             # Topics come from the registry only (refnet-topics), never from a typo.
             "auto.create.topics.enable": "false",
@@ -173,8 +197,21 @@ class KafkaBroker:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.tls:
+            settings.update(self._tls_settings(self.tls))
         text = "".join(f"{k}={v}\n" for k, v in settings.items())
         (self.workdir / "server.properties").write_text(text)
+
+    def _tls_settings(self, pki: DevPki) -> dict[str, str]:
+        """PEM stores (Kafka reads them since 2.7): the broker's key and certificate from the dev PKI, the dev
+        CA as the only trusted issuer, and a client certificate required of every client."""
+        keystore = self.workdir / "broker-keystore.pem"
+        server = pki.server_dir
+        keystore.write_bytes((server / "server.key").read_bytes() + (server / "server.pem").read_bytes())
+        keystore.chmod(0o600)
+        return {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(keystore),
+                "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pki.ca),
+                "ssl.client.auth": "required"}
 
     def _format(self, libs: Path) -> None:
         # With a static controller.quorum.voters, format takes no --standalone/--initial-controllers flag.
@@ -215,7 +252,7 @@ class KafkaBroker:
                     f"kafka broker exited with {self._proc.returncode}:\n"
                     f"{tail(self.workdir / 'kafka.out')}\n{tail(self.log_file)}"
                 )
-            # Probe the socket first so kafka-python does not log a refused connection per attempt.
+            # Probe the socket first so the client does not log a refused connection per attempt.
             if port_open(self.port) and self._answers():
                 return
             if time.monotonic() > deadline:
@@ -223,18 +260,12 @@ class KafkaBroker:
             time.sleep(0.2)
 
     def _answers(self) -> bool:
+        admin = kafka_clients.admin(self.bootstrap, "refnet-dev-probe", self.client_security("refnet-dev-probe"),
+                                    **{"log_level": 0})
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=3000, request_timeout_ms=5000
-            )
+            return bool(admin.describe_cluster(request_timeout=5).result(timeout=6).nodes)
         except Exception:
             return False
-        try:
-            return bool(admin.describe_cluster()["brokers"])
-        except Exception:
-            return False
-        finally:
-            admin.close()
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
@@ -246,3 +277,96 @@ class KafkaBroker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- Small synchronous helpers for tests, bench and chaos: made by the platform's factory like every client --
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def create_topics(bootstrap: str, *names: str, partitions: int = 1, security: KafkaSecurity | None = None) -> None:
+    """Scratch topics (not in the registry), created and with a leader for every partition."""
+    from refnet_platform.topic_admin import ensure_topics
+    from refnet_platform.topics import Topic
+
+    ensure_topics(bootstrap, [Topic(name, "none", partitions, "test", (), ()) for name in names], security=security)
+
+
+def send(producer: Producer, topic: str, value: bytes | None, key: bytes | None = None, partition: int | None = None,
+         headers: list[tuple[str, bytes]] | None = None) -> Record:
+    """Produces one record and waits for the broker's acknowledgement; returns where it landed."""
+    delivered: list[tuple[Any, Any]] = []
+    extra = {"partition": partition} if partition is not None else {}
+    producer.produce(topic, value=value, key=key, headers=headers or [],
+                     on_delivery=lambda error, message: delivered.append((error, message)), **extra)
+    producer.flush(30)
+    if not delivered:
+        raise TimeoutError(f"no acknowledgement for a record to {topic}")
+    error, message = delivered[0]
+    if error is not None:
+        raise KafkaException(error)
+    return Record(topic, message.partition(), message.offset(), key, value)
+
+
+def read_records(bootstrap: str, topic: str, start: dict[int, int] | None = None, at_least: int = 0,
+                 timeout_s: float = 15.0, security: KafkaSecurity | None = None) -> list[Record]:
+    """The topic's records from `start` (partition -> offset; default: every partition from the beginning) up
+    to its end when called, waiting up to `timeout_s` until there are `at_least` of them."""
+    consumer = kafka_clients.consumer(bootstrap, f"refnet-dev-reader-{uuid.uuid4().hex[:8]}", security=security,
+                                      **{"fetch.message.max.bytes": 8 * 1024**2})
+    try:
+        listed = consumer.list_topics(topic, timeout=10).topics[topic]
+        if listed.error is not None:
+            raise KafkaException(listed.error)
+        starts = start if start is not None else dict.fromkeys(listed.partitions, 0)
+        consumer.assign([TopicPartition(topic, p, max(o, 0)) for p, o in starts.items()])
+        deadline = time.monotonic() + timeout_s
+        records: list[Record] = []
+        while True:
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in starts}
+            reached = {p: o for p, o in starts.items()}
+            for r in records:
+                reached[r.partition] = r.offset + 1
+            if len(records) >= at_least and all(reached[p] >= ends[p] for p in starts):
+                return records
+            if time.monotonic() > deadline:
+                return records
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error():
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(message.error())
+                records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
+                                      message.value(), tuple(message.headers() or ())))
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, security: KafkaSecurity | None = None) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the group's committed offset (only partitions it committed)."""
+    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=10)
+    return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or () if tp.offset >= 0}
+
+
+def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int],
+                   security: KafkaSecurity | None = None) -> None:
+    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+    admin.alter_consumer_group_offsets([request])[group].result(timeout=10)
+
+
+def end_offsets(bootstrap: str, partitions: list[tuple[str, int]],
+                security: KafkaSecurity | None = None) -> dict[tuple[str, int], int]:
+    if not partitions:
+        return {}
+    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    found = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions})
+    return {(tp.topic, tp.partition): int(f.result(timeout=10).offset) for tp, f in found.items()}

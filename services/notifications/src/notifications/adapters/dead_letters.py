@@ -9,7 +9,8 @@ from confluent_kafka import Producer
 
 from notifications.adapters.proto_mapping import dead_letter
 from notifications.domain.events import NotificationFailed
-from refnet_platform.outbox import Sends, make_producer
+from refnet_platform import kafka_clients
+from refnet_platform.outbox import Sends
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import dead_letter_topic
 
@@ -25,7 +26,7 @@ class KafkaDeadLetters:
         """Returns once the broker has every letter (raises otherwise, and they are published again)."""
         with self._lock:
             if self._producer is None:  # connects on first use, not when the worker is wired
-                self._producer = make_producer(self.bootstrap, client_id="notifications-dead-letters")
+                self._producer = kafka_clients.producer(self.bootstrap, "notifications-dead-letters")
             producer = self._producer
         headers: list[tuple[str, str | bytes | None]] = [("traceparent", current_traceparent().encode())]
         sends = Sends(producer)

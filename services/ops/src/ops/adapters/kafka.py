@@ -6,15 +6,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import OffsetSpec
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from ops.adapters.proto_mapping import dead_letter_record
 from ops.domain.model import DeadLetterRecord
-from refnet_platform.kafka_security import kafka_python_options
+from refnet_platform import kafka_clients
 from refnet_platform.topics import TOPICS
 
 DLQ_TOPICS = tuple(t.name for t in TOPICS if t.dead_letter)
+TIMEOUT_S = 5.0
 
 
 class DeadLetterSource:
@@ -23,35 +24,39 @@ class DeadLetterSource:
     def __init__(self, bootstrap: str, topics: tuple[str, ...] = DLQ_TOPICS) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: Consumer | None = None
 
     def read(self, positions: dict[tuple[str, int], int], max_records: int = 500) -> list[DeadLetterRecord]:
         """The letters past the stored positions, oldest first per partition."""
         consumer = self._connect()
-        partitions = [TopicPartition(topic, p) for topic in self.topics
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = consumer.end_offsets(partitions, timeout_ms=5000)
-        behind = [tp for tp in partitions if ends.get(tp, 0) > positions.get((tp.topic, tp.partition), 0)]
+        listed = consumer.list_topics(timeout=TIMEOUT_S).topics
+        partitions = [(topic, p) for topic in self.topics if topic in listed
+                      for p in sorted(listed[topic].partitions)]
+        ends = {tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=TIMEOUT_S)[1] for tp in partitions}
+        behind = [tp for tp in partitions if ends[tp] > positions.get(tp, 0)]
         if not behind:
             return []
-        consumer.assign(behind)
-        for tp in behind:
-            consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+        consumer.assign([TopicPartition(topic, p, positions.get((topic, p), 0)) for topic, p in behind])
         records: list[tuple[str, int, int, bytes]] = []
-        while len(records) < max_records:
-            batch = consumer.poll(timeout_ms=500, max_records=max_records - len(records))
-            if not batch:
-                break
-            for tp, got in batch.items():
-                records.extend((tp.topic, tp.partition, r.offset, r.value or b"") for r in got)
-            if all(consumer.position(tp) >= ends[tp] for tp in behind):
-                break
+        try:
+            reached = {tp: positions.get(tp, 0) for tp in behind}
+            while len(records) < max_records and any(reached[tp] < ends[tp] for tp in behind):
+                batch = consumer.consume(max_records - len(records), timeout=0.5)
+                if not batch:
+                    break
+                for message in batch:
+                    if message.error():
+                        raise KafkaException(message.error())
+                    tp = (message.topic(), message.partition())
+                    records.append((*tp, message.offset(), message.value() or b""))
+                    reached[tp] = message.offset() + 1
+        finally:
+            consumer.unassign()
         return [dead_letter_record(*record) for record in records]
 
-    def _connect(self) -> KafkaConsumer:
+    def _connect(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="ops-dead-letters",
-                                           enable_auto_commit=False, group_id=None, **kafka_python_options())
+            self._consumer = kafka_clients.consumer(self.bootstrap, "ops-dead-letters")
         return self._consumer
 
     def close(self) -> None:
@@ -65,22 +70,29 @@ class Replayer:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._producer: KafkaProducer | None = None
+        self._producer: Producer | None = None
         self._lock = threading.Lock()
 
     def publish(self, topic: str, key: bytes, value: bytes, traceparent: str) -> int:
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                               client_id="ops-replay", linger_ms=0, **kafka_python_options())
+                self._producer = kafka_clients.producer(self.bootstrap, "ops-replay")
             producer = self._producer
         headers = [("traceparent", traceparent.encode())] if traceparent else []
-        metadata = producer.send(topic, key=key or None, value=value, headers=headers).get(timeout=30)
-        return int(metadata.offset)
+        delivered: list[Any] = []
+        producer.produce(topic, key=key or None, value=value, headers=headers,
+                         on_delivery=lambda error, message: delivered.append((error, message)))
+        producer.flush(kafka_clients.SEND_TIMEOUT_S)
+        if not delivered:
+            raise KafkaException(f"the broker did not acknowledge the replay to {topic} in time")
+        error, message = delivered[0]
+        if error is not None:
+            raise KafkaException(error)
+        return int(message.offset())
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=5)
+            self._producer.flush(5)
             self._producer = None
 
 
@@ -113,56 +125,59 @@ class KafkaInspector:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._admin: KafkaAdminClient | None = None
+        self._admin: AdminClient | None = None
         self._lock = threading.Lock()
 
-    def _client(self) -> KafkaAdminClient:
-        if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ops-inspector",
-                                           request_timeout_ms=5000, **kafka_python_options())
-        return self._admin
-
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _client(self) -> AdminClient:
         with self._lock:
-            try:
-                return getattr(self._client(), method)(*args, **kwargs)
-            except Exception:
-                self.close()  # a broken connection: start afresh next time
-                raise
+            if self._admin is None:
+                self._admin = kafka_clients.admin(self.bootstrap, "ops-inspector")
+            return self._admin
 
-    def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def _wait(self, futures: dict[Any, Any]) -> dict[Any, Any]:
+        try:
+            return {key: future.result(timeout=TIMEOUT_S) for key, future in futures.items()}
+        except Exception:
+            self.close()  # a broken connection: start afresh next time
+            raise
+
+    def end_offsets(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int]:
         if not partitions:
             return {}
-        found = self._call("list_partition_offsets", {tp: OffsetSpec.LATEST for tp in partitions})
-        return {tp: int(o.offset) for tp, o in found.items()}
+        found = self._wait(self._client().list_offsets({tp: OffsetSpec.latest() for tp in partitions},
+                                                       request_timeout=TIMEOUT_S))
+        return {(tp.topic, tp.partition): int(o.offset) for tp, o in found.items()}
 
     def topics(self) -> list[TopicInfo]:
-        described = {t["topic"] if "topic" in t else t["name"]: len(t["partitions"])
-                     for t in self._call("describe_topics", [t.name for t in TOPICS])}
-        partitions = [TopicPartition(t.name, p) for t in TOPICS for p in range(described.get(t.name, 0))]
-        ends = self.end_offsets(partitions)
-        return [TopicInfo(t.name, described.get(t.name, 0),
-                          sum(o for tp, o in ends.items() if tp.topic == t.name), t.writer, t.readers,
-                          "dead-letter" if t.dead_letter else "urgent" if t.urgent else "normal")
+        try:
+            listed = self._client().list_topics(timeout=TIMEOUT_S).topics
+        except Exception:
+            self.close()
+            raise
+        described = {t.name: len(listed[t.name].partitions) if t.name in listed else 0 for t in TOPICS}
+        ends = self.end_offsets([TopicPartition(t.name, p) for t in TOPICS for p in range(described[t.name])])
+        return [TopicInfo(t.name, described[t.name], sum(o for (name, _), o in ends.items() if name == t.name),
+                          t.writer, t.readers, "dead-letter" if t.dead_letter else "urgent" if t.urgent else "normal")
                 for t in TOPICS]
 
     def lag(self) -> list[PartitionLag]:
-        groups = sorted(str(g["group_id"] if isinstance(g, dict) else g[0]) for g in self._call("list_groups"))
+        listing = self._wait({"groups": self._client().list_consumer_groups(request_timeout=TIMEOUT_S)})["groups"]
+        groups = sorted(g.group_id for g in listing.valid)
         if not groups:
             return []
-        described = self._call("describe_groups", groups)
-        members = {g: len((described.get(g) or {}).get("members", ()) if isinstance(described, dict) else ())
-                   for g in groups}
-        committed = self._call("list_group_offsets", {g: None for g in groups})
-        partitions = sorted({tp for offsets in committed.values() for tp in offsets})
-        ends = self.end_offsets(partitions)
-        rows = [PartitionLag(group, tp.topic, tp.partition, max(int(o.offset), 0), ends.get(tp, 0), members[group])
-                for group, offsets in committed.items() for tp, o in offsets.items()]
+        described = self._wait(self._client().describe_consumer_groups(groups, request_timeout=TIMEOUT_S))
+        members = {g: len(described[g].members) for g in groups}
+        committed: dict[str, list[TopicPartition]] = {}
+        for group in groups:  # the admin API asks for one group's offsets at a time
+            answer = self._wait(self._client().list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S))
+            committed[group] = list(answer[group].topic_partitions or ())
+        ends = self.end_offsets(sorted({TopicPartition(tp.topic, tp.partition) for tps in committed.values()
+                                        for tp in tps}, key=lambda tp: (tp.topic, tp.partition)))
+        rows = [PartitionLag(group, tp.topic, tp.partition, max(int(tp.offset), 0),
+                             ends.get((tp.topic, tp.partition), 0), members[group])
+                for group, tps in committed.items() for tp in tps]
         return sorted(rows, key=lambda r: (r.group, r.topic, r.partition))
 
     def close(self) -> None:
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            finally:
-                self._admin = None
+        self._admin = None  # librdkafka's admin client closes when it is no longer referenced

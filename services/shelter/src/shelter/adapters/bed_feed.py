@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from refnet.shelter.v1 import events_pb2
+from refnet_platform import kafka_clients
 from refnet_platform.envelope import MalformedEvent, decode
 from refnet_platform.topics import topic
 from shelter.adapters.proto_mapping import BEDS_TOPIC, capacity_changed_from
@@ -32,9 +33,10 @@ class BedEventFeed:
         """Runs until cancelled; reconnects after a failure (watchers are ended meanwhile)."""
         partitions = [TopicPartition(BEDS_TOPIC, p) for p in range(topic(BEDS_TOPIC).partitions)]
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, client_id="shelter-api-watch",
-                enable_auto_commit=False, auto_offset_reset="latest", isolation_level="read_committed",
+            # Made by the platform's factory, with the TLS and SASL settings every other client uses.
+            consumer = kafka_clients.aio_consumer(
+                bootstrap=self.bootstrap, client_id="shelter-api-watch", group_id=None, enable_auto_commit=False,
+                auto_offset_reset="latest", isolation_level="read_committed",
                 # A watcher should see a change within a second: don't let the broker sit on a quiet fetch.
                 fetch_max_wait_ms=50)
             try:

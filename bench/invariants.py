@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.notifications.v1.events_pb2 import NotificationSent
+from refnet_dev.kafka import committed_offsets, end_offsets, read_records
 from refnet_dev.network import SERVICES
 from refnet_platform.topics import TOPICS, read_by, topic
 
@@ -166,58 +166,30 @@ def no_referral_after_withdrawal(ledger: Ledger, db: dict[str, Engine]) -> tuple
 
 def read_topic(bootstrap: str, name: str, partitions: int) -> list[Any]:
     """Every record on the topic, start to end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(name, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        records: list[Any] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
+    return list(read_records(bootstrap, name, start=dict.fromkeys(range(partitions), 0), timeout_s=60))
 
 
 class KafkaView:
-    """How far each worker group is behind. Keeps its clients between calls; drops them after an error
-    (e.g. while the broker restarts) so the next call reconnects."""
+    """How far each worker group is behind (asked afresh each call, so a restarted broker is no matter)."""
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._clients: tuple[KafkaAdminClient, KafkaConsumer] | None = None
 
     def lag(self) -> dict[str, dict[str, int]]:
         """Per worker group, per topic the registry says it reads: records after its committed offset."""
-        if self._clients is None:
-            self._clients = (KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="refnet-chaos"),
-                             KafkaConsumer(bootstrap_servers=self.bootstrap))
-        admin, consumer = self._clients
-        try:
-            groups = [f"{service}-worker" for service in SERVICES]
-            offsets = admin.list_group_offsets(dict.fromkeys(groups))
-            lag: dict[str, dict[str, int]] = {}
-            for group in groups:
-                committed = offsets.get(group, {})
-                tps = [TopicPartition(t.name, p) for t in read_by(group) for p in range(t.partitions)]
-                end = consumer.end_offsets(tps)
-                per_topic: Counter[str] = Counter()
-                for tp in tps:
-                    done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
-                    per_topic[tp.topic] += max(end[tp] - done, 0)
-                lag[group] = dict(per_topic)
-            return lag
-        except Exception:
-            self.close()
-            raise
+        lag: dict[str, dict[str, int]] = {}
+        for group in (f"{service}-worker" for service in SERVICES):
+            committed = committed_offsets(self.bootstrap, group)
+            tps = [(t.name, p) for t in read_by(group) for p in range(t.partitions)]
+            end = end_offsets(self.bootstrap, tps)
+            per_topic: Counter[str] = Counter()
+            for tp in tps:
+                per_topic[tp[0]] += max(end[tp] - committed.get(tp, 0), 0)
+            lag[group] = dict(per_topic)
+        return lag
 
     def close(self) -> None:
-        if self._clients:
-            for client in self._clients:
-                client.close()
-            self._clients = None
+        """Nothing held between calls."""
 
 
 def events_processed(bootstrap: str, dead_letters: list[DeadLetter]) -> tuple[bool, str]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
@@ -22,7 +21,7 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, read_records
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.otlp import SpanCollector
@@ -163,13 +162,6 @@ def test_a_case_flows_to_referrals_a_bed_and_notices(network: Network, spans: Sp
 
 
 def _all_records(bootstrap: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
-    try:
-        partitions = [TopicPartition(topic.name, p) for topic in TOPICS for p in range(topic.partitions)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        records = list(consumer)
-        assert records, "the flow published nothing?"
-        return records
-    finally:
-        consumer.close()
+    records = [record for topic in TOPICS for record in read_records(bootstrap, topic.name)]
+    assert records, "the flow published nothing?"
+    return records

@@ -26,7 +26,6 @@ import grpc
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from kafka import KafkaProducer
 from sqlalchemy import select
 
 from notifications.adapters.channels import SeenSignatures, WebhookRejected, verify_webhook
@@ -45,6 +44,7 @@ from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import free_port, repo_root
+from refnet_platform import kafka_clients
 from refnet_platform.engine import make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
 
@@ -317,7 +317,7 @@ def test_her_notice_waits_for_the_safe_time_she_gave_at_intake(network: Network,
 
 def publish_escalations(bootstrap: str, provinces: list[str]) -> list[str]:
     """ReferralEscalated events (an SLA breach) on referral's stream, one per province."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = kafka_clients.producer(bootstrap, "test")
     referral_ids = [str(uuid.uuid4()) for _ in provinces]
     try:
         for referral_id, province in zip(referral_ids, provinces, strict=True):
@@ -327,7 +327,7 @@ def publish_escalations(bootstrap: str, provinces: list[str]) -> list[str]:
                 reason="not_accepted_in_time", sla="accept", risk_level=t.RISK_LEVEL_MEDIUM)
             envelope = wrap(OutgoingEvent(message, "referral.referrals.v1", province, f"referral/{referral_id}"),
                             "referral")
-            producer.send("referral.referrals.v1", key=province.encode(), value=envelope.SerializeToString())
+            producer.produce("referral.referrals.v1", key=province.encode(), value=envelope.SerializeToString())
         producer.flush()
     finally:
         producer.close()
@@ -365,7 +365,7 @@ def test_a_supervisor_reads_her_provinces_supervisor_notices_and_not_anothers(
 
 def publish_referrals(bootstrap: str, count: int, provider: str) -> list[str]:
     """ReferralRequested events on referral's stream, as the referral service would publish them."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = kafka_clients.producer(bootstrap, "test")
     referral_ids = [str(uuid.uuid4()) for _ in range(count)]
     try:
         for referral_id in referral_ids:
@@ -375,7 +375,7 @@ def publish_referrals(bootstrap: str, count: int, provider: str) -> list[str]:
                 risk_level=t.RISK_LEVEL_MEDIUM, case_worker_id="qn-worker-7")
             event = OutgoingEvent(message, "referral.referrals.v1", "22", f"referral/{referral_id}")
             envelope = wrap(event, "referral")
-            producer.send("referral.referrals.v1", key=b"22", value=envelope.SerializeToString())
+            producer.produce("referral.referrals.v1", key=b"22", value=envelope.SerializeToString())
         producer.flush()
     finally:
         producer.close()

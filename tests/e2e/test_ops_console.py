@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet_dev.browser import sign_in as browser_sign_in
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, send
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
+from refnet_platform import kafka_clients
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -86,9 +86,9 @@ def case_id(network: Network) -> str:
 @pytest.fixture(scope="module")
 def poison(network: Network, kafka_broker: KafkaBroker) -> tuple[int, int]:
     """A record that is not an envelope, on the case stream: every worker reading it dead-letters it."""
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
     try:
-        sent = producer.send("intake.cases.v1", key=b"22", value=b"\x00 not an envelope").get(timeout=15)
+        sent = send(producer, "intake.cases.v1", b"\x00 not an envelope", key=b"22")
     finally:
         producer.close()
     return sent.partition, sent.offset

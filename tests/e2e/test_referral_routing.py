@@ -18,7 +18,6 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.message import Message
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import events_pb2 as intake_events
@@ -26,12 +25,12 @@ from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, read_records, send
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
+from refnet_platform import kafka_clients
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, decode, wrap
-from refnet_platform.topics import topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -59,13 +58,13 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pyt
 @pytest.fixture(scope="module")
 def intake(kafka_broker: KafkaBroker) -> Iterator[Callable[..., None]]:
     """Publishes one of intake's case events, as intake-relay would."""
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
 
     def publish(message: Message, urgent: bool = False) -> None:
         name = "intake.cases-urgent.v1" if urgent else "intake.cases.v1"
         case_id = message.case_id
         envelope = wrap(OutgoingEvent(message, name, QUANG_NINH, f"case/{case_id}"), "intake")
-        producer.send(name, key=QUANG_NINH.encode(), value=envelope.SerializeToString()).get(timeout=10)
+        send(producer, name, envelope.SerializeToString(), key=QUANG_NINH.encode())
 
     try:
         yield publish
@@ -127,15 +126,9 @@ def open_referrals(agencies: Agencies, case_id: str, service: int, count: int = 
 
 def records(bootstrap: str, name: str, case_id: str, referral_ids: tuple[str, ...] = ()) -> list[Message]:
     """Every payload on a topic about the case (or one of its referrals), oldest first per partition."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        consumer.assign([TopicPartition(name, p) for p in range(topic(name).partitions)])
-        consumer.seek_to_beginning()
-        payloads = [EVENTS.unpack(decode(record.value)) for record in consumer]
-        return [p for p in payloads if getattr(p, "case_id", None) == case_id
-                or getattr(p, "referral_id", None) in referral_ids]
-    finally:
-        consumer.close()
+    payloads = [EVENTS.unpack(decode(record.value)) for record in read_records(bootstrap, name)]
+    return [p for p in payloads if getattr(p, "case_id", None) == case_id
+            or getattr(p, "referral_id", None) in referral_ids]
 
 
 def refused(call: Any, request: Any) -> grpc.RpcError:

@@ -18,18 +18,19 @@ from typing import Any
 
 import grpc
 import pytest
+from confluent_kafka import Producer
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, KafkaProducer
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.shelter.v1 import events_pb2 as ev
 from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, send
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network, Process
 from refnet_dev.util import eventually as wait_until
+from refnet_platform import kafka_clients
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, decode, wrap
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -50,13 +51,15 @@ class BedEvents:
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        consumer = KafkaConsumer(BEDS, bootstrap_servers=self.bootstrap, auto_offset_reset="latest",
-                                 enable_auto_commit=False, group_id=f"e2e-shelter-{uuid.uuid4().hex[:8]}",
-                                 consumer_timeout_ms=200, fetch_max_wait_ms=50)
+        group = f"e2e-shelter-{uuid.uuid4().hex[:8]}"
+        consumer = kafka_clients.consumer(self.bootstrap, group, group_id=group,
+                                          **{"auto.offset.reset": "latest", "fetch.wait.max.ms": 50})
         try:
+            consumer.subscribe([BEDS])
             while not self.stopping.is_set():
-                for record in consumer:
-                    self.seen.append(BED_EVENTS.unpack(decode(record.value)))
+                for record in consumer.consume(100, timeout=0.2):
+                    if record.error() is None:
+                        self.seen.append(BED_EVENTS.unpack(decode(record.value())))
         finally:
             consumer.close()
 
@@ -72,13 +75,13 @@ class Beds:
     """The shelter processes, a referral stand-in producing bed commands, and the bed events seen."""
 
     network: Network
-    producer: KafkaProducer
+    producer: Producer
     events: BedEvents
     channels: dict[tuple[str, str, str], grpc.Channel] = field(default_factory=dict)
 
     def command(self, message: Message, shelter_id: str) -> None:
         envelope = wrap(OutgoingEvent(message, COMMANDS, key=shelter_id, subject="referral/e2e"), "referral")
-        self.producer.send(COMMANDS, key=shelter_id.encode(), value=envelope.SerializeToString()).get(timeout=10)
+        send(self.producer, COMMANDS, envelope.SerializeToString(), key=shelter_id.encode())
 
     def reserve(self, shelter_id: str, province: str, hold: timedelta = timedelta(hours=1),
                 referral_id: str | None = None) -> str:
@@ -139,7 +142,7 @@ def beds(request: pytest.FixtureRequest, kafka_broker: KafkaBroker, keycloak: Ke
                       keycloak=keycloak)
     events = BedEvents(kafka_broker.bootstrap)
     reader = threading.Thread(target=events.run, name="bed-events", daemon=True)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
     try:
         reader.start()
         env = network.env()

@@ -1,6 +1,6 @@
-"""Poison records on every consumer's real topics: each bad record is dead-lettered with its reason (an
-unknown type is skipped and counted, per the design), every worker stays up, and a real case flowing
-after them on the same partitions is still processed (no stuck partition)."""
+"""Poison records on every consumer's real topics: each bad record is dead-lettered with its reason (a type
+not registered for the topic, or sent by a source that does not write it, included), every worker stays
+up, and a real case flowing after them on the same partitions is still processed (no stuck partition)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 from google.protobuf import any_pb2
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
@@ -24,10 +22,13 @@ from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, committed_offsets, read_records, send
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
+from refnet_platform import kafka_clients
+from refnet_platform.consumer import writer_source
+from refnet_platform.topics import topic as registered
 
 pytestmark = pytest.mark.e2e
 QUANG_NINH, BAI_CHAY, SHELTER = "22", "06673", "qn-spc"
@@ -56,8 +57,8 @@ TOPICS = {
 }
 
 
-def _envelope(type_name: str, data: any_pb2.Any, key: str) -> bytes:
-    return EventEnvelope(id=f"fuzz-{uuid.uuid4()}", source="refnet/fuzz", type=type_name, subject="case/fuzz",
+def _envelope(type_name: str, data: any_pb2.Any, key: str, source: str) -> bytes:
+    return EventEnvelope(id=f"fuzz-{uuid.uuid4()}", source=source, type=type_name, subject="case/fuzz",
                          partition_key=key, specversion="1.0", data=data).SerializeToString()
 
 
@@ -70,7 +71,9 @@ def _any(message: Any) -> any_pb2.Any:
 def poison(topic: str, payload: Any, key: str) -> dict[str, tuple[bytes, str | None]]:
     """name -> (record value, the DLQ reason expected; None: no DLQ entry)."""
     type_name = payload.DESCRIPTOR.full_name
-    valid = _envelope(type_name, _any(payload), key)
+    writer = writer_source(registered(topic))  # what the topic's one writer puts in `source`
+    envelope = partial(_envelope, key=key, source=writer)
+    valid = envelope(type_name, _any(payload))
     truncated_payload = _any(payload)
     truncated_payload.value = truncated_payload.value[:3]
     wrong = _any(intake_events.CaseErased(case_id="fuzz") if "intake" not in type_name
@@ -78,13 +81,16 @@ def poison(topic: str, payload: Any, key: str) -> dict[str, tuple[bytes, str | N
     oversized = any_pb2.Any(type_url=f"type.googleapis.com/{type_name}", value=b"\xff" * (900 * 1024))
     return {
         "truncated envelope": (valid[: len(valid) // 2], "malformed: "),
-        "truncated payload": (_envelope(type_name, truncated_payload, key), "malformed: "),
-        "wrong type in envelope": (_envelope(type_name, wrong, key), "malformed: data is"),
-        "unknown type": (_envelope("refnet.fuzz.v1.NoSuchEvent", _any(payload), key), None),
-        "oversized (900 KB)": (_envelope(type_name, oversized, key), "malformed: "),
+        "truncated payload": (envelope(type_name, truncated_payload), "malformed: "),
+        "wrong type in envelope": (envelope(type_name, wrong), "malformed: data is"),
+        "type not registered for the topic": (envelope("refnet.fuzz.v1.NoSuchEvent", _any(payload)),
+                                              "unregistered: refnet.fuzz.v1.NoSuchEvent is not registered"),
+        "forged source": (_envelope(type_name, _any(payload), key, "refnet/fuzz"),
+                          "unregistered: source 'refnet/fuzz'"),
+        "oversized (900 KB)": (envelope(type_name, oversized), "malformed: "),
         "empty value": (b"", "malformed: empty record value"),
-    } | ({"unknown enum value": (_envelope(WITH_UNKNOWN_ENUM[topic]().DESCRIPTOR.full_name,
-                                           _any(WITH_UNKNOWN_ENUM[topic]()), key), "?")}
+    } | ({"unknown enum value": (envelope(WITH_UNKNOWN_ENUM[topic]().DESCRIPTOR.full_name,
+                                          _any(WITH_UNKNOWN_ENUM[topic]())), "?")}
          if topic in WITH_UNKNOWN_ENUM else {})
 
 
@@ -107,15 +113,15 @@ eventually = partial(wait_until, timeout=45, poll_s=0.3)
 
 def test_poison_records_are_dead_lettered_and_the_partition_moves_on(network: Network,
                                                                      kafka_broker: KafkaBroker) -> None:
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", max_request_size=2 * 1024**2)
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "fuzz", **{"message.max.bytes": 2 * 1024**2})
     sent: dict[tuple[str, int, int], tuple[str, str | None]] = {}  # (topic, partition, offset) -> (name, reason)
-    last: dict[TopicPartition, int] = {}
+    last: dict[tuple[str, int], int] = {}
     try:
         for topic, (key, payload, _) in TOPICS.items():
             for name, (value, reason) in poison(topic, payload, key).items():
-                meta = producer.send(topic, key=key.encode(), value=value).get(timeout=10)
+                meta = send(producer, topic, value, key=key.encode())
                 sent[(topic, meta.partition, meta.offset)] = (name, reason)
-                last[TopicPartition(topic, meta.partition)] = meta.offset
+                last[(topic, meta.partition)] = meta.offset
     finally:
         producer.close()
 
@@ -137,17 +143,12 @@ def test_poison_records_are_dead_lettered_and_the_partition_moves_on(network: Ne
             intake_pb.GetCaseRequest(case_id=case_id)).case.needs), "intake recording what was arranged")
 
     # Every consumer committed past every poison record: no partition is stuck.
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
-    try:
-        for topic, (_, _, services) in TOPICS.items():
-            for service in services:
-                def moved_on(topic: str = topic, group: str = f"{service}-worker") -> bool:
-                    committed = admin.list_group_offsets(group)[group]
-                    return all(committed.get(tp) is not None and committed[tp].offset > offset
-                               for tp, offset in last.items() if tp.topic == topic)
-                eventually(moved_on, f"{service}-worker committing past the poison on {topic}")
-    finally:
-        admin.close()
+    for topic, (_, _, services) in TOPICS.items():
+        for service in services:
+            def moved_on(topic: str = topic, group: str = f"{service}-worker") -> bool:
+                committed = committed_offsets(kafka_broker.bootstrap, group)
+                return all(committed.get(tp, -1) > offset for tp, offset in last.items() if tp[0] == topic)
+            eventually(moved_on, f"{service}-worker committing past the poison on {topic}")
 
     # Each bad record has its dead letter, with its reason; an unknown type has none.
     letters = _dead_letters(kafka_broker.bootstrap)
@@ -169,25 +170,16 @@ def test_poison_records_are_dead_lettered_and_the_partition_moves_on(network: Ne
                 assert found[0].consumer == f"{service}-worker"
                 assert found[0].error.startswith(reason), (name, found[0].error[:200])
 
-    # Unknown types are counted, and every process is still up.
+    # Dead letters are counted, and every process is still up.
     for service in {s for _, _, services in TOPICS.values() for s in services}:
-        assert 'outcome="unknown_type"' in _metrics(network, f"{service}-worker"), service
+        assert 'outcome="dead_lettered"' in _metrics(network, f"{service}-worker"), service
     network.check_alive()
 
 
 def _dead_letters(bootstrap: str) -> dict[str, list[DeadLetter]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=3000,
-                             max_partition_fetch_bytes=4 * 1024**2, fetch_max_bytes=8 * 1024**2)
     services = ("intake", "referral", "shelter", "notifications", "ops")
-    try:
-        consumer.assign([TopicPartition(f"{s}.dlq.v1", 0) for s in services])
-        consumer.seek_to_beginning()
-        letters: dict[str, list[DeadLetter]] = {s: [] for s in services}
-        for record in consumer:
-            letters[record.topic.split(".")[0]].append(DeadLetter.FromString(record.value))
-        return letters
-    finally:
-        consumer.close()
+    return {s: [DeadLetter.FromString(r.value or b"") for r in read_records(bootstrap, f"{s}.dlq.v1")]
+            for s in services}
 
 
 def _metrics(network: Network, name: str) -> str:

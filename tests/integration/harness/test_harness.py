@@ -8,13 +8,13 @@ from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource
-from kafka.errors import KafkaTimeoutError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConfigResource
 
-from refnet_dev.kafka import KafkaBroker, ensure_jars
+from refnet_dev.kafka import KafkaBroker, ensure_jars, send
 from refnet_dev.postgres import PostgresCluster
 from refnet_dev.util import pid_alive
+from refnet_platform import kafka_clients
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import TOPICS, Topic
 
@@ -28,32 +28,28 @@ def scratch_topic(partitions: int = 1) -> Topic:
 
 def roundtrip(bootstrap: str, topic: str, value: bytes) -> bytes:
     """Produce one record, then read it back through a consumer group (exercising __consumer_offsets)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    send(kafka_clients.producer(bootstrap, "harness"), topic, value, key=b"79")
+    group = f"harness-{uuid.uuid4().hex[:8]}"
+    consumer = kafka_clients.consumer(bootstrap, group, group_id=group)
     try:
-        producer.send(topic, key=b"79", value=value).get(timeout=10)
-    finally:
-        producer.close()
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"harness-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=15_000,
-    )
-    try:
-        record = next(iter(consumer))
-        assert isinstance(record.value, bytes)
-        return record.value
+        consumer.subscribe([topic])
+        message = consumer.poll(15)
+        assert message is not None and message.error() is None
+        consumer.commit(message, asynchronous=False)
+        got = message.value()
+        assert isinstance(got, bytes)
+        return got
     finally:
         consumer.close()
 
 
 def test_every_registry_topic_exists_with_its_partitions_and_retention(kafka_broker: KafkaBroker) -> None:
-    with KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap) as admin:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([t.name for t in TOPICS])}
-        configs = admin.describe_configs([ConfigResource("topic", t.name, ["retention.ms"]) for t in TOPICS])
+    admin = kafka_clients.admin(kafka_broker.bootstrap, "harness")
+    listed = admin.list_topics(timeout=10).topics
+    described = {t.name: len(listed[t.name].partitions) for t in TOPICS if t.name in listed}
+    configs = admin.describe_configs([ConfigResource("topic", t.name) for t in TOPICS])
     assert described == {t.name: t.partitions for t in TOPICS}
-    retention = {name: int(c["retention.ms"]["value"]) for name, c in configs["topic"].items()}
+    retention = {resource.name: int(future.result(10)["retention.ms"].value) for resource, future in configs.items()}
     assert retention == {t.name: t.retention_ms for t in TOPICS}
 
 
@@ -67,20 +63,16 @@ def test_a_produced_record_is_consumed_back(kafka_broker: KafkaBroker) -> None:
     try:
         assert roundtrip(kafka_broker.bootstrap, topic.name, b"hello") == b"hello"
     finally:
-        with KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap) as admin:
-            admin.delete_topics([topic.name])
+        admin = kafka_clients.admin(kafka_broker.bootstrap, "harness")  # held until its answer: no early teardown
+        admin.delete_topics([topic.name])[topic.name].result(10)
 
 
 def test_topics_are_never_auto_created(kafka_broker: KafkaBroker) -> None:
     unknown = f"harness.unknown-{uuid.uuid4().hex[:8]}.v1"
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, max_block_ms=2_000)
-    try:
-        with pytest.raises(KafkaTimeoutError):
-            producer.send(unknown, b"lost").get(timeout=5)
-    finally:
-        producer.close()
-    with KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap) as admin:
-        assert unknown not in admin.list_topics()
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "harness", **{"message.timeout.ms": 2_000})
+    with pytest.raises(KafkaException):
+        send(producer, unknown, b"lost")
+    assert unknown not in kafka_clients.admin(kafka_broker.bootstrap, "harness").list_topics(timeout=10).topics
 
 
 def test_jars_come_from_the_cache_the_second_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,6 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
 from sqlalchemy import Engine, insert, select, text
 
 from notifications.adapters import proto_mapping
@@ -37,13 +35,15 @@ from notifications.domain.retry import DeliveryResult
 from notifications.entrypoints.worker import dispatch_tick
 from refnet.common.v1 import types_pb2 as t
 from refnet.referral.v1 import events_pb2 as referral_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, create_topics
+from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Wakeup, dispatching
 from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
 from refnet_platform.migrations import migrate
 from refnet_platform.runtime import open_database
+from refnet_platform.topics import REFERRAL_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction
 from refnet_platform.vocabulary import ServiceType
 
@@ -77,11 +77,10 @@ def test_an_email_goes_out_as_soon_as_its_event_is_handled_not_at_the_dispatch_i
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     source, dlq = f"scratch.referrals-{suffix}.v1", f"scratch.notifications-dlq-{suffix}.v1"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
-    try:
-        admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1} for name in (source, dlq)})
-    finally:
-        admin.close()
+    create_topics(kafka_broker.bootstrap, source, dlq)
+    # Scratch topics: registered here as referral's stream is, so the worker admits referral's events on them.
+    registry = {source: Topic(source, "province_code", 1, "referral-relay", ("notifications-worker",),
+                              REFERRAL_EVENTS)}
     wakeup = Wakeup()
     # Only a wakeup can explain an e-mail sent within seconds: the timer would next run in 30 s.
     settings, engine, bus = start(tmp_path, database_url, wakeup=wakeup, env={
@@ -89,13 +88,13 @@ def test_an_email_goes_out_as_soon_as_its_event_is_handled_not_at_the_dispatch_i
         "dispatch_interval_s": 30})
     worker = EventConsumer(f"notifications-{suffix}", kafka_broker.bootstrap, [source], proto_mapping.CONSUMED_TYPES,
                            dispatching(bus, proto_mapping.command_for), ticks=(dispatch_tick(settings, bus, wakeup),),
-                           urgent=set(), dlq_topic=dlq, batch=partial(BatchTransaction, engine))
+                           urgent=set(), dlq_topic=dlq, batch=partial(BatchTransaction, engine), registry=registry)
 
     async def scenario() -> float:
         running = asyncio.create_task(worker.run())
         try:
             await asyncio.sleep(3)  # its first round is done at start: the next tick is 30 s away
-            producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+            producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
             for provider in PROVIDERS:  # one poll's batch: one transaction, the wakeup after its commit
                 referral_id = str(uuid.uuid4())
                 message = referral_events.ReferralRequested(
@@ -103,7 +102,7 @@ def test_an_email_goes_out_as_soon_as_its_event_is_handled_not_at_the_dispatch_i
                     service_type=t.SERVICE_TYPE_POLICE_PROTECTION, provider_id=provider, province_code="22",
                     risk_level=t.RISK_LEVEL_MEDIUM, case_worker_id="cw-1")
                 event = wrap(OutgoingEvent(message, source, "22", f"referral/{referral_id}"), "referral")
-                producer.send(source, key=b"22", value=event.SerializeToString())
+                producer.produce(source, key=b"22", value=event.SerializeToString())
             producer.flush()
             producer.close()
             published = time.monotonic()

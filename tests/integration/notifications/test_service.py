@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 import pytest_asyncio
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, select
 
 from notifications.adapters.dead_letters import KafkaDeadLetters
@@ -53,8 +52,9 @@ from refnet.notifications.v1 import events_pb2
 from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as pb_grpc
 from refnet_dev.certs import DevPki
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, read_records
 from refnet_dev.keycloak import Keycloak
+from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import MACHINE_ROLES, Role
 from refnet_platform.grpc_server import DomainErrorInterceptor
@@ -66,7 +66,6 @@ from refnet_platform.identity import (
     channel_credentials,
     server_credentials,
 )
-from refnet_platform import kafka_clients
 from refnet_platform.outbox import Relay
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import ServiceType
@@ -351,14 +350,7 @@ def test_her_own_safe_times_from_intake_decide_when_she_is_told(
 
 
 def records(bootstrap: str, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        return list(consumer)
-    finally:
-        consumer.close()
+    return read_records(bootstrap, topic)
 
 
 def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_alert(

@@ -9,8 +9,6 @@ import uuid
 
 import pytest
 from google.protobuf import any_pb2
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Engine
 
 from ops.adapters.kafka import DeadLetterSource, KafkaInspector, Replayer
@@ -19,7 +17,8 @@ from ops.config import Settings
 from ops.domain import commands
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, commit_offsets, end_offsets, read_records, send
+from refnet_platform import kafka_clients
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.envelope import TypeRegistry, new_event_id
 from refnet_platform.errors import AlreadyExists
@@ -33,7 +32,7 @@ def poison_envelope() -> EventEnvelope:
     """A well-formed CaseRegistered whose handler below always fails."""
     data = any_pb2.Any()
     data.Pack(intake_events.CaseRegistered(case_id=f"poison-{uuid.uuid4().hex[:8]}", province_code="22"))
-    return EventEnvelope(id=new_event_id(), source="refnet/test", type="refnet.intake.v1.CaseRegistered",
+    return EventEnvelope(id=new_event_id(), source="refnet/intake", type="refnet.intake.v1.CaseRegistered",
                          subject="case/poison", partition_key="22", specversion="1.0", data=data)
 
 
@@ -46,9 +45,7 @@ async def dead_letter_one(bootstrap: str, envelope: EventEnvelope) -> None:
     consumer = EventConsumer("ops", bootstrap, [TOPIC], TypeRegistry([intake_events]), handle, max_attempts=2,
                              retry_backoff_s=0.01)
     consumer.consumer_name = f"ops-test-{uuid.uuid4().hex[:6]}"  # a group of its own: starts from the beginning
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    producer.send(TOPIC, key=b"22", value=envelope.SerializeToString()).get(timeout=10)
-    producer.close()
+    send(kafka_clients.producer(bootstrap, "ops-test"), TOPIC, envelope.SerializeToString(), key=b"22")
     task = asyncio.create_task(consumer.run())
     deadline = time.monotonic() + 40
     while consumer.counts["dead_lettered"] < 1 and time.monotonic() < deadline and not task.done():
@@ -58,16 +55,9 @@ async def dead_letter_one(bootstrap: str, envelope: EventEnvelope) -> None:
     assert consumer.counts["dead_lettered"] >= 1
 
 
-def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> tuple[bytes, bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, offset)
-        record = next(iter(consumer))
-        return record.key, record.value
-    finally:
-        consumer.close()
+def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> tuple[bytes | None, bytes | None]:
+    record = read_records(bootstrap, topic, start={partition: offset}, at_least=1)[0]
+    return record.key, record.value
 
 
 async def test_a_poison_record_is_dead_lettered_listed_and_replayed_once(
@@ -97,16 +87,11 @@ async def test_a_poison_record_is_dead_lettered_listed_and_replayed_once(
 def test_the_inspector_sees_topics_and_group_lag(kafka_broker: KafkaBroker) -> None:
     group = f"ops-lag-{uuid.uuid4().hex[:6]}"
     topic = "notifications.deliveries.v1"
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "ops-test")
     for _ in range(3):
-        producer.send(topic, key=b"92", value=b"x", partition=0).get(timeout=10)
-    producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = consumer.end_offsets([tp])[tp]
-    consumer.commit({tp: OffsetAndMetadata(end - 2, "", -1)})
-    consumer.close()
+        send(producer, topic, b"x", key=b"92", partition=0)
+    end = end_offsets(kafka_broker.bootstrap, [(topic, 0)])[(topic, 0)]
+    commit_offsets(kafka_broker.bootstrap, group, {(topic, 0): end - 2})
 
     inspector = KafkaInspector(kafka_broker.bootstrap)
     try:

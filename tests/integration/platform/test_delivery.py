@@ -12,8 +12,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, func, insert, select, text
@@ -22,16 +20,17 @@ from sqlalchemy.exc import OperationalError
 
 from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, create_topics, read_records
+from refnet_platform import kafka_clients
 from refnet_platform.clock import system_clock
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery
 from refnet_platform.engine import make_engine, read_connection
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
-from refnet_platform import kafka_clients
 from refnet_platform.outbox import Relay
 from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
+from refnet_platform.topics import CASE_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, UnitOfWork
 
 metadata = MetaData()
@@ -78,19 +77,13 @@ def run_worker_until(worker: EventConsumer, done: Callable[[], bool], timeout_s:
 
 
 def dead_letters(bootstrap: str, dlq: str) -> list[DeadLetter]:
-    letters = KafkaConsumer(dlq, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    try:
-        return [DeadLetter.FromString(r.value) for r in letters]
-    finally:
-        letters.close()
+    return [DeadLetter.FromString(r.value or b"") for r in read_records(bootstrap, dlq)]
 
 
-def new_topics(bootstrap: str, *names: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics({name: {"num_partitions": 1, "replication_factor": 1} for name in names})
-    finally:
-        admin.close()
+def new_topics(bootstrap: str, *names: str) -> dict[str, Topic]:
+    """Scratch topics, and their registry: intake's case events, written by the tests' "test" source."""
+    create_topics(bootstrap, *names)
+    return {name: Topic(name, "province_code", 1, "test-relay", ("test-worker",), CASE_EVENTS) for name in names}
 
 
 def test_state_and_its_events_commit_together_or_not_at_all(engine: Engine) -> None:
@@ -184,15 +177,8 @@ def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
                 work.add_note(f"n{n:02d}", topic)
                 traceparents.append(current_traceparent())
                 work.commit()
-        consumer = KafkaConsumer(topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=15000)
-        received = []
-        for record in consumer:
-            received.append(record)
-            if len(received) == 20:
-                break
+        received = read_records(kafka_broker.bootstrap, topic, at_least=20)
         elapsed = time.monotonic() - started
-        consumer.close()
     finally:
         relay.stopping.set()
         runner.join(70)
@@ -228,25 +214,23 @@ def test_relay_publishes_the_urgent_lanes_rows_before_an_older_normal_backlog(
         assert relay.publish_pending() == 3 and relay.publish_pending() == 1 and relay.backlog() == 0
     finally:
         relay.producer.close(timeout=10)
-    consumer = KafkaConsumer(normal, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000)
-    assert [EventEnvelope.FromString(r.value).subject for r in consumer] == [f"case/n{n}" for n in range(6)]
-    consumer.close()
+    assert [EventEnvelope.FromString(r.value or b"").subject for r in read_records(kafka_broker.bootstrap, normal)
+            ] == [f"case/n{n}" for n in range(6)]
 
 
 def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_broker: KafkaBroker) -> None:
     suffix = uuid.uuid4().hex[:8]
     normal, urgent, dlq = (f"scratch.{n}-{suffix}.v1" for n in ("cases", "cases-urgent", "dlq"))
-    new_topics(kafka_broker.bootstrap, normal, urgent, dlq)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    registry = new_topics(kafka_broker.bootstrap, normal, urgent, dlq)
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
 
     def send(topic: str, case_id: str) -> None:
         event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), topic, "22", case_id)
-        producer.send(topic, key=b"22", value=wrap(event, "test").SerializeToString())
+        producer.produce(topic, key=b"22", value=wrap(event, "test").SerializeToString())
 
     for n in range(30):
         send(normal, f"normal-{n}")
-    producer.send(normal, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
+    producer.produce(normal, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
     send(normal, "explodes")
     send(urgent, "emergency")
     producer.flush()
@@ -261,7 +245,7 @@ def test_consumer_drains_the_urgent_lane_first_and_dead_letters_poison(kafka_bro
 
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [normal, urgent],
                            TypeRegistry([intake_events]), handle, max_attempts=2, retry_backoff_s=0.01,
-                           urgent={urgent}, dlq_topic=dlq)
+                           urgent={urgent}, dlq_topic=dlq, registry=registry)
 
     run_worker_until(worker, lambda: len(handled) >= 31)
     assert handled[0] == "emergency"
@@ -294,11 +278,11 @@ def test_older_code_starts_on_a_database_migrated_ahead_of_it(database_url: str,
 def test_a_database_outage_makes_records_wait_while_a_bad_query_is_dead_lettered(kafka_broker: KafkaBroker) -> None:
     suffix = uuid.uuid4().hex[:8]
     source, dlq = f"scratch.outage-{suffix}.v1", f"scratch.outage-dlq-{suffix}.v1"
-    new_topics(kafka_broker.bootstrap, source, dlq)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    registry = new_topics(kafka_broker.bootstrap, source, dlq)
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
     for case_id in ("waits-out-outage", "bad-sql"):
         event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), source, "22", case_id)
-        producer.send(source, key=b"22", value=wrap(event, "test").SerializeToString())
+        producer.produce(source, key=b"22", value=wrap(event, "test").SerializeToString())
     producer.flush()
     producer.close()
     calls: dict[str, int] = {}
@@ -312,7 +296,8 @@ def test_a_database_outage_makes_records_wait_while_a_bad_query_is_dead_lettered
             raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
-                           handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq)
+                           handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq,
+                           registry=registry)
 
     run_worker_until(worker, lambda: calls.get("waits-out-outage", 0) >= 6 and worker.counts["dead_lettered"] >= 1)
     assert calls["waits-out-outage"] == 6 and worker.counts["handled"] == 1
@@ -325,15 +310,15 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
         kafka_broker: KafkaBroker, engine: Engine) -> None:
     suffix = uuid.uuid4().hex[:8]
     source, dlq = f"scratch.batch-{suffix}.v1", f"scratch.batch-dlq-{suffix}.v1"
-    new_topics(kafka_broker.bootstrap, source, dlq)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    registry = new_topics(kafka_broker.bootstrap, source, dlq)
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
     sent = [f"case-{n}" for n in range(80)]
     sent[40] = "explodes"
     for case_id in sent:
         event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), source, "22", case_id)
-        producer.send(source, key=b"22", value=wrap(event, "test").SerializeToString())
+        producer.produce(source, key=b"22", value=wrap(event, "test").SerializeToString())
         if case_id == "case-20":
-            producer.send(source, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
+            producer.produce(source, key=b"22", value=b"\x08\x96\x01 this is not an envelope")
     producer.flush()
     producer.close()
     commits = []
@@ -351,7 +336,7 @@ def test_a_poll_is_handled_in_few_transactions_with_poison_taken_out_one_at_a_ti
 
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [source], TypeRegistry([intake_events]),
                            handle, max_attempts=2, retry_backoff_s=0.01, urgent=set(), dlq_topic=dlq,
-                           batch=partial(BatchTransaction, engine), batch_budget_s=60)
+                           batch=partial(BatchTransaction, engine), batch_budget_s=60, registry=registry)
 
     run_worker_until(worker, lambda: worker.counts["handled"] + worker.counts["dead_lettered"] >= 81)
     with engine.connect() as conn:
@@ -370,12 +355,13 @@ def test_an_emergency_arriving_during_a_long_normal_poll_is_handled_between_its_
         kafka_broker: KafkaBroker, engine: Engine) -> None:
     suffix = uuid.uuid4().hex[:8]
     normal, urgent = f"scratch.chunks-{suffix}.v1", f"scratch.chunks-urgent-{suffix}.v1"
-    new_topics(kafka_broker.bootstrap, normal, urgent)
-    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    registry = new_topics(kafka_broker.bootstrap, normal, urgent)
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
 
     def send(topic: str, case_id: str) -> None:
         event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), topic, "22", case_id)
-        producer.send(topic, key=b"22", value=wrap(event, "test").SerializeToString()).get(timeout=10)
+        producer.produce(topic, key=b"22", value=wrap(event, "test").SerializeToString())
+        producer.flush(10)
 
     for n in range(40):
         send(normal, f"normal-{n}")
@@ -391,7 +377,7 @@ def test_an_emergency_arriving_during_a_long_normal_poll_is_handled_between_its_
     worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [normal, urgent],
                            TypeRegistry([intake_events]), handle, urgent={urgent},
                            dlq_topic=f"scratch.chunks-dlq-{suffix}.v1", batch=partial(BatchTransaction, engine),
-                           batch_budget_s=0.05)
+                           batch_budget_s=0.05, registry=registry)
 
     run_worker_until(worker, lambda: len(handled) >= 41)
     producer.close()

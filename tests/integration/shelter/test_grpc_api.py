@@ -26,6 +26,7 @@ from refnet.shelter.v1 import shelter_service_pb2_grpc as pb_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
+from refnet_platform import kafka_clients
 from refnet_platform.caller import MACHINE_ROLES, Role
 from refnet_platform.grpc_server import DomainErrorInterceptor
 from refnet_platform.identity import (
@@ -36,7 +37,6 @@ from refnet_platform.identity import (
     channel_credentials,
     server_credentials,
 )
-from refnet_platform import kafka_clients
 from refnet_platform.outbox import Relay
 from refnet_platform.runtime import open_database
 from refnet_platform.vocabulary import TargetGroup

@@ -14,7 +14,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +31,9 @@ from refnet.common.v1.envelope_pb2 import DeadLetter, EventEnvelope
 from refnet_platform import kafka_clients, metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
-from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, decode
+from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, UnregisteredEvent, decode
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
-from refnet_platform.topics import dead_letter_topic, topic
+from refnet_platform.topics import BY_NAME, Topic, dead_letter_topic
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, crash_point
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,17 @@ class EventConsumer:
         dlq_topic: str | None = None,
         batch: Callable[[], BatchTransaction] | None = None,
         batch_budget_s: float = 0.01,
+        registry: Mapping[str, Topic] = BY_NAME,
     ) -> None:
+        missing = [name for name in topics if name not in registry]
+        if missing:
+            raise ValueError(f"topics: {', '.join(missing)} not in the topic registry (refnet_platform.topics)")
         self.service = service
         self.consumer_name = f"{service}-worker"
         self.bootstrap = bootstrap
         self.topics = topics
-        self.urgent = urgent if urgent is not None else {t for t in topics if topic(t).urgent}
+        self.registry = registry
+        self.urgent = urgent if urgent is not None else {t for t in topics if registry[t].urgent}
         self.types = types
         self.handle = handle
         self.max_attempts = max_attempts
@@ -268,6 +273,7 @@ class EventConsumer:
         span.set_attribute("refnet.event_type", envelope.type)
         span.set_attribute("refnet.event_id", envelope.id)
         span.set_attributes(metrics.subject_ids(envelope.subject))
+        admit(envelope, self.registry[record.topic])
         return envelope, self.types.unpack(envelope)
 
     def _count(self, record_topic: str, event_type: str, outcome: str) -> None:
@@ -283,6 +289,9 @@ class EventConsumer:
                 envelope, payload = self._decode(record, span)
             except UnknownEventType as exc:
                 self._count(record.topic, str(exc), "unknown_type")
+                return
+            except UnregisteredEvent as exc:
+                await self._dead_letter(record, producer, f"unregistered: {exc}", 1, exc.envelope)
                 return
             except MalformedEvent as exc:
                 await self._dead_letter(record, producer, f"malformed: {exc}", 1, None)
@@ -422,6 +431,22 @@ def _record_span(record: ConsumerRecord[bytes, bytes]) -> Iterator[Any]:
             yield span
     finally:
         otel_context.detach(token)
+
+
+def writer_source(registered: Topic) -> str:
+    """The envelope `source` of the topic's one writer: refnet/<service> for "<service>-relay"."""
+    return f"refnet/{registered.writer.rsplit('-', 1)[0]}"
+
+
+def admit(envelope: EventEnvelope, registered: Topic) -> None:
+    """Raises UnregisteredEvent unless the topic carries the envelope's type and its writer sent it. Read from
+    the registry, so a type its owner adds there is admitted without touching any consumer."""
+    if envelope.type not in registered.message_types:
+        raise UnregisteredEvent(f"{envelope.type} is not registered for {registered.name}", envelope)
+    expected = writer_source(registered)
+    if envelope.source != expected:
+        raise UnregisteredEvent(f"source {envelope.source!r} does not write {registered.name} "
+                                f"(its writer is {registered.writer}, source {expected!r})", envelope)
 
 
 def dispatching(bus: MessageBus, command_for: Callable[[Message], object | None]) -> Handler:

@@ -18,6 +18,15 @@ class MalformedEvent(Exception):
     """A record that is not a valid envelope: it goes to the dead-letter topic."""
 
 
+class UnregisteredEvent(MalformedEvent):
+    """An envelope its topic does not carry: a type not registered for the topic, or from a source other
+    than the topic's writer. Dead-lettered, never handled: a consumer acts only on what the registry allows."""
+
+    def __init__(self, reason: str, envelope: EventEnvelope) -> None:
+        super().__init__(reason)
+        self.envelope = envelope
+
+
 class UnknownEventType(Exception):
     """A well-formed envelope of a type this consumer does not know: skipped and counted."""
 

@@ -236,6 +236,19 @@ def test_a_letter_that_names_no_registry_topic_is_not_replayed(parts: tuple) -> 
     assert replayer.published == []
 
 
+def test_a_letter_goes_back_only_to_a_topic_its_consumer_group_reads(parts: tuple) -> None:
+    """referral-worker reads intake's case stream, not notifications' deliveries: a letter of referral-worker
+    naming that topic (forged, or corrupted) is refused with the reason, and nothing is published."""
+    bus, source, replayer = parts
+    source.waiting = [letter(0, topic="notifications.deliveries.v1"), letter(1, topic="shelter.bed-commands.v1")]
+    bus.handle(commands.CollectDeadLetters())
+    for view in bus.handle(commands.ListDeadLetters()):
+        with pytest.raises(FailedPrecondition, match=f"referral-worker does not read {view.original_topic}"):
+            bus.handle(commands.ReplayDeadLetter(view.letter_id, "ops-anna"))
+    assert replayer.published == []
+    assert len(bus.handle(commands.ListDeadLetters(include_replayed=False))) == 2  # still waiting, unreplayed
+
+
 def test_the_deadlines_referral_set_win_over_ops_defaults(parts: tuple) -> None:
     bus, *_ = parts
     message = requested("r1", "c1")

@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet.shelter.v1 import events_pb2 as shelter_events
+from refnet_platform.consumer import EventConsumer, admit, writer_source
 from refnet_platform.context import Causation, current_causation
-from refnet_platform.envelope import MalformedEvent, OutgoingEvent, TypeRegistry, UnknownEventType, decode, wrap
+from refnet_platform.envelope import (
+    MalformedEvent,
+    OutgoingEvent,
+    TypeRegistry,
+    UnknownEventType,
+    UnregisteredEvent,
+    decode,
+    wrap,
+)
+from refnet_platform.topics import CASE_EVENTS, TOPICS, topic
 
 
 def _event() -> OutgoingEvent:
@@ -55,3 +66,45 @@ def test_unknown_types_are_told_apart_from_malformed_ones() -> None:
     envelope.type = "refnet.shelter.v1.BedReserved"  # says one type, carries another
     with pytest.raises(MalformedEvent):
         TypeRegistry([shelter_events]).unpack(envelope)
+
+
+# --- what a topic admits: the registry's types for it, from its one writer -----------------------------------
+
+def test_every_registered_type_from_the_topic_writer_is_admitted() -> None:
+    for registered in (t for t in TOPICS if not t.dead_letter):
+        for type_name in registered.message_types:
+            admit(EventEnvelope(id="e", type=type_name, source=writer_source(registered)), registered)
+
+
+def test_the_writer_source_is_the_relay_service_even_on_a_command_topic() -> None:
+    assert writer_source(topic("intake.cases.v1")) == "refnet/intake"
+    assert writer_source(topic("shelter.bed-commands.v1")) == "refnet/referral"  # owned by shelter, sent by referral
+
+
+def test_a_type_not_registered_for_the_topic_is_refused_naming_both() -> None:
+    cases = topic("intake.cases.v1")
+    forged = EventEnvelope(id="e", type="refnet.referral.v1.ReferralEscalated", source="refnet/intake")
+    with pytest.raises(UnregisteredEvent, match=r"refnet\.referral\.v1\.ReferralEscalated is not registered for "
+                                                r"intake\.cases\.v1") as refused:
+        admit(forged, cases)
+    assert refused.value.envelope is forged and isinstance(refused.value, MalformedEvent)
+
+
+def test_an_event_from_another_source_is_refused_naming_the_writer() -> None:
+    commands = topic("shelter.bed-commands.v1")
+    with pytest.raises(UnregisteredEvent, match=r"source 'refnet/web' does not write shelter.bed-commands.v1 "
+                                                r"\(its writer is referral-relay"):
+        admit(EventEnvelope(id="e", type="refnet.shelter.v1.ReserveBed", source="refnet/web"), commands)
+
+
+def test_a_type_its_owner_adds_to_the_registry_is_admitted_with_no_consumer_change() -> None:
+    grown = replace(topic("intake.cases.v1"), message_types=(*CASE_EVENTS, "refnet.intake.v1.SomethingNew"))
+    new = EventEnvelope(id="e", type="refnet.intake.v1.SomethingNew", source="refnet/intake")
+    admit(new, grown)
+    with pytest.raises(UnregisteredEvent):
+        admit(new, topic("intake.cases.v1"))
+
+
+def test_a_consumer_refuses_topics_the_registry_does_not_list() -> None:
+    with pytest.raises(ValueError, match=r"topics: scratch.nowhere.v1 not in the topic registry"):
+        EventConsumer("intake", "b:9092", ["scratch.nowhere.v1"], TypeRegistry(), lambda e, m: None)

@@ -16,11 +16,13 @@ SQLITE_LOCK_WAIT_S = 30.0
 
 
 def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Engine:
+    """hide_parameters: a failed statement's error (logged, or a dead letter's reason) never carries the bound
+    values, which may be survivors' data; the SQL text alone says what failed."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -46,7 +48,7 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     return create_engine(url, connect_args=connect_args, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True)
+                         pool_pre_ping=True, hide_parameters=True)
 
 
 def read_connection(engine: Engine) -> Connection:

@@ -201,6 +201,11 @@ def replay_dead_letter(cmd: commands.ReplayDeadLetter, uow: UowFactory, replayer
         if target is None or target.dead_letter:
             raise FailedPrecondition(f"dead letter {cmd.letter_id} names no topic it could go back to "
                                      f"({letter.original_topic!r})")
+        if letter.consumer not in target.readers:
+            # A letter names its topic itself: only a topic its consumer group reads is a way back, never
+            # another service's stream (a forged or corrupted letter must not become a write anywhere).
+            raise FailedPrecondition(f"dead letter {cmd.letter_id}: {letter.consumer} does not read "
+                                     f"{letter.original_topic}; it is replayed only to a topic its consumer reads")
         started = time.perf_counter()
         offset = replayer.publish(letter.original_topic, letter.original_key, letter.original_value,
                                   letter.traceparent)

@@ -28,6 +28,7 @@ CONSUMER_LAG = Gauge("refnet_consumer_lag", "Records on the partition not yet co
                      ["group", "topic", "partition"])
 OUTBOX_BACKLOG = Gauge("refnet_outbox_backlog", "Outbox rows not yet published")
 OUTBOX_OLDEST_AGE = Gauge("refnet_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row (0 if none)")
+RELAY_ACTIVE = Gauge("refnet_relay_active", "1 while this relay holds its service's publishing lease, 0 on standby")
 LOOP_HEARTBEAT = Gauge("refnet_loop_heartbeat_timestamp_seconds", "When the worker or relay loop last went round")
 SLA_BREACHES = Counter("refnet_sla_breaches_total", "Deadlines missed, by province and coded kind",
                        ["province", "kind"])

@@ -1,7 +1,8 @@
 """The relay: publishes outbox rows in order with an idempotent producer, then marks them sent.
 
 It wakes on commit: PostgreSQL NOTIFY (sent in the writer's transaction), or SQLite's data_version,
-which changes when another connection commits. A slow poll remains as a safety net.
+which changes when another connection commits. A slow poll remains as a safety net. Only the relay holding
+the service's lease (relay_lease) publishes; another copy stands by and takes over when it goes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from refnet_platform import metrics
 from refnet_platform.clock import system_clock
 from refnet_platform.engine import is_postgres, read_connection
 from refnet_platform.kafka_clients import SEND_TIMEOUT_S
+from refnet_platform.relay_lease import LeaseLost, RelayLease
 from refnet_platform.tables import outbox, outbox_channel
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent
 from refnet_platform.topics import TOPICS
@@ -125,8 +127,9 @@ class CommitWaiter:
 
 class Relay:
     def __init__(self, engine: Engine, producer: Producer, schema: str | None = None,
-                 batch_size: int = 500, poll_interval_s: float = 1.0) -> None:
+                 batch_size: int = 500, poll_interval_s: float = 1.0, lease: RelayLease | None = None) -> None:
         self.engine = engine
+        self.lease = lease  # None: this relay publishes unconditionally (a test's only relay)
         self.producer = producer
         self.schema = schema
         self.batch_size = batch_size
@@ -137,7 +140,10 @@ class Relay:
         self._pending_normal = _PENDING.where(outbox.c.topic.not_in(URGENT_TOPICS)).limit(batch_size)
 
     def publish_pending(self) -> int:
-        """Publishes one batch of unsent rows in id order; returns how many were sent."""
+        """Publishes one batch of unsent rows in id order; returns how many were sent. With a lease, raises
+        LeaseLost instead of marking rows sent once another relay holds it."""
+        if self.lease is not None and self.lease.remaining_s() <= 0:
+            raise LeaseLost("no relay lease held")
         # The priority lanes' rows first: an emergency is not queued behind a normal backlog. Order is kept
         # where Kafka keeps it, within each topic's partitions.
         with read_connection(self.engine) as conn:
@@ -160,13 +166,24 @@ class Relay:
                                [("traceparent", current_traceparent().encode())])
             finally:
                 otel_context.detach(token)
-        sends.wait()  # raises if any send failed: the rows stay unsent and are retried
+        # Raises if any send failed: the rows stay unsent and are retried. Never waits beyond the lease.
+        sends.wait(SEND_TIMEOUT_S if self.lease is None else min(SEND_TIMEOUT_S, self.lease.remaining_s()))
         crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for (topic, event_type), produced in Counter((r.topic, r.event_type) for r in rows).items():
             metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(produced)
         with self.engine.begin() as conn:
+            if self.lease is not None:
+                self.lease.renew_within(conn)  # still ours, or nothing is marked (LeaseLost)
             conn.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": system_clock()})
         return len(rows)
+
+    def _leading(self) -> bool:
+        """True while this relay may publish: renews the lease when a third of it has passed, or takes it."""
+        if self.lease is None:
+            return True
+        if self.lease.remaining_s() > self.lease.ttl.total_seconds() - self.lease.renew_every_s:
+            return True
+        return self.lease.acquire()
 
     def backlog(self) -> int:
         with read_connection(self.engine) as conn:
@@ -179,12 +196,19 @@ class Relay:
             while not self.stopping.is_set():
                 metrics.heartbeat()
                 try:
+                    if not self._leading():
+                        assert self.lease is not None
+                        self.stopping.wait(self.lease.renew_every_s)  # standby: ask again later
+                        continue
                     # The waiter's connection dies with the database; a new one is opened once it is back.
                     if waiter is None:
                         waiter = CommitWaiter(self.engine, self.schema)
-                    while self.publish_pending() == self.batch_size:
+                    while self.publish_pending() == self.batch_size and self._leading():
                         pass
-                    waiter.wait(self.poll_interval_s)
+                    renew_s = self.lease.renew_every_s if self.lease is not None else self.poll_interval_s
+                    waiter.wait(min(self.poll_interval_s, renew_s))
+                except LeaseLost:
+                    log.warning("relay lease lost mid-batch; standing by (its rows go out from the new holder)")
                 except Exception:
                     log.exception("relay failed (database or broker unavailable?); retrying")
                     if waiter is not None:
@@ -195,6 +219,11 @@ class Relay:
             if waiter is not None:
                 _close_quietly(waiter)
             self.producer.flush(10)
+            if self.lease is not None:
+                try:
+                    self.lease.release()
+                except Exception:
+                    log.warning("could not hand the relay lease back; it runs out by itself", exc_info=True)
             log.info("relay stopped")
 
     def stop_on_signals(self) -> None:

@@ -27,6 +27,7 @@ from refnet_platform.identity import Authenticator, OidcConfig, TokenVerifier, s
 from refnet_platform.metrics import watch_outbox
 from refnet_platform.migrations import migrate
 from refnet_platform.outbox import Relay
+from refnet_platform.relay_lease import RelayLease
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
 from refnet_platform.unit_of_work import BatchTransaction
@@ -141,7 +142,8 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
         watch_outbox(engine)
         health = serve_health(settings, "relay", engine, uses_kafka=True)
         producer = kafka_clients.producer(settings.kafka_bootstrap_servers, f"{settings.service_name}-relay")
-        relay = Relay(engine, producer, schema=settings.database[1])
+        lease = RelayLease(engine, f"{settings.service_name}-relay", ttl_s=settings.relay_lease_s)
+        relay = Relay(engine, producer, schema=settings.database[1], lease=lease)
         relay.stop_on_signals()
         try:
             relay.run()

@@ -1,8 +1,9 @@
 """Settings from the environment. Shared variables have fixed names; a service's own are prefixed.
 
-Shared: KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT, REFNET_DATA_DIR,
-REFNET_LOG_LEVEL; the identity provider people sign in to: OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL,
-OIDC_LEEWAY_S. Per service (prefix INTAKE_, REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
+Shared: KAFKA_BOOTSTRAP_SERVERS (and Kafka's security, see kafka_clients), DATABASE_URL,
+OTEL_EXPORTER_OTLP_ENDPOINT, REFNET_DATA_DIR, REFNET_LOG_LEVEL, REFNET_RELAY_LEASE_S; the identity provider
+people sign in to: OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL, OIDC_LEEWAY_S. Per service (prefix INTAKE_,
+REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class ServiceSettings(BaseSettings):
     tls_cert_dir: Path | None = None
     # Plain text only when explicitly asked for, for local development.
     allow_plaintext: bool = False
+    # How long a relay's publishing lease lasts unrenewed: a standby relay takes over within this after the
+    # active one dies (REFNET_RELAY_LEASE_S; longer than a GC pause, shorter than anyone should wait).
+    relay_lease_s: float = Field(15.0, validation_alias="REFNET_RELAY_LEASE_S")
     # A consumer gives up on a record after this many attempts and dead-letters it.
     max_attempts: int = 3
     retry_backoff_s: float = 0.2

@@ -1,5 +1,5 @@
 """The tables every service has beside its own: the outbox (what the relay publishes) and the inbox (what the
-worker has handled), written by the unit of work in the service's transaction."""
+worker has handled), written by the unit of work in the service's transaction; the relay's lease."""
 
 from __future__ import annotations
 
@@ -30,11 +30,22 @@ inbox = Table(
 )
 
 
+# One row per relay lease (see relay_lease): which relay of the service may publish, and until when.
+relay_lease = Table(
+    "relay_lease",
+    platform_metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+
 def outbox_channel(schema: str | None) -> str:
     """The PostgreSQL NOTIFY channel a commit that wrote outbox rows wakes the relay on."""
     return f"outbox_{schema or 'public'}"
 
 
 def create_platform_tables(connection: Connection) -> None:
-    """For each service's first migration: the outbox and inbox as defined above."""
+    """For each service's first migration: the platform's tables as defined above (a later migration that adds
+    one of them creates it only where it is missing)."""
     platform_metadata.create_all(connection)

@@ -36,9 +36,9 @@ SERVICES: dict[str, int] = {"police": 1, "medical": 2, "legal_aid": 3, "shelter"
 SERVICE_SLUG = {number: slug for slug, number in SERVICES.items()}
 LIST_FIELDS = frozenset({"types", "needs", "consents", "safe_days"})
 CASE_FIELDS = frozenset({"place", "is_child", "age", "sex", "types", "risk", "danger", "needs", "consents",
-                         "consent_giver", "legal_basis", "legal_basis_note", "contact_name", "phone", "phone_safe", "safe_days",
-                         "safe_start", "safe_end", "safe_note", "narrative", "client_request_id", "call_channel",
-                         "call_topic", "call_started"})
+                         "consent_giver", "legal_basis", "legal_basis_note", "contact_name", "phone", "phone_safe",
+                         "safe_days", "safe_start", "safe_end", "safe_note", "narrative", "client_request_id",
+                         "call_channel", "call_topic", "call_started"})
 CALL_FIELDS = frozenset({"channel", "topic", "outcome", "province", "anonymous", "client_request_id", "started"})
 PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{2,24}$")  # intake's own rule
 HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")

@@ -28,6 +28,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy libs/platform/src libs/geo/src libs/frontdoor/src services/web/src services/*/src/*/domain
 	./scripts/buf.sh lint proto
+	./scripts/buf_breaking.sh
 
 test: setup lint
 	$(PY) -m pytest $(TEST_FLAGS)
@@ -57,7 +58,9 @@ chaos: setup
 # Kubernetes: KafkaTopics, KafkaUsers and worker autoscaler limits are generated from the topic registry.
 IMAGE_SERVICES := intake referral shelter notifications ops web
 IMAGE_REPO ?= refnet
-IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+# One tag scheme for `make images` and every overlay (deploy/k8s/overlays/*: newTag): the release in VERSION.
+# tests/k8s holds the overlays to it; a release bumps VERSION and the overlays' newTag together.
+IMAGE_TAG ?= $(shell cat VERSION)
 OVERLAY ?= dev
 
 images:

@@ -56,6 +56,10 @@ WEB_OIDC_SECRET = "web-oidc"
 WEB_GATEWAY_SECRET = "web-gateway-client"
 # The namespace people's browsers arrive from: the ingress controller's (the web app; in dev, Keycloak).
 PEOPLE_GATEWAY = {"refnet.vn/identity-gateway": "true"}
+# Prometheus's namespace, whatever its name, and the front doors' outside the namespace: labels you set.
+MONITORING = {"refnet.vn/monitoring": "true"}
+HOTLINE_GATEWAY = {"refnet.vn/hotline-gateway": "true"}
+NODELOCAL_DNS = "169.254.20.10/32"
 METRICS_PORT = 9100
 PHASES = ("platform", "migrate", "app")
 NPM_DIR = ROOT / ".cache" / "npm" / "strimzi-schemas"
@@ -68,6 +72,8 @@ KAFKA_CLUSTER = "refnet-kafka"
 DB_SECRET = "refnet-db-app"
 KEYCLOAK_API = "k8s.keycloak.org/v2alpha1"
 KEYCLOAK_KINDS = {"Keycloak", "KeycloakRealmImport"}
+MONITORING_API = "monitoring.coreos.com/v1"
+MONITORING_KINDS = {"PodMonitor", "PrometheusRule"}
 DEV_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm.json"
 PRODUCTION_REALM = ROOT / "deploy" / "keycloak" / "refnet-realm-production.json"
 OIDC_CONFIG = "refnet-oidc"
@@ -164,13 +170,15 @@ def referenced_secrets(objs: Iterable[Obj]) -> set[str]:
 
 
 def custom_resource_secrets(objs: Iterable[Obj]) -> set[str]:
-    """Secrets the operators' resources read on refnet's behalf: Keycloak's database credentials and
-    the realm import's placeholders."""
+    """Secrets the operators' resources read on refnet's behalf: Keycloak's database credentials,
+    the realm import's placeholders and the PostgreSQL roles' passwords."""
     names: set[str] = set()
     for kc in kind(objs, "Keycloak"):
         names |= {kc["spec"]["db"][ref]["name"] for ref in ("usernameSecret", "passwordSecret")}
     for ri in kind(objs, "KeycloakRealmImport"):
         names |= {p["secret"]["name"] for p in (ri["spec"].get("placeholders") or {}).values()}
+    for cluster in kind(objs, "Cluster"):  # its managed roles' passwords
+        names |= {r["passwordSecret"]["name"] for r in (cluster["spec"].get("managed") or {}).get("roles", [])}
     return names
 
 
@@ -381,6 +389,8 @@ def test_objects_validate_against_the_kubernetes_schemas(
             continue  # test_the_postgres_cluster_is_consistent (no registry package has its schema)
         if obj["apiVersion"] == KEYCLOAK_API and obj["kind"] in KEYCLOAK_KINDS:
             continue  # test_keycloak_resources_validate_against_the_keycloak_crds
+        if obj["apiVersion"] == MONITORING_API and obj["kind"] in MONITORING_KINDS:
+            continue  # test_monitoring_resources_validate_against_the_prometheus_operator_crds
         assert "." not in group or group.endswith(".k8s.io"), (
             f"{obj['kind']} {obj['apiVersion']} has no schema to be validated against"
         )
@@ -950,7 +960,7 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             assert ingress_ports(labels) == {CONSOLE_PORT}, where
             assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, CONSOLE_PORT)} == {
                 json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
-                for match in ({"refnet.vn/operator-gateway": "true"}, {"kubernetes.io/metadata.name": "monitoring"})
+                for match in ({"refnet.vn/operator-gateway": "true"}, MONITORING)
             }, where
             assert out == {53, 4317, 5432, 9093, issuer}, f"{where}: calls no gRPC API, scrapes nothing"
         elif service == WEB and component == WEB:
@@ -959,7 +969,7 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
             assert ingress_ports(labels) == {WEB_PORT}, where
             assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, WEB_PORT)} == {
                 json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
-                for match in (PEOPLE_GATEWAY, {"kubernetes.io/metadata.name": "monitoring"})
+                for match in (PEOPLE_GATEWAY, MONITORING)
             }, where
             assert out == {53, 5432, issuer, *SERVICES.values()}, where
         elif service == "ops" and component == "collector":
@@ -1009,8 +1019,9 @@ def test_no_secret_is_committed(rendered: dict[str, list[Obj]], overlay: str) ->
     for _, tpl in pod_templates(objs):
         for c in tpl["spec"]["containers"]:
             for name, e in env_of(c).items():
-                if name == "DATABASE_URL":
-                    assert e["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+                if name == "DATABASE_URL":  # the service's own role (test_each_process_connects_as_...)
+                    assert e["valueFrom"]["secretKeyRef"]["key"] == "uri"
+                    assert e["valueFrom"]["secretKeyRef"]["name"].startswith("refnet-db-")
                 elif re.search(r"PASSWORD|SECRET|TOKEN|KEY", name) and "value" in e:
                     # a literal may only name a file (a mounted Secret), never be the secret itself
                     assert e["value"].startswith("/etc/refnet/"), f"{name} must come from a Secret"
@@ -1057,6 +1068,7 @@ def test_the_postgres_cluster_is_consistent(rendered: dict[str, list[Obj]], over
         "storage",
         "resources",
         "affinity",
+        "managed",
     }
     assert spec["instances"] == (3 if overlay == "prod" else 1)
     assert spec["bootstrap"]["initdb"] == {"database": "refnet", "owner": "refnet"}
@@ -1121,14 +1133,14 @@ def test_each_service_migrates_in_a_job(rendered: dict[str, list[Obj]], overlay:
         assert c["image"] == migrator["containers"][0]["image"]
         assert spec["serviceAccountName"] == migrator["serviceAccountName"]
         assert spec["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] >= 1
-        assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+        assert env_of(c)["MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
     # web has no api either: its one program migrates (its sessions table), as itself.
     spec = jobs[f"{WEB}-migrate"]["spec"]["template"]["spec"]
     [c] = spec["containers"]
     assert c["args"] == [WEB, "--migrate-only"]
     web = deployments[WEB]["spec"]["template"]["spec"]
     assert c["image"] == web["containers"][0]["image"] and spec["serviceAccountName"] == web["serviceAccountName"]
-    assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+    assert env_of(c)["MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1665,7 +1677,7 @@ def test_the_web_calls_the_apis_with_its_gateway_certificate_and_no_ca_key(
         assert env[f"WEB_{api.upper()}_ADDRESS"]["value"] == f"{api}-api:{port}"
         assert port in {p["port"] for p in services[f"{api}-api"]["spec"]["ports"]}
     # Only sessions, in schema "web" of DATABASE_URL (refnet_platform.settings), never a SQLite file.
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": DB_SECRET, "key": "uri"}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": f"refnet-db-{WEB}", "key": "uri"}
     values = {e["name"]: e["value"] for e in c["env"] if "value" in e} | {"DATABASE_URL": "postgresql://x/y"}
     with mock.patch.dict(os.environ, values, clear=True):
         settings = importlib.import_module("web.config").Settings()
@@ -1920,3 +1932,337 @@ def test_the_runbook_says_how_people_sign_in() -> None:
         "refnet.vn/identity-gateway",
     ):
         assert needed in section, f"README.md 'People sign in' does not mention {needed}"
+
+
+# ------------------------------------------------------------------------- PostgreSQL roles and pools
+
+DB_SERVICES = (*DEPLOYED, WEB)
+# Connections kept free of refnet's pools: superuser_reserved_connections, CloudNativePG's instance
+# manager and monitoring, a person with psql.
+DB_HEADROOM = 30
+
+
+def db_service_of(workload: Obj) -> str:
+    return str(workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"])
+
+
+def secret_of(env: Obj) -> str | None:
+    ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+    return str(ref["name"]) if ref else None
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_process_connects_as_its_services_own_role(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """DATABASE_URL is the service's own role (refnet-db-<service>); only the migration Jobs hold the schema
+    owner's (refnet-db-app, as MIGRATION_DATABASE_URL)."""
+    objs = rendered[overlay]
+    seen = set()
+    for workload, tpl in pod_templates(objs):
+        [container] = tpl["spec"]["containers"]
+        env = env_of(container)
+        if "DATABASE_URL" not in env:
+            assert workload["metadata"]["name"] in ("otel-collector", "kafka-topics")  # no database
+            continue
+        service = db_service_of(workload)
+        seen.add(service)
+        assert secret_of(env["DATABASE_URL"]) == f"refnet-db-{service}", workload["metadata"]["name"]
+        migrates = workload["kind"] == "Job"
+        assert ("MIGRATION_DATABASE_URL" in env) == migrates, workload["metadata"]["name"]
+        if migrates:
+            assert secret_of(env["MIGRATION_DATABASE_URL"]) == DB_SECRET
+    assert seen == set(DB_SERVICES)
+    for cluster in kind(objs, "Cluster"):
+        roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
+        assert set(roles) == {f"refnet_{s}" for s in DB_SERVICES}
+        for service in DB_SERVICES:
+            role = roles[f"refnet_{service}"]
+            assert role["passwordSecret"] == {"name": f"refnet-db-{service}"}
+            assert role["login"] is True and role["ensure"] == "present"
+            assert not role.get("superuser") and not role.get("createdb") and not role.get("createrole")
+            assert not role.get("inRoles"), "a service role is a member of nothing (the owner's least of all)"
+
+
+def db_connections(objs: list[Obj]) -> dict[str, int]:
+    """The most connections each role may open: every process at its autoscaler's maxReplicas (or its
+    replicas), each with its pool and as many again in overflow (refnet_platform.engine.make_engine)."""
+    autoscaled = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+                  for h in kind(objs, "HorizontalPodAutoscaler")}
+    per_role: dict[str, int] = {}
+    for workload, tpl in pod_templates(objs):
+        env = env_of(tpl["spec"]["containers"][0])
+        if "DATABASE_URL" not in env:
+            continue
+        pool = int(env["REFNET_DB_POOL_SIZE"]["value"])
+        name = workload["metadata"]["name"]
+        pods = autoscaled.get(name, workload["spec"].get("replicas", 1)) if workload["kind"] == "Deployment" else 1
+        role = "refnet" if workload["kind"] == "Job" else f"refnet_{db_service_of(workload)}"
+        per_role[role] = per_role.get(role, 0) + pods * 2 * pool
+    return per_role
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_connection_pools_fit_the_database_at_the_autoscalers_maximums(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    objs = rendered[overlay]
+    clusters = kind(objs, "Cluster")
+    if not clusters:
+        return  # an external database: its max_connections is yours (README, "Connections")
+    [cluster] = clusters
+    max_connections = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
+    used = db_connections(objs)
+    limits = {r["name"]: r["connectionLimit"] for r in cluster["spec"]["managed"]["roles"]}
+    for role, most in used.items():
+        if role != "refnet":
+            assert most <= limits[role], f"{role} may open {most} connections, its connectionLimit is {limits[role]}"
+    assert sum(used.values()) + DB_HEADROOM <= max_connections, (used, max_connections)
+    assert sum(limits.values()) + used["refnet"] + DB_HEADROOM <= max_connections
+    if overlay == "prod":
+        assert sum(used.values()) > 200, "the prod sizing was meant to use the database, not starve the pools"
+
+
+# ------------------------------------------------------------------ network: front doors, DNS, Prometheus
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_front_doors_outside_the_namespace_reach_intake_and_notifications(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    policies = by_name(rendered[overlay], "NetworkPolicy")
+    for service in ("intake", "notifications"):
+        [rule] = policies[f"{service}-api-ingress"]["spec"]["ingress"]
+        assert {"namespaceSelector": {"matchLabels": HOTLINE_GATEWAY}} in rule["from"]
+        assert [p["port"] for p in rule["ports"]] == [SERVICES[service]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_dns_egress_works_with_nodelocal_dnscache(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    [rule] = by_name(rendered[overlay], "NetworkPolicy")["allow-dns"]["spec"]["egress"]
+    assert {"ipBlock": {"cidr": NODELOCAL_DNS}} in rule["to"]
+    assert any((peer.get("podSelector") or {}).get("matchLabels") == {"k8s-app": "kube-dns"} for peer in rule["to"])
+    assert {(p["protocol"], p["port"]) for p in rule["ports"]} == {("UDP", 53), ("TCP", 53)}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_policy_assumes_the_monitoring_namespaces_name(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    scraped = 0
+    for policy in kind(rendered[overlay], "NetworkPolicy"):
+        for rule in policy_rules(policy, "ingress"):
+            for peer in rule.get("from", []):
+                names = (peer.get("namespaceSelector") or {}).get("matchLabels", {})
+                assert names.get("kubernetes.io/metadata.name") != "monitoring", policy["metadata"]["name"]
+                scraped += names == MONITORING
+    assert scraped >= 5
+
+
+
+# ------------------------------------------------------------------------------ monitoring
+
+# Metric names in PromQL: identifiers not followed by "(" (a function) nor inside {...} or "..." (labels),
+# and not PromQL's own words.
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+                "offset", "inf", "nan", "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk",
+                "quantile", "count_values", "group"}
+
+
+@cache
+def monitoring_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = yaml.safe_load((HERE / "monitoring_crds.yaml").read_text())
+    return schemas
+
+
+def monitoring_errors(obj: Obj) -> list[str]:
+    schemas = monitoring_schemas()
+    validator = jsonschema.Draft202012Validator({**schemas[obj["kind"]], "$defs": schemas["$defs"]})
+    return sorted(f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj))
+
+
+@cache
+def exported_metrics() -> frozenset[str]:
+    """Every metric refnet's code exports, as Prometheus reads it (a histogram's _bucket, _sum, _count), found in
+    the source: prometheus_client's Counter/Gauge/Histogram and the console's GaugeMetricFamily."""
+    names: set[str] = set()
+    pattern = re.compile(r"\b(Counter|Gauge|Histogram|GaugeMetricFamily|CounterMetricFamily)\(\s*\"(refnet_[a-z_]+)\"")
+    for source in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        for kind_, name in pattern.findall(source.read_text(encoding="utf-8")):
+            names.add(name)
+            if kind_ == "Histogram":
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return frozenset(names)
+
+
+def metrics_in(expr: str) -> set[str]:
+    bare = re.sub(r"\{[^}]*\}", "", re.sub(r'"[^"]*"', "", expr))
+    bare = re.sub(r"\[[^\]]*\]", "", bare)
+    names = set()
+    for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare):
+        word, rest = match.group(0), bare[match.end():].lstrip()
+        if rest.startswith("(") or word.lower() in PROMQL_WORDS:
+            continue
+        if re.fullmatch(r"\d+[smhdwy]", word) or word.startswith("$"):
+            continue
+        names.add(word)
+    # labels named in by (...) / without (...) / on (...) clauses
+    for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", bare):
+        names -= {label.strip() for label in clause.split(",")}
+    return names
+
+
+def test_the_metric_finder_reads_promql() -> None:
+    assert metrics_in('sum by (service) (rate(refnet_grpc_requests_total{code=~"INTERNAL"}[5m])) > 0.05') == {
+        "refnet_grpc_requests_total"}
+    assert metrics_in('absent(up{component="relay", service="intake"} == 1)') == {"up"}
+    assert metrics_in("histogram_quantile(0.95, sum by (le) (rate(refnet_event_handling_seconds_bucket[5m])))") == {
+        "refnet_event_handling_seconds_bucket"}
+    assert "refnet_outbox_oldest_age_seconds" in exported_metrics()
+    assert "refnet_dead_letters_pending" in exported_metrics()  # the console's, computed at scrape time
+    assert "refnet_grpc_request_seconds_bucket" in exported_metrics()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_monitoring_resources_validate_against_the_prometheus_operator_crds(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    crs = [o for o in rendered[overlay] if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert {o["kind"] for o in crs} == MONITORING_KINDS
+    assert {o["apiVersion"] for o in crs} == {MONITORING_API}
+    problems = [f"{o['kind']}/{o['metadata']['name']}{e}" for o in crs for e in monitoring_errors(o)]
+    assert not problems, "\n".join(problems)
+    for o in crs:  # Prometheus selects them by this label (README, "Monitoring")
+        assert o["metadata"]["labels"]["refnet.vn/monitoring"] == "true"
+
+
+def test_the_monitoring_validation_catches_bad_values_and_unknown_fields() -> None:
+    monitor = {"apiVersion": MONITORING_API, "kind": "PodMonitor", "metadata": {"name": "x"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "podMetricsEndpoints": [{"port": "metrics"}]}}
+    assert monitoring_errors(monitor) == []
+    assert monitoring_errors({**monitor, "spec": {**monitor["spec"], "podMetricEndpoints": []}})
+    assert monitoring_errors({**monitor, "spec": {"selector": {}, "podMetricsEndpoints": [{"interval": "30 s"}]}})
+    rule = {"apiVersion": MONITORING_API, "kind": "PrometheusRule", "metadata": {"name": "x"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0", "for": "5m"}]}]}}
+    assert monitoring_errors(rule) == []
+    assert monitoring_errors({**rule, "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "exp": "up"}]}]}})
+    assert monitoring_errors({**rule, "spec": {"groups": [{"name": "g", "rules": [{"expr": "up"}]}]}})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_alert_reads_metrics_the_code_exports(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    [rules] = kind(rendered[overlay], "PrometheusRule")
+    alerts = [r for g in rules["spec"]["groups"] for r in g["rules"]]
+    exported = exported_metrics() | {"up"}
+    for alert in alerts:
+        used = metrics_in(str(alert["expr"]))
+        assert used, f"{alert['alert']} reads no metric"
+        assert used <= exported, f"{alert['alert']} reads {sorted(used - exported)}, which refnet does not export"
+        assert alert["labels"]["severity"] in ("critical", "warning", "info")
+        assert alert["annotations"]["summary"] and alert["annotations"]["runbook"].startswith("deploy/k8s/README.md")
+    read = set().union(*(metrics_in(str(a["expr"])) for a in alerts))
+    # What the issue asks an operations team to be told: outbox age, dead letters pending, consumer lag,
+    # SLA breaches, escalations, a relay down.
+    assert {"refnet_outbox_oldest_age_seconds", "refnet_dead_letters_pending", "refnet_consumer_lag",
+            "refnet_sla_breaches_total", "refnet_escalations_total", "up"} <= read
+    relays = {re.search(r'service="(\w+)"', str(a["expr"])).group(1)  # type: ignore[union-attr]
+              for a in alerts if a["alert"] == "RefnetRelayDown"}
+    assert relays == set(SERVICES)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_dashboards_are_grafana_json_reading_exported_metrics(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    [dashboards] = [c for c in kind(rendered[overlay], "ConfigMap") if c["metadata"]["name"] == "refnet-grafana-dashboards"]
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert len(dashboards["data"]) >= 2
+    exported = exported_metrics() | {"up"}
+    uids = set()
+    for name, text in dashboards["data"].items():
+        board = json.loads(text)
+        assert name.endswith(".json") and board["title"].startswith("refnet") and board["uid"] not in uids
+        uids.add(board["uid"])
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{name}: panel ids repeat"
+        for panel in board["panels"]:
+            assert panel["targets"], f"{name}: {panel['title']} shows nothing"
+            for target in panel["targets"]:
+                used = metrics_in(target["expr"])
+                assert used and used <= exported, f"{name}: {panel['title']} reads {sorted(used - exported)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_monitors_scrape_every_process_on_a_port_it_has(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    monitors = kind(objs, "PodMonitor")
+    scraped = set()
+    for workload, tpl in pod_templates(objs):
+        if workload["kind"] != "Deployment":
+            continue
+        labels = tpl["metadata"]["labels"]
+        ports = {p.get("name") for c in tpl["spec"]["containers"] for p in c.get("ports", [])}
+        for monitor in monitors:
+            if selects(monitor["spec"]["selector"], labels):
+                for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+                    assert endpoint["port"] in ports, f"{monitor['metadata']['name']}: {workload['metadata']['name']}"
+                scraped.add(workload["metadata"]["name"])
+    deployments = set(by_name(objs, "Deployment"))
+    assert scraped == deployments, f"not scraped: {sorted(deployments - scraped)}"
+    if kind(objs, "Kafka"):
+        [kafka_monitor] = [m for m in monitors if m["metadata"]["name"] == "refnet-kafka"]
+        assert [e["port"] for e in kafka_monitor["spec"]["podMetricsEndpoints"]] == ["tcp-prometheus"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_exports_its_metrics(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    for kafka in kind(objs, "Kafka"):
+        config = kafka["spec"]["kafka"]["metricsConfig"]
+        assert config["type"] == "jmxPrometheusExporter"
+        ref = config["valueFrom"]["configMapKeyRef"]
+        [cm] = [c for c in kind(objs, "ConfigMap") if c["metadata"]["name"] == ref["name"]]
+        rules = yaml.safe_load(cm["data"][ref["key"]])
+        assert rules["rules"] and all("pattern" in r for r in rules["rules"])
+        assert kafka["spec"]["kafkaExporter"]  # consumer-group lag
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_collectors_own_metrics_are_reachable(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    config = yaml.safe_load(configmap(objs, "otel-collector-config")["data"]["collector.yaml"])
+    [reader] = config["service"]["telemetry"]["metrics"]["readers"]
+    exporter = reader["pull"]["exporter"]["prometheus"]
+    assert exporter["host"] == "0.0.0.0", "on localhost only, no scrape reaches it"
+    deployment = by_name(objs, "Deployment")["otel-collector"]
+    ports = {p["name"]: p["containerPort"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports["metrics"] == exporter["port"]
+    policy = by_name(objs, "NetworkPolicy")["otel-collector"]
+    assert any(
+        {"namespaceSelector": {"matchLabels": MONITORING}} in rule.get("from", [])
+        and exporter["port"] in {p["port"] for p in rule["ports"]}
+        for rule in policy["spec"]["ingress"]
+    )
+
+
+# ------------------------------------------------------------------------------- image tags, buf
+
+
+def test_make_images_and_every_overlay_share_one_tag_scheme(rendered: dict[str, list[Obj]]) -> None:
+    """`make images` tags refnet/<svc>:$(cat VERSION); every overlay runs that tag, or pins a digest."""
+    version = (ROOT / "VERSION").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "IMAGE_TAG ?= $(shell cat VERSION)" in makefile
+    assert "$(IMAGE_REPO)/$$svc:$(IMAGE_TAG)" in makefile
+    for overlay, objs in rendered.items():
+        for workload, tpl in pod_templates(objs):
+            for c in tpl["spec"]["containers"]:
+                image = c["image"]
+                if image.split("@")[0].split(":")[0].split("/")[-1] not in repository_services():
+                    continue
+                assert "@sha256:" in image or image.endswith(f":{version}"), f"{overlay}: {workload['metadata']['name']}"
+
+
+def test_lint_runs_buf_breaking_against_main() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert "./scripts/buf_breaking.sh" in lint
+    script = (ROOT / "scripts" / "buf_breaking.sh").read_text()
+    assert "git archive" in script and "main origin/main" in script and "skipped" in script

@@ -449,15 +449,22 @@ def test_an_override_needs_a_supervisor_and_a_legal_basis_and_is_audited(api: An
                                         need_id=case.needs[0].need_id, data_categories=["name", "phone"],
                                         recipient_sectors=["shelter"])
     no_basis = refused(supervisor.OverrideConsent, request)
-    assert no_basis.code() == grpc.StatusCode.INVALID_ARGUMENT and no_basis.details().startswith("legal_basis:")
-    request.legal_basis = "Luật Phòng, chống bạo lực gia đình 2022, Điều 23"
+    assert no_basis.code() == grpc.StatusCode.INVALID_ARGUMENT and \
+        no_basis.details().startswith("legal_basis_code:")
+    request.legal_basis_code = it.LEGAL_BASIS_DOMESTIC_VIOLENCE_LAW_2022
+    request.legal_basis_note = "Điều 23"
     reply = supervisor.OverrideConsent(request, timeout=10)
     assert reply.case.needs[0].consent.override and reply.case.needs[0].consented
+    record = reply.case.needs[0].consent
+    assert record.legal_basis_code == it.LEGAL_BASIS_DOMESTIC_VIOLENCE_LAW_2022 and record.has_legal_basis_note
+    assert record.legal_basis == "domestic_violence_law_2022"  # the deprecated field, for older readers
     [event] = payloads(api, case.case_id, events_pb2.ConsentGiven)
     assert event.override and event.consent_id == reply.consent_id
     [audit] = api.rows("SELECT * FROM audit_log WHERE case_id = :c", c=case.case_id)
     assert (audit["action"], audit["actor_id"], audit["actor_role"], audit["detail"]) == (
-        "consent_override", "qn-supervisor", "supervisor", request.legal_basis)
+        "consent_override", "qn-supervisor", "supervisor", "domestic_violence_law_2022")
+    [note] = api.rows("SELECT * FROM consent_notes WHERE case_id = :c", c=case.case_id)
+    assert note["pending"] is None and "Điều 23".encode() not in bytes(note["sealed"])
     accept(api, case, t.SERVICE_TYPE_SHELTER)
     read = api.contacts().GetCaseContact(contact_request(case.case_id, t.SERVICE_TYPE_SHELTER, "shelter"), timeout=10)
     assert list(read.categories) == ["name", "phone"]
@@ -472,8 +479,7 @@ def test_an_erased_case_is_unreadable_for_good(api: Any) -> None:
     [event] = payloads(api, case.case_id, events_pb2.CaseErased)
     assert (event.case_id, event.province_code) == (case.case_id, QUANG_NINH)
     assert api.rows("SELECT * FROM case_keys WHERE case_id = :c", c=case.case_id) == []
-    [sealed] = api.rows("SELECT ciphertext FROM case_personal_data WHERE case_id = :c", c=case.case_id)
-    assert len(sealed["ciphertext"]) > 40 and b"0987" not in bytes(sealed["ciphertext"])
+    assert api.rows("SELECT * FROM case_personal_data WHERE case_id = :c", c=case.case_id) == []
     gone = refused(api.contacts().GetCaseContact, contact_request(case.case_id))
     assert gone.code() == grpc.StatusCode.FAILED_PRECONDITION and "erased" in gone.details()
     assert api.intake().GetCase(pb.GetCaseRequest(case_id=case.case_id), timeout=10).case.status == \

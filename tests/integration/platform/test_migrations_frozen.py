@@ -45,7 +45,8 @@ class Service:
 
 SERVICES = [
     Service("intake", ("intake.adapters.tables:metadata", "intake.adapters.tables:metadata_0002",
-                       "intake.adapters.tables:metadata_0004", "refnet_platform.requests:request_metadata"),
+                       "intake.adapters.tables:metadata_0004", "refnet_platform.requests:request_metadata",
+                       "intake.adapters.tables:metadata_erasure"),
             platform_tables=True),
     Service("referral", ("referral.adapters.tables:metadata", "refnet_platform.requests:request_metadata"),
             platform_tables=True),

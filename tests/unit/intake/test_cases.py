@@ -20,6 +20,7 @@ from intake.domain.model import (
     ConsentTerms,
     Contact,
     EraseReason,
+    LegalBasis,
     NeedSpec,
     Place,
     SafeTime,
@@ -294,7 +295,8 @@ def test_every_mutating_command_runs_once_per_client_request_id(intake: Any) -> 
         commands.GiveConsent(intake.operator, rid(), case.case_id, need_id, terms),
         commands.WithdrawConsent(intake.operator, rid(), case.case_id, need_id),
         commands.OverrideConsent(intake.supervisor, rid(), case.case_id, need_id,
-                                 ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis="NĐ 56/2017")),
+                                 ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",),
+                                              legal_basis=LegalBasis.DECREE_56_2017)),
         commands.CloseCase(intake.operator, rid(), case.case_id, CloseOutcome.RESOLVED),
         commands.EraseCase(intake.supervisor, rid(), case.case_id, EraseReason.SURVIVOR_REQUEST),
     ]
@@ -337,7 +339,7 @@ def test_only_operators_and_supervisors_work_on_cases(intake: Any, role: Role) -
 
 def test_erasing_and_overriding_need_a_supervisor(intake: Any) -> None:
     case = intake.register()
-    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis="NĐ 56/2017")
+    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis=LegalBasis.DECREE_56_2017)
     for command in (commands.EraseCase(intake.operator, rid(), case.case_id, EraseReason.SURVIVOR_REQUEST),
                     commands.OverrideConsent(intake.operator, rid(), case.case_id, case.needs[1].need_id, override)):
         with pytest.raises(PermissionDenied):

@@ -18,6 +18,7 @@ from intake.domain.model import (
     ConsentStatus,
     ConsentTerms,
     EraseReason,
+    LegalBasis,
     NeedSpec,
     SafeTime,
     Survivor,
@@ -83,14 +84,17 @@ def test_the_shorthand_is_an_adults_own_consent_for_what_reaches_her_safely(inta
 @pytest.mark.parametrize(("terms", "field"), [
     (None, "needs[0].consent.given_by"),  # the shorthand cannot speak for a child
     (ConsentTerms(ConsentGiver.SURVIVOR, ("name",)), "needs[0].consent.given_by"),
-    (ConsentTerms(ConsentGiver.CASE_WORKER, ("name",)), "needs[0].consent.legal_basis"),
+    (ConsentTerms(ConsentGiver.CASE_WORKER, ("name",)), "needs[0].consent.legal_basis_code"),
+    (ConsentTerms(ConsentGiver.CASE_WORKER, ("name",), legal_basis=LegalBasis.OTHER),
+     "needs[0].consent.legal_basis_note"),
     (ConsentTerms(None, ("name",)), "needs[0].consent.given_by"),
     (ConsentTerms(ConsentGiver.GUARDIAN, ()), "needs[0].consent.data_categories"),
     (ConsentTerms(ConsentGiver.GUARDIAN, ("name", "diary")), "needs[0].consent.data_categories[1]"),
     (ConsentTerms(ConsentGiver.GUARDIAN, ("name",), ("police", "army")), "needs[0].consent.recipient_sectors[1]"),
     (ConsentTerms(ConsentGiver.GUARDIAN, ("name",), expires_at=datetime(2020, 1, 1, tzinfo=UTC)),
      "needs[0].consent.expires_at"),
-    (ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("name",), legal_basis="x"), "needs[0].consent.given_by"),
+    (ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("name",), legal_basis=LegalBasis.OTHER,
+                  legal_basis_note="x"), "needs[0].consent.given_by"),
 ])
 def test_a_childs_consent_is_a_guardians_or_a_case_workers_under_a_legal_basis(
         intake: Any, terms: ConsentTerms | None, field: str) -> None:
@@ -103,7 +107,7 @@ def test_a_childs_consent_is_a_guardians_or_a_case_workers_under_a_legal_basis(
 
 def test_a_case_worker_may_consent_for_a_child_and_not_for_an_adult(intake: Any) -> None:
     terms = ConsentTerms(ConsentGiver.CASE_WORKER, ("name", "address"), ("shelter",),
-                         legal_basis="Luật Trẻ em 2016; NĐ 56/2017/NĐ-CP")
+                         legal_basis=LegalBasis.CHILDREN_LAW_2016)
     case = intake.register(survivor=CHILD, needs=[NeedSpec(ServiceType.SHELTER, consent=terms)])
     assert case.needs[0].consent_status(datetime.now(UTC)) is ConsentStatus.VALID
     with pytest.raises(InvalidArgument) as refused:
@@ -185,11 +189,12 @@ def test_an_override_needs_a_supervisor_and_a_legal_basis_and_is_audited(intake:
         intake.handle(commands.OverrideConsent(intake.operator, rid(), case.case_id, need_id, no_basis))
     with pytest.raises(InvalidArgument) as refused:
         intake.handle(commands.OverrideConsent(intake.supervisor, rid(), case.case_id, need_id, no_basis))
-    assert refused.value.field == "legal_basis"
+    assert refused.value.field == "legal_basis_code"
     assert intake.count("audit_log") == 0 and intake.count("consents") == 0
 
-    basis = "NĐ 56/2017/NĐ-CP: biện pháp can thiệp khẩn cấp"
-    with_basis = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("name", "address"), ("police",), legal_basis=basis)
+    basis = LegalBasis.DECREE_56_2017
+    with_basis = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("name", "address"), ("police",), legal_basis=basis,
+                              legal_basis_note="biện pháp can thiệp khẩn cấp")
     updated, consent_id, _ = intake.handle(
         commands.OverrideConsent(intake.supervisor, rid(), case.case_id, need_id, with_basis))
     assert updated.needs[0].consent.override
@@ -304,13 +309,20 @@ def test_a_closed_case_allows_no_read_but_still_takes_a_withdrawal(intake: Any) 
 # Erasure and the audit log
 
 
-def test_erasure_destroys_the_key_keeps_the_ciphertext_and_is_published(intake: Any) -> None:
+def test_erasure_deletes_the_key_the_ciphertext_and_the_notes_and_is_published(intake: Any) -> None:
     case = accepted(intake, intake.register())
+    noted = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis=LegalBasis.OTHER,
+                         legal_basis_note="Quyết định của UBND xã")
+    intake.handle(commands.OverrideConsent(intake.supervisor, rid(), case.case_id, case.needs[0].need_id, noted))
+    assert intake.count("consent_notes", "case_id = :c AND sealed IS NOT NULL AND pending IS NULL",
+                        c=case.case_id) == 1
     erased, created = intake.handle(commands.EraseCase(intake.supervisor, rid(), case.case_id,
                                                        EraseReason.SURVIVOR_REQUEST))
     assert created and erased.status is CaseStatus.ERASED and erased.erased_at is not None
     assert intake.count("case_keys", "case_id = :c", c=case.case_id) == 0
-    assert intake.count("case_personal_data", "case_id = :c", c=case.case_id) == 1
+    assert intake.count("case_personal_data", "case_id = :c", c=case.case_id) == 0
+    assert intake.count("consent_notes", "case_id = :c", c=case.case_id) == 0
+    assert erased.needs[0].consent.legal_basis is LegalBasis.OTHER  # the code stays: it says nothing of her
     [(topic, key, event)] = [(t, k, e) for t, k, e in intake.events(case.case_id)
                              if isinstance(e, events_pb2.CaseErased)]
     assert (topic, key, event.case_id) == ("intake.cases.v1", "22", case.case_id)

@@ -21,6 +21,7 @@ from intake.domain.model import (
     ConsentGiver,
     ConsentTerms,
     EraseReason,
+    LegalBasis,
     NeedSpec,
     Place,
 )
@@ -93,7 +94,7 @@ def test_no_change_reaches_a_case_of_another_province(intake: Any, ha_tinh_case:
     case_id = ha_tinh_case.case_id
     police, legal = (n.need_id for n in ha_tinh_case.needs)
     before, published = intake.total_rows(), len(intake.events())
-    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis="NĐ 56/2017")
+    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis=LegalBasis.DECREE_56_2017)
     for command in (
         commands.AddNeed(intake.operator, rid(), case_id, NeedSpec(ServiceType.MEDICAL)),
         commands.UpdateRisk(intake.operator, rid(), case_id, RiskLevel.HIGH, True),
@@ -109,7 +110,7 @@ def test_no_change_reaches_a_case_of_another_province(intake: Any, ha_tinh_case:
 
 
 def test_erasing_and_overriding_stay_with_the_supervisor_of_the_province(intake: Any, ha_tinh_case: Any) -> None:
-    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis="NĐ 56/2017")
+    override = ConsentTerms(ConsentGiver.SUPERVISOR_OVERRIDE, ("phone",), legal_basis=LegalBasis.DECREE_56_2017)
     with pytest.raises(PermissionDenied):  # an operator never, even in her own province
         intake.handle(commands.EraseCase(HT_OPERATOR, rid(), ha_tinh_case.case_id, EraseReason.SURVIVOR_REQUEST))
     intake.handle(commands.OverrideConsent(HT_SUPERVISOR, rid(), ha_tinh_case.case_id,

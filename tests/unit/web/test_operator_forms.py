@@ -101,10 +101,15 @@ def test_a_childs_consent_names_who_gave_it() -> None:
     child = {**CASE, "is_child": "on", "age": "12", "consent_giver": "3", "legal_basis": ""}
     assert set(forms.case_request(child, "r", NOW).errors) == {"legal_basis"}
     assert set(forms.case_request({**child, "consent_giver": ""}, "r", NOW).errors) == {"consent_giver"}
-    built = forms.case_request({**child, "legal_basis": "Luật Trẻ em 2016, Điều 50"}, "r", NOW)
+    other = {**child, "legal_basis": str(intake_types.LEGAL_BASIS_OTHER)}
+    assert set(forms.case_request(other, "r", NOW).errors) == {"legal_basis_note"}
+    built = forms.case_request({**child, "legal_basis": str(intake_types.LEGAL_BASIS_CHILDREN_LAW_2016),
+                                "legal_basis_note": "Điều 50"}, "r", NOW)
     need = built.request.needs[0]  # type: ignore[attr-defined]
     assert not need.consented and need.consent.given_by == intake_types.CONSENT_GIVER_CASE_WORKER
-    assert need.consent.legal_basis == "Luật Trẻ em 2016, Điều 50" and "phone" in need.consent.data_categories
+    assert need.consent.legal_basis_code == intake_types.LEGAL_BASIS_CHILDREN_LAW_2016
+    assert need.consent.legal_basis_note == "Điều 50" and not need.consent.legal_basis
+    assert "phone" in need.consent.data_categories
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -135,7 +140,8 @@ def test_the_call_form_maps_to_log_call_with_the_operators_province() -> None:
 
 @pytest.mark.parametrize(("api", "form"), [
     ("contact.phone", "phone"), ("province_code", "place"), ("commune_code", "place"), ("survivor.age", "age"),
-    ("needs[1].consent.legal_basis", "legal_basis"), ("needs[0].consent.given_by", "consent_giver"),
+    ("needs[1].consent.legal_basis_code", "legal_basis"), ("needs[0].consent.given_by", "consent_giver"),
+    ("needs[1].consent.legal_basis_note", "legal_basis_note"),
     ("contact.safe_times[0].end", "safe_end"), ("case_types[0]", "types"), ("call.channel", "channel"),
     ("needs[2].service_type", "needs"), ("something_else", None), (None, None),
 ])

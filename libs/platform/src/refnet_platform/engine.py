@@ -32,6 +32,7 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA secure_delete=ON")  # erased data is overwritten in the file, not left in free pages
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, Tick, dispatching
-from refnet_platform.engine import make_engine
+from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
@@ -37,9 +37,17 @@ S = TypeVar("S", bound=ServiceSettings)
 
 
 def open_database(settings: ServiceSettings, migrations: Path) -> Engine:
+    """The service's engine (as its own role), its schema migrated first (as the owner, when one is given)."""
     url, schema = settings.database
     engine = make_engine(url, schema, settings.db_pool_size)
-    migrate(engine, migrations, schema)
+    if settings.migration_database_url and is_postgres(engine):
+        owner = make_engine(settings.migration_database_url, schema, pool_size=1)
+        try:
+            migrate(owner, migrations, schema, service_role=engine.url.username)
+        finally:
+            owner.dispose()
+    else:
+        migrate(engine, migrations, schema)
     if settings.otlp_endpoint:  # a span per statement costs a third of a write: only when they go somewhere
         SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
     return engine

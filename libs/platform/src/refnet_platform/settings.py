@@ -1,6 +1,6 @@
 """Settings from the environment. Shared variables have fixed names; a service's own are prefixed.
 
-Shared: KAFKA_BOOTSTRAP_SERVERS (and Kafka's security, see kafka_clients), DATABASE_URL,
+Shared: KAFKA_BOOTSTRAP_SERVERS (and Kafka's security, see kafka_clients), DATABASE_URL, MIGRATION_DATABASE_URL,
 OTEL_EXPORTER_OTLP_ENDPOINT, REFNET_DATA_DIR, REFNET_LOG_LEVEL, REFNET_RELAY_LEASE_S; the identity provider
 people sign in to: OIDC_ISSUER, OIDC_AUDIENCE, OIDC_JWKS_URL, OIDC_LEEWAY_S. Per service (prefix INTAKE_,
 REFERRAL_, ...): GRPC_HOST, GRPC_PORT, DATABASE_URL.
@@ -21,6 +21,9 @@ class ServiceSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     shared_database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    # The same database as the schema's owner, for migrations (the migration Job); DATABASE_URL is then the
+    # service's own role, with DML on its schema only (refnet_platform.db_roles). Unset: one role does both.
+    migration_database_url: str | None = Field(None, validation_alias="MIGRATION_DATABASE_URL")
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     data_dir: Path = Field(Path("var"), validation_alias="REFNET_DATA_DIR")
     log_level: str = Field("INFO", validation_alias="REFNET_LOG_LEVEL")

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import make_url
 
 from refnet_dev.certs import DevPki
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.util import free_port, pid_alive, repo_root, tail, wait_gone
 from refnet_platform.caller import MACHINE_ROLES, Role
+from refnet_platform.db_roles import service_role
 from refnet_platform.identity import bearer, channel_credentials
 
 SERVICES = ("intake", "referral", "shelter", "notifications")
@@ -35,6 +37,8 @@ OPS_FIRST, OPS_LAST = ("ops-collector",), ("ops-worker", "ops-console")
 # person with its gateway certificate. Like the console, it serves /healthz, /readyz, /metrics on its own port.
 WEB = "web"
 WEB_GATEWAY = "refnet-web"
+# The first process of each service to start: with database_roles, the one that migrates (as the schema's owner).
+MIGRATING = frozenset({*(f"{s}-api" for s in SERVICES), *OPS_FIRST, WEB})
 
 
 @dataclass
@@ -58,6 +62,10 @@ class Network:
     web: bool = False
     # The identity provider people sign in to; without one, only machines can call.
     keycloak: Keycloak | None = None
+    # PostgreSQL as on Kubernetes: database_url's user owns the schemas and migrates (only the first process of
+    # each service is given it, as MIGRATION_DATABASE_URL); every process runs as its service's own role
+    # (refnet_platform.db_roles, made beforehand with create_roles).
+    database_roles: bool = False
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -232,12 +240,24 @@ class Network:
         env = env or self.env()
         if name != "intake-api":  # as on Kubernetes: only intake-api holds the master key
             env = {k: v for k, v in env.items() if not k.startswith("INTAKE_MASTER_KEY")}
+        if self.database_roles and self.database_url:
+            env = {**env, **self.role_env(name)}
         with open(log, "ab") as out:
             popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         process = Process(name, popen, log)
         self.processes = [p for p in self.processes if p.name != name] + [process]
         return process
+
+    def role_env(self, name: str) -> dict[str, str]:
+        """DATABASE_URL as the process's service role, and MIGRATION_DATABASE_URL for its service's first process."""
+        assert self.database_url
+        service = name.split("-")[0]
+        env = {"DATABASE_URL": make_url(self.database_url).set(username=service_role(service))
+               .render_as_string(hide_password=False)}
+        if name in MIGRATING:
+            env["MIGRATION_DATABASE_URL"] = self.database_url
+        return env
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

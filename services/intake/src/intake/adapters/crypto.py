@@ -126,6 +126,15 @@ class Vault:
         return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), case_id.encode())
 
     @staticmethod
+    def seal_note(case_key: bytes, case_id: str, consent_id: str, note: str) -> bytes:
+        """A consent's legal-basis note, bound to its case and consent."""
+        return _seal(case_key, note.encode(), f"{case_id}/{consent_id}".encode())
+
+    @staticmethod
+    def open_note(case_key: bytes, case_id: str, consent_id: str, sealed: bytes) -> str:
+        return _open(case_key, sealed, f"{case_id}/{consent_id}".encode()).decode()
+
+    @staticmethod
     def open_personal_data(case_key: bytes, case_id: str, sealed: bytes) -> tuple[Contact, str]:
         data = json.loads(_open(case_key, sealed, case_id.encode()))
         narrative = data.pop("narrative")

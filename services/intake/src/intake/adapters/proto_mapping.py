@@ -22,6 +22,7 @@ from intake.domain.model import (
     ConsentTerms,
     Contact,
     EraseReason,
+    LegalBasis,
     Need,
     NeedSpec,
     Place,
@@ -65,11 +66,23 @@ def _call_details(message: pb.CallDetails, prefix: str) -> CallDetails:
 
 
 def _terms(message: pb.Consent, prefix: str) -> ConsentTerms:
+    basis, note = _legal_basis(message)
     return ConsentTerms(
         given_by=from_pb(ConsentGiver, intake_types.ConsentGiver, message.given_by),
         data_categories=tuple(message.data_categories), recipient_sectors=tuple(message.recipient_sectors),
-        legal_basis=message.legal_basis, expires_at=from_timestamp(message, "expires_at", f"{prefix}expires_at"),
+        legal_basis=basis, legal_basis_note=note,
+        expires_at=from_timestamp(message, "expires_at", f"{prefix}expires_at"),
     )
+
+
+def _legal_basis(message: pb.Consent | pb.OverrideConsentRequest) -> tuple[LegalBasis | None, str]:
+    """The code and note; an older client's free text (the deprecated `legal_basis`) becomes OTHER with that
+    text as the note, so it is sealed like any note instead of kept in clear."""
+    basis = from_pb(LegalBasis, intake_types.LegalBasis, message.legal_basis_code)
+    legacy = message.legal_basis.strip()
+    if basis is None and legacy:
+        return LegalBasis.OTHER, legacy
+    return basis, message.legal_basis_note
 
 
 def _need(message: pb.Need, prefix: str) -> NeedSpec:
@@ -134,9 +147,10 @@ def withdraw_consent_command(request: pb.WithdrawConsentRequest, caller: Caller)
 
 
 def override_consent_command(request: pb.OverrideConsentRequest, caller: Caller) -> commands.OverrideConsent:
+    basis, note = _legal_basis(request)
     terms = ConsentTerms(
         given_by=ConsentGiver.SUPERVISOR_OVERRIDE, data_categories=tuple(request.data_categories),
-        recipient_sectors=tuple(request.recipient_sectors), legal_basis=request.legal_basis,
+        recipient_sectors=tuple(request.recipient_sectors), legal_basis=basis, legal_basis_note=note,
         expires_at=from_timestamp(request, "expires_at"),
     )
     return commands.OverrideConsent(caller, request.client_request_id, request.case_id, request.need_id, terms)
@@ -171,7 +185,9 @@ def _consent_record(need: Need, now: datetime) -> pb.ConsentRecord:
         return pb.ConsentRecord(status=status)
     return pb.ConsentRecord(
         consent_id=consent.consent_id, status=status,
-        given_by=to_pb(consent.given_by, intake_types.ConsentGiver), legal_basis=consent.legal_basis,
+        given_by=to_pb(consent.given_by, intake_types.ConsentGiver), legal_basis=str(consent.legal_basis or ""),
+        legal_basis_code=to_pb(consent.legal_basis, intake_types.LegalBasis),
+        has_legal_basis_note=consent.has_legal_basis_note,
         recipient_sectors=consent.recipient_sectors, data_categories=consent.data_categories,
         given_at=to_timestamp(consent.given_at), expires_at=to_timestamp(consent.expires_at),
         withdrawn_at=to_timestamp(consent.withdrawn_at),

@@ -12,6 +12,7 @@ from intake.adapters.tables import (
     case_keys,
     case_personal_data,
     cases,
+    consent_notes,
     consents,
     needs,
     referrals,
@@ -29,6 +30,7 @@ from intake.domain.model import (
     Consent,
     ConsentGiver,
     Contact,
+    LegalBasis,
     Need,
     Place,
     Survivor,
@@ -60,7 +62,7 @@ def _need_row(case_id: str, need: Need) -> dict[str, Any]:
 
 def _consent_row(case_id: str, consent: Consent) -> dict[str, Any]:
     return dict(consent_id=consent.consent_id, case_id=case_id, need_id=consent.need_id,
-                given_by=str(consent.given_by), legal_basis=consent.legal_basis,
+                given_by=str(consent.given_by), legal_basis=str(consent.legal_basis or ""),
                 recipient_sectors=list(consent.recipient_sectors), data_categories=list(consent.data_categories),
                 given_at=consent.given_at, expires_at=consent.expires_at, recorded_by=consent.recorded_by)
 
@@ -84,24 +86,58 @@ class CaseRepository:
             call_id=case.call_id or None, case_worker_id=case.case_worker_id, registered_at=case.registered_at,
             **self._mutable(case),
         ))
-        if case.needs:
-            self.conn.execute(insert(needs), [_need_row(case.case_id, need) for need in case.needs])
-        given = [_consent_row(case.case_id, need.consent) for need in case.needs if need.consent is not None]
-        if given:
-            self.conn.execute(insert(consents), given)
         key, key_id, wrapped = self.vault.new_case_key(case.case_id)
         self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
         self.conn.execute(insert(case_personal_data), dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
+        if case.needs:
+            self.conn.execute(insert(needs), [_need_row(case.case_id, need) for need in case.needs])
+        given = [need.consent for need in case.needs if need.consent is not None]
+        if given:
+            self.conn.execute(insert(consents), [_consent_row(case.case_id, consent) for consent in given])
+            self._seal_notes(case.case_id, given, key)
 
     def add_need(self, case_id: str, need: Need) -> None:
         self.conn.execute(insert(needs), _need_row(case_id, need))
         if need.consent is not None:
             self.conn.execute(insert(consents), _consent_row(case_id, need.consent))
+            self._seal_notes(case_id, [need.consent])
 
     def add_consent(self, case_id: str, consent: Consent) -> None:
         self.conn.execute(insert(consents), _consent_row(case_id, consent))
+        self._seal_notes(case_id, [consent])
         self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=True))
+
+    def _seal_notes(self, case_id: str, given: list[Consent], key: bytes | None = None) -> None:
+        """Each consent's legal-basis note, sealed under the case's key (never stored in clear)."""
+        noted = [c for c in given if c.legal_basis_note]
+        if not noted:
+            return
+        key = key or self._case_key(case_id)
+        self.conn.execute(insert(consent_notes), [
+            dict(consent_id=c.consent_id, case_id=case_id,
+                 sealed=self.vault.seal_note(key, case_id, c.consent_id, c.legal_basis_note)) for c in noted])
+
+    def _case_key(self, case_id: str) -> bytes:
+        wrapped = self.conn.execute(select(case_keys.c.wrapped_key, case_keys.c.key_id)
+                                    .where(case_keys.c.case_id == case_id)).one()
+        return self.vault.unwrap(case_id, *wrapped)
+
+    def seal_pending_notes(self) -> int:
+        """Seals the notes migration erasure_0006 converted from the old free text (intake-api, at start); a note
+        of a case erased since is deleted. Returns how many were sealed."""
+        pending = self.conn.execute(select(consent_notes.c.consent_id, consent_notes.c.case_id, consent_notes.c.pending)
+                                    .where(consent_notes.c.pending.is_not(None))).all()
+        sealed = 0
+        for consent_id, case_id, text in pending:
+            which = consent_notes.c.consent_id == consent_id
+            if not self.conn.execute(select(case_keys.c.case_id).where(case_keys.c.case_id == case_id)).first():
+                self.conn.execute(delete(consent_notes).where(which))
+                continue
+            note = self.vault.seal_note(self._case_key(case_id), case_id, consent_id, text)
+            self.conn.execute(update(consent_notes).where(which).values(sealed=note, pending=None))
+            sealed += 1
+        return sealed
 
     def withdraw(self, consent: Consent) -> None:
         self.conn.execute(update(consents).where(consents.c.consent_id == consent.consent_id).values(
@@ -148,8 +184,11 @@ class CaseRepository:
             return None
         return self.vault.open_personal_data(self.vault.unwrap(case_id, *wrapped), case_id, sealed)
 
-    def destroy_key(self, case_id: str) -> None:
-        self.conn.execute(delete(case_keys).where(case_keys.c.case_id == case_id))
+    def erase_personal_data(self, case_id: str) -> None:
+        """The case's key and everything sealed under it: its personal data and its consents' notes. (With the
+        key alone gone, a backup from before, restored with the master key, would read the ciphertext again.)"""
+        for table in (consent_notes, case_personal_data, case_keys):
+            self.conn.execute(delete(table).where(table.c.case_id == case_id))
 
     def key_counts(self) -> dict[str | None, int]:
         """How many case keys each master key wraps, by key id (None: wrapped before ids were recorded)."""
@@ -184,8 +223,9 @@ class CaseRepository:
 
     def _load(self, row: Any) -> Case:
         r = dict(row)
+        noted = select(consent_notes.c.consent_id).where(consent_notes.c.case_id == r["case_id"])
         consent_rows = self.conn.execute(
-            select(consents).where(consents.c.case_id == r["case_id"])
+            select(consents, consents.c.consent_id.in_(noted).label("noted")).where(consents.c.case_id == r["case_id"])
             .order_by(consents.c.given_at, consents.c.consent_id)).mappings()
         latest = {c["need_id"]: _consent(c) for c in consent_rows}  # the newest per need wins
         need_rows = self.conn.execute(
@@ -213,7 +253,8 @@ class CaseRepository:
 def _consent(c: Any) -> Consent:
     return Consent(
         consent_id=c["consent_id"], need_id=c["need_id"], given_by=ConsentGiver(c["given_by"]),
-        legal_basis=c["legal_basis"], recipient_sectors=tuple(c["recipient_sectors"]),
+        legal_basis=LegalBasis(c["legal_basis"]) if c["legal_basis"] else None, has_legal_basis_note=bool(c["noted"]),
+        recipient_sectors=tuple(c["recipient_sectors"]),
         data_categories=tuple(c["data_categories"]), given_at=_aware(c["given_at"]),  # type: ignore[arg-type]
         expires_at=_aware(c["expires_at"]), recorded_by=c["recorded_by"],  # type: ignore[arg-type]
         withdrawn_at=_aware(c["withdrawn_at"]), withdrawn_by=c["withdrawn_by"] or "",

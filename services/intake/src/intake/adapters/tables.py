@@ -59,7 +59,7 @@ needs = Table(
     Index("needs_case_service", "case_id", "service_type", unique=True),
 )
 
-# The case's own data key, wrapped by the master key. Deleting the row erases the case's personal data.
+# The case's own data key, wrapped by the master key. Erasure deletes it and everything it sealed.
 case_keys = Table(
     "case_keys", metadata,
     Column("case_id", String(36), primary_key=True),
@@ -69,7 +69,7 @@ case_keys = Table(
 )
 
 # Personal data, AES-256-GCM under the case's key: name, phone, address, safe-contact note and times, narrative.
-# The row outlives an erasure: without the key it is noise.
+# Erasure deletes the row with the key: a backup taken before, restored with the master key, would read it again.
 case_personal_data = Table(
     "case_personal_data", metadata,
     Column("case_id", String(36), primary_key=True),
@@ -147,4 +147,17 @@ referrals = Table(
     # Its provider accepted it at some point (it may have ended since).
     Column("accepted", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Revision erasure_0006's table. Since then a consent's `legal_basis` holds a code (LegalBasis), and its note, if
+# any, is here, sealed under the case's key and deleted with the case. `pending`: a note converted from the old
+# free text, in clear until intake-api (which holds the master key) seals it at start.
+metadata_erasure = MetaData()
+
+consent_notes = Table(
+    "consent_notes", metadata_erasure,
+    Column("consent_id", String(36), primary_key=True),
+    Column("case_id", String(36), nullable=False, index=True),
+    Column("sealed", LargeBinary, nullable=True),
+    Column("pending", String(300), nullable=True),
 )

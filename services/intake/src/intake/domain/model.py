@@ -32,7 +32,7 @@ RECIPIENT_SECTORS = ("police", "health", "legal_aid", "social_work", "womens_uni
 MAX_ID = 100
 MAX_CALL_SECONDS = 24 * 60 * 60
 CLOCK_SKEW = timedelta(minutes=5)
-LIMITS = {"name": 200, "address": 500, "safe_contact_note": 1000, "narrative": 20_000, "legal_basis": 300}
+LIMITS = {"name": 200, "address": 500, "safe_contact_note": 1000, "narrative": 20_000, "legal_basis_note": 1000}
 MAX_SAFE_TIMES = 20
 _PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{2,24}$")
 _HH_MM = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
@@ -83,6 +83,18 @@ class ConsentGiver(StrEnum):
     GUARDIAN = "guardian"
     CASE_WORKER = "case_worker"
     SUPERVISOR_OVERRIDE = "supervisor_override"
+
+
+class LegalBasis(StrEnum):
+    """What allows consenting in the survivor's place (intake.v1.LegalBasis): codes, never free text."""
+
+    CHILDREN_LAW_2016 = "children_law_2016"
+    DECREE_56_2017 = "decree_56_2017"
+    DOMESTIC_VIOLENCE_LAW_2022 = "domestic_violence_law_2022"
+    ANTI_TRAFFICKING_LAW_2024 = "anti_trafficking_law_2024"
+    VITAL_INTEREST_EMERGENCY = "vital_interest_emergency"
+    AUTHORITY_DECISION = "authority_decision"
+    OTHER = "other"  # the note says which
 
 
 class ConsentStatus(StrEnum):
@@ -173,7 +185,9 @@ class ConsentTerms:
     given_by: ConsentGiver | None
     data_categories: tuple[str, ...]
     recipient_sectors: tuple[str, ...] = ()
-    legal_basis: str = ""
+    legal_basis: LegalBasis | None = None
+    # Personal data (it may name the child's circumstances): sealed under the case's key, erased with it.
+    legal_basis_note: str = ""
     expires_at: datetime | None = None
 
 
@@ -182,7 +196,7 @@ class Consent:
     consent_id: str
     need_id: str
     given_by: ConsentGiver
-    legal_basis: str
+    legal_basis: LegalBasis | None
     recipient_sectors: tuple[str, ...]
     data_categories: tuple[str, ...]
     given_at: datetime
@@ -190,6 +204,9 @@ class Consent:
     recorded_by: str
     withdrawn_at: datetime | None = None
     withdrawn_by: str = ""
+    # The note as given, to be sealed when stored; a consent read back has only `has_legal_basis_note`.
+    legal_basis_note: str = ""
+    has_legal_basis_note: bool = False
 
     @property
     def override(self) -> bool:
@@ -421,10 +438,12 @@ def validate_consent(terms: ConsentTerms, survivor: Survivor, now: datetime, pre
     if given_by is ConsentGiver.SUPERVISOR_OVERRIDE and prefix:
         raise InvalidArgument(f"{prefix}given_by", "an override is made with OverrideConsent, by a supervisor")
     needs_basis = given_by in (ConsentGiver.CASE_WORKER, ConsentGiver.SUPERVISOR_OVERRIDE)
-    if needs_basis and not terms.legal_basis.strip():
-        raise InvalidArgument(f"{prefix}legal_basis", "is required: name the provision that allows it")
-    if len(terms.legal_basis) > LIMITS["legal_basis"]:
-        raise InvalidArgument(f"{prefix}legal_basis", f"at most {LIMITS['legal_basis']} characters")
+    if needs_basis and terms.legal_basis is None:
+        raise InvalidArgument(f"{prefix}legal_basis_code", "is required: the provision that allows it")
+    if terms.legal_basis is LegalBasis.OTHER and not terms.legal_basis_note.strip():
+        raise InvalidArgument(f"{prefix}legal_basis_note", "is required with LEGAL_BASIS_OTHER: name the provision")
+    if len(terms.legal_basis_note) > LIMITS["legal_basis_note"]:
+        raise InvalidArgument(f"{prefix}legal_basis_note", f"at most {LIMITS['legal_basis_note']} characters")
     if not terms.data_categories:
         raise InvalidArgument(f"{prefix}data_categories",
                               f"at least one of {', '.join(DATA_CATEGORIES)}: an empty consent allows nothing")
@@ -445,7 +464,8 @@ def _one_of(values: tuple[str, ...], allowed: tuple[str, ...], field: str) -> No
 def new_consent(consent_id: str, need_id: str, terms: ConsentTerms, recorded_by: str, now: datetime) -> Consent:
     assert terms.given_by is not None  # validate_consent ran
     return Consent(
-        consent_id=consent_id, need_id=need_id, given_by=terms.given_by, legal_basis=terms.legal_basis.strip(),
+        consent_id=consent_id, need_id=need_id, given_by=terms.given_by, legal_basis=terms.legal_basis,
+        legal_basis_note=terms.legal_basis_note.strip(), has_legal_basis_note=bool(terms.legal_basis_note.strip()),
         recipient_sectors=tuple(terms.recipient_sectors), data_categories=tuple(terms.data_categories),
         given_at=now, expires_at=terms.expires_at or now + DEFAULT_CONSENT_VALIDITY, recorded_by=recorded_by,
     )

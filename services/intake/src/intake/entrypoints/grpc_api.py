@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 import refnet_geo
 from intake.adapters import proto_mapping as mapping
-from intake.bootstrap import bootstrap
+from intake.adapters.repository import CaseRepository
+from intake.bootstrap import bootstrap, make_vault
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
@@ -101,7 +102,10 @@ class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
 
 def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock: Clock = system_clock
              ) -> Sequence[str]:
-    bus = bootstrap(settings, engine, clock=clock)
+    vault = make_vault(settings)
+    with engine.begin() as conn:  # notes converted by migration erasure_0006 are sealed before anything is served
+        CaseRepository(conn, vault).seal_pending_notes()
+    bus = bootstrap(settings, engine, vault=vault, clock=clock)
     refnet_geo.preload()  # no request pays for loading the map
     pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, clock), server)
     contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus), server)

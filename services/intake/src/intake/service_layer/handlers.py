@@ -308,7 +308,7 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory, clock: Clock) -> tuple[
 
 
 def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
-    """Crypto-shredding: the case's key is destroyed; its ciphertext stays, unreadable for good."""
+    """The case's key and everything sealed under it are deleted (not only the key: see erase_personal_data)."""
     authorize("EraseCase", cmd.caller)
     require_ids(cmd, "client_request_id", "case_id")
     if cmd.reason is None:
@@ -319,7 +319,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[
         case = _case(work, cmd.case_id, cmd.caller)
         if case.status is CaseStatus.ERASED:
             raise FailedPrecondition(f"case {case.case_id} was already erased")
-        work.cases.destroy_key(case.case_id)
+        work.cases.erase_personal_data(case.case_id)
         case.status, case.erased_at = CaseStatus.ERASED, now
         work.cases.update(case)
         work.audit.append(AuditEntry(actor=cmd.caller, action="erase_case", case_id=case.case_id, at=now,
@@ -369,7 +369,7 @@ def override_consent(cmd: commands.OverrideConsent, uow: UowFactory, clock: Cloc
         validate_consent(cmd.terms, case.survivor, now, "")
         consent = new_consent(new_event_id(), need.need_id, cmd.terms, cmd.caller.subject_id, now)
         work.audit.append(AuditEntry(actor=cmd.caller, action="consent_override", case_id=case.case_id, at=now,
-                                     need_id=need.need_id, detail=consent.legal_basis))
+                                     need_id=need.need_id, detail=str(consent.legal_basis or "")))
         return _record_consent(work, case, need, consent)
 
     consent_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "override_consent", cmd.case_id,

@@ -62,6 +62,7 @@ def _now() -> datetime:
 def _choices() -> dict[str, Any]:
     return {"channels": forms.CHANNELS, "topics": forms.TOPICS, "outcomes": forms.OUTCOMES,
             "case_types": forms.CASE_TYPES, "risks": forms.RISKS, "sexes": forms.SEXES, "givers": forms.GIVERS,
+            "legal_bases": forms.LEGAL_BASES,
             "weekdays": forms.WEEKDAYS, "services": forms.SERVICES, "listed": forms.listed,
             "checked": forms.checked}
 

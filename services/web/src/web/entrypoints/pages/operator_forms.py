@@ -28,6 +28,7 @@ CASE_TYPES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 RISKS = (1, 2, 3)
 SEXES = (1, 2, 3, 0)
 GIVERS = (2, 3)
+LEGAL_BASES = (1, 2, 3, 4, 5, 6, 7)  # intake.v1.LegalBasis; 7 (OTHER) needs the note
 WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)
 # Services by the slug the case form uses for them (checkbox values), in the order they are shown.
 SERVICES: dict[str, int] = {"police": 1, "medical": 2, "legal_aid": 3, "shelter": 4, "psychosocial": 5,
@@ -35,9 +36,9 @@ SERVICES: dict[str, int] = {"police": 1, "medical": 2, "legal_aid": 3, "shelter"
 SERVICE_SLUG = {number: slug for slug, number in SERVICES.items()}
 LIST_FIELDS = frozenset({"types", "needs", "consents", "safe_days"})
 CASE_FIELDS = frozenset({"place", "is_child", "age", "sex", "types", "risk", "danger", "needs", "consents",
-                         "consent_giver", "legal_basis", "contact_name", "phone", "phone_safe", "safe_days",
-                         "safe_start", "safe_end", "safe_note", "narrative", "client_request_id", "call_channel",
-                         "call_topic", "call_started"})
+                         "consent_giver", "legal_basis", "legal_basis_note", "contact_name", "phone", "phone_safe",
+                         "safe_days", "safe_start", "safe_end", "safe_note", "narrative", "client_request_id",
+                         "call_channel", "call_topic", "call_started"})
 CALL_FIELDS = frozenset({"channel", "topic", "outcome", "province", "anonymous", "client_request_id", "started"})
 PHONE = re.compile(r"^\+?[0-9][0-9 .()-]{2,24}$")  # intake's own rule
 HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -291,12 +292,15 @@ def case_request(values: Mapping[str, str], request_id: str, now: datetime) -> B
     if set(consents) - set(needs):
         errors["needs"] = problem("needs", "op.err.consent_without_need")
     giver = _int(values.get("consent_giver"))
-    legal_basis = str(values.get("legal_basis", "")).strip()
+    legal_basis = _int(values.get("legal_basis"))
+    legal_basis_note = str(values.get("legal_basis_note", "")).strip()
     if is_child and consents:
         if giver not in GIVERS:
             errors["consent_giver"] = problem("consent_giver", "op.err.consent_giver")
-        elif giver == intake_types.CONSENT_GIVER_CASE_WORKER and not legal_basis:
+        elif giver == intake_types.CONSENT_GIVER_CASE_WORKER and legal_basis not in LEGAL_BASES:
             errors["legal_basis"] = problem("legal_basis", "op.err.legal_basis")
+        elif legal_basis == intake_types.LEGAL_BASIS_OTHER and not legal_basis_note:
+            errors["legal_basis_note"] = problem("legal_basis_note", "op.err.legal_basis_note")
 
     phone = str(values.get("phone", "")).strip()
     if phone and not PHONE.match(phone):
@@ -325,8 +329,10 @@ def case_request(values: Mapping[str, str], request_id: str, now: datetime) -> B
         if slug not in consents:
             continue
         if is_child:
-            need.consent.CopyFrom(intake_pb.Consent(given_by=giver,
-                                                    legal_basis=legal_basis, data_categories=CHILD_DATA))
+            need.consent.CopyFrom(intake_pb.Consent(
+                given_by=giver, data_categories=CHILD_DATA,
+                legal_basis_code=legal_basis if giver == intake_types.CONSENT_GIVER_CASE_WORKER else 0,
+                legal_basis_note=legal_basis_note if giver == intake_types.CONSENT_GIVER_CASE_WORKER else ""))
         else:
             need.consented = True
     channel, topic = _int(values.get("call_channel")), _int(values.get("call_topic"))
@@ -373,7 +379,7 @@ _INDEXED = re.compile(r"\[\d+\]")
 
 def form_field(api_field: str | None) -> str | None:
     """The case or call form's field for a field an api named (`contact.phone` → `phone`,
-    `needs[1].consent.legal_basis` → `legal_basis`, `contact.safe_times[0].end` → `safe_end`)."""
+    `needs[1].consent.legal_basis_code` → `legal_basis`, `contact.safe_times[0].end` → `safe_end`)."""
     if not api_field:
         return None
     plain = _INDEXED.sub("", api_field)
@@ -383,7 +389,8 @@ def form_field(api_field: str | None) -> str | None:
         return {"start": "safe_start", "end": "safe_end", "weekdays": "safe_days"}.get(plain.rsplit(".", 1)[-1])
     if plain.startswith("needs."):
         last = plain.rsplit(".", 1)[-1]
-        return {"given_by": "consent_giver", "legal_basis": "legal_basis"}.get(last, "needs")
+        return {"given_by": "consent_giver", "legal_basis_code": "legal_basis", "legal_basis": "legal_basis",
+                "legal_basis_note": "legal_basis_note"}.get(last, "needs")
     if plain.startswith("call."):
         return plain.rsplit(".", 1)[-1]
     return None

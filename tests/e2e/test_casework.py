@@ -50,6 +50,9 @@ HA_TINH, HT_COMMUNE = "42", "18100"
 QUANG_NINH, BAI_CHAY = "22", "06673"
 EMERGENCY_WINDOW_S = 6
 INTAKE_EVENTS = TypeRegistry([events_pb2])
+# The Hà Tĩnh case's plan, and the provider each service goes to (demo/directory.json).
+PLANNED = {t.SERVICE_TYPE_SOCIAL_PROTECTION: "ht-spc", t.SERVICE_TYPE_WELFARE_ACCESS: "ht-welfare",
+           t.SERVICE_TYPE_MEDICAL: "ht-hospital", t.SERVICE_TYPE_SHELTER: "ht-shelter-trusted"}
 
 
 @pytest.fixture
@@ -99,7 +102,7 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
         # --- Hà Tĩnh: an older woman with a disability, from registration to closure --------------------------
         case = ht_intake.RegisterCase(intake_pb.RegisterCaseRequest(
             client_request_id=rid(), province_code=HA_TINH, commune_code=HT_COMMUNE,
-            case_types=[t.CASE_TYPE_COUNSELLING_REQUEST], risk_level=t.RISK_LEVEL_MEDIUM,
+            case_types=[t.CASE_TYPE_OLDER_PERSON, t.CASE_TYPE_DISABILITY], risk_level=t.RISK_LEVEL_MEDIUM,
             survivor=intake_pb.Survivor(is_child=False, age=72, sex=t.SEX_FEMALE),
             contact=intake_pb.Contact(name=f"Bà {canary}", phone="0912000111", phone_is_safe=True),
             case_worker_id="ht-worker-3"), timeout=10).case
@@ -109,16 +112,19 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
             needs=[t.SERVICE_TYPE_SOCIAL_PROTECTION, t.SERVICE_TYPE_MEDICAL],
             difficulties=[cw.FunctionalDifficulty(domain=cw.FUNCTIONAL_DOMAIN_WALKING, difficulty=cw.DIFFICULTY_A_LOT),
                           cw.FunctionalDifficulty(domain=cw.FUNCTIONAL_DOMAIN_SEEING, difficulty=cw.DIFFICULTY_SOME)],
-            accessibility_needs=["step_free"], summary=canary), timeout=10)
+            accessibility_needs=["ground_floor_bed"], summary=canary), timeout=10)
         assert assessed.created
         planned = ht_work.RecordCasePlan(cw.RecordCasePlanRequest(client_request_id=rid(), case_id=case_id, goals=[
-            cw.Goal(description=f"Trợ cấp xã hội hằng tháng — {canary}", services=[t.SERVICE_TYPE_SOCIAL_PROTECTION],
+            cw.Goal(description=f"Trợ cấp xã hội hằng tháng — {canary}",
+                    services=[t.SERVICE_TYPE_SOCIAL_PROTECTION, t.SERVICE_TYPE_WELFARE_ACCESS],
                     responsible_kind=it.RESPONSIBLE_KIND_AGENCY, responsible_id="ht-spc", due_at=at(30 * 86400)),
+            cw.Goal(description="Chăm sóc tạm thời khi con đi vắng", services=[t.SERVICE_TYPE_SHELTER],
+                    responsible_kind=it.RESPONSIBLE_KIND_PERSON, responsible_id="ht-worker-3", due_at=at(14 * 86400)),
             cw.Goal(description="Khám sức khỏe, phục hồi chức năng", services=[t.SERVICE_TYPE_MEDICAL],
                     responsible_kind=it.RESPONSIBLE_KIND_AGENCY, responsible_id="ht-hospital", due_at=at(7 * 86400)),
         ]), timeout=10)
         needs = {n.service_type: n.need_id for n in planned.case.needs}
-        assert set(needs) == {t.SERVICE_TYPE_SOCIAL_PROTECTION, t.SERVICE_TYPE_MEDICAL}
+        assert set(needs) == set(PLANNED)
         # The earliest goal is what is due next on her case.
         assert abs(planned.case.next_due_at.seconds - at(7 * 86400).seconds) < 60
         for need_id in needs.values():
@@ -130,10 +136,10 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
         def routed() -> dict[int, str] | None:
             found = referrals.ListReferrals(referral_pb.ListReferralsRequest(case_id=case_id), timeout=10).referrals
             by_service = {r.service_type: r.provider_id for r in found if r.provider_id}
-            return by_service if len(by_service) == 2 else None
+            return by_service if len(by_service) == len(PLANNED) else None
 
-        assert eventually(routed, "both planned services routed", timeout=60) == {
-            t.SERVICE_TYPE_SOCIAL_PROTECTION: "ht-spc", t.SERVICE_TYPE_MEDICAL: "ht-hospital"}
+        # Each to the Hà Tĩnh provider of the service; the shelter one offers what her assessment says she needs.
+        assert eventually(routed, "every planned service routed", timeout=60) == PLANNED
         ht_work.AddFollowUp(cw.AddFollowUpRequest(client_request_id=rid(), case_id=case_id,
                                                   kind=it.FOLLOW_UP_KIND_HOME_VISIT, note=canary), timeout=10)
         ht_work.ReviewCase(cw.ReviewCaseRequest(client_request_id=rid(), case_id=case_id,
@@ -143,7 +149,8 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
             reason=it.CLOSE_REASON_GOALS_MET), timeout=10).case
         assert (closed.status, closed.close_reason) == (it.CASE_STATUS_CLOSED, it.CLOSE_REASON_GOALS_MET)
         case_file = ht_work.GetCaseFile(cw.GetCaseFileRequest(case_id=case_id), timeout=10)
-        assert case_file.follow_ups[0].note == canary and case_file.assessments[0].accessibility_needs == ["step_free"]
+        assert case_file.follow_ups[0].note == canary
+        assert case_file.assessments[0].accessibility_needs == ["ground_floor_bed"]
 
         # --- a child at serious risk: the emergency-measures step, missed while intake-worker is down ----------
         network.stop_process("intake-worker")
@@ -211,7 +218,7 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
     for kind in ("CaseRegistered", "CaseAssessed", "NeedAdded", "CasePlanRecorded", "ConsentGiven",
                  "FollowUpRecorded", "CaseReviewed", "CaseClosed"):
         assert kind in kinds, f"no {kind} for the Hà Tĩnh case: {kinds}"
-    assert kinds.count("NeedAdded") == 2 and kinds.count("ConsentGiven") == 2
+    assert kinds.count("NeedAdded") == len(PLANNED) and kinds.count("ConsentGiven") == len(PLANNED)
 
     # --- the note's text on no topic, in no log, span or metric, nor in the database file ------------------------
     secret = canary.encode()

@@ -469,7 +469,8 @@ def _casework_message(event: object) -> Message | None:
             case_id=case.case_id, province_code=case.province_code, assessment_id=a.assessment_id,
             risk_level=to_pb(a.risk_level, types_pb2.RiskLevel), immediate_danger=a.immediate_danger,
             needs=[to_pb(n, types_pb2.ServiceType) for n in a.needs], assessed_by=a.assessed_by,
-            assessed_at=to_timestamp(a.assessed_at), case_worker_id=case.case_worker_id)
+            assessed_at=to_timestamp(a.assessed_at), case_worker_id=case.case_worker_id,
+            accessibility_needs=a.accessibility_needs)
     if isinstance(event, events.CasePlanRecorded):
         plan, case = event.plan, event.case
         return events_pb2.CasePlanRecorded(

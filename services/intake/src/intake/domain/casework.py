@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from intake.domain.model import MAX_ID, Case, CaseStatus, CaseStep, require_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
-from refnet_platform.vocabulary import RiskLevel, ServiceType
+from refnet_platform.vocabulary import ACCESSIBILITY_CODES, RiskLevel, ServiceType
 
 NOTE_LIMIT = 20_000
 GOAL_LIMIT = 2_000
@@ -84,9 +84,6 @@ class Difficulty(StrEnum):
     CANNOT_DO = "cannot_do"
 
 
-# Accessibility needs she can have, matched against shelters' accessibility codes by routing (referral).
-ACCESSIBILITY_CODES = ("step_free", "accessible_toilet", "wheelchair_space", "sign_language", "easy_read",
-                       "braille", "carer_allowed", "ground_floor_bed")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ a person's token, and a person's role on a certificate, get UNAUTHENTICATED ever
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,11 +19,14 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from intake.service_layer.authorization import TABLE as INTAKE
 from notifications.service_layer.authorization import TABLE as NOTIFICATIONS
 from referral.service_layer.authorization import TABLE as REFERRAL
 from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import casework_service_pb2 as cw_pb
+from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
@@ -46,10 +50,12 @@ pytestmark = pytest.mark.e2e
 QN, BAI_CHAY, HT, HT_COMMUNE = "22", "06673", "42", "18100"
 QN_SHELTER, HT_SHELTER = "qn-spc", "ht-trusted-tranphu"
 TABLES = {"intake": INTAKE, "referral": REFERRAL, "shelter": SHELTER, "notifications": NOTIFICATIONS}
-SERVICE_OF = {"IntakeService": "intake", "CaseContactService": "intake", "ReferralService": "referral",
+SERVICE_OF = {"IntakeService": "intake", "CaseContactService": "intake", "CaseWorkService": "intake",
+              "ReferralService": "referral",
               "EscalationService": "referral", "DirectoryService": "referral", "ShelterService": "shelter",
               "NotificationsService": "notifications"}
 STUBS = {"IntakeService": intake_grpc.IntakeServiceStub, "CaseContactService": contact_grpc.CaseContactServiceStub,
+         "CaseWorkService": cw_grpc.CaseWorkServiceStub,
          "ReferralService": referral_grpc.ReferralServiceStub, "EscalationService": referral_grpc.EscalationServiceStub,
          "DirectoryService": referral_grpc.DirectoryServiceStub, "ShelterService": shelter_grpc.ShelterServiceStub,
          "NotificationsService": notifications_grpc.NotificationsServiceStub}
@@ -281,6 +287,21 @@ class Cell:
     read: bool = True  # a read must answer OK in scope; a change may meet the domain's own refusal
 
 
+def _plan(case_id: str) -> Any:
+    due = Timestamp()
+    due.FromSeconds(int(time.time()) + 30 * 86400)
+    return cw_pb.RecordCasePlanRequest(client_request_id=rid(), case_id=case_id, goals=[cw_pb.Goal(
+        description="matrix goal", services=[t.SERVICE_TYPE_LEGAL_AID], responsible_kind=it.RESPONSIBLE_KIND_PERSON,
+        responsible_id="qn-worker-7", due_at=due)])
+
+
+def _review(case_id: str) -> Any:
+    due = Timestamp()
+    due.FromSeconds(int(time.time()) + 30 * 86400)
+    return cw_pb.ReviewCaseRequest(client_request_id=rid(), case_id=case_id, outcome=it.REVIEW_OUTCOME_CONTINUE_PLAN,
+                                   next_review_at=due)
+
+
 def _rank() -> Any:
     return referral_pb.RankProvidersRequest(province_code=QN, commune_code=BAI_CHAY,
                                             service_type=t.SERVICE_TYPE_MEDICAL, sex=t.SEX_FEMALE)
@@ -342,6 +363,30 @@ CELLS: dict[str, Cell] = {
             case_id=MADE_UP, referral_id=MADE_UP, recipient_id="qn-police-baichay",
             service_type=t.SERVICE_TYPE_POLICE_PROTECTION, purpose="provider_accepted_referral",
             recipient_sector="police")),
+    # intake: case work
+    "RecordAssessment": Cell(on_case(lambda c: cw_pb.RecordAssessmentRequest(
+        client_request_id=rid(), case_id=c.case_id, risk_level=t.RISK_LEVEL_MEDIUM)),
+        made_up=lambda: cw_pb.RecordAssessmentRequest(client_request_id=rid(), case_id=MADE_UP,
+                                                      risk_level=t.RISK_LEVEL_MEDIUM), read=False),
+    "RecordCasePlan": Cell(on_case(lambda c: _plan(c.case_id)), made_up=lambda: _plan(MADE_UP), read=False),
+    "AddFollowUp": Cell(on_case(lambda c: cw_pb.AddFollowUpRequest(
+        client_request_id=rid(), case_id=c.case_id, kind=it.FOLLOW_UP_KIND_PHONE_CALL, note="matrix note")),
+        made_up=lambda: cw_pb.AddFollowUpRequest(client_request_id=rid(), case_id=MADE_UP,
+                                                 kind=it.FOLLOW_UP_KIND_PHONE_CALL, note="matrix note"), read=False),
+    "ReviewCase": Cell(on_case(lambda c: _review(c.case_id)), made_up=lambda: _review(MADE_UP), read=False),
+    "ReassignCase": Cell(on_case(lambda c: cw_pb.ReassignCaseRequest(
+        client_request_id=rid(), case_id=c.case_id, case_worker_id="qn-operator", reason=it.REASSIGN_REASON_LEAVE)),
+        made_up=lambda: cw_pb.ReassignCaseRequest(client_request_id=rid(), case_id=MADE_UP,
+                                                  case_worker_id="qn-operator", reason=it.REASSIGN_REASON_LEAVE),
+        read=False),
+    "CompleteStep": Cell(on_case(lambda c: cw_pb.CompleteStepRequest(
+        client_request_id=rid(), case_id=c.case_id, step=it.CASE_STEP_CARRY_OUT)),
+        made_up=lambda: cw_pb.CompleteStepRequest(client_request_id=rid(), case_id=MADE_UP,
+                                                  step=it.CASE_STEP_CARRY_OUT), read=False),
+    "GetCaseFile": Cell(on_case(lambda c: cw_pb.GetCaseFileRequest(case_id=c.case_id)),
+                        made_up=lambda: cw_pb.GetCaseFileRequest(case_id=MADE_UP)),
+    "ListCases": Cell(fixed(lambda: cw_pb.ListCasesRequest(province_code=QN),
+                            _outside_province(lambda: cw_pb.ListCasesRequest(province_code=HT))), outside="empty"),
     # referral
     "ListReferrals": Cell(
         (lambda w, who: referral_pb.ListReferralsRequest() if who.role is Role.AGENCY
@@ -434,7 +479,7 @@ def _invoke(world: World, who: Who, service_name: str, method: str, request: Any
 
 
 def _listed(reply: Any) -> list[Any]:
-    for name in ("referrals", "escalations", "notices", "reservations"):
+    for name in ("referrals", "escalations", "notices", "reservations", "cases"):
         if hasattr(reply, name):
             return list(getattr(reply, name))
     raise AssertionError(f"no list in {type(reply).__name__}")

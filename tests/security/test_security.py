@@ -14,12 +14,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import casework_service_pb2 as cw_pb
+from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet.intake.v1 import types_pb2 as it
 from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
 from refnet.notifications.v1 import notifications_service_pb2_grpc as notifications_grpc
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
@@ -38,7 +42,9 @@ pytestmark = pytest.mark.e2e
 QUANG_NINH, BAI_CHAY = "22", "06673"
 TAG = uuid.uuid4().hex[:10]
 CANARY = {"name": f"Trần Thị Canary{TAG}", "phone": f"09{uuid.uuid4().int % 10**8:08d}",
-          "address": f"Số {TAG} ngõ Canary, Bãi Cháy", "narrative": f"canary-narrative-{TAG} chồng đánh"}
+          "address": f"Số {TAG} ngõ Canary, Bãi Cháy", "narrative": f"canary-narrative-{TAG} chồng đánh",
+          # What a case worker writes in case work: a follow-up note, an assessment's summary, a goal.
+          "follow_up_note": f"canary-note-{TAG} thăm nhà, chồng vẫn đe dọa"}
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +156,36 @@ def test_access_consent_and_the_canary(network: Network, kafka_broker: KafkaBrok
         eventually(lambda: notifications_grpc.NotificationsServiceStub(notices_ch).ListNotices(
             notifications_pb.ListNoticesRequest(recipient_id="qn-police-baichay", case_id=case.case_id)).notices,
             "a notice to the police")
+        # Case work: what the case worker writes is sealed; read back through the case file only.
+        work = cw_grpc.CaseWorkServiceStub(intake_ch)
+        note = CANARY["follow_up_note"]
+        work.RecordAssessment(cw_pb.RecordAssessmentRequest(
+            client_request_id=str(uuid.uuid4()), case_id=case.case_id, risk_level=t.RISK_LEVEL_MEDIUM, summary=note,
+            accessibility_needs=["easy_read"]), timeout=10)
+        review_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        work.RecordCasePlan(cw_pb.RecordCasePlanRequest(
+            client_request_id=str(uuid.uuid4()), case_id=case.case_id, goals=[cw_pb.Goal(
+                description=note, services=[t.SERVICE_TYPE_POLICE_PROTECTION],
+                responsible_kind=it.RESPONSIBLE_KIND_AGENCY, responsible_id="qn-police-baichay",
+                due_at=_timestamp(review_at))]), timeout=10)
+        work.AddFollowUp(cw_pb.AddFollowUpRequest(client_request_id=str(uuid.uuid4()), case_id=case.case_id,
+                                                  kind=it.FOLLOW_UP_KIND_HOME_VISIT, note=note), timeout=10)
+        work.ReviewCase(cw_pb.ReviewCaseRequest(client_request_id=str(uuid.uuid4()), case_id=case.case_id,
+                                                outcome=it.REVIEW_OUTCOME_CONTINUE_PLAN, note=note,
+                                                next_review_at=_timestamp(review_at)), timeout=10)
+        assert work.GetCaseFile(cw_pb.GetCaseFileRequest(case_id=case.case_id)).follow_ups[0].note == note
         # No referral was ever sent for the need without consent.
         time.sleep(1)
         assert not referral_grpc.ReferralServiceStub(legal_ch).ListReferrals(
             referral_pb.ListReferralsRequest(case_id=case.case_id)).referrals
     time.sleep(1.5)  # the span exporters' 200 ms batches, and the ops store
     _assert_canary_nowhere(network, kafka_broker, case.case_id)
+
+
+def _timestamp(when: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
 
 
 def _assert_canary_nowhere(network: Network, kafka_broker: KafkaBroker, case_id: str) -> None:

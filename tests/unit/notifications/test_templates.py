@@ -12,6 +12,7 @@ import pytest
 from notifications.domain.messages import (
     KNOWN_REASONS,
     KNOWN_SLAS,
+    KNOWN_STEPS,
     Addressee,
     BedOutcome,
     BedUpdate,
@@ -26,6 +27,7 @@ from notifications.domain.messages import (
     ReferralStatus,
     Role,
     StatusChange,
+    StepOverdue,
     Urgency,
     recipients_for,
 )
@@ -78,6 +80,8 @@ def events() -> list[Event]:
                   Urgency.EMERGENCY),
         BedUpdate("e9", BedOutcome.RELEASED, REFERRAL, CASE, "sh", "79", "checked_out", None, "cw"),
         EmergencyCase("e10", CASE, "79", "cw", 2),
+        StepOverdue("e11", CASE, "22", "emergency_measures", hold, "qn-worker-7", Urgency.EMERGENCY),
+        StepOverdue("e12", CASE, "22", "not-a-step", None, ""),
     ]
 
 
@@ -107,6 +111,21 @@ def test_every_code_has_a_label(language: Language) -> None:
     assert {str(s) for s in ReferralStatus} | {""} == set(labels.status)  # type: ignore[attr-defined]
     assert set(KNOWN_REASONS) | {""} == set(labels.reason)  # type: ignore[attr-defined]
     assert set(KNOWN_SLAS) == set(labels.sla)  # type: ignore[attr-defined]
+    assert set(KNOWN_STEPS) == set(labels.step)  # type: ignore[attr-defined]
+
+
+def test_a_missed_step_tells_the_case_worker_and_alerts_the_supervisor_with_the_step_named() -> None:
+    event = StepOverdue("e11", CASE, "22", "emergency_measures", datetime(2026, 1, 5, 1, 0, tzinfo=UTC), "qn-worker-7",
+                        Urgency.EMERGENCY)
+    worker, supervisor = recipients_for(event)
+    assert (worker.role, worker.recipient_id, worker.kind) == (Role.CASE_WORKER, "qn-worker-7",
+                                                                NoticeKind.CASE_STEP_OVERDUE)
+    assert (supervisor.role, supervisor.recipient_id, supervisor.kind) == (Role.SUPERVISOR, "22",
+                                                                            NoticeKind.CASE_STEP_ESCALATED)
+    vi = render(supervisor.kind, Language.VI, context_for(event, supervisor, LINKS))
+    assert "can thiệp khẩn cấp" in vi.text and "08:00 05/01/2026" in vi.text and "CS-BBBBCCCC" in vi.subject
+    en = render(worker.kind, Language.EN, context_for(event, worker, LINKS))
+    assert "emergency measures (within 12 hours)" in en.text and f"/cases/{CASE}" in en.text
 
 
 @pytest.mark.parametrize(("event", "addressee"), staff_pairs(), ids=lambda v: getattr(v, "kind", ""))

@@ -34,7 +34,7 @@ def test_the_demo_directory_covers_four_real_provinces_and_every_service() -> No
 def test_export_then_import_gives_back_the_same_directory(referral) -> None:
     entries = referral.handle(commands.ExportDirectory())
     document = hsds.to_hsds(entries)
-    assert document["total_items"] == len(entries) == 24 and document["contents"][0]["status"] == "active"
+    assert document["total_items"] == len(entries) == 33 and document["contents"][0]["status"] == "active"
     assert hsds.read(json.loads(json.dumps(document))) == [e.provider for e in entries]
 
 
@@ -86,7 +86,7 @@ def test_the_command_line_imports_and_exports(tmp_path: Path, monkeypatch: pytes
     out = tmp_path / "hsds.json"
     assert directory_cli.main(["export", str(out)]) == 0
     exported = json.loads(out.read_text(encoding="utf-8"))
-    assert exported["total_items"] == 24
+    assert exported["total_items"] == 33
     assert directory_cli.main(["import", str(out)]) == 0
     (tmp_path / "bad.json").write_text('{"contents": [{"id": "x"}]}')
     assert directory_cli.main(["import", str(tmp_path / "bad.json")]) == 2

@@ -94,3 +94,12 @@ def test_referral_events_by_province_emergencies_on_the_urgent_lane_bed_commands
         ("shelter.bed-commands.v1", "qn-spc"), ("shelter.bed-commands.v1", "qn-spc")]
     assert bed.message.target_group == t.TARGET_GROUP_WOMEN_WITH_CHILDREN and bed.message.emergency
     assert release.message.reason == "consent_withdrawn"
+
+
+def test_case_work_events_bring_accessibility_needs_and_a_new_case_worker() -> None:
+    assessed = intake_events.CaseAssessed(case_id="c1", province_code="42", accessibility_needs=["step_free", "lift"])
+    # An unknown code is dropped.
+    assert proto_mapping.command_for(assessed) == commands.NoteAccessibility("c1", frozenset({"step_free"}))
+    moved = intake_events.CaseReassigned(case_id="c1", province_code="42", to_case_worker_id="ht-worker-3")
+    assert proto_mapping.command_for(moved) == commands.ReassignCaseWorker("c1", "ht-worker-3")
+    assert proto_mapping.command_for(intake_events.FollowUpRecorded(case_id="c1", province_code="42")) is None

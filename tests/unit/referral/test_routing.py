@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from referral.domain.model import OpeningHours, Provider, Survivor, shelter_eligibility
@@ -154,3 +155,16 @@ def test_consent_limited_to_sectors_and_providers_already_tried() -> None:
 def test_the_same_inputs_always_give_the_same_order() -> None:
     providers = [police(f"qn-{n}", QN, HA_LONG) for n in "dcba"]
     assert ranked(providers, request()) == ["qn-a", "qn-b", "qn-c", "qn-d"]
+
+
+def test_a_shelter_must_offer_every_accessibility_need_of_hers() -> None:
+    step_free = replace(shelter("qn-spc", TargetGroup.WOMEN),
+                        accessibility=frozenset({"step_free", "accessible_toilet"}))
+    stairs = shelter("qn-stairs", TargetGroup.WOMEN)
+    wheelchair_user = replace(WOMAN, accessibility_needs=frozenset({"step_free", "accessible_toilet"}))
+    assert ranked([stairs, step_free], request(ServiceType.SHELTER, survivor=wheelchair_user)) == ["qn-spc"]
+    deaf = replace(WOMAN, accessibility_needs=frozenset({"sign_language"}))
+    assert ranked([stairs, step_free], request(ServiceType.SHELTER, survivor=deaf)) == []  # escalated: no provider
+    assert ranked([stairs, step_free], request(ServiceType.SHELTER)) == ["qn-spc", "qn-stairs"]
+    # Other services are not bed places: accessibility is for the case worker to arrange there.
+    assert ranked([police("qn-police")], request(survivor=deaf)) == ["qn-police"]

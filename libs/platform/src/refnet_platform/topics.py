@@ -52,6 +52,14 @@ CASE_EVENTS = (
     "refnet.intake.v1.CaseClosed",
     "refnet.intake.v1.CaseErased",
     "refnet.intake.v1.CallLogged",
+    # Case work (intake's CaseWorkService and its step timer): ids and codes only.
+    "refnet.intake.v1.CaseAssessed",
+    "refnet.intake.v1.CasePlanRecorded",
+    "refnet.intake.v1.FollowUpRecorded",
+    "refnet.intake.v1.CaseReviewed",
+    "refnet.intake.v1.CaseReassigned",
+    "refnet.intake.v1.CaseStepChanged",
+    "refnet.intake.v1.CaseStepOverdue",
 )
 REFERRAL_EVENTS = (
     "refnet.referral.v1.ReferralRequested",

@@ -20,6 +20,20 @@ class ServiceType(StrEnum):
     SHELTER = "shelter"
     PSYCHOSOCIAL = "psychosocial"
     SOCIAL_PROTECTION = "social_protection"
+    # The Social Work Centres' wider caseload.
+    WELFARE_ACCESS = "welfare_access"  # social assistance: disability, old-age and other allowances, care
+    MENTAL_HEALTH = "mental_health"  # suicide risk and mental health care
+    CIVIL_REGISTRATION = "civil_registration"  # identity papers, birth and residence registration
+    EDUCATION = "education"  # back to school, school support
+    VOCATIONAL_TRAINING = "vocational_training"  # and livelihood
+    FAMILY_TRACING = "family_tracing"  # reintegration and family tracing
+    PERPETRATOR_COUNSELLING = "perpetrator_counselling"
+
+
+# Accessibility: what a survivor needs (intake seals it with her assessment; only these codes travel, so routing can
+# match them) and what a shelter offers (the directory's "accessibility").
+ACCESSIBILITY_CODES = ("step_free", "accessible_toilet", "wheelchair_space", "sign_language", "easy_read",
+                       "braille", "carer_allowed", "ground_floor_bed")
 
 
 class RiskLevel(StrEnum):
@@ -38,6 +52,16 @@ class CaseType(StrEnum):
     ABANDONED_OR_WANDERING = "abandoned_or_wandering"
     CHILD_SPECIAL_CIRCUMSTANCES = "child_special_circumstances"
     COUNSELLING_REQUEST = "counselling_request"
+    # The Social Work Centres' wider caseload.
+    DISABILITY = "disability"
+    OLDER_PERSON = "older_person"
+    SOCIAL_ASSISTANCE = "social_assistance"  # access to welfare policies
+    SUICIDE_RISK_MENTAL_HEALTH = "suicide_risk_mental_health"
+    MISSING_CIVIL_DOCUMENTS = "missing_civil_documents"
+    SCHOOL_DROP_OUT = "school_drop_out"
+    LIVELIHOOD = "livelihood"  # vocational training and livelihood
+    REINTEGRATION = "reintegration"  # reintegration and family tracing
+    PERPETRATOR_COUNSELLING = "perpetrator_counselling"
 
 
 class Sex(StrEnum):

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from intake.adapters.crypto import Vault, load_master_key, load_previous_keys
 from intake.config import Settings
 from intake.domain import commands
-from intake.service_layer import contacts, handlers
+from intake.service_layer import casework, contacts, handlers
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
@@ -31,8 +31,20 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.EraseCase: handlers.erase_case,
     commands.GetCaseContact: contacts.get_case_contact,
     commands.RecordReferral: handlers.record_referral,
+    commands.RecordAssessment: casework.record_assessment,
+    commands.RecordCasePlan: casework.record_case_plan,
+    commands.AddFollowUp: casework.add_follow_up,
+    commands.ReviewCase: casework.review_case,
+    commands.ReassignCase: casework.reassign_case,
+    commands.CompleteStep: casework.complete_step,
+    commands.GetCaseFile: casework.get_case_file,
+    commands.ListCases: casework.list_cases,
+    commands.ExpireOverdueSteps: casework.expire_overdue_steps,
 }
-READS = frozenset({commands.GetCase})
+READS = frozenset({commands.GetCase, commands.ListCases})
+# Those that open or move a child's steps are given the deadlines too (the settings' StepPolicy).
+WITH_STEP_POLICY = frozenset({commands.RegisterCase, commands.UpdateRisk, commands.RecordAssessment,
+                              commands.RecordCasePlan, commands.ReviewCase})
 
 
 def make_vault(settings: Settings) -> Vault:
@@ -50,6 +62,13 @@ def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None,
     def uow() -> IntakeUnitOfWork:
         return IntakeUnitOfWork(engine, vault, schema)
 
-    return MessageBus({
-        command: partial(handler, uow=uow) if command in READS else partial(handler, uow=uow, clock=clock)
-        for command, handler in HANDLERS.items()})
+    policy = settings.step_policy()
+
+    def wired(command: type, handler: Callable[..., Any]) -> Callable[..., Any]:
+        if command in READS:
+            return partial(handler, uow=uow)
+        if command in WITH_STEP_POLICY:
+            return partial(handler, uow=uow, clock=clock, policy=policy)
+        return partial(handler, uow=uow, clock=clock)
+
+    return MessageBus({command: wired(command, handler) for command, handler in HANDLERS.items()})

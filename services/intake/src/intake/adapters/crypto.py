@@ -142,6 +142,17 @@ class Vault:
         times = tuple(SafeTime(tuple(t["weekdays"]), t["start"], t["end"]) for t in data.pop("safe_times", ()))
         return Contact(**data, safe_times=times), narrative
 
+    @staticmethod
+    def seal_record(case_key: bytes, case_id: str, record_id: str, data: dict[str, object]) -> bytes:
+        """Case work's personal data (a note, a goal, an assessment's details), bound to its case and row: a
+        ciphertext moved to another row or case does not open."""
+        return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), f"{case_id}/{record_id}".encode())
+
+    @staticmethod
+    def open_record(case_key: bytes, case_id: str, record_id: str, sealed: bytes) -> dict[str, object]:
+        data: dict[str, object] = json.loads(_open(case_key, sealed, f"{case_id}/{record_id}".encode()))
+        return data
+
 
 _NO_MASTER_KEY = "this process holds no master key: only intake-api reads or writes personal data"
 

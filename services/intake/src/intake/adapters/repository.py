@@ -26,7 +26,9 @@ from intake.domain.model import (
     CallTopic,
     Case,
     CaseStatus,
+    CaseStep,
     CloseOutcome,
+    CloseReason,
     Consent,
     ConsentGiver,
     Contact,
@@ -36,6 +38,9 @@ from intake.domain.model import (
     Survivor,
 )
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
+
+# A case with no deadline sorts last in the case list (cases.due_order).
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -83,7 +88,7 @@ class CaseRepository:
             sex=str(case.survivor.sex) if case.survivor.sex else None,
             reported_province_code=case.reported_in.province_code if case.reported_in else None,
             reported_commune_code=case.reported_in.commune_code if case.reported_in else None,
-            call_id=case.call_id or None, case_worker_id=case.case_worker_id, registered_at=case.registered_at,
+            call_id=case.call_id or None, registered_at=case.registered_at,
             **self._mutable(case),
         ))
         key, key_id, wrapped = self.vault.new_case_key(case.case_id)
@@ -218,7 +223,10 @@ class CaseRepository:
             "risk_level": str(case.risk_level), "immediate_danger": case.immediate_danger,
             "status": str(case.status), "child_protection_deadline": case.child_protection_deadline,
             "closed_at": case.closed_at, "close_outcome": str(case.close_outcome) if case.close_outcome else None,
-            "erased_at": case.erased_at,
+            "erased_at": case.erased_at, "case_worker_id": case.case_worker_id,
+            "close_reason": str(case.close_reason) if case.close_reason else None,
+            "current_step": str(case.current_step) if case.current_step else None,
+            "next_due_at": case.next_due_at, "due_order": case.next_due_at or NO_DEADLINE,
         }
 
     def _load(self, row: Any) -> Case:
@@ -247,6 +255,9 @@ class CaseRepository:
             child_protection_deadline=_aware(r["child_protection_deadline"]), closed_at=_aware(r["closed_at"]),
             close_outcome=CloseOutcome(r["close_outcome"]) if r["close_outcome"] else None,
             erased_at=_aware(r["erased_at"]),
+            close_reason=CloseReason(r["close_reason"]) if r["close_reason"] else None,
+            current_step=CaseStep(r["current_step"]) if r["current_step"] else None,
+            next_due_at=_aware(r["next_due_at"]),
         )
 
 

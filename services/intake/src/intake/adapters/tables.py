@@ -161,3 +161,100 @@ consent_notes = Table(
     Column("sealed", LargeBinary, nullable=True),
     Column("pending", String(300), nullable=True),
 )
+
+# Revision casework_0006's tables: case work after intake. Ids and codes in the clear (lists sort and filter on
+# them); whatever a case worker writes, and the survivor's difficulties and accessibility needs, sealed with the
+# case's key (`ciphertext`, AES-256-GCM bound to the case and the row): erasing the case's key erases them too.
+metadata_casework = MetaData()
+
+# Added to `cases` by casework_0006.
+CASE_COLUMNS_CASEWORK = ("close_reason", "current_step", "next_due_at", "due_order")
+cases.append_column(Column("close_reason", String(40), nullable=True))
+cases.append_column(Column("current_step", String(30), nullable=True))
+cases.append_column(Column("next_due_at", DateTime(timezone=True), nullable=True))
+# next_due_at, or far in the future when there is none: the case list's sort key (with case_id).
+cases.append_column(Column("due_order", DateTime(timezone=True), nullable=False, index=True))
+
+assessments = Table(
+    "assessments", metadata_casework,
+    Column("assessment_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("risk_level", String(20), nullable=False),
+    Column("immediate_danger", Boolean, nullable=False),
+    Column("needs", JSON, nullable=False),
+    Column("assessed_by", String(100), nullable=False),
+    Column("assessed_at", DateTime(timezone=True), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # difficulties, accessibility needs, summary
+)
+
+case_plans = Table(
+    "case_plans", metadata_casework,
+    Column("plan_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("review_due_at", DateTime(timezone=True), nullable=True),
+    Column("recorded_by", String(100), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("case_plans_case_version", "case_id", "version", unique=True),
+)
+
+plan_goals = Table(
+    "plan_goals", metadata_casework,
+    Column("goal_id", String(36), primary_key=True),
+    Column("plan_id", String(36), ForeignKey(case_plans.c.plan_id), nullable=False, index=True),
+    Column("case_id", String(36), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("services", JSON, nullable=False),
+    Column("responsible_kind", String(20), nullable=False),
+    Column("responsible_id", String(100), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # the description
+)
+
+follow_ups = Table(
+    "follow_ups", metadata_casework,
+    Column("follow_up_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(100), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # the note
+)
+
+case_reviews = Table(
+    "case_reviews", metadata_casework,
+    Column("review_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("outcome", String(30), nullable=False),
+    Column("next_review_at", DateTime(timezone=True), nullable=True),
+    Column("reviewed_by", String(100), nullable=False),
+    Column("reviewed_at", DateTime(timezone=True), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),  # the note
+)
+
+case_assignments = Table(
+    "case_assignments", metadata_casework,
+    Column("assignment_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), nullable=False, index=True),
+    Column("from_case_worker_id", String(100), nullable=False),
+    Column("to_case_worker_id", String(100), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("assigned_by", String(100), nullable=False),
+    Column("assigned_at", DateTime(timezone=True), nullable=False),
+)
+
+# A child's steps (Decree 56/2017), one row per step; the timer reads the open ones past due_at and not yet
+# escalated, so a restarted worker finds every missed deadline.
+case_steps = Table(
+    "case_steps", metadata_casework,
+    Column("case_id", String(36), ForeignKey(cases.c.case_id), primary_key=True),
+    Column("step", String(30), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
+    Index("case_steps_due", "status", "escalated_at", "due_at"),
+)

@@ -6,10 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from intake.domain.casework import (
+    AssessmentSpec,
+    CaseFilter,
+    FollowUpKind,
+    Goal,
+    ReassignReason,
+    ReviewOutcome,
+)
 from intake.domain.model import (
     CallDetails,
     CallOutcome,
+    CaseStep,
     CloseOutcome,
+    CloseReason,
     ConsentTerms,
     Contact,
     EraseReason,
@@ -106,6 +116,7 @@ class CloseCase:
     client_request_id: str
     case_id: str
     outcome: CloseOutcome | None
+    reason: CloseReason | None = None
 
 
 @dataclass(frozen=True)
@@ -139,3 +150,84 @@ class RecordReferral:
     referral_id: str
     status: str
     provider_id: str
+
+
+# Case work (CaseWorkService)
+
+
+@dataclass(frozen=True)
+class RecordAssessment:
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    assessment: AssessmentSpec
+
+
+@dataclass(frozen=True)
+class RecordCasePlan:
+    """goals: as asked for (goal_id empty: intake names them)."""
+
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    goals: list[Goal]
+    review_due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AddFollowUp:
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    kind: FollowUpKind | None
+    note: str
+    occurred_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReviewCase:
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    outcome: ReviewOutcome | None
+    note: str
+    next_review_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReassignCase:
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    case_worker_id: str
+    reason: ReassignReason | None
+
+
+@dataclass(frozen=True)
+class CompleteStep:
+    caller: Caller
+    client_request_id: str
+    case_id: str
+    step: CaseStep | None
+
+
+@dataclass(frozen=True)
+class GetCaseFile:
+    caller: Caller
+    case_id: str
+
+
+@dataclass(frozen=True)
+class ListCases:
+    caller: Caller
+    filter: CaseFilter
+    page_size: int
+    page_token: str
+
+
+@dataclass(frozen=True)
+class ExpireOverdueSteps:
+    """intake-worker's timer: every open step past its deadline is escalated, once."""
+
+    now: datetime | None = None
+    limit: int = 200

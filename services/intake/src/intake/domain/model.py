@@ -112,6 +112,29 @@ class CloseOutcome(StrEnum):
     DUPLICATE = "duplicate"
 
 
+class CloseReason(StrEnum):
+    GOALS_MET = "goals_met"
+    NO_LONGER_AT_RISK = "no_longer_at_risk"
+    MOVED_AWAY = "moved_away"
+    TRANSFERRED_TO_ANOTHER_PROVINCE = "transferred_to_another_province"
+    SURVIVOR_WITHDREW = "survivor_withdrew"
+    LOST_CONTACT = "lost_contact"
+    DECEASED = "deceased"
+    ENTERED_IN_ERROR = "entered_in_error"
+
+
+class CaseStep(StrEnum):
+    """Decree 56/2017/NĐ-CP, in order: receive and assess the report; emergency measures within 12 hours for a
+    child at serious risk; a support plan; carry it out; review; close."""
+
+    RECEIVE_AND_ASSESS = "receive_and_assess"
+    EMERGENCY_MEASURES = "emergency_measures"
+    SUPPORT_PLAN = "support_plan"
+    CARRY_OUT = "carry_out"
+    REVIEW = "review"
+    CLOSE = "close"
+
+
 class EraseReason(StrEnum):
     SURVIVOR_REQUEST = "survivor_request"
     RETENTION_EXPIRED = "retention_expired"
@@ -289,6 +312,10 @@ class Case:
     closed_at: datetime | None = None
     close_outcome: CloseOutcome | None = None
     erased_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    # Case work: the open step due first (a child's, Decree 56/2017) and the earliest open deadline.
+    current_step: CaseStep | None = None
+    next_due_at: datetime | None = None
 
     @property
     def emergency(self) -> bool:
@@ -300,13 +327,15 @@ class Case:
     def need_for(self, service_type: ServiceType) -> Need | None:
         return next((n for n in self.needs if n.service_type is service_type), None)
 
-    def triage(self, risk_level: RiskLevel, immediate_danger: bool, now: datetime) -> None:
-        """Sets the risk; a child at serious risk starts the 12-hour deadline, once."""
+    def triage(self, risk_level: RiskLevel, immediate_danger: bool, now: datetime,
+               window: timedelta = CHILD_PROTECTION_WINDOW) -> None:
+        """Sets the risk; a child at serious risk starts the 12-hour deadline, once (`window`: 12 hours unless
+        a test configures it shorter)."""
         self.risk_level = risk_level
         self.immediate_danger = immediate_danger
         serious = immediate_danger or risk_level is RiskLevel.HIGH
         if self.survivor.is_child and serious and self.child_protection_deadline is None:
-            self.child_protection_deadline = now + CHILD_PROTECTION_WINDOW
+            self.child_protection_deadline = now + window
 
     def require_open(self) -> None:
         if self.status is CaseStatus.ERASED:

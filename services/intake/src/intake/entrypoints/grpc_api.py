@@ -17,6 +17,8 @@ from intake.adapters.repository import CaseRepository
 from intake.bootstrap import bootstrap, make_vault
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
+from refnet.intake.v1 import casework_service_pb2 as cw
+from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.intake.v1 import intake_service_pb2 as pb
@@ -89,6 +91,63 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         return pb.EraseCaseResponse(case=self._case(case), created=created)
 
 
+class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
+    """Case work after intake: the same bus, the same caller, the same rules as IntakeService."""
+
+    def __init__(self, bus: MessageBus, clock: Clock = system_clock) -> None:
+        self.bus = bus
+        self.clock = clock
+
+    def _case(self, case: Any) -> pb.Case:
+        return mapping.case_to_pb(case, self.clock())
+
+    async def _handle(self, to_command: Callable[[Any, Caller], object], request: Any,
+                      context: grpc.aio.ServicerContext) -> Any:
+        return await asyncio.to_thread(self.bus.handle, to_command(request, caller_of(context)))
+
+    async def RecordAssessment(self, request: cw.RecordAssessmentRequest, context: grpc.aio.ServicerContext
+                               ) -> cw.RecordAssessmentResponse:
+        case, assessment_id, created = await self._handle(mapping.record_assessment_command, request, context)
+        return cw.RecordAssessmentResponse(case=self._case(case), assessment_id=assessment_id, created=created)
+
+    async def RecordCasePlan(self, request: cw.RecordCasePlanRequest, context: grpc.aio.ServicerContext
+                             ) -> cw.RecordCasePlanResponse:
+        case, plan_id, created = await self._handle(mapping.record_case_plan_command, request, context)
+        return cw.RecordCasePlanResponse(case=self._case(case), plan_id=plan_id, created=created)
+
+    async def AddFollowUp(self, request: cw.AddFollowUpRequest, context: grpc.aio.ServicerContext
+                          ) -> cw.AddFollowUpResponse:
+        case, follow_up_id, created = await self._handle(mapping.add_follow_up_command, request, context)
+        return cw.AddFollowUpResponse(case=self._case(case), follow_up_id=follow_up_id, created=created)
+
+    async def ReviewCase(self, request: cw.ReviewCaseRequest, context: grpc.aio.ServicerContext
+                         ) -> cw.ReviewCaseResponse:
+        case, review_id, created = await self._handle(mapping.review_case_command, request, context)
+        return cw.ReviewCaseResponse(case=self._case(case), review_id=review_id, created=created)
+
+    async def ReassignCase(self, request: cw.ReassignCaseRequest, context: grpc.aio.ServicerContext
+                           ) -> cw.ReassignCaseResponse:
+        case, created = await self._handle(mapping.reassign_case_command, request, context)
+        return cw.ReassignCaseResponse(case=self._case(case), created=created)
+
+    async def CompleteStep(self, request: cw.CompleteStepRequest, context: grpc.aio.ServicerContext
+                           ) -> cw.CompleteStepResponse:
+        case, created = await self._handle(mapping.complete_step_command, request, context)
+        return cw.CompleteStepResponse(case=self._case(case), created=created)
+
+    async def GetCaseFile(self, request: cw.GetCaseFileRequest, context: grpc.aio.ServicerContext
+                          ) -> cw.GetCaseFileResponse:
+        found = await self._handle(lambda r, caller: commands.GetCaseFile(caller, r.case_id), request, context)
+        return mapping.case_file_to_pb(found, self.clock())
+
+    async def ListCases(self, request: cw.ListCasesRequest, context: grpc.aio.ServicerContext
+                        ) -> cw.ListCasesResponse:
+        summaries, token = await self._handle(mapping.list_cases_command, request, context)
+        now = self.clock()
+        return cw.ListCasesResponse(cases=[mapping.case_summary_to_pb(c, now) for c in summaries],
+                                    next_page_token=token)
+
+
 class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
@@ -109,7 +168,9 @@ def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock:
     refnet_geo.preload()  # no request pays for loading the map
     pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, clock), server)
     contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus), server)
+    cw_grpc.add_CaseWorkServiceServicer_to_server(CaseWorkServicer(bus, clock), server)
     return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,
+            cw.DESCRIPTOR.services_by_name["CaseWorkService"].full_name,
             contact_pb.DESCRIPTOR.services_by_name["CaseContactService"].full_name]
 
 

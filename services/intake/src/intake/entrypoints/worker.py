@@ -6,6 +6,9 @@ from intake.adapters import proto_mapping
 from intake.adapters.crypto import NoMasterKey
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
+from intake.domain import commands
+from refnet_platform.bus import MessageBus
+from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
 from refnet_platform.topics import consumed_by
 
@@ -13,5 +16,12 @@ TOPICS = consumed_by("intake-worker")
 
 
 def main() -> None:
-    run_worker(Settings(), MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for,
-               partial(bootstrap, vault=NoMasterKey()))
+    settings = Settings()
+
+    def ticks(bus: MessageBus) -> tuple[Tick, ...]:
+        # A child's step deadlines live in intake's own rows (case_steps): a restarted worker finds every one missed.
+        return (Tick("case-step-deadlines", settings.step_check_interval_s,
+                     lambda: bus.handle(commands.ExpireOverdueSteps())),)
+
+    run_worker(settings, MIGRATIONS, TOPICS, proto_mapping.CONSUMED_TYPES, proto_mapping.command_for,
+               partial(bootstrap, vault=NoMasterKey()), ticks=ticks)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from intake.domain import commands, events
+from intake.domain.casework import StepPolicy
 from intake.domain.contact_reads import ACCEPTED, AuditEntry
 from intake.domain.model import (
     MAX_ID,
@@ -40,6 +41,7 @@ from intake.domain.model import (
     validate_survivor,
 )
 from intake.service_layer.authorization import authorize
+from intake.service_layer.steps import after_triage, end_steps, open_child_steps
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.caller import Caller
 from refnet_platform.clock import Clock
@@ -59,6 +61,7 @@ UowFactory = Callable[[], IntakeUnitOfWork]
 # A front end's clock may run a little ahead of ours; a call recorded later than this is refused.
 RECORDED_AT_SKEW = timedelta(minutes=5)
 
+DEFAULT_STEPS = StepPolicy()
 # A repeated request id whose record is outside the caller's provinces: nothing about it is told.
 USED_ELSEWHERE = REUSED
 
@@ -156,7 +159,8 @@ def log_call(cmd: commands.LogCall, uow: UowFactory, clock: Clock) -> tuple[Call
 # Cases
 
 
-def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
+def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock,
+                  policy: StepPolicy = DEFAULT_STEPS) -> tuple[Case, bool]:
     """Returns (case, created). A repeated client_request_id returns the first case."""
     authorize("RegisterCase", cmd.caller)
     require_ids(cmd, "client_request_id")
@@ -196,7 +200,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> 
             survivor=cmd.survivor, needs=[], risk_level=risk_level, immediate_danger=False,
             case_worker_id=case_worker_id, registered_at=now, reported_in=reported,
         )
-        case.triage(risk_level, cmd.immediate_danger, now)
+        case.triage(risk_level, cmd.immediate_danger, now, policy.emergency_measures)
         for spec, given in zip(cmd.needs, terms, strict=True):
             assert spec.service_type is not None
             need = Need(need_id=new_event_id(), service_type=spec.service_type)
@@ -214,6 +218,7 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock) -> 
         work.cases.add(case, cmd.contact, cmd.narrative)
         made.append(case)
         work.emit(events.CaseRegistered(case, now))
+        open_child_steps(work, case, policy, now, cmd.caller.subject_id)
         if call is not None:
             work.calls.add(call)
             work.emit(events.CallLogged(call))
@@ -265,7 +270,8 @@ def add_need(cmd: commands.AddNeed, uow: UowFactory, clock: Clock) -> tuple[Case
     return _load(uow, cmd.case_id, cmd.caller), need_id, created
 
 
-def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock) -> tuple[Case, bool]:
+def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock,
+                policy: StepPolicy = DEFAULT_STEPS) -> tuple[Case, bool]:
     authorize("UpdateRisk", cmd.caller)
     require_ids(cmd, "client_request_id", "case_id")
     if cmd.risk_level is None:
@@ -275,9 +281,10 @@ def update_risk(cmd: commands.UpdateRisk, uow: UowFactory, clock: Clock) -> tupl
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
-        case.triage(risk_level, cmd.immediate_danger, now)
+        case.triage(risk_level, cmd.immediate_danger, now, policy.emergency_measures)
         work.cases.update(case)
         work.emit(events.RiskUpdated(case))
+        after_triage(work, case, now, cmd.caller.subject_id)
         return case.case_id
 
     _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "update_risk", cmd.case_id, perform)
@@ -299,8 +306,10 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory, clock: Clock) -> tuple[
         case = _case(work, cmd.case_id, cmd.caller)
         case.require_open()
         case.status, case.closed_at, case.close_outcome = CaseStatus.CLOSED, now, outcome
+        case.close_reason = cmd.reason
         work.cases.update(case)
         work.emit(events.CaseClosed(case))
+        end_steps(work, case, now, cmd.caller.subject_id, closed=True)
         return case.case_id
 
     _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "close_case", cmd.case_id, perform)
@@ -325,6 +334,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, clock: Clock) -> tuple[
         work.audit.append(AuditEntry(actor=cmd.caller, action="erase_case", case_id=case.case_id, at=now,
                                      purpose=str(reason)))
         work.emit(events.CaseErased(case))
+        end_steps(work, case, now, cmd.caller.subject_id, closed=False)
         return case.case_id
 
     _, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "erase_case", cmd.case_id, perform)

@@ -16,6 +16,7 @@ from notifications.domain.messages import (
     NewReferral,
     ReferralStatus,
     StatusChange,
+    StepOverdue,
     Urgency,
 )
 from notifications.domain.notices import ContactRefused, Notice, SurvivorContact
@@ -24,6 +25,7 @@ from refnet.common.v1 import types_pb2
 from refnet.common.v1.envelope_pb2 import DeadLetter
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import events_pb2 as intake_events
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.notifications.v1 import events_pb2
 from refnet.notifications.v1 import notifications_service_pb2 as pb
 from refnet.referral.v1 import events_pb2 as referral_events
@@ -187,4 +189,11 @@ def _case_command(message: Message, event_id: str) -> object | None:
         return commands.WithdrawConsent(m.case_id, _service(m.service_type))
     if isinstance(message, intake_events.CaseErased):
         return commands.EraseCase(m.case_id)
+    if isinstance(message, intake_events.CaseStepOverdue):
+        step = intake_types.CaseStep.Name(m.step).removeprefix("CASE_STEP_").lower() if m.step else ""
+        return commands.Notify(StepOverdue(event_id, m.case_id, m.province_code, step, from_timestamp(m, "due_at"),
+                                           m.case_worker_id, Urgency.EMERGENCY if m.emergency else Urgency.HIGH))
+    if isinstance(message, intake_events.CaseReassigned):
+        # The new case worker is told what happens on the case from now on.
+        return commands.NoteCase(m.case_id, m.province_code, m.to_case_worker_id, frozenset())
     return None

@@ -96,6 +96,8 @@ class NoticeKind(StrEnum):
     REFERRAL_ESCALATED = "referral_escalated"  # supervisor
     SLA_BREACHED = "sla_breached"  # supervisor
     CASE_EMERGENCY = "case_emergency"  # supervisor: an emergency case was registered
+    CASE_STEP_OVERDUE = "case_step_overdue"  # case worker: a step of her case missed its deadline
+    CASE_STEP_ESCALATED = "case_step_escalated"  # supervisor: the same, escalated
     BED_RESERVED = "bed_reserved"  # case worker
     BED_REJECTED = "bed_rejected"  # case worker
     BED_RELEASED = "bed_released"  # case worker
@@ -210,11 +212,29 @@ class EmergencyCase:
     referral_count: int = 0
 
 
-Event = NewReferral | StatusChange | Escalation | BedUpdate | EmergencyCase
+# A child's case-management steps (intake's CaseStep names, Decree 56/2017); any other code renders as "other".
+KNOWN_STEPS = frozenset({"receive_and_assess", "emergency_measures", "support_plan", "carry_out", "review", "close",
+                         "other"})
+
+
+@dataclass(frozen=True)
+class StepOverdue:
+    """From intake.v1.CaseStepOverdue: a step of a case missed its deadline (step: a KNOWN_STEPS code)."""
+
+    event_id: str
+    case_id: str
+    province_code: str
+    step: str
+    due_at: datetime | None = None
+    case_worker_id: str = ""
+    urgency: Urgency = Urgency.HIGH
+
+
+Event = NewReferral | StatusChange | Escalation | BedUpdate | EmergencyCase | StepOverdue
 
 
 def event_referral_id(event: Event) -> str:
-    return "" if isinstance(event, EmergencyCase) else event.referral_id
+    return "" if isinstance(event, EmergencyCase | StepOverdue) else event.referral_id
 
 
 def event_urgency(event: Event) -> Urgency:
@@ -259,6 +279,7 @@ def recipients_for(event: Event, survivor: SurvivorConsent | None = None) -> tup
     - Escalation: the province's supervisor (an SLA breach, or no provider found).
     - BedUpdate: the case worker (supervisor fallback as above).
     - EmergencyCase: the province's supervisor.
+    - StepOverdue: the case worker (told her step is overdue) and the province's supervisor (escalated).
     """
     out: list[Addressee] = []
 
@@ -293,6 +314,10 @@ def recipients_for(event: Event, survivor: SurvivorConsent | None = None) -> tup
             BedOutcome.RELEASED: NoticeKind.BED_RELEASED,
         }[event.outcome]
         case_worker(kind, event.case_worker_id, event.province_code)
+    elif isinstance(event, StepOverdue):
+        if event.case_worker_id:
+            out.append(Addressee(Role.CASE_WORKER, event.case_worker_id, NoticeKind.CASE_STEP_OVERDUE))
+        out.append(Addressee(Role.SUPERVISOR, event.province_code, NoticeKind.CASE_STEP_ESCALATED))
     else:
         out.append(Addressee(Role.SUPERVISOR, event.province_code, NoticeKind.CASE_EMERGENCY))
 

@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 from notifications.domain.messages import (
     KNOWN_REASONS,
     KNOWN_SLAS,
+    KNOWN_STEPS,
     SILENT_REASONS,
     Addressee,
     BedUpdate,
@@ -30,6 +31,7 @@ from notifications.domain.messages import (
     NoticeKind,
     Role,
     StatusChange,
+    StepOverdue,
     Urgency,
     event_referral_id,
     event_service,
@@ -119,6 +121,11 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
         "urgency": str(event_urgency(event)),
         "province": _province(event.province_code),
     }
+    if isinstance(event, StepOverdue):
+        case_id = _uuid(event.case_id, "case_id")
+        ctx.update(case_ref=short_case_ref(case_id), step=_code(event.step, KNOWN_STEPS),
+                   deadline=_local_time(event.due_at, "due_at"), action_url=links.case(case_id))
+        return ctx
     if isinstance(event, EmergencyCase):
         case_id = _uuid(event.case_id, "case_id")
         ctx.update(
@@ -267,7 +274,7 @@ def notice_id(event_id: str, role: Role, recipient_id: str, channel: Channel | s
 
 _PAYLOAD_KEYS = (
     "ref", "referral_id", "case_ref", "service", "urgency", "province", "from_status", "to_status",
-    "reason", "sla", "deadline", "hold_until", "action_url", "partner_api",
+    "reason", "sla", "deadline", "hold_until", "action_url", "partner_api", "step",
 )
 
 

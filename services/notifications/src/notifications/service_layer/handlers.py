@@ -22,6 +22,7 @@ from notifications.domain.messages import (
     Language,
     NewReferral,
     Role,
+    StepOverdue,
     recipients_for,
 )
 from notifications.domain.notices import (
@@ -239,7 +240,7 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
 def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | None:
     """Fills in what an event lacks from what the worker remembers: bed events carry no case worker or
     urgency, and a status change may lack its service."""
-    if isinstance(event, EmergencyCase | NewReferral):
+    if isinstance(event, EmergencyCase | NewReferral | StepOverdue):
         return event
     referral = work.cases.referral(event.referral_id)
     case_id = event.case_id or (referral["case_id"] if referral else "")

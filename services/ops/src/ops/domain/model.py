@@ -15,6 +15,13 @@ SECTOR_OF: dict[ServiceType, str] = {
     ServiceType.SHELTER: "shelter",
     ServiceType.PSYCHOSOCIAL: "psychosocial",
     ServiceType.SOCIAL_PROTECTION: "social_protection",
+    ServiceType.WELFARE_ACCESS: "social_protection",
+    ServiceType.MENTAL_HEALTH: "health",
+    ServiceType.CIVIL_REGISTRATION: "civil_registration",
+    ServiceType.EDUCATION: "education",
+    ServiceType.VOCATIONAL_TRAINING: "livelihood",
+    ServiceType.FAMILY_TRACING: "social_protection",
+    ServiceType.PERPETRATOR_COUNSELLING: "psychosocial",
 }
 
 # Referral statuses, as referral's ReferralStatus names them (lower case).

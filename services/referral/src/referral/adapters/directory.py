@@ -153,7 +153,8 @@ def _provider_row(p: Provider) -> dict[str, Any]:
             "open_24_7": p.open_24_7, "shelter_id": p.shelter_id, "organization_id": p.organization_id,
             "organization_name": p.organization_name, "description": p.description, "age_group": str(p.age_group),
             "sexes": codes(map(str, p.sexes)), "target_groups": codes(map(str, p.target_groups)),
-            "beds_capacity": p.beds_capacity, "active": p.active}
+            "beds_capacity": p.beds_capacity, "active": p.active,
+            "accessibility": codes(sorted(p.accessibility))}
 
 
 def _provider(r: Any, areas: frozenset[str], hours: tuple[OpeningHours, ...]) -> Provider:
@@ -164,4 +165,5 @@ def _provider(r: Any, areas: frozenset[str], hours: tuple[OpeningHours, ...]) ->
         organization_name=r["organization_name"], description=r["description"], age_group=AgeGroup(r["age_group"]),
         sexes=frozenset(Sex(s) for s in split(r["sexes"])),
         target_groups=frozenset(TargetGroup(t) for t in split(r["target_groups"])),
-        service_areas=areas, opening_hours=hours, beds_capacity=r["beds_capacity"], active=r["active"])
+        service_areas=areas, opening_hours=hours, beds_capacity=r["beds_capacity"], active=r["active"],
+        accessibility=frozenset(split(r["accessibility"])))

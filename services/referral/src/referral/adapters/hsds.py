@@ -5,7 +5,7 @@ organization, phone (the public contact point), schedules, service areas, locati
 never an address) and, for shelters, a `capacities` entry in beds (HSDS 3.1 `service_capacity`).
 A shelter gets no location at all: where it is never leaves referral. refnet's own codes travel as
 HSDS attributes with these taxonomies: refnet_service_type, refnet_sector, refnet_target_group,
-refnet_sex, refnet_shelter (the shelter id) and vn_province_2025 (the provider's own province).
+refnet_sex, refnet_shelter (the shelter id), refnet_accessibility and vn_province_2025 (the provider's own province).
 
 Import takes that same shape, or the compact `providers` list of demo/directory.json.
 """
@@ -22,7 +22,7 @@ import refnet_geo as geo
 from referral.domain.model import AgeGroup, DirectoryEntry, OpeningHours, Provider, shelter_eligibility
 from refnet_platform.clock import system_clock
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.vocabulary import ServiceType, Sex, TargetGroup
+from refnet_platform.vocabulary import ACCESSIBILITY_CODES, ServiceType, Sex, TargetGroup
 
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 ALL_WEEK = frozenset(range(1, 8))
@@ -33,6 +33,7 @@ ADULT_AGE = 18
 
 T_SERVICE, T_SECTOR, T_TARGET, T_SEX, T_SHELTER, T_PROVINCE = (
     "refnet_service_type", "refnet_sector", "refnet_target_group", "refnet_sex", "refnet_shelter", "vn_province_2025")
+T_ACCESS = "refnet_accessibility"
 
 
 def load_file(path: Path) -> list[Provider]:
@@ -79,7 +80,8 @@ def _from_compact(p: Mapping[str, Any], where: str) -> Provider:
             age_group=age, sexes=sexes, target_groups=groups, service_areas=frozenset(p.get("service_areas", ())),
             opening_hours=tuple(OpeningHours.parse(h["weekdays"], h["opens_at"], h["closes_at"])
                                 for h in p.get("opening_hours", ())),
-            beds_capacity=shelter.get("capacity"), active=bool(p.get("active", True))), where)
+            beds_capacity=shelter.get("capacity"), active=bool(p.get("active", True)),
+            accessibility=frozenset(p.get("accessibility", ()))), where)
     except KeyError as exc:
         raise InvalidArgument(f"{where}.{exc.args[0]}", "required") from None
     except ValueError as exc:
@@ -94,6 +96,10 @@ def _checked(provider: Provider, where: str) -> Provider:
             (geo.resolve_province if len(code) <= 2 else geo.resolve_commune)(code)
     except geo.GeoError as exc:
         raise InvalidArgument(f"{where}.{exc.field}", exc.problem) from None
+    for code in sorted(provider.accessibility):
+        if code not in ACCESSIBILITY_CODES:
+            raise InvalidArgument(f"{where}.accessibility",
+                                  f"{code!r}: must be one of {', '.join(ACCESSIBILITY_CODES)}")
     if provider.is_shelter and provider.beds_capacity is not None and provider.beds_capacity < 0:
         raise InvalidArgument(f"{where}.capacity", "must not be negative")
     return provider
@@ -164,7 +170,7 @@ def _from_hsds(s: Mapping[str, Any], where: str) -> Provider:
             target_groups=frozenset(TargetGroup(x) for x in terms.get(T_TARGET, ())),
             service_areas=areas - {province}, opening_hours=hours,
             beds_capacity=int(beds[0].get("maximum", beds[0]["available"])) if beds else None,
-            active=s.get("status", "active") == "active")
+            active=s.get("status", "active") == "active", accessibility=frozenset(terms.get(T_ACCESS, ())))
     except geo.GeoError as exc:
         raise InvalidArgument(f"{where}.{exc.field}", exc.problem) from None
     except (KeyError, ValueError, TypeError) as exc:
@@ -202,7 +208,8 @@ def to_service(entry: DirectoryEntry, now: datetime) -> dict[str, Any]:
     attributes = [_term(T_SERVICE, str(p.service_type), sid), _term(T_SECTOR, p.sector, sid),
                   _term(T_PROVINCE, p.province_code, sid),
                   *(_term(T_TARGET, str(t), sid) for t in sorted(p.target_groups)),
-                  *(_term(T_SEX, str(x), sid) for x in sorted(p.sexes))]
+                  *(_term(T_SEX, str(x), sid) for x in sorted(p.sexes)),
+                  *(_term(T_ACCESS, code, sid) for code in sorted(p.accessibility))]
     service: dict[str, Any] = {
         "id": sid, "name": p.name, "description": p.description,
         "status": "active" if p.active else "inactive",

@@ -29,6 +29,7 @@ from refnet_platform.errors import InvalidArgument
 from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.topics import urgent_lane
 from refnet_platform.vocabulary import (
+    ACCESSIBILITY_CODES,
     BedRejectionReason,
     DeclineReason,
     FailureReason,
@@ -269,6 +270,11 @@ def command_for(message: object) -> object | None:
         return commands.CloseCase(message.case_id)
     if isinstance(message, intake_events.CaseErased):
         return commands.EraseCase(message.case_id)
+    if isinstance(message, intake_events.CaseAssessed):
+        return commands.NoteAccessibility(message.case_id, frozenset(
+            code for code in message.accessibility_needs if code in ACCESSIBILITY_CODES))
+    if isinstance(message, intake_events.CaseReassigned):
+        return commands.ReassignCaseWorker(message.case_id, message.to_case_worker_id)
     return _bed_command_for(message)
 
 

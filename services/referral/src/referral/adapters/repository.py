@@ -148,7 +148,8 @@ class CaseRepository:
             return None
         self._stored_cases.add(case_id)
         return Case(case_id=row["case_id"], province_code=row["province_code"], commune_code=row["commune_code"],
-                    survivor=Survivor(row["is_child"], Sex(row["sex"]) if row["sex"] else None),
+                    survivor=Survivor(row["is_child"], Sex(row["sex"]) if row["sex"] else None,
+                                      frozenset(c for c in row["accessibility_needs"].split(",") if c)),
                     risk_level=RiskLevel(row["risk_level"]), emergency=row["emergency"],
                     case_worker_id=row["case_worker_id"], child_deadline=utc(row["child_deadline"]),
                     state=CaseState(row["state"]))
@@ -158,7 +159,8 @@ class CaseRepository:
                   "is_child": case.survivor.is_child, "sex": str(case.survivor.sex or ""),
                   "risk_level": str(case.risk_level), "emergency": case.emergency,
                   "case_worker_id": case.case_worker_id, "child_deadline": case.child_deadline,
-                  "state": str(case.state)}
+                  "state": str(case.state),
+                  "accessibility_needs": ",".join(sorted(case.survivor.accessibility_needs))}
         if case.case_id in self._stored_cases:
             self.conn.execute(_UPDATE_CASE, {"_case_id": case.case_id, **values})
         else:

@@ -42,6 +42,8 @@ providers = Table(
     Column("target_groups", String(100), nullable=False, server_default=""),
     Column("beds_capacity", Integer, nullable=True),
     Column("active", Boolean, nullable=False, server_default=true()),
+    # Comma-separated accessibility codes it offers (casework_0007).
+    Column("accessibility", String(300), nullable=False, server_default=""),
 )
 
 service_areas = Table(
@@ -94,6 +96,8 @@ cases = Table(
     Column("case_worker_id", String(100), nullable=False),
     Column("child_deadline", DateTime(timezone=True), nullable=True),
     Column("state", String(10), nullable=False),
+    # Comma-separated accessibility codes she needs, from intake's CaseAssessed (casework_0007).
+    Column("accessibility_needs", String(300), nullable=False, server_default=""),
 )
 
 # Each need's consent, so a withdrawal stops routing for that need (and only that need).

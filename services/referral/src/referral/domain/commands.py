@@ -102,6 +102,22 @@ class EraseCase:
     case_id: str
 
 
+@dataclass(frozen=True)
+class NoteAccessibility:
+    """intake's CaseAssessed: the accessibility codes she needs, for routing her next needs."""
+
+    case_id: str
+    accessibility_needs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ReassignCaseWorker:
+    """intake's CaseReassigned: notices about the case's referrals go to the new case worker."""
+
+    case_id: str
+    case_worker_id: str
+
+
 # --- from shelter's bed events -----------------------------------------------------------------
 # Beds are counted per pool (shelter, target group). A bed event without its pool leaves the counts alone
 # (the CapacityChanged that follows every change has them); the referral still moves.

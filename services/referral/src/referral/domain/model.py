@@ -131,6 +131,8 @@ class Survivor:
 
     is_child: bool = False
     sex: Sex | None = None
+    # Accessibility codes she needs (from intake's assessment): a shelter must offer them all.
+    accessibility_needs: frozenset[str] = frozenset()
 
     @property
     def target_group(self) -> TargetGroup | None:
@@ -220,12 +222,16 @@ class Provider:
     # Shelters: the beds the directory lists (live figures come from shelter's events).
     beds_capacity: int | None = None
     active: bool = True
+    # Accessibility codes it offers (vocabulary.ACCESSIBILITY_CODES), e.g. step_free, accessible_toilet.
+    accessibility: frozenset[str] = frozenset()
 
     @property
     def is_shelter(self) -> bool:
         return bool(self.shelter_id)
 
     def eligible(self, survivor: Survivor) -> bool:
+        if self.is_shelter and not survivor.accessibility_needs <= self.accessibility:
+            return False  # a bed she cannot reach or use is no bed for her
         if self.age_group is AgeGroup.ADULT and survivor.is_child:
             return False
         if self.age_group is AgeGroup.CHILD and not survivor.is_child:

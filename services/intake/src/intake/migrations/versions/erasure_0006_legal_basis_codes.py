@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "erasure_0006"
-down_revision = "0005"
+down_revision = "lease_relay"
 
 APPEND_ONLY = "audit_log is append-only"  # as 0002 made the triggers
 

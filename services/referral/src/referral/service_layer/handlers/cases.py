@@ -4,6 +4,7 @@ and what has not started is cancelled when consent goes or the case closes."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from referral.domain import commands
@@ -25,8 +26,10 @@ def _emergency_first(needs: Iterable[commands.NeedToRoute], emergency: bool) -> 
 
 
 def _case_from(cmd: commands.RouteCase | commands.AddNeed, known: Case | None) -> Case:
+    # Her accessibility needs come from intake's assessment (CaseAssessed), not from this event: kept.
+    survivor = replace(cmd.survivor, accessibility_needs=known.survivor.accessibility_needs) if known else cmd.survivor
     case = Case(case_id=cmd.case_id, province_code=cmd.province_code, commune_code=cmd.commune_code,
-                survivor=cmd.survivor, risk_level=cmd.risk_level, emergency=cmd.emergency,
+                survivor=survivor, risk_level=cmd.risk_level, emergency=cmd.emergency,
                 case_worker_id=cmd.case_worker_id)
     deadlines = [d for d in (known.child_deadline if known else None,
                              cmd.child_deadline if isinstance(cmd, commands.RouteCase) else None) if d]
@@ -148,6 +151,25 @@ def close_case(cmd: commands.CloseCase, uow: UowFactory, policy: Policy) -> None
             case.state = CaseState.CLOSED
             work.cases.save(case)
             _cancel(work, work.referrals.for_case(cmd.case_id), NOT_STARTED, ReferralReason.CASE_CLOSED, now)
+        work.commit()
+
+
+def note_accessibility(cmd: commands.NoteAccessibility, uow: UowFactory, policy: Policy) -> None:
+    """What she needs to reach and use a shelter: routing matches it from her next need on."""
+    with uow() as work:
+        case = work.cases.get(cmd.case_id, for_update=True)
+        if case is not None and case.state is CaseState.OPEN:
+            case.survivor = replace(case.survivor, accessibility_needs=cmd.accessibility_needs)
+            work.cases.save(case)
+        work.commit()
+
+
+def reassign_case_worker(cmd: commands.ReassignCaseWorker, uow: UowFactory, policy: Policy) -> None:
+    with uow() as work:
+        case = work.cases.get(cmd.case_id, for_update=True)
+        if case is not None and case.state is CaseState.OPEN and cmd.case_worker_id:
+            case.case_worker_id = cmd.case_worker_id
+            work.cases.save(case)
         work.commit()
 
 

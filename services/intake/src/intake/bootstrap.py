@@ -31,6 +31,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.EraseCase: handlers.erase_case,
     commands.GetCaseContact: contacts.get_case_contact,
     commands.RecordReferral: handlers.record_referral,
+    commands.ImportHistory: handlers.import_history,
 }
 READS = frozenset({commands.GetCase})
 

@@ -47,6 +47,7 @@ class RegisterCase:
     contact: Contact
     narrative: str
     call: CallDetails | None = None
+    reporting_consent: bool = True
 
 
 @dataclass(frozen=True)
@@ -139,3 +140,37 @@ class RecordReferral:
     referral_id: str
     status: str
     provider_id: str
+
+
+@dataclass(frozen=True)
+class ImportedCase:
+    """One past case from a hotline's own records: codes and original dates, no personal data."""
+
+    idempotency_key: str
+    occurred_in: Place
+    reported_in: Place | None
+    national_line: bool
+    case_types: list[CaseType]
+    survivor: Survivor
+    risk_level: RiskLevel | None
+    immediate_danger: bool
+    registered_at: datetime | None
+    closed_at: datetime | None
+    close_outcome: CloseOutcome | None
+    reporting_consent: bool = True
+
+
+@dataclass(frozen=True)
+class ImportedCall:
+    idempotency_key: str
+    place: Place
+    details: CallDetails
+    outcome: CallOutcome | None
+    case_key: str = ""
+
+
+@dataclass(frozen=True)
+class ImportHistory:
+    caller: Caller
+    cases: list[ImportedCase]
+    calls: list[ImportedCall]

@@ -88,6 +88,12 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         return pb.EraseCaseResponse(case=self._case(case), created=created)
 
 
+    async def ImportHistory(self, request: pb.ImportHistoryRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.ImportHistoryResponse:
+        result = await self._handle(mapping.import_history_command, request, context)
+        return mapping.import_history_response(result)
+
+
 class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus

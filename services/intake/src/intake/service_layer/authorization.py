@@ -52,6 +52,10 @@ RULES: tuple[Rule[Scope], ...] = (
     Rule("IntakeService", "CloseCase", _CASE_WORK),
     Rule("IntakeService", "OverrideConsent", _SUPERVISOR, "audited"),
     Rule("IntakeService", "EraseCase", _SUPERVISOR, "audited"),
+    Rule("IntakeService", "ImportHistory", _SUPERVISOR,
+         "past records of the caller's own line: a provincial line's province (`reported_in.province_code`, else "
+         "`province_code`) must be the caller's; a national-line case or a call, its `province_code`; else "
+         "`PERMISSION_DENIED` naming the row's field"),
     Rule("CaseContactService", "GetCaseContact", {Role.SERVICE: Scope.PURPOSE},
          "every read and every refusal of an existing case is audited"),
 )

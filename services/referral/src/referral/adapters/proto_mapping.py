@@ -239,6 +239,8 @@ def _needs(refs: Any) -> list[commands.NeedToRoute]:
 
 
 def command_for(message: object) -> object | None:
+    if isinstance(message, intake_events.CaseRegistered | intake_events.CaseClosed) and message.imported:
+        return None  # a record from before refnet (ImportHistory): counted in reports, never routed
     if isinstance(message, intake_events.CaseRegistered):
         return commands.RouteCase(
             case_id=message.case_id, province_code=message.province_code, commune_code=message.commune_code,

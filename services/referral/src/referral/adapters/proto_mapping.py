@@ -180,7 +180,7 @@ def event_to_record(event: object) -> OutgoingEvent:
             case_worker_id=r.case_worker_id, accept_by=to_timestamp(r.accept_by),
             start_by=to_timestamp(r.start_by),
             attempt=r.attempt, previous_referral_id=r.previous_referral_id,
-            provider_province_code=r.provider_province_code), r)
+            provider_province_code=r.provider_province_code, provider_sector=event.provider_sector), r)
     if isinstance(event, events.ReferralStatusChanged):
         r = event.referral
         return _referral_record(events_pb2.ReferralStatusChanged(

@@ -94,3 +94,14 @@ def test_referral_events_by_province_emergencies_on_the_urgent_lane_bed_commands
         ("shelter.bed-commands.v1", "qn-spc"), ("shelter.bed-commands.v1", "qn-spc")]
     assert bed.message.target_group == t.TARGET_GROUP_WOMEN_WITH_CHILDREN and bed.message.emergency
     assert release.message.reason == "consent_withdrawn"
+
+
+def test_an_imported_case_is_never_routed_nor_closed_again() -> None:
+    # A record from before refnet (intake's ImportHistory): reports count it, referral does nothing with it.
+    need = intake_events.NeedRef(need_id="n1", service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True)
+    past = intake_events.CaseRegistered(case_id="c1", province_code="22", needs=[need], imported=True,
+                                        emergency=True)
+    assert proto_mapping.command_for(past) is None
+    assert proto_mapping.command_for(intake_events.CaseClosed(case_id="c1", imported=True)) is None
+    past.imported = False
+    assert isinstance(proto_mapping.command_for(past), commands.RouteCase)

@@ -391,7 +391,11 @@ class Console:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(jsonable({
             "report": {"by": report.scope.by, "province_code": report.province_code, "period": report.period,
-                       "scope": scope_words(report, self.names), "excluded_cases": report.excluded_cases},
+                       "scope": scope_words(report, self.names), "excluded_cases": report.excluded_cases,
+                       "calls": report.calls, "cases": report.cases,
+                       "emergency_interventions": report.emergency_interventions,
+                       "children_under_case_management": report.children_under_case_management,
+                       "people_sheltered": report.people_sheltered},
             "rows": report.rows()}))
 
     def api_report_ids(self, request: Request) -> Response:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
-from ops.domain.history import header_key
+from ops.domain.history import COLUMNS, EXAMPLES, header_key
 
 Row = tuple[str, dict[str, object]]
 
@@ -68,3 +68,31 @@ def read_rows(path: Path) -> list[Row]:
             book.close()
         return rows
     raise HistoryFileError(f"{path.name}: give a .csv or .xlsx file")
+
+
+def write_template(path: Path) -> None:
+    """An empty log to fill in: Vietnamese headers (English ones are read too), two example rows to replace; an
+    XLSX also gets a sheet explaining every column."""
+    headers = [vi for _, vi, _ in COLUMNS]
+    examples = [[example.get(key, "") for key, _, _ in COLUMNS] for example in EXAMPLES]
+    if path.suffix.lower() == ".csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(headers)
+            writer.writerows(examples)
+        return
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Nhật ký"
+    sheet.append(headers)
+    for row in examples:
+        sheet.append(row)
+    guide = book.create_sheet("Hướng dẫn")
+    guide.append(["Cột (tiếng Việt)", "Column (English)", "Nội dung / what it holds"])
+    for key, vi, meaning in COLUMNS:
+        guide.append([vi, key, meaning])
+    guide.append([])
+    guide.append(["Một dòng cho mỗi cuộc gọi hoặc vụ việc; không ghi họ tên, số điện thoại, địa chỉ hay nội dung "
+                  "câu chuyện. One row per call or case; never names, phones, addresses or narratives."])
+    book.save(path)

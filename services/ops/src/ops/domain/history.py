@@ -48,6 +48,17 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("closed_on", "Ngày kết thúc", "cases: when it was closed (with `outcome`)"),
     ("reporting_consent", "Đồng ý báo cáo", "cases: no if the survivor refused to be counted in reports (default yes)"),
 )
+# The template's example rows (keys as above): a past case of Quảng Ninh's line that happened in old Hải Dương,
+# and the call that opened it.
+EXAMPLES: tuple[dict[str, str], ...] = (
+    {"record": "vụ việc", "id": "VV-2024-0001", "date": "2024-03-05 09:30", "line": "18001769",
+     "province": "Hải Dương", "case_type": "domestic_violence", "sex": "nữ", "age_band": "18-59", "child": "không",
+     "disability": "không rõ", "risk": "cao", "emergency": "có", "outcome": "resolved", "closed_on": "2024-04-20",
+     "reporting_consent": "có"},
+    {"record": "cuộc gọi", "id": "CG-2024-0107", "date": "2024-03-05 09:12", "line": "18001769",
+     "channel": "provincial_hotline", "topic": "domestic_violence", "outcome": "case_opened",
+     "duration_seconds": "540", "case_id": "VV-2024-0001"},
+)
 HEADER_KEYS: dict[str, str] = {}
 for _key, _vi, _ in COLUMNS:
     HEADER_KEYS[_key] = _key

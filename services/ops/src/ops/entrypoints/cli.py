@@ -13,7 +13,7 @@
     refnet report [--line 18001769 | --place 22 | --province 22[,42,...] [--by line|place]] [--from YYYY-MM-DD]
                   [--to YYYY-MM-DD] [--csv FILE|-] [--xlsx FILE] [--svg FILE] [--ids INDICATOR[:DIMENSION=VALUE]]
     refnet import FILE.xlsx|FILE.csv [--dry-run] [--source NAME]    past call logs and cases, through intake
-    refnet import --columns                the column set, in English and Vietnamese
+    refnet import --columns | --template FILE.xlsx   the column set (English and Vietnamese); a log to fill in
 
 Tables for people; --json for scripts. It talks to ops-console's API at $REFNET_CONSOLE_URL
 (default http://127.0.0.1:8480), every request carrying the person's access token: $REFNET_TOKEN when set
@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 import grpc
 
-from ops.adapters.history_file import HistoryFileError, read_rows
+from ops.adapters.history_file import HistoryFileError, read_rows, write_template
 from ops.adapters.intake_import import IntakeImporter
 from ops.domain.history import COLUMNS, HistoryCall, HistoryCase, read_history
 from ops.domain.report import line_code
@@ -367,8 +367,12 @@ def cmd_import(client: Client, args: argparse.Namespace) -> int:
     if args.columns:
         table(["column", "Vietnamese", "what it holds"], COLUMNS)
         return 0
+    if args.template:
+        write_template(Path(args.template))
+        print(f"wrote {args.template}", file=sys.stderr)
+        return 0
     if not args.file:
-        print("refnet import: give the file (CSV or XLSX), or --columns", file=sys.stderr)
+        print("refnet import: give the file (CSV or XLSX), or --columns or --template", file=sys.stderr)
         return 2
     try:
         rows = read_rows(Path(args.file))
@@ -485,6 +489,7 @@ def parser() -> argparse.ArgumentParser:
     importing.add_argument("file", nargs="?", help="the file: one row per call or case (see --columns)")
     importing.add_argument("--dry-run", action="store_true", help="check every row, print the bad ones, send nothing")
     importing.add_argument("--columns", action="store_true", help="print the column set and exit")
+    importing.add_argument("--template", help="write an empty log to fill in (.xlsx or .csv) and exit")
     importing.add_argument("--source", default="", help="what the rows' ids are unique within (default: their line)")
     importing.add_argument("--intake", default=os.environ.get("REFNET_INTAKE_ADDRESS", "127.0.0.1:50051"),
                            help="intake's api (default: $REFNET_INTAKE_ADDRESS or 127.0.0.1:50051)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
@@ -13,6 +15,7 @@ from openpyxl import load_workbook
 from ops.domain.report import (
     BY_LINE,
     BY_PLACE,
+    HOTLINES,
     PERSON_DIMENSIONS,
     CallFact,
     CaseFact,
@@ -29,6 +32,7 @@ from ops.entrypoints.console_views import report_xlsx
 from refnet_platform.errors import InvalidArgument
 
 JAN = Period(date(2026, 1, 1), date(2026, 1, 31))
+REPO = Path(__file__).resolve().parents[3]
 QN, HT, HP = "22", "42", "31"  # Hải Phòng borders Quảng Ninh
 LINE_QN, PLACE_QN = Scope(BY_LINE, QN), Scope(BY_PLACE, QN)
 
@@ -189,3 +193,13 @@ def test_bad_report_parameters_name_the_field() -> None:
     with pytest.raises(InvalidArgument, match=r"^to"):
         parse_period("2026-02-01", "2026-01-31")
     assert parse_period(None, None, today=date(2026, 3, 31)) == Period(date(2026, 3, 2), date(2026, 3, 31))
+
+
+def test_the_hotlines_the_demo_lists_are_the_ones_reports_know() -> None:
+    listed = json.loads((REPO / "demo" / "hotlines.json").read_text(encoding="utf-8"))["lines"]
+    directory = {p["provider_id"] for p in json.loads((REPO / "demo" / "directory.json").read_text(
+        encoding="utf-8"))["providers"]}
+    assert {line["number"]: line["line"] for line in listed} == HOTLINES
+    assert all(line_code(line["shown_as"]) == line["line"] for line in listed)
+    assert all(line[k] in directory for line in listed for k in ("social_work_centre", "social_protection_centre")
+               if line[k])

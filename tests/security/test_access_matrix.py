@@ -267,6 +267,15 @@ def register_request(province: str, commune: str) -> Any:
         survivor=intake_pb.Survivor(is_child=False, age=40, sex=t.SEX_FEMALE), case_worker_id="qn-worker-7")
 
 
+def import_request(province: str, commune: str) -> Any:
+    """One past case of the line's own province, from before refnet (ImportHistory)."""
+    return intake_pb.ImportHistoryRequest(cases=[intake_pb.ImportedCase(
+        idempotency_key=f"matrix:{rid()}", province_code=province, commune_code=commune,
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_LOW,
+        survivor=intake_pb.Survivor(is_child=False, age_band="18-59", sex=t.SEX_FEMALE),
+        registered_at=Timestamp(seconds=1_754_006_400))])  # 2025-08-01: codes on the 2025 map
+
+
 def _outside_province(make: Callable[[], Any]) -> Build:
     return lambda world, who: None if "*" in who.provinces or HT in who.provinces else make()
 
@@ -315,6 +324,9 @@ CELLS: dict[str, Cell] = {
     "RegisterCase": Cell(fixed(lambda: register_request(QN, BAI_CHAY),
                                _outside_province(lambda: register_request(HT, HT_COMMUNE))),
                          outside=grpc.StatusCode.PERMISSION_DENIED, read=False),
+    "ImportHistory": Cell(fixed(lambda: import_request(QN, BAI_CHAY),
+                                _outside_province(lambda: import_request(HT, HT_COMMUNE))),
+                          outside=grpc.StatusCode.PERMISSION_DENIED, read=False),
     "GetCase": Cell(on_case(lambda c: intake_pb.GetCaseRequest(case_id=c.case_id)),
                     made_up=lambda: intake_pb.GetCaseRequest(case_id=MADE_UP)),
     "AddNeed": Cell(on_case(lambda c: intake_pb.AddNeedRequest(

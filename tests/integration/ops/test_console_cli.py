@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 
 from ops.adapters.kafka import KafkaInspector
 from ops.adapters.scrape import Scraper
@@ -262,13 +263,25 @@ def test_report_as_table_json_csv_and_svg(console: dict[str, Any], capsys: pytes
     code, _, _ = run(console, capsys, "report", "--province", "22", *period, "--csv", str(csv_file),
                      "--svg", str(svg_file))
     rows = list(csv.reader(io.StringIO(csv_file.read_text())))
-    body = {(r[3], r[4]): r[5] for r in rows[1:]}
-    assert body[("cases", "domestic_violence")] == "1" and body[("referrals_made", "police")] == "1"
-    assert body[("referrals_accepted", "health")] == "1" and body[("emergency_interventions", "")] == "1"
-    assert body[("median_minutes_to_acceptance", "")] == "60.0"
+    body = {(r[5], r[6], r[7]): r[8] for r in rows[1:]}
+    assert body[("cases", "case_type", "domestic_violence")] == "1"
+    assert body[("referrals_made", "sector", "police")] == "1" and body[("referrals_made", "total", "")] == "2"
+    assert body[("referrals_accepted", "sector", "health")] == "1"
+    assert body[("emergency_interventions", "total", "")] == "1"
+    assert body[("minutes_to_acceptance", "median", "")] == "60.0"
     assert svg_file.read_text().startswith("<svg") and "Quảng Ninh" in svg_file.read_text()
     code, _, err = run(console, capsys, "report", "--province", "99")
     assert code == 1 and "province" in err
+    # A hotline's number, the spreadsheet, and the ids behind a figure (the operations team's).
+    xlsx_file = tmp_path / "r.xlsx"
+    code, out, _ = run(console, capsys, "report", "--line", "18001769", *period, "--xlsx", str(xlsx_file))
+    assert code == 0 and "Quảng Ninh's line, by handling line" in out
+    assert load_workbook(xlsx_file).sheetnames[1:] == ["Cuộc gọi", "Vụ việc", "Chuyển gửi", "Tạm lánh", "Thời gian"]
+    code, out, _ = run(console, capsys, "report", "--line", "18001769", *period, "--ids",
+                       "referrals_made:sector=police")
+    assert code == 0 and out.split() == ["ref-1"]
+    code, out, _ = run(console, capsys, "report", "--place", "42", *period, "--ids", "cases")
+    assert code == 0 and out.split() == ["case-2"]
 
 
 def test_pages_show_ids_and_counts(console: dict[str, Any], keycloak: Keycloak) -> None:

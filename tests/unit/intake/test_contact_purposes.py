@@ -179,6 +179,11 @@ def test_the_record_keeps_what_the_events_said_in_any_order(intake: Any, case: A
         ("ref-1", police, PROVIDER, "accepted", True)]
 
 
+# Columns revisions after 0005 add to `cases` (reports_0006).
+LATER_CASE_COLUMNS = ("reporting_consent BOOLEAN NOT NULL DEFAULT 1", "handling_line VARCHAR(10)",
+                      "disability VARCHAR(10)", "imported BOOLEAN NOT NULL DEFAULT 0")
+
+
 def test_migration_0004_records_the_referrals_the_needs_already_hold(intake: Any, tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'before.db'}")
     config = Config()
@@ -189,6 +194,8 @@ def test_migration_0004_records_the_referrals_the_needs_already_hold(intake: Any
         request_metadata.create_all(conn)  # today's code keeps request ids there; put back below as 0003 kept them
         for column in CASE_COLUMNS_CASEWORK:  # today's code writes them too; dropped below, as 0003 had none
             conn.execute(text(f"ALTER TABLE cases ADD COLUMN {column} VARCHAR"))
+        for column in LATER_CASE_COLUMNS:  # today's code writes them too; dropped again below, before migrating
+            conn.execute(text(f"ALTER TABLE cases ADD COLUMN {column}"))
     bus = bootstrap(Settings(master_key=generate_key_b64()), engine)
     statuses = ["in_service", "expired", "failed", "requested"]
     cases = [bus.handle(intake.register_command())[0] for _ in statuses]
@@ -198,6 +205,8 @@ def test_migration_0004_records_the_referrals_the_needs_already_hold(intake: Any
         conn.execute(text("DROP TABLE requests"))
         for column in CASE_COLUMNS_CASEWORK:
             conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
+        for column in LATER_CASE_COLUMNS:
+            conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column.split()[0]}"))
         for case, status in zip(cases, statuses, strict=True):
             conn.execute(text("UPDATE needs SET referral_id = :r, referral_status = :s, provider_id = :p "
                               "WHERE need_id = :n"), dict(r=f"ref-{status}", s=status, p=PROVIDER,

@@ -225,7 +225,7 @@ def test_a_supervisor_sees_their_provinces_only(console: dict[str, Any]) -> None
     refused = client.get("/api/report?province=42", headers=qn)
     assert refused.status_code == 400 and "not one of your provinces" in refused.json()["error"]
     assert client.get("/report.csv?province=42", headers=qn).status_code == 400
-    assert client.get("/report.csv", headers=qn).text.splitlines()[1].startswith("22,")
+    assert client.get("/report.csv", headers=qn).text.splitlines()[1].startswith("line,22,")
 
     signed_in(client, "qn-supervisor")
     overview = client.get("/").text

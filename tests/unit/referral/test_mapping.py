@@ -103,3 +103,14 @@ def test_case_work_events_bring_accessibility_needs_and_a_new_case_worker() -> N
     moved = intake_events.CaseReassigned(case_id="c1", province_code="42", to_case_worker_id="ht-worker-3")
     assert proto_mapping.command_for(moved) == commands.ReassignCaseWorker("c1", "ht-worker-3")
     assert proto_mapping.command_for(intake_events.FollowUpRecorded(case_id="c1", province_code="42")) is None
+
+
+def test_an_imported_case_is_never_routed_nor_closed_again() -> None:
+    # A record from before refnet (intake's ImportHistory): reports count it, referral does nothing with it.
+    need = intake_events.NeedRef(need_id="n1", service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True)
+    past = intake_events.CaseRegistered(case_id="c1", province_code="22", needs=[need], imported=True,
+                                        emergency=True)
+    assert proto_mapping.command_for(past) is None
+    assert proto_mapping.command_for(intake_events.CaseClosed(case_id="c1", imported=True)) is None
+    past.imported = False
+    assert isinstance(proto_mapping.command_for(past), commands.RouteCase)

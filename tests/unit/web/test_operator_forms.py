@@ -88,6 +88,13 @@ def test_an_adult_case_maps_to_register_case() -> None:
     assert forms.ranked_for(request)[3] == (t.SERVICE_TYPE_LEGAL_AID, False)
 
 
+def test_a_survivor_who_refuses_to_be_counted_is_registered_so() -> None:
+    counted = forms.case_request(CASE, "req-1", NOW).request
+    refused = forms.case_request({**CASE, "no_reporting": "on"}, "req-2", NOW).request
+    assert counted is not None and not counted.HasField("reporting_consent")  # unset: she may be counted
+    assert refused is not None and refused.HasField("reporting_consent") and not refused.reporting_consent
+
+
 def test_a_case_opened_from_a_call_carries_the_call() -> None:
     started = int(NOW.timestamp()) - 300
     built = forms.case_request({**CASE, "call_channel": "2", "call_topic": "1", "call_started": str(started)},

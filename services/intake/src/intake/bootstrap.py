@@ -40,6 +40,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.GetCaseFile: casework.get_case_file,
     commands.ListCases: casework.list_cases,
     commands.ExpireOverdueSteps: casework.expire_overdue_steps,
+    commands.ImportHistory: handlers.import_history,
 }
 READS = frozenset({commands.GetCase, commands.ListCases})
 # Those that open or move a child's steps are given the deadlines too (the settings' StepPolicy).

@@ -39,6 +39,7 @@ from intake.domain.model import (
     ConsentStatus,
     ConsentTerms,
     Contact,
+    Disability,
     EraseReason,
     LegalBasis,
     Need,
@@ -121,15 +122,8 @@ def log_call_command(request: pb.LogCallRequest, caller: Caller) -> commands.Log
 
 
 def register_case_command(request: pb.RegisterCaseRequest, caller: Caller) -> commands.RegisterCase:
-    case_types = []
-    for index, number in enumerate(request.case_types):
-        case_type = from_pb(CaseType, types_pb2.CaseType, number)
-        if case_type is None:
-            raise InvalidArgument(f"case_types[{index}]", "unknown or unspecified case type")
-        case_types.append(case_type)
-    s = request.survivor
-    survivor = Survivor(is_child=s.is_child, age=s.age if s.age != 0 else None,
-                        sex=from_pb(Sex, types_pb2.Sex, s.sex), age_band_given=s.age_band or None)
+    case_types = _case_types(request.case_types, "")
+    survivor = _survivor(request.survivor)
     c = request.contact
     contact = Contact(name=c.name, phone=c.phone, address=c.address, safe_contact_note=c.safe_contact_note,
                       phone_is_safe=c.phone_is_safe,
@@ -144,7 +138,51 @@ def register_case_command(request: pb.RegisterCaseRequest, caller: Caller) -> co
         immediate_danger=request.immediate_danger, case_worker_id=request.case_worker_id, contact=contact,
         narrative=request.narrative,
         call=_call_details(request.call, "call.") if request.HasField("call") else None,
+        reporting_consent=not request.HasField("reporting_consent") or request.reporting_consent,
     )
+
+
+def _survivor(s: pb.Survivor) -> Survivor:
+    return Survivor(is_child=s.is_child, age=s.age if s.age != 0 else None, sex=from_pb(Sex, types_pb2.Sex, s.sex),
+                    age_band_given=s.age_band or None,
+                    disability=from_pb(Disability, intake_types.Disability, s.disability))
+
+
+def _case_types(numbers: Any, prefix: str) -> list[CaseType]:
+    case_types = []
+    for index, number in enumerate(numbers):
+        case_type = from_pb(CaseType, types_pb2.CaseType, number)
+        if case_type is None:
+            raise InvalidArgument(f"{prefix}case_types[{index}]", "unknown or unspecified case type")
+        case_types.append(case_type)
+    return case_types
+
+
+def import_history_command(request: pb.ImportHistoryRequest, caller: Caller) -> commands.ImportHistory:
+    cases = [commands.ImportedCase(
+        idempotency_key=row.idempotency_key, occurred_in=_place(row),
+        reported_in=_place(row.reported_in) if row.HasField("reported_in") else None,
+        national_line=row.national_line, case_types=_case_types(row.case_types, f"cases[{i}]."),
+        survivor=_survivor(row.survivor), risk_level=from_pb(RiskLevel, types_pb2.RiskLevel, row.risk_level),
+        immediate_danger=row.immediate_danger,
+        registered_at=from_timestamp(row, "registered_at", f"cases[{i}].registered_at"),
+        closed_at=from_timestamp(row, "closed_at", f"cases[{i}].closed_at"),
+        close_outcome=from_pb(CloseOutcome, intake_types.CloseOutcome, row.close_outcome),
+        reporting_consent=not row.HasField("reporting_consent") or row.reporting_consent,
+    ) for i, row in enumerate(request.cases)]
+    calls = [commands.ImportedCall(
+        idempotency_key=row.idempotency_key, place=_place(row), details=_call_details(row.call, f"calls[{i}].call."),
+        outcome=from_pb(CallOutcome, intake_types.CallOutcome, row.outcome), case_key=row.case_key,
+    ) for i, row in enumerate(request.calls)]
+    return commands.ImportHistory(caller, cases, calls)
+
+
+def import_history_response(result: tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]
+                            ) -> pb.ImportHistoryResponse:
+    cases, calls = result
+    return pb.ImportHistoryResponse(
+        cases=[pb.ImportedRow(idempotency_key=k, id=i, created=c) for k, i, c in cases],
+        calls=[pb.ImportedRow(idempotency_key=k, id=i, created=c) for k, i, c in calls])
 
 
 def add_need_command(request: pb.AddNeedRequest, caller: Caller) -> commands.AddNeed:
@@ -223,7 +261,7 @@ def case_to_pb(case: Case, now: datetime | None = None) -> pb.Case:
         case_id=case.case_id, province_code=case.province_code, commune_code=case.commune_code,
         case_types=[to_pb(t, types_pb2.CaseType) for t in case.case_types],
         survivor=pb.Survivor(is_child=s.is_child, age=s.age or 0, sex=to_pb(s.sex, types_pb2.Sex),
-                             age_band=s.age_band),
+                             age_band=s.age_band, disability=to_pb(s.disability, intake_types.Disability)),
         needs=[pb.CaseNeed(need_id=n.need_id, service_type=to_pb(n.service_type, types_pb2.ServiceType),
                            consented=n.consent_status(now) is ConsentStatus.VALID, referral_id=n.referral_id,
                            referral_status=n.referral_status, provider_id=n.provider_id,
@@ -237,6 +275,7 @@ def case_to_pb(case: Case, now: datetime | None = None) -> pb.Case:
         closed_at=to_timestamp(case.closed_at), close_outcome=to_pb(case.close_outcome, intake_types.CloseOutcome),
         erased_at=to_timestamp(case.erased_at), close_reason=to_pb(case.close_reason, intake_types.CloseReason),
         current_step=to_pb(case.current_step, intake_types.CaseStep), next_due_at=to_timestamp(case.next_due_at),
+        reporting_consent=case.reporting_consent, handling_line=case.handling_line, imported=case.imported,
     )
 
 
@@ -293,7 +332,11 @@ def _case_message(event: object) -> Message | None:
             sex=to_pb(case.survivor.sex, types_pb2.Sex), needs=[_need_ref(n, event.at) for n in case.needs],
             risk_level=to_pb(case.risk_level, types_pb2.RiskLevel), emergency=case.emergency,
             case_worker_id=case.case_worker_id, child_protection_deadline=to_timestamp(case.child_protection_deadline),
-            immediate_danger=case.immediate_danger)
+            immediate_danger=case.immediate_danger, reporting_consent=case.reporting_consent,
+            handling_line=case.handling_line,
+            reported_in_province_code=case.reported_in.province_code if case.reported_in else "",
+            disability=to_pb(case.survivor.disability, intake_types.Disability), imported=case.imported,
+            registered_at=to_timestamp(case.registered_at))
     if isinstance(event, events.NeedAdded):
         case = event.case
         return events_pb2.NeedAdded(
@@ -316,7 +359,8 @@ def _case_message(event: object) -> Message | None:
     if isinstance(event, events.CaseClosed):
         return events_pb2.CaseClosed(case_id=event.case.case_id, province_code=event.case.province_code,
                                      outcome=str(event.case.close_outcome or ""),
-                                     reason=str(event.case.close_reason or ""))
+                                     reason=str(event.case.close_reason or ""), imported=event.case.imported,
+                                     closed_at=to_timestamp(event.case.closed_at))
     if isinstance(event, events.CaseErased):
         return events_pb2.CaseErased(case_id=event.case.case_id, province_code=event.case.province_code)
     return _casework_message(event)
@@ -327,7 +371,8 @@ def event_to_record(event: object) -> OutgoingEvent:
     message = _case_message(event)
     if message is not None:
         case: Case = event.case  # type: ignore[attr-defined]
-        topic = urgent_lane(CASES_TOPIC) if case.emergency else CASES_TOPIC
+        # The past is never urgent: an imported case takes the normal lane.
+        topic = urgent_lane(CASES_TOPIC) if case.emergency and not case.imported else CASES_TOPIC
         return OutgoingEvent(message, topic, key=case.province_code, subject=f"case/{case.case_id}")
     if isinstance(event, events.CallLogged):
         call = event.call
@@ -336,7 +381,8 @@ def event_to_record(event: object) -> OutgoingEvent:
             call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
             channel=to_pb(d.channel, intake_types.CallChannel), topic=to_pb(d.topic, intake_types.CallTopic),
             anonymous=d.anonymous, outcome=to_pb(call.outcome, intake_types.CallOutcome), case_id=call.case_id,
-            started_at=to_timestamp(d.started_at), duration_seconds=d.duration_seconds, operator_id=call.logged_by)
+            started_at=to_timestamp(d.started_at), duration_seconds=d.duration_seconds, operator_id=call.logged_by,
+            handling_line=call.handling_line, imported=call.imported)
         return OutgoingEvent(message, CASES_TOPIC, key=call.province_code, subject=f"call/{call.call_id}")
     raise TypeError(f"no record mapping for {type(event).__name__}")
 

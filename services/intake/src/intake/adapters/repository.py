@@ -33,6 +33,7 @@ from intake.domain.model import (
     ConsentGiver,
     Contact,
     LegalBasis,
+    Disability,
     Need,
     Place,
     Survivor,
@@ -89,6 +90,8 @@ class CaseRepository:
             reported_province_code=case.reported_in.province_code if case.reported_in else None,
             reported_commune_code=case.reported_in.commune_code if case.reported_in else None,
             call_id=case.call_id or None, registered_at=case.registered_at,
+            reporting_consent=case.reporting_consent, handling_line=case.handling_line or None,
+            disability=str(case.survivor.disability) if case.survivor.disability else None, imported=case.imported,
             **self._mutable(case),
         ))
         key, key_id, wrapped = self.vault.new_case_key(case.case_id)
@@ -245,7 +248,8 @@ class CaseRepository:
             province_code=r["province_code"], commune_code=r["commune_code"],
             case_types=[CaseType(t) for t in r["case_types"]],
             survivor=Survivor(is_child=r["is_child"], age=r["age"], sex=Sex(r["sex"]) if r["sex"] else None,
-                              age_band_given=r["age_band"]),
+                              age_band_given=r["age_band"],
+                              disability=Disability(r["disability"]) if r["disability"] else None),
             needs=[Need(need_id=n["need_id"], service_type=ServiceType(n["service_type"]),
                         consent=latest.get(n["need_id"]), referral_id=n["referral_id"],
                         referral_status=n["referral_status"], provider_id=n["provider_id"]) for n in need_rows],
@@ -257,7 +261,9 @@ class CaseRepository:
             erased_at=_aware(r["erased_at"]),
             close_reason=CloseReason(r["close_reason"]) if r["close_reason"] else None,
             current_step=CaseStep(r["current_step"]) if r["current_step"] else None,
-            next_due_at=_aware(r["next_due_at"]),
+            next_due_at=_aware(r["next_due_at"]), reporting_consent=r["reporting_consent"],
+            handling_line=r["handling_line"] or r["reported_province_code"] or r["province_code"],
+            imported=r["imported"],
         )
 
 
@@ -282,7 +288,7 @@ class CallRepository:
             call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
             channel=str(d.channel), topic=str(d.topic), anonymous=d.anonymous, outcome=str(call.outcome),
             case_id=call.case_id or None, started_at=d.started_at, duration_seconds=d.duration_seconds,
-            logged_by=call.logged_by, logged_at=call.logged_at))
+            logged_by=call.logged_by, logged_at=call.logged_at, imported=call.imported))
 
     def get(self, call_id: str) -> Call | None:
         r = self.conn.execute(select(calls).where(calls.c.call_id == call_id)).mappings().first()
@@ -293,7 +299,8 @@ class CallRepository:
                               duration_seconds=r["duration_seconds"])
         return Call(call_id=r["call_id"], province_code=r["province_code"], commune_code=r["commune_code"],
                     details=details, outcome=CallOutcome(r["outcome"]), case_id=r["case_id"] or "",
-                    logged_by=r["logged_by"], logged_at=_aware(r["logged_at"]))  # type: ignore[arg-type]
+                    logged_by=r["logged_by"], logged_at=_aware(r["logged_at"]),  # type: ignore[arg-type]
+                    imported=r["imported"])
 
 
 class ReferralLog:

@@ -13,6 +13,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
+    true,
 )
 
 # Revision 0001's tables (the `cases` columns from `age_band` on were added by 0002, `case_keys.key_id` by 0003).
@@ -41,6 +43,11 @@ cases = Table(
     Column("closed_at", DateTime(timezone=True), nullable=True),
     Column("close_outcome", String(40), nullable=True),
     Column("erased_at", DateTime(timezone=True), nullable=True),
+    # Added by reports_0006: may it be counted in the reports, the line that took it, from before refnet.
+    Column("reporting_consent", Boolean, nullable=False, server_default=true()),
+    Column("handling_line", String(10), nullable=True),
+    Column("disability", String(10), nullable=True),
+    Column("imported", Boolean, nullable=False, server_default=false()),
 )
 CASE_COLUMNS_0002 = ("age_band", "status", "reported_province_code", "reported_commune_code", "call_id",
                      "child_protection_deadline", "closed_at", "close_outcome", "erased_at")
@@ -93,6 +100,7 @@ calls = Table(
     Column("duration_seconds", Integer, nullable=False),
     Column("logged_by", String(100), nullable=False),
     Column("logged_at", DateTime(timezone=True), nullable=False),
+    Column("imported", Boolean, nullable=False, server_default=false()),  # added by reports_0006
 )
 
 # Every consent recorded, newest last per need; a withdrawal is stamped on the consent it ends.

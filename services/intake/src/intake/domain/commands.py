@@ -57,6 +57,7 @@ class RegisterCase:
     contact: Contact
     narrative: str
     call: CallDetails | None = None
+    reporting_consent: bool = True
 
 
 @dataclass(frozen=True)
@@ -231,3 +232,37 @@ class ExpireOverdueSteps:
 
     now: datetime | None = None
     limit: int = 200
+
+
+@dataclass(frozen=True)
+class ImportedCase:
+    """One past case from a hotline's own records: codes and original dates, no personal data."""
+
+    idempotency_key: str
+    occurred_in: Place
+    reported_in: Place | None
+    national_line: bool
+    case_types: list[CaseType]
+    survivor: Survivor
+    risk_level: RiskLevel | None
+    immediate_danger: bool
+    registered_at: datetime | None
+    closed_at: datetime | None
+    close_outcome: CloseOutcome | None
+    reporting_consent: bool = True
+
+
+@dataclass(frozen=True)
+class ImportedCall:
+    idempotency_key: str
+    place: Place
+    details: CallDetails
+    outcome: CallOutcome | None
+    case_key: str = ""
+
+
+@dataclass(frozen=True)
+class ImportHistory:
+    caller: Caller
+    cases: list[ImportedCase]
+    calls: list[ImportedCall]

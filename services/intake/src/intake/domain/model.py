@@ -141,12 +141,27 @@ class EraseReason(StrEnum):
     ENTERED_IN_ERROR = "entered_in_error"
 
 
+class Disability(StrEnum):
+    YES = "yes"
+    NO = "no"
+
+
+# The national child-protection line; a provincial hotline is named by its province's code.
+NATIONAL_LINE = "111"
+
+
+def handling_line(channel: CallChannel | None, line_province_code: str) -> str:
+    """The line that took a call or case: 111, or the province of the provincial hotline."""
+    return NATIONAL_LINE if channel is CallChannel.NATIONAL_111 else line_province_code
+
+
 @dataclass(frozen=True)
 class Survivor:
     is_child: bool
     age: int | None
     sex: Sex | None
     age_band_given: str | None = None
+    disability: Disability | None = None  # None: not known
 
     @property
     def age_band(self) -> str:
@@ -290,6 +305,11 @@ class Call:
     case_id: str
     logged_by: str
     logged_at: datetime
+    imported: bool = False
+
+    @property
+    def handling_line(self) -> str:
+        return handling_line(self.details.channel, self.province_code)
 
 
 @dataclass
@@ -316,6 +336,12 @@ class Case:
     # Case work: the open step due first (a child's, Decree 56/2017) and the earliest open deadline.
     current_step: CaseStep | None = None
     next_due_at: datetime | None = None
+    # May it be counted in the indicator reports (anonymous counts)? False: left out of every figure.
+    reporting_consent: bool = True
+    # The line that took it: NATIONAL_LINE, or the province code of the provincial hotline.
+    handling_line: str = ""
+    # From before refnet (ImportHistory): counted in reports, acted on by nobody.
+    imported: bool = False
 
     @property
     def emergency(self) -> bool:

@@ -90,6 +90,11 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
         case, created = await self._handle(mapping.erase_case_command, request, context)
         return pb.EraseCaseResponse(case=self._case(case), created=created)
 
+    async def ImportHistory(self, request: pb.ImportHistoryRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.ImportHistoryResponse:
+        result = await self._handle(mapping.import_history_command, request, context)
+        return mapping.import_history_response(result)
+
 
 class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
     """Case work after intake: the same bus, the same caller, the same rules as IntakeService."""

@@ -61,6 +61,10 @@ RULES: tuple[Rule[Scope], ...] = (
     Rule("CaseWorkService", "GetCaseFile", _CASE_WORK, "audited (notes, goals and assessments are personal data)"),
     Rule("CaseWorkService", "ListCases", _CASE_WORK,
          "only cases in the caller's provinces are listed; another province's filter lists nothing"),
+    Rule("IntakeService", "ImportHistory", _SUPERVISOR,
+         "past records of the caller's own line: a provincial line's province (`reported_in.province_code`, else "
+         "`province_code`) must be the caller's; a national-line case or a call, its `province_code`; else "
+         "`PERMISSION_DENIED` naming the row's field"),
     Rule("CaseContactService", "GetCaseContact", {Role.SERVICE: Scope.PURPOSE},
          "every read and every refusal of an existing case is audited"),
 )

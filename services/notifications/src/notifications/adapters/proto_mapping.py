@@ -174,6 +174,8 @@ def command_for(message: Message) -> object | None:
 
 def _case_command(message: Message, event_id: str) -> object | None:
     m: Any = message
+    if isinstance(message, intake_events.CaseRegistered) and m.imported:
+        return None  # a record from before refnet (ImportHistory): nobody is told about the past
     if isinstance(message, intake_events.CaseRegistered):
         consented = frozenset(s for n in m.needs if n.consented and (s := _service(n.service_type)) is not None)
         emergency = EmergencyCase(event_id, m.case_id, m.province_code, m.case_worker_id,

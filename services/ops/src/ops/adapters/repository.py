@@ -52,7 +52,8 @@ class FactRepository:
         upsert(self.conn, t.cases, ["case_id"], {
             "case_id": fact.case_id, "province_code": fact.province_code, "registered_at": fact.registered_at,
             "case_types": ",".join(fact.case_types), "is_child": fact.is_child, "reportable": fact.reportable,
-            "emergency_at": fact.emergency_at, "closed_at": fact.closed_at})
+            "emergency_at": fact.emergency_at, "closed_at": fact.closed_at, "handling_line": fact.handling_line,
+            "sex": fact.sex, "age_band": fact.age_band, "disability": fact.disability, "imported": fact.imported})
 
     def set_case_time(self, case_id: str, column: str, at: datetime) -> None:
         """The first time only: a later emergency or re-closing does not move the date."""
@@ -61,7 +62,9 @@ class FactRepository:
 
     def add_call(self, fact: CallFact) -> None:
         upsert(self.conn, t.calls, ["call_id"], {"call_id": fact.call_id, "province_code": fact.province_code,
-                                                  "topic": fact.topic, "at": fact.at})
+                                                  "topic": fact.topic, "at": fact.at,
+                                                  "handling_line": fact.handling_line, "channel": fact.channel,
+                                                  "outcome": fact.outcome, "imported": fact.imported})
 
     def referral(self, referral_id: str) -> ReferralTrack | None:
         row = self.conn.execute(select(t.referrals).where(t.referrals.c.referral_id == referral_id)).first()
@@ -74,7 +77,8 @@ class FactRepository:
             "requested_at": track.requested_at, "accept_by": track.accept_by, "start_by": track.start_by,
             "status": track.status,
             "accepted_at": track.accepted_at, "started_at": track.started_at, "completed_at": track.completed_at,
-            "escalated_at": track.escalated_at, "reason": track.reason})
+            "escalated_at": track.escalated_at, "reason": track.reason, "provider_type": track.provider_type,
+            "failed_at": track.failed_at})
 
     def referrals(self, province_code: str = "", statuses: Sequence[str] = (),
                   within: Collection[str] | None = None) -> list[ReferralTrack]:
@@ -129,11 +133,14 @@ class FactRepository:
         existing = self.conn.execute(select(t.stays).where(t.stays.c.referral_id == referral_id)).first()
         case_id = case_id or (existing.case_id if existing else "") or self.case_of_referral(referral_id)
         occupied_at = existing.occupied_at if existing else None
+        released_at = existing.released_at if existing else None
         if state == "occupied" and occupied_at is None:
             occupied_at = at
+        if state == "released" and occupied_at is not None and released_at is None:
+            released_at = at
         upsert(self.conn, t.stays, ["referral_id"], {
             "referral_id": referral_id, "case_id": case_id, "province_code": province_code,
-            "shelter_id": shelter_id, "state": state, "occupied_at": occupied_at})
+            "shelter_id": shelter_id, "state": state, "occupied_at": occupied_at, "released_at": released_at})
 
     def case_of_referral(self, referral_id: str) -> str:
         row = self.conn.execute(select(t.referrals.c.case_id).where(t.referrals.c.referral_id == referral_id)).first()
@@ -168,38 +175,41 @@ class FactRepository:
         return {str(r.province_code): int(r.n) for r in rows}
 
     # The report's facts: everything that may touch the period (build_report picks what counts).
-    def case_facts(self, province_code: str, before: datetime) -> list[CaseFact]:
+    # Every case registered before the period's end: the report reads a referral's or stay's line and place off
+    # its case (which may be in another province), and picks what counts.
+    def case_facts(self, before: datetime) -> list[CaseFact]:
         query = select(t.cases).where(t.cases.c.registered_at < before)
-        if province_code:
-            query = query.where(t.cases.c.province_code == province_code)
         return [CaseFact(r.case_id, r.province_code, aware(r.registered_at),  # type: ignore[arg-type]
                          tuple(filter(None, r.case_types.split(","))), r.is_child, r.reportable,
-                         aware(r.emergency_at), aware(r.closed_at))
+                         aware(r.emergency_at), aware(r.closed_at), r.handling_line, r.sex, r.age_band, r.disability,
+                         r.imported)
                 for r in self.conn.execute(query)]
 
-    def call_facts(self, province_code: str, start: datetime, before: datetime) -> list[CallFact]:
+    def call_facts(self, code: str, start: datetime, before: datetime) -> list[CallFact]:
         query = select(t.calls).where(t.calls.c.at >= start, t.calls.c.at < before)
-        if province_code:
-            query = query.where(t.calls.c.province_code == province_code)
-        return [CallFact(r.call_id, r.province_code, aware(r.at), r.topic)  # type: ignore[arg-type]
+        if code:
+            query = query.where(or_(t.calls.c.province_code == code, t.calls.c.handling_line == code))
+        return [CallFact(r.call_id, r.province_code, aware(r.at), r.topic, r.handling_line,  # type: ignore[arg-type]
+                         r.channel, r.outcome, r.imported)
                 for r in self.conn.execute(query)]
 
-    def referral_facts(self, province_code: str, start: datetime, before: datetime) -> list[ReferralFact]:
+    def referral_facts(self, start: datetime, before: datetime) -> list[ReferralFact]:
         c = t.referrals.c
         query = select(t.referrals).where(or_(
             and_(c.requested_at >= start, c.requested_at < before),
             and_(c.accepted_at >= start, c.accepted_at < before),
-            and_(c.completed_at >= start, c.completed_at < before)))
-        if province_code:
-            query = query.where(c.province_code == province_code)
+            and_(c.started_at >= start, c.started_at < before),
+            and_(c.completed_at >= start, c.completed_at < before),
+            and_(c.failed_at >= start, c.failed_at < before)))
         return [ReferralFact(r.referral_id, r.case_id, r.province_code, r.sector, aware(r.requested_at),  # type: ignore[arg-type]
-                             aware(r.accepted_at), aware(r.completed_at)) for r in self.conn.execute(query)]
+                             aware(r.accepted_at), aware(r.completed_at), r.provider_type or "unknown",
+                             aware(r.started_at), aware(r.failed_at)) for r in self.conn.execute(query)]
 
-    def stay_facts(self, province_code: str, start: datetime, before: datetime) -> list[StayFact]:
-        query = select(t.stays).where(t.stays.c.occupied_at >= start, t.stays.c.occupied_at < before)
-        if province_code:
-            query = query.where(t.stays.c.province_code == province_code)
-        return [StayFact(r.case_id, r.province_code, aware(r.occupied_at))  # type: ignore[arg-type]
+    def stay_facts(self, start: datetime, before: datetime) -> list[StayFact]:
+        s = t.stays.c
+        query = select(t.stays).where(s.occupied_at < before, or_(s.released_at.is_(None), s.released_at >= start))
+        return [StayFact(r.case_id, r.province_code, aware(r.occupied_at), r.shelter_id,  # type: ignore[arg-type]
+                         aware(r.released_at), r.referral_id)
                 for r in self.conn.execute(query)]
 
 
@@ -210,7 +220,8 @@ def _track(row: Any) -> ReferralTrack:
         accept_by=aware(row.accept_by), start_by=aware(row.start_by), status=row.status,  # type: ignore[arg-type]
         accepted_at=aware(row.accepted_at),
         started_at=aware(row.started_at), completed_at=aware(row.completed_at),
-        escalated_at=aware(row.escalated_at), reason=row.reason)
+        escalated_at=aware(row.escalated_at), reason=row.reason, provider_type=row.provider_type,
+        failed_at=aware(row.failed_at))
 
 
 class TraceRepository:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -35,6 +36,12 @@ cases = Table(
     Column("reportable", Boolean, nullable=False),
     Column("emergency_at", DateTime(timezone=True)),
     Column("closed_at", DateTime(timezone=True)),
+    # Added by reports_0002: the line that handled it, the survivor as codes, from before refnet.
+    Column("handling_line", String(8), nullable=False, server_default="", index=True),
+    Column("sex", String(20), nullable=False, server_default="unknown"),
+    Column("age_band", String(20), nullable=False, server_default="unknown"),
+    Column("disability", String(10), nullable=False, server_default="unknown"),
+    Column("imported", Boolean, nullable=False, server_default=false()),
 )
 
 calls = Table(
@@ -43,6 +50,11 @@ calls = Table(
     Column("province_code", String(8), nullable=False, index=True),
     Column("topic", String(60), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False, index=True),
+    # Added by reports_0002.
+    Column("handling_line", String(8), nullable=False, server_default=""),
+    Column("channel", String(40), nullable=False, server_default="unknown"),
+    Column("outcome", String(40), nullable=False, server_default="unknown"),
+    Column("imported", Boolean, nullable=False, server_default=false()),
 )
 
 referrals = Table(
@@ -62,6 +74,9 @@ referrals = Table(
     Column("completed_at", DateTime(timezone=True)),
     Column("escalated_at", DateTime(timezone=True), index=True),
     Column("reason", String(60), nullable=False, default=""),
+    # Added by reports_0002.
+    Column("provider_type", String(40), nullable=False, server_default=""),
+    Column("failed_at", DateTime(timezone=True)),
 )
 
 beds = Table(
@@ -83,6 +98,7 @@ stays = Table(
     Column("shelter_id", String(100), nullable=False),
     Column("state", String(20), nullable=False),
     Column("occupied_at", DateTime(timezone=True)),
+    Column("released_at", DateTime(timezone=True)),  # added by reports_0002
 )
 
 # Events per minute, per producing service and province: the console's throughput charts.

@@ -39,6 +39,11 @@ class RecordCase:
     is_child: bool
     emergency: bool
     reportable: bool
+    handling_line: str = ""
+    sex: str = "unknown"
+    age_band: str = "unknown"
+    disability: str = "unknown"
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class RecordCall:
     seen: Seen
     call_id: str
     topic: str
+    handling_line: str = ""
+    channel: str = "unknown"
+    outcome: str = "unknown"
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class RecordReferralRequested:
     risk_level: RiskLevel | None
     accept_by: datetime | None  # the deadlines referral set, when the event carries them
     start_by: datetime | None
+    provider_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,5 +206,6 @@ class BedsFree:
 @dataclass(frozen=True)
 class BuildReport:
     period: Period
-    province_code: str = ""  # "" for the whole country
+    province_code: str = ""  # "" for the whole country; for a report by line, also "111" (the national line)
     within: Remit = None  # a person who is not national gets one of their provinces, never the country
+    by: str = "line"  # "line": the hotline that handled it; "place": the province where it happened

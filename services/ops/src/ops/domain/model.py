@@ -27,6 +27,8 @@ SECTOR_OF: dict[ServiceType, str] = {
 # Referral statuses, as referral's ReferralStatus names them (lower case).
 REQUESTED, ACCEPTED, IN_SERVICE, COMPLETED = "requested", "accepted", "in_service", "completed"
 EXPIRED, ESCALATED = "expired", "escalated"
+# A referral that ended without the service (cancelled is a withdrawal of consent, not a failure).
+FAILED_STATUSES = ("rejected", EXPIRED, ESCALATED, "failed")
 OPEN_STATUSES = (REQUESTED, ACCEPTED, IN_SERVICE, EXPIRED, ESCALATED)
 
 
@@ -59,6 +61,8 @@ class ReferralTrack:
     completed_at: datetime | None = None
     escalated_at: datetime | None = None
     reason: str = ""
+    provider_type: str = ""  # the directory's sector of the provider: police, health, social_work, womens_union...
+    failed_at: datetime | None = None
 
     def move(self, status: str, at: datetime, reason: str = "") -> None:
         """Records a status change; the first time each milestone is reached is the one kept."""
@@ -71,6 +75,8 @@ class ReferralTrack:
             self.completed_at = at
         elif status in (EXPIRED, ESCALATED) and self.escalated_at is None:
             self.escalated_at = at
+        if status in FAILED_STATUSES and self.failed_at is None:
+            self.failed_at = at
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@
     refnet dlq list [--consumer C] [--pending]
     refnet dlq replay ID [ID ...] | --pending [--consumer C]    replay dead letters, once each (audited)
     refnet trace CASE_OR_REFERRAL_ID [--db]
-    refnet report [--province 22[,42,...]] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--csv FILE|-] [--svg FILE]
+    refnet report [--line 18001769 | --place 22 | --province 22[,42,...] [--by line|place]] [--from YYYY-MM-DD]
+                  [--to YYYY-MM-DD] [--csv FILE|-] [--xlsx FILE] [--svg FILE] [--ids INDICATOR[:DIMENSION=VALUE]]
+    refnet import FILE.xlsx|FILE.csv [--dry-run] [--source NAME]    past call logs and cases, through intake
+    refnet import --columns | --template FILE.xlsx   the column set (English and Vietnamese); a log to fill in
 
 Tables for people; --json for scripts. It talks to ops-console's API at $REFNET_CONSOLE_URL
 (default http://127.0.0.1:8480), every request carrying the person's access token: $REFNET_TOKEN when set
@@ -33,6 +36,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import grpc
+
+from ops.adapters.history_file import HistoryFileError, read_rows, write_template
+from ops.adapters.intake_import import IntakeImporter
+from ops.domain.history import COLUMNS, HistoryCall, HistoryCase, read_history
+from ops.domain.report import line_code
 from ops.entrypoints.cli_signin import (
     Credentials,
     SignInError,
@@ -83,6 +92,12 @@ class Client:
 
     def post(self, path: str, **params: str) -> Any:
         return self._json(*self._request("POST", path, params))
+
+    def content(self, path: str, **params: str) -> bytes:
+        status, body = self._request("GET", path, params)
+        if status >= 400:
+            raise ConsoleError(status, {"error": body.decode(errors="replace")})
+        return body
 
     def text(self, path: str, **params: str) -> str:
         status, body = self._request("GET", path, params)
@@ -290,14 +305,35 @@ def cmd_trace(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_report(client: Client, args: argparse.Namespace) -> int:
-    provinces = [p.strip() for p in (args.province or "").split(",")] or [""]
-    period = {"from": args.date_from or "", "to": args.date_to or ""}
+    by = args.by
+    if args.line:
+        by, provinces = "line", [line_code(args.line)]
+    elif args.place:
+        by, provinces = "place", [args.place.strip()]
+    else:
+        provinces = [p.strip() for p in (args.province or "").split(",")] or [""]
+    period = {"from": args.date_from or "", "to": args.date_to or "", "by": by}
+    if args.ids:
+        indicator, _, row = args.ids.partition(":")
+        dimension, _, value = row.partition("=")
+        found = client.get("/api/report/ids", province=provinces[0], indicator=indicator, dimension=dimension,
+                           value=value, **period)
+        if args.json:
+            _dump(found)
+        else:
+            print("\n".join(found["ids"]))
+            print(f"{found['count']} ids", file=sys.stderr)
+        return 0
     progress = Progress(len(provinces), "counting") if len(provinces) > 1 else None
     reports = []
     for province in provinces:
         reports.append(client.get("/api/report", province=province, **period))
         if progress:
             progress.step(province or "national")
+    if args.xlsx:
+        with open(args.xlsx, "wb") as binary:
+            binary.write(client.content("/report.xlsx", province=provinces[0], **period))
+        print(f"wrote {args.xlsx}", file=sys.stderr)
     if args.csv:
         texts = [client.text("/report.csv", province=p, **period) for p in provinces]
         text = texts[0] + "".join(t.split("\n", 1)[1] for t in texts[1:])  # one header line
@@ -318,9 +354,76 @@ def cmd_report(client: Client, args: argparse.Namespace) -> int:
         return 0
     for data in reports:
         report = data["report"]
-        print(f"{report['province_code'] or 'national'}  {report['period']['start']} to {report['period']['end']}")
-        table(["indicator", "breakdown", "value"], data["rows"])
+        print(f"{report['scope']}  {report['period']['start']} to {report['period']['end']}")
+        table(["group", "indicator", "by", "value", "figure"], data["rows"])
         print()
+    return 0
+
+
+def cmd_import(client: Client, args: argparse.Namespace) -> int:
+    """Past call logs and cases: every row checked first (all bad rows printed, with line and column, and nothing
+    sent if any); then sent to intake in batches, cases before calls, with a progress bar. A re-run sends the
+    same idempotency keys, so intake stores nothing twice and says how many rows it already had."""
+    if args.columns:
+        table(["column", "Vietnamese", "what it holds"], COLUMNS)
+        return 0
+    if args.template:
+        write_template(Path(args.template))
+        print(f"wrote {args.template}", file=sys.stderr)
+        return 0
+    if not args.file:
+        print("refnet import: give the file (CSV or XLSX), or --columns or --template", file=sys.stderr)
+        return 2
+    try:
+        rows = read_rows(Path(args.file))
+    except (HistoryFileError, OSError) as exc:
+        print(f"refnet import: {exc}", file=sys.stderr)
+        return 1
+    history = read_history(rows, args.source)
+    for problem in history.problems:
+        print(f"{args.file}: {problem}", file=sys.stderr)
+    summary = (f"{history.rows} rows: {len(history.cases)} cases and {len(history.calls)} calls good, "
+               f"{len(history.problems)} bad")
+    if args.dry_run or history.problems:
+        print(summary + ("; nothing imported (dry run)" if args.dry_run else "; nothing imported: fix the rows above"),
+              file=sys.stderr)
+        if args.json:
+            _dump({"rows": history.rows, "cases": len(history.cases), "calls": len(history.calls),
+                   "problems": [{"line": p.line, "field": p.field, "problem": p.problem} for p in history.problems]})
+        return 1 if history.problems else 0
+    missing = [name for name in ("REFNET_TLS_CA", "REFNET_TLS_CERT", "REFNET_TLS_KEY") if not os.environ.get(name)]
+    if missing:
+        print(f"refnet import: set {', '.join(missing)} (the CLI's front-door certificate for intake)", file=sys.stderr)
+        return 2
+    credentials = Credentials()
+
+    def token() -> str:
+        found = credentials.token()
+        if not found:
+            raise SignInError("not signed in: run `refnet login` (or set REFNET_TOKEN)")
+        return found
+
+    importer = IntakeImporter(args.intake, Path(os.environ["REFNET_TLS_CA"]), Path(os.environ["REFNET_TLS_CERT"]),
+                              Path(os.environ["REFNET_TLS_KEY"]), token)
+    batches: list[tuple[list[HistoryCase], list[HistoryCall]]] = (
+        [(history.cases[i:i + args.batch], []) for i in range(0, len(history.cases), args.batch)]
+        + [([], history.calls[i:i + args.batch]) for i in range(0, len(history.calls), args.batch)])
+    progress = Progress(len(batches), "importing")
+    new = repeated = 0
+    try:
+        for cases, calls in batches:
+            added, had = importer.send(cases, calls)
+            new, repeated = new + added, repeated + had
+            progress.step(f"{len(cases)} cases" if cases else f"{len(calls)} calls")
+    except grpc.RpcError as exc:
+        print(f"\nrefnet import: intake refused a batch ({exc.code().name}): {exc.details()}; {new} rows were "
+              "imported before it (a re-run imports each row once)", file=sys.stderr)
+        return 1
+    finally:
+        importer.close()
+    print(f"{summary}; imported {new} new, {repeated} already imported", file=sys.stderr)
+    if args.json:
+        _dump({"rows": history.rows, "new": new, "already_imported": repeated})
     return 0
 
 
@@ -368,13 +471,30 @@ def parser() -> argparse.ArgumentParser:
     trace.add_argument("id", help="a case id or a referral id")
     trace.add_argument("--db", action="store_true", help="include database spans")
     trace.set_defaults(run=cmd_trace)
-    report = sub.add_parser("report", parents=[common], help="indicator report per province and period")
+    report = sub.add_parser("report", parents=[common], help="indicator report per line or place and period")
+    report.add_argument("--line", help="a hotline's number (18001769), 111 or a province code: by handling line")
+    report.add_argument("--place", help="a province code: figures by the place it happened")
     report.add_argument("--province", default="", help="province code(s), comma-separated; empty for the country")
+    report.add_argument("--by", choices=("line", "place"), default="line",
+                        help="with --province: by handling line (default) or by place")
+    report.add_argument("--xlsx", help="write the spreadsheet (a sheet per indicator group) to this file")
+    report.add_argument("--ids", help="list the ids a figure counts (operations team): INDICATOR[:DIMENSION=VALUE]")
     report.add_argument("--from", dest="date_from", help="first day, YYYY-MM-DD (default: 30 days ago)")
     report.add_argument("--to", dest="date_to", help="last day, YYYY-MM-DD (default: today)")
     report.add_argument("--csv", help="write the CSV to this file ('-' for standard output)")
     report.add_argument("--svg", help="write the chart to this file")
     report.set_defaults(run=cmd_report)
+    importing = sub.add_parser("import", parents=[common],
+                               help="past call logs and cases (CSV or XLSX), through intake")
+    importing.add_argument("file", nargs="?", help="the file: one row per call or case (see --columns)")
+    importing.add_argument("--dry-run", action="store_true", help="check every row, print the bad ones, send nothing")
+    importing.add_argument("--columns", action="store_true", help="print the column set and exit")
+    importing.add_argument("--template", help="write an empty log to fill in (.xlsx or .csv) and exit")
+    importing.add_argument("--source", default="", help="what the rows' ids are unique within (default: their line)")
+    importing.add_argument("--intake", default=os.environ.get("REFNET_INTAKE_ADDRESS", "127.0.0.1:50051"),
+                           help="intake's api (default: $REFNET_INTAKE_ADDRESS or 127.0.0.1:50051)")
+    importing.add_argument("--batch", type=int, default=200, help="rows per request to intake (at most 500)")
+    importing.set_defaults(run=cmd_import)
     directory = sub.add_parser("directory", help="import or export the provider directory as HSDS JSON "
                                                  "(runs referral-directory on referral's database)")
     directory.add_argument("args", nargs=argparse.REMAINDER, help="import FILE | export [FILE]")

@@ -17,7 +17,7 @@ import logging
 import secrets
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +43,7 @@ from ops.adapters.scrape import Scraper
 from ops.bootstrap import bootstrap
 from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
-from ops.domain.report import IndicatorReport
+from ops.domain.report import BY_LINE, BY_PLACE, NATIONAL_LINE, IndicatorReport, line_code
 from ops.entrypoints.console_views import (
     ago,
     jsonable,
@@ -52,6 +52,8 @@ from ops.entrypoints.console_views import (
     province_names,
     report_chart,
     report_csv,
+    report_xlsx,
+    scope_words,
     sparkline,
 )
 from ops.entrypoints.ops_metrics import OpsMetrics
@@ -74,6 +76,8 @@ from refnet_platform.topics import TOPICS
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class Snapshot:
@@ -145,7 +149,12 @@ class Console:
         return code
 
     def report_province(self, caller: Caller, code: str | None) -> str:
-        """A person who is not national gets a report for one of their provinces, never the country's."""
+        """A person who is not national gets a report for one of their provinces, never the country's (nor the
+        national line's)."""
+        if (code or "").strip() == NATIONAL_LINE:
+            if not caller.national:
+                raise InvalidArgument("line", "the national line 111 is not one of your provinces")
+            return NATIONAL_LINE
         chosen = self.province(caller, code)
         if not chosen and not caller.national:
             chosen = min(caller.provinces)
@@ -224,31 +233,50 @@ class Console:
                          problem=problem, include_db=include_db, services=services)
 
     def report_page(self, request: Request) -> HTMLResponse:
-        params = request.query_params
         report, problem = None, ""
         try:
-            report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
+            report = self.report(self.caller(request), request.query_params)
         except InvalidArgument as exc:
             problem = str(exc)
         return self.page(request, "report.html", report=report, problem=problem,
-                         chart=report_chart(report, self.names) if report else "")
+                         chart=report_chart(report, self.names) if report else "",
+                         scope_words=scope_words(report, self.names) if report else "")
 
-    def report(self, caller: Caller, province: str | None, start: str | None, end: str | None) -> IndicatorReport:
-        period = parse_period(start, end)
-        result: IndicatorReport = self.bus.handle(commands.BuildReport(
-            period, self.report_province(caller, province), within=remit(caller)))
+    def report(self, caller: Caller, params: Mapping[str, str]) -> IndicatorReport:
+        """The report a request asks for: `line` (a hotline's number, 111 or a province code) or `place` (a
+        province code), or `province` with `by` (line, the default, or place); `from` and `to`."""
+        by = (params.get("by") or BY_LINE).strip()
+        code = params.get("province")
+        if params.get("line"):
+            by, code = BY_LINE, line_code(params["line"])
+        elif params.get("place"):
+            by, code = BY_PLACE, params["place"]
+        if by not in (BY_LINE, BY_PLACE):
+            raise InvalidArgument("by", "is line or place")
+        period = parse_period(params.get("from"), params.get("to"))
+        province = self.report_province(caller, code)
+        if by == BY_PLACE and province == NATIONAL_LINE:
+            raise InvalidArgument("by", "111 is a line, not a place: ask for it by line")
+        result: IndicatorReport = self.bus.handle(commands.BuildReport(period, province, within=remit(caller), by=by))
         return result
 
+    @staticmethod
+    def _report_name(report: IndicatorReport, suffix: str) -> str:
+        return (f"refnet-report-{report.scope.by}-{report.province_code or 'national'}-{report.period.start}-"
+                f"{report.period.end}.{suffix}")
+
     def report_csv(self, request: Request) -> Response:
-        params = request.query_params
-        report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
-        name = f"refnet-report-{report.province_code or 'national'}-{report.period.start}-{report.period.end}.csv"
+        report = self.report(self.caller(request), request.query_params)
         return Response(report_csv(report), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers={"Content-Disposition": f'attachment; filename="{self._report_name(report, "csv")}"'})
+
+    def report_xlsx(self, request: Request) -> Response:
+        report = self.report(self.caller(request), request.query_params)
+        return Response(report_xlsx(report, self.names), media_type=XLSX_TYPE,
+                        headers={"Content-Disposition": f'attachment; filename="{self._report_name(report, "xlsx")}"'})
 
     def report_svg(self, request: Request) -> Response:
-        params = request.query_params
-        report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
+        report = self.report(self.caller(request), request.query_params)
         return Response(report_chart(report, self.names), media_type="image/svg+xml")
 
     # What the overview and `refnet status` show.
@@ -357,12 +385,34 @@ class Console:
                      for h in t.hops]} for t in traces]}))
 
     def api_report(self, request: Request) -> Response:
-        params = request.query_params
         try:
-            report = self.report(self.caller(request), params.get("province"), params.get("from"), params.get("to"))
+            report = self.report(self.caller(request), request.query_params)
         except InvalidArgument as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(jsonable({"report": report, "rows": report.rows()}))
+        return JSONResponse(jsonable({
+            "report": {"by": report.scope.by, "province_code": report.province_code, "period": report.period,
+                       "scope": scope_words(report, self.names), "excluded_cases": report.excluded_cases,
+                       "calls": report.calls, "cases": report.cases,
+                       "emergency_interventions": report.emergency_interventions,
+                       "children_under_case_management": report.children_under_case_management,
+                       "people_sheltered": report.people_sheltered},
+            "rows": report.rows()}))
+
+    def api_report_ids(self, request: Request) -> Response:
+        """The ids one figure counts (`indicator`, and `dimension` + `value` for one of its rows): the operations
+        team's, to check a figure against the records; ids only."""
+        caller = self.caller(request)
+        if caller.role is not Role.OPS:
+            return JSONResponse({"error": "only the operations team lists the ids behind a figure"}, status_code=403)
+        params = request.query_params
+        try:
+            report = self.report(caller, params)
+        except InvalidArgument as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        indicator = params.get("indicator", "")
+        ids = report.ids(indicator, params.get("dimension", ""), params.get("value", ""))
+        return JSONResponse({"indicator": indicator, "dimension": params.get("dimension", ""),
+                             "value": params.get("value", ""), "ids": ids, "count": len(ids)})
 
     def api_overdue(self, request: Request) -> JSONResponse:
         caller = self.caller(request)
@@ -439,6 +489,7 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/report", console.report_page),
         Route("/report.csv", console.report_csv),
         Route("/report.svg", console.report_svg),
+        Route("/report.xlsx", console.report_xlsx),
         Route("/api/whoami", console.api_whoami),
         Route("/api/status", console.api_status),
         Route("/api/topics", console.api_topics),
@@ -447,6 +498,7 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/api/dlq/{letter_id:int}/replay", console.api_replay, methods=["POST"]),
         Route("/api/trace/{subject}", console.api_trace),
         Route("/api/report", console.api_report),
+        Route("/api/report/ids", console.api_report_ids),
         Route("/api/overdue", console.api_overdue),
         *signin.routes(),
         Route("/auth/cli", signin.cli_settings),

@@ -22,9 +22,9 @@ from ops.domain.model import (
     build_traces,
     overdue,
 )
-from ops.domain.report import CallFact, CaseFact, IndicatorReport, build_report
+from ops.domain.report import CallFact, CaseFact, IndicatorReport, Scope, build_report
 from ops.service_layer.unit_of_work import OpsUnitOfWork
-from refnet_platform.errors import AlreadyExists, FailedPrecondition, NotFound
+from refnet_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from refnet_platform.topics import BY_NAME
 
 UowFactory = Callable[[], OpsUnitOfWork]
@@ -58,7 +58,9 @@ def record_case(cmd: commands.RecordCase, uow: UowFactory) -> None:
     with uow() as work:
         _count(work, cmd.seen)
         work.facts.add_case(CaseFact(cmd.case_id, cmd.seen.province_code, cmd.seen.at, cmd.case_types, cmd.is_child,
-                                     cmd.reportable, cmd.seen.at if cmd.emergency else None))
+                                     cmd.reportable, cmd.seen.at if cmd.emergency else None,
+                                     handling_line=cmd.handling_line, sex=cmd.sex, age_band=cmd.age_band,
+                                     disability=cmd.disability, imported=cmd.imported))
         work.commit()
 
 
@@ -86,7 +88,8 @@ def forget_case(cmd: commands.ForgetCase, uow: UowFactory) -> None:
 def record_call(cmd: commands.RecordCall, uow: UowFactory) -> None:
     with uow() as work:
         _count(work, cmd.seen)
-        work.facts.add_call(CallFact(cmd.call_id, cmd.seen.province_code, cmd.seen.at, cmd.topic))
+        work.facts.add_call(CallFact(cmd.call_id, cmd.seen.province_code, cmd.seen.at, cmd.topic, cmd.handling_line,
+                                     cmd.channel, cmd.outcome, cmd.imported))
         work.commit()
 
 
@@ -96,11 +99,12 @@ def record_referral_requested(cmd: commands.RecordReferralRequested, uow: UowFac
         accept_by = cmd.accept_by or policy.accept_by(cmd.seen.at, cmd.risk_level, cmd.emergency)
         existing = work.facts.referral(cmd.referral_id)
         track = ReferralTrack(cmd.referral_id, cmd.case_id, cmd.seen.province_code, cmd.sector, cmd.provider_id,
-                              cmd.emergency, cmd.seen.at, accept_by, cmd.start_by)
+                              cmd.emergency, cmd.seen.at, accept_by, cmd.start_by, provider_type=cmd.provider_type)
         if existing is not None:  # a status change overtook the request (another partition): keep what it said
             track.status, track.reason = existing.status, existing.reason
             track.accepted_at, track.started_at = existing.accepted_at, existing.started_at
             track.completed_at, track.escalated_at = existing.completed_at, existing.escalated_at
+            track.failed_at = existing.failed_at
         work.facts.save_referral(track)
         work.commit()
 
@@ -275,12 +279,17 @@ def beds_free(cmd: commands.BedsFree, uow: UowFactory) -> dict[str, int]:
 
 
 def report(cmd: commands.BuildReport, uow: UowFactory) -> IndicatorReport:
+    """The report by handling line (the national line 111 is national people's only) or by place."""
     period = cmd.period
-    if cmd.within is not None and cmd.province_code not in cmd.within:
+    try:
+        scope = Scope(cmd.by, cmd.province_code)
+    except ValueError as err:
+        raise InvalidArgument("by", str(err)) from None
+    if cmd.within is not None and (not scope.province_code or scope.province_code not in cmd.within):
         raise NotFound(f"no report for {cmd.province_code or 'the whole country'} within this remit")
     with uow() as work:
-        cases = work.facts.case_facts(cmd.province_code, period.end_before)
-        calls = work.facts.call_facts(cmd.province_code, period.start_at, period.end_before)
-        referrals = work.facts.referral_facts(cmd.province_code, period.start_at, period.end_before)
-        stays = work.facts.stay_facts(cmd.province_code, period.start_at, period.end_before)
-    return build_report(cmd.province_code, period, cases, calls, referrals, stays)
+        cases = work.facts.case_facts(period.end_before)
+        calls = work.facts.call_facts(scope.code, period.start_at, period.end_before)
+        referrals = work.facts.referral_facts(period.start_at, period.end_before)
+        stays = work.facts.stay_facts(period.start_at, period.end_before)
+    return build_report(scope, period, cases, calls, referrals, stays, _now())

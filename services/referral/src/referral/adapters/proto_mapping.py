@@ -181,7 +181,7 @@ def event_to_record(event: object) -> OutgoingEvent:
             case_worker_id=r.case_worker_id, accept_by=to_timestamp(r.accept_by),
             start_by=to_timestamp(r.start_by),
             attempt=r.attempt, previous_referral_id=r.previous_referral_id,
-            provider_province_code=r.provider_province_code), r)
+            provider_province_code=r.provider_province_code, provider_sector=event.provider_sector), r)
     if isinstance(event, events.ReferralStatusChanged):
         r = event.referral
         return _referral_record(events_pb2.ReferralStatusChanged(
@@ -240,6 +240,8 @@ def _needs(refs: Any) -> list[commands.NeedToRoute]:
 
 
 def command_for(message: object) -> object | None:
+    if isinstance(message, intake_events.CaseRegistered | intake_events.CaseClosed) and message.imported:
+        return None  # a record from before refnet (ImportHistory): counted in reports, never routed
     if isinstance(message, intake_events.CaseRegistered):
         return commands.RouteCase(
             case_id=message.case_id, province_code=message.province_code, commune_code=message.commune_code,

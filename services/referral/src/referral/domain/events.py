@@ -10,6 +10,9 @@ from refnet_platform.vocabulary import ReferralReason, ReleaseReason, TargetGrou
 @dataclass(frozen=True)
 class ReferralRequested:
     referral: Referral
+    # The kind of organisation it went to, as the directory names it (police, health, social_work, womens_union,
+    # ...): for the indicator reports' "by provider type". Empty when no provider was found.
+    provider_sector: str = ""
 
 
 @dataclass(frozen=True)

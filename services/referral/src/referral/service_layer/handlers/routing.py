@@ -75,7 +75,7 @@ def request(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, pr
         bed=BedState.REQUESTED if provider and provider.is_shelter else BedState.NONE, updated_at=now)
     work.referrals.add(referral)
     work.referrals.record(referral.referral_id, now, None, Status.REQUESTED, "", actor)
-    work.emit(events.ReferralRequested(referral))
+    work.emit(events.ReferralRequested(referral, provider.sector if provider else ""))
     if provider is None:
         # Nothing is silently dropped: the province's supervisor must find a provider.
         transition(work, referral, Status.EXPIRED, ReferralReason.NO_PROVIDER, now)

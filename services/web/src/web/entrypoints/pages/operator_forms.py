@@ -324,6 +324,8 @@ def case_request(values: Mapping[str, str], request_id: str, now: datetime) -> B
                                   safe_contact_note=str(values.get("safe_note", "")).strip(),
                                   safe_times=safe_times),
         narrative=str(values.get("narrative", "")).strip())
+    if checked(values, "no_reporting"):  # left out of every figure of the indicator reports
+        request.reporting_consent = False
     for slug in needs:
         need = request.needs.add(service_type=SERVICES[slug])
         if slug not in consents:

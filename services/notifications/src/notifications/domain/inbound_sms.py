@@ -313,3 +313,23 @@ def reply_language(parsed: Parsed, on_record: str) -> Language:
     if parsed.language is Language.EN:
         return Language.EN
     return Language.parse(on_record) if on_record else Language.VI
+
+
+class SenderLimit:
+    """At most `limit` texts per sender in any `window_s` seconds (by sender key, in this process): a number
+    that floods the door is ignored, not answered. Pure: the caller gives the time."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._seen: dict[str, list[float]] = {}
+
+    def allow(self, sender_key: str, now: float) -> bool:
+        recent = [t for t in self._seen.get(sender_key, ()) if now - t < self.window_s]
+        allowed = len(recent) < self.limit
+        if allowed:
+            recent.append(now)
+        self._seen[sender_key] = recent
+        if len(self._seen) > 100_000:  # forget quiet senders so the map stays bounded
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < self.window_s}
+        return allowed

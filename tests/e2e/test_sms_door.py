@@ -16,18 +16,25 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+from sqlalchemy import select
 
 from notifications.adapters.channels import sign_webhook
+from notifications.adapters.tables import deliveries, notices
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet.intake.v1 import types_pb2 as it
+from refnet.referral.v1 import referral_service_pb2 as referral_pb
+from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.kafka import KafkaBroker
@@ -35,6 +42,7 @@ from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_dev.util import repo_root
+from refnet_platform.engine import make_engine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -300,3 +308,76 @@ def _count(metrics: str, outcome: str) -> float:
 
 
 
+
+
+# --- survivors ---------------------------------------------------------------------------------
+
+SURVIVOR_PHONE = "0912 777 888"  # as she gave it at intake
+SURVIVOR_TEXTS_FROM = "+84912777888"  # as the gateway gives it
+STOPPED_VI = "Bạn sẽ không nhận thêm tin nhắn nào. Trả lời BAT DAU để nhận lại."
+STARTED_VI = "Bạn sẽ nhận lại tin nhắn. Trả lời DUNG để ngừng."
+
+
+def survivor_deliveries(network: Network, case_id: str) -> list[dict[str, Any]]:
+    engine = make_engine(f"sqlite:///{network.data_dir / 'notifications.db'}")
+    try:
+        with engine.connect() as conn:
+            query = select(deliveries.c.notice_id, deliveries.c.status, deliveries.c.detail, notices.c.referral_id)
+            rows = conn.execute(query.join(notices, notices.c.notice_id == deliveries.c.notice_id).where(
+                deliveries.c.lane == "survivor", notices.c.case_id == case_id)).mappings().all()
+        return [dict(r) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def test_a_survivors_stop_withholds_her_due_sms_and_the_next_notice_goes_by_no_sms(
+    network: Network, gateway: Gateway,
+) -> None:
+    # Her only safe hour starts in three hours: her first notice is due, and waits (deferred) for it.
+    opens = (datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + timedelta(hours=3)).replace(second=0, microsecond=0)
+    safe = it.SafeContactTime(start=opens.strftime("%H:%M"), end=(opens + timedelta(hours=1)).strftime("%H:%M"))
+    request = intake_pb.RegisterCaseRequest(
+        client_request_id=f"sms-e2e-{uuid.uuid4()}", province_code=QN, commune_code="06673",
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
+        survivor=intake_pb.Survivor(is_child=False, age=36, sex=t.SEX_FEMALE),
+        needs=[intake_pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True),
+               intake_pb.Need(service_type=t.SERVICE_TYPE_MEDICAL, consented=True)],
+        contact=intake_pb.Contact(phone=SURVIVOR_PHONE, phone_is_safe=True, safe_times=[safe]),
+        case_worker_id="qn-worker-7")
+    with network.channel("intake", "qn-worker-7", "operator") as intake_ch, \
+            network.channel("referral", "qn-police-baichay", "agency") as police_ch, \
+            network.channel("referral", "qn-hospital", "agency") as hospital_ch:
+        case_id = intake_grpc.IntakeServiceStub(intake_ch).RegisterCase(request, timeout=15).case.case_id
+        police, hospital = referral_grpc.ReferralServiceStub(police_ch), referral_grpc.ReferralServiceStub(hospital_ch)
+        first = eventually(lambda: list(police.ListReferrals(referral_pb.ListReferralsRequest(case_id=case_id))
+                                        .referrals), "the police referral")[0]
+        second = eventually(lambda: list(hospital.ListReferrals(referral_pb.ListReferralsRequest(case_id=case_id))
+                                         .referrals), "the hospital referral")[0]
+        police.AcceptReferral(referral_pb.AcceptReferralRequest(referral_id=first.referral_id,
+                                                                client_request_id=str(uuid.uuid4())), timeout=10)
+        eventually(lambda: [d for d in survivor_deliveries(network, case_id) if d["status"] == "deferred"],
+                   "her first notice deferred to her safe hour")
+
+        # STOP from her number (as the gateway writes it): confirmed once, neutrally, in her notices' language.
+        assert text(network, SURVIVOR_TEXTS_FROM, "STOP").status == 200
+        assert reply_to(gateway, SURVIVOR_TEXTS_FROM) == [STOPPED_VI]
+        [due] = survivor_deliveries(network, case_id)
+        assert (due["status"], due["detail"]) == ("cancelled", "sms_stopped")
+        assert text(network, SURVIVOR_TEXTS_FROM, "  dung ").status == 200  # again: nothing to confirm
+        # A text that is not STOP or START from her number is never answered.
+        assert text(network, SURVIVOR_TEXTS_FROM, "GIUONG 2").status == 200
+
+        # The next notice (the hospital accepts) goes by no SMS.
+        hospital.AcceptReferral(referral_pb.AcceptReferralRequest(referral_id=second.referral_id,
+                                                                  client_request_id=str(uuid.uuid4())), timeout=10)
+        withheld = eventually(lambda: [d for d in survivor_deliveries(network, case_id)
+                                       if d["referral_id"] == second.referral_id and d["status"] == "cancelled"],
+                              "her next notice withheld")
+        assert withheld[0]["detail"] == "sms_stopped"
+
+    time.sleep(1.5)
+    assert gateway.texts_to(SURVIVOR_TEXTS_FROM) == [STOPPED_VI]
+    assert gateway.texts_to(SURVIVOR_PHONE) == []
+    # START resumes, confirmed once.
+    text(network, SURVIVOR_TEXTS_FROM, "Bắt đầu")
+    assert reply_to(gateway, SURVIVOR_TEXTS_FROM, 2) == [STOPPED_VI, STARTED_VI]

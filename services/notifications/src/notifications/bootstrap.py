@@ -156,4 +156,5 @@ def sms_door(settings: Settings) -> tuple[inbound.SmsDoor, GrpcSmsOwners]:
     owners = GrpcSmsOwners(shelter, referral, intake)
     key = settings.sms_sender_hash_key.encode() or os.urandom(32)
     return inbound.SmsDoor(owners, inbound.sender_hasher(key),
-                           SenderLimit(settings.sms_rate_limit, settings.sms_rate_window_s)), owners
+                           SenderLimit(settings.sms_rate_limit, settings.sms_rate_window_s),
+                           Language.parse(settings.survivor_language)), owners

@@ -13,8 +13,10 @@ from intake.adapters.tables import (
     case_personal_data,
     cases,
     consents,
+    contact_phones,
     needs,
     referrals,
+    sms_stops,
 )
 from intake.domain.contact_reads import REFERRAL_REQUESTED, AuditEntry, ReferralRecord
 from intake.domain.model import (
@@ -93,6 +95,9 @@ class CaseRepository:
         self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
         self.conn.execute(insert(case_personal_data), dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
+        phone_key = self.vault.phone_key(contact.phone) if contact.phone else ""
+        if phone_key:
+            self.conn.execute(insert(contact_phones), dict(phone_key=phone_key, case_id=case.case_id))
 
     def add_need(self, case_id: str, need: Need) -> None:
         self.conn.execute(insert(needs), _need_row(case_id, need))
@@ -150,6 +155,39 @@ class CaseRepository:
 
     def destroy_key(self, case_id: str) -> None:
         self.conn.execute(delete(case_keys).where(case_keys.c.case_id == case_id))
+        self.conn.execute(delete(contact_phones).where(contact_phones.c.case_id == case_id))
+
+    # --- texts from her number (STOP / START) ---
+
+    def with_phone(self, phone: str) -> list[str]:
+        """The cases whose contact holds this number (by its keyed hash), erased ones excepted."""
+        keys = self.vault.phone_keys(phone)
+        if not keys:
+            return []
+        rows = self.conn.execute(select(contact_phones.c.case_id).distinct()
+                                 .join(case_keys, case_keys.c.case_id == contact_phones.c.case_id)
+                                 .where(contact_phones.c.phone_key.in_(keys)).order_by(contact_phones.c.case_id))
+        return [r.case_id for r in rows]
+
+    def stop_sms(self, case_ids: list[str], at: datetime) -> list[str]:
+        """Records STOP on these cases; the ones not already stopped."""
+        already = set(self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id.in_(case_ids)))
+                      .scalars())
+        changed = [c for c in case_ids if c not in already]
+        if changed:
+            self.conn.execute(insert(sms_stops), [dict(case_id=c, stopped_at=at) for c in changed])
+        return changed
+
+    def start_sms(self, case_ids: list[str]) -> list[str]:
+        """Lifts STOP on these cases; the ones that were stopped."""
+        stopped = list(self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id.in_(case_ids)))
+                       .scalars())
+        if stopped:
+            self.conn.execute(delete(sms_stops).where(sms_stops.c.case_id.in_(stopped)))
+        return stopped
+
+    def sms_stopped(self, case_id: str) -> bool:
+        return self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id == case_id)).first() is not None
 
     def key_counts(self) -> dict[str | None, int]:
         """How many case keys each master key wraps, by key id (None: wrapped before ids were recorded)."""

@@ -139,3 +139,12 @@ class RecordReferral:
     referral_id: str
     status: str
     provider_id: str
+
+
+@dataclass(frozen=True)
+class SetSmsPreference:
+    """The SMS door (caller.subject_id "notifications"): a survivor texted STOP (stop=True) or START."""
+
+    caller: Caller
+    sender_phone: str
+    stop: bool

@@ -12,6 +12,8 @@ import grpc
 from notifications.domain.inbound_sms import Keyword, Parsed
 from notifications.service_layer.inbound import OwnerUnavailable, ProviderAnswer, ShelterAnswer, SurvivorAnswer
 from refnet.common.v1 import types_pb2
+from refnet.intake.v1 import contact_service_pb2 as contact_pb
+from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_platform.identity import ServiceChannel
@@ -58,7 +60,13 @@ class GrpcSmsOwners:
         return None  # providers' duty phones are not read yet
 
     def survivor_preference(self, sender: str, stop: bool) -> SurvivorAnswer | None:
-        return None  # survivors' numbers are not read yet
+        if self.intake is None:
+            return None
+        request = contact_pb.SetSmsPreferenceRequest(sender_phone=sender, stop=stop)
+        reply = _call(self.intake, lambda ch: contact_grpc.CaseContactServiceStub(ch).SetSmsPreference, request)
+        if reply is None:
+            return None
+        return SurvivorAnswer(changed=bool(reply.changed_case_ids), case_ids=list(reply.case_ids))
 
     def close(self) -> None:
         for channel in (self.shelter, self.referral, self.intake):

@@ -108,6 +108,8 @@ class SmsDoor:
     owners: SmsOwners
     sender_key: Callable[[str], str]  # keyed hash of a normalised number
     limit: SenderLimit
+    # A survivor is answered in the language of her notices (which told her to reply STOP), whatever word she used.
+    survivor_language: Language = Language.VI
     monotonic: Callable[[], float] = time.monotonic
 
 
@@ -190,7 +192,7 @@ def _survivor(cmd: commands.ReceiveSms, parsed: Parsed, door: SmsDoor, uow: UowF
             work.commit()
     if not answer.changed:
         return _done(cmd, Outcome.UNCHANGED, None, uow, clock)
-    language = parsed.language or Language.VI
+    language = door.survivor_language
     kind = Reply.STOPPED if stop else Reply.STARTED
     return _done(cmd, Outcome.STOPPED if stop else Outcome.STARTED,
                  _reply(cmd, kind, render(language, kind), language, survivor=True), uow, clock)

@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from intake.adapters.crypto import generate_key_b64
-from intake.adapters.tables import CASE_COLUMNS_CASEWORK, referrals
+from intake.adapters.tables import CASE_COLUMNS_CASEWORK, contact_phones, referrals
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
@@ -196,6 +196,7 @@ def test_migration_0004_records_the_referrals_the_needs_already_hold(intake: Any
             conn.execute(text(f"ALTER TABLE cases ADD COLUMN {column} VARCHAR"))
         for column in LATER_CASE_COLUMNS:  # today's code writes them too; dropped again below, before migrating
             conn.execute(text(f"ALTER TABLE cases ADD COLUMN {column}"))
+        contact_phones.create(conn)  # and the hashes of numbers (from sms_0001): dropped below
     bus = bootstrap(Settings(master_key=generate_key_b64()), engine)
     statuses = ["in_service", "expired", "failed", "requested"]
     cases = [bus.handle(intake.register_command())[0] for _ in statuses]
@@ -207,6 +208,7 @@ def test_migration_0004_records_the_referrals_the_needs_already_hold(intake: Any
             conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
         for column in LATER_CASE_COLUMNS:
             conn.execute(text(f"ALTER TABLE cases DROP COLUMN {column.split()[0]}"))
+        conn.execute(text("DROP TABLE contact_phones"))
         for case, status in zip(cases, statuses, strict=True):
             conn.execute(text("UPDATE needs SET referral_id = :r, referral_status = :s, provider_id = :p "
                               "WHERE need_id = :n"), dict(r=f"ref-{status}", s=status, p=PROVIDER,

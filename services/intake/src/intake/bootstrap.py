@@ -30,6 +30,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.CloseCase: handlers.close_case,
     commands.EraseCase: handlers.erase_case,
     commands.GetCaseContact: contacts.get_case_contact,
+    commands.SetSmsPreference: contacts.set_sms_preference,
     commands.RecordReferral: handlers.record_referral,
     commands.RecordAssessment: casework.record_assessment,
     commands.RecordCasePlan: casework.record_case_plan,

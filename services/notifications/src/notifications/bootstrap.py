@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
@@ -12,14 +13,16 @@ from sqlalchemy import Engine
 from notifications.adapters.channels import ChannelAdapter, SmsGatewayChannel, SmsGatewayConfig, WebhookChannel
 from notifications.adapters.dead_letters import KafkaDeadLetters
 from notifications.adapters.intake_contacts import IntakeContacts
+from notifications.adapters.sms_owners import GrpcSmsOwners
 from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.config import Settings
 from notifications.domain import commands
+from notifications.domain.inbound_sms import SenderLimit
 from notifications.domain.messages import Channel, Language
 from notifications.domain.rendering import Links, OutboundMessage
 from notifications.domain.retry import RetryPolicy
 from notifications.domain.safe_contact import ContactWindow
-from notifications.service_layer import dispatch, handlers
+from notifications.service_layer import dispatch, handlers, inbound
 from notifications.service_layer.handlers import (
     DeadLetterSink,
     DueNow,
@@ -31,6 +34,7 @@ from notifications.service_layer.handlers import (
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
+from refnet_platform.identity import ServiceChannel, channel_credentials
 from refnet_platform.unit_of_work import BatchTransaction
 
 
@@ -90,7 +94,7 @@ def survivor_contacts(settings: Settings) -> SurvivorContacts | None:
 def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = None,
               adapters: dict[Channel, ChannelAdapter] | None = None, contacts: SurvivorContacts | None = None,
               dead_letters: DeadLetterSink | None = None, wakeup: Wakeup | None = None,
-              clock: Clock = system_clock) -> MessageBus:
+              clock: Clock = system_clock, door: inbound.SmsDoor | None = None) -> MessageBus:
     """wakeup: the worker's dispatch timer, set when an event has made deliveries due. clock: what the handlers
     take as now (the policy's own when a policy is given)."""
     schema = settings.database[1]
@@ -120,8 +124,37 @@ def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = Non
         commands.ListNotices: handlers.list_notices,
         commands.NoticesAfter: handlers.notices_after,
     }
+    doors: dict[type, Callable[..., Any]] = {} if door is None else {
+        commands.ReceiveSms: partial(inbound.receive_sms, uow=uow, door=door, clock=policy.clock),
+        commands.RecordSmsReply: partial(inbound.record_reply, uow=uow),
+    }
     return MessageBus({
+        **doors,
         **{c: partial(h, uow=uow, policy=policy, outlets=outlets) for c, h in sending.items()},
         **{c: partial(h, uow=uow, policy=policy) for c, h in timed.items()},
         **{c: partial(h, uow=uow) for c, h in plain.items()},
     })
+
+
+def owner_channels(settings: Settings) -> tuple[ServiceChannel | None, ServiceChannel | None, ServiceChannel | None]:
+    """Channels to shelter, referral and intake as refnet service "notifications" (the SMS door)."""
+    if not (settings.intake_client_cert and settings.intake_client_key):
+        if not settings.allow_plaintext:
+            return None, None, None
+        credentials = None
+    else:
+        ca = settings.intake_ca_file or (settings.tls_cert_dir / "ca.pem" if settings.tls_cert_dir else None)
+        if ca is None:
+            raise SystemExit("notifications: set NOTIFICATIONS_INTAKE_CA_FILE or NOTIFICATIONS_TLS_CERT_DIR")
+        credentials = channel_credentials(ca, settings.intake_client_cert, settings.intake_client_key)
+    return tuple(ServiceChannel(address, credentials, "notifications")  # type: ignore[return-value]
+                 for address in (settings.shelter_address, settings.referral_address, settings.intake_address))
+
+
+def sms_door(settings: Settings) -> tuple[inbound.SmsDoor, GrpcSmsOwners]:
+    shelter, referral, intake = owner_channels(settings)
+    owners = GrpcSmsOwners(shelter, referral, intake)
+    key = settings.sms_sender_hash_key.encode() or os.urandom(32)
+    return inbound.SmsDoor(owners, inbound.sender_hasher(key),
+                           SenderLimit(settings.sms_rate_limit, settings.sms_rate_window_s),
+                           Language.parse(settings.survivor_language)), owners

@@ -76,5 +76,22 @@ class Settings(ServiceSettings):
     intake_client_key: Path | None = None
     intake_ca_file: Path | None = None
 
+    # The SMS door (notifications-sms): the gateway POSTs each text it receives to http://HOST:PORT/sms/inbound,
+    # signed as refnet's webhooks are (HMAC-SHA256 over "<timestamp>.<body>"), with this secret (comma-separated
+    # while rotating). Without a secret the door does not start.
+    sms_door_host: str = "127.0.0.1"
+    sms_door_port: int = 8680
+    sms_inbound_secret: str = ""
+    sms_inbound_tolerance_s: PositiveFloat = 300.0
+    # The key of the hash that stands for a sender's number in the door's rows and its rate limit (empty: a random
+    # key per process start, so the hashes of one run match only each other).
+    sms_sender_hash_key: str = ""
+    # Per sender number: at most this many texts in the window; more are ignored (no reply).
+    sms_rate_limit: PositiveInt = 10
+    sms_rate_window_s: PositiveFloat = 600.0
+    # Who a number is, asked of its owners with the client certificate above (NOTIFICATIONS_INTAKE_CLIENT_CERT).
+    shelter_address: str = "127.0.0.1:50053"
+    referral_address: str = "127.0.0.1:50052"
+
     # WatchNotices: how often each stream looks for new notices.
     watch_poll_interval_s: float = 0.5

@@ -36,4 +36,5 @@ def bootstrap(settings: Settings, engine: Engine, clock: Clock = system_clock) -
                                            clock=clock),
         commands.WatchAvailability: handlers.watch_scope,
         commands.LoadShelters: partial(handlers.load_shelters, uow=uow),
+        commands.ReportBySms: partial(handlers.report_by_sms, uow=uow, stale_after=stale_after, clock=clock),
     })

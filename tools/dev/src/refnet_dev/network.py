@@ -39,6 +39,9 @@ WEB = "web"
 WEB_GATEWAY = "refnet-web"
 # The first process of each service to start: with database_roles, the one that migrates (as the schema's owner).
 MIGRATING = frozenset({*(f"{s}-api" for s in SERVICES), *OPS_FIRST, WEB})
+# The SMS door (notifications-sms), started after the apis when Network(sms=True): the gateway POSTs texts to
+# sms_url + "/sms/inbound". It serves /healthz, /readyz, /metrics on that port too.
+SMS_DOOR = "notifications-sms"
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Network:
     processes: list[Process] = field(default_factory=list)
     ops: bool = False
     web: bool = False
+    sms: bool = False
     # The identity provider people sign in to; without one, only machines can call.
     keycloak: Keycloak | None = None
     # PostgreSQL as on Kubernetes: database_url's user owns the schemas and migrates (only the first process of
@@ -95,9 +99,14 @@ class Network:
                     "NOTIFICATIONS_INTAKE_ADDRESS": self.address("intake"),
                     "NOTIFICATIONS_INTAKE_CLIENT_CERT": str(notifications_cert),
                     "NOTIFICATIONS_INTAKE_CLIENT_KEY": str(notifications_key)})
+        # The SMS door asks shelter, referral and intake who a number is (as refnet service "notifications");
+        # its secret and gateway come from extra_env (NOTIFICATIONS_SMS_INBOUND_SECRET, _SMS_GATEWAY_URL).
+        env.update({"NOTIFICATIONS_SHELTER_ADDRESS": self.address("shelter"),
+                    "NOTIFICATIONS_REFERRAL_ADDRESS": self.address("referral"),
+                    "NOTIFICATIONS_SMS_DOOR_PORT": str(self.port(SMS_DOOR))})
         # Every process's /metrics, /healthz and /readyz on a port of its own.
         for name in self.process_names():
-            if name not in ("ops-console", WEB):  # the console and the web app serve them on their own port
+            if name not in ("ops-console", WEB, SMS_DOOR):  # the console and the web app serve them on their own port
                 env[f"{name.replace('-', '_').upper()}_METRICS_PORT"] = str(self.port(f"{name}-metrics"))
         if self.keycloak:
             env.update(self.keycloak.env())
@@ -172,16 +181,22 @@ class Network:
     def process_names(self) -> list[str]:
         names = [f"{service}-{role}" for role in ROLES for service in SERVICES]
         names = [*OPS_FIRST, *names, *OPS_LAST] if self.ops else names
+        names = [*names, SMS_DOOR] if self.sms else names
         return [*names, WEB] if self.web else names
 
     def metrics_url(self, name: str) -> str:
         """Where a process serves /metrics, /healthz and /readyz."""
-        port = self.port(name) if name in ("ops-console", WEB) else self.port(f"{name}-metrics")
+        port = self.port(name) if name in ("ops-console", WEB, SMS_DOOR) else self.port(f"{name}-metrics")
         return f"http://127.0.0.1:{port}"
 
     @property
     def console_url(self) -> str:
         return f"http://127.0.0.1:{self.port('ops-console')}"
+
+    @property
+    def sms_url(self) -> str:
+        """The SMS door the gateway posts texts to (POST /sms/inbound)."""
+        return f"http://127.0.0.1:{self.port(SMS_DOOR)}"
 
     @property
     def web_url(self) -> str:
@@ -213,6 +228,9 @@ class Network:
             for name in OPS_LAST:
                 self.start_process(name, env, bin_dir)
             self.wait_ready("ops-console", timeout)
+        if self.sms:
+            self.start_process(SMS_DOOR, env, bin_dir)
+            self.wait_ready(SMS_DOOR, timeout)
         if self.web:
             self.start_process(WEB, env, bin_dir)
             self.wait_ready(WEB, timeout)

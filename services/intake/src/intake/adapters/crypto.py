@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import os
 from collections.abc import Sequence
@@ -19,6 +20,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from intake.domain.model import Contact, SafeTime
+from refnet_platform.phone import normalise_phone
+
+PHONE_KEY_INFO = b"refnet intake: survivor phone lookup v1"
 
 NONCE_BYTES = 12
 
@@ -116,6 +120,15 @@ class Vault:
                 continue
         raise MasterKeyError("no configured master key opens this case key (it has no key id)")
 
+    def phone_key(self, phone: str) -> str:
+        """Her number as the current master key's keyed hash ("" for no number): what finds her case from a
+        text (STOP) without the number being stored anywhere but her encrypted contact."""
+        return _phone_key(self._master, phone)
+
+    def phone_keys(self, phone: str) -> list[str]:
+        """The number's hash under every configured master key (a case recorded before a rotation is found)."""
+        return [k for k in (_phone_key(master, phone) for master in self._keys.values()) if k]
+
     def rewrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> tuple[str, bytes]:
         """The case key wrapped by the current master key instead: the data it seals is not touched."""
         return self.wrap(case_id, self.unwrap(case_id, wrapped, wrapped_by))
@@ -123,6 +136,7 @@ class Vault:
     @staticmethod
     def seal_personal_data(case_key: bytes, case_id: str, contact: Contact, narrative: str) -> bytes:
         data = {**asdict(contact), "narrative": narrative}
+        data.pop("sms_stopped")  # recorded beside the sealed data, from her texts
         return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), case_id.encode())
 
     @staticmethod
@@ -154,6 +168,14 @@ class Vault:
         return data
 
 
+def _phone_key(master: bytes, phone: str) -> str:
+    number = normalise_phone(phone)
+    if not number:
+        return ""
+    lookup_key = hmac.new(master, PHONE_KEY_INFO, hashlib.sha256).digest()  # never the master key itself
+    return hmac.new(lookup_key, number.encode(), hashlib.sha256).hexdigest()
+
+
 _NO_MASTER_KEY = "this process holds no master key: only intake-api reads or writes personal data"
 
 
@@ -169,4 +191,10 @@ class NoMasterKey(Vault):
         raise MasterKeyError(_NO_MASTER_KEY)
 
     def unwrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> bytes:
+        raise MasterKeyError(_NO_MASTER_KEY)
+
+    def phone_key(self, phone: str) -> str:
+        raise MasterKeyError(_NO_MASTER_KEY)
+
+    def phone_keys(self, phone: str) -> list[str]:
         raise MasterKeyError(_NO_MASTER_KEY)

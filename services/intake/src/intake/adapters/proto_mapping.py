@@ -296,7 +296,7 @@ def contact_to_pb(contact: Contact, categories: tuple[str, ...]) -> contact_pb.G
         name=contact.name, phone=contact.phone, address=contact.address,
         safe_contact_note=contact.safe_contact_note, categories=categories, phone_is_safe=contact.phone_is_safe,
         safe_times=[intake_types.SafeContactTime(weekdays=t.weekdays, start=t.start, end=t.end)
-                    for t in contact.safe_times])
+                    for t in contact.safe_times], sms_stopped=contact.sms_stopped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from intake.adapters.tables import (
     cases,
     consent_notes,
     consents,
+    contact_phones,
     needs,
     referrals,
+    sms_stops,
 )
 from intake.domain.contact_reads import REFERRAL_REQUESTED, AuditEntry, ReferralRecord
 from intake.domain.model import (
@@ -104,6 +106,9 @@ class CaseRepository:
         if given:
             self.conn.execute(insert(consents), [_consent_row(case.case_id, consent) for consent in given])
             self._seal_notes(case.case_id, given, key)
+        phone_key = self.vault.phone_key(contact.phone) if contact.phone else ""
+        if phone_key:
+            self.conn.execute(insert(contact_phones), dict(phone_key=phone_key, case_id=case.case_id))
 
     def add_need(self, case_id: str, need: Need) -> None:
         self.conn.execute(insert(needs), _need_row(case_id, need))
@@ -195,8 +200,40 @@ class CaseRepository:
     def erase_personal_data(self, case_id: str) -> None:
         """The case's key and everything sealed under it: its personal data and its consents' notes. (With the
         key alone gone, a backup from before, restored with the master key, would read the ciphertext again.)"""
-        for table in (consent_notes, case_personal_data, case_keys):
+        for table in (consent_notes, case_personal_data, contact_phones, sms_stops, case_keys):
             self.conn.execute(delete(table).where(table.c.case_id == case_id))
+
+    # --- texts from her number (STOP / START) ---
+
+    def with_phone(self, phone: str) -> list[str]:
+        """The cases whose contact holds this number (by its keyed hash), erased ones excepted."""
+        keys = self.vault.phone_keys(phone)
+        if not keys:
+            return []
+        rows = self.conn.execute(select(contact_phones.c.case_id).distinct()
+                                 .join(case_keys, case_keys.c.case_id == contact_phones.c.case_id)
+                                 .where(contact_phones.c.phone_key.in_(keys)).order_by(contact_phones.c.case_id))
+        return [r.case_id for r in rows]
+
+    def stop_sms(self, case_ids: list[str], at: datetime) -> list[str]:
+        """Records STOP on these cases; the ones not already stopped."""
+        already = set(self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id.in_(case_ids)))
+                      .scalars())
+        changed = [c for c in case_ids if c not in already]
+        if changed:
+            self.conn.execute(insert(sms_stops), [dict(case_id=c, stopped_at=at) for c in changed])
+        return changed
+
+    def start_sms(self, case_ids: list[str]) -> list[str]:
+        """Lifts STOP on these cases; the ones that were stopped."""
+        stopped = list(self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id.in_(case_ids)))
+                       .scalars())
+        if stopped:
+            self.conn.execute(delete(sms_stops).where(sms_stops.c.case_id.in_(stopped)))
+        return stopped
+
+    def sms_stopped(self, case_id: str) -> bool:
+        return self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id == case_id)).first() is not None
 
     def key_counts(self) -> dict[str | None, int]:
         """How many case keys each master key wraps, by key id (None: wrapped before ids were recorded)."""

@@ -266,3 +266,19 @@ case_steps = Table(
     Column("escalated_at", DateTime(timezone=True), nullable=True),
     Index("case_steps_due", "status", "escalated_at", "due_at"),
 )
+
+# Created by sms_0001. Her number, only as keyed hashes (HMAC-SHA256 under a key derived from each configured
+# master key, crypto.Vault.phone_keys): how a text from her (STOP) finds her case without the number being
+# anywhere but her encrypted contact. Deleted with her case key when the case is erased.
+contact_phones = Table(
+    "contact_phones", metadata,
+    Column("phone_key", String(64), primary_key=True),
+    Column("case_id", String(36), primary_key=True),
+)
+
+# Created by sms_0001: the cases whose survivor texted STOP (no SMS to her until she texts START).
+sms_stops = Table(
+    "sms_stops", metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("stopped_at", DateTime(timezone=True), nullable=False),
+)

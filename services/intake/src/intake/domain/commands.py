@@ -266,3 +266,12 @@ class ImportHistory:
     caller: Caller
     cases: list[ImportedCase]
     calls: list[ImportedCall]
+
+
+@dataclass(frozen=True)
+class SetSmsPreference:
+    """The SMS door (caller.subject_id "notifications"): a survivor texted STOP (stop=True) or START."""
+
+    caller: Caller
+    sender_phone: str
+    stop: bool

@@ -195,6 +195,8 @@ class Contact:
     safe_contact_note: str = ""
     phone_is_safe: bool = False
     safe_times: tuple[SafeTime, ...] = ()
+    # She texted STOP from her number: no SMS to her. Her own word, kept beside the sealed data (never sealed).
+    sms_stopped: bool = False
 
     def only(self, categories: tuple[str, ...]) -> Contact:
         """What a recipient may see: the categories given ("safe_times": the times without the note)."""
@@ -206,6 +208,7 @@ class Contact:
             safe_contact_note=self.safe_contact_note if "safe_contact" in categories else "",
             phone_is_safe=self.phone_is_safe and "phone" in categories,
             safe_times=self.safe_times if times else (),
+            sms_stopped=self.sms_stopped,
         )
 
 

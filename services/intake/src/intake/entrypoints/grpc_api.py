@@ -163,6 +163,12 @@ class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
         contact, categories = await asyncio.to_thread(self.bus.handle, command)
         return mapping.contact_to_pb(contact, categories)
 
+    async def SetSmsPreference(self, request: contact_pb.SetSmsPreferenceRequest, context: grpc.aio.ServicerContext
+                               ) -> contact_pb.SetSmsPreferenceResponse:
+        command = commands.SetSmsPreference(caller_of(context), request.sender_phone, request.stop)
+        done = await asyncio.to_thread(self.bus.handle, command)
+        return contact_pb.SetSmsPreferenceResponse(changed_case_ids=done.changed, case_ids=done.case_ids)
+
 
 def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock: Clock = system_clock
              ) -> Sequence[str]:

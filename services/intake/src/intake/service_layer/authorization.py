@@ -20,6 +20,7 @@ from refnet_platform.caller import Caller, Role
 class Scope(StrEnum):
     PROVINCE = "province"
     PURPOSE = "purpose"
+    SMS_DOOR = "sms door"
 
     @property
     def meaning(self) -> str:
@@ -31,6 +32,9 @@ SCOPE_MEANING = {
                     "provinces; `*` (the national line) covers all",
     Scope.PURPOSE: "the calling service (its certificate CN) and `purpose` are in `CONTACT_PURPOSES`, and intake's "
                    "own record of the referral allows the read (see \"Contact purposes\")",
+    Scope.SMS_DOOR: "refnet service `notifications` (the SMS door) only, any other service is `PERMISSION_DENIED`; "
+                    "the cases are those whose contact holds the sender's number (by its keyed hash), never ones "
+                    "the caller names",
 }
 
 
@@ -67,6 +71,8 @@ RULES: tuple[Rule[Scope], ...] = (
          "`PERMISSION_DENIED` naming the row's field"),
     Rule("CaseContactService", "GetCaseContact", {Role.SERVICE: Scope.PURPOSE},
          "every read and every refusal of an existing case is audited"),
+    Rule("CaseContactService", "SetSmsPreference", {Role.SERVICE: Scope.SMS_DOOR},
+         "a number on no case is `NOT_FOUND`; every change is audited"),
 )
 
 TABLE = Table(RULES, Scope)

@@ -4,6 +4,7 @@ referral, only as far as consent and the calling service's purpose allow, every 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 
 from intake.domain import commands
 from intake.domain.contact_reads import (
@@ -18,9 +19,17 @@ from intake.domain.model import RECIPIENT_SECTORS, Contact, require_code
 from intake.service_layer.authorization import authorize
 from intake.service_layer.handlers import UowFactory, case_not_found, require_ids
 from refnet_platform.clock import Clock
-from refnet_platform.errors import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied
+from refnet_platform.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
+# The SMS door (services/notifications) calls as refnet service "notifications".
+SMS_DOOR = "notifications"
+
+
+@dataclass(frozen=True)
+class SmsPreference:
+    changed: list[str]  # the cases this text changed (none: already so; nothing is confirmed again)
+    case_ids: list[str]  # every case holding the number
 
 
 def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory, clock: Clock
@@ -69,6 +78,7 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory, clock: Clock
             personal = work.cases.read_personal_data(case.case_id)
             if personal is None:
                 raise FailedPrecondition(f"case {case.case_id} has no readable personal data")
+            stopped = work.cases.sms_stopped(case.case_id)
         except DomainError as refusal:
             audit("contact_refused", str(refusal))
             work.commit()
@@ -77,6 +87,27 @@ def get_case_contact(cmd: commands.GetCaseContact, uow: UowFactory, clock: Clock
         work.commit()
     log.info("case contact read", extra={"fields": {"case_id": case.case_id, "referral_id": cmd.referral_id,
                                                     "recipient_id": cmd.recipient_id, "purpose": cmd.purpose}})
-    return personal[0].only(categories), categories
+    return replace(personal[0], sms_stopped=stopped).only(categories), categories
+
+
+def set_sms_preference(cmd: commands.SetSmsPreference, uow: UowFactory, clock: Clock) -> SmsPreference:
+    """A survivor texted STOP (or START) from a number: every case holding it (by its keyed hash) records that no
+    SMS may go to her (or may again). Only the SMS door asks; the number is hashed and forgotten. Audited."""
+    authorize("SetSmsPreference", cmd.caller)
+    if cmd.caller.subject_id != SMS_DOOR:
+        raise PermissionDenied(f"SetSmsPreference is the SMS door's, not {cmd.caller.subject_id}'s")
+    with uow() as work:
+        now = clock()
+        case_ids = work.cases.with_phone(cmd.sender_phone)
+        if not case_ids:
+            raise NotFound("no case holds this number")
+        changed = work.cases.stop_sms(case_ids, now) if cmd.stop else work.cases.start_sms(case_ids)
+        action = "sms_stopped" if cmd.stop else "sms_started"
+        for case_id in changed:
+            work.audit.append(AuditEntry(actor=cmd.caller, action=action, case_id=case_id, at=now,
+                                         purpose="survivor_texted"))
+        work.commit()
+    log.info("sms preference", extra={"fields": {"action": action, "cases": len(case_ids), "changed": len(changed)}})
+    return SmsPreference(changed, case_ids)
 
 

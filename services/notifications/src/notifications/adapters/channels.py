@@ -174,9 +174,12 @@ class SmsGatewayChannel:
         return Channel.SMS
 
     def request(self, message: OutboundMessage) -> tuple[str, bytes, dict[str, str]]:
+        return self.text_request(message.address, message.body, message.notice_id, message.for_survivor)
+
+    def text_request(self, to: str, text: str, reference: str, for_survivor: bool) -> tuple[str, bytes, dict[str, str]]:
         cfg = self.config
-        payload = {"to": message.address, "text": message.body, "reference": message.notice_id}
-        sender = cfg.survivor_sender_id if message.for_survivor else cfg.sender_id
+        payload = {"to": to, "text": text, "reference": reference}
+        sender = cfg.survivor_sender_id if for_survivor else cfg.sender_id
         if sender:
             payload["from"] = sender
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -184,7 +187,7 @@ class SmsGatewayChannel:
             "Content-Type": "application/json; charset=utf-8",
             "Accept": "application/json",
             "Authorization": f"Bearer {cfg.api_key}",
-            "Idempotency-Key": message.notice_id,
+            "Idempotency-Key": reference,
         }
         return cfg.base_url.rstrip("/") + "/" + cfg.path.lstrip("/"), body, headers
 
@@ -192,7 +195,14 @@ class SmsGatewayChannel:
         problem = misrouted(message, Channel.SMS)
         if problem:
             return problem
-        url, body, headers = self.request(message)
+        return await self.send_text(message.address, message.body, message.notice_id, message.for_survivor)
+
+    async def send_text(self, to: str, text: str, reference: str, for_survivor: bool) -> DeliveryResult:
+        """One SMS outside the notices (the SMS door's replies), by the same gateway, sender ids and
+        Idempotency-Key (reference) as every notice."""
+        if not to:
+            return DeliveryResult.permanent("no address")
+        url, body, headers = self.text_request(to, text, reference, for_survivor)
         return await _post_classified(
             url, body, headers, self.config.timeout, self.config.trust_env, _sms_accepted
         )

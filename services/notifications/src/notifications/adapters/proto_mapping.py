@@ -115,7 +115,7 @@ def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact
     except ValueError:
         raise ContactRefused("invalid_safe_times") from None
     return SurvivorContact(phone=reply.phone, phone_is_safe=reply.phone_is_safe, categories=tuple(reply.categories),
-                           windows=windows)
+                           windows=windows, sms_stopped=reply.sms_stopped)
 
 
 # --- consumed events -> commands ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from notifications.adapters.tables import (
@@ -32,6 +33,7 @@ from notifications.adapters.tables import (
     dead_letters,
     deliveries,
     feed,
+    inbound_sms,
     notices,
     recipients,
     referrals,
@@ -349,3 +351,37 @@ class DeadLetterRepository:
         if notice_ids:
             self.conn.execute(update(dead_letters).where(dead_letters.c.notice_id.in_(list(notice_ids)))
                               .values(published_at=_utc(now)))
+
+
+class InboundSmsRepository:
+    """Texts received, by gateway message id: the first delivery claims the id, every later one finds it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def claim(self, message_id: str, sender_key: str, received_at: datetime) -> bool:
+        """Records the text as being handled; False when its id was delivered before (nothing is changed)."""
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(inbound_sms).values(
+            message_id=message_id, sender_key=sender_key, received_at=_utc(received_at), outcome="received")
+        return bool(self.conn.execute(statement.on_conflict_do_nothing().returning(inbound_sms.c.message_id)).first())
+
+    def release(self, message_id: str) -> None:
+        """Forgets a text that could not be handled (an owner did not answer), so the gateway's retry is."""
+        self.conn.execute(delete(inbound_sms).where(inbound_sms.c.message_id == message_id))
+
+    def finish(self, message_id: str, outcome: str, reply: str, handled_at: datetime) -> None:
+        self.conn.execute(update(inbound_sms).where(inbound_sms.c.message_id == message_id).values(
+            outcome=outcome, reply=reply, handled_at=_utc(handled_at)))
+
+    def reply_sent(self, message_id: str, status: str) -> None:
+        self.conn.execute(update(inbound_sms).where(inbound_sms.c.message_id == message_id)
+                          .values(reply_status=status))
+
+    def outcome(self, message_id: str) -> str | None:
+        return self.conn.execute(select(inbound_sms.c.outcome).where(inbound_sms.c.message_id == message_id)
+                                 ).scalar_one_or_none()
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

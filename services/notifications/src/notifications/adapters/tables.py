@@ -139,3 +139,19 @@ dead_letters = Table(
     Column("failed_at", DateTime(timezone=True), nullable=False),
     Column("published_at", DateTime(timezone=True), nullable=True, index=True),
 )
+
+# Created by sms_0001: every text the SMS gateway delivered, once per gateway message id (the idempotency key).
+# The sender only as a keyed hash and the text not at all: what was done is the outcome code.
+inbound_metadata = MetaData()
+
+inbound_sms = Table(
+    "inbound_sms", inbound_metadata,
+    Column("message_id", String(128), primary_key=True),
+    Column("sender_key", String(64), nullable=False, index=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("handled_at", DateTime(timezone=True), nullable=True),
+    # received (being handled), then the outcome's code (applied, unknown_sender, duplicate...).
+    Column("outcome", String(40), nullable=False),
+    Column("reply", String(40), nullable=False, server_default=""),
+    Column("reply_status", String(20), nullable=False, server_default=""),
+)

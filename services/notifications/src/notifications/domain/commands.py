@@ -107,3 +107,24 @@ class NoticesAfter:
     case_id: str = ""
     after_sequence: int | None = None
     limit: int = 100
+
+
+# From the SMS door (entrypoints/sms_door.py), for a text the gateway delivered with a valid signature.
+
+
+@dataclass(frozen=True)
+class ReceiveSms:
+    """Handle one text once (message_id is the gateway's: the idempotency key)."""
+
+    message_id: str
+    sender: str  # as the gateway gave it: never logged or stored in clear
+    text: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordSmsReply:
+    """What the gateway said to the reply of a text."""
+
+    message_id: str
+    status: str  # the delivery outcome's code: sent, transient, permanent

@@ -165,6 +165,7 @@ class SurvivorContact:
     phone_is_safe: bool
     categories: tuple[str, ...]
     windows: tuple[ContactWindow, ...] = ()
+    sms_stopped: bool = False  # she texted STOP from her number: no SMS to her
 
 
 def survivor_profile(

@@ -173,6 +173,8 @@ class _Round:
             return Withhold(refused.reason)
         except ContactUnavailable as unavailable:
             return DeliveryResult.transient(str(unavailable))
+        if contact.sms_stopped and m.channel is Channel.SMS:
+            return Withhold("sms_stopped")
         return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
 
     def record(self, batch: Sequence[tuple[Due, Recorded]]) -> None:

@@ -7,6 +7,7 @@ from notifications.adapters.repository import (
     CaseRepository,
     DeadLetterRepository,
     DirectoryRepository,
+    InboundSmsRepository,
     NoticeRepository,
 )
 from refnet_platform.unit_of_work import UnitOfWork
@@ -17,6 +18,7 @@ class NotificationsUnitOfWork(UnitOfWork):
     directory: DirectoryRepository
     cases: CaseRepository
     dead_letters: DeadLetterRepository
+    inbound: InboundSmsRepository
 
     def __init__(self, engine: Engine, schema: str | None = None) -> None:
         super().__init__(engine, "notifications", schema)
@@ -26,6 +28,7 @@ class NotificationsUnitOfWork(UnitOfWork):
         self.directory = DirectoryRepository(connection)
         self.cases = CaseRepository(connection)
         self.dead_letters = DeadLetterRepository(connection)
+        self.inbound = InboundSmsRepository(connection)
 
     def emit(self, event: object) -> None:
         self.publish(event_to_record(event))

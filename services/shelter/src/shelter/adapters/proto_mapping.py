@@ -15,6 +15,7 @@ from refnet.shelter.v1 import shelter_service_pb2 as pb
 from refnet_platform.caller import Caller
 from refnet_platform.clock import system_clock
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
+from refnet_platform.phone import normalise_phone
 from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.vocabulary import RELEASE_REASONS, ReleaseReason, TargetGroup, from_pb, parse_code, to_pb
 from shelter.domain import commands, events
@@ -24,6 +25,8 @@ from shelter.domain.model import (
     BedPool,
     Reservation,
     Shelter,
+    SmsReport,
+    StaffPhone,
 )
 
 BEDS_TOPIC = "shelter.beds.v1"
@@ -78,6 +81,15 @@ def reservation_to_pb(r: Reservation) -> pb.Reservation:
                           reason=r.reason)
 
 
+def sms_report_to_pb(report: SmsReport) -> pb.ReportBySmsResponse:
+    reply = pb.ReportBySmsResponse(shelter_id=report.shelter_id, language=report.language,
+                                   pools=[availability_to_pb(a) for a in report.pools],
+                                   problem=to_pb(report.problem, pb.SmsReportProblem))
+    if report.reservation is not None:
+        reply.reservation.CopyFrom(reservation_to_pb(report.reservation))
+    return reply
+
+
 # --- requests ------------------------------------------------------------------------------------
 
 
@@ -92,6 +104,12 @@ def update_availability_command(request: pb.UpdateAvailabilityRequest, caller: C
                                 ) -> commands.UpdateAvailability:
     return commands.UpdateAvailability(caller, request.shelter_id, _group_from(request.target_group),
                                        request.capacity)
+
+
+def report_by_sms_command(request: pb.ReportBySmsRequest, caller: Caller) -> commands.ReportBySms:
+    return commands.ReportBySms(caller, request.sender_phone,
+                                tuple((_group_from(c.target_group), c.free) for c in request.free_beds),
+                                request.arrived_reference, request.left_reference)
 
 
 def watch_command(request: pb.WatchAvailabilityRequest, caller: Caller) -> commands.WatchAvailability:
@@ -178,17 +196,24 @@ def capacity_changed_from(message: events_pb2.CapacityChanged) -> events.Capacit
 def load_directory_file(path: Path, now: datetime | None = None) -> commands.LoadShelters:
     """Shelters from a directory file: providers with a "shelter" entry holding either one pool
     ("target_group", "capacity") or several ("beds": [{"target_group", "capacity"}, ...]), plus
-    "address" (confidential) and optional "accessibility" codes. Their counts are confirmed at `now` (the
+    "address" (confidential), optional "accessibility" codes and optional "sms_staff" ([{"phone", "language"}]:
+    the phones whose texts report for the shelter). Their counts are confirmed at `now` (the
     clock's, if not given)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     now = now or system_clock()
     loaded = []
+    staff: list[StaffPhone] = []
     for provider in data["providers"]:
         entry = provider.get("shelter")
         if not entry:
             continue
         beds = entry.get("beds") or [{"target_group": entry["target_group"], "capacity": entry["capacity"]}]
         shelter_id = entry["shelter_id"]
+        for person in entry.get("sms_staff", ()):
+            phone = normalise_phone(str(person.get("phone", "")))
+            if not phone:
+                raise ValueError(f"{path}: shelter {shelter_id}: sms_staff phone is not a phone number")
+            staff.append(StaffPhone(phone, shelter_id, str(person.get("language") or "vi")))
         loaded.append(Shelter(
             shelter_id=shelter_id, name=provider["name"], province_code=provider["province_code"],
             commune_code=provider["commune_code"],
@@ -196,5 +221,5 @@ def load_directory_file(path: Path, now: datetime | None = None) -> commands.Loa
             address=entry["address"],
             pools=tuple(BedPool(shelter_id, TargetGroup(b["target_group"]), int(b["capacity"]), 0, 0, now)
                         for b in beds)))
-    return commands.LoadShelters(loaded)
+    return commands.LoadShelters(loaded, staff)
 

@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from refnet_platform.vocabulary import TargetGroup
-from shelter.adapters.tables import bed_pools, reservations, shelters
-from shelter.domain.model import Accessibility, BedPool, Reservation, ReservationStatus, Shelter
+from shelter.adapters.tables import bed_pools, reservations, shelters, staff_phones
+from shelter.domain.model import Accessibility, BedPool, Reservation, ReservationStatus, Shelter, StaffPhone
 
 
 def utc(value: datetime) -> datetime:
@@ -41,6 +41,15 @@ class ShelterRepository:
                 version=pool.version)
             .on_conflict_do_nothing().returning(*bed_pools.c)).mappings().first()
         return _pool(row) if row else None
+
+    def save_staff_phone(self, staff: StaffPhone) -> None:
+        values = {"shelter_id": staff.shelter_id, "language": staff.language}
+        statement = _insert(self.conn, staff_phones).values(phone=staff.phone, **values)
+        self.conn.execute(statement.on_conflict_do_update(index_elements=["phone"], set_=values))
+
+    def staff_phone(self, phone: str) -> StaffPhone | None:
+        row = self.conn.execute(select(staff_phones).where(staff_phones.c.phone == phone)).mappings().first()
+        return StaffPhone(row["phone"], row["shelter_id"], row["language"]) if row else None
 
     def get(self, shelter_id: str) -> Shelter | None:
         found = self._shelters(shelters.c.shelter_id == shelter_id)

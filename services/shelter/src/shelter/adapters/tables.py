@@ -46,3 +46,12 @@ reservations = Table(
     # The expiry timer's scan: held reservations by deadline.
     Index("ix_reservations_due", "status", "hold_until"),
 )
+
+# Who may report for a shelter by SMS: the phones on its staff record (from the directory), normalised
+# (refnet_platform.phone). Staff data, read only by this service to find the shelter a text is from.
+staff_phones = Table(
+    "staff_phones", metadata,
+    Column("phone", String(20), primary_key=True),
+    Column("shelter_id", String(100), nullable=False, index=True),
+    Column("language", String(5), nullable=False, server_default="vi"),
+)

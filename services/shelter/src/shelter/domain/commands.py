@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from refnet_platform.vocabulary import ReleaseReason, TargetGroup
-from shelter.domain.model import Accessibility, Shelter
+from shelter.domain.model import Accessibility, Shelter, StaffPhone
 
 if TYPE_CHECKING:  # the api resolves the caller (certificate or person's token); the domain only passes it on
     from refnet_platform.caller import Caller
@@ -103,3 +103,19 @@ class WatchAvailability:
 @dataclass(frozen=True)
 class LoadShelters:
     shelters: list[Shelter]
+    staff_phones: list[StaffPhone] = field(default_factory=list)
+
+
+# From the SMS door (notifications), for a text from a phone on a shelter's staff record.
+
+
+@dataclass(frozen=True)
+class ReportBySms:
+    """At most one report; none: only who the phone belongs to. `free_beds` maps a pool (None: the single
+    pool) to its free beds now."""
+
+    caller: Caller
+    sender_phone: str
+    free_beds: tuple[tuple[TargetGroup | None, int], ...] = ()
+    arrived_reference: str = ""
+    left_reference: str = ""

@@ -81,6 +81,33 @@ class Shelter:
         return next((p for p in self.pools if p.target_group is group), None)
 
 
+class SmsReportProblem(StrEnum):
+    """Why a report texted by a shelter's staff was not applied (the door then shows the right form)."""
+
+    POOL_REQUIRED = "pool_required"
+    UNKNOWN_POOL = "unknown_pool"
+    TOO_MANY_BEDS = "too_many_beds"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    NOT_HELD = "not_held"
+    NOT_ARRIVED = "not_arrived"
+
+
+@dataclass(frozen=True)
+class StaffPhone:
+    """A phone on a shelter's staff record: a text from it reports for that shelter, in its language."""
+
+    phone: str  # normalised (refnet_platform.phone)
+    shelter_id: str
+    language: str = "vi"
+
+
+def matches_reference(referral_id: str, reference: str) -> bool:
+    """Whether a short reference (RF-1A2B3C4D, as notices name a referral: the last 8 hex digits of its id)
+    names this referral. Case and the RF- prefix are optional."""
+    code = reference.strip().upper().removeprefix("RF-").removeprefix("RF")
+    return len(code) == 8 and referral_id.replace("-", "").upper().endswith(code)
+
+
 @dataclass(frozen=True)
 class Reservation:
     referral_id: str
@@ -125,3 +152,15 @@ def validate_capacity(capacity: int) -> None:
         raise InvalidArgument("capacity", "cannot be negative")
     if capacity > MAX_POOL_CAPACITY:
         raise InvalidArgument("capacity", f"must be at most {MAX_POOL_CAPACITY} beds in one pool")
+
+
+@dataclass(frozen=True)
+class SmsReport:
+    """What a text from a shelter's staff did: the shelter's pools after it, the reservation it moved, or why
+    nothing was applied."""
+
+    shelter_id: str
+    language: str
+    pools: list[Availability]
+    reservation: Reservation | None = None
+    problem: SmsReportProblem | None = None

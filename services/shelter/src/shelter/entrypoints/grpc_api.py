@@ -66,6 +66,12 @@ class ShelterServicer(pb_grpc.ShelterServiceServicer):
                                                                                  request.referral_id))
         return pb.CheckOutResponse(reservation=proto_mapping.reservation_to_pb(reservation))
 
+    async def ReportBySms(self, request: pb.ReportBySmsRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.ReportBySmsResponse:
+        report = await asyncio.to_thread(self.bus.handle,
+                                         proto_mapping.report_by_sms_command(request, caller_of(context)))
+        return proto_mapping.sms_report_to_pb(report)
+
     async def WatchAvailability(self, request: pb.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
                                 ) -> AsyncIterator[pb.WatchAvailabilityResponse]:
         stream = watch.watch(self.bus, self.hub, proto_mapping.watch_command(request, caller_of(context)),

@@ -21,6 +21,8 @@ from refnet_platform.caller import Caller, Role
 
 # Referral's routing calls as refnet service "referral" (certificate OU=service, CN=referral).
 ROUTING_SUBJECT = "referral"
+# The SMS door (services/notifications) calls as refnet service "notifications".
+SMS_DOOR_SUBJECT = "notifications"
 
 
 def acts_for(caller: Caller, shelter_id: str) -> bool:
@@ -35,6 +37,7 @@ def is_routing(caller: Caller) -> bool:
 
 class Scope(StrEnum):
     OWN_SHELTER = "own shelter"
+    SMS_DOOR = "sms door"
     ANY = "any"
 
     @property
@@ -45,12 +48,17 @@ class Scope(StrEnum):
         """Whether a record of this shelter is within the caller's remit."""
         if self is Scope.OWN_SHELTER:
             return acts_for(caller, shelter_id)
+        if self is Scope.SMS_DOOR:
+            return caller.role is Role.SERVICE and caller.subject_id == SMS_DOOR_SUBJECT
         return True
 
 
 SCOPE_MEANING = {
     Scope.OWN_SHELTER: "the shelter is the caller's organisation (the shelter id: a machine's CN, a person's "
                        "`shelter_id` claim)",
+    Scope.SMS_DOOR: f"refnet service `{SMS_DOOR_SUBJECT}` (the SMS door) only, any other service is "
+                     "`PERMISSION_DENIED`; the shelter is the one whose staff record holds the sender's phone, never "
+                     "one the caller names",
     Scope.ANY: "not scoped: bed counts and a shelter's public profile, nothing about a survivor; the "
                "confidential fields below only to their audience",
 }
@@ -74,6 +82,9 @@ RULES: tuple[Rule[Scope], ...] = (
     Rule("ShelterService", "CheckOut", _OWN_STAFF,
          "a referral reserved at another shelter is `NOT_FOUND`, word for word as an unknown referral id"),
     Rule("ShelterService", "WatchAvailability", _EVERYONE, "as `ListAvailability`, for the snapshot and every change"),
+    Rule("ShelterService", "ReportBySms", {Role.SERVICE: Scope.SMS_DOOR},
+         "a phone on no shelter's staff record is `NOT_FOUND`; the report then acts as that shelter's own staff "
+         "(`UpdateAvailability`, `ConfirmArrival`, `CheckOut`)"),
 )
 
 TABLE = Table(RULES, Scope)

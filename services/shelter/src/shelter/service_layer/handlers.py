@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import refnet_geo as geo
-from refnet_platform.caller import Caller
+from refnet_platform.caller import Caller, Role
 from refnet_platform.clock import Clock
 from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from refnet_platform.phone import normalise_phone
 from refnet_platform.vocabulary import (
     POOLS_FOR,
     BedRejectionReason,
@@ -27,13 +28,17 @@ from refnet_platform.vocabulary import (
 from shelter.domain import commands, events
 from shelter.domain.model import (
     ACTIVE,
+    MAX_POOL_CAPACITY,
     Availability,
     BedPool,
     Proximity,
     Reservation,
     ReservationStatus,
     Shelter,
+    SmsReport,
+    SmsReportProblem,
     availability,
+    matches_reference,
     pools_for,
     validate_capacity,
 )
@@ -389,6 +394,86 @@ def watch_scope(cmd: commands.WatchAvailability) -> WatchScope:
     return WatchScope(place, frozenset(provinces), groups)
 
 
+# --- the SMS door: a text from a phone on a shelter's staff record ------------------------------
+
+
+def report_by_sms(cmd: commands.ReportBySms, uow: UowFactory, stale_after: timedelta, clock: Clock) -> SmsReport:
+    """The phone decides the shelter; the report then goes through the shelter's own staff commands (so the
+    counts change, and are published, exactly as from the shelter page). What cannot be applied comes back as
+    a problem, with the pools, for the door to answer with the right form."""
+    scope = authorize("ReportBySms", cmd.caller)
+    if not scope.allows(cmd.caller, ""):
+        raise PermissionDenied(f"ReportBySms is the SMS door's, not {cmd.caller.subject_id}'s")
+    phone = normalise_phone(cmd.sender_phone)
+    with uow() as work:
+        staff = work.shelters.staff_phone(phone) if phone else None
+        shelter = work.shelters.get(staff.shelter_id) if staff else None
+    if staff is None or shelter is None:
+        raise NotFound("no shelter's staff record holds this phone")
+    as_staff = Caller("sms-door", Role.SHELTER, organisation_id=shelter.shelter_id)
+    reservation: Reservation | None = None
+    problem: SmsReportProblem | None = None
+    if cmd.free_beds:
+        problem = _set_free_beds(as_staff, shelter, cmd.free_beds, uow, stale_after, clock)
+    elif cmd.arrived_reference or cmd.left_reference:
+        reservation, problem = _arrival_or_departure(as_staff, shelter, cmd, uow)
+    after = get_shelter(commands.GetShelter(as_staff, shelter.shelter_id), uow, stale_after, clock)[1]
+    log.info("sms report", extra={"fields": {"shelter_id": shelter.shelter_id, "problem": str(problem or ""),
+                                             "referral_id": reservation.referral_id if reservation else ""}})
+    return SmsReport(shelter.shelter_id, staff.language, after, reservation, problem)
+
+
+def _set_free_beds(as_staff: Caller, shelter: Shelter, counts: tuple[tuple[TargetGroup | None, int], ...],
+                   uow: UowFactory, stale_after: timedelta, clock: Clock) -> SmsReportProblem | None:
+    """Free beds now, per pool: each pool's capacity becomes the beds in use plus the free ones (a hold taken
+    meanwhile is counted by trying again). Every pool is checked before any changes."""
+    wanted: list[tuple[TargetGroup, int]] = []
+    for group, free in counts:
+        if group is None:
+            if len(shelter.pools) != 1:
+                return SmsReportProblem.POOL_REQUIRED
+            group = shelter.pools[0].target_group
+        if shelter.pool(group) is None:
+            return SmsReportProblem.UNKNOWN_POOL
+        if free < 0 or free + shelter.pool(group).in_use > MAX_POOL_CAPACITY:  # type: ignore[union-attr]
+            return SmsReportProblem.TOO_MANY_BEDS
+        wanted.append((group, free))
+    for group, free in wanted:
+        for attempt in range(3):
+            with uow() as work:
+                current = work.shelters.pool(shelter.shelter_id, group)
+            assert current is not None
+            try:
+                update_availability(commands.UpdateAvailability(as_staff, shelter.shelter_id, group,
+                                                                current.in_use + free), uow, stale_after, clock)
+                break
+            except FailedPrecondition:  # a bed was taken between the read and the update
+                if attempt == 2:
+                    raise
+            except InvalidArgument:
+                return SmsReportProblem.TOO_MANY_BEDS
+    return None
+
+
+def _arrival_or_departure(as_staff: Caller, shelter: Shelter, cmd: commands.ReportBySms, uow: UowFactory
+                          ) -> tuple[Reservation | None, SmsReportProblem | None]:
+    reference = cmd.arrived_reference or cmd.left_reference
+    with uow() as work:
+        found = [r for r in work.reservations.at_shelter(shelter.shelter_id, list(ReservationStatus))
+                 if matches_reference(r.referral_id, reference)]
+    if not found:
+        return None, SmsReportProblem.UNKNOWN_REFERENCE
+    found.sort(key=lambda r: r.status not in ACTIVE)  # an active bed first, should two references collide
+    reservation = found[0]
+    try:
+        if cmd.arrived_reference:
+            return confirm_arrival(commands.ConfirmArrival(as_staff, reservation.referral_id), uow), None
+        return check_out(commands.CheckOut(as_staff, reservation.referral_id), uow), None
+    except FailedPrecondition:
+        held = reservation.status is ReservationStatus.HELD
+        return reservation, SmsReportProblem.NOT_ARRIVED if cmd.left_reference and held else SmsReportProblem.NOT_HELD
+
+
 # --- the directory -----------------------------------------------------------------------------
 
 
@@ -397,6 +482,8 @@ def load_shelters(cmd: commands.LoadShelters, uow: UowFactory) -> int:
     Safe when several api replicas start together."""
     added = 0
     with uow() as work:
+        for staff in cmd.staff_phones:
+            work.shelters.save_staff_phone(staff)
         for shelter in cmd.shelters:
             work.shelters.save_profile(shelter)
             for pool in shelter.pools:

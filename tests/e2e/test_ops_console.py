@@ -209,11 +209,13 @@ def test_the_console_shows_the_network_in_a_browser(network: Network, case_id: s
         assert page.locator('section.trace tr[data-service="refnet-shelter"]').count() >= 1
         screenshot(page, tmp_path / "trace.png")
 
-        # The indicator report for the province: the case counted, a chart, a CSV to download.
+        # The indicator report for the province's line: the case counted, a chart, a CSV to download.
         page.goto(f"{network.console_url}/report?province=22")
-        cases = page.locator('#indicators tr[data-indicator="cases"][data-breakdown="total"] td.num')
+        assert "by handling line" in page.inner_text("#report-scope")
+        cases = page.locator('#indicators tr[data-indicator="cases"][data-dimension="total"] td.num')
         assert int(cases.inner_text()) >= 1
-        police = page.locator('#indicators tr[data-indicator="referrals_made"][data-breakdown="police"] td.num')
+        police = page.locator('#indicators tr[data-indicator="referrals_made"][data-dimension="sector"]'
+                              '[data-value="police"] td.num')
         assert int(police.inner_text()) >= 1
         assert page.locator("section.charts svg rect").count() >= 5
         with page.expect_download() as download:
@@ -279,7 +281,7 @@ def test_only_ops_and_supervisors_get_in_and_a_supervisor_sees_her_province(netw
         assert options == {"", "22"}, options
         page.goto(network.console_url + "/report")
         assert page.input_value('select[name="province"]') == "22"  # her province's report, never the country's
-        cases = page.locator('#indicators tr[data-indicator="cases"][data-breakdown="total"] td.num')
+        cases = page.locator('#indicators tr[data-indicator="cases"][data-dimension="total"] td.num')
         assert int(cases.inner_text()) >= 1
         page.goto(network.console_url + "/report?province=42")
         assert "not one of your provinces" in page.inner_text("#report-problem")

@@ -21,10 +21,15 @@ from intake.domain.model import (
 )
 from refnet.intake.v1 import events_pb2
 from refnet.intake.v1 import types_pb2 as intake_types
-from refnet_platform.errors import InvalidArgument, PermissionDenied
+from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import AlreadyExists, InvalidArgument, PermissionDenied
 from refnet_platform.vocabulary import CaseType, RiskLevel, Sex
 
 MARCH_2024 = datetime(2024, 3, 5, 2, 30, tzinfo=UTC)
+
+
+def person(subject_id: str, role: Role, *provinces: str) -> Caller:
+    return Caller(subject_id, role, provinces=frozenset(provinces), person=True)
 
 
 def past_case(key: str, **overrides: Any) -> commands.ImportedCase:
@@ -105,3 +110,11 @@ def test_a_case_registered_says_whether_it_may_be_reported_and_which_line_took_i
     assert events[refused.case_id].HasField("reporting_consent") and not events[refused.case_id].reporting_consent
     assert events[refused.case_id].handling_line == "22" and not events[refused.case_id].imported
     assert events[through_111.case_id].handling_line == "111" and events[through_111.case_id].reporting_consent
+
+
+def test_a_row_imported_by_another_province_tells_nothing_of_it(intake: Any) -> None:
+    ha_tinh = person("ht-supervisor-1", Role.SUPERVISOR, "42")
+    intake.handle(commands.ImportHistory(ha_tinh, [past_case("shared-key", occurred_in=Place("42"))], []))
+    with pytest.raises(AlreadyExists) as refused:
+        intake.handle(commands.ImportHistory(intake.supervisor, [past_case("shared-key")], []))
+    assert "42" not in str(refused.value)

@@ -514,6 +514,21 @@ def _imported_case(row: commands.ImportedCase, index: int, caller: Caller, recei
     return case
 
 
+def _require_own_record(uow: UowFactory, caller: Caller, case_id: str = "", call_id: str = "") -> None:
+    """A row imported before answers only to someone whose remit holds it; anyone else learns nothing of it."""
+    with uow().reading() as work:
+        case = work.cases.get(case_id) if case_id else None
+        call = work.calls.get(call_id) if call_id else None
+    if case is not None:
+        provinces = {case.province_code, case.handling_line}
+    elif call is not None:
+        provinces = {call.province_code}
+    else:
+        provinces = set()
+    if not any(caller.covers(p) for p in provinces if p != NATIONAL_LINE):
+        raise AlreadyExists(USED_ELSEWHERE)
+
+
 def import_history(cmd: commands.ImportHistory, uow: UowFactory, clock: Clock
                    ) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]:
     """Past calls and cases, with their original dates, published as imported events: every service learns
@@ -559,6 +574,8 @@ def import_history(cmd: commands.ImportHistory, uow: UowFactory, clock: Clock
             return made.case_id
 
         case_id, created = _once(uow, clock, cmd.caller, key, "import_case", "", perform_case)
+        if not created:
+            _require_own_record(uow, cmd.caller, case_id=case_id)
         case_ids[key] = case_id
         imported_cases.append((key.removeprefix(IMPORT_KEY_PREFIX), case_id, created))
 
@@ -578,6 +595,8 @@ def import_history(cmd: commands.ImportHistory, uow: UowFactory, clock: Clock
             return call.call_id
 
         call_id, created = _once(uow, clock, cmd.caller, key, "import_call", "", perform_call)
+        if not created:
+            _require_own_record(uow, cmd.caller, call_id=call_id)
         imported_calls.append((key.removeprefix(IMPORT_KEY_PREFIX), call_id, created))
     log.info("history imported", extra={"fields": {
         "cases": len(cases), "calls": len(calls),

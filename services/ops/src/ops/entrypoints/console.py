@@ -262,7 +262,7 @@ class Console:
 
     @staticmethod
     def _report_name(report: IndicatorReport, suffix: str) -> str:
-        return (f"refnet-report-{report.scope.by}-{report.province_code or 'national'}-{report.period.start}-"
+        return (f"refnet-report-{report.province_code or 'national'}-by-{report.scope.by}-{report.period.start}-"
                 f"{report.period.end}.{suffix}")
 
     def report_csv(self, request: Request) -> Response:

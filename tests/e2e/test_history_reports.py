@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 from openpyxl import Workbook, load_workbook
 
 from refnet.notifications.v1 import events_pb2 as notification_events
 from refnet.referral.v1 import events_pb2 as referral_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, read_records
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
@@ -285,12 +284,7 @@ def test_imported_history_gives_the_reports_the_file_itself_gives(network: Netwo
             imported |= set(api(network, "/api/report/ids", province=code, indicator=indicator,
                                 **{"from": "2023-01-01", "to": "2024-12-31", "by": "line"})["ids"])
     registry = TypeRegistry([referral_events, notification_events])
-    consumer = KafkaConsumer("referral.referrals.v1", "referral.referrals-urgent.v1", "notifications.deliveries.v1",
-                             bootstrap_servers=network.kafka_bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        mentioned = {getattr(registry.unpack(decode(record.value)), "case_id", "") for record in consumer
-                     if record.value}
-    finally:
-        consumer.close()
+    records = [r for topic in ("referral.referrals.v1", "referral.referrals-urgent.v1", "notifications.deliveries.v1")
+               for r in read_records(network.kafka_bootstrap, topic)]
+    mentioned = {getattr(registry.unpack(decode(record.value)), "case_id", "") for record in records if record.value}
     assert len(imported) > 100 and not imported & mentioned

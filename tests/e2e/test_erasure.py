@@ -142,6 +142,9 @@ def test_an_erased_case_leaves_no_bytes_in_any_database(network: Network) -> Non
         [(sealed_note,)] = _rows(network, "intake", "SELECT sealed FROM consent_notes WHERE case_id = :c",
                                  c=case.case_id)
         sealed = {"ciphertext": bytes(ciphertext), "note": bytes(sealed_note)}
+        texts = "SELECT notice_id FROM notices WHERE case_id = :c AND (body <> '' OR subject <> '')"
+        rendered = {notice_id for (notice_id,) in _rows(network, "notifications", texts, c=case.case_id)}
+        assert rendered
         before = _everything_stored(network)
         assert all(_holds(before, value) for value in sealed.values()), "the scan does not see the stored bytes"
         # Encrypted at rest: even before erasure, none of her words are in clear anywhere.
@@ -155,6 +158,10 @@ def test_an_erased_case_leaves_no_bytes_in_any_database(network: Network) -> Non
                    "referral cancelling the case's open referrals")
         eventually(lambda: not _rows(network, "notifications", "SELECT 1 FROM cases WHERE case_id = :c",
                                      c=case.case_id), "notifications forgetting the case")
+        # notifications keeps no text it rendered about the case before (the notices that tell providers their
+        # referral was cancelled come after, ids and codes only; staff notices still due would go out).
+        eventually(lambda: not rendered & {n for (n,) in _rows(network, "notifications", texts, c=case.case_id)},
+                   "notifications blanking the texts of the case's notices")
         time.sleep(1)
 
     network.stop()

@@ -2170,7 +2170,8 @@ def test_every_alert_reads_metrics_the_code_exports(rendered: dict[str, list[Obj
 def test_the_dashboards_are_grafana_json_reading_exported_metrics(
     rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
-    [dashboards] = [c for c in kind(rendered[overlay], "ConfigMap") if c["metadata"]["name"] == "refnet-grafana-dashboards"]
+    configmaps = kind(rendered[overlay], "ConfigMap")
+    [dashboards] = [c for c in configmaps if c["metadata"]["name"] == "refnet-grafana-dashboards"]
     assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert len(dashboards["data"]) >= 2
     exported = exported_metrics() | {"up"}
@@ -2257,7 +2258,8 @@ def test_make_images_and_every_overlay_share_one_tag_scheme(rendered: dict[str, 
                 image = c["image"]
                 if image.split("@")[0].split(":")[0].split("/")[-1] not in repository_services():
                     continue
-                assert "@sha256:" in image or image.endswith(f":{version}"), f"{overlay}: {workload['metadata']['name']}"
+                where = f"{overlay}: {workload['metadata']['name']}"
+                assert "@sha256:" in image or image.endswith(f":{version}"), where
 
 
 def test_lint_runs_buf_breaking_against_main() -> None:

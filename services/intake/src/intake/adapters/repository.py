@@ -7,15 +7,19 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select,
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
+    assessments,
     audit_log,
     calls,
     case_keys,
     case_personal_data,
+    case_reviews,
     cases,
     consent_notes,
     consents,
     contact_phones,
+    follow_ups,
     needs,
+    plan_goals,
     referrals,
     sms_stops,
 )
@@ -198,10 +202,14 @@ class CaseRepository:
         return self.vault.open_personal_data(self.vault.unwrap(case_id, *wrapped), case_id, sealed)
 
     def erase_personal_data(self, case_id: str) -> None:
-        """The case's key and everything sealed under it: its personal data and its consents' notes. (With the
-        key alone gone, a backup from before, restored with the master key, would read the ciphertext again.)"""
+        """The case's key and everything sealed under it: its personal data, its consents' notes and what its case
+        work wrote. (With the key alone gone, a backup from before, restored with the master key, would read the
+        ciphertext again.)"""
         for table in (consent_notes, case_personal_data, contact_phones, sms_stops, case_keys):
             self.conn.execute(delete(table).where(table.c.case_id == case_id))
+        # Case work keeps its ids and codes (counted in reports); what was written goes with the key.
+        for table in (assessments, plan_goals, follow_ups, case_reviews):
+            self.conn.execute(update(table).where(table.c.case_id == case_id).values(ciphertext=b""))
 
     # --- texts from her number (STOP / START) ---
 

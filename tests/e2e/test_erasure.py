@@ -1,8 +1,9 @@
 """Erasure on the real network: once a case is erased, its bytes are in no service's database. A case with a
-distinctive canary in her name, phone, narrative and the consent's legal-basis note flows to referrals, a notice
-and a contact read; after EraseCase, every service's SQLite file (or a dump of the whole PostgreSQL database)
-holds neither the canary nor the case's ciphertext. On PostgreSQL every process runs as its service's own
-role (refnet_platform.db_roles), as on Kubernetes: the flow works end to end under those roles."""
+distinctive canary in her name, phone, narrative, the consent's legal-basis note and a case worker's follow-up
+note flows to referrals, a notice and a contact read; after EraseCase, every service's SQLite file (or a dump of
+the whole PostgreSQL database) holds neither the canary nor the case's ciphertext. On PostgreSQL every process
+runs as its service's own role (refnet_platform.db_roles), as on Kubernetes: the flow works end to end under
+those roles."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from sqlalchemy import make_url, text
 
 from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import casework_service_pb2 as casework_pb
+from refnet.intake.v1 import casework_service_pb2_grpc as casework_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet.intake.v1 import types_pb2 as it
@@ -89,7 +92,7 @@ def test_an_erased_case_leaves_no_bytes_in_any_database(network: Network) -> Non
     phone = f"09{uuid.uuid4().int % 10**8:08d}"
     secrets = {"name": f"Nguyễn Thị {canary}".encode(), "phone": phone.encode(),
                "narrative": f"narrative-{canary}".encode(), "note": f"note-{canary}".encode(),
-               "canary": canary.encode()}
+               "follow_up": f"follow-up-{canary}".encode(), "canary": canary.encode()}
     request = intake_pb.RegisterCaseRequest(
         client_request_id=f"e2e-{uuid.uuid4()}", province_code=QUANG_NINH, commune_code=BAI_CHAY,
         case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
@@ -115,6 +118,9 @@ def test_an_erased_case_leaves_no_bytes_in_any_database(network: Network) -> Non
             client_request_id=f"e2e-{uuid.uuid4()}", case_id=case.case_id, need_id=legal_aid,
             legal_basis_code=it.LEGAL_BASIS_OTHER, legal_basis_note=f"note-{canary}", data_categories=["phone"]),
             timeout=10)
+        casework_grpc.CaseWorkServiceStub(operator_ch).AddFollowUp(casework_pb.AddFollowUpRequest(
+            client_request_id=f"e2e-{uuid.uuid4()}", case_id=case.case_id, kind=it.FOLLOW_UP_KIND_HOME_VISIT,
+            note=f"follow-up-{canary}"), timeout=10)
 
         def referrals(stub: Any, provider: str) -> list[Any]:
             reply = stub.ListReferrals(referral_pb.ListReferralsRequest(provider_id=provider, case_id=case.case_id))
@@ -141,7 +147,9 @@ def test_an_erased_case_leaves_no_bytes_in_any_database(network: Network) -> Non
                                 c=case.case_id)
         [(sealed_note,)] = _rows(network, "intake", "SELECT sealed FROM consent_notes WHERE case_id = :c",
                                  c=case.case_id)
-        sealed = {"ciphertext": bytes(ciphertext), "note": bytes(sealed_note)}
+        [(follow_up,)] = _rows(network, "intake", "SELECT ciphertext FROM follow_ups WHERE case_id = :c",
+                               c=case.case_id)
+        sealed = {"ciphertext": bytes(ciphertext), "note": bytes(sealed_note), "follow_up": bytes(follow_up)}
         texts = "SELECT notice_id FROM notices WHERE case_id = :c AND (body <> '' OR subject <> '')"
         rendered = {notice_id for (notice_id,) in _rows(network, "notifications", texts, c=case.case_id)}
         assert rendered

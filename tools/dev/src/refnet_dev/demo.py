@@ -79,7 +79,7 @@ def _print_case_list(work: cw_grpc.CaseWorkServiceStub) -> None:
     listed = work.ListCases(cw_pb.ListCasesRequest(status=intake_types.CASE_STATUS_OPEN, page_size=10)).cases
     print("\nopen cases, due first (the national line's list):")
     for c in listed:
-        step = intake_types.CaseStep.Name(c.current_step).removeprefix("CASE_STEP_").lower()
+        step = intake_types.CaseStep.Name(c.current_step).removeprefix("CASE_STEP_").lower() if c.current_step else "-"
         due = c.next_due_at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC") if c.HasField("next_due_at") else "-"
         print(f"  {c.case_id}  province {c.province_code}  step {step:<18} due {due}")
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, TopicPartition
 
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import casework_service_pb2 as cw
@@ -36,7 +35,7 @@ from refnet.notifications.v1 import notifications_service_pb2 as notifications_p
 from refnet.notifications.v1 import notifications_service_pb2_grpc as notifications_grpc
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, read_records
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.otlp import SpanCollector
@@ -238,14 +237,7 @@ def test_case_work_from_assessment_to_closure_with_steps_escalation_and_lists(
 
 
 def _records(bootstrap: str, topics: list[str]) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
-    try:
-        consumer.assign([TopicPartition(topic.name, p) for topic in TOPICS if topic.name in topics
-                         for p in range(topic.partitions)])
-        consumer.seek_to_beginning()
-        return list(consumer)
-    finally:
-        consumer.close()
+    return [r for topic in TOPICS if topic.name in topics for r in read_records(bootstrap, topic.name)]
 
 
 def _all_records(bootstrap: str) -> list[Any]:

@@ -134,10 +134,16 @@ def test_an_operator_logs_a_call_opens_a_case_and_watches_it_live(network: Netwo
         # The plain way still works: the refresh link is a link to the page itself.
         assert page.get_attribute("#refresh", "href") == f"/cases/{case_id}"
 
+        # Her workspace lists it among her own open cases (intake's case list).
+        page.goto(f"{web}/cases")
+        assert case_id in page.inner_text("#cases")
+        checked(page, "workspace-my-cases")
+
     # Another province's operator: that case does not exist for her.
     with phone_page(browser) as other:
         sign_in(other, web, keycloak.issuer, "ht-operator", "/cases")
         other.wait_for_url(web + "/cases")
+        assert case_id not in other.inner_text("main")  # not in her list either
         reply = other.goto(f"{web}/cases/{case_id}")
         assert reply.status == 404 and "Không tìm thấy" in other.inner_text("main")
         checked(other, "not-found")

@@ -18,7 +18,7 @@ import grpc
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from intake.adapters.tables import metadata, metadata_0002, metadata_0004
+from intake.adapters.tables import metadata, metadata_0002, metadata_0004, metadata_casework
 from refnet.intake.v1 import contact_service_pb2_grpc, events_pb2, intake_service_pb2_grpc
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
@@ -79,7 +79,8 @@ class IntakeApi:
 
     def total_rows(self) -> int:
         with self.engine.connect() as conn:
-            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, *metadata_0004.sorted_tables, outbox]
+            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, *metadata_0004.sorted_tables,
+                      *metadata_casework.sorted_tables, outbox]
             return sum(int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables)
 
     def log_lines(self) -> list[dict[str, Any]]:

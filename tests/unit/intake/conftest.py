@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from intake.adapters.crypto import generate_key_b64
-from intake.adapters.tables import metadata, metadata_0002, metadata_0004
+from intake.adapters.tables import metadata, metadata_0002, metadata_0004, metadata_casework
 from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
@@ -99,7 +99,8 @@ class Intake:
     def total_rows(self) -> int:
         """Rows in every intake table: proves a refused request wrote nothing."""
         with self.engine.connect() as conn:
-            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, *metadata_0004.sorted_tables, outbox]
+            tables = [*metadata.sorted_tables, *metadata_0002.sorted_tables, *metadata_0004.sorted_tables,
+                      *metadata_casework.sorted_tables, outbox]
             return sum(int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables)
 
 

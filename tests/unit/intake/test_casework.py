@@ -25,7 +25,19 @@ from intake.domain.casework import (
     ResponsibleKind,
     ReviewOutcome,
 )
-from intake.domain.model import CaseStatus, CaseStep, CloseOutcome, CloseReason, NeedSpec, Place, Survivor
+from intake.domain.model import (
+    CallChannel,
+    CallDetails,
+    CallOutcome,
+    CallTopic,
+    CaseStatus,
+    CaseStep,
+    CloseOutcome,
+    CloseReason,
+    NeedSpec,
+    Place,
+    Survivor,
+)
 from refnet.intake.v1 import events_pb2
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet_platform.caller import Caller, Role
@@ -243,6 +255,11 @@ def test_case_lists_are_the_callers_provinces_due_first_paginated_and_searched_b
     intake.refer(with_call, referral_id="ref-search", service=ServiceType.POLICE_PROTECTION)
     found, _ = intake.handle(commands.ListCases(intake.supervisor, CaseFilter(query="ref-search"), 0, ""))
     assert [c.case_id for c in found] == [with_call.case_id]
+    follow_up_call, _ = intake.handle(commands.LogCall(
+        national, rid(), Place("22"), CallDetails(CallChannel.PROVINCIAL_HOTLINE, CallTopic.DOMESTIC_VIOLENCE),
+        CallOutcome.CASE_FOLLOW_UP, adult.case_id))
+    by_call, _ = intake.handle(commands.ListCases(intake.supervisor, CaseFilter(query=follow_up_call.call_id), 0, ""))
+    assert [c.case_id for c in by_call] == [adult.case_id]
     assert intake.handle(commands.ListCases(intake.supervisor, CaseFilter(query=ht.case_id), 0, ""))[0] == []
     assert intake.handle(commands.ListCases(intake.supervisor, CaseFilter(query="Trần Thị Mẫu"), 0, ""))[0] == []
 

@@ -383,3 +383,20 @@ def test_a_child_registered_at_serious_risk_has_twelve_hours_at_most(referral) -
     referral.clock.now = deadline
     referral.handle(commands.ExpireOverdue())
     assert referral.only(case_id, SHELTER, referral_id=shelter.referral_id).status is Status.ESCALATED
+
+
+def test_a_shelter_need_goes_only_to_a_shelter_offering_what_her_assessment_says_she_needs(referral) -> None:
+    # Registered without needs, then assessed (intake's CaseAssessed), then a planned shelter need is added: the
+    # need's event does not carry her accessibility needs, so what the assessment said must be kept.
+    case_id, _ = referral.register()
+    referral.handle(commands.NoteAccessibility(case_id, frozenset({"wheelchair_space"})))
+    need_id = str(uuid.uuid4())
+    referral.handle(commands.AddNeed(case_id, "22", "06673", commands.NeedToRoute(need_id, SHELTER, True),
+                                     RiskLevel.MEDIUM, False, "qn-worker-7", Survivor(sex=Sex.FEMALE)))
+    assert referral.only(case_id, SHELTER).provider_id == "qn-shelter-spc"  # Cẩm Phả's has no wheelchair space
+    case_id, _ = referral.register()
+    referral.handle(commands.NoteAccessibility(case_id, frozenset({"sign_language"})))  # no shelter offers it
+    referral.handle(commands.AddNeed(case_id, "22", "06673", commands.NeedToRoute(str(uuid.uuid4()), SHELTER, True),
+                                     RiskLevel.MEDIUM, False, "qn-worker-7", Survivor(sex=Sex.FEMALE)))
+    # Escalated (no provider), though both Quảng Ninh shelters have beds: her need outlived the NeedAdded.
+    assert referral.only(case_id, SHELTER).status is Status.ESCALATED

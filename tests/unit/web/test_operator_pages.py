@@ -17,6 +17,7 @@ import pytest
 from itsdangerous import Signer
 from starlette.testclient import TestClient
 
+from refnet.intake.v1 import casework_service_pb2 as cw_pb
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
@@ -88,7 +89,7 @@ class FakeApis:
                 return call
         return Stub()
 
-    intake = referral = directory = notifications = escalation = _stub  # type: ignore[assignment]
+    intake = referral = directory = notifications = escalation = casework = _stub  # type: ignore[assignment]
 
     async def close(self) -> None:
         pass
@@ -129,6 +130,15 @@ class FakeApis:
         other = referral_pb.Provider(provider_id="p-other", name="Nơi khác")
         return referral_pb.RankProvidersResponse(providers=[referral_pb.RankedProvider(provider=provider, area_rank=0),
                                                             referral_pb.RankedProvider(provider=other, area_rank=2)])
+
+    def ListCases(self, token: str, request: Any) -> Any:
+        """The case list: an operator's own (mine), a supervisor's province's; the first overdue."""
+        mine = cw_pb.CaseSummary(case_id=CASE_ID, province_code="22", current_step=2, emergency=True, overdue=True,
+                                 case_worker_id="qn-operator")
+        mine.next_due_at.FromSeconds(1_767_225_600)  # 2026-01-01 00:00 UTC
+        others = [] if request.mine else [cw_pb.CaseSummary(case_id=OTHER_CASE, province_code="22",
+                                                            case_worker_id="qn-worker-7")]
+        return cw_pb.ListCasesResponse(cases=[mine, *others])
 
     def ListNotices(self, token: str, request: Any) -> Any:
         return notifications_pb.ListNoticesResponse(notices=[notifications_pb.Notice(
@@ -199,6 +209,17 @@ def test_the_workspace_offers_a_call_a_case_and_the_cases_it_knows(web: dict[str
     assert "Nhập mã ca" in client.get(client.get("/cases/find?case_id=").headers["location"]).text
     assert "Mã ca có dạng" in client.get(client.get("/cases/find?case_id=abc").headers["location"]).text
     assert 'href="/escalations"' in as_person(web, "qn-supervisor").get("/cases").text
+
+
+def test_the_workspace_lists_my_cases_and_a_supervisor_the_provinces_due_first(web: dict[str, Any]) -> None:
+    page = as_person(web, "qn-operator").get("/cases").text
+    assert "Ca của tôi" in page and "Can thiệp khẩn cấp (12 giờ)" in page and "quá hạn" in page
+    assert "01/01/2026 07:00" in page  # the deadline in Vietnam time
+    listed = [r for n, _, r in web["apis"].calls if n == "ListCases"]
+    assert listed[-1].mine and listed[-1].status == 1  # her own open cases
+    page = as_person(web, "qn-supervisor").get("/cases").text
+    assert "Ca của tỉnh" in page and "qn-worker-7" in page
+    assert not [r for n, _, r in web["apis"].calls if n == "ListCases"][-1].mine
 
 
 def test_places_answer_as_json(web: dict[str, Any]) -> None:

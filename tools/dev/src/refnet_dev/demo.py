@@ -8,6 +8,8 @@ import uuid
 import grpc
 
 from refnet.common.v1 import types_pb2 as t
+from refnet.intake.v1 import casework_service_pb2 as cw_pb
+from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet.intake.v1 import types_pb2 as intake_types
@@ -40,6 +42,12 @@ SAMPLES = [
         needs=[intake_pb.Need(service_type=s, consented=True) for s in (
             t.SERVICE_TYPE_LEGAL_AID, t.SERVICE_TYPE_PSYCHOSOCIAL, t.SERVICE_TYPE_SHELTER)],
         contact=intake_pb.Contact(name="(demo survivor C)", phone="0900000003"))),
+    ("Hà Tĩnh: older woman with a disability, social protection", intake_pb.RegisterCaseRequest(
+        province_code="42", commune_code="18100", case_types=[t.CASE_TYPE_OLDER_PERSON, t.CASE_TYPE_DISABILITY],
+        risk_level=t.RISK_LEVEL_LOW, survivor=intake_pb.Survivor(age=74, sex=t.SEX_FEMALE),
+        needs=[intake_pb.Need(service_type=s, consented=True) for s in (
+            t.SERVICE_TYPE_SOCIAL_PROTECTION, t.SERVICE_TYPE_WELFARE_ACCESS, t.SERVICE_TYPE_MEDICAL)],
+        contact=intake_pb.Contact(name="(demo survivor D)", phone="0900000004"))),
 ]
 
 
@@ -62,7 +70,18 @@ def demo(network: Network, wait_s: float = 15) -> int:
             time.sleep(0.5)
         for title, case_id in cases:
             _print_case(network, intake, title, case_id)
+        _print_case_list(cw_grpc.CaseWorkServiceStub(channel))
     return 0
+
+
+def _print_case_list(work: cw_grpc.CaseWorkServiceStub) -> None:
+    """The national line's open cases, due first (CaseWorkService.ListCases): a child's step and its deadline."""
+    listed = work.ListCases(cw_pb.ListCasesRequest(status=intake_types.CASE_STATUS_OPEN, page_size=10)).cases
+    print("\nopen cases, due first (the national line's list):")
+    for c in listed:
+        step = intake_types.CaseStep.Name(c.current_step).removeprefix("CASE_STEP_").lower() if c.current_step else "-"
+        due = c.next_due_at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC") if c.HasField("next_due_at") else "-"
+        print(f"  {c.case_id}  province {c.province_code}  step {step:<18} due {due}")
 
 
 def _arranged(intake: intake_grpc.IntakeServiceStub, case_id: str) -> bool:

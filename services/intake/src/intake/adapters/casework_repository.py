@@ -14,6 +14,7 @@ from intake.adapters.crypto import Vault
 from intake.adapters.repository import NO_DEADLINE, _aware
 from intake.adapters.tables import (
     assessments,
+    calls,
     case_assignments,
     case_keys,
     case_plans,
@@ -226,8 +227,9 @@ class CaseWorkRepository:
             query = query.where(cast(cases.c.case_types, String).like(f'%"{wanted.case_type}"%'))
         if wanted.query:
             by_referral = select(referrals.c.case_id).where(referrals.c.referral_id == wanted.query)
+            by_call = select(calls.c.case_id).where(calls.c.call_id == wanted.query)  # a follow-up call too
             query = query.where(or_(cases.c.case_id == wanted.query, cases.c.call_id == wanted.query,
-                                    cases.c.case_id.in_(by_referral)))
+                                    cases.c.case_id.in_(by_referral), cases.c.case_id.in_(by_call)))
         if page_token:
             after_due, after_id = _parse_token(page_token)
             query = query.where(or_(cases.c.due_order > after_due,

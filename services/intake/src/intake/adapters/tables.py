@@ -17,7 +17,8 @@ from sqlalchemy import (
     true,
 )
 
-# Revision 0001's tables (the `cases` columns from `age_band` on were added by 0002, `case_keys.key_id` by 0003).
+# Revision 0001's tables (the `cases` columns from `age_band` on were added by 0002, `case_keys.key_id` by 0003,
+# the case-work columns of `cases` by casework_0006: appended below).
 metadata = MetaData()
 
 cases = Table(

@@ -19,7 +19,6 @@ NOTE_LIMIT = 20_000
 GOAL_LIMIT = 2_000
 MAX_GOALS = 30
 MAX_ACCESSIBILITY_NEEDS = 20
-ACCESSIBILITY_CODE_LIMIT = 40
 
 
 # Done by another record (an assessment, a plan, a review, closing the case), not by CompleteStep.

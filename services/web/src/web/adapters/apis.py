@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from refnet.intake.v1 import contact_service_pb2_grpc, intake_service_pb2_grpc
+from refnet.intake.v1 import casework_service_pb2_grpc, contact_service_pb2_grpc, intake_service_pb2_grpc
 from refnet.notifications.v1 import notifications_service_pb2_grpc
 from refnet.referral.v1 import referral_service_pb2_grpc
 from refnet.shelter.v1 import shelter_service_pb2_grpc
@@ -105,6 +105,10 @@ class Apis:
     def intake(self, token: str) -> PersonStub:
         """refnet.intake.v1.IntakeService: calls, cases, consent, contact reads."""
         return self.stub("intake", intake_service_pb2_grpc.IntakeServiceStub, token)
+
+    def casework(self, token: str) -> PersonStub:
+        """refnet.intake.v1.CaseWorkService: case work after intake, the case lists."""
+        return self.stub("intake", casework_service_pb2_grpc.CaseWorkServiceStub, token)
 
     def case_contact(self, token: str) -> PersonStub:
         """refnet.intake.v1.CaseContactService."""

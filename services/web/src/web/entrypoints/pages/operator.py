@@ -25,7 +25,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 import refnet_geo as geo
+from refnet.intake.v1 import casework_service_pb2 as cw_pb
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
+from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.notifications.v1 import notifications_service_pb2 as notifications_pb
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet_platform.caller import Role
@@ -52,6 +54,7 @@ from web.entrypoints.pages.operator_live import (
 
 RECENT_KEY = "operator.recent"
 RECENT_MAX = 20
+CASE_LIST_MAX = 50  # the workspace shows the first page of the case list
 OPERATORS = (Role.OPERATOR, Role.SUPERVISOR)
 
 
@@ -105,8 +108,16 @@ def routes(ctx: AppContext) -> list[Route]:
             pass  # the feed is a convenience here: the workspace works without it
         find_error = {"empty": "op.err.case_id", "format": "op.err.case_id_format"}.get(
             request.query_params.get("find", ""))
+        supervisor = caller(request).role is Role.SUPERVISOR
+        # An operator's own open cases, a supervisor's provinces' open ones: what is due first on top.
+        try:
+            listed = await ctx.apis.casework(token(request)).ListCases(cw_pb.ListCasesRequest(
+                mine=not supervisor, status=intake_types.CASE_STATUS_OPEN, page_size=CASE_LIST_MAX))
+            cases: list[Any] | None = list(listed.cases)
+        except grpc.RpcError:
+            cases = None  # the list is a convenience here too: the workspace works without it
         return render(ctx, request, "operator/home.html", opened=opened, from_feed=from_feed[:RECENT_MAX],
-                      find_error=find_error, supervisor=caller(request).role is Role.SUPERVISOR)
+                      find_error=find_error, supervisor=supervisor, cases=cases)
 
     @area(ctx, *OPERATORS)
     async def find(request: Request) -> Response:

@@ -152,8 +152,6 @@ def answer_by_sms(cmd: commands.AnswerBySms, uow: UowFactory, policy: Policy) ->
     request_id = f"sms:{cmd.client_request_id}"[:100]
     try:
         if cmd.accept:
-            if referral.status is not Status.REQUESTED:
-                raise FailedPrecondition(f"referral {referral.referral_id} is {referral.status}")
             done = accept_referral(commands.AcceptReferral(as_agency, referral.referral_id, request_id), uow, policy)
         else:
             done = decline_referral(commands.DeclineReferral(as_agency, referral.referral_id, request_id, cmd.reason),

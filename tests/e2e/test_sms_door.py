@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 import urllib.error
@@ -445,3 +446,17 @@ def test_a_provider_accepts_and_declines_from_its_duty_phone_with_the_apis_rules
         assert declined.referral.reason == "no_capacity"
     time.sleep(1)
     assert len(gateway.texts_to(POLICE_PHONE)) == 3
+
+
+def test_no_number_and_no_text_in_any_process_log_or_the_door_rows(network: Network) -> None:
+    """Whatever came before in this module (shelters, providers, a survivor, unknown numbers): the numbers texts
+    came from, and the texts, are in no process's log; the door's rows hold hashes and ids only."""
+    numbers = [SHELTER_PHONE, SHELTER_PHONE_EN, SPC_PHONE, UNKNOWN_PHONE, SURVIVOR_PHONE, SURVIVOR_TEXTS_FROM]
+    digits = {"".join(c for c in n if c.isdigit())[-9:] for n in numbers}
+    for log in sorted((network.data_dir / "logs").glob("*.log")):
+        content = log.read_text(encoding="utf-8", errors="replace")
+        runs = {re.sub(r"\D", "", run) for run in re.findall(r"\d[\d \-.]{7,}\d", content)}
+        for d in digits:
+            assert not any(d in run for run in runs), f"{log.name} holds a number a text came from"
+        for word in ("GIUONG", "ARRIVED", "TU CHOI", "decline RF"):
+            assert word not in content, f"{log.name} holds a text"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from notifications.adapters.tables import inbound_sms
@@ -131,13 +132,15 @@ def test_provider_answers_and_their_problems(door: Door) -> None:
     assert [c for c in door.owners.calls if c[0] == "provider"][1][1].reason is DeclineReason.DUPLICATE
 
 
-def test_an_unknown_number_gets_nothing_and_leaves_a_row_without_its_number(door: Door) -> None:
+def test_an_unknown_number_gets_nothing_and_leaves_only_a_count(door: Door, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    before = REGISTRY.get_sample_value("refnet_sms_inbound_total", {"outcome": "unknown_sender"}) or 0
     for words in ("GIUONG 3", "STOP", "NHAN RF-1A2B3C4D", "hello"):
         done = door.text(STRANGER, words)
         assert (done.outcome, done.reply) == (Outcome.UNKNOWN_SENDER, None)
-    rows = door.rows()
-    assert {r["outcome"] for r in rows} == {"unknown_sender"}
-    assert all(STRANGER not in str(r) and "99999" not in str(r) for r in rows)
+    assert door.rows() == []
+    assert not [r for r in caplog.records if r.name.startswith("notifications")]
+    assert REGISTRY.get_sample_value("refnet_sms_inbound_total", {"outcome": "unknown_sender"}) == before + 4
 
 
 def test_a_survivor_is_answered_only_to_confirm_stop_or_start_once(door: Door) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from sqlalchemy import select
 
 from notifications.adapters.channels import sign_webhook
 from notifications.adapters.tables import deliveries, notices
+from notifications.service_layer.inbound import REPLY_NAMESPACE
 from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
@@ -54,7 +56,10 @@ SHELTER_PHONE = "0977 100 200"  # a village head's basic phone: the community sh
 SHELTER_PHONE_EN = "+84 977 100 300"  # another of its staff, English on her record
 SPC_PHONE = "0977 100 400"
 UNKNOWN_PHONE = "0977 999 999"
+POLICE_PHONE = "0903 000 003"  # the Bãi Cháy police's duty phone (Vietnamese)
+HOSPITAL_PHONE = "0904 000 004"  # the hospital's duty phone (English on its record)
 eventually = partial(wait_until, timeout=60)
+TEXTED: list[str] = []  # every gateway message id this module delivered: the door's replies are keyed by them
 
 
 @dataclass
@@ -71,8 +76,10 @@ class Gateway:
             self.sent.setdefault(headers.get("Idempotency-Key", str(uuid.uuid4())), message)
 
     def texts_to(self, number: str) -> list[str]:
+        """The door's replies to a number (its notices, e.g. a provider's new-referral SMS, left out)."""
+        replies = {str(uuid.uuid5(REPLY_NAMESPACE, message_id)) for message_id in TEXTED}
         with self.lock:
-            return [m["text"] for m in self.sent.values() if m["to"] == number]
+            return [m["text"] for m in self.sent.values() if m["to"] == number and m["reference"] in replies]
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +119,10 @@ def directory_file(path: Path) -> Path:
                                     {"phone": SHELTER_PHONE_EN, "language": "en"}]
         if shelter.get("shelter_id") == SPC:
             shelter["sms_staff"] = [{"phone": SPC_PHONE, "language": "vi"}]
+        if provider["provider_id"] == "qn-police-baichay":
+            provider["duty_contact"] = {"phone": POLICE_PHONE, "language": "vi"}
+        if provider["provider_id"] == "qn-hospital":
+            provider["duty_contact"] = {"phone": HOSPITAL_PHONE, "language": "en"}
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -158,7 +169,9 @@ def post(network: Network, body: bytes, headers: dict[str, str]) -> Posted:
 def text(network: Network, sender: str, words: str, message_id: str | None = None, secret: str = SECRET,
          timestamp: int | None = None) -> Posted:
     """The gateway delivering one text, signed."""
-    body = json.dumps({"message_id": message_id or f"gw-{uuid.uuid4()}", "from": sender, "text": words,
+    message_id = message_id or f"gw-{uuid.uuid4()}"
+    TEXTED.append(message_id)
+    body = json.dumps({"message_id": message_id, "from": sender, "text": words,
                        "received_at": "2026-12-06T07:00:00+07:00"}, ensure_ascii=False).encode()
     return post(network, body, sign_webhook(secret.encode(), body, timestamp or int(time.time())))
 
@@ -214,6 +227,7 @@ def test_a_shelter_texts_giuong_2_and_a_watcher_sees_it_at_once_and_a_duplicate_
         message_id = f"gw-{uuid.uuid4()}"
         started = time.monotonic()
         assert text(network, SHELTER_PHONE, f"  giuong   {target} ", message_id).status == 200
+        answered = time.monotonic() - started  # the reply is handed to the gateway before the door answers
         seen = None
         while seen is None:
             update = changes.get(timeout=30)
@@ -223,7 +237,9 @@ def test_a_shelter_texts_giuong_2_and_a_watcher_sees_it_at_once_and_a_duplicate_
     assert (seen.reported_free, seen.capacity - seen.reserved - seen.occupied) == (target, target)
     assert seen.version > before.version
     assert reply_to(gateway, SHELTER_PHONE) == [f"Đã cập nhật giường trống: {target}."]
-    assert watched_after < 10
+    assert watched_after < 10 and answered < 10
+    print(f"GIUONG {target}: answered (reply handed over) in {answered * 1000:.0f} ms, "
+          f"watcher saw it after {watched_after * 1000:.0f} ms")
 
     # The gateway delivers the same message again (signed afresh): nothing changes, nobody is answered again.
     again = text(network, SHELTER_PHONE, "GIUONG 5", message_id)
@@ -381,3 +397,69 @@ def test_a_survivors_stop_withholds_her_due_sms_and_the_next_notice_goes_by_no_s
     # START resumes, confirmed once.
     text(network, SURVIVOR_TEXTS_FROM, "Bắt đầu")
     assert reply_to(gateway, SURVIVOR_TEXTS_FROM, 2) == [STOPPED_VI, STARTED_VI]
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+def test_a_provider_accepts_and_declines_from_its_duty_phone_with_the_apis_rules(
+    network: Network, gateway: Gateway,
+) -> None:
+    request = intake_pb.RegisterCaseRequest(
+        client_request_id=f"sms-e2e-{uuid.uuid4()}", province_code=QN, commune_code="06673",
+        case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
+        survivor=intake_pb.Survivor(is_child=False, age=44, sex=t.SEX_FEMALE),
+        needs=[intake_pb.Need(service_type=t.SERVICE_TYPE_POLICE_PROTECTION, consented=True),
+               intake_pb.Need(service_type=t.SERVICE_TYPE_MEDICAL, consented=True)],
+        case_worker_id="qn-worker-7")
+    with network.channel("intake", "qn-worker-7", "operator") as intake_ch, \
+            network.channel("referral", "qn-police-baichay", "agency") as police_ch, \
+            network.channel("referral", "qn-hospital", "agency") as hospital_ch:
+        case_id = intake_grpc.IntakeServiceStub(intake_ch).RegisterCase(request, timeout=15).case.case_id
+        police, hospital = referral_grpc.ReferralServiceStub(police_ch), referral_grpc.ReferralServiceStub(hospital_ch)
+        mine = eventually(lambda: list(police.ListReferrals(referral_pb.ListReferralsRequest(case_id=case_id))
+                                       .referrals), "the police referral")[0]
+        theirs = eventually(lambda: list(hospital.ListReferrals(referral_pb.ListReferralsRequest(case_id=case_id))
+                                         .referrals), "the hospital referral")[0]
+        ref = "RF-" + mine.referral_id[-8:].upper()
+        other_ref = "RF-" + theirs.referral_id[-8:].upper()
+
+        # Another provider's reference is unknown to the police phone: nothing changes.
+        text(network, POLICE_PHONE, f"NHAN {other_ref}")
+        assert reply_to(gateway, POLICE_PHONE)[-1] == f"Không tìm thấy mã {other_ref}. Gửi: NHAN RF-xxxxxxxx " \
+                                                      "(mã trong tin nhắn đã nhận)."
+        message_id = f"gw-{uuid.uuid4()}"
+        text(network, POLICE_PHONE, f"nhan {ref.lower()}", message_id)
+        assert reply_to(gateway, POLICE_PHONE, 2)[-1] == f"Đã nhận chuyển gửi {ref}."
+        accepted = police.GetReferral(referral_pb.GetReferralRequest(referral_id=mine.referral_id), timeout=10)
+        assert accepted.referral.status == referral_pb.REFERRAL_STATUS_ACCEPTED
+        text(network, POLICE_PHONE, f"NHAN {ref}", message_id)  # the same delivery again: nothing
+        text(network, POLICE_PHONE, f"TU CHOI {ref} HETCHO")  # the lifecycle's rules: accepted is not declined
+        assert reply_to(gateway, POLICE_PHONE, 3)[-1] == f"Chuyển gửi {ref} không còn chờ trả lời."
+
+        # An unknown reason: the valid ones, in the record's language; then a decline with a coded reason.
+        text(network, HOSPITAL_PHONE, f"TU CHOI {other_ref} vi sao")
+        assert reply_to(gateway, HOSPITAL_PHONE)[-1] == (
+            f"The reason was not understood. Send: DECLINE {other_ref} <reason>. Reasons: FULL, INELIGIBLE, "
+            "OUTOFAREA, SURVIVORDECLINED, DUPLICATE.")
+        text(network, HOSPITAL_PHONE, f"decline {other_ref} full")
+        assert reply_to(gateway, HOSPITAL_PHONE, 2)[-1] == f"Referral {other_ref} declined (FULL)."
+        declined = hospital.GetReferral(referral_pb.GetReferralRequest(referral_id=theirs.referral_id), timeout=10)
+        assert declined.referral.status == referral_pb.REFERRAL_STATUS_REJECTED
+        assert declined.referral.reason == "no_capacity"
+    time.sleep(1)
+    assert len(gateway.texts_to(POLICE_PHONE)) == 3
+
+
+def test_no_number_and_no_text_in_any_process_log_or_the_door_rows(network: Network) -> None:
+    """Whatever came before in this module (shelters, providers, a survivor, unknown numbers): the numbers texts
+    came from, and the texts, are in no process's log; the door's rows hold hashes and ids only."""
+    numbers = [SHELTER_PHONE, SHELTER_PHONE_EN, SPC_PHONE, UNKNOWN_PHONE, SURVIVOR_PHONE, SURVIVOR_TEXTS_FROM]
+    digits = {"".join(c for c in n if c.isdigit())[-9:] for n in numbers}
+    for log in sorted((network.data_dir / "logs").glob("*.log")):
+        content = log.read_text(encoding="utf-8", errors="replace")
+        runs = {re.sub(r"\D", "", run) for run in re.findall(r"\d[\d \-.]{7,}\d", content)}
+        for d in digits:
+            assert not any(d in run for run in runs), f"{log.name} holds a number a text came from"
+        for word in ("GIUONG", "ARRIVED", "TU CHOI", "decline RF"):
+            assert word not in content, f"{log.name} holds a text"

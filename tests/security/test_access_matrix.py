@@ -88,6 +88,7 @@ CALLERS = (
     Who("agency:qn-police-baichay", Role.AGENCY, False, organisation="qn-police-baichay"),
     Who("shelter:qn-spc", Role.SHELTER, False, organisation=QN_SHELTER),
     Who("service:referral", Role.SERVICE, False),
+    Who("service:notifications", Role.SERVICE, False),  # the SMS door
     Who("gateway without a token", Role.GATEWAY, False, token=False),
     Who("operator certificate", Role.OPERATOR, False, cert_role="operator"),
 )
@@ -139,7 +140,7 @@ def register(intake: Any, province: str, commune: str, needs: list[int]) -> Any:
         case_types=[t.CASE_TYPE_DOMESTIC_VIOLENCE], risk_level=t.RISK_LEVEL_MEDIUM,
         survivor=intake_pb.Survivor(is_child=False, age=30, sex=t.SEX_FEMALE),
         needs=[intake_pb.Need(service_type=s, consented=True) for s in needs],
-        contact=intake_pb.Contact(name="Matrix Survivor", phone="0900000999", phone_is_safe=True),
+        contact=intake_pb.Contact(name="Matrix Survivor", phone=MATRIX_PHONE, phone_is_safe=True),
         case_worker_id="qn-worker-7"), timeout=10).case
 
 
@@ -286,6 +287,25 @@ def _feed_outside(world: World, who: Who) -> Any:
     return notifications_pb.ListNoticesRequest(recipient_id="ht-police")
 
 
+SMS_DOOR = "service:notifications"
+DEMO_SHELTER_PHONE, DEMO_DUTY_PHONE = "0900 100 001", "0900 200 001"  # demo/directory.json: qn-spc, qn-police-baichay
+MATRIX_PHONE, UNKNOWN_PHONE = "0900000999", "0900 999 000"
+
+
+def _door(inside: Callable[[], Any], outside: Callable[[], Any]) -> tuple[Build, Build]:
+    """The SMS door's calls: for the door a known and an unknown phone; no other caller has a subject (their
+    role's answer is checked by the made-up call)."""
+    return ((lambda world, who: inside() if who.label == SMS_DOOR else None),
+            (lambda world, who: outside() if who.label == SMS_DOOR else None))
+
+
+def _survivor_notice(world: World, kind: str) -> Any:
+    """Notifications reads her contact for its own purpose: her notice about an accepted referral."""
+    return contact_pb.GetCaseContactRequest(
+        case_id=world.qn_case.case_id, referral_id=world.referrals[kind].referral_id, recipient_id="notifications",
+        service_type=t.SERVICE_TYPE_POLICE_PROTECTION, purpose="survivor_notice", recipient_sector="police")
+
+
 @dataclass(frozen=True)
 class Cell:
     build: tuple[Build, Build]
@@ -363,7 +383,7 @@ CELLS: dict[str, Cell] = {
         made_up=lambda: intake_pb.EraseCaseRequest(client_request_id=rid(), case_id=MADE_UP,
                                                    reason=it.ERASE_REASON_ENTERED_IN_ERROR), read=False),
     "GetCaseContact": Cell(
-        (lambda w, who: contact_pb.GetCaseContactRequest(
+        (lambda w, who: _survivor_notice(w, "qn-police") if who.label == SMS_DOOR else contact_pb.GetCaseContactRequest(
             case_id=w.qn_case.case_id, referral_id=w.referrals["qn-police"].referral_id,
             recipient_id="qn-police-baichay", service_type=t.SERVICE_TYPE_POLICE_PROTECTION,
             purpose="provider_accepted_referral", recipient_sector="police"),
@@ -460,6 +480,17 @@ CELLS: dict[str, Cell] = {
                            made_up=lambda: shelter_pb.ConfirmArrivalRequest(referral_id=MADE_UP), read=False),
     "CheckOut": Cell(on_referral(lambda r: shelter_pb.CheckOutRequest(referral_id=r)),
                      made_up=lambda: shelter_pb.CheckOutRequest(referral_id=MADE_UP), read=False),
+    # the SMS door's (only refnet service "notifications"; the phone decides whose record a text is about)
+    "ReportBySms": Cell(_door(lambda: shelter_pb.ReportBySmsRequest(sender_phone=DEMO_SHELTER_PHONE),
+                              lambda: shelter_pb.ReportBySmsRequest(sender_phone=UNKNOWN_PHONE)),
+                        made_up=lambda: shelter_pb.ReportBySmsRequest(sender_phone=UNKNOWN_PHONE)),
+    "AnswerBySms": Cell(_door(lambda: referral_pb.AnswerBySmsRequest(sender_phone=DEMO_DUTY_PHONE),
+                              lambda: referral_pb.AnswerBySmsRequest(sender_phone=UNKNOWN_PHONE)),
+                        made_up=lambda: referral_pb.AnswerBySmsRequest(sender_phone=UNKNOWN_PHONE)),
+    "SetSmsPreference": Cell(_door(lambda: contact_pb.SetSmsPreferenceRequest(sender_phone=MATRIX_PHONE, stop=False),
+                                   lambda: contact_pb.SetSmsPreferenceRequest(sender_phone=UNKNOWN_PHONE)),
+                             made_up=lambda: contact_pb.SetSmsPreferenceRequest(sender_phone=UNKNOWN_PHONE),
+                             read=False),
     # notifications
     "ListNotices": Cell(fixed(lambda: notifications_pb.ListNoticesRequest(), _feed_outside),
                         outside=grpc.StatusCode.PERMISSION_DENIED),

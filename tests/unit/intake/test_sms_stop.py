@@ -3,16 +3,26 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from intake.adapters.crypto import Vault
+from intake.bootstrap import bootstrap
+from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.domain.model import Contact, EraseReason
-from refnet_platform.caller import Role, machine
+from intake.domain.model import Contact, EraseReason, NeedSpec, Place, Survivor
+from intake.service_layer import keys
+from intake.service_layer.unit_of_work import IntakeUnitOfWork
+from refnet_platform.caller import Caller, Role, machine
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import NotFound, PermissionDenied
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.migrations import migrate
+from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 PHONE = "0912 345 678"  # the conftest's survivor
 
@@ -66,3 +76,36 @@ def test_an_unknown_or_erased_number_is_not_found_and_only_the_door_may_ask(inta
                                      EraseReason.ENTERED_IN_ERROR))
     with pytest.raises(NotFound):
         stop(intake)
+
+
+def test_intake_keys_index_phones_lets_an_older_case_be_found_and_a_rotated_key_too(tmp_path: Any) -> None:
+    """A case registered before the hashes were kept (or hashed under a key since removed) is found once
+    `intake-keys index-phones` has hashed its number under the current master key."""
+    old, new = os.urandom(32), os.urandom(32)
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    engine = make_engine(url)
+    migrate(engine, MIGRATIONS)
+    settings = Settings(database_url=url, master_key=base64.b64encode(old).decode())
+    before = bootstrap(settings, engine, vault=Vault(old))
+    case, _ = before.handle(_register())
+    # Rotated to a new key, the old one removed: the hash under the old key no longer matches.
+    keys.rotate(lambda: IntakeUnitOfWork(engine, Vault(new, [old])), 100, lambda *_: None)
+    only_new = bootstrap(settings, engine, vault=Vault(new))
+    with pytest.raises(NotFound):
+        only_new.handle(commands.SetSmsPreference(machine("notifications", Role.SERVICE), PHONE, True))
+    added = keys.index_phones(lambda: IntakeUnitOfWork(engine, Vault(new)), 10, lambda *_: None)
+    assert added == 1
+    assert keys.index_phones(lambda: IntakeUnitOfWork(engine, Vault(new)), 10, lambda *_: None) == 0  # idempotent
+    done = only_new.handle(commands.SetSmsPreference(machine("notifications", Role.SERVICE), PHONE, True))
+    assert done.changed == [case.case_id]
+    engine.dispose()
+
+
+def _register() -> Any:
+    operator = Caller("qn-operator-1", Role.OPERATOR, provinces=frozenset({"22"}), person=True)
+    return commands.RegisterCase(
+        caller=operator, client_request_id=f"req-{uuid.uuid4()}", occurred_in=Place("22", "06673"), recorded_at=None,
+        reported_in=None, case_types=[CaseType.DOMESTIC_VIOLENCE], survivor=Survivor(is_child=False, age=31,
+                                                                                   sex=Sex.FEMALE),
+        needs=[NeedSpec(ServiceType.POLICE_PROTECTION, consented=True)], risk_level=RiskLevel.MEDIUM,
+        immediate_danger=False, case_worker_id="", contact=Contact(phone=PHONE, phone_is_safe=True), narrative="")

@@ -13,6 +13,7 @@ def test_domain_modules_import_no_infrastructure() -> None:
         "import sys\n"
         "import notifications.domain.messages, notifications.domain.safe_contact, notifications.domain.retry\n"
         "import notifications.domain.notices, notifications.domain.events, notifications.domain.commands\n"
+        "import notifications.domain.inbound_sms\n"
         f"bad = sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r}) or m.endswith('_pb2'))\n"
         "print(','.join(bad))\n"
     )

@@ -7,8 +7,8 @@ import pytest
 from notifications.domain.inbound_sms import (
     REPLIES,
     Keyword,
-    ParseError,
     Parsed,
+    ParseError,
     Reply,
     beds_form,
     counts_text,

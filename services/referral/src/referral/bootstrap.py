@@ -71,6 +71,7 @@ def bootstrap(settings: Settings, engine: Engine, policy: Policy | None = None,
         commands.CompleteReferral: lifecycle.complete_referral,
         commands.ReportFailure: lifecycle.report_failure,
         commands.LoadDirectory: directory.load_directory,
+        commands.AnswerBySms: lifecycle.answer_by_sms,
     }
     # What only reads: the directory's views take the clock (open now?), the referral lists do not.
     reads_with_policy: dict[type, Callable[..., Any]] = {

@@ -26,7 +26,9 @@ DEMO_PEOPLE = ("qn-operator", "ht-operator", "national-111-operator", "qn-superv
 def network_for(data_dir: Path, bootstrap: str) -> Network:
     return Network(bootstrap, data_dir, database_url=os.environ.get("DATABASE_URL"),
                    otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), ports=dict(DEFAULT_PORTS), ops=True,
-                   web=True, keycloak=Keycloak(port=KEYCLOAK_PORT))
+                   web=True, keycloak=Keycloak(port=KEYCLOAK_PORT),
+                   # The SMS door only when a gateway is set up to sign its texts (it will not start without).
+                   sms=bool(os.environ.get("NOTIFICATIONS_SMS_INBOUND_SECRET")))
 
 
 def run(data_dir: Path) -> int:
@@ -59,6 +61,8 @@ def run(data_dir: Path) -> int:
             print(f"{service:<13} api {network.address(service)}   worker, relay   logs {data_dir / 'logs'}")
         print(f"ops        console {network.console_url}   traces (OTLP) 127.0.0.1:{network.port('ops-otlp')}")
         print(f"web        {network.web_url}   (operators /cases, partner portal /referrals, shelters /shelter)")
+        if network.sms:
+            print(f"sms door   {network.sms_url}/sms/inbound   (texts from the SMS gateway, signed)")
         print("database   " + (os.environ.get("DATABASE_URL") or f"SQLite files in {data_dir}"))
         print("Ctrl-C stops everything. In another terminal: make demo, then .venv/bin/refnet status", flush=True)
         while not stopping:

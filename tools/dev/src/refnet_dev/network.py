@@ -29,7 +29,7 @@ SERVICES = ("intake", "referral", "shelter", "notifications")
 DEV_GATEWAY = "refnet-dev"
 ROLES = ("api", "worker", "relay")
 DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054,
-                 "ops-console": 8480, "ops-otlp": 4317, "web": 8580}
+                 "ops-console": 8480, "ops-otlp": 4317, "web": 8580, "notifications-sms": 8680}
 # The operations processes (services/ops), started when Network(ops=True): the OTLP trace receiver first, so
 # every other process's spans have somewhere to go, then the worker and the console.
 OPS_FIRST, OPS_LAST = ("ops-collector",), ("ops-worker", "ops-console")

@@ -240,6 +240,22 @@ class CaseRepository:
             self.conn.execute(delete(sms_stops).where(sms_stops.c.case_id.in_(stopped)))
         return stopped
 
+    def keyed_cases(self, after: str, limit: int) -> list[str]:
+        """Up to `limit` case ids with a key (not erased), in order after `after`."""
+        return list(self.conn.execute(select(case_keys.c.case_id).where(case_keys.c.case_id > after)
+                                      .order_by(case_keys.c.case_id).limit(limit)).scalars())
+
+    def index_phone(self, case_id: str, phone: str) -> bool:
+        """Records the number's hash under the current master key for the case, unless it is there already."""
+        phone_key = self.vault.phone_key(phone)
+        if not phone_key:
+            return False
+        known = self.conn.execute(select(contact_phones.c.case_id).where(
+            contact_phones.c.case_id == case_id, contact_phones.c.phone_key == phone_key)).first()
+        if known is None:
+            self.conn.execute(insert(contact_phones), dict(phone_key=phone_key, case_id=case_id))
+        return known is None
+
     def sms_stopped(self, case_id: str) -> bool:
         return self.conn.execute(select(sms_stops.c.case_id).where(sms_stops.c.case_id == case_id)).first() is not None
 

@@ -4,6 +4,9 @@
 
     intake-keys status                      case keys per master key id (exit 1 if some key is not configured)
     intake-keys rotate [--batch-size N]     re-wrap every case key not under the current master key
+    intake-keys index-phones [--batch-size N]   hash every case's number under the current master key, so a
+                                            survivor's STOP by text finds her case (cases older than the hashes,
+                                            and after a rotation, before a previous key is removed)
 
 Key ids (the first 8 bytes of a key's SHA-256, hex) name the keys; the keys themselves are never printed.
 """
@@ -55,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     rotate = commands.add_parser("rotate", help="re-wrap every case key not under the current master key")
     rotate.add_argument("--batch-size", type=_batch_size, default=500,
                         help="case keys per transaction (default 500)")
+    index = commands.add_parser("index-phones", help="hash every case's number under the current master key")
+    index.add_argument("--batch-size", type=_batch_size, default=500, help="cases per transaction (default 500)")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -71,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "status":
             sys.exit(print_status(keys.key_status(uow)))
+        if args.command == "index-phones":
+            added = keys.index_phones(uow, args.batch_size,
+                                      lambda seen, added: print(f"{seen} cases read, {added} hashes added", flush=True))
+            print(f"done: {added} hashes added under master key {vault.key_id}")
+            return
         print(f"re-wrapping every case key not under master key {vault.key_id}, {args.batch_size} per transaction",
               flush=True)
         done = keys.rotate(uow, args.batch_size,

@@ -69,3 +69,23 @@ def rotate(uow: UowFactory, batch_size: int, progress: Callable[[int, int], None
         done += len(batch)
         after = batch[-1][0]
         progress(done, max(status.left, done))
+
+
+def index_phones(uow: UowFactory, batch_size: int, progress: Callable[[int, int], None]) -> int:
+    """Every case's number hashed under the current master key (contact_phones), so a text from her (STOP) finds
+    her case: for cases registered before the hashes were kept, and after a rotation (before a previous key is
+    removed). Idempotent; returns how many hashes were added. Progress: (cases seen, hashes added)."""
+    seen, added, after = 0, 0, ""
+    while True:
+        with uow() as work:
+            batch = work.cases.keyed_cases(after, batch_size)
+            if not batch:
+                return added
+            for case_id in batch:
+                personal = work.cases.read_personal_data(case_id)
+                if personal is not None and personal[0].phone:
+                    added += work.cases.index_phone(case_id, personal[0].phone)
+            work.commit()
+        seen += len(batch)
+        after = batch[-1]
+        progress(seen, added)

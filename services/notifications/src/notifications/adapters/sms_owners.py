@@ -14,6 +14,8 @@ from notifications.service_layer.inbound import OwnerUnavailable, ProviderAnswer
 from refnet.common.v1 import types_pb2
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import contact_service_pb2_grpc as contact_grpc
+from refnet.referral.v1 import referral_service_pb2 as referral_pb
+from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_platform.identity import ServiceChannel
@@ -57,7 +59,19 @@ class GrpcSmsOwners:
         return ShelterAnswer(reply.language, free, problem)
 
     def provider_answer(self, sender: str, message_id: str, parsed: Parsed | None) -> ProviderAnswer | None:
-        return None  # providers' duty phones are not read yet
+        if self.referral is None:
+            return None
+        request = referral_pb.AnswerBySmsRequest(sender_phone=sender, client_request_id=message_id)
+        if parsed is not None and parsed.keyword in (Keyword.ACCEPT, Keyword.DECLINE):
+            request.reference = parsed.reference
+            request.accept = parsed.keyword is Keyword.ACCEPT
+            request.reason = to_pb(parsed.reason, referral_pb.DeclineReason)
+        reply = _call(self.referral, lambda ch: referral_grpc.ReferralServiceStub(ch).AnswerBySms, request)
+        if reply is None:
+            return None
+        problem = ("" if reply.problem == 0 else
+                   _prefix_code(referral_pb.SmsAnswerProblem.Name(reply.problem), "SMS_ANSWER_PROBLEM_"))
+        return ProviderAnswer(reply.language, problem)
 
     def survivor_preference(self, sender: str, stop: bool) -> SurvivorAnswer | None:
         if self.intake is None:

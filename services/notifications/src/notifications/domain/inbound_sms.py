@@ -127,20 +127,19 @@ def parse(text: str) -> Parsed:
 
 
 def _arguments(keyword: Keyword, language: Language, rest: list[str]) -> Parsed:
-    fail = lambda error: Parsed(keyword, language, error)  # noqa: E731
     if keyword in SURVIVOR_KEYWORDS:
         return Parsed(keyword, language)  # anything after STOP is ignored: STOP always stops
     if keyword is Keyword.BEDS:
         return _beds(language, rest)
     if not rest:
-        return fail(ParseError.MISSING_REFERENCE)
+        return Parsed(keyword, language, ParseError.MISSING_REFERENCE)
     reference = _reference(rest)
     if reference is None:
-        return fail(ParseError.BAD_REFERENCE)
+        return Parsed(keyword, language, ParseError.BAD_REFERENCE)
     code, used = reference
     rest = rest[used:]
     if keyword is not Keyword.DECLINE:
-        return fail(ParseError.EXTRA_WORDS) if rest else Parsed(keyword, language, reference=code)
+        return Parsed(keyword, language, ParseError.EXTRA_WORDS) if rest else Parsed(keyword, language, reference=code)
     if not rest:
         return Parsed(keyword, language, ParseError.MISSING_REASON, reference=code)
     reason = _REASON_BY_WORD.get("".join(rest).replace("_", "").replace("-", ""))
@@ -160,26 +159,27 @@ def _reference(words: list[str]) -> tuple[str, int] | None:
 
 
 def _beds(language: Language, rest: list[str]) -> Parsed:
-    fail = lambda error: Parsed(Keyword.BEDS, language, error)  # noqa: E731
     if not rest:
-        return fail(ParseError.MISSING_COUNT)
+        return Parsed(Keyword.BEDS, language, ParseError.MISSING_COUNT)
     if len(rest) == 1 and rest[0].isdigit():
         count = _count(rest[0])
-        return fail(ParseError.BAD_COUNT) if count is None else Parsed(Keyword.BEDS, language, pools=((None, count),))
+        if count is None:
+            return Parsed(Keyword.BEDS, language, ParseError.BAD_COUNT)
+        return Parsed(Keyword.BEDS, language, pools=((None, count),))
     # Pools: CODE N [CODE N ...]; a code run together with its count (PN2) is read too.
     tokens = [part for word in rest for part in re.findall(r"[A-Z]+|\d+|[^A-Z\d]+", word)]
     if len(tokens) % 2:
-        return fail(ParseError.BAD_COUNT)
+        return Parsed(Keyword.BEDS, language, ParseError.BAD_COUNT)
     pools: list[tuple[TargetGroup | None, int]] = []
     for code, number in zip(tokens[::2], tokens[1::2], strict=True):
         group = _POOL_BY_CODE.get(code)
         if group is None:
-            return fail(ParseError.UNKNOWN_POOL if code.isalpha() else ParseError.BAD_COUNT)
+            return Parsed(Keyword.BEDS, language, ParseError.UNKNOWN_POOL if code.isalpha() else ParseError.BAD_COUNT)
         count = _count(number)
         if count is None:
-            return fail(ParseError.BAD_COUNT)
+            return Parsed(Keyword.BEDS, language, ParseError.BAD_COUNT)
         if any(g is group for g, _ in pools):
-            return fail(ParseError.REPEATED_POOL)
+            return Parsed(Keyword.BEDS, language, ParseError.REPEATED_POOL)
         pools.append((group, count))
     return Parsed(Keyword.BEDS, language, pools=tuple(pools))
 

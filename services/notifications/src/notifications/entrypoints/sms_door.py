@@ -14,11 +14,10 @@ goes out through the SMS gateway adapter before the answer. Also /healthz, /read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import uvicorn
@@ -88,12 +87,8 @@ def create_app(bus: MessageBus, gateway: SmsGatewayChannel | None, secrets: Sequ
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-
     return Starlette(routes=[Route("/sms/inbound", inbound_sms, methods=["POST"]), Route("/healthz", healthz),
-                             Route("/readyz", readyz), Route("/metrics", metrics)], lifespan=lifespan)
+                             Route("/readyz", readyz), Route("/metrics", metrics)])
 
 
 def _command(body: bytes) -> commands.ReceiveSms:

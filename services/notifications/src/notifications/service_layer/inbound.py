@@ -268,15 +268,21 @@ def _done(cmd: commands.ReceiveSms, outcome: Outcome, reply: SmsReply | None, uo
           record: bool = True) -> Handled:
     if record:
         with uow() as work:
-            if outcome is Outcome.OWNER_UNAVAILABLE:
+            if outcome in _FORGOTTEN:
                 work.inbound.release(cmd.message_id)
             else:
                 work.inbound.finish(cmd.message_id, str(outcome), str(reply.kind) if reply else "", clock())
             work.commit()
     INBOUND.labels(str(outcome)).inc()
-    log.info("sms received", extra={"fields": {"message_id": cmd.message_id[:128], "outcome": str(outcome),
-                                               "replied": reply is not None}})
+    if outcome is not Outcome.UNKNOWN_SENDER:  # a number no one knows leaves only the count
+        log.info("sms received", extra={"fields": {"message_id": cmd.message_id[:128], "outcome": str(outcome),
+                                                   "replied": reply is not None}})
     return Handled(outcome, reply)
+
+
+# Not kept: an owner that did not answer (so the gateway's retry is handled), and a number no owner knows (it
+# leaves only the count; a repeat of it changes nothing either).
+_FORGOTTEN = frozenset({Outcome.OWNER_UNAVAILABLE, Outcome.UNKNOWN_SENDER})
 
 
 __all__: Sequence[str] = ("Handled", "Outcome", "OwnerUnavailable", "ProviderAnswer", "ShelterAnswer", "SmsDoor",

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from referral.adapters.repository import codes, inserted, split
-from referral.adapters.tables import directory_version, providers, schedules, service_areas
-from referral.domain.model import AgeGroup, OpeningHours, Provider
+from referral.adapters.tables import directory_version, duty_phones, providers, schedules, service_areas
+from referral.domain.model import AgeGroup, DutyPhone, OpeningHours, Provider
 from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import ServiceType, Sex, TargetGroup
 
@@ -129,6 +129,15 @@ class DirectoryRepository:
 
     def get(self, provider_id: str) -> Provider | None:
         return self.directory.by_id.get(provider_id)
+
+    def save_duty_phone(self, duty: DutyPhone) -> None:
+        self.conn.execute(delete(duty_phones).where(duty_phones.c.phone == duty.phone))
+        self.conn.execute(insert(duty_phones).values(phone=duty.phone, provider_id=duty.provider_id,
+                                                     language=duty.language))
+
+    def duty_phone(self, phone: str) -> DutyPhone | None:
+        row = self.conn.execute(select(duty_phones).where(duty_phones.c.phone == phone)).mappings().first()
+        return DutyPhone(row["phone"], row["provider_id"], row["language"]) if row else None
 
     def all(self) -> list[Provider]:
         return list(self.directory.by_id.values())

@@ -19,9 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import refnet_geo as geo
-from referral.domain.model import AgeGroup, DirectoryEntry, OpeningHours, Provider, shelter_eligibility
+from referral.domain.model import (
+    AgeGroup,
+    DirectoryEntry,
+    DutyPhone,
+    OpeningHours,
+    Provider,
+    shelter_eligibility,
+)
 from refnet_platform.clock import system_clock
 from refnet_platform.errors import InvalidArgument
+from refnet_platform.phone import normalise_phone
 from refnet_platform.vocabulary import ACCESSIBILITY_CODES, ServiceType, Sex, TargetGroup
 
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -52,6 +60,21 @@ def read(data: Any) -> list[Provider]:
     if not isinstance(services, list):
         raise InvalidArgument("file", "expected an HSDS service list ({\"contents\": [...]}) or {\"providers\": [...]}")
     return [_from_hsds(s, f"contents[{i}]") for i, s in enumerate(services)]
+
+
+def duty_phones(path: Path) -> list[DutyPhone]:
+    """The providers' duty phones in refnet's compact file (`providers[].duty_contact.phone` and `.language`):
+    whose texts answer for the provider. HSDS files carry none."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    found = []
+    for i, p in enumerate(data.get("providers", ()) if isinstance(data, dict) else ()):
+        contact = p.get("duty_contact") or {}
+        if contact.get("phone"):
+            phone = normalise_phone(str(contact["phone"]))
+            if not phone:
+                raise InvalidArgument(f"providers[{i}].duty_contact.phone", "is not a phone number")
+            found.append(DutyPhone(phone, p["provider_id"], str(contact.get("language") or "vi")))
+    return found
 
 
 # --- the compact demo shape --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from referral.domain.model import (
     Progress,
     Referral,
     SafeTime,
+    SmsAnswer,
     Status,
     Survivor,
     SurvivorContact,
@@ -140,6 +141,19 @@ def list_command(request: pb.ListReferralsRequest, caller: Caller) -> commands.L
 def decline_command(request: pb.DeclineReferralRequest, caller: Caller) -> commands.DeclineReferral:
     return commands.DeclineReferral(caller, request.referral_id, client_request_id(request),
                                     from_pb(DeclineReason, pb.DeclineReason, request.reason))
+
+
+def answer_by_sms_command(request: pb.AnswerBySmsRequest, caller: Caller) -> commands.AnswerBySms:
+    return commands.AnswerBySms(caller, request.sender_phone, request.reference, request.accept,
+                                from_pb(DeclineReason, pb.DeclineReason, request.reason), request.client_request_id)
+
+
+def sms_answer_to_pb(answer: SmsAnswer) -> pb.AnswerBySmsResponse:
+    reply = pb.AnswerBySmsResponse(provider_id=answer.provider_id, language=answer.language,
+                                   problem=to_pb(answer.problem, pb.SmsAnswerProblem))
+    if answer.referral is not None:
+        reply.referral.CopyFrom(referral_to_pb(answer.referral))
+    return reply
 
 
 def progress_command(request: pb.ReportProgressRequest, caller: Caller) -> commands.ReportProgress:

@@ -335,6 +335,12 @@ class ReferralRepository:
         self.flush()
         return [dict(r) for r in self.conn.execute(_HISTORY, {"referral_id": referral_id}).mappings()]
 
+    def by_short_reference(self, provider_id: str, code: str) -> list[Referral]:
+        """The provider's referrals whose id ends in these 8 hex digits (the short reference its notices name)."""
+        return self._many(select(referrals).where(referrals.c.provider_id == provider_id,
+                                                  referrals.c.referral_id.like(f"%{code.lower()}"))
+                          .order_by(referrals.c.referral_id))
+
     def _many(self, query: Any, params: Mapping[str, Any] | None = None) -> list[Referral]:
         self.flush()
         return [_referral(r) for r in self.conn.execute(query, params).mappings()]

@@ -157,3 +157,12 @@ referral_history = Table(
 
 # Request ids are kept in the platform's `requests` table (refnet_platform.requests), moved there by
 # migration 0006.
+
+# Created by sms_0001: the providers' duty phones (from the directory's duty contacts), normalised
+# (refnet_platform.phone): a text from one answers for that provider. Staff data, read only by referral.
+duty_phones = Table(
+    "duty_phones", metadata,
+    Column("phone", String(20), primary_key=True),
+    Column("provider_id", String(100), nullable=False, index=True),
+    Column("language", String(5), nullable=False, server_default="vi"),
+)

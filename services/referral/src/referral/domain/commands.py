@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from referral.domain.model import (
+    DutyPhone,
     Progress,
     Provider,
     Status,
@@ -310,11 +311,25 @@ class RankProviders:
 
 
 @dataclass(frozen=True)
+class AnswerBySms:
+    """The SMS door (caller.subject_id "notifications"): a text from a provider's duty phone. reference empty:
+    only who the phone belongs to."""
+
+    caller: Caller
+    sender_phone: str
+    reference: str
+    accept: bool
+    reason: DeclineReason | None
+    client_request_id: str
+
+
+@dataclass(frozen=True)
 class LoadDirectory:
     providers: list[Provider]
     # False: add only providers not yet known (the api's start-up seed); True: an import, which
     # replaces what is known of each provider in the file.
     update_existing: bool = False
+    duty_phones: list[DutyPhone] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,34 @@ def _hhmm(minutes: int) -> str:
 
 
 @dataclass(frozen=True)
+class DutyPhone:
+    """A provider's duty phone (its directory duty contact): a text from it answers for that provider."""
+
+    phone: str  # normalised (refnet_platform.phone)
+    provider_id: str
+    language: str = "vi"
+
+
+def short_reference_code(reference: str) -> str:
+    """The 8 hex digits of a short reference (RF-1A2B3C4D: the last 8 of the referral id), or ""."""
+    code = reference.strip().upper().removeprefix("RF-").removeprefix("RF")
+    return code if len(code) == 8 and all(c in "0123456789ABCDEF" for c in code) else ""
+
+
+class SmsAnswerProblem(StrEnum):
+    UNKNOWN_REFERENCE = "unknown_reference"
+    NOT_OPEN = "not_open"
+
+
+@dataclass(frozen=True)
+class SmsAnswer:
+    provider_id: str
+    language: str
+    referral: Referral | None = None
+    problem: SmsAnswerProblem | None = None
+
+
+@dataclass(frozen=True)
 class Provider:
     """A service delivered by an organization (an HSDS `service`); its id is the agency's identity."""
 

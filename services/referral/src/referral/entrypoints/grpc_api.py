@@ -93,6 +93,11 @@ class ReferralServicer(pb_grpc.ReferralServiceServicer):
         referral = await self._handle(proto_mapping.decline_command(request, caller_of(context)))
         return pb.DeclineReferralResponse(referral=proto_mapping.referral_to_pb(referral))
 
+    async def AnswerBySms(self, request: pb.AnswerBySmsRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.AnswerBySmsResponse:
+        answer = await self._handle(proto_mapping.answer_by_sms_command(request, caller_of(context)))
+        return proto_mapping.sms_answer_to_pb(answer)
+
     async def StartService(self, request: pb.StartServiceRequest, context: grpc.aio.ServicerContext
                            ) -> pb.StartServiceResponse:
         referral = await self._handle(commands.StartService(caller_of(context), request.referral_id,
@@ -188,7 +193,8 @@ def main() -> None:
     def start(engine: Engine, server: grpc.aio.Server) -> Sequence[str]:
         bus = bootstrap(settings, engine)
         if settings.directory_file:
-            bus.handle(commands.LoadDirectory(hsds.load_file(settings.directory_file)))
+            bus.handle(commands.LoadDirectory(hsds.load_file(settings.directory_file),
+                                              duty_phones=hsds.duty_phones(settings.directory_file)))
         return register(bus, server, settings.watch_poll_interval_s)
 
     run_api(settings, MIGRATIONS, start)

@@ -18,6 +18,7 @@ from refnet_platform.caller import Caller, Role
 class Scope(StrEnum):
     PROVINCE = "province"
     OWN_AGENCY = "own agency"
+    SMS_DOOR = "sms door"
     ANY = "any"
 
     @property
@@ -30,6 +31,8 @@ class Scope(StrEnum):
             # A record that names no province is the national line's alone.
             covered: bool = caller.covers(province_code) if province_code else caller.national
             return covered
+        if self is Scope.SMS_DOOR:
+            return caller.role is Role.SERVICE and caller.subject_id == "notifications"
         if self is Scope.OWN_AGENCY:
             # An agency with no organisation owns nothing (never the referrals that found no provider).
             return bool(caller.organisation_id) and provider_id == caller.organisation_id
@@ -41,6 +44,9 @@ SCOPE_MEANING = {
                     "line) covers all",
     Scope.OWN_AGENCY: "the referral is assigned to the caller's organisation (the provider id: a machine's CN, "
                       "a person's `agency_id` claim)",
+    Scope.SMS_DOOR: "refnet service `notifications` (the SMS door) only, any other service is `PERMISSION_DENIED`; "
+                    "the provider is the one whose directory duty contact holds the sender's phone, never one the "
+                    "caller names",
     Scope.ANY: "not scoped: public directory data, nothing about a survivor",
 }
 
@@ -65,6 +71,9 @@ RULES: tuple[Rule[Scope], ...] = (
     Rule("ReferralService", "ReportFailure", _AGENCY),
     Rule("ReferralService", "GetSurvivorContact", _AGENCY,
          "only once accepted (accepted or in service), while consent covers the agency's sector"),
+    Rule("ReferralService", "AnswerBySms", {Role.SERVICE: Scope.SMS_DOOR},
+         "a phone on no duty contact is `NOT_FOUND`; the answer is then that agency's `AcceptReferral` or "
+         "`DeclineReferral` on its own referrals only"),
     Rule("EscalationService", "ListEscalations", {Role.SUPERVISOR: Scope.PROVINCE, Role.OPS: Scope.PROVINCE},
          "a province outside the caller's lists nothing"),
     Rule("EscalationService", "AssignProvider", {Role.SUPERVISOR: Scope.PROVINCE},

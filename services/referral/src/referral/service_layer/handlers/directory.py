@@ -15,6 +15,8 @@ def load_directory(cmd: commands.LoadDirectory, uow: UowFactory, policy: Policy)
     now = policy.clock()
     with uow() as work:
         written = 0
+        for duty in cmd.duty_phones:
+            work.directory.save_duty_phone(duty)
         for provider in cmd.providers:
             written += work.directory.save(provider, cmd.update_existing)
             # The directory's capacity names no pool: it stands for the one group a shelter takes. A shelter

@@ -8,14 +8,22 @@ from collections.abc import Callable
 from datetime import datetime
 
 from referral.domain import commands, events
-from referral.domain.model import Referral, Status, reroutes
+from referral.domain.model import (
+    Referral,
+    SmsAnswer,
+    SmsAnswerProblem,
+    Status,
+    reroutes,
+    short_reference_code,
+)
 from referral.service_layer.authorization import authorize
 from referral.service_layer.handlers.access import actor_of, idempotent, referral_for, required_request_id
 from referral.service_layer.handlers.common import Policy, UowFactory, ids, retry_on_conflict
 from referral.service_layer.handlers.routing import leave, reroute, transition
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
-from refnet_platform.caller import Caller
-from refnet_platform.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from refnet_platform.caller import Caller, Role
+from refnet_platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from refnet_platform.phone import normalise_phone
 from refnet_platform.vocabulary import StatusReason
 
 log = logging.getLogger(__name__)
@@ -115,3 +123,39 @@ def report_failure(cmd: commands.ReportFailure, uow: UowFactory, policy: Policy)
         raise InvalidArgument("reason", "choose a failure reason")
     return _agency_change(cmd.caller, "ReportFailure", cmd.referral_id, cmd.client_request_id, "fail", uow, policy,
                           lambda work, r, now, actor: leave(work, r, Status.FAILED, reason, now, actor))
+
+
+# The SMS door (services/notifications) calls as refnet service "notifications".
+SMS_DOOR = "notifications"
+
+
+def answer_by_sms(cmd: commands.AnswerBySms, uow: UowFactory, policy: Policy) -> SmsAnswer:
+    """A text from a provider's duty phone: the phone decides the provider, then the answer is that agency's
+    AcceptReferral or DeclineReferral (same rules, same history, done once per gateway message id)."""
+    authorize("AnswerBySms", cmd.caller)
+    if cmd.caller.subject_id != SMS_DOOR:
+        raise PermissionDenied(f"AnswerBySms is the SMS door's, not {cmd.caller.subject_id}'s")
+    phone = normalise_phone(cmd.sender_phone)
+    with uow() as work:
+        duty = work.directory.duty_phone(phone) if phone else None
+        code = short_reference_code(cmd.reference)
+        found = work.referrals.by_short_reference(duty.provider_id, code) if duty and code else []
+    if duty is None:
+        raise NotFound("no provider's duty contact holds this phone")
+    if not cmd.reference:
+        return SmsAnswer(duty.provider_id, duty.language)
+    if not found:
+        return SmsAnswer(duty.provider_id, duty.language, problem=SmsAnswerProblem.UNKNOWN_REFERENCE)
+    # Should two of its referrals share a reference, the one still waiting for an answer.
+    referral = next((r for r in found if r.status is Status.REQUESTED), found[0])
+    as_agency = Caller("sms", Role.AGENCY, organisation_id=duty.provider_id)
+    request_id = f"sms:{cmd.client_request_id}"[:100]
+    try:
+        if cmd.accept:
+            done = accept_referral(commands.AcceptReferral(as_agency, referral.referral_id, request_id), uow, policy)
+        else:
+            done = decline_referral(commands.DeclineReferral(as_agency, referral.referral_id, request_id, cmd.reason),
+                                    uow, policy)
+    except FailedPrecondition:
+        return SmsAnswer(duty.provider_id, duty.language, referral, SmsAnswerProblem.NOT_OPEN)
+    return SmsAnswer(duty.provider_id, duty.language, done)

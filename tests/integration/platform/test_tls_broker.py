@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from confluent_kafka import KafkaException
 from google.protobuf import any_pb2
 from sqlalchemy import func, select
@@ -196,3 +197,32 @@ def test_a_client_without_a_certificate_is_refused(tls_broker: KafkaBroker, who:
     admin = kafka_clients.admin(tls_broker.bootstrap, "refused", security, **{"log_level": 0})
     with pytest.raises(KafkaException):
         admin.describe_cluster(request_timeout=3).result(timeout=5)
+
+
+def test_sasl_over_tls_from_the_same_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same factory, given KAFKA_SECURITY_PROTOCOL=SASL_SSL and a user: admin, producer, a worker's consumer
+    and the bed feed's aiokafka consumer connect; a wrong password is refused."""
+    with KafkaBroker(tls=DevPki(tmp_path / "pki"), sasl_users={"intake-relay": "relay-secret"}) as broker:
+        for name, value in broker.client_env("intake-relay").items():
+            monkeypatch.setenv(name, value)
+        assert "intake.cases.v1" in ensure_topics(broker.bootstrap)
+        sent = send(kafka_clients.producer(broker.bootstrap, "intake-relay"), "intake.cases.v1", b"v", b"22")
+
+        async def read_back() -> bytes | None:
+            consumer = kafka_clients.aio_consumer(bootstrap=broker.bootstrap, client_id="sasl-test",
+                                                  enable_auto_commit=False)
+            await consumer.start()
+            try:
+                partition = TopicPartition("intake.cases.v1", sent.partition)
+                consumer.assign([partition])
+                consumer.seek(partition, sent.offset)
+                record = await asyncio.wait_for(consumer.getone(), 30)
+                return record.value
+            finally:
+                await consumer.stop()
+
+        assert asyncio.run(read_back()) == b"v"
+        monkeypatch.setenv("KAFKA_SASL_PASSWORD", "not-the-password")
+        admin = kafka_clients.admin(broker.bootstrap, "sasl-wrong", **{"log_level": 0})
+        with pytest.raises(KafkaException):
+            admin.describe_cluster(request_timeout=3).result(timeout=5)

@@ -1,7 +1,8 @@
 """A real single-node Apache Kafka broker (KRaft combined mode) from the Maven jars, no Docker.
 
 Plain text by default; given the development PKI (`KafkaBroker(tls=DevPki(...))`) its only client listener
-speaks TLS and requires a client certificate, as a Strimzi cluster's does."""
+speaks TLS and requires a client certificate, as a Strimzi cluster's does; given users and passwords too
+(`sasl_users=`), it speaks SASL (PLAIN) over TLS instead and asks for no certificate."""
 
 from __future__ import annotations
 
@@ -89,7 +90,10 @@ class KafkaBroker:
         workdir: Path | None = None,
         startup_timeout: float = 60.0,
         tls: DevPki | None = None,
+        sasl_users: dict[str, str] | None = None,
     ) -> None:
+        if sasl_users and tls is None:
+            raise ValueError("sasl_users: SASL here runs over TLS only; pass tls= too")
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         self._own_workdir = workdir is None
@@ -97,6 +101,8 @@ class KafkaBroker:
         self.workdir = Path(workdir or Path(tempfile.gettempdir()) / f"refnet-kafka-{uuid.uuid4().hex[:12]}")
         self.startup_timeout = startup_timeout
         self.tls = tls.ensure() if tls else None
+        # The broker's own user for its inter-broker listener, beside the clients'.
+        self.sasl_users = {"broker": uuid.uuid4().hex, **sasl_users} if sasl_users else None
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -105,9 +111,14 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     def client_env(self, subject_id: str = "refnet-dev") -> dict[str, str]:
-        """The environment a client process needs for this broker (KAFKA_SECURITY_PROTOCOL and the rest)."""
+        """The environment a client process needs for this broker (KAFKA_SECURITY_PROTOCOL and the rest); with
+        SASL, `subject_id` is the user (one of sasl_users, or the broker's own for the harness's probe)."""
         if self.tls is None:
             return {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
+        if self.sasl_users:
+            return {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SSL_CAFILE": str(self.tls.ca),
+                    "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": subject_id,
+                    "KAFKA_SASL_PASSWORD": self.sasl_users.get(subject_id, "")}
         cert, key = self.tls.client(subject_id, "service")
         return {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CAFILE": str(self.tls.ca),
                 "KAFKA_SSL_CERTFILE": str(cert), "KAFKA_SSL_KEYFILE": str(key)}
@@ -167,7 +178,7 @@ class KafkaBroker:
 
     def _write_config(self) -> None:
         (self.workdir / "log4j2.properties").write_text(LOG4J2.format(log=self.log_file))
-        listener = "SSL" if self.tls else "PLAINTEXT"
+        listener = "SASL_SSL" if self.sasl_users else "SSL" if self.tls else "PLAINTEXT"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -199,6 +210,14 @@ class KafkaBroker:
         }
         if self.tls:
             settings.update(self._tls_settings(self.tls))
+        if self.sasl_users:
+            users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users.items())
+            settings.update({
+                "ssl.client.auth": "none",  # the password is the client's proof here
+                "sasl.enabled.mechanisms": "PLAIN", "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="broker" password="{self.sasl_users["broker"]}" {users};'})
         text = "".join(f"{k}={v}\n" for k, v in settings.items())
         (self.workdir / "server.properties").write_text(text)
 
@@ -260,7 +279,8 @@ class KafkaBroker:
             time.sleep(0.2)
 
     def _answers(self) -> bool:
-        admin = kafka_clients.admin(self.bootstrap, "refnet-dev-probe", self.client_security("refnet-dev-probe"),
+        probe = "broker" if self.sasl_users else "refnet-dev-probe"
+        admin = kafka_clients.admin(self.bootstrap, "refnet-dev-probe", self.client_security(probe),
                                     **{"log_level": 0})
         try:
             return bool(admin.describe_cluster(request_timeout=5).result(timeout=6).nodes)

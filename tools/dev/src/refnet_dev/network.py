@@ -81,6 +81,8 @@ class Network:
             "SHELTER_DIRECTORY_FILE": str(self.directory_file),
             # Export spans quickly so a trace can be looked up moments after a case flows.
             "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # A relay killed here (chaos, a test) is restarted at once: its lease need not outlast a GC pause.
+            "REFNET_RELAY_LEASE_S": "5",
             "PYTHONUNBUFFERED": "1",
         })
         for service in SERVICES:

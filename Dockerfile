@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1.7
 # One image per refnet service, from this one file: the service is a build argument, so every
 # image is built the same way. Each image runs its service's processes, chosen by the command:
-# api, worker, relay (intake, referral, shelter, notifications), console, collector, worker (ops), or
-# web (web: its one process, named after the service).
+# api, worker, relay (intake, referral, shelter, notifications; and sms, notifications' SMS door), console,
+# collector, worker (ops), or web (web: its one process, named after the service).
 #
 # Build from the repository root, so proto/ and libs/ are shared by every service, not copied:
 #   docker build --build-arg SERVICE=intake -t refnet/intake:TAG .      (or: make images)
 # Run:
 #   docker run refnet/intake api | worker | relay | api --migrate-only | refnet-topics ...
+#   docker run refnet/notifications api | worker | relay | sms
 #   docker run refnet/ops console | collector | worker | console --migrate-only | refnet ...
 #   docker run refnet/web web | web --migrate-only
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -41,6 +42,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && case "${SERVICE}" in \
       ops) programs="ops-console ops-collector ops-worker" ;; \
       web) programs="web" ;; \
+      notifications) programs="notifications-api notifications-worker notifications-relay notifications-sms" ;; \
       *) programs="${SERVICE}-api ${SERVICE}-worker ${SERVICE}-relay" ;; \
     esac \
  && for program in $programs; do test -x "/opt/venv/bin/${program}" || exit 1; done \
@@ -62,7 +64,7 @@ RUN groupadd --system --gid 10001 refnet \
 COPY --from=build /opt/venv /opt/venv
 COPY --chmod=0755 <<'SH' /usr/local/bin/refnet-entrypoint
 #!/bin/sh
-# A role (api, worker, relay; ops: console, collector, worker) runs "$REFNET_SERVICE-<role>" with
+# A role (api, worker, relay; notifications: sms; ops: console, collector, worker) runs "$REFNET_SERVICE-<role>" with
 # the remaining arguments; any other command runs as given (web, refnet-topics, refnet, python, ...).
 # No command: the service's first process (its api; ops' console; web).
 set -eu
@@ -71,13 +73,13 @@ if [ "$#" -eq 0 ]; then
 fi
 role="$1"
 case "$role" in
-  api|worker|relay|console|collector) [ "$#" -gt 0 ] && shift; exec "${REFNET_SERVICE}-${role}" "$@" ;;
+  api|worker|relay|console|collector|sms) [ "$#" -gt 0 ] && shift; exec "${REFNET_SERVICE}-${role}" "$@" ;;
   *) exec "$@" ;;
 esac
 SH
 # The numeric uid lets Kubernetes verify runAsNonRoot.
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 50052 50053 50054 9100 8080 4317
+EXPOSE 50051 50052 50053 50054 9100 8080 4317 8680
 # No CMD: the entrypoint picks the service's own default process.
 ENTRYPOINT ["/usr/local/bin/refnet-entrypoint"]

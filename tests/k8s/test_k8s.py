@@ -56,6 +56,18 @@ WEB_OIDC_SECRET = "web-oidc"
 WEB_GATEWAY_SECRET = "web-gateway-client"
 # The namespace people's browsers arrive from: the ingress controller's (the web app; in dev, Keycloak).
 PEOPLE_GATEWAY = {"refnet.vn/identity-gateway": "true"}
+# notifications' SMS door: its own process (role sms), HTTP 8680, reached by the SMS gateway through an Ingress
+# for its one POST path, from the namespace labelled SMS_GATEWAY; it asks shelter, referral and intake (their
+# apis) as service "notifications", with its own client certificate, and answers through the gateway (HTTPS).
+SMS_DOOR = "notifications-sms"
+SMS_DOOR_PORT = 8680
+SMS_PATH = "/sms/inbound"
+SMS_GATEWAY = {"refnet.vn/sms-gateway": "true"}
+SMS_OWNERS = ("intake", "referral", "shelter")
+SMS_CLIENT_SECRET = "notifications-sms-client"
+SMS_DOOR_SECRET = "notifications-sms-door"
+SMS_GATEWAY_SECRET = "notifications-sms-gateway"
+HTTPS_PORT = 443
 # Prometheus's namespace, whatever its name, and the front doors' outside the namespace: labels you set.
 MONITORING = {"refnet.vn/monitoring": "true"}
 HOTLINE_GATEWAY = {"refnet.vn/hotline-gateway": "true"}
@@ -821,6 +833,7 @@ def test_each_process_listens_where_its_ports_and_probes_point(rendered: dict[st
         "console": ("http", "console_host", "console_port"),
         "collector": ("otlp-grpc", "otlp_host", "otlp_port"),
         "web": ("http", "host", "port"),
+        "sms": ("http", "sms_door_host", "sms_door_port"),
     }
     for service, workload, tpl in service_processes(objs):
         if workload["kind"] != "Deployment":
@@ -841,8 +854,8 @@ def test_each_process_listens_where_its_ports_and_probes_point(rendered: dict[st
             if "metrics" in ports:
                 assert metrics_port(service, role) == ports["metrics"], workload["metadata"]["name"]
                 assert env[f"{service.upper()}_METRICS_HOST"] == "0.0.0.0"
-            else:  # the console's and the web app's own port serves their /metrics, /healthz and /readyz
-                assert probed == {"http"} and role in ("console", "web")
+            else:  # the console's, the web app's and the SMS door's own port serves /metrics, /healthz, /readyz
+                assert probed == {"http"} and role in ("console", "web", "sms")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -972,6 +985,16 @@ def test_network_policies_deny_by_default_and_allow_each_flow(rendered: dict[str
                 for match in (PEOPLE_GATEWAY, MONITORING)
             }, where
             assert out == {53, 5432, issuer, *SERVICES.values()}, where
+        elif service == "notifications" and component == "sms":
+            # The SMS gateway through its ingress controller's namespace, and Prometheus; nobody else. Out: the
+            # three apis that own what a text changes (not notifications-api), its database, the gateway's
+            # HTTPS API for the replies, DNS; no Kafka, no traces, no identity provider.
+            assert ingress_ports(labels) == {SMS_DOOR_PORT}, where
+            assert {json.dumps(peer, sort_keys=True) for peer in ingress_peers(labels, SMS_DOOR_PORT)} == {
+                json.dumps({"namespaceSelector": {"matchLabels": match}}, sort_keys=True)
+                for match in (SMS_GATEWAY, MONITORING)
+            }, where
+            assert out == {53, 5432, HTTPS_PORT, *(SERVICES[s] for s in SMS_OWNERS)}, where
         elif service == "ops" and component == "collector":
             # Spans from the OpenTelemetry Collector only; its own go nowhere.
             assert ingress_ports(labels) == {OTLP_PORT, METRICS_PORT}, where
@@ -1268,6 +1291,7 @@ def test_the_entrypoint_chooses_the_role(tmp_path: Path) -> None:
     assert run_entrypoint(tmp_path, "ops") == "ops-console"
     assert run_entrypoint(tmp_path, "web") == "web"
     assert run_entrypoint(tmp_path, "web", "web", "--migrate-only") == "web --migrate-only"
+    assert run_entrypoint(tmp_path, "notifications", "sms") == SMS_DOOR
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -1695,7 +1719,7 @@ def test_the_web_calls_the_apis_with_its_gateway_certificate_and_no_ca_key(
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_ingress_routes_people_to_the_web_service(rendered: dict[str, list[Obj]], overlay: str) -> None:
     objs = rendered[overlay]
-    [ingress] = kind(objs, "Ingress")
+    ingress = by_name(objs, "Ingress")[WEB]
     spec = ingress["spec"]
     [rule] = spec["rules"]
     [path] = rule["http"]["paths"]
@@ -2268,3 +2292,204 @@ def test_lint_runs_buf_breaking_against_main() -> None:
     assert "./scripts/buf_breaking.sh" in lint
     script = (ROOT / "scripts" / "buf_breaking.sh").read_text()
     assert "git archive" in script and "main origin/main" in script and "skipped" in script
+
+
+# ------------------------------------------------------------------------------- the SMS door
+
+
+def sms_door_pod(objs: list[Obj]) -> Obj:
+    template: Obj = by_name(objs, "Deployment")[SMS_DOOR]["spec"]["template"]
+    return template
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_sms_door_runs_as_its_own_process_behind_a_service(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """notifications-sms: the image's `sms` role, its own service account, a Service on its HTTP port, an
+    autoscaler bounded low (its rate limit is per replica), a disruption budget, probes on its own /healthz and
+    /readyz, and the notifications image at the release's tag, like every other process."""
+    objs = rendered[overlay]
+    deployment = by_name(objs, "Deployment")[SMS_DOOR]
+    pod = sms_door_pod(objs)
+    [c] = pod["spec"]["containers"]
+    assert c["args"] == ["sms"]
+    assert c["image"].split(":")[0].split("@")[0].endswith("refnet/notifications")
+    assert pod["spec"]["serviceAccountName"] == SMS_DOOR
+    assert by_name(objs, "ServiceAccount")[SMS_DOOR]["automountServiceAccountToken"] is False
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": SMS_DOOR_PORT}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    [sp] = by_name(objs, "Service")[SMS_DOOR]["spec"]["ports"]
+    assert (sp["port"], sp["targetPort"]) == (SMS_DOOR_PORT, "http")
+    [hpa] = [h for h in kind(objs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == SMS_DOOR]
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= 3
+    assert "replicas" not in deployment["spec"], "the autoscaler owns replicas"
+    [pdb] = [p for p in kind(objs, "PodDisruptionBudget") if selects(p["spec"]["selector"], pod["metadata"]["labels"])]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    # Not a Kafka client, checks no person's token, exports no spans (README, "The SMS door").
+    labels = pod["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "notifications" and labels["app.kubernetes.io/component"] == "sms"
+    assert "refnet.vn/kafka-client" not in labels and "refnet.vn/oidc-client" not in labels
+    assert [src["configMapRef"]["name"].rsplit("-", 1)[0] for src in c["envFrom"]] == ["refnet-config"]
+    assert env_of(c)["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == ""
+    # Scraped by Prometheus on the port that serves its /metrics.
+    monitors = [m for m in kind(objs, "PodMonitor") if selects(m["spec"]["selector"], labels)]
+    assert [e["port"] for m in monitors for e in m["spec"]["podMetricsEndpoints"]] == ["http"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_sms_doors_env_is_its_settings(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Every NOTIFICATIONS_* variable the door gets is a field of notifications.config.Settings (the shared
+    defaults' METRICS_* aside, which the door does not read), every setting the door needs is given, secrets
+    come from Secrets, and the door's own Settings read them as the pod's env gives them."""
+    from notifications.config import Settings
+
+    objs = rendered[overlay]
+    [c] = sms_door_pod(objs)["spec"]["containers"]
+    env = env_of(c)
+    prefix = "NOTIFICATIONS_"
+    fields = {f"{prefix}{name.upper()}" for name in Settings.model_fields}
+    shared_defaults = {f"{prefix}METRICS_PORT", f"{prefix}METRICS_HOST"}  # ../service-template/defaults
+    ours = {n for n in env if n.startswith(prefix)} - shared_defaults
+    assert ours <= fields, f"not a setting of notifications.config: {sorted(ours - fields)}"
+    needed = {
+        "sms_door_host", "sms_door_port", "sms_inbound_secret", "sms_sender_hash_key",
+        "sms_gateway_url", "sms_api_key", "sms_sender_id", "sms_survivor_sender_id",
+        "intake_address", "referral_address", "shelter_address",
+        "intake_client_cert", "intake_client_key", "intake_ca_file",
+    }
+    assert {f"{prefix}{n.upper()}" for n in needed} <= ours
+    # The signing secret (comma-separated while rotating), the sender hash key and the gateway's API key: Secrets.
+    from_secrets = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if "valueFrom" in e and
+                    "secretKeyRef" in e["valueFrom"] and n.startswith(prefix)}
+    assert from_secrets == {
+        f"{prefix}SMS_INBOUND_SECRET": {"name": SMS_DOOR_SECRET, "key": "inbound-secret"},
+        f"{prefix}SMS_SENDER_HASH_KEY": {"name": SMS_DOOR_SECRET, "key": "sender-hash-key"},
+        f"{prefix}SMS_API_KEY": {"name": SMS_GATEWAY_SECRET, "key": "api-key"},
+    }
+    values = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    values |= {f"{prefix}SMS_INBOUND_SECRET": "new,old", f"{prefix}SMS_SENDER_HASH_KEY": "k",
+               f"{prefix}SMS_API_KEY": "a"}
+    with mock.patch.dict(os.environ, values, clear=True):
+        settings = Settings()
+    assert (settings.sms_door_host, settings.sms_door_port) == ("0.0.0.0", SMS_DOOR_PORT)
+    assert settings.sms_inbound_secret == "new,old" and settings.sms_gateway_url.startswith("https://")
+    # Each owner by its Service's name and port (their certificates carry these names).
+    services = by_name(objs, "Service")
+    for owner in SMS_OWNERS:
+        address = getattr(settings, f"{owner}_address")
+        assert address == f"{owner}-api:{SERVICES[owner]}", owner
+        assert SERVICES[owner] in {p["port"] for p in services[f"{owner}-api"]["spec"]["ports"]}
+    # Its client certificate: one Secret, mounted where the settings point, certificate, key and the apis' CA only.
+    volumes = {v["name"]: v["secret"] for v in sms_door_pod(objs)["spec"]["volumes"] if "secret" in v}
+    assert [s["secretName"] for s in volumes.values()] == [SMS_CLIENT_SECRET]
+    [(volume, secret)] = volumes.items()
+    assert {i["key"]: i["path"] for i in secret["items"]} == {"tls.crt": "tls.crt", "tls.key": "tls.key",
+                                                              "ca.crt": "ca.crt"}
+    [mount] = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == volume]
+    assert (settings.intake_client_cert, settings.intake_client_key, settings.intake_ca_file) == (
+        Path(f"{mount}/tls.crt"), Path(f"{mount}/tls.key"), Path(f"{mount}/ca.crt"))
+    # The door's Secrets go to the door only.
+    for workload, tpl in pod_templates(objs):
+        if workload["metadata"]["name"] != SMS_DOOR:
+            assert not {SMS_CLIENT_SECRET, SMS_DOOR_SECRET, SMS_GATEWAY_SECRET} & referenced_secrets([workload]), (
+                workload["metadata"]["name"])
+    readme = (K8S / "README.md").read_text()
+    [row] = [line for line in readme.splitlines() if line.startswith(f"| `{SMS_CLIENT_SECRET}`")]
+    assert "OU=service, CN=notifications" in row
+    for secret_name in (SMS_DOOR_SECRET, SMS_GATEWAY_SECRET):
+        assert f"| `{secret_name}`" in readme, f"Secret {secret_name} has no row in README 'Secrets'"
+
+
+def reachable_from(objs: list[Obj], source: dict[str, str]) -> dict[str, set[int]]:
+    """Which Deployments' pods a pod with these labels may open a connection to, and on which ports: an egress
+    rule of the source's policies lets it out towards the target (a podSelector peer that selects it, no `to`,
+    or the whole internet as an ipBlock) and an ingress rule of the target's policies admits it (a bare
+    podSelector peer that selects the source, or no `from`)."""
+    policies = kind(objs, "NetworkPolicy")
+    out: dict[str, set[int]] = {}
+    for workload, tpl in pod_templates(objs):
+        if workload["kind"] != "Deployment":
+            continue
+        target = tpl["metadata"]["labels"]
+        leaves = {
+            q["port"]
+            for p in policies
+            if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], source)
+            for rule in p["spec"].get("egress", [])
+            if "to" not in rule
+            or any(
+                (set(peer) == {"podSelector"} and selects(peer["podSelector"], target))
+                or peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+                for peer in rule["to"]
+            )
+            for q in rule.get("ports", [])
+        }
+        admitted = {
+            q["port"]
+            for p in policies
+            if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], target)
+            for rule in p["spec"].get("ingress", [])
+            if "from" not in rule
+            or any(set(peer) == {"podSelector"} and selects(peer["podSelector"], source) for peer in rule["from"])
+            for q in rule.get("ports", [])
+        }
+        if leaves & admitted:
+            out[workload["metadata"]["name"]] = leaves & admitted
+    return out
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_sms_door_reaches_exactly_the_three_owners_and_nothing_reaches_it(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """Inside the namespace the door reaches shelter-api, referral-api and intake-api on their gRPC ports and
+    no other process (not notifications-api, not the web, not the collector); each of the three admits it.
+    No refnet process reaches the door: only the SMS gateway's namespace and Prometheus's do."""
+    objs = rendered[overlay]
+    door = sms_door_pod(objs)["metadata"]["labels"]
+    assert reachable_from(objs, door) == {f"{s}-api": {SERVICES[s]} for s in SMS_OWNERS}
+    for workload, tpl in pod_templates(objs):
+        if workload["kind"] == "Deployment" and workload["metadata"]["name"] != SMS_DOOR:
+            reached = reachable_from(objs, tpl["metadata"]["labels"])
+            assert SMS_DOOR not in reached, f"{workload['metadata']['name']} reaches the SMS door"
+    # The way out for the replies: HTTPS to the gateway, and nothing else towards the internet.
+    internet = {
+        q["port"]
+        for p in kind(objs, "NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], door)
+        for rule in p["spec"].get("egress", [])
+        if any("ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0" for peer in rule.get("to", []))
+        for q in rule.get("ports", [])
+    }
+    extra = {5432} if not kind(objs, "Cluster") else set()  # an external database: anywhere on its port
+    assert internet == {HTTPS_PORT} | extra
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_sms_ingress_routes_only_the_gateways_post_path(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objs = rendered[overlay]
+    ingresses = by_name(objs, "Ingress")
+    assert set(ingresses) == {WEB, SMS_DOOR}
+    spec = ingresses[SMS_DOOR]["spec"]
+    [rule] = spec["rules"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == (SMS_PATH, "Exact"), "only the gateway's path: not /metrics"
+    backend = path["backend"]["service"]
+    service = by_name(objs, "Service")[backend["name"]]
+    assert backend["name"] == SMS_DOOR
+    [port] = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+    assert port["port"] == SMS_DOOR_PORT
+    assert selects({"matchLabels": service["spec"]["selector"]}, sms_door_pod(objs)["metadata"]["labels"])
+    [tls] = spec["tls"]
+    assert tls["hosts"] == [rule["host"]] and tls["secretName"]
+    assert rule["host"] != by_name(objs, "Ingress")[WEB]["spec"]["rules"][0]["host"]
+    assert f"`{tls['secretName']}`" in (K8S / "README.md").read_text(), "the Ingress's TLS Secret is not documented"
+    # The path the door serves is the one routed, POST only (its route in the code).
+    from notifications.entrypoints.sms_door import create_app
+
+    app = create_app(mock.Mock(), None, [b"s"], 300.0)
+    [route] = [r for r in app.routes if getattr(r, "path", None) == SMS_PATH]
+    assert getattr(route, "methods", None) == {"POST"}
+    # At most a text: the door refuses bodies over 16 KiB itself; the controller need not take more.
+    assert ingresses[SMS_DOOR]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "16k"

@@ -44,8 +44,9 @@ def test_intakes_field_problems_land_beside_the_forms_field_in_vietnamese_then_e
         "needs[2]: medical is listed twice": ("needs", "Dịch vụ cần: bị chọn hai lần.", None),
         "risk_level: is required (low, medium or high)": ("risk", "Mức nguy cơ: bắt buộc.", None),
     }
+    both = forms.FOLLOW_UP_FIELDS | forms.ASSESSMENT_FIELDS
     for details, (field, vi, en) in cases.items():
-        top, errors = forms.field_problem(problem_of(Refused(details)), forms.FOLLOW_UP_FIELDS | forms.ASSESSMENT_FIELDS)
+        top, errors = forms.field_problem(problem_of(Refused(details)), both)
         assert top is None and set(errors) == {field}, details
         assert vi is None or errors[field].message_vi == vi
         assert en is None or errors[field].message_en == en

@@ -1,14 +1,16 @@
 """Case work from the web, in a real browser (Debian's chromium through Playwright) over the whole network on real
 Kafka and the real Keycloak: qn-worker-7 opens her case's file from "My cases", adds a follow-up (first refused by
 intake for its length: the error beside the note, in Vietnamese, what was typed kept) and an assessment (a caseload
-service, a Washington Group domain, an accessibility need), and sees both on the case file; axe finds no serious or
-critical problem on any of these pages; the note's text is in no process's log."""
+service, a Washington Group domain, an accessibility need), makes a plan and reviews the case (intake's "next review
+is required" told beside that date), and sees each on the case file; axe finds no serious or critical problem on any
+of these pages; the note's, the summary's and the goal's text is in no process's log."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_pa
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
+from web.i18n import VIETNAM_TZ as VIETNAM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -41,6 +44,11 @@ def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
         net.stop()
 
 
+def in_days(days: int) -> str:
+    """A date as a date field takes it, `days` from today in Vietnam time."""
+    return (datetime.now(VIETNAM) + timedelta(days=days)).strftime("%Y-%m-%d")
+
+
 def checked(page: Any, name: str) -> None:
     assert accessibility_problems(page) == [], name
     keep_screenshot(page, f"casework-{name}")
@@ -51,6 +59,7 @@ def test_a_case_worker_follows_up_and_assesses_her_case_from_the_web(network: Ne
     web = network.web_url
     canary = f"Canary theo dõi {uuid.uuid4().hex}"  # what a case worker writes: personal data
     summary = f"Canary đánh giá {uuid.uuid4().hex}"
+    goal = f"Canary mục tiêu {uuid.uuid4().hex}"
     with network.person_channel("intake", "qn-worker-7") as channel:
         case = intake_grpc.IntakeServiceStub(channel).RegisterCase(intake_pb.RegisterCaseRequest(
             client_request_id=f"e2e-{uuid.uuid4()}", province_code=QUANG_NINH, commune_code=BAI_CHAY,
@@ -115,17 +124,48 @@ def test_a_case_worker_follows_up_and_assesses_her_case_from_the_web(network: Ne
         assert canary in page.inner_text("#follow-ups")
         checked(page, "case-file-assessed")
 
-    # What intake holds: one follow-up (the refused submit wrote nothing), one assessment, as sent.
+        # A plan: one goal with a caseload service, an agency responsible, a due date.
+        page.click("#record-plan")
+        page.wait_for_url(f"{web}/cases/{case_id}/plan/new")
+        checked(page, "plan-form")
+        page.fill("#goal_0_description", goal)
+        page.check("#goal_0_services-7")
+        page.select_option("#goal_0_responsible_kind", "2")
+        page.fill("#goal_0_responsible_id", "qn-spc")
+        page.fill("#goal_0_due", in_days(30))
+        page.click("#save-plan")
+        page.wait_for_url(re.compile(re.escape(f"{web}/cases/{case_id}?done=plan")))
+        assert goal in page.inner_text("#plan") and "qn-spc" in page.inner_text("#plan")
+        assert page.inner_text("#record-plan") == "Sửa kế hoạch"
+
+        # A review: intake asks for the next review's date unless the case is ready to close, beside that field.
+        page.click("#review-case")
+        page.wait_for_url(f"{web}/cases/{case_id}/reviews/new")
+        page.select_option("#outcome", "1")
+        page.click("#save-review")
+        page.wait_for_selector("#next_review-error")
+        assert page.inner_text("#next_review-error") == \
+            "Lần rà soát tiếp theo: bắt buộc, trừ khi ca đã sẵn sàng đóng."
+        checked(page, "review-error")
+        page.fill("#next_review", in_days(20))
+        page.click("#save-review")
+        page.wait_for_url(re.compile(re.escape(f"{web}/cases/{case_id}?done=review")))
+        assert "Tiếp tục kế hoạch" in page.inner_text("#reviews")
+        checked(page, "case-file-reviewed")
+
+    # What intake holds: one follow-up (the refused submit wrote nothing), one assessment, the plan, one review.
     with network.person_channel("intake", "qn-worker-7") as channel:
         case_file = cw_grpc.CaseWorkServiceStub(channel).GetCaseFile(cw.GetCaseFileRequest(case_id=case_id),
                                                                     timeout=10)
     assert [f.note for f in case_file.follow_ups] == [canary]
     assert len(case_file.assessments) == 1 and list(case_file.assessments[0].accessibility_needs) == [
         "ground_floor_bed"]
+    assert [g.description for g in case_file.plan.goals] == [goal] and len(case_file.reviews) == 1
 
     # The note's and the summary's text in no process's log (the web's included).
     logs = list((network.data_dir / "logs").glob("*.log"))
     assert any(log.name.startswith("web") for log in logs), [log.name for log in logs]
     for log in logs:
         text = log.read_bytes()
-        assert canary.encode() not in text and summary.encode() not in text, f"case work text in {log.name}"
+        for secret in (canary, summary, goal):
+            assert secret.encode() not in text, f"case work text in {log.name}"

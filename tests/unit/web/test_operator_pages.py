@@ -75,6 +75,9 @@ class FakeApis:
         self.cases: dict[str, intake_pb.Case] = {}
         self.follow_ups: dict[str, cw_pb.FollowUp] = {}
         self.assessments: dict[str, cw_pb.Assessment] = {}
+        self.plan: cw_pb.CasePlan | None = None
+        self.plans: set[str] = set()
+        self.reviews: dict[str, cw_pb.Review] = {}
         self.referrals = [referral("r-1", 1, referral_pb.REFERRAL_STATUS_REQUESTED),
                           referral("r-2", 4, referral_pb.REFERRAL_STATUS_ESCALATED, reason="no_provider",
                                    shelter_id="qn-spc")]
@@ -154,7 +157,30 @@ class FakeApis:
         steps = [cw_pb.Step(step=2, status=1, due_at=Timestamp(seconds=1_767_225_600))]  # passed: overdue
         return cw_pb.GetCaseFileResponse(case=case, readable=True, steps=steps,
                                          follow_ups=list(self.follow_ups.values()),
-                                         assessments=list(self.assessments.values()))
+                                         assessments=list(self.assessments.values()), plan=self.plan,
+                                         reviews=list(self.reviews.values()))
+
+    def RecordCasePlan(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if len(request.goals) > 1 and request.goals[1].responsible_id == "refuse":
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                          "goals[1].due_at: an open goal's due date must be in the future")
+        if request.client_request_id not in self.plans:
+            self.plans.add(request.client_request_id)
+            self.plan = cw_pb.CasePlan(plan_id=f"p-{len(self.plans)}", version=len(self.plans), goals=request.goals,
+                                       review_due_at=request.review_due_at, recorded_by=token)
+        return cw_pb.RecordCasePlanResponse(plan_id=self.plan.plan_id)
+
+    def ReviewCase(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if request.outcome != 3 and not request.HasField("next_review_at"):
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                          "next_review_at: is required unless the case is ready to close")
+        if request.client_request_id not in self.reviews:
+            self.reviews[request.client_request_id] = cw_pb.Review(
+                review_id=f"r-{len(self.reviews) + 1}", outcome=request.outcome, note=request.note,
+                next_review_at=request.next_review_at, reviewed_by=token)
+        return cw_pb.ReviewCaseResponse(review_id=self.reviews[request.client_request_id].review_id)
 
     def AddFollowUp(self, token: str, request: Any) -> Any:
         self._in_remit(token, request.case_id)
@@ -466,3 +492,64 @@ def test_another_provinces_operator_finds_no_case_file_nor_its_forms(web: dict[s
     refused = client.post(f"/cases/{CASE_ID}/follow-ups/new", data={"csrf_token": CSRF, "client_request_id": "x",
                                                                     "kind": "2", "note": "n"})
     assert refused.status_code == 404 and not web["apis"].follow_ups
+
+
+def test_a_plan_is_recorded_from_the_rows_filled_and_offered_again_to_change(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    case_page = client.get(f"/cases/{CASE_ID}").text
+    assert 'id="record-plan"' in case_page and 'id="plan-none"' in case_page and "Lập kế hoạch" in case_page
+    form = client.get(f"/cases/{CASE_ID}/plan/new").text
+    assert 'id="goal_1_description"' in form and 'id="goal_2_description"' not in form  # two blank rows
+    request_id = request_id_of(form)
+    goal = {"goal_0_description": "Nhận trợ cấp hằng tháng", "goal_0_services": ["7", "6"],
+            "goal_0_responsible_kind": "2", "goal_0_responsible_id": "qn-spc", "goal_0_due": "2099-03-31",
+            "goal_0_status": "1", "goal_1_status": "1"}
+    sent = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                           "rows": "2", "review_due": "2099-04-30", **goal})
+    assert sent.status_code == 303 and sent.headers["location"] == f"/cases/{CASE_ID}?done=plan#casefile"
+    recorded = next(r for n, _, r in web["apis"].calls if n == "RecordCasePlan")
+    assert len(recorded.goals) == 1 and list(recorded.goals[0].services) == [7, 6]
+    assert recorded.goals[0].responsible_kind == 2 and recorded.goals[0].status == 1
+    # The end of that day in Vietnam time: 2099-03-31 23:59:59 +07.
+    assert recorded.goals[0].due_at.ToDatetime().isoformat() == "2099-03-31T16:59:59"
+    shown = client.get(sent.headers["location"]).text
+    assert "Nhận trợ cấp hằng tháng" in shown and "Cơ quan phụ trách: qn-spc" in shown and "Sửa kế hoạch" in shown
+    again = client.get(f"/cases/{CASE_ID}/plan/new").text  # the current plan's goals, and two blank rows
+    assert 'name="goal_0_responsible_id" type="text" value="qn-spc"' in again and 'id="goal_2_description"' in again
+    assert 'value="2099-03-31"' in again and 'id="goal_0_services-7" name="goal_0_services" type="checkbox" ' \
+        'value="7" checked' in again
+
+
+def test_a_plan_refused_for_a_goal_is_told_beside_that_rows_field(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    none = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                           "rows": "2", "goal_0_status": "1"})
+    assert none.status_code == 400 and 'id="goals-error"' in none.text
+    rows = {"goal_0_description": "a", "goal_0_responsible_kind": "1", "goal_0_responsible_id": "qn-operator",
+            "goal_0_due": "2099-01-01", "goal_2_description": "b", "goal_2_responsible_kind": "1",
+            "goal_2_responsible_id": "refuse", "goal_2_due": "2000-01-01"}  # row 1 left blank
+    refused = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                              "rows": "3", **rows})
+    assert refused.status_code == 400 and 'id="goal_2_due-error"' in refused.text
+    assert "Mục tiêu 3 — Hạn: phải là một ngày sắp tới." in refused.text
+    bad_date = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                               "rows": "3", **rows, "goal_0_due": "31/12/2099"})
+    assert 'id="goal_0_due-error"' in bad_date.text and "năm-tháng-ngày" in bad_date.text
+
+
+def test_a_review_needs_its_next_date_unless_ready_to_close(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    request_id = request_id_of(client.get(f"/cases/{CASE_ID}/reviews/new").text)
+    refused = client.post(f"/cases/{CASE_ID}/reviews/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                                 "outcome": "1", "note": "Ổn định."})
+    assert refused.status_code == 400 and 'id="next_review-error"' in refused.text
+    assert "Lần rà soát tiếp theo: bắt buộc, trừ khi ca đã sẵn sàng đóng." in refused.text
+    sent = client.post(f"/cases/{CASE_ID}/reviews/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                              "outcome": "1", "note": "Ổn định.",
+                                                              "next_review": "2099-05-01"})
+    assert sent.headers["location"] == f"/cases/{CASE_ID}?done=review#casefile"
+    shown = client.get(sent.headers["location"]).text
+    assert "Tiếp tục kế hoạch" in shown and "Ổn định." in shown and "Đã lưu rà soát." in shown

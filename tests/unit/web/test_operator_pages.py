@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from itsdangerous import Signer
 from starlette.testclient import TestClient
 
@@ -35,6 +36,7 @@ SECRET = "unit-test-session-secret"
 CSRF = "csrf-of-the-session"
 CASE_ID = "0190c2d4-5a6b-7c8d-9e0f-a1b2c3d4e5f6"
 OTHER_CASE = "0190c2d4-0000-7000-8000-000000000009"
+THIRD_CASE = "0190c2d4-0000-7000-8000-00000000000a"
 PEOPLE = {
     "qn-operator": Caller("qn-operator", Role.OPERATOR, provinces=frozenset({"22"}), person=True),
     "qn-supervisor": Caller("qn-supervisor", Role.SUPERVISOR, provinces=frozenset({"22"}), person=True),
@@ -71,6 +73,11 @@ class FakeApis:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, Any]] = []
         self.cases: dict[str, intake_pb.Case] = {}
+        self.follow_ups: dict[str, cw_pb.FollowUp] = {}
+        self.assessments: dict[str, cw_pb.Assessment] = {}
+        self.plan: cw_pb.CasePlan | None = None
+        self.plans: set[str] = set()
+        self.reviews: dict[str, cw_pb.Review] = {}
         self.referrals = [referral("r-1", 1, referral_pb.REFERRAL_STATUS_REQUESTED),
                           referral("r-2", 4, referral_pb.REFERRAL_STATUS_ESCALATED, reason="no_provider",
                                    shelter_id="qn-spc")]
@@ -132,13 +139,70 @@ class FakeApis:
                                                             referral_pb.RankedProvider(provider=other, area_rank=2)])
 
     def ListCases(self, token: str, request: Any) -> Any:
-        """The case list: an operator's own (mine), a supervisor's province's; the first overdue."""
+        """The case list: an operator's own (mine), a supervisor's province's; the first overdue. A supervisor's
+        list has a second page (after the token "page-2")."""
+        if request.page_token == "page-2":
+            return cw_pb.ListCasesResponse(cases=[cw_pb.CaseSummary(case_id=THIRD_CASE, province_code="22")])
         mine = cw_pb.CaseSummary(case_id=CASE_ID, province_code="22", current_step=2, emergency=True, overdue=True,
                                  case_worker_id="qn-operator")
         mine.next_due_at.FromSeconds(1_767_225_600)  # 2026-01-01 00:00 UTC
         others = [] if request.mine else [cw_pb.CaseSummary(case_id=OTHER_CASE, province_code="22",
                                                             case_worker_id="qn-worker-7")]
-        return cw_pb.ListCasesResponse(cases=[mine, *others])
+        return cw_pb.ListCasesResponse(cases=[mine, *others], next_page_token="" if request.mine else "page-2")
+
+    # Case work: the file, follow-ups and assessments, once per client_request_id.
+
+    def GetCaseFile(self, token: str, request: Any) -> Any:
+        case = self._in_remit(token, request.case_id)
+        steps = [cw_pb.Step(step=2, status=1, due_at=Timestamp(seconds=1_767_225_600))]  # passed: overdue
+        return cw_pb.GetCaseFileResponse(case=case, readable=True, steps=steps,
+                                         follow_ups=list(self.follow_ups.values()),
+                                         assessments=list(self.assessments.values()), plan=self.plan,
+                                         reviews=list(self.reviews.values()))
+
+    def RecordCasePlan(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if len(request.goals) > 1 and request.goals[1].responsible_id == "refuse":
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                          "goals[1].due_at: an open goal's due date must be in the future")
+        if request.client_request_id not in self.plans:
+            self.plans.add(request.client_request_id)
+            self.plan = cw_pb.CasePlan(plan_id=f"p-{len(self.plans)}", version=len(self.plans), goals=request.goals,
+                                       review_due_at=request.review_due_at, recorded_by=token)
+        return cw_pb.RecordCasePlanResponse(plan_id=self.plan.plan_id)
+
+    def ReviewCase(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if request.outcome != 3 and not request.HasField("next_review_at"):
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT,
+                          "next_review_at: is required unless the case is ready to close")
+        if request.client_request_id not in self.reviews:
+            self.reviews[request.client_request_id] = cw_pb.Review(
+                review_id=f"r-{len(self.reviews) + 1}", outcome=request.outcome, note=request.note,
+                next_review_at=request.next_review_at, reviewed_by=token)
+        return cw_pb.ReviewCaseResponse(review_id=self.reviews[request.client_request_id].review_id)
+
+    def AddFollowUp(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if len(request.note) > 20_000:
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "note: at most 20000 characters")
+        if request.client_request_id not in self.follow_ups:
+            self.follow_ups[request.client_request_id] = cw_pb.FollowUp(
+                follow_up_id=f"f-{len(self.follow_ups) + 1}", kind=request.kind, note=request.note,
+                recorded_by=token, occurred_at=Timestamp(seconds=1_767_225_600))
+        return cw_pb.AddFollowUpResponse(follow_up_id=self.follow_ups[request.client_request_id].follow_up_id)
+
+    def RecordAssessment(self, token: str, request: Any) -> Any:
+        self._in_remit(token, request.case_id)
+        if request.summary == "refuse":
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "accessibility_needs[0]: must be one of step_free, braille")
+        if request.client_request_id not in self.assessments:
+            self.assessments[request.client_request_id] = cw_pb.Assessment(
+                assessment_id=f"a-{len(self.assessments) + 1}", risk_level=request.risk_level,
+                immediate_danger=request.immediate_danger, needs=request.needs, difficulties=request.difficulties,
+                accessibility_needs=request.accessibility_needs, summary=request.summary, assessed_by=token)
+        return cw_pb.RecordAssessmentResponse(
+            assessment_id=self.assessments[request.client_request_id].assessment_id)
 
     def ListNotices(self, token: str, request: Any) -> Any:
         return notifications_pb.ListNoticesResponse(notices=[notifications_pb.Notice(
@@ -320,3 +384,172 @@ def test_supervisors_see_the_queue_unresolved_first_and_assign(web: dict[str, An
     assert sent.headers["location"] == "/escalations?assigned=1"
     assigned = next(r for name, _, r in web["apis"].calls if name == "AssignProvider")
     assert (assigned.referral_id, assigned.provider_id, assigned.client_request_id) == ("r-2", "p-other", request_id)
+
+
+# Case work from the web: the case file on the case page, a follow-up and an assessment, the list's pages.
+
+def request_id_of(page: str) -> str:
+    return re.search(r'name="client_request_id" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def test_the_case_list_links_each_case_and_pages_on(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-supervisor")
+    first = client.get("/cases").text
+    assert f'href="/cases/{OTHER_CASE}"' in first and 'id="cases-next" href="/cases?page=page-2#cases-title"' in first
+    second = client.get("/cases?page=page-2").text
+    assert THIRD_CASE in second and OTHER_CASE not in second.split('id="cases"')[1].split("</table>")[0]
+    assert 'id="cases-first"' in second and 'id="cases-next"' not in second
+    assert [r for n, _, r in web["apis"].calls if n == "ListCases"][-1].page_token == "page-2"
+
+
+def test_the_case_form_offers_the_caseload_types_and_services(web: dict[str, Any]) -> None:
+    page = as_person(web, "qn-operator").get("/cases/new").text
+    assert 'id="types-11" name="types" type="checkbox" value="11"' in page and "Người cao tuổi" in page
+    assert 'id="types-18"' in page and 'id="needs-welfare_access"' in page
+
+
+def test_a_follow_up_is_added_once_and_shown_on_the_case_file(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    case_page = client.get(f"/cases/{CASE_ID}").text
+    assert 'id="casefile"' in case_page and 'id="follow-ups-none"' in case_page
+    assert "Can thiệp khẩn cấp (12 giờ)" in case_page and "quá hạn" in case_page  # the step past its deadline
+    assert f'href="/cases/{CASE_ID}/follow-ups/new"' in case_page
+    form = client.get(f"/cases/{CASE_ID}/follow-ups/new").text
+    request_id = request_id_of(form)
+    assert request_id != request_id_of(client.get(f"/cases/{CASE_ID}/follow-ups/new").text)  # one per render
+    note = "Chị ấy an toàn, đã gặp tại nhà bà ngoại."
+    sent = {"csrf_token": CSRF, "client_request_id": request_id, "kind": "1", "note": note}
+    first = client.post(f"/cases/{CASE_ID}/follow-ups/new", data=sent)
+    again = client.post(f"/cases/{CASE_ID}/follow-ups/new", data=sent)  # the double submit
+    assert first.status_code == again.status_code == 303
+    assert first.headers["location"] == f"/cases/{CASE_ID}?done=follow_up#casefile"
+    added = [r for n, _, r in web["apis"].calls if n == "AddFollowUp"]
+    assert {r.client_request_id for r in added} == {request_id} and added[0].kind == 1
+    shown = client.get(first.headers["location"]).text
+    assert shown.count(note) == 1 and "Thăm tại nhà" in shown and 'id="done"' in shown
+
+
+def test_a_follow_up_without_a_note_or_refused_by_intake_is_told_beside_its_field(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    empty = client.post(f"/cases/{CASE_ID}/follow-ups/new", data={"csrf_token": CSRF, "client_request_id": "f-1",
+                                                                  "kind": "2", "note": " "})
+    assert empty.status_code == 400 and 'id="note-error"' in empty.text
+    assert 'aria-describedby="note-error"' in empty.text and not [n for n, _, _ in web["apis"].calls
+                                                                    if n == "AddFollowUp"]
+    long = "x" * 20_001
+    refused = client.post(f"/cases/{CASE_ID}/follow-ups/new", data={"csrf_token": CSRF, "client_request_id": "f-1",
+                                                                    "kind": "2", "note": long})
+    assert refused.status_code == 400
+    error = re.search(r'<p class="field-error" id="note-error">([^<]+)</p>', refused.text).group(1)  # type: ignore
+    assert error == "Ghi chú: tối đa 20000 ký tự."
+    assert long in refused.text and 'value="f-1"' in refused.text  # what was typed and the same request id kept
+    client.cookies.set("lang", "en", domain="127.0.0.1", path="/")
+    english = client.post(f"/cases/{CASE_ID}/follow-ups/new", data={"csrf_token": CSRF, "client_request_id": "f-1",
+                                                                    "kind": "2", "note": long})
+    assert "Note: at most 20000 characters." in english.text
+
+
+def test_an_assessment_is_recorded_with_needs_difficulties_and_accessibility(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    form = client.get(f"/cases/{CASE_ID}/assessments/new").text
+    assert 'id="needs-7"' in form and 'id="wg_3"' in form and 'id="accessibility-ground_floor_bed"' in form
+    request_id = request_id_of(form)
+    sent = client.post(f"/cases/{CASE_ID}/assessments/new", data={
+        "csrf_token": CSRF, "client_request_id": request_id, "risk": "3", "danger": "on", "needs": ["7", "2"],
+        "wg_3": "3", "wg_1": "", "accessibility": ["step_free", "ground_floor_bed"], "summary": "Đi lại khó khăn."})
+    assert sent.status_code == 303 and sent.headers["location"] == f"/cases/{CASE_ID}?done=assessment#casefile"
+    recorded = next(r for n, _, r in web["apis"].calls if n == "RecordAssessment")
+    assert (recorded.client_request_id, recorded.risk_level, recorded.immediate_danger) == (request_id, 3, True)
+    assert list(recorded.needs) == [7, 2] and [(d.domain, d.difficulty) for d in recorded.difficulties] == [(3, 3)]
+    assert list(recorded.accessibility_needs) == ["step_free", "ground_floor_bed"]
+    shown = client.get(sent.headers["location"]).text
+    assert "Tiếp cận chính sách trợ giúp xã hội" in shown and "Đi lại (Rất khó khăn)" in shown
+    assert "Giường ở tầng trệt" in shown and "Đi lại khó khăn." in shown
+
+
+def test_an_assessment_without_risk_or_refused_by_intake_names_its_field(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    no_risk = client.post(f"/cases/{CASE_ID}/assessments/new", data={"csrf_token": CSRF, "client_request_id": "a-1",
+                                                                     "needs": ["2"]})
+    assert no_risk.status_code == 400 and 'id="risk-error"' in no_risk.text
+    assert 'id="needs-2" name="needs" type="checkbox" value="2" checked' in no_risk.text
+    refused = client.post(f"/cases/{CASE_ID}/assessments/new", data={
+        "csrf_token": CSRF, "client_request_id": "a-1", "risk": "1", "accessibility": ["braille"], "summary": "refuse"})
+    assert refused.status_code == 400 and 'id="accessibility-error"' in refused.text
+    assert "Nhu cầu tiếp cận: không có trong danh mục." in refused.text
+    assert 'aria-describedby="accessibility-error"' in refused.text
+
+
+def test_another_provinces_operator_finds_no_case_file_nor_its_forms(web: dict[str, Any]) -> None:
+    as_person(web, "qn-operator").post("/cases/new", data={**CASE_FORM, "action": "save"})
+    client = as_person(web, "ht-operator")
+    assert client.get(f"/cases/{CASE_ID}/follow-ups/new").status_code == 404
+    assert client.get(f"/cases/{CASE_ID}/assessments/new").status_code == 404
+    refused = client.post(f"/cases/{CASE_ID}/follow-ups/new", data={"csrf_token": CSRF, "client_request_id": "x",
+                                                                    "kind": "2", "note": "n"})
+    assert refused.status_code == 404 and not web["apis"].follow_ups
+
+
+def test_a_plan_is_recorded_from_the_rows_filled_and_offered_again_to_change(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    case_page = client.get(f"/cases/{CASE_ID}").text
+    assert 'id="record-plan"' in case_page and 'id="plan-none"' in case_page and "Lập kế hoạch" in case_page
+    form = client.get(f"/cases/{CASE_ID}/plan/new").text
+    assert 'id="goal_1_description"' in form and 'id="goal_2_description"' not in form  # two blank rows
+    request_id = request_id_of(form)
+    goal = {"goal_0_description": "Nhận trợ cấp hằng tháng", "goal_0_services": ["7", "6"],
+            "goal_0_responsible_kind": "2", "goal_0_responsible_id": "qn-spc", "goal_0_due": "2099-03-31",
+            "goal_0_status": "1", "goal_1_status": "1"}
+    sent = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                           "rows": "2", "review_due": "2099-04-30", **goal})
+    assert sent.status_code == 303 and sent.headers["location"] == f"/cases/{CASE_ID}?done=plan#casefile"
+    recorded = next(r for n, _, r in web["apis"].calls if n == "RecordCasePlan")
+    assert len(recorded.goals) == 1 and list(recorded.goals[0].services) == [7, 6]
+    assert recorded.goals[0].responsible_kind == 2 and recorded.goals[0].status == 1
+    # The end of that day in Vietnam time: 2099-03-31 23:59:59 +07.
+    assert recorded.goals[0].due_at.ToDatetime().isoformat() == "2099-03-31T16:59:59"
+    shown = client.get(sent.headers["location"]).text
+    assert "Nhận trợ cấp hằng tháng" in shown and "Cơ quan phụ trách: qn-spc" in shown and "Sửa kế hoạch" in shown
+    again = client.get(f"/cases/{CASE_ID}/plan/new").text  # the current plan's goals, and two blank rows
+    assert 'name="goal_0_responsible_id" type="text" value="qn-spc"' in again and 'id="goal_2_description"' in again
+    assert 'value="2099-03-31"' in again and 'id="goal_0_services-7" name="goal_0_services" type="checkbox" ' \
+        'value="7" checked' in again
+
+
+def test_a_plan_refused_for_a_goal_is_told_beside_that_rows_field(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    none = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                           "rows": "2", "goal_0_status": "1"})
+    assert none.status_code == 400 and 'id="goals-error"' in none.text
+    rows = {"goal_0_description": "a", "goal_0_responsible_kind": "1", "goal_0_responsible_id": "qn-operator",
+            "goal_0_due": "2099-01-01", "goal_2_description": "b", "goal_2_responsible_kind": "1",
+            "goal_2_responsible_id": "refuse", "goal_2_due": "2000-01-01"}  # row 1 left blank
+    refused = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                              "rows": "3", **rows})
+    assert refused.status_code == 400 and 'id="goal_2_due-error"' in refused.text
+    assert "Mục tiêu 3 — Hạn: phải là một ngày sắp tới." in refused.text
+    bad_date = client.post(f"/cases/{CASE_ID}/plan/new", data={"csrf_token": CSRF, "client_request_id": "p-1",
+                                                               "rows": "3", **rows, "goal_0_due": "31/12/2099"})
+    assert 'id="goal_0_due-error"' in bad_date.text and "năm-tháng-ngày" in bad_date.text
+
+
+def test_a_review_needs_its_next_date_unless_ready_to_close(web: dict[str, Any]) -> None:
+    client = as_person(web, "qn-operator")
+    client.post("/cases/new", data={**CASE_FORM, "action": "save"})
+    request_id = request_id_of(client.get(f"/cases/{CASE_ID}/reviews/new").text)
+    refused = client.post(f"/cases/{CASE_ID}/reviews/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                                 "outcome": "1", "note": "Ổn định."})
+    assert refused.status_code == 400 and 'id="next_review-error"' in refused.text
+    assert "Lần rà soát tiếp theo: bắt buộc, trừ khi ca đã sẵn sàng đóng." in refused.text
+    sent = client.post(f"/cases/{CASE_ID}/reviews/new", data={"csrf_token": CSRF, "client_request_id": request_id,
+                                                              "outcome": "1", "note": "Ổn định.",
+                                                              "next_review": "2099-05-01"})
+    assert sent.headers["location"] == f"/cases/{CASE_ID}?done=review#casefile"
+    shown = client.get(sent.headers["location"]).text
+    assert "Tiếp tục kế hoạch" in shown and "Ổn định." in shown and "Đã lưu rà soát." in shown

@@ -34,7 +34,7 @@ from refnet_platform.telemetry import setup_logging
 from web.adapters.sessions import SqlSessionStore
 from web.bootstrap import SESSION_COOKIE, bootstrap
 from web.config import MIGRATIONS, Settings
-from web.entrypoints.pages import home, operator, partner, shelter
+from web.entrypoints.pages import casework, home, operator, partner, shelter
 from web.entrypoints.pages.common import AppContext
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,8 @@ def create_app(ctx: AppContext, store: SessionStore, engine: Engine | None = Non
             await ctx.apis.close()
 
     routes: list[BaseRoute] = [
-        *home.routes(ctx), *operator.routes(ctx), *partner.routes(ctx), *shelter.routes(ctx),
+        *home.routes(ctx), *operator.routes(ctx), *casework.routes(ctx), *partner.routes(ctx),
+        *shelter.routes(ctx),
         *ctx.signin.routes(),
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

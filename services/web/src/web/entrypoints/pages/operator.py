@@ -1,10 +1,12 @@
 """Operator workspace (operators, supervisors): log a call, open a case (with a preview of where each need goes),
 follow the case's referrals live, and the supervisors' escalation queue.
 
-    /cases                  the workspace: recent cases, find by id, log a call, open a case
+    /cases                  the workspace: my (a supervisor: my provinces') open cases due first, paged (?page=),
+                            recent cases, find by id, log a call, open a case
     /calls/new              log a call (LogCall), or save it and open a case with it
     /cases/new              open a case: preview (RankProviders per consented need), save (RegisterCase)
-    /cases/{id}             the case and its referrals, escalations first; live through /cases/{id}/events
+    /cases/{id}             the case file (casework.py: steps, assessments, plan, follow-ups, reviews, its forms)
+                            and its referrals, escalations first; live through /cases/{id}/events
     /cases/{id}/referrals   the referral list alone (what operator.js swaps in on each event)
     /cases/{id}/events      server-sent events: the person's WatchNotices for the case + ListReferrals each second
     /places?q=              place autocompletion over the 2025 units, old names mapped (JSON)
@@ -32,6 +34,7 @@ from refnet.notifications.v1 import notifications_service_pb2 as notifications_p
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet_platform.caller import Role
 from web.adapters.apis import Problem, problem_of
+from web.entrypoints.pages import casework
 from web.entrypoints.pages import operator_forms as forms
 from web.entrypoints.pages.common import (
     AppContext,
@@ -54,7 +57,7 @@ from web.entrypoints.pages.operator_live import (
 
 RECENT_KEY = "operator.recent"
 RECENT_MAX = 20
-CASE_LIST_MAX = 50  # the workspace shows the first page of the case list
+CASE_LIST_MAX = 50  # a page of the case list (the next one through ?page=<intake's page token>)
 OPERATORS = (Role.OPERATOR, Role.SUPERVISOR)
 
 
@@ -110,14 +113,19 @@ def routes(ctx: AppContext) -> list[Route]:
             request.query_params.get("find", ""))
         supervisor = caller(request).role is Role.SUPERVISOR
         # An operator's own open cases, a supervisor's provinces' open ones: what is due first on top.
+        page_token = request.query_params.get("page", "")[:500]  # intake's opaque keyset token: ids, no names
+        next_page = ""
         try:
             listed = await ctx.apis.casework(token(request)).ListCases(cw_pb.ListCasesRequest(
-                mine=not supervisor, status=intake_types.CASE_STATUS_OPEN, page_size=CASE_LIST_MAX))
+                mine=not supervisor, status=intake_types.CASE_STATUS_OPEN, page_size=CASE_LIST_MAX,
+                page_token=page_token))
             cases: list[Any] | None = list(listed.cases)
+            next_page = listed.next_page_token
         except grpc.RpcError:
             cases = None  # the list is a convenience here too: the workspace works without it
         return render(ctx, request, "operator/home.html", opened=opened, from_feed=from_feed[:RECENT_MAX],
-                      find_error=find_error, supervisor=supervisor, cases=cases)
+                      find_error=find_error, supervisor=supervisor, cases=cases, next_page=next_page,
+                      paged=bool(page_token))
 
     @area(ctx, *OPERATORS)
     async def find(request: Request) -> Response:
@@ -235,8 +243,8 @@ def routes(ctx: AppContext) -> list[Route]:
     @area(ctx, *OPERATORS)
     async def case_page(request: Request) -> Response:
         case_id = str(request.path_params["case_id"])
-        try:
-            reply = await ctx.apis.intake(token(request)).GetCase(intake_pb.GetCaseRequest(case_id=case_id))
+        try:  # the case file (audited read): the case, its assessments, plan, follow-ups, reviews and steps
+            reply = await ctx.apis.casework(token(request)).GetCaseFile(cw_pb.GetCaseFileRequest(case_id=case_id))
             live = await referrals_context(request, case_id)
         except grpc.RpcError as exc:
             return problem_page(ctx, request, problem_of(exc))
@@ -246,8 +254,10 @@ def routes(ctx: AppContext) -> list[Route]:
             commune = geo.resolve_commune(case.commune_code).name if case.commune_code else ""
         except geo.GeoError:
             province, commune = case.province_code, case.commune_code
+        done = request.query_params.get("done", "")
         return render(ctx, request, "operator/case.html", case=case, province=province, commune=commune,
-                      saved=request.query_params.get("saved") == "1", **live)
+                      saved=request.query_params.get("saved") == "1", done=done if done in casework.DONE else "",
+                      **casework.case_file_view(reply, _now()), **live)
 
     @area(ctx, *OPERATORS)
     async def case_referrals(request: Request) -> Response:

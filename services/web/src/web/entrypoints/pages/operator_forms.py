@@ -24,7 +24,7 @@ from web.i18n import translate
 CHANNELS = (2, 1, 3, 4, 5)  # provincial hotline first: the usual one
 TOPICS = (1, 2, 3, 4, 5, 6, 7, 8)
 OUTCOMES = (1, 2, 3, 6, 7, 4)  # "case opened" is the "save and open a case" button's
-CASE_TYPES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+CASE_TYPES = tuple(range(1, 19))  # refnet.common.v1.CaseType: 10-18 the Social Work Centres' wider caseload
 RISKS = (1, 2, 3)
 SEXES = (1, 2, 3, 0)
 GIVERS = (2, 3)
@@ -32,7 +32,9 @@ LEGAL_BASES = (1, 2, 3, 4, 5, 6, 7)  # intake.v1.LegalBasis; 7 (OTHER) needs the
 WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)
 # Services by the slug the case form uses for them (checkbox values), in the order they are shown.
 SERVICES: dict[str, int] = {"police": 1, "medical": 2, "legal_aid": 3, "shelter": 4, "psychosocial": 5,
-                            "social_protection": 6}
+                            "social_protection": 6, "welfare_access": 7, "mental_health": 8, "civil_registration": 9,
+                            "education": 10, "vocational_training": 11, "family_tracing": 12,
+                            "perpetrator_counselling": 13}
 SERVICE_SLUG = {number: slug for slug, number in SERVICES.items()}
 LIST_FIELDS = frozenset({"types", "needs", "consents", "safe_days"})
 CASE_FIELDS = frozenset({"place", "is_child", "age", "sex", "types", "risk", "danger", "needs", "consents",

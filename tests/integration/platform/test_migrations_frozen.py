@@ -46,13 +46,14 @@ class Service:
 SERVICES = [
     Service("intake", ("intake.adapters.tables:metadata", "intake.adapters.tables:metadata_0002",
                        "intake.adapters.tables:metadata_0004", "refnet_platform.requests:request_metadata",
-                       "intake.adapters.tables:metadata_erasure"),
+                       "intake.adapters.tables:metadata_erasure", "intake.adapters.tables:metadata_casework"),
             platform_tables=True),
     Service("referral", ("referral.adapters.tables:metadata", "refnet_platform.requests:request_metadata"),
             platform_tables=True),
     Service("shelter", ("shelter.adapters.tables:metadata",), platform_tables=True),
     Service("notifications", ("notifications.adapters.tables:metadata",
-                              "notifications.adapters.tables:delivery_metadata"), platform_tables=True),
+                              "notifications.adapters.tables:delivery_metadata",
+                              "notifications.adapters.tables:inbound_metadata"), platform_tables=True),
     Service("ops", ("ops.adapters.tables:metadata",), platform_tables=True),
     Service("web", ("web.adapters.sessions:metadata",), platform_tables=False),
 ]

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.message import DecodeError
 from sqlalchemy import Engine, select
 
 from notifications.adapters.dead_letters import KafkaDeadLetters
@@ -386,7 +387,10 @@ def test_a_gateway_that_keeps_failing_is_retried_then_dead_lettered_with_an_aler
 
     alerts = []
     for record in records(kafka_broker.bootstrap, "notifications.deliveries.v1"):
-        envelope = EventEnvelope.FromString(record.value)
+        try:
+            envelope = EventEnvelope.FromString(record.value)
+        except DecodeError:  # the topic outlives the test: another test's poison record
+            continue
         if envelope.type == "refnet.notifications.v1.NotificationFailed":
             failed = events_pb2.NotificationFailed()
             envelope.data.Unpack(failed)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from google.protobuf.message import DecodeError
 from sqlalchemy import Engine, func, select
 
 from intake.config import MIGRATIONS
@@ -68,7 +69,10 @@ def published(bootstrap: str, case_ids: list[str]) -> Counter[str]:
     seen: Counter[str] = Counter()
     for record in read_records(bootstrap, TOPIC):
         closed = intake_events.CaseClosed()
-        envelope = EventEnvelope.FromString(record.value or b"")
+        try:
+            envelope = EventEnvelope.FromString(record.value or b"")
+        except DecodeError:  # the topic outlives the test: another test's poison record
+            continue
         if envelope.type == closed.DESCRIPTOR.full_name and envelope.data.Unpack(closed) and closed.case_id in wanted:
             seen[closed.case_id] += 1
     return seen

@@ -2561,7 +2561,9 @@ def settings_class(service: str) -> Any:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_env_name_a_process_gets_is_a_setting_of_its_service(rendered: dict[str, list[Obj]], overlay: str) -> None:
+def test_every_env_name_a_process_gets_is_a_setting_of_its_service(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
     """A misspelt name is silently ignored (extra="ignore"): for every Deployment and Job of a refnet service,
     each <SVC>_* variable it gets, from its env or its ConfigMaps, is a field of <service>.config.Settings, or
     one of the health door's own (<SVC>_[<ROLE>_]METRICS_PORT, <SVC>_METRICS_HOST: refnet_platform.health_http)."""
@@ -2575,7 +2577,8 @@ def test_every_env_name_a_process_gets_is_a_setting_of_its_service(rendered: dic
         prefix = settings.model_config["env_prefix"]
         fields = {f"{prefix}{name.upper()}" for name in settings.model_fields}
         health = {f"{prefix}METRICS_PORT", f"{prefix}METRICS_HOST"}
-        health |= {f"{prefix}{role.upper()}_METRICS_PORT" for role in ("api", "worker", "relay", "console", "collector")}
+        roles = ("api", "worker", "relay", "console", "collector")
+        health |= {f"{prefix}{role.upper()}_METRICS_PORT" for role in roles}
         for c in tpl["spec"]["containers"] + tpl["spec"].get("initContainers", []):
             names = {e["name"] for e in c.get("env", [])}
             for src in c.get("envFrom", []):
@@ -2628,8 +2631,8 @@ def test_the_notifications_worker_has_every_channel(
     assert [src["configMapRef"]["name"].rsplit("-", 1)[0] for src in c["envFrom"]] == [
         "refnet-config", "refnet-kafka", CHANNELS_CONFIG]
     env = env_of(c)
-    from_secrets = {n: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-                    for n, e in env.items() if "secretKeyRef" in e.get("valueFrom", {}) and n.startswith("NOTIFICATIONS_")}
+    refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if "secretKeyRef" in e.get("valueFrom", {})}
+    from_secrets = {n: (ref["name"], ref["key"]) for n, ref in refs.items() if n.startswith("NOTIFICATIONS_")}
     assert from_secrets == {
         "NOTIFICATIONS_SMS_API_KEY": (SMS_GATEWAY_SECRET, "api-key"),
         "NOTIFICATIONS_SMTP_USERNAME": (SMTP_SECRET, "username"),

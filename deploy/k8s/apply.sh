@@ -14,7 +14,9 @@
 # one `kubectl apply -l refnet.vn/phase=...` over the rendered overlay. Jobs are immutable, so the
 # previous release's migration Jobs are deleted before the new ones are applied. An overlay whose
 # OIDC_ISSUER is still the placeholder (a host under .invalid) is refused before anything is sent:
-# nobody could sign in (README.md, "People sign in").
+# nobody could sign in (README.md, "People sign in"). So is one whose SMS gateway or SMTP host is still
+# its placeholder: every text or e-mail would fail (README.md, "Notifications' channels"; an empty
+# value turns the channel off, as the dev overlay does).
 #
 # Usage: deploy/k8s/apply.sh OVERLAY [--dry-run]
 #   OVERLAY   dev | prod | external, or the path of any kustomization
@@ -42,6 +44,12 @@ has_kind() { grep -q "^kind: $1\$" "$manifest"; }
 if grep -Eq '^  OIDC_ISSUER: "?https?://[^/"]*\.invalid([/:"]|$)' "$manifest"; then
   echo "OIDC_ISSUER in $dir is still the placeholder: set your identity provider's issuer" \
     "(deploy/k8s/README.md, 'People sign in')" >&2
+  exit 2
+fi
+
+if grep -Eq '^  NOTIFICATIONS_(SMS_GATEWAY_URL|SMTP_HOST): "?([a-z]+://)?[^/":]*\.invalid([/:"]|$)' "$manifest"; then
+  echo "NOTIFICATIONS_SMS_GATEWAY_URL or NOTIFICATIONS_SMTP_HOST in $dir is still the placeholder: set your" \
+    "gateway and mail server, or empty to turn the channel off (deploy/k8s/README.md, 'Notifications' channels')" >&2
   exit 2
 fi
 

@@ -3,7 +3,7 @@ against the Kubernetes schemas (kubernetes-validate, strict) and every Strimzi c
 against Strimzi's own schemas (npm @kubernetes-models/strimzi-kafka-operator, installed by these
 tests into .cache/npm/strimzi-schemas), every Keycloak Operator resource against the subset of its
 CRDs in keycloak_crds.yaml, the Kafka topics and users follow the topic registry, the realm follows
-the development realm, and the rules the runbook promises hold (one relay, workers bounded by
+the development realm, and the rules the runbook promises hold (one active relay and its standby, workers bounded by
 partitions, hardened pods, deny-all network policies, no committed secrets, phased apply, every
 token checker reads the issuer from the config, no dev identity provider or password in prod).
 
@@ -13,6 +13,7 @@ Needs kubectl (with `kubectl kustomize`), node and npm; a missing tool is a fail
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -64,10 +65,19 @@ SMS_DOOR_PORT = 8680
 SMS_PATH = "/sms/inbound"
 SMS_GATEWAY = {"refnet.vn/sms-gateway": "true"}
 SMS_OWNERS = ("intake", "referral", "shelter")
-SMS_CLIENT_SECRET = "notifications-sms-client"
+# One client certificate for refnet service "notifications" (OU=service, CN=notifications): the door and the worker.
+SMS_CLIENT_SECRET = "notifications-service-client"
 SMS_DOOR_SECRET = "notifications-sms-door"
 SMS_GATEWAY_SECRET = "notifications-sms-gateway"
 HTTPS_PORT = 443
+# notifications-worker sends every e-mail, text and webhook: its channels' settings (shared with the door), their
+# secrets, the directory of who is told where, and intake's contact API (GetCaseContact) with the client above.
+NOTIFICATIONS_WORKER = "notifications-worker"
+CHANNELS_CONFIG = "notifications-channels"
+DIRECTORY_CONFIG = "refnet-directory"
+SMTP_SECRET = "notifications-smtp"
+WEBHOOKS_SECRET = "notifications-webhooks"
+SMTP_PORTS = {465, 587}
 # Prometheus's namespace, whatever its name, and the front doors' outside the namespace: labels you set.
 MONITORING = {"refnet.vn/monitoring": "true"}
 HOTLINE_GATEWAY = {"refnet.vn/hotline-gateway": "true"}
@@ -135,6 +145,27 @@ def pod_templates(objs: Iterable[Obj]) -> Iterator[tuple[Obj, Obj]]:
 
 def env_of(container: Obj) -> dict[str, Obj]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+def pod_env(objs: list[Obj], container: Obj, secrets: dict[tuple[str, str], str],
+            prefix: str = "NOTIFICATIONS_") -> dict[str, str]:
+    """The environment the container starts with: its ConfigMaps' data (envFrom), then its own env, each
+    secretKeyRef read from `secrets` ((Secret, key) -> value). A <prefix>* variable from a Secret must be given
+    unless optional (then, left out, it is not set); the others (DATABASE_URL, ...) are left out."""
+    configmaps = {c["metadata"]["name"]: c.get("data", {}) for c in kind(objs, "ConfigMap")}
+    values: dict[str, str] = {}
+    for src in container.get("envFrom", []):
+        values |= configmaps[src["configMapRef"]["name"]]
+    for e in container.get("env", []):
+        if "value" in e:
+            values[e["name"]] = e["value"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            ref = e["valueFrom"]["secretKeyRef"]
+            if (ref["name"], ref["key"]) in secrets:
+                values[e["name"]] = secrets[(ref["name"], ref["key"])]
+            elif e["name"].startswith(prefix):
+                assert ref.get("optional"), f"{e['name']}: no value for Secret {ref['name']}, key {ref['key']}"
+    return values
 
 
 def selects(selector: Obj | None, labels: dict[str, str]) -> bool:
@@ -684,18 +715,36 @@ def test_worker_autoscaling_never_passes_the_partition_count(rendered: dict[str,
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_relays_run_exactly_one_replica(rendered: dict[str, list[Obj]], overlay: str) -> None:
+def test_relays_run_one_active_replica_and_a_hot_standby(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Two relays per service, no autoscaler: the relay lease (refnet_platform/relay_lease.py) lets one publish
+    and keeps the other on standby, so a rolling update (never a third pod: maxSurge 0) and a drain (the budget
+    lets one go at a time) leave a relay that takes over within REFNET_RELAY_LEASE_S."""
+    from refnet_platform import runtime
+
     objs = rendered[overlay]
     relays = {n: d for n, d in by_name(objs, "Deployment").items() if n.endswith("-relay")}
     assert len(relays) == len(SERVICES)
     targets = {h["spec"]["scaleTargetRef"]["name"] for h in kind(objs, "HorizontalPodAutoscaler")}
     for name, relay in relays.items():
-        assert relay["spec"]["replicas"] == 1, name
-        assert relay["spec"]["strategy"]["type"] == "Recreate", f"{name}: old and new relay must never overlap"
+        assert relay["spec"]["replicas"] == 2, name
+        strategy = relay["spec"]["strategy"]
+        assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}, name
         assert name not in targets, f"{name} must not autoscale"
         labels = relay["spec"]["template"]["metadata"]["labels"]
-        assert not [p for p in kind(objs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
-    assert "Exactly ONE replica" in (K8S / "base/service-template/relay/relay.yaml").read_text()
+        [pdb] = [p for p in kind(objs, "PodDisruptionBudget") if selects(p["spec"]["selector"], labels)]
+        assert pdb["spec"] == {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                               "selector": pdb["spec"]["selector"]}, name
+    # What makes the second replica safe: every relay process publishes only under the service's lease.
+    assert "RelayLease(" in inspect.getsource(runtime.run_relay)
+    # An alert for relays that are up while none holds the lease, reading the gauge the lease sets.
+    alerts = [r for g in by_name(objs, "PrometheusRule")["refnet-alerts"]["spec"]["groups"] for r in g["rules"]]
+    [none_active] = [a for a in alerts if a["alert"] == "RefnetRelayNoneActive"]
+    assert metrics_in(none_active["expr"]) == {"refnet_relay_active"}
+    downs = [a for a in alerts if a["alert"] == "RefnetRelayDown"]
+    assert downs and all("exactly one" not in a["annotations"]["description"] for a in downs)
+    readme = (K8S / "README.md").read_text()
+    assert "exactly one replica" not in readme and "REFNET_RELAY_LEASE_S" in readme
+    assert "hot standby" in (K8S / "base/service-template/relay/relay.yaml").read_text()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -2330,7 +2379,7 @@ def test_the_sms_door_runs_as_its_own_process_behind_a_service(rendered: dict[st
     labels = pod["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == "notifications" and labels["app.kubernetes.io/component"] == "sms"
     assert "refnet.vn/kafka-client" not in labels and "refnet.vn/oidc-client" not in labels
-    assert [src["configMapRef"]["name"].rsplit("-", 1)[0] for src in c["envFrom"]] == ["refnet-config"]
+    assert [src["configMapRef"]["name"].rsplit("-", 1)[0] for src in c["envFrom"]] == ["refnet-config", CHANNELS_CONFIG]
     assert env_of(c)["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == ""
     # Scraped by Prometheus on the port that serves its /metrics.
     monitors = [m for m in kind(objs, "PodMonitor") if selects(m["spec"]["selector"], labels)]
@@ -2350,7 +2399,8 @@ def test_the_sms_doors_env_is_its_settings(rendered: dict[str, list[Obj]], overl
     prefix = "NOTIFICATIONS_"
     fields = {f"{prefix}{name.upper()}" for name in Settings.model_fields}
     shared_defaults = {f"{prefix}METRICS_PORT", f"{prefix}METRICS_HOST"}  # ../service-template/defaults
-    ours = {n for n in env if n.startswith(prefix)} - shared_defaults
+    given = set(env) | set(configmap(objs, CHANNELS_CONFIG)["data"])  # its own env, and the channels' ConfigMap
+    ours = {n for n in given if n.startswith(prefix)} - shared_defaults
     assert ours <= fields, f"not a setting of notifications.config: {sorted(ours - fields)}"
     needed = {
         "sms_door_host", "sms_door_port", "sms_inbound_secret", "sms_sender_hash_key",
@@ -2367,13 +2417,15 @@ def test_the_sms_doors_env_is_its_settings(rendered: dict[str, list[Obj]], overl
         f"{prefix}SMS_SENDER_HASH_KEY": {"name": SMS_DOOR_SECRET, "key": "sender-hash-key"},
         f"{prefix}SMS_API_KEY": {"name": SMS_GATEWAY_SECRET, "key": "api-key"},
     }
-    values = {e["name"]: e["value"] for e in c["env"] if "value" in e}
-    values |= {f"{prefix}SMS_INBOUND_SECRET": "new,old", f"{prefix}SMS_SENDER_HASH_KEY": "k",
-               f"{prefix}SMS_API_KEY": "a"}
+    values = pod_env(objs, c, {(SMS_DOOR_SECRET, "inbound-secret"): "new,old",
+                               (SMS_DOOR_SECRET, "sender-hash-key"): "k", (SMS_GATEWAY_SECRET, "api-key"): "a"})
     with mock.patch.dict(os.environ, values, clear=True):
         settings = Settings()
     assert (settings.sms_door_host, settings.sms_door_port) == ("0.0.0.0", SMS_DOOR_PORT)
-    assert settings.sms_inbound_secret == "new,old" and settings.sms_gateway_url.startswith("https://")
+    assert settings.sms_inbound_secret == "new,old" and settings.sms_api_key == "a"
+    # The gateway's URL and sender ids: the worker's, from the one ConfigMap (empty in dev: no gateway, no reply).
+    assert settings.sms_gateway_url == configmap(objs, CHANNELS_CONFIG)["data"][f"{prefix}SMS_GATEWAY_URL"]
+    assert settings.sms_gateway_url.startswith("https://") or (overlay == "dev" and not settings.sms_gateway_url)
     # Each owner by its Service's name and port (their certificates carry these names).
     services = by_name(objs, "Service")
     for owner in SMS_OWNERS:
@@ -2389,11 +2441,14 @@ def test_the_sms_doors_env_is_its_settings(rendered: dict[str, list[Obj]], overl
     [mount] = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == volume]
     assert (settings.intake_client_cert, settings.intake_client_key, settings.intake_ca_file) == (
         Path(f"{mount}/tls.crt"), Path(f"{mount}/tls.key"), Path(f"{mount}/ca.crt"))
-    # The door's Secrets go to the door only.
+    # The door's own Secret goes to the door only; its client certificate and the gateway's key to the door and
+    # the notifications worker only (one caller, "notifications"; one gateway).
     for workload, _ in pod_templates(objs):
-        if workload["metadata"]["name"] != SMS_DOOR:
-            door_only = {SMS_CLIENT_SECRET, SMS_DOOR_SECRET, SMS_GATEWAY_SECRET}
-            assert not door_only & referenced_secrets([workload]), workload["metadata"]["name"]
+        name = workload["metadata"]["name"]
+        if name != SMS_DOOR:
+            assert SMS_DOOR_SECRET not in referenced_secrets([workload]), name
+        if name not in (SMS_DOOR, NOTIFICATIONS_WORKER):
+            assert not {SMS_CLIENT_SECRET, SMS_GATEWAY_SECRET} & referenced_secrets([workload]), name
     readme = (K8S / "README.md").read_text()
     [row] = [line for line in readme.splitlines() if line.startswith(f"| `{SMS_CLIENT_SECRET}`")]
     assert "OU=service, CN=notifications" in row
@@ -2493,3 +2548,228 @@ def test_the_sms_ingress_routes_only_the_gateways_post_path(rendered: dict[str, 
     assert getattr(route, "methods", None) == {"POST"}
     # At most a text: the door refuses bodies over 16 KiB itself; the controller need not take more.
     assert ingresses[SMS_DOOR]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "16k"
+
+
+# ------------------------------------------------------------------------------- settings, the worker's channels
+
+
+def settings_class(service: str) -> Any:
+    """<service>.config.Settings, or None for a process refnet's repository does not configure (Kafka, ...)."""
+    if service not in repository_services():
+        return None
+    return importlib.import_module(f"{service}.config").Settings
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_env_name_a_process_gets_is_a_setting_of_its_service(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """A misspelt name is silently ignored (extra="ignore"): for every Deployment and Job of a refnet service,
+    each <SVC>_* variable it gets, from its env or its ConfigMaps, is a field of <service>.config.Settings, or
+    one of the health door's own (<SVC>_[<ROLE>_]METRICS_PORT, <SVC>_METRICS_HOST: refnet_platform.health_http)."""
+    configmaps = {c["metadata"]["name"]: c.get("data", {}) for c in kind(rendered[overlay], "ConfigMap")}
+    checked = set()
+    for workload, tpl in pod_templates(rendered[overlay]):
+        service = tpl["metadata"]["labels"].get("app.kubernetes.io/name", "")
+        settings = settings_class(service)
+        if settings is None:
+            continue
+        prefix = settings.model_config["env_prefix"]
+        fields = {f"{prefix}{name.upper()}" for name in settings.model_fields}
+        health = {f"{prefix}METRICS_PORT", f"{prefix}METRICS_HOST"}
+        roles = ("api", "worker", "relay", "console", "collector")
+        health |= {f"{prefix}{role.upper()}_METRICS_PORT" for role in roles}
+        for c in tpl["spec"]["containers"] + tpl["spec"].get("initContainers", []):
+            names = {e["name"] for e in c.get("env", [])}
+            for src in c.get("envFrom", []):
+                if "configMapRef" in src:
+                    names |= set(configmaps[src["configMapRef"]["name"]])
+            ours = {n for n in names if n.startswith(prefix)}
+            unknown = ours - fields - health
+            assert not unknown, f"{workload['metadata']['name']}: not settings of {service}.config: {sorted(unknown)}"
+            checked.add(workload["metadata"]["name"])
+    assert {NOTIFICATIONS_WORKER, SMS_DOOR, WEB} | {f"{s}-api" for s in SERVICES} <= checked
+
+
+def test_the_settings_check_catches_a_misspelt_name() -> None:
+    from notifications.config import Settings
+
+    fields = {f"NOTIFICATIONS_{name.upper()}" for name in Settings.model_fields}
+    assert "NOTIFICATIONS_SMTP_HOST" in fields and "NOTIFICATIONS_SMTP_SERVER" not in fields
+    assert "NOTIFICATIONS_SMS_API_KEY" in fields and "NOTIFICATIONS_SMS_GATEWAY_KEY" not in fields
+
+
+def notifications_worker(objs: list[Obj]) -> tuple[Obj, Obj]:
+    template: Obj = by_name(objs, "Deployment")[NOTIFICATIONS_WORKER]["spec"]["template"]
+    [c] = template["spec"]["containers"]
+    return template, c
+
+
+WORKER_SECRETS = {
+    (SMS_GATEWAY_SECRET, "api-key"): "gateway-key",
+    (SMTP_SECRET, "username"): "refnet",
+    (SMTP_SECRET, "password"): "smtp-password",
+    (WEBHOOKS_SECRET, "secret"): "new,old",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_notifications_worker_has_every_channel(
+    rendered: dict[str, list[Obj]], overlay: str, tmp_path: Path
+) -> None:
+    """The worker's Settings, read from the pod's env as Kubernetes gives it (its ConfigMaps, its env, its Secrets
+    with test values), turn on e-mail, SMS and webhooks (in dev SMS and e-mail are off on purpose), point at the
+    mounted directory (which the worker's own loader reads) and at intake's contact API with the client
+    certificate the SMS door uses; every secret comes from a Secret, documented, and goes to no other process."""
+    from notifications.adapters.directory_file import load_directory_file
+    from notifications.bootstrap import staff_adapters
+    from notifications.config import Settings
+    from notifications.domain.messages import Channel
+
+    objs = rendered[overlay]
+    pod, c = notifications_worker(objs)
+    assert [src["configMapRef"]["name"].rsplit("-", 1)[0] for src in c["envFrom"]] == [
+        "refnet-config", "refnet-kafka", CHANNELS_CONFIG]
+    env = env_of(c)
+    refs = {n: e["valueFrom"]["secretKeyRef"] for n, e in env.items() if "secretKeyRef" in e.get("valueFrom", {})}
+    from_secrets = {n: (ref["name"], ref["key"]) for n, ref in refs.items() if n.startswith("NOTIFICATIONS_")}
+    assert from_secrets == {
+        "NOTIFICATIONS_SMS_API_KEY": (SMS_GATEWAY_SECRET, "api-key"),
+        "NOTIFICATIONS_SMTP_USERNAME": (SMTP_SECRET, "username"),
+        "NOTIFICATIONS_SMTP_PASSWORD": (SMTP_SECRET, "password"),
+        "NOTIFICATIONS_WEBHOOK_SECRET": (WEBHOOKS_SECRET, "secret"),
+        "NOTIFICATIONS_WEBHOOK_SECRETS": (WEBHOOKS_SECRET, "secrets"),
+    }
+    # The webhook keys may be left out (a partner without a secret gets no webhook; an empty JSON would not parse).
+    assert env["NOTIFICATIONS_WEBHOOK_SECRETS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["NOTIFICATIONS_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    # No secret among the ConfigMap's settings.
+    channels = configmap(objs, CHANNELS_CONFIG)["data"]
+    assert not {n for n in channels if re.search(r"KEY|PASSWORD|USERNAME|SECRET", n)}
+
+    values = pod_env(objs, c, WORKER_SECRETS)
+    with mock.patch.dict(os.environ, values, clear=True):
+        settings = Settings()
+    adapters = staff_adapters(settings)
+    if overlay == "dev":
+        assert (settings.sms_gateway_url, settings.smtp_host) == ("", "")  # a developer's cluster sends nothing
+        assert set(adapters) == {Channel.WEBHOOK}
+    else:
+        assert set(adapters) == {Channel.EMAIL, Channel.SMS, Channel.WEBHOOK}
+        assert urlsplit(settings.sms_gateway_url).scheme == "https"
+        # The placeholders that apply.sh refuses (test_apply_refuses_placeholder_channels).
+        assert urlsplit(settings.sms_gateway_url).hostname.endswith(".invalid")  # type: ignore[union-attr]
+        assert settings.smtp_host.endswith(".invalid")
+    # SMTP submission with STARTTLS on a port the delivery policy opens; the login from the Secret.
+    assert settings.smtp_port in SMTP_PORTS and settings.smtp_starttls != settings.smtp_ssl
+    assert (settings.smtp_port == 465) == settings.smtp_ssl
+    assert (settings.smtp_username, settings.smtp_password, settings.sms_api_key) == (
+        "refnet", "smtp-password", "gateway-key")
+    assert settings.webhook_secret == "new,old" and settings.webhook_secrets == {}
+    # A survivor is never named by the sender: empty (nobody reached) unless the operator sets a neutral one.
+    assert settings.sms_survivor_sender_id == "" and settings.smtp_survivor_sender == ""
+    # Who is told where: the mounted ConfigMap's file, which the worker's own loader reads.
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert settings.directory_file is not None
+    directory_volume = volumes[mounts[str(settings.directory_file.parent)]]["configMap"]
+    assert directory_volume["name"].rsplit("-", 1)[0] == DIRECTORY_CONFIG
+    [item] = directory_volume["items"]
+    assert item["path"] == settings.directory_file.name
+    shipped = tmp_path / "directory.json"
+    shipped.write_text(configmap(objs, DIRECTORY_CONFIG)["data"][item["key"]])
+    assert load_directory_file(shipped).recipients == ()  # the placeholder names nobody
+    demo = load_directory_file(ROOT / "demo" / "directory.json")  # the shape an overlay replaces it with
+    assert demo.recipients
+    # Intake's contact API by its Service's name and port, with the one notifications client certificate.
+    assert settings.intake_address == f"intake-api:{SERVICES['intake']}"
+    client = volumes[mounts[str(settings.intake_client_cert.parent)]]["secret"]  # type: ignore[union-attr]
+    assert client["secretName"] == SMS_CLIENT_SECRET
+    assert {i["key"] for i in client["items"]} == {"tls.crt", "tls.key", "ca.crt"}
+    mount = str(settings.intake_client_cert.parent)  # type: ignore[union-attr]
+    assert (settings.intake_client_cert, settings.intake_client_key, settings.intake_ca_file) == (
+        Path(f"{mount}/tls.crt"), Path(f"{mount}/tls.key"), Path(f"{mount}/ca.crt"))
+    door_volumes = [v["secret"]["secretName"] for v in sms_door_pod(objs)["spec"]["volumes"] if "secret" in v]
+    assert door_volumes == [SMS_CLIENT_SECRET], "one notifications identity, one Secret"
+    # The worker's own Secrets go nowhere else; every one has its row in the README, with its keys.
+    for workload, _ in pod_templates(objs):
+        if workload["metadata"]["name"] != NOTIFICATIONS_WORKER:
+            assert not {SMTP_SECRET, WEBHOOKS_SECRET} & referenced_secrets([workload]), workload["metadata"]["name"]
+    readme = (K8S / "README.md").read_text()
+    for (secret, key) in (*WORKER_SECRETS, (WEBHOOKS_SECRET, "secrets")):
+        [row] = [line for line in readme.splitlines() if line.startswith(f"| `{secret}`")]
+        assert f"`{key}`" in row and (NOTIFICATIONS_WORKER in row), secret
+    [row] = [line for line in readme.splitlines() if line.startswith(f"| `{SMS_CLIENT_SECRET}`")]
+    assert NOTIFICATIONS_WORKER in row and SMS_DOOR in row and "OU=service, CN=notifications" in row
+    # The README's per-overlay list names every setting of the ConfigMap.
+    section = readme.split("### Notifications' channels", 1)[1].split("\n## ", 1)[0]
+    for name in channels:
+        assert f"`{name}`" in section or f"`_{name.removeprefix('NOTIFICATIONS_')}`" in section, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_notifications_worker_reaches_intake_and_its_gateways_only(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """In the namespace the worker reaches intake-api's gRPC port (intake-api admits it by refnet.vn/calls-intake)
+    and no other refnet process; towards the internet, the SMS gateway and webhooks (443) and SMTP submission
+    (465, 587), nothing else."""
+    objs = rendered[overlay]
+    pod, _ = notifications_worker(objs)
+    labels = pod["metadata"]["labels"]
+    reached = {name: ports for name, ports in reachable_from(objs, labels).items()
+               if name in {n for n in by_name(objs, "Deployment") if n.split("-")[0] in repository_services()}}
+    assert reached == {"intake-api": {SERVICES["intake"]}}
+    internet = {
+        q["port"]
+        for p in kind(objs, "NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], labels)
+        for rule in p["spec"].get("egress", [])
+        if any("ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0" for peer in rule.get("to", []))
+        for q in rule.get("ports", [])
+    }
+    # An external database or Kafka: anywhere on its port.
+    extra = ({5432} if not kind(objs, "Cluster") else set()) | ({9093} if not kind(objs, "Kafka") else set())
+    assert internet == {HTTPS_PORT, *SMTP_PORTS} | extra
+    # Of every process, only these send anything outside on SMTP ports.
+    for workload, tpl in pod_templates(objs):
+        if workload["metadata"]["name"] == NOTIFICATIONS_WORKER:
+            continue
+        out = {q["port"] for p in kind(objs, "NetworkPolicy")
+               if "Egress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], tpl["metadata"]["labels"])
+               for rule in p["spec"].get("egress", []) for q in rule.get("ports", [])}
+        assert not out & SMTP_PORTS, workload["metadata"]["name"]
+
+
+def test_apply_refuses_placeholder_channels(rendered: dict[str, list[Obj]], tmp_path: Path) -> None:
+    """With its issuer set, prod is still refused while its SMS gateway or SMTP host is the .invalid placeholder,
+    before anything is sent; set (or empty: the channel off) it goes on. dev empties both and goes on."""
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nif [ "$1" = kustomize ]; then cat "$MANIFEST"; else echo "$@" >> "$CALLS"; fi\n')
+    fake.chmod(0o755)
+
+    def apply(name: str, objs: list[Obj]) -> tuple[int, str, str]:
+        manifest, log = tmp_path / f"{name}.yaml", tmp_path / f"{name}.calls"
+        manifest.write_text(yaml.safe_dump_all(objs, sort_keys=False))
+        env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "MANIFEST": str(manifest), "CALLS": str(log)}
+        proc = subprocess.run(
+            ["bash", str(K8S / "apply.sh"), "prod", "--dry-run"], env=env, capture_output=True, text=True, timeout=30
+        )
+        return proc.returncode, proc.stderr, log.read_text() if log.exists() else ""
+
+    def prod_with(**channels: str) -> list[Obj]:
+        objs = json.loads(json.dumps(rendered["prod"]))
+        configmap(objs, OIDC_CONFIG)["data"]["OIDC_ISSUER"] = "https://id.refnet.example.org/realms/refnet"
+        configmap(objs, CHANNELS_CONFIG)["data"].update(channels)
+        return objs
+
+    code, stderr, calls = apply("placeholders", prod_with())
+    assert code == 2 and "NOTIFICATIONS_SMS_GATEWAY_URL" in stderr and "Notifications' channels" in stderr
+    assert not calls
+    code, _, calls = apply("gateway-only", prod_with(NOTIFICATIONS_SMS_GATEWAY_URL="https://api.sms.example.org"))
+    assert code == 2 and not calls, "the SMTP host is still the placeholder"
+    code, stderr, calls = apply("set", prod_with(NOTIFICATIONS_SMS_GATEWAY_URL="https://api.sms.example.org",
+                                                 NOTIFICATIONS_SMTP_HOST=""))
+    assert code == 0, stderr
+    assert calls.count("apply --server-side") == len(PHASES)

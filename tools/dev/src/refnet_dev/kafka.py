@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from refnet_dev.certs import DevPki
 from refnet_dev.util import free_port, port_open, repo_root, tail
@@ -369,16 +369,28 @@ def read_records(bootstrap: str, topic: str, start: dict[int, int] | None = None
         consumer.close()
 
 
+_offset_admins: dict[tuple[str, str], AdminClient] = {}
+
+
+def _offsets_admin(bootstrap: str, security: KafkaSecurity | None) -> AdminClient:
+    """One admin client per broker and settings: a backlog is read many times a second (bench, chaos), and each
+    client librdkafka makes and drops costs threads, a connection and a log line."""
+    key = (bootstrap, security.model_dump_json() if security else "")
+    if key not in _offset_admins:
+        _offset_admins[key] = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    return _offset_admins[key]
+
+
 def committed_offsets(bootstrap: str, group: str, security: KafkaSecurity | None = None) -> dict[tuple[str, int], int]:
     """(topic, partition) -> the group's committed offset (only partitions it committed)."""
-    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    admin = _offsets_admin(bootstrap, security)
     answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=10)
     return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions or () if tp.offset >= 0}
 
 
 def commit_offsets(bootstrap: str, group: str, offsets: dict[tuple[str, int], int],
                    security: KafkaSecurity | None = None) -> None:
-    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    admin = _offsets_admin(bootstrap, security)
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
     admin.alter_consumer_group_offsets([request])[group].result(timeout=10)
 
@@ -387,6 +399,6 @@ def end_offsets(bootstrap: str, partitions: list[tuple[str, int]],
                 security: KafkaSecurity | None = None) -> dict[tuple[str, int], int]:
     if not partitions:
         return {}
-    admin = kafka_clients.admin(bootstrap, "refnet-dev-offsets", security)
+    admin = _offsets_admin(bootstrap, security)
     found = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions})
     return {(tp.topic, tp.partition): int(f.result(timeout=10).offset) for tp, f in found.items()}

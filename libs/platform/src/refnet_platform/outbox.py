@@ -42,6 +42,8 @@ tracer = trace.get_tracer("refnet.relay")
 _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type, outbox.c.traceparent)
             .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id))
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
+# How often a relay waiting for a commit looks whether it was asked to stop (a stop never waits a whole poll).
+STOP_CHECK_S = 1.0
 _MARK_SENT = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
               .values(sent_at=bindparam("now")))
 
@@ -94,23 +96,31 @@ class CommitWaiter:
             self._wal = INotify()
             self._wal.add_watch(wal, inotify_flags.MODIFY)
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, stopping: threading.Event | None = None) -> None:
+        """Until a commit, the timeout, or (checked every STOP_CHECK_S) `stopping` is set."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0 and not (stopping is not None and stopping.is_set()):
+            if self._woken_within(min(left, STOP_CHECK_S)):
+                return
+
+    def _woken_within(self, timeout: float) -> bool:
         if self._pg is not None:
             ready, _, _ = select_module.select([self._pg.fileno()], [], [], timeout)
             if ready:
                 for _ in self._pg.notifies(timeout=0, stop_after=1000):
                     pass
-            return
+            return bool(ready)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             version = self._data_version()
             if version != self._version:
                 self._version = version
-                return
+                return True
             if self._wal is not None:
                 self._wal.read(timeout=int(left * 1000) + 1)  # events since the check are queued: none lost
             else:
                 time.sleep(0.002)
+        return False
 
     def _data_version(self) -> int:
         cursor = self._sqlite.cursor()
@@ -206,7 +216,7 @@ class Relay:
                     while self.publish_pending() == self.batch_size and self._leading():
                         pass
                     renew_s = self.lease.renew_every_s if self.lease is not None else self.poll_interval_s
-                    waiter.wait(min(self.poll_interval_s, renew_s))
+                    waiter.wait(min(self.poll_interval_s, renew_s), self.stopping)
                 except LeaseLost:
                     log.warning("relay lease lost mid-batch; standing by (its rows go out from the new holder)")
                 except Exception:

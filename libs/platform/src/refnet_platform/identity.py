@@ -6,6 +6,8 @@ a front door (OU=gateway: the web app, the CLI) forwards the person's access tok
 `authorization: Bearer <jwt>` and the call is the person's, never the front door's own. Every api
 verifies the token itself: signature against the issuer's JWKS (cached, refetched for a new key id),
 issuer, audience, expiry with a small clock skew. The caller is resolved before any handler runs.
+A token already verified is remembered (by its hash) until it expires, so a person's every call does not
+verify the same signature again.
 
 Plain-text ports exist only where a service is explicitly configured for local development; there
 the machine is named by the `x-refnet-caller` metadata ("role/id") instead of a certificate.
@@ -13,7 +15,9 @@ the machine is named by the `x-refnet-caller` metadata ("role/id") instead of a 
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,18 +50,53 @@ class OidcConfig:
     leeway_s: float = 30.0
 
 
+# How long the issuer's keys are cached, and so at most how long a verified token is remembered: a key the
+# issuer withdraws stops being trusted as soon as it would without the memory of tokens.
+JWKS_LIFESPAN_S = 300.0
+VERIFIED_TOKENS_MAX = 4096
+
+
 class TokenVerifier:
     """Verifies a person's access token and reads who they are and their remit from its claims."""
 
     ALGORITHMS = ("RS256", "ES256", "PS256")
 
-    def __init__(self, config: OidcConfig) -> None:
+    def __init__(self, config: OidcConfig, remembered_max: int = VERIFIED_TOKENS_MAX) -> None:
         self.config = config
         jwks_url = config.jwks_url or f"{config.issuer.rstrip('/')}/protocol/openid-connect/certs"
         # Keys are cached; a token signed with a key id not in the cache refetches the set (rotation).
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=JWKS_LIFESPAN_S, timeout=5)
+        # sha256(token) -> (the caller, trusted until: exp + leeway, or the key set's lifespan if sooner).
+        # Only accepted tokens are remembered; a refusal is decided anew each time, exactly as before.
+        self._verified: dict[bytes, tuple[Caller, float]] = {}
+        self._remembered_max = remembered_max
+        self._lock = threading.Lock()
 
     def person(self, token: str) -> Caller:
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        with self._lock:
+            remembered = self._verified.pop(digest, None)
+            if remembered is not None and now < remembered[1]:
+                self._verified[digest] = remembered
+                return remembered[0]
+        caller, claims = self._verify(token)  # a remembered token past its time is refused here, as before
+        # PyJWT refuses once exp <= now - leeway: the same bound, checked at every use of the memory.
+        until = min(float(claims["exp"]) + self.config.leeway_s, now + JWKS_LIFESPAN_S)
+        with self._lock:
+            if len(self._verified) >= self._remembered_max:
+                self._make_room(now)
+            self._verified[digest] = (caller, until)
+        return caller
+
+    def _make_room(self, now: float) -> None:
+        """The expired entries go, then the oldest down to three quarters (dicts keep insertion order)."""
+        for digest in [d for d, (_, until) in self._verified.items() if until <= now]:
+            del self._verified[digest]
+        while len(self._verified) > self._remembered_max * 3 // 4:
+            del self._verified[next(iter(self._verified))]
+
+    def _verify(self, token: str) -> tuple[Caller, Mapping[str, Any]]:
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
             claims = jwt.decode(token, key.key, algorithms=list(self.ALGORITHMS), audience=self.config.audience,
@@ -69,7 +108,7 @@ class TokenVerifier:
             raise Unauthenticated("the identity provider's keys cannot be fetched just now: try again") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the access token is not valid: {exc}") from None
-        return person_from_claims(claims)
+        return person_from_claims(claims), claims
 
 
 def person_from_claims(claims: Mapping[str, Any]) -> Caller:

@@ -31,7 +31,7 @@ from refnet_platform.outbox import Relay
 from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import CASE_EVENTS, Topic
-from refnet_platform.unit_of_work import BatchTransaction, Duplicate, UnitOfWork
+from refnet_platform.unit_of_work import BatchSpoiled, BatchTransaction, Duplicate, UnitOfWork
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("note_id", String(40), primary_key=True))
@@ -124,15 +124,13 @@ def test_a_record_handled_meanwhile_by_another_consumer_is_a_duplicate_at_commit
     assert (count(engine, notes), count(engine, outbox)) == (0, 0)
 
 
-def test_units_of_work_in_a_batch_commit_together_and_a_failed_one_is_undone_alone(engine: Engine) -> None:
+def test_units_of_work_in_a_batch_commit_together_and_a_repeat_within_it_is_a_duplicate(engine: Engine) -> None:
     committed: list[str] = []
     with BatchTransaction(engine) as batch:
-        for note_id in ("first", "fails", "third"):
-            with contextlib.suppress(RuntimeError), NotesUnitOfWork(engine, "test") as work:
+        for note_id in ("first", "second"):
+            with NotesUnitOfWork(engine, "test") as work:
                 work.add_note(note_id)
                 work.on_commit(lambda n=note_id: committed.append(n))  # type: ignore[misc]
-                if note_id == "fails":
-                    raise RuntimeError("the handler failed before commit")
                 work.commit()
         token = current_delivery.set(Delivery("test-worker", "event-in-batch"))
         try:
@@ -146,10 +144,28 @@ def test_units_of_work_in_a_batch_commit_together_and_a_failed_one_is_undone_alo
         # Nothing is visible to anyone else, nor announced, until the batch commits.
         assert (count(engine, notes), committed) == (0, [])
         batch.commit()
-        assert committed == ["first", "third"]
-    assert (count(engine, notes), count(engine, outbox)) == (3, 3)
+        assert committed == ["first", "second"]
+    assert (count(engine, notes), count(engine, outbox), count(engine, inbox)) == (3, 3, 1)
     with engine.connect() as conn:
-        assert sorted(conn.execute(select(notes.c.note_id)).scalars()) == ["first", "once", "third"]
+        assert sorted(conn.execute(select(notes.c.note_id)).scalars()) == ["first", "once", "second"]
+
+
+def test_a_unit_of_work_ending_uncommitted_spoils_its_batch_which_commits_nothing(engine: Engine) -> None:
+    committed: list[str] = []
+    with BatchTransaction(engine) as batch:
+        with NotesUnitOfWork(engine, "test") as work:
+            work.add_note("first")
+            work.on_commit(lambda: committed.append("first"))
+            work.commit()
+        with contextlib.suppress(RuntimeError), NotesUnitOfWork(engine, "test") as work:
+            work.add_note("fails")
+            raise RuntimeError("the handler failed before commit")
+        with NotesUnitOfWork(engine, "test").reading():
+            pass  # work that only reads leaves nothing to undo
+        assert batch.spoiled
+        with pytest.raises(BatchSpoiled):
+            batch.commit()
+    assert (count(engine, notes), count(engine, outbox), committed) == (0, 0, [])
 
 
 def test_a_batch_not_committed_leaves_nothing(engine: Engine) -> None:

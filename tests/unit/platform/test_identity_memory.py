@@ -75,7 +75,7 @@ def test_refusals_are_not_remembered_and_the_memory_is_bounded() -> None:
     v, keys = verifier(remembered_max=4)
     wrong_issuer = sign(claims(iss="https://evil.example.org/realms/refnet"))
     for _ in range(2):
-        with pytest.raises(Unauthenticated, match="(?i)issuer"):
+        with pytest.raises(Unauthenticated, match=r"(?i)issuer"):
             v.person(wrong_issuer)
     assert keys.asked == 2
     for n in range(10):

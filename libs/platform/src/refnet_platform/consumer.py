@@ -190,17 +190,18 @@ class EventConsumer:
                               producer: AIOKafkaProducer, between: bool = True) -> None:
         """Handles the records in order, then commits their offsets. Between chunks of `batch_budget_s` an
         emergency that arrived meanwhile on the urgent lane (other partitions) is handled first."""
+        incoming = [self._read(record) for record in records]
         done = 0
         try:
-            while done < len(records):
+            while done < len(incoming):
                 if between and done:
                     urgent = await self._urgent_waiting(consumer)
                     if urgent:
                         await self._handle_records(urgent, consumer, producer, between=False)
-                taken, stopped = await self._process_together(records[done:])
+                taken, stopped = await self._process_together(incoming[done:])
                 done += taken
                 if stopped:  # the record that stopped the fast path, on its own; then fast again
-                    await self._process(records[done], producer)
+                    await self._process(incoming[done], producer)
                     done += 1
         except _ShuttingDown:
             pass  # what was not handled is redelivered after the restart
@@ -215,94 +216,119 @@ class EventConsumer:
         batch = await consumer.getmany(*urgent, timeout_ms=0, max_records=self.batch_size)
         return [record for part in batch.values() for record in part]
 
-    async def _process_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[int, bool]:
-        """The fast path: leading records handled in one batch transaction (a savepoint each) for up to
-        `batch_budget_s`. Returns how many were committed, and whether the next one needs the careful path
-        (a failure to retry or dead-letter, a malformed record, the database away)."""
-        if self.batch is None or len(records) < 2:
-            return 0, True
-        return await asyncio.to_thread(self._handle_together, records)
-
-    def _handle_together(self, records: list[ConsumerRecord[bytes, bytes]]) -> tuple[int, bool]:
-        assert self.batch is not None
-        outcomes: list[tuple[str, str, str]] = []  # (topic, event type, outcome)
+    def _read(self, record: ConsumerRecord[bytes, bytes]) -> _Incoming:
+        """The record decoded once, whichever path then takes it; a record that cannot be handled says why."""
         try:
-            with self.batch() as batch:
-                started = time.monotonic()
-                for record in records:
-                    outcome = self._handle_in_batch(record)
-                    if outcome is None:
-                        return self._commit_batch(batch, outcomes), True
-                    outcomes.append(outcome)
-                    if time.monotonic() - started > self.batch_budget_s:
-                        break
-                return self._commit_batch(batch, outcomes), False
-        except Exception:
-            log.info("batch stopped; its records are handled one at a time", exc_info=True)
-            return 0, True
+            envelope = decode(record.value)
+        except MalformedEvent as exc:
+            return _Incoming(record, None, None, exc)
+        try:
+            admit(envelope, self.registry[record.topic])
+            return _Incoming(record, envelope, self.types.unpack(envelope), None)
+        except (MalformedEvent, UnknownEventType) as exc:
+            return _Incoming(record, envelope, None, exc)
 
-    def _commit_batch(self, batch: BatchTransaction, outcomes: list[tuple[str, str, str]]) -> int:
+    async def _process_together(self, incoming: list[_Incoming]) -> tuple[int, bool]:
+        """The fast path: leading records handled in one batch transaction for up to `batch_budget_s`. Returns
+        how many were committed, and whether the next one needs the careful path (a failure to retry or
+        dead-letter, a malformed record, the database away)."""
+        if self.batch is None:
+            return 0, True
+        return await asyncio.to_thread(self._handle_together, incoming)
+
+    def _handle_together(self, incoming: list[_Incoming]) -> tuple[int, bool]:
+        """No savepoint per record: a record that fails (or leaves its work uncommitted) rolls the batch back;
+        the records before it are done again in a new batch (past the budget: they took it once already),
+        and the failing one goes to the careful path. Rare, and cheaper than two statements per record."""
+        assert self.batch is not None
+        end, budget_s, failed = len(incoming), self.batch_budget_s, False
+        while True:
+            try:
+                with self.batch() as batch:
+                    taken, stopped, committed = self._handle_in_batch(batch, incoming[:end], budget_s)
+            except Exception:
+                log.info("batch stopped; its records are handled one at a time", exc_info=True)
+                return 0, True
+            if committed:
+                return taken, stopped or failed
+            if taken == 0:
+                return 0, True
+            end, budget_s, failed = taken, float("inf"), True
+
+    def _handle_in_batch(self, batch: BatchTransaction, incoming: list[_Incoming],
+                         budget_s: float) -> tuple[int, bool, bool]:
+        """(n, stopped, committed): the first n records handled and committed, and whether the next needs the
+        careful path; or, not committed, the n-th record failed and the batch must be rolled back."""
+        started = time.monotonic()
+        batch.look_up(self.consumer_name, [item.envelope.id for item in incoming[:_LOOK_UP_AT_MOST]
+                                           if item.envelope is not None])
+        outcomes: list[tuple[_Incoming, str, float | None]] = []  # (record, outcome, seconds handling it)
+        stopped = False
+        for n, item in enumerate(incoming):
+            if isinstance(item.refused, UnknownEventType):
+                outcomes.append((item, "unknown_type", None))
+            elif item.refused is not None:  # malformed or unregistered: dead-lettered on the careful path
+                stopped = True
+                break
+            else:
+                done = self._handle_one(batch, item)
+                if done is None or batch.spoiled:
+                    return n, True, False
+                outcomes.append(done)
+            if time.monotonic() - started > budget_s:
+                break
         batch.commit()
         crash_point("consumer.after_db_commit")  # the offsets are committed after the poll's records
-        for record_topic, event_type, outcome in outcomes:
-            self._count(record_topic, event_type, outcome)
-        return len(outcomes)
+        for item, result, seconds in outcomes:
+            self._count(item.record.topic, _event_type(item), result)
+            if seconds is not None and item.envelope is not None:
+                metrics.handling_seconds(item.record.topic, item.envelope.type).observe(seconds)
+        return len(outcomes), stopped, True
 
-    def _handle_in_batch(self, record: ConsumerRecord[bytes, bytes]) -> tuple[str, str, str] | None:
-        """(topic, event type, outcome), or None: leave this record and the rest to the careful path."""
-        with _record_span(record) as span:
+    def _handle_one(self, batch: BatchTransaction, item: _Incoming) -> tuple[_Incoming, str, float | None] | None:
+        """One record in the batch: (record, outcome, seconds), or None if it failed."""
+        assert item.envelope is not None and item.payload is not None
+        if batch.handled(self.consumer_name, item.envelope.id):
+            return item, "duplicate", None  # a redelivery: the handler is not even called
+        with _record_span(item.record, item.envelope):
+            started = time.perf_counter()
             try:
-                envelope, payload = self._decode(record, span)
-            except UnknownEventType as exc:
-                return record.topic, str(exc), "unknown_type"
-            except MalformedEvent:
-                return None
-            with _timed(record.topic, envelope.type):
-                try:
-                    self._handle_in_context(envelope, payload)
-                except Duplicate:
-                    return record.topic, envelope.type, "duplicate"
-                except Exception:
-                    return None  # its savepoint is rolled back; retried (or dead-lettered) one at a time
-            return record.topic, envelope.type, "handled"
-
-    def _decode(self, record: ConsumerRecord[bytes, bytes], span: Any) -> tuple[EventEnvelope, Message]:
-        """The record's envelope and payload, the envelope's ids on the span. Raises MalformedEvent, or
-        UnknownEventType for a payload this build does not know."""
-        envelope = decode(record.value)
-        span.set_attribute("refnet.event_type", envelope.type)
-        span.set_attribute("refnet.event_id", envelope.id)
-        span.set_attributes(metrics.subject_ids(envelope.subject))
-        admit(envelope, self.registry[record.topic])
-        return envelope, self.types.unpack(envelope)
+                self._handle_in_context(item.envelope, item.payload)
+                outcome = "handled"
+            except Duplicate:
+                outcome = "duplicate"
+            except Exception:
+                return None  # the batch is rolled back; retried (or dead-lettered) one at a time
+            return item, outcome, time.perf_counter() - started
 
     def _count(self, record_topic: str, event_type: str, outcome: str) -> None:
         """One record's outcome (handled, duplicate, unknown_type, dead_lettered): in counts and the metric."""
         self.counts[_COUNTED[outcome]] += 1
         if outcome == "unknown_type":
             log.warning("skipped unknown event type", extra={"fields": {"event_type": event_type}})
-        metrics.EVENTS_CONSUMED.labels(record_topic, event_type, outcome).inc()
+        metrics.consumed(record_topic, event_type, outcome).inc()
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer) -> None:
-        with _record_span(record) as span:
-            try:
-                envelope, payload = self._decode(record, span)
-            except UnknownEventType as exc:
-                self._count(record.topic, str(exc), "unknown_type")
+    async def _process(self, item: _Incoming, producer: AIOKafkaProducer) -> None:
+        record, envelope, refused = item.record, item.envelope, item.refused
+        with _record_span(record, envelope) as span:
+            if isinstance(refused, UnknownEventType):
+                self._count(record.topic, str(refused), "unknown_type")
                 return
-            except UnregisteredEvent as exc:
-                await self._dead_letter(record, producer, f"unregistered: {exc}", 1, exc.envelope)
+            if isinstance(refused, UnregisteredEvent):
+                await self._dead_letter(record, producer, f"unregistered: {refused}", 1, refused.envelope)
                 return
-            except MalformedEvent as exc:
-                await self._dead_letter(record, producer, f"malformed: {exc}", 1, None)
+            if refused is not None:
+                await self._dead_letter(record, producer, f"malformed: {refused}", 1, None)
                 return
-            await self._handle_with_retries(record, producer, envelope, payload, span)
+            assert envelope is not None and item.payload is not None
+            await self._handle_with_retries(record, producer, envelope, item.payload, span)
 
     async def _handle_with_retries(self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer,
                                    envelope: EventEnvelope, payload: Message, span: Any) -> None:
         attempt = 0
         outage_delay = self.retry_backoff_s
-        with _timed(record.topic, envelope.type):
+        started = time.perf_counter()
+        try:
             while True:
                 try:
                     await asyncio.to_thread(self._handle_in_context, envelope, payload)
@@ -332,6 +358,8 @@ class EventConsumer:
                         return
                     metrics.RETRIES.labels(record.topic, envelope.type).inc()
                     await asyncio.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+        finally:
+            metrics.handling_seconds(record.topic, envelope.type).observe(time.perf_counter() - started)
 
     def _handle_in_context(self, envelope: EventEnvelope, payload: Message) -> None:
         # Runs in a worker thread with a copy of the context: the span, the cause and the inbox key.
@@ -407,27 +435,45 @@ _COUNTED = {"handled": "handled", "duplicate": "duplicates", "unknown_type": "un
             "dead_lettered": "dead_lettered"}
 
 
-@contextlib.contextmanager
-def _timed(record_topic: str, event_type: str) -> Iterator[None]:
-    """Times handling one record, retries included."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.HANDLING_SECONDS.labels(record_topic, event_type).observe(time.perf_counter() - started)
+# At most this many records' inbox rows are looked up when a batch begins (a batch seldom takes more within its
+# budget); a later record in the same batch is looked up by its own unit of work.
+_LOOK_UP_AT_MOST = 32
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """A record as decoded: its envelope and payload, or why it cannot be handled (MalformedEvent,
+    UnregisteredEvent, UnknownEventType)."""
+
+    record: ConsumerRecord[bytes, bytes]
+    envelope: EventEnvelope | None
+    payload: Message | None
+    refused: Exception | None
+
+
+def _event_type(item: _Incoming) -> str:
+    if isinstance(item.refused, UnknownEventType):
+        return str(item.refused)
+    return item.envelope.type if item.envelope is not None else ""
 
 
 @contextlib.contextmanager
-def _record_span(record: ConsumerRecord[bytes, bytes]) -> Iterator[Any]:
-    """The record's consumer span, continuing the trace in its traceparent header."""
-    headers = dict(record.headers or ())
-    traceparent = (headers.get("traceparent") or b"").decode(errors="replace")
+def _record_span(record: ConsumerRecord[bytes, bytes], envelope: EventEnvelope | None) -> Iterator[Any]:
+    """The record's consumer span, continuing the trace in its traceparent header. Its attributes are set only
+    when it is recorded (an exporter is configured): otherwise nobody reads them."""
+    traceparent = ""
+    for name, value in record.headers or ():
+        if name == "traceparent":
+            traceparent = (value or b"").decode(errors="replace")
     token = otel_context.attach(context_from_traceparent(traceparent))
     try:
         with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
-            span.set_attribute("messaging.system", "kafka")
-            span.set_attribute("messaging.destination.name", record.topic)
-            span.set_attribute("messaging.kafka.message.offset", record.offset)
+            if span.is_recording():
+                span.set_attributes({"messaging.system": "kafka", "messaging.destination.name": record.topic,
+                                     "messaging.kafka.message.offset": record.offset})
+                if envelope is not None:
+                    span.set_attributes({"refnet.event_type": envelope.type, "refnet.event_id": envelope.id,
+                                         **metrics.subject_ids(envelope.subject)})
             yield span
     finally:
         otel_context.detach(token)

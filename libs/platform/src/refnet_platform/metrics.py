@@ -7,6 +7,7 @@ personal data, and never unbounded ids (a case id is a span attribute, not a lab
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Engine, func, select
@@ -38,6 +39,17 @@ GRPC_REQUESTS = Counter("refnet_grpc_requests_total", "gRPC calls handled, by me
                         ["method", "code"])
 GRPC_SECONDS = Histogram("refnet_grpc_request_seconds", "gRPC call latency", ["method"],
                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+# A worker's per-record children, looked up once: labels() takes a lock and builds a key at every call.
+@lru_cache(maxsize=4096)
+def consumed(topic: str, event_type: str, outcome: str) -> Counter:
+    return EVENTS_CONSUMED.labels(topic, event_type, outcome)
+
+
+@lru_cache(maxsize=4096)
+def handling_seconds(topic: str, event_type: str) -> Histogram:
+    return HANDLING_SECONDS.labels(topic, event_type)
 
 
 def sla_breached(province_code: str, kind: str) -> None:

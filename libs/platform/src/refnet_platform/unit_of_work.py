@@ -4,12 +4,12 @@ transaction that many units of work share (the consumer's fast path); and the cr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine, Transaction, bindparam, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text
 
 from refnet_platform.clock import system_clock
 from refnet_platform.context import current_delivery
@@ -25,8 +25,16 @@ _INSERT_INBOX = text(
     "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (:consumer, :event_id, :processed_at) "
     "ON CONFLICT (consumer, event_id) DO NOTHING",
 ).bindparams(bindparam("processed_at", type_=inbox.c.processed_at.type))
+# A batch's inbox rows, checked as the batch began: a row another consumer of the group wrote since (PostgreSQL,
+# after a rebalance) fails the batch's commit on the unique key, and the batch is undone whole.
+_RECORD_INBOX = insert(inbox)
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
 _INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
                                              inbox.c.event_id == bindparam("event_id"))
+_INBOX_SEEN_ANY = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
+                                                 inbox.c.event_id.in_(bindparam("event_ids", expanding=True)))
+# Bound parameters per inbox query: well under every database's limit.
+_INBOX_CHUNK = 500
 
 
 def crash_point(name: str) -> None:
@@ -40,18 +48,32 @@ class Duplicate(Exception):
     """This consumer already handled the record: the redelivery is a no-op."""
 
 
+class BatchSpoiled(Exception):
+    """A unit of work in the batch ended without committing: what it wrote cannot be undone alone, so the
+    batch must be rolled back whole (and its other units of work done again)."""
+
+
 class BatchTransaction:
-    """One transaction for many units of work: while it is open in this thread, each UnitOfWork on the
-    same engine is a SAVEPOINT in it. The consumer handles a poll's records this way: one commit (and one
-    write-lock turn) for the batch instead of one per record."""
+    """One transaction for many units of work: while it is open in this thread, each UnitOfWork on the same
+    engine works in the batch's transaction, and its commit only stages its outbox and inbox rows, written
+    together when the batch commits. No savepoint each (two statements per unit of work): a unit of work that
+    ends without committing spoils the batch instead (see BatchSpoiled), which the caller rolls back and redoes
+    without it. The consumer handles a poll's records this way: one commit, one write-lock turn and one inbox
+    query for the batch instead of one each per record."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.connection: Connection
+        self.spoiled = False
+        self._outbox_rows: list[dict[str, object]] = []
+        self._inbox_rows: list[dict[str, object]] = []
+        self._checked: set[tuple[str, str]] = set()  # deliveries whose inbox rows were looked up
+        self._seen: set[tuple[str, str]] = set()  # ...and found, or staged by this batch
+        self._notify: set[str] = set()
         self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
-        self.connection = self.engine.connect()  # its transaction begins with the first unit of work
+        self.connection = self.engine.connect()  # its transaction begins with the first statement
         self._token = _current_batch.set(self)
         return self
 
@@ -64,14 +86,46 @@ class BatchTransaction:
                 self.connection.rollback()
         finally:
             self.connection.close()
-            self._after_commit = []
+            self._reset()
+
+    def look_up(self, consumer: str, event_ids: Sequence[str]) -> None:
+        """Finds which of these records `consumer` handled before (see handled): one query for them all, in the
+        batch's transaction (on SQLite under the write lock: no other writer records one before this commits)."""
+        for start in range(0, len(event_ids), _INBOX_CHUNK):
+            chunk = event_ids[start:start + _INBOX_CHUNK]
+            rows = self.connection.execute(_INBOX_SEEN_ANY, {"consumer": consumer, "event_ids": chunk}).scalars()
+            self._seen.update((consumer, event_id) for event_id in rows)
+        self._checked.update((consumer, event_id) for event_id in event_ids)
+
+    def handled(self, consumer: str, event_id: str) -> bool | None:
+        """Whether `consumer` handled the record, as looked up or staged in this batch; None if not looked up."""
+        key = (consumer, event_id)
+        if key in self._seen:
+            return True
+        return False if key in self._checked else None
 
     def commit(self) -> None:
-        """Commits what the batch's units of work committed so far; the next unit of work begins anew."""
-        self.connection.commit()
-        callbacks, self._after_commit = self._after_commit, []
+        """Writes the staged outbox and inbox rows and commits; the next unit of work begins anew. Raises
+        BatchSpoiled (committing nothing) if a unit of work ended uncommitted."""
+        if self.spoiled:
+            raise BatchSpoiled("a unit of work in the batch ended without committing")
+        conn = self.connection
+        if self._outbox_rows:
+            conn.execute(_INSERT_OUTBOX, self._outbox_rows)
+        if self._inbox_rows:
+            conn.execute(_RECORD_INBOX, self._inbox_rows)
+        for channel in self._notify:  # delivered on commit: wakes the relay at once instead of on its next poll
+            conn.execute(_NOTIFY, {"channel": channel})
+        conn.commit()
+        callbacks = self._after_commit
+        self._reset()
         for callback in callbacks:
             callback()
+
+    def _reset(self) -> None:
+        self.spoiled = False
+        self._outbox_rows, self._inbox_rows, self._after_commit = [], [], []
+        self._checked, self._seen, self._notify = set(), set(), set()
 
 
 _current_batch: ContextVar[BatchTransaction | None] = ContextVar("refnet_batch", default=None)
@@ -79,7 +133,7 @@ _current_batch: ContextVar[BatchTransaction | None] = ContextVar("refnet_batch",
 
 class UnitOfWork:
     """One transaction: the service's repositories, the outbox and the inbox commit together. Inside a
-    BatchTransaction on the same engine it is a savepoint of the batch's transaction instead."""
+    BatchTransaction on the same engine it is part of the batch's transaction instead."""
 
     def __init__(self, engine: Engine, source: str, schema: str | None = None) -> None:
         self.engine = engine
@@ -88,7 +142,7 @@ class UnitOfWork:
         self.connection: Connection
         self._pending: list[OutgoingEvent] = []
         self._batch: BatchTransaction | None = None
-        self._savepoint: Transaction | None = None
+        self._committed = False
         self._after_commit: list[Callable[[], None]] = []
         self._read_only = False
 
@@ -105,14 +159,15 @@ class UnitOfWork:
         self._batch = batch if batch is not None and batch.engine is self.engine else None
         if self._batch is not None:
             self.connection = self._batch.connection
-            self._savepoint = self.connection.begin_nested()
         else:
             self.connection = read_connection(self.engine) if self._read_only else self.engine.connect()
             self.connection.begin()
         self._pending = []
         self._after_commit = []
+        self._committed = False
         delivery = current_delivery.get()
         if delivery and self._already_processed(delivery.consumer, delivery.event_id):
+            self._committed = True  # nothing written: nothing to undo
             self._close()
             raise Duplicate(delivery.event_id)
         self.open_repositories(self.connection)
@@ -124,10 +179,11 @@ class UnitOfWork:
         self._close()
 
     def _close(self) -> None:
-        """Rolls back what was not committed; safe to call twice."""
+        """Rolls back what was not committed; safe to call twice. In a batch, work that may have written
+        and was not committed spoils the batch (only the whole batch can be rolled back)."""
         if self._batch is not None:
-            if self._savepoint is not None and self._savepoint.is_active:
-                self._savepoint.rollback()
+            if not self._committed and not self._read_only:
+                self._batch.spoiled = True
             return
         try:
             if self.connection.in_transaction():
@@ -151,28 +207,38 @@ class UnitOfWork:
             envelope = wrap(pending, self.source)
             rows.append(dict(event_id=envelope.id, topic=pending.topic, key=pending.key, event_type=envelope.type,
                              value=envelope.SerializeToString(), traceparent=traceparent, created_at=system_clock()))
-        if rows:
-            conn.execute(_INSERT_OUTBOX, rows)
         delivery = current_delivery.get()
-        if delivery:
-            recorded = conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
-                                                        processed_at=system_clock()))
-            if recorded.rowcount == 0:  # handled meanwhile by another consumer of the group (a rebalance)
-                self._close()
-                raise Duplicate(delivery.event_id)
-        if self._pending and is_postgres(self.engine):
-            # Delivered on commit: wakes the relay at once instead of on its next poll.
-            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(self.schema)})
+        batch = self._batch
+        if batch is not None:  # staged: written when the batch commits
+            batch._outbox_rows.extend(rows)
+            if delivery:
+                batch._inbox_rows.append(dict(consumer=delivery.consumer, event_id=delivery.event_id,
+                                              processed_at=system_clock()))
+                batch._seen.add((delivery.consumer, delivery.event_id))
+            if rows and is_postgres(self.engine):
+                batch._notify.add(outbox_channel(self.schema))
+            batch._after_commit.extend(self._after_commit)
+        else:
+            if rows:
+                conn.execute(_INSERT_OUTBOX, rows)
+            if delivery:
+                recorded = conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
+                                                            processed_at=system_clock()))
+                if recorded.rowcount == 0:  # handled meanwhile by another consumer of the group (a rebalance)
+                    self._close()
+                    raise Duplicate(delivery.event_id)
+            if rows and is_postgres(self.engine):
+                # Delivered on commit: wakes the relay at once instead of on its next poll.
+                conn.execute(_NOTIFY, {"channel": outbox_channel(self.schema)})
+            conn.commit()
+            for callback in self._after_commit:
+                callback()
         self._pending = []
-        callbacks, self._after_commit = self._after_commit, []
-        if self._savepoint is not None and self._batch is not None:
-            self._savepoint.commit()
-            self._batch._after_commit.extend(callbacks)
-            return
-        conn.commit()
-        for callback in callbacks:
-            callback()
+        self._after_commit = []
+        self._committed = True
 
     def _already_processed(self, consumer: str, event_id: str) -> bool:
-        row = self.connection.execute(_INBOX_SEEN, {"consumer": consumer, "event_id": event_id}).first()
-        return row is not None
+        known = self._batch.handled(consumer, event_id) if self._batch is not None else None
+        if known is not None:
+            return known
+        return self.connection.execute(_INBOX_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None

@@ -32,7 +32,7 @@ from refnet_platform import kafka_clients, metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, UnregisteredEvent, decode
-from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
 from refnet_platform.topics import BY_NAME, Topic, dead_letter_topic
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, crash_point
 
@@ -437,7 +437,7 @@ _COUNTED = {"handled": "handled", "duplicate": "duplicates", "unknown_type": "un
 
 # At most this many records' inbox rows are looked up when a batch begins (a batch seldom takes more within its
 # budget); a later record in the same batch is looked up by its own unit of work.
-_LOOK_UP_AT_MOST = 32
+_LOOK_UP_AT_MOST = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,14 +459,17 @@ def _event_type(item: _Incoming) -> str:
 
 @contextlib.contextmanager
 def _record_span(record: ConsumerRecord[bytes, bytes], envelope: EventEnvelope | None) -> Iterator[Any]:
-    """The record's consumer span, continuing the trace in its traceparent header. Its attributes are set only
-    when it is recorded (an exporter is configured): otherwise nobody reads them."""
+    """The record's consumer span, continuing the trace in its traceparent header. With no exporter there is no
+    span to make (nobody would see it): the header's context alone is carried on, for logs and the outbox."""
     traceparent = ""
     for name, value in record.headers or ():
         if name == "traceparent":
             traceparent = (value or b"").decode(errors="replace")
     token = otel_context.attach(context_from_traceparent(traceparent))
     try:
+        if not exporting():
+            yield trace.get_current_span()
+            return
         with tracer.start_as_current_span(f"{record.topic} process", kind=SpanKind.CONSUMER) as span:
             if span.is_recording():
                 span.set_attributes({"messaging.system": "kafka", "messaging.destination.name": record.topic,

@@ -18,6 +18,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _propagator = TraceContextTextMapPropagator()
+# False once setup_tracing found nowhere to send spans: then a span per record or row is not even made (its trace
+# still is: the caller's context is carried on, so logs and outgoing records keep the trace id). True until then
+# (tests and tools that set their own tracer provider keep every span).
+_exporting = True
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,6 +60,8 @@ def setup_logging(service: str, level: str = "INFO") -> None:
 
 def setup_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider:
     # With nowhere to send spans they are not recorded (their ids still reach logs and record headers).
+    global _exporting
+    _exporting = bool(otlp_endpoint)
     sampler = ParentBased(ALWAYS_ON if otlp_endpoint else ALWAYS_OFF)
     provider = TracerProvider(resource=Resource.create({"service.name": f"refnet-{service}"}), sampler=sampler)
     if otlp_endpoint:
@@ -64,6 +70,11 @@ def setup_tracing(service: str, otlp_endpoint: str | None) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def exporting() -> bool:
+    """Whether spans go anywhere: per-record and per-row spans are made only then."""
+    return _exporting
 
 
 def current_traceparent() -> str:

@@ -41,10 +41,15 @@ GRPC_SECONDS = Histogram("refnet_grpc_request_seconds", "gRPC call latency", ["m
                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
-# A worker's per-record children, looked up once: labels() takes a lock and builds a key at every call.
+# The per-record children of a worker or relay, looked up once: labels() takes a lock and builds a key at every call.
 @lru_cache(maxsize=4096)
 def consumed(topic: str, event_type: str, outcome: str) -> Counter:
     return EVENTS_CONSUMED.labels(topic, event_type, outcome)
+
+
+@lru_cache(maxsize=4096)
+def produced(topic: str, event_type: str) -> Counter:
+    return EVENTS_PRODUCED.labels(topic, event_type)
 
 
 @lru_cache(maxsize=4096)

@@ -22,7 +22,7 @@ from inotify_simple import flags as inotify_flags
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, bindparam, false, func, not_, or_, select, update
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
@@ -31,7 +31,7 @@ from refnet_platform.engine import is_postgres, read_connection
 from refnet_platform.kafka_clients import SEND_TIMEOUT_S
 from refnet_platform.relay_lease import LeaseLost, RelayLease
 from refnet_platform.tables import outbox, outbox_channel
-from refnet_platform.telemetry import context_from_traceparent, current_traceparent
+from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
 from refnet_platform.topics import TOPICS
 from refnet_platform.unit_of_work import crash_point
 
@@ -146,8 +146,10 @@ class Relay:
         self.poll_interval_s = poll_interval_s
         self.stopping = threading.Event()
         # Built once: the same statement objects keep SQLAlchemy's cache key (no rebuild per round).
-        self._pending_urgent = _PENDING.where(outbox.c.topic.in_(URGENT_TOPICS)).limit(batch_size)
-        self._pending_normal = _PENDING.where(outbox.c.topic.not_in(URGENT_TOPICS)).limit(batch_size)
+        # One bound parameter per urgent topic rather than an IN list: a list is re-rendered at every execution.
+        urgent = or_(false(), *(outbox.c.topic == name for name in URGENT_TOPICS))
+        self._pending_urgent = _PENDING.where(urgent).limit(batch_size)
+        self._pending_normal = _PENDING.where(not_(urgent)).limit(batch_size)
 
     def publish_pending(self) -> int:
         """Publishes one batch of unsent rows in id order; returns how many were sent. With a lease, raises
@@ -164,23 +166,17 @@ class Relay:
         if not rows:
             return 0
         sends = Sends(self.producer)
-        for row in rows:
-            token = otel_context.attach(context_from_traceparent(row.traceparent))
-            try:
-                with tracer.start_as_current_span(f"{row.topic} publish", kind=SpanKind.PRODUCER) as span:
-                    if span.is_recording():  # not when no exporter is configured: spare parsing the envelope
-                        span.set_attributes({"messaging.system": "kafka", "messaging.destination.name": row.topic,
-                                             "refnet.event_type": row.event_type,
-                                             **metrics.subject_ids(EventEnvelope.FromString(row.value).subject)})
-                    sends.send(row.topic, row.key.encode(), row.value,
-                               [("traceparent", current_traceparent().encode())])
-            finally:
-                otel_context.detach(token)
+        if exporting():
+            for row in rows:
+                _send_in_span(sends, row)
+        else:  # no span to make: the writer's own context goes on as the record's traceparent
+            for row in rows:
+                sends.send(row.topic, row.key.encode(), row.value, [("traceparent", row.traceparent)])
         # Raises if any send failed: the rows stay unsent and are retried. Never waits beyond the lease.
         sends.wait(SEND_TIMEOUT_S if self.lease is None else min(SEND_TIMEOUT_S, self.lease.remaining_s()))
         crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for (topic, event_type), produced in Counter((r.topic, r.event_type) for r in rows).items():
-            metrics.EVENTS_PRODUCED.labels(topic, event_type).inc(produced)
+            metrics.produced(topic, event_type).inc(produced)
         with self.engine.begin() as conn:
             if self.lease is not None:
                 self.lease.renew_within(conn)  # still ours, or nothing is marked (LeaseLost)
@@ -239,6 +235,20 @@ class Relay:
     def stop_on_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
+
+
+def _send_in_span(sends: Sends, row: Any) -> None:
+    """Sends the row in a producer span, a child of the writer's."""
+    token = otel_context.attach(context_from_traceparent(row.traceparent))
+    try:
+        with tracer.start_as_current_span(f"{row.topic} publish", kind=SpanKind.PRODUCER) as span:
+            if span.is_recording():  # not when the sampler drops it: spare parsing the envelope
+                span.set_attributes({"messaging.system": "kafka", "messaging.destination.name": row.topic,
+                                     "refnet.event_type": row.event_type,
+                                     **metrics.subject_ids(EventEnvelope.FromString(row.value).subject)})
+            sends.send(row.topic, row.key.encode(), row.value, [("traceparent", current_traceparent().encode())])
+    finally:
+        otel_context.detach(token)
 
 
 def _close_quietly(waiter: CommitWaiter) -> None:

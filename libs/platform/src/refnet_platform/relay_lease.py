@@ -21,7 +21,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from refnet_platform import metrics
@@ -31,6 +31,13 @@ from refnet_platform.tables import relay_lease
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 15.0
+
+# Built once (the relay renews at every batch it marks sent): taking it (ours, or run out), and renewing it
+# inside a marking transaction (ours and not yet run out).
+_OURS = relay_lease.c.owner == bindparam("holder")
+_NEW_TERM = update(relay_lease).values(owner=bindparam("holder"), expires_at=bindparam("until"))
+_TAKE = _NEW_TERM.where(relay_lease.c.name == bindparam("lease"), _OURS | (relay_lease.c.expires_at < bindparam("now")))
+_RENEW = _NEW_TERM.where(relay_lease.c.name == bindparam("lease"), _OURS, relay_lease.c.expires_at >= bindparam("now"))
 
 
 class LeaseLost(Exception):
@@ -85,11 +92,8 @@ class RelayLease:
         self._holding(None)
 
     def _extend(self, conn: Connection, now: datetime, or_expired: bool) -> bool:
-        owned = relay_lease.c.owner == self.owner
-        # Taking: ours, or run out. Renewing inside a marking transaction: ours and not yet run out.
-        mine = owned | (relay_lease.c.expires_at < now) if or_expired else owned & (relay_lease.c.expires_at >= now)
-        result = conn.execute(update(relay_lease).where(relay_lease.c.name == self.name, mine)
-                              .values(owner=self.owner, expires_at=now + self.ttl))
+        result = conn.execute(_TAKE if or_expired else _RENEW,
+                              {"lease": self.name, "holder": self.owner, "now": now, "until": now + self.ttl})
         return result.rowcount == 1
 
     def _create(self, conn: Connection, now: datetime) -> bool:

@@ -4,10 +4,10 @@ by another consumer of the group."""
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -73,8 +73,9 @@ def worker(engine: Engine, handled: list[str], fail: str = "") -> EventConsumer:
                          batch_budget_s=60, registry=registry)
 
 
-def incoming(consumer: EventConsumer, made: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:
-    return [consumer._read(record) for record in made]
+def together(consumer: EventConsumer, made: list[ConsumerRecord[bytes, bytes]]) -> tuple[int, bool]:
+    """The fast path over these records, in a copy of the context as the consumer runs it (in a worker thread)."""
+    return contextvars.copy_context().run(consumer._handle_together, [consumer._read(record) for record in made])
 
 
 def test_a_batch_costs_the_platform_a_few_statements_and_a_record_none(
@@ -82,7 +83,7 @@ def test_a_batch_costs_the_platform_a_few_statements_and_a_record_none(
     handled: list[str] = []
     consumer = worker(engine, handled)
     cases = [f"case-{n}" for n in range(20)]
-    assert consumer._handle_together(incoming(consumer, records(cases))) == (20, False)
+    assert together(consumer, records(cases)) == (20, False)
     executed = list(statements)
     assert handled == cases and (count(engine, notes), count(engine, outbox), count(engine, inbox)) == (20, 20, 20)
     own = executed.count("INSERT") - 2  # the handler's one insert per record; then outbox and inbox, once each
@@ -99,15 +100,15 @@ def test_a_redelivered_batch_is_a_no_op_without_calling_the_handler(
     consumer = worker(engine, handled)
     ids = [str(uuid.uuid4()) for _ in range(5)]
     cases = [f"case-{n}" for n in range(5)]
-    assert consumer._handle_together(incoming(consumer, records(cases, ids))) == (5, False)
+    assert together(consumer, records(cases, ids)) == (5, False)
     statements.clear()
     # Redelivered, and one record twice within the poll (a relay that resent it): each handled once.
     again = records([*cases, "case-0"], [*ids, ids[0]])
-    assert consumer._handle_together(incoming(consumer, again)) == (6, False)
+    assert together(consumer, again) == (6, False)
     assert statements == ["SELECT"], statements  # the one look-up
     assert handled == cases and consumer.counts["duplicates"] == 6
     fresh = records(["case-new", "case-new"], [str(uuid.uuid4())] * 2)
-    assert consumer._handle_together(incoming(consumer, fresh)) == (2, False)
+    assert together(consumer, fresh) == (2, False)
     assert handled == [*cases, "case-new"] and count(engine, notes) == 6
 
 
@@ -117,7 +118,7 @@ def test_a_failing_record_undoes_its_batch_and_the_records_before_it_are_redone_
     consumer = worker(engine, handled, fail="case-3")
     cases = [f"case-{n}" for n in range(6)]
     # Three committed (redone once in a new batch), the fourth for the careful path (retries, dead letter).
-    assert consumer._handle_together(incoming(consumer, records(cases))) == (3, True)
+    assert together(consumer, records(cases)) == (3, True)
     assert handled == ["case-0", "case-1", "case-2", "case-3", "case-0", "case-1", "case-2"]
     with engine.connect() as conn:
         assert sorted(conn.execute(select(notes.c.note_id)).scalars()) == ["case-0", "case-1", "case-2"]

@@ -3,7 +3,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
@@ -60,10 +63,21 @@ def _aware(value: datetime | None) -> datetime | None:
 _SET_REFERRAL = update(needs).values(
     referral_id=bindparam("new_referral_id"), referral_status=bindparam("new_status"),
     provider_id=func.coalesce(func.nullif(bindparam("new_provider_id"), ""), needs.c.provider_id))
+# RETURNING the need set: the need now holding the referral, without reading it again.
 _REFERRAL_BY_NEED = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                        needs.c.need_id == bindparam("of_need"))
+                                        needs.c.need_id == bindparam("of_need")).returning(needs.c.need_id)
 _REFERRAL_BY_REFERRAL = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                            needs.c.referral_id == bindparam("new_referral_id"))
+                                            needs.c.referral_id == bindparam("new_referral_id")
+                                            ).returning(needs.c.need_id)
+_CASE_EXISTS = select(cases.c.case_id).where(cases.c.case_id == bindparam("case_id"))
+_INSERT_CASE = insert(cases)
+_INSERT_CASE_KEY = insert(case_keys)
+_INSERT_PERSONAL_DATA = insert(case_personal_data)
+_INSERT_NEEDS = insert(needs)
+_INSERT_CONSENTS = insert(consents)
+_INSERT_CONSENT_NOTES = insert(consent_notes)
+_INSERT_PHONE = insert(contact_phones)
+_INSERT_CALL = insert(calls)
 
 
 def _need_row(case_id: str, need: Need) -> dict[str, Any]:
@@ -168,22 +182,20 @@ class CaseRepository:
         self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(
             referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
 
-    def record_referral(self, case_id: str, need_id: str, referral_id: str, status: str, provider_id: str) -> bool:
-        """Sets the referral on the case's need `need_id`, or else on its need holding `referral_id`;
-        False if neither is found."""
+    def record_referral(self, case_id: str, need_id: str, referral_id: str, status: str, provider_id: str
+                        ) -> str | None:
+        """Sets the referral on the case's need `need_id`, or else on its need holding `referral_id`; the id of
+        the need set (now holding `referral_id`), None if neither is found."""
         values = {"of_case": case_id, "new_referral_id": referral_id, "new_status": status,
                   "new_provider_id": provider_id}
-        if need_id and self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).rowcount:
-            return True
-        return bool(referral_id) and bool(self.conn.execute(_REFERRAL_BY_REFERRAL, values).rowcount)
-
-    def need_holding(self, case_id: str, referral_id: str) -> str | None:
-        """The case's need whose latest referral is `referral_id`."""
-        return self.conn.execute(select(needs.c.need_id).where(
-            needs.c.case_id == case_id, needs.c.referral_id == referral_id)).scalar()
+        if need_id:
+            held: str | None = self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).scalar()
+            if held is not None:
+                return held
+        return self.conn.execute(_REFERRAL_BY_REFERRAL, values).scalar() if referral_id else None
 
     def exists(self, case_id: str) -> bool:
-        return self.conn.execute(select(cases.c.case_id).where(cases.c.case_id == case_id)).first() is not None
+        return self.conn.execute(_CASE_EXISTS, {"case_id": case_id}).first() is not None
 
     def get(self, case_id: str, lock: bool = False) -> Case | None:
         """`lock`: hold the case row until commit, so concurrent changes to one case queue up."""
@@ -364,6 +376,38 @@ class CallRepository:
                     imported=r["imported"])
 
 
+def _referral_progress(status: ColumnElement[str], provider_id: ColumnElement[str], accepted: ColumnElement[bool],
+                       at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
+    """A known referral takes the new status (never back to requested, which only ever comes first), keeps the
+    first provider named and stays accepted once it was."""
+    return dict(
+        status=sql_case((and_(status == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED), referrals.c.status),
+                    else_=status),
+        provider_id=func.coalesce(func.nullif(referrals.c.provider_id, ""), provider_id),
+        accepted=or_(referrals.c.accepted, accepted), updated_at=at)
+
+
+def _upsert_referral(dialect_insert: Any) -> Any:
+    """One statement for a referral new or known (both dialects spell the upsert alike). A referral belongs to
+    one case: an event naming another case changes nothing."""
+    stmt = dialect_insert(referrals)
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[referrals.c.referral_id],
+        set_=_referral_progress(new.status, new.provider_id, new.accepted, new.updated_at)
+        | {"need_id": func.coalesce(func.nullif(referrals.c.need_id, ""), new.need_id)},
+        where=referrals.c.case_id == new.case_id)
+
+
+_UPSERT_REFERRAL = {"sqlite": _upsert_referral(sqlite.insert), "postgresql": _upsert_referral(postgresql.insert)}
+# Progress on a known referral whose need is no longer found (a new referral is not recorded without it).
+_UPDATE_REFERRAL = update(referrals).where(
+    referrals.c.referral_id == bindparam("of_referral"), referrals.c.case_id == bindparam("of_case")
+).values(_referral_progress(bindparam("new_status"), bindparam("new_provider_id"),
+                            bindparam("new_accepted", type_=Boolean), bindparam("new_at", type_=DateTime(timezone=True))))
+_GET_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
+
+
 class ReferralLog:
     """Intake's record of every referral made for its cases, as referral's events report them."""
 
@@ -371,7 +415,7 @@ class ReferralLog:
         self.conn = conn
 
     def get(self, referral_id: str) -> ReferralRecord | None:
-        r = self.conn.execute(select(referrals).where(referrals.c.referral_id == referral_id)).mappings().first()
+        r = self.conn.execute(_GET_REFERRAL, {"referral_id": referral_id}).mappings().first()
         if r is None:
             return None
         return ReferralRecord(referral_id=r["referral_id"], case_id=r["case_id"], need_id=r["need_id"],
@@ -381,20 +425,14 @@ class ReferralLog:
                accepted: bool, at: datetime) -> None:
         """A new referral needs its need (else nothing is recorded: nothing could be read for it). A known
         one takes the new status (never back to requested, which only ever comes first), keeps the first
-        provider named and stays accepted once it was."""
-        known = self.get(referral_id)
-        if known is None:
-            if need_id:
-                self.conn.execute(insert(referrals), dict(
-                    referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
-                    status=status, accepted=accepted, updated_at=at))
-            return
-        if known.case_id != case_id:
-            return  # a referral belongs to one case: an event saying otherwise changes nothing
-        first = status == REFERRAL_REQUESTED and known.status != REFERRAL_REQUESTED
-        self.conn.execute(update(referrals).where(referrals.c.referral_id == referral_id).values(
-            status=known.status if first else status, provider_id=known.provider_id or provider_id,
-            need_id=known.need_id or need_id or "", accepted=known.accepted or accepted, updated_at=at))
+        provider and need named and stays accepted once it was. One statement either way."""
+        if need_id:
+            self.conn.execute(_UPSERT_REFERRAL[self.conn.dialect.name], dict(
+                referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
+                status=status, accepted=accepted, updated_at=at))
+        else:
+            self.conn.execute(_UPDATE_REFERRAL, dict(of_referral=referral_id, of_case=case_id, new_status=status,
+                                                     new_provider_id=provider_id, new_accepted=accepted, new_at=at))
 
 
 class AuditLog:

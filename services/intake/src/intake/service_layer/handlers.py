@@ -437,12 +437,12 @@ def record_referral(cmd: commands.RecordReferral, uow: UowFactory, clock: Clock)
     """Keeps the need's referral, status and provider as referral reports them (the need named, else the
     one holding the referral), and intake's own record of the referral, which contact reads rely on."""
     with uow() as work:
-        if not work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id) \
-                and not work.cases.exists(cmd.case_id):
+        holding = work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id)
+        if holding is None and not work.cases.exists(cmd.case_id):
             log.warning("referral for an unknown case", extra={"fields": {"case_id": cmd.case_id}})
         elif cmd.referral_id:
-            work.referrals.record(cmd.case_id, work.cases.need_holding(cmd.case_id, cmd.referral_id), cmd.referral_id,
-                                  cmd.status, cmd.provider_id, accepted=cmd.status in ACCEPTED, at=clock())
+            work.referrals.record(cmd.case_id, holding, cmd.referral_id, cmd.status, cmd.provider_id,
+                                  accepted=cmd.status in ACCEPTED, at=clock())
         work.commit()  # recorded in the inbox either way: a redelivery changes nothing
 
 

@@ -69,6 +69,8 @@ _REFERRAL_BY_NEED = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
 _REFERRAL_BY_REFERRAL = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
                                             needs.c.referral_id == bindparam("new_referral_id")
                                             ).returning(needs.c.need_id)
+# Statements built once: executing a constant statement with parameters skips SQLAlchemy's per-call
+# statement construction and cache-key work, most of what a write cost here.
 _CASE_EXISTS = select(cases.c.case_id).where(cases.c.case_id == bindparam("case_id"))
 _INSERT_CASE = insert(cases)
 _INSERT_CASE_KEY = insert(case_keys)
@@ -98,10 +100,8 @@ class CaseRepository:
         self.conn = conn
         self.vault = vault
 
-    # Statements built once: executing a constant insert() with parameters skips SQLAlchemy's per-call
-    # statement construction and cache-key work, most of what a write cost here.
     def add(self, case: Case, contact: Contact, narrative: str) -> None:
-        self.conn.execute(insert(cases), dict(
+        self.conn.execute(_INSERT_CASE, dict(
             case_id=case.case_id, client_request_id=case.client_request_id,
             province_code=case.province_code, commune_code=case.commune_code,
             case_types=[str(t) for t in case.case_types], is_child=case.survivor.is_child,
@@ -115,27 +115,27 @@ class CaseRepository:
             **self._mutable(case),
         ))
         key, key_id, wrapped = self.vault.new_case_key(case.case_id)
-        self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
-        self.conn.execute(insert(case_personal_data), dict(
+        self.conn.execute(_INSERT_CASE_KEY, dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
+        self.conn.execute(_INSERT_PERSONAL_DATA, dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
         if case.needs:
-            self.conn.execute(insert(needs), [_need_row(case.case_id, need) for need in case.needs])
+            self.conn.execute(_INSERT_NEEDS, [_need_row(case.case_id, need) for need in case.needs])
         given = [need.consent for need in case.needs if need.consent is not None]
         if given:
-            self.conn.execute(insert(consents), [_consent_row(case.case_id, consent) for consent in given])
+            self.conn.execute(_INSERT_CONSENTS, [_consent_row(case.case_id, consent) for consent in given])
             self._seal_notes(case.case_id, given, key)
         phone_key = self.vault.phone_key(contact.phone) if contact.phone else ""
         if phone_key:
-            self.conn.execute(insert(contact_phones), dict(phone_key=phone_key, case_id=case.case_id))
+            self.conn.execute(_INSERT_PHONE, dict(phone_key=phone_key, case_id=case.case_id))
 
     def add_need(self, case_id: str, need: Need) -> None:
-        self.conn.execute(insert(needs), _need_row(case_id, need))
+        self.conn.execute(_INSERT_NEEDS, _need_row(case_id, need))
         if need.consent is not None:
-            self.conn.execute(insert(consents), _consent_row(case_id, need.consent))
+            self.conn.execute(_INSERT_CONSENTS, _consent_row(case_id, need.consent))
             self._seal_notes(case_id, [need.consent])
 
     def add_consent(self, case_id: str, consent: Consent) -> None:
-        self.conn.execute(insert(consents), _consent_row(case_id, consent))
+        self.conn.execute(_INSERT_CONSENTS, _consent_row(case_id, consent))
         self._seal_notes(case_id, [consent])
         self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=True))
 
@@ -145,9 +145,9 @@ class CaseRepository:
         if not noted:
             return
         key = key or self._case_key(case_id)
-        self.conn.execute(insert(consent_notes), [
+        self.conn.execute(_INSERT_CONSENT_NOTES, [
             dict(consent_id=c.consent_id, case_id=case_id,
-                 sealed=self.vault.seal_note(key, case_id, c.consent_id, c.legal_basis_note)) for c in noted])
+                 sealed=self.vault.seal_row(key, case_id, c.consent_id, c.legal_basis_note.encode())) for c in noted])
 
     def _case_key(self, case_id: str) -> bytes:
         wrapped = self.conn.execute(select(case_keys.c.wrapped_key, case_keys.c.key_id)
@@ -165,7 +165,7 @@ class CaseRepository:
             if not self.conn.execute(select(case_keys.c.case_id).where(case_keys.c.case_id == case_id)).first():
                 self.conn.execute(delete(consent_notes).where(which))
                 continue
-            note = self.vault.seal_note(self._case_key(case_id), case_id, consent_id, text)
+            note = self.vault.seal_row(self._case_key(case_id), case_id, consent_id, text.encode())
             self.conn.execute(update(consent_notes).where(which).values(sealed=note, pending=None))
             sealed += 1
         return sealed
@@ -357,7 +357,7 @@ class CallRepository:
 
     def add(self, call: Call) -> None:
         d = call.details
-        self.conn.execute(insert(calls).values(
+        self.conn.execute(_INSERT_CALL, dict(
             call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
             channel=str(d.channel), topic=str(d.topic), anonymous=d.anonymous, outcome=str(call.outcome),
             case_id=call.case_id or None, started_at=d.started_at, duration_seconds=d.duration_seconds,
@@ -380,9 +380,9 @@ def _referral_progress(status: ColumnElement[str], provider_id: ColumnElement[st
                        at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
     """A known referral takes the new status (never back to requested, which only ever comes first), keeps the
     first provider named and stays accepted once it was."""
+    back_to_requested = and_(status == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED)
     return dict(
-        status=sql_case((and_(status == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED), referrals.c.status),
-                    else_=status),
+        status=sql_case((back_to_requested, referrals.c.status), else_=status),
         provider_id=func.coalesce(func.nullif(referrals.c.provider_id, ""), provider_id),
         accepted=or_(referrals.c.accepted, accepted), updated_at=at)
 
@@ -404,7 +404,8 @@ _UPSERT_REFERRAL = {"sqlite": _upsert_referral(sqlite.insert), "postgresql": _up
 _UPDATE_REFERRAL = update(referrals).where(
     referrals.c.referral_id == bindparam("of_referral"), referrals.c.case_id == bindparam("of_case")
 ).values(_referral_progress(bindparam("new_status"), bindparam("new_provider_id"),
-                            bindparam("new_accepted", type_=Boolean), bindparam("new_at", type_=DateTime(timezone=True))))
+                            bindparam("new_accepted", type_=Boolean),
+                            bindparam("new_at", type_=DateTime(timezone=True))))
 _GET_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 
 

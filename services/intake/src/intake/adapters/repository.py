@@ -3,10 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy import case as sql_case
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import ColumnElement
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
@@ -160,12 +158,12 @@ class CaseRepository:
         pending = self.conn.execute(select(consent_notes.c.consent_id, consent_notes.c.case_id, consent_notes.c.pending)
                                     .where(consent_notes.c.pending.is_not(None))).all()
         sealed = 0
-        for consent_id, case_id, text in pending:
+        for consent_id, case_id, pending_note in pending:
             which = consent_notes.c.consent_id == consent_id
             if not self.conn.execute(select(case_keys.c.case_id).where(case_keys.c.case_id == case_id)).first():
                 self.conn.execute(delete(consent_notes).where(which))
                 continue
-            note = self.vault.seal_row(self._case_key(case_id), case_id, consent_id, text.encode())
+            note = self.vault.seal_row(self._case_key(case_id), case_id, consent_id, pending_note.encode())
             self.conn.execute(update(consent_notes).where(which).values(sealed=note, pending=None))
             sealed += 1
         return sealed
@@ -376,36 +374,34 @@ class CallRepository:
                     imported=r["imported"])
 
 
-def _referral_progress(status: ColumnElement[str], provider_id: ColumnElement[str], accepted: ColumnElement[bool],
-                       at: ColumnElement[datetime]) -> dict[str, ColumnElement[Any]]:
-    """A known referral takes the new status (never back to requested, which only ever comes first), keeps the
-    first provider named and stays accepted once it was."""
-    back_to_requested = and_(status == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED)
-    return dict(
-        status=sql_case((back_to_requested, referrals.c.status), else_=status),
-        provider_id=func.coalesce(func.nullif(referrals.c.provider_id, ""), provider_id),
-        accepted=or_(referrals.c.accepted, accepted), updated_at=at)
-
-
-def _upsert_referral(dialect_insert: Any) -> Any:
-    """One statement for a referral new or known (both dialects spell the upsert alike). A referral belongs to
-    one case: an event naming another case changes nothing."""
-    stmt = dialect_insert(referrals)
-    new = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=[referrals.c.referral_id],
-        set_=_referral_progress(new.status, new.provider_id, new.accepted, new.updated_at)
-        | {"need_id": func.coalesce(func.nullif(referrals.c.need_id, ""), new.need_id)},
-        where=referrals.c.case_id == new.case_id)
-
-
-_UPSERT_REFERRAL = {"sqlite": _upsert_referral(sqlite.insert), "postgresql": _upsert_referral(postgresql.insert)}
-# Progress on a known referral whose need is no longer found (a new referral is not recorded without it).
+# One statement for a referral new or known, spelt alike by SQLite and PostgreSQL. Written as text: SQLAlchemy
+# compiles an on_conflict_do_update() construct anew on every call (it has no cache key), which cost more than the
+# reads it replaces. A known referral takes the new status (never back to requested, which only ever comes first),
+# keeps the first provider and need named and stays accepted once it was; a referral belongs to one case, so an event
+# naming another case changes nothing.
+_UPSERT_REFERRAL = text(f"""
+INSERT INTO referrals (referral_id, case_id, need_id, provider_id, status, accepted, updated_at)
+VALUES (:referral_id, :case_id, :need_id, :provider_id, :status, :accepted, :updated_at)
+ON CONFLICT (referral_id) DO UPDATE SET
+  status = CASE WHEN excluded.status = '{REFERRAL_REQUESTED}' AND referrals.status <> '{REFERRAL_REQUESTED}'
+                THEN referrals.status ELSE excluded.status END,
+  provider_id = COALESCE(NULLIF(referrals.provider_id, ''), excluded.provider_id),
+  need_id = COALESCE(NULLIF(referrals.need_id, ''), excluded.need_id),
+  accepted = (referrals.accepted OR excluded.accepted),
+  updated_at = excluded.updated_at
+WHERE referrals.case_id = excluded.case_id
+""").bindparams(bindparam("accepted", type_=Boolean), bindparam("updated_at", type_=DateTime(timezone=True)))
+# Progress on a known referral whose need no longer holds it (a new referral is not recorded without its need): the
+# upsert's rule.
+_NEW_STATUS = bindparam("new_status")
 _UPDATE_REFERRAL = update(referrals).where(
     referrals.c.referral_id == bindparam("of_referral"), referrals.c.case_id == bindparam("of_case")
-).values(_referral_progress(bindparam("new_status"), bindparam("new_provider_id"),
-                            bindparam("new_accepted", type_=Boolean),
-                            bindparam("new_at", type_=DateTime(timezone=True))))
+).values(
+    status=sql_case((and_(_NEW_STATUS == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED),
+                     referrals.c.status), else_=_NEW_STATUS),
+    provider_id=func.coalesce(func.nullif(referrals.c.provider_id, ""), bindparam("new_provider_id")),
+    accepted=or_(referrals.c.accepted, bindparam("new_accepted", type_=Boolean)),
+    updated_at=bindparam("new_at", type_=DateTime(timezone=True)))
 _GET_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 
 
@@ -428,7 +424,7 @@ class ReferralLog:
         one takes the new status (never back to requested, which only ever comes first), keeps the first
         provider and need named and stays accepted once it was. One statement either way."""
         if need_id:
-            self.conn.execute(_UPSERT_REFERRAL[self.conn.dialect.name], dict(
+            self.conn.execute(_UPSERT_REFERRAL, dict(
                 referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
                 status=status, accepted=accepted, updated_at=at))
         else:

@@ -76,7 +76,7 @@ def test_free_text_legal_bases_become_codes_and_sealed_notes(database_url: str) 
     assert [(c, p) for c, _, p in notes] == [("c-long", None), ("c-other", None)]
     for consent_id, sealed, _ in notes:
         assert b"Canary" not in bytes(sealed)
-        assert Vault.open_note(key, "case-1", consent_id, bytes(sealed)) == TEXTS[consent_id]
+        assert Vault.open_row(key, "case-1", consent_id, bytes(sealed)).decode() == TEXTS[consent_id]
     assert case is not None
     noted = {n.consent.consent_id: n.consent.has_legal_basis_note for n in case.needs if n.consent}
     assert noted == {"c-child": False, "c-decree": False, "c-dv": False, "c-other": True, "c-long": True,

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from intake.adapters.crypto import Vault, load_master_key, load_previous_keys
 from intake.config import Settings
 from intake.domain import commands
-from intake.service_layer import casework, contacts, handlers
+from intake.service_layer import casework, contacts, handlers, history
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.bus import MessageBus
 from refnet_platform.clock import Clock, system_clock
@@ -41,7 +41,7 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     commands.GetCaseFile: casework.get_case_file,
     commands.ListCases: casework.list_cases,
     commands.ExpireOverdueSteps: casework.expire_overdue_steps,
-    commands.ImportHistory: handlers.import_history,
+    commands.ImportHistory: history.import_history,
 }
 READS = frozenset({commands.GetCase, commands.ListCases})
 # Those that open or move a child's steps are given the deadlines too (the settings' StepPolicy).

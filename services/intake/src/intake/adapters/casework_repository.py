@@ -1,5 +1,5 @@
 """Case work's rows: assessments, plans, follow-ups, reviews, reassignments and a child's steps, and the case
-lists. What a case worker writes is sealed with the case's own key (crypto.Vault.seal_record)."""
+lists. What a case worker writes is sealed with the case's own key (crypto.Vault.seal_row)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ from refnet_platform.caller import Caller
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.vocabulary import RiskLevel, ServiceType
 
+_INSERT_STEPS = insert(case_steps)
+
+
+def _step_values(step: Step) -> dict[str, object]:
+    return dict(status=str(step.status), due_at=step.due_at, opened_at=step.opened_at, done_at=step.done_at,
+                escalated_at=step.escalated_at)
+
 
 class CaseWorkRepository:
     def __init__(self, conn: Connection, vault: Vault) -> None:
@@ -63,11 +70,11 @@ class CaseWorkRepository:
         return None if row is None else self.vault.unwrap(case_id, bytes(row[0]), row[1])
 
     def _seal(self, key: bytes, case_id: str, record_id: str, data: dict[str, object]) -> bytes:
-        return self.vault.seal_record(key, case_id, record_id, data)
+        return self.vault.seal_row(key, case_id, record_id, json.dumps(data, ensure_ascii=False).encode())
 
     @staticmethod
     def _open(key: bytes | None, case_id: str, record_id: str, sealed: bytes) -> dict[str, Any]:
-        return {} if key is None else Vault.open_record(key, case_id, record_id, bytes(sealed))
+        return {} if key is None else json.loads(Vault.open_row(key, case_id, record_id, bytes(sealed)))
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -114,13 +121,18 @@ class CaseWorkRepository:
             reason=reason, assigned_by=by, assigned_at=at))
 
     def save_step(self, case_id: str, step: Step, new: bool) -> None:
-        values = dict(status=str(step.status), due_at=step.due_at, opened_at=step.opened_at, done_at=step.done_at,
-                      escalated_at=step.escalated_at)
+        values = _step_values(step)
         if new:
-            self.conn.execute(insert(case_steps), dict(case_id=case_id, step=str(step.step), **values))
+            self.conn.execute(_INSERT_STEPS, dict(case_id=case_id, step=str(step.step), **values))
         else:
             self.conn.execute(update(case_steps).where(case_steps.c.case_id == case_id,
                                                        case_steps.c.step == str(step.step)).values(**values))
+
+    def add_steps(self, case_id: str, steps: list[Step]) -> None:
+        """A new case's first steps, in one statement."""
+        if steps:
+            self.conn.execute(_INSERT_STEPS, [dict(case_id=case_id, step=str(step.step), **_step_values(step))
+                                              for step in steps])
 
     # --- reads --------------------------------------------------------------------------------
 

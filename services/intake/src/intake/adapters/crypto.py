@@ -72,23 +72,26 @@ def generate_key_b64() -> str:
     return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
 
 
-def _seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
+def _seal(key: bytes | AESGCM, plaintext: bytes, associated: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
+    return nonce + (key if isinstance(key, AESGCM) else AESGCM(key)).encrypt(nonce, plaintext, associated)
 
 
-def _open(key: bytes, sealed: bytes, associated: bytes) -> bytes:
-    return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+def _open(key: bytes | AESGCM, sealed: bytes, associated: bytes) -> bytes:
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
+    return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
 
 
 class Vault:
     """Wraps case keys with the current master key; unwraps with it or any previous one."""
 
     def __init__(self, master_key: bytes, previous: Sequence[bytes] = ()) -> None:
-        self._master = master_key
         self.key_id = key_id(master_key)
-        # The current key first: a row without a key id most likely opens with it.
-        self._keys = {self.key_id: master_key} | {key_id(key): key for key in previous}
+        # The current key first: a row without a key id most likely opens with it. Each master key's cipher and
+        # phone lookup key are made once, not per case.
+        self._keys = {self.key_id: AESGCM(master_key)} | {key_id(key): AESGCM(key) for key in previous}
+        self._master = self._keys[self.key_id]
+        self._lookup_keys = [_lookup_key(master_key)] + [_lookup_key(key) for key in previous]
 
     @property
     def key_ids(self) -> list[str]:
@@ -123,11 +126,11 @@ class Vault:
     def phone_key(self, phone: str) -> str:
         """Her number as the current master key's keyed hash ("" for no number): what finds her case from a
         text (STOP) without the number being stored anywhere but her encrypted contact."""
-        return _phone_key(self._master, phone)
+        return _phone_key(self._lookup_keys[0], phone)
 
     def phone_keys(self, phone: str) -> list[str]:
         """The number's hash under every configured master key (a case recorded before a rotation is found)."""
-        return [k for k in (_phone_key(master, phone) for master in self._keys.values()) if k]
+        return [k for k in (_phone_key(lookup, phone) for lookup in dict.fromkeys(self._lookup_keys)) if k]
 
     def rewrap(self, case_id: str, wrapped: bytes, wrapped_by: str | None) -> tuple[str, bytes]:
         """The case key wrapped by the current master key instead: the data it seals is not touched."""
@@ -140,15 +143,6 @@ class Vault:
         return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), case_id.encode())
 
     @staticmethod
-    def seal_note(case_key: bytes, case_id: str, consent_id: str, note: str) -> bytes:
-        """A consent's legal-basis note, bound to its case and consent."""
-        return _seal(case_key, note.encode(), f"{case_id}/{consent_id}".encode())
-
-    @staticmethod
-    def open_note(case_key: bytes, case_id: str, consent_id: str, sealed: bytes) -> str:
-        return _open(case_key, sealed, f"{case_id}/{consent_id}".encode()).decode()
-
-    @staticmethod
     def open_personal_data(case_key: bytes, case_id: str, sealed: bytes) -> tuple[Contact, str]:
         data = json.loads(_open(case_key, sealed, case_id.encode()))
         narrative = data.pop("narrative")
@@ -157,22 +151,25 @@ class Vault:
         return Contact(**data, safe_times=times), narrative
 
     @staticmethod
-    def seal_record(case_key: bytes, case_id: str, record_id: str, data: dict[str, object]) -> bytes:
-        """Case work's personal data (a note, a goal, an assessment's details), bound to its case and row: a
-        ciphertext moved to another row or case does not open."""
-        return _seal(case_key, json.dumps(data, ensure_ascii=False).encode(), f"{case_id}/{record_id}".encode())
+    def seal_row(case_key: bytes, case_id: str, row_id: str, data: bytes) -> bytes:
+        """What a row of the case keeps (a consent's legal-basis note; case work's note, goal or assessment's
+        details), bound to its case and row ("<case>/<row>"): a ciphertext moved to another row or case does not
+        open."""
+        return _seal(case_key, data, f"{case_id}/{row_id}".encode())
 
     @staticmethod
-    def open_record(case_key: bytes, case_id: str, record_id: str, sealed: bytes) -> dict[str, object]:
-        data: dict[str, object] = json.loads(_open(case_key, sealed, f"{case_id}/{record_id}".encode()))
-        return data
+    def open_row(case_key: bytes, case_id: str, row_id: str, sealed: bytes) -> bytes:
+        return _open(case_key, sealed, f"{case_id}/{row_id}".encode())
 
 
-def _phone_key(master: bytes, phone: str) -> str:
+def _lookup_key(master: bytes) -> bytes:
+    return hmac.new(master, PHONE_KEY_INFO, hashlib.sha256).digest()  # never the master key itself
+
+
+def _phone_key(lookup_key: bytes, phone: str) -> str:
     number = normalise_phone(phone)
     if not number:
         return ""
-    lookup_key = hmac.new(master, PHONE_KEY_INFO, hashlib.sha256).digest()  # never the master key itself
     return hmac.new(lookup_key, number.encode(), hashlib.sha256).hexdigest()
 
 

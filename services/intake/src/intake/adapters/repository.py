@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Boolean, Connection, DateTime, and_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import case as sql_case
 
 from intake.adapters.crypto import Vault
 from intake.adapters.tables import (
@@ -60,10 +61,23 @@ def _aware(value: datetime | None) -> datetime | None:
 _SET_REFERRAL = update(needs).values(
     referral_id=bindparam("new_referral_id"), referral_status=bindparam("new_status"),
     provider_id=func.coalesce(func.nullif(bindparam("new_provider_id"), ""), needs.c.provider_id))
+# RETURNING the need set: the need now holding the referral, without reading it again.
 _REFERRAL_BY_NEED = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                        needs.c.need_id == bindparam("of_need"))
+                                        needs.c.need_id == bindparam("of_need")).returning(needs.c.need_id)
 _REFERRAL_BY_REFERRAL = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                            needs.c.referral_id == bindparam("new_referral_id"))
+                                            needs.c.referral_id == bindparam("new_referral_id")
+                                            ).returning(needs.c.need_id)
+# Statements built once: executing a constant statement with parameters skips SQLAlchemy's per-call
+# statement construction and cache-key work, most of what a write cost here.
+_CASE_EXISTS = select(cases.c.case_id).where(cases.c.case_id == bindparam("case_id"))
+_INSERT_CASE = insert(cases)
+_INSERT_CASE_KEY = insert(case_keys)
+_INSERT_PERSONAL_DATA = insert(case_personal_data)
+_INSERT_NEEDS = insert(needs)
+_INSERT_CONSENTS = insert(consents)
+_INSERT_CONSENT_NOTES = insert(consent_notes)
+_INSERT_PHONE = insert(contact_phones)
+_INSERT_CALL = insert(calls)
 
 
 def _need_row(case_id: str, need: Need) -> dict[str, Any]:
@@ -84,10 +98,8 @@ class CaseRepository:
         self.conn = conn
         self.vault = vault
 
-    # Statements built once: executing a constant insert() with parameters skips SQLAlchemy's per-call
-    # statement construction and cache-key work, most of what a write cost here.
     def add(self, case: Case, contact: Contact, narrative: str) -> None:
-        self.conn.execute(insert(cases), dict(
+        self.conn.execute(_INSERT_CASE, dict(
             case_id=case.case_id, client_request_id=case.client_request_id,
             province_code=case.province_code, commune_code=case.commune_code,
             case_types=[str(t) for t in case.case_types], is_child=case.survivor.is_child,
@@ -101,27 +113,27 @@ class CaseRepository:
             **self._mutable(case),
         ))
         key, key_id, wrapped = self.vault.new_case_key(case.case_id)
-        self.conn.execute(insert(case_keys), dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
-        self.conn.execute(insert(case_personal_data), dict(
+        self.conn.execute(_INSERT_CASE_KEY, dict(case_id=case.case_id, wrapped_key=wrapped, key_id=key_id))
+        self.conn.execute(_INSERT_PERSONAL_DATA, dict(
             case_id=case.case_id, ciphertext=self.vault.seal_personal_data(key, case.case_id, contact, narrative)))
         if case.needs:
-            self.conn.execute(insert(needs), [_need_row(case.case_id, need) for need in case.needs])
+            self.conn.execute(_INSERT_NEEDS, [_need_row(case.case_id, need) for need in case.needs])
         given = [need.consent for need in case.needs if need.consent is not None]
         if given:
-            self.conn.execute(insert(consents), [_consent_row(case.case_id, consent) for consent in given])
+            self.conn.execute(_INSERT_CONSENTS, [_consent_row(case.case_id, consent) for consent in given])
             self._seal_notes(case.case_id, given, key)
         phone_key = self.vault.phone_key(contact.phone) if contact.phone else ""
         if phone_key:
-            self.conn.execute(insert(contact_phones), dict(phone_key=phone_key, case_id=case.case_id))
+            self.conn.execute(_INSERT_PHONE, dict(phone_key=phone_key, case_id=case.case_id))
 
     def add_need(self, case_id: str, need: Need) -> None:
-        self.conn.execute(insert(needs), _need_row(case_id, need))
+        self.conn.execute(_INSERT_NEEDS, _need_row(case_id, need))
         if need.consent is not None:
-            self.conn.execute(insert(consents), _consent_row(case_id, need.consent))
+            self.conn.execute(_INSERT_CONSENTS, _consent_row(case_id, need.consent))
             self._seal_notes(case_id, [need.consent])
 
     def add_consent(self, case_id: str, consent: Consent) -> None:
-        self.conn.execute(insert(consents), _consent_row(case_id, consent))
+        self.conn.execute(_INSERT_CONSENTS, _consent_row(case_id, consent))
         self._seal_notes(case_id, [consent])
         self.conn.execute(update(needs).where(needs.c.need_id == consent.need_id).values(consented=True))
 
@@ -131,9 +143,9 @@ class CaseRepository:
         if not noted:
             return
         key = key or self._case_key(case_id)
-        self.conn.execute(insert(consent_notes), [
+        self.conn.execute(_INSERT_CONSENT_NOTES, [
             dict(consent_id=c.consent_id, case_id=case_id,
-                 sealed=self.vault.seal_note(key, case_id, c.consent_id, c.legal_basis_note)) for c in noted])
+                 sealed=self.vault.seal_row(key, case_id, c.consent_id, c.legal_basis_note.encode())) for c in noted])
 
     def _case_key(self, case_id: str) -> bytes:
         wrapped = self.conn.execute(select(case_keys.c.wrapped_key, case_keys.c.key_id)
@@ -146,12 +158,12 @@ class CaseRepository:
         pending = self.conn.execute(select(consent_notes.c.consent_id, consent_notes.c.case_id, consent_notes.c.pending)
                                     .where(consent_notes.c.pending.is_not(None))).all()
         sealed = 0
-        for consent_id, case_id, text in pending:
+        for consent_id, case_id, pending_note in pending:
             which = consent_notes.c.consent_id == consent_id
             if not self.conn.execute(select(case_keys.c.case_id).where(case_keys.c.case_id == case_id)).first():
                 self.conn.execute(delete(consent_notes).where(which))
                 continue
-            note = self.vault.seal_note(self._case_key(case_id), case_id, consent_id, text)
+            note = self.vault.seal_row(self._case_key(case_id), case_id, consent_id, pending_note.encode())
             self.conn.execute(update(consent_notes).where(which).values(sealed=note, pending=None))
             sealed += 1
         return sealed
@@ -168,22 +180,20 @@ class CaseRepository:
         self.conn.execute(update(needs).where(needs.c.need_id == need.need_id).values(
             referral_id=need.referral_id, referral_status=need.referral_status, provider_id=need.provider_id))
 
-    def record_referral(self, case_id: str, need_id: str, referral_id: str, status: str, provider_id: str) -> bool:
-        """Sets the referral on the case's need `need_id`, or else on its need holding `referral_id`;
-        False if neither is found."""
+    def record_referral(self, case_id: str, need_id: str, referral_id: str, status: str, provider_id: str
+                        ) -> str | None:
+        """Sets the referral on the case's need `need_id`, or else on its need holding `referral_id`; the id of
+        the need set (now holding `referral_id`), None if neither is found."""
         values = {"of_case": case_id, "new_referral_id": referral_id, "new_status": status,
                   "new_provider_id": provider_id}
-        if need_id and self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).rowcount:
-            return True
-        return bool(referral_id) and bool(self.conn.execute(_REFERRAL_BY_REFERRAL, values).rowcount)
-
-    def need_holding(self, case_id: str, referral_id: str) -> str | None:
-        """The case's need whose latest referral is `referral_id`."""
-        return self.conn.execute(select(needs.c.need_id).where(
-            needs.c.case_id == case_id, needs.c.referral_id == referral_id)).scalar()
+        if need_id:
+            held: str | None = self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).scalar()
+            if held is not None:
+                return held
+        return self.conn.execute(_REFERRAL_BY_REFERRAL, values).scalar() if referral_id else None
 
     def exists(self, case_id: str) -> bool:
-        return self.conn.execute(select(cases.c.case_id).where(cases.c.case_id == case_id)).first() is not None
+        return self.conn.execute(_CASE_EXISTS, {"case_id": case_id}).first() is not None
 
     def get(self, case_id: str, lock: bool = False) -> Case | None:
         """`lock`: hold the case row until commit, so concurrent changes to one case queue up."""
@@ -345,7 +355,7 @@ class CallRepository:
 
     def add(self, call: Call) -> None:
         d = call.details
-        self.conn.execute(insert(calls).values(
+        self.conn.execute(_INSERT_CALL, dict(
             call_id=call.call_id, province_code=call.province_code, commune_code=call.commune_code,
             channel=str(d.channel), topic=str(d.topic), anonymous=d.anonymous, outcome=str(call.outcome),
             case_id=call.case_id or None, started_at=d.started_at, duration_seconds=d.duration_seconds,
@@ -364,6 +374,37 @@ class CallRepository:
                     imported=r["imported"])
 
 
+# One statement for a referral new or known, spelt alike by SQLite and PostgreSQL. Written as text: SQLAlchemy
+# compiles an on_conflict_do_update() construct anew on every call (it has no cache key), which cost more than the
+# reads it replaces. A known referral takes the new status (never back to requested, which only ever comes first),
+# keeps the first provider and need named and stays accepted once it was; a referral belongs to one case, so an event
+# naming another case changes nothing.
+_UPSERT_REFERRAL = text(f"""
+INSERT INTO referrals (referral_id, case_id, need_id, provider_id, status, accepted, updated_at)
+VALUES (:referral_id, :case_id, :need_id, :provider_id, :status, :accepted, :updated_at)
+ON CONFLICT (referral_id) DO UPDATE SET
+  status = CASE WHEN excluded.status = '{REFERRAL_REQUESTED}' AND referrals.status <> '{REFERRAL_REQUESTED}'
+                THEN referrals.status ELSE excluded.status END,
+  provider_id = COALESCE(NULLIF(referrals.provider_id, ''), excluded.provider_id),
+  need_id = COALESCE(NULLIF(referrals.need_id, ''), excluded.need_id),
+  accepted = (referrals.accepted OR excluded.accepted),
+  updated_at = excluded.updated_at
+WHERE referrals.case_id = excluded.case_id
+""").bindparams(bindparam("accepted", type_=Boolean), bindparam("updated_at", type_=DateTime(timezone=True)))
+# Progress on a known referral whose need no longer holds it (a new referral is not recorded without its need): the
+# upsert's rule.
+_NEW_STATUS = bindparam("new_status")
+_UPDATE_REFERRAL = update(referrals).where(
+    referrals.c.referral_id == bindparam("of_referral"), referrals.c.case_id == bindparam("of_case")
+).values(
+    status=sql_case((and_(_NEW_STATUS == REFERRAL_REQUESTED, referrals.c.status != REFERRAL_REQUESTED),
+                     referrals.c.status), else_=_NEW_STATUS),
+    provider_id=func.coalesce(func.nullif(referrals.c.provider_id, ""), bindparam("new_provider_id")),
+    accepted=or_(referrals.c.accepted, bindparam("new_accepted", type_=Boolean)),
+    updated_at=bindparam("new_at", type_=DateTime(timezone=True)))
+_GET_REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
+
+
 class ReferralLog:
     """Intake's record of every referral made for its cases, as referral's events report them."""
 
@@ -371,7 +412,7 @@ class ReferralLog:
         self.conn = conn
 
     def get(self, referral_id: str) -> ReferralRecord | None:
-        r = self.conn.execute(select(referrals).where(referrals.c.referral_id == referral_id)).mappings().first()
+        r = self.conn.execute(_GET_REFERRAL, {"referral_id": referral_id}).mappings().first()
         if r is None:
             return None
         return ReferralRecord(referral_id=r["referral_id"], case_id=r["case_id"], need_id=r["need_id"],
@@ -381,20 +422,14 @@ class ReferralLog:
                accepted: bool, at: datetime) -> None:
         """A new referral needs its need (else nothing is recorded: nothing could be read for it). A known
         one takes the new status (never back to requested, which only ever comes first), keeps the first
-        provider named and stays accepted once it was."""
-        known = self.get(referral_id)
-        if known is None:
-            if need_id:
-                self.conn.execute(insert(referrals), dict(
-                    referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
-                    status=status, accepted=accepted, updated_at=at))
-            return
-        if known.case_id != case_id:
-            return  # a referral belongs to one case: an event saying otherwise changes nothing
-        first = status == REFERRAL_REQUESTED and known.status != REFERRAL_REQUESTED
-        self.conn.execute(update(referrals).where(referrals.c.referral_id == referral_id).values(
-            status=known.status if first else status, provider_id=known.provider_id or provider_id,
-            need_id=known.need_id or need_id or "", accepted=known.accepted or accepted, updated_at=at))
+        provider and need named and stays accepted once it was. One statement either way."""
+        if need_id:
+            self.conn.execute(_UPSERT_REFERRAL, dict(
+                referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
+                status=status, accepted=accepted, updated_at=at))
+        else:
+            self.conn.execute(_UPDATE_REFERRAL, dict(of_referral=referral_id, of_case=case_id, new_status=status,
+                                                     new_provider_id=provider_id, new_accepted=accepted, new_at=at))
 
 
 class AuditLog:

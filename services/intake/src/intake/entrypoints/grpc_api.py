@@ -4,7 +4,6 @@ command and the handler decides."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from intake.adapters.repository import CaseRepository
 from intake.bootstrap import bootstrap, make_vault
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
+from intake.entrypoints.admission import Admission
 from refnet.intake.v1 import casework_service_pb2 as cw
 from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
@@ -31,8 +31,9 @@ from refnet_platform.runtime import run_api
 
 
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
-    def __init__(self, bus: MessageBus, clock: Clock = system_clock) -> None:
+    def __init__(self, bus: MessageBus, admission: Admission, clock: Clock = system_clock) -> None:
         self.bus = bus
+        self.admission = admission
         self.clock = clock  # the bus's: a case's consents are shown as valid or not at its time
 
     def _case(self, case: Any) -> pb.Case:
@@ -40,8 +41,7 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     async def _handle(self, to_command: Callable[[Any, Caller], object], request: Any,
                       context: grpc.aio.ServicerContext) -> Any:
-        command = to_command(request, caller_of(context))
-        return await asyncio.to_thread(self.bus.handle, command)
+        return await self.admission.run(self.bus.handle, to_command(request, caller_of(context)))
 
     async def LogCall(self, request: pb.LogCallRequest, context: grpc.aio.ServicerContext) -> pb.LogCallResponse:
         call, created = await self._handle(mapping.log_call_command, request, context)
@@ -99,8 +99,9 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
     """Case work after intake: the same bus, the same caller, the same rules as IntakeService."""
 
-    def __init__(self, bus: MessageBus, clock: Clock = system_clock) -> None:
+    def __init__(self, bus: MessageBus, admission: Admission, clock: Clock = system_clock) -> None:
         self.bus = bus
+        self.admission = admission
         self.clock = clock
 
     def _case(self, case: Any) -> pb.Case:
@@ -108,7 +109,7 @@ class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
 
     async def _handle(self, to_command: Callable[[Any, Caller], object], request: Any,
                       context: grpc.aio.ServicerContext) -> Any:
-        return await asyncio.to_thread(self.bus.handle, to_command(request, caller_of(context)))
+        return await self.admission.run(self.bus.handle, to_command(request, caller_of(context)))
 
     async def RecordAssessment(self, request: cw.RecordAssessmentRequest, context: grpc.aio.ServicerContext
                                ) -> cw.RecordAssessmentResponse:
@@ -154,19 +155,20 @@ class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
 
 
 class CaseContactServicer(contact_grpc.CaseContactServiceServicer):
-    def __init__(self, bus: MessageBus) -> None:
+    def __init__(self, bus: MessageBus, admission: Admission) -> None:
         self.bus = bus
+        self.admission = admission
 
     async def GetCaseContact(self, request: contact_pb.GetCaseContactRequest, context: grpc.aio.ServicerContext
                              ) -> contact_pb.GetCaseContactResponse:
         command = mapping.get_case_contact_command(request, caller_of(context))
-        contact, categories = await asyncio.to_thread(self.bus.handle, command)
+        contact, categories = await self.admission.run(self.bus.handle, command)
         return mapping.contact_to_pb(contact, categories)
 
     async def SetSmsPreference(self, request: contact_pb.SetSmsPreferenceRequest, context: grpc.aio.ServicerContext
                                ) -> contact_pb.SetSmsPreferenceResponse:
         command = commands.SetSmsPreference(caller_of(context), request.sender_phone, request.stop)
-        done = await asyncio.to_thread(self.bus.handle, command)
+        done = await self.admission.run(self.bus.handle, command)
         return contact_pb.SetSmsPreferenceResponse(changed_case_ids=done.changed, case_ids=done.case_ids)
 
 
@@ -177,9 +179,10 @@ def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock:
         CaseRepository(conn, vault).seal_pending_notes()
     bus = bootstrap(settings, engine, vault=vault, clock=clock)
     refnet_geo.preload()  # no request pays for loading the map
-    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, clock), server)
-    contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus), server)
-    cw_grpc.add_CaseWorkServiceServicer_to_server(CaseWorkServicer(bus, clock), server)
+    admission = Admission()  # every handler's way to the database: an emergency goes first
+    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, admission, clock), server)
+    contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus, admission), server)
+    cw_grpc.add_CaseWorkServiceServicer_to_server(CaseWorkServicer(bus, admission, clock), server)
     return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,
             cw.DESCRIPTOR.services_by_name["CaseWorkService"].full_name,
             contact_pb.DESCRIPTOR.services_by_name["CaseContactService"].full_name]

@@ -21,14 +21,12 @@ from intake.domain.casework import StepPolicy
 from intake.domain.contact_reads import ACCEPTED, AuditEntry
 from intake.domain.model import (
     MAX_ID,
-    NATIONAL_LINE,
     Call,
     CallOutcome,
     Case,
     CaseStatus,
     Consent,
     ConsentStatus,
-    Contact,
     Need,
     Place,
     consent_terms_for,
@@ -44,7 +42,7 @@ from intake.domain.model import (
     validate_survivor,
 )
 from intake.service_layer.authorization import authorize
-from intake.service_layer.steps import after_triage, end_steps, open_child_steps
+from intake.service_layer.steps import after_triage, end_steps, first_child_steps
 from intake.service_layer.unit_of_work import IntakeUnitOfWork
 from refnet_platform.caller import Caller
 from refnet_platform.clock import Clock
@@ -57,7 +55,6 @@ from refnet_platform.errors import (
     PermissionDenied,
 )
 from refnet_platform.requests import REUSED, SHARED
-from refnet_platform.vocabulary import RiskLevel
 
 log = logging.getLogger(__name__)
 
@@ -221,10 +218,11 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock,
                         outcome=CallOutcome.CASE_OPENED, case_id=case.case_id, logged_by=cmd.caller.subject_id,
                         logged_at=now)
             case.call_id = call.call_id
+        steps = first_child_steps(case, policy, now)
         work.cases.add(case, cmd.contact, cmd.narrative)
+        work.casework.add_steps(case.case_id, steps)
         made.append(case)
         work.emit(events.CaseRegistered(case, now))
-        open_child_steps(work, case, policy, now, cmd.caller.subject_id)
         if call is not None:
             work.calls.add(call)
             work.emit(events.CallLogged(call))
@@ -437,168 +435,10 @@ def record_referral(cmd: commands.RecordReferral, uow: UowFactory, clock: Clock)
     """Keeps the need's referral, status and provider as referral reports them (the need named, else the
     one holding the referral), and intake's own record of the referral, which contact reads rely on."""
     with uow() as work:
-        if not work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id) \
-                and not work.cases.exists(cmd.case_id):
+        holding = work.cases.record_referral(cmd.case_id, cmd.need_id, cmd.referral_id, cmd.status, cmd.provider_id)
+        if holding is None and not work.cases.exists(cmd.case_id):
             log.warning("referral for an unknown case", extra={"fields": {"case_id": cmd.case_id}})
         elif cmd.referral_id:
-            work.referrals.record(cmd.case_id, work.cases.need_holding(cmd.case_id, cmd.referral_id), cmd.referral_id,
-                                  cmd.status, cmd.provider_id, accepted=cmd.status in ACCEPTED, at=clock())
+            work.referrals.record(cmd.case_id, holding, cmd.referral_id, cmd.status, cmd.provider_id,
+                                  accepted=cmd.status in ACCEPTED, at=clock())
         work.commit()  # recorded in the inbox either way: a redelivery changes nothing
-
-
-# ---------------------------------------------------------------------------------------------
-# History from before refnet
-
-
-MAX_IMPORT_ROWS = 500
-# Rows are remembered in the platform's requests table under this prefix, apart from client request ids.
-IMPORT_KEY_PREFIX = "import:"
-
-
-def _prefixed(err: InvalidArgument, prefix: str) -> InvalidArgument:
-    field = err.field
-    return InvalidArgument(f"{prefix}{field}", str(err).removeprefix(f"{field}: "))
-
-
-def _import_key(key: str, field: str, seen: set[str]) -> str:
-    require_id(key, field)
-    if len(key) > MAX_ID - len(IMPORT_KEY_PREFIX):
-        raise InvalidArgument(field, f"at most {MAX_ID - len(IMPORT_KEY_PREFIX)} characters")
-    if key in seen:
-        raise InvalidArgument(field, f"{key!r} appears twice in this request")
-    seen.add(key)
-    return IMPORT_KEY_PREFIX + key
-
-
-def _past(at: datetime | None, received: datetime, field: str) -> datetime:
-    if at is None:
-        raise InvalidArgument(field, "is required: the record's original date and time")
-    if at > received + RECORDED_AT_SKEW:
-        raise InvalidArgument(field, "is in the future")
-    return at
-
-
-def _imported_case(row: commands.ImportedCase, index: int, caller: Caller, received: datetime) -> Case:
-    """The case a row describes, checked field by field (every error names `cases[index].<field>`)."""
-    prefix = f"cases[{index}]."
-    registered_at = _past(row.registered_at, received, f"{prefix}registered_at")
-    occurred = resolve_place(row.occurred_in, registered_at, prefix)
-    reported = resolve_place(row.reported_in, registered_at, f"{prefix}reported_in.") if row.reported_in else None
-    # The importer answers for the line's own records: a provincial line's province must be theirs; the
-    # national line's records, the province where it happened.
-    if row.national_line or reported is None:
-        _require_province(caller, occurred, f"{prefix}province_code")
-    else:
-        _require_province(caller, reported, f"{prefix}reported_in.province_code")
-    if not row.case_types:
-        raise InvalidArgument(f"{prefix}case_types", "at least one case type is required")
-    try:
-        validate_survivor(row.survivor)
-    except InvalidArgument as err:
-        raise _prefixed(err, prefix) from None
-    if (row.closed_at is None) != (row.close_outcome is None):
-        raise InvalidArgument(f"{prefix}close_outcome", "give both closed_at and close_outcome, or neither")
-    if row.closed_at is not None:
-        if row.closed_at < registered_at:
-            raise InvalidArgument(f"{prefix}closed_at", "is before registered_at")
-        _past(row.closed_at, received, f"{prefix}closed_at")
-    line = NATIONAL_LINE if row.national_line else (reported or occurred).province_code
-    case = Case(
-        case_id="", client_request_id="", province_code=occurred.province_code, commune_code=occurred.commune_code,
-        case_types=list(dict.fromkeys(row.case_types)), survivor=row.survivor, needs=[],
-        risk_level=row.risk_level or RiskLevel.MEDIUM, immediate_danger=row.immediate_danger, case_worker_id="",
-        registered_at=registered_at, reported_in=reported, reporting_consent=row.reporting_consent,
-        handling_line=line, imported=True)
-    if row.closed_at is not None:
-        case.status, case.closed_at, case.close_outcome = CaseStatus.CLOSED, row.closed_at, row.close_outcome
-    return case
-
-
-def _require_own_record(uow: UowFactory, caller: Caller, case_id: str = "", call_id: str = "") -> None:
-    """A row imported before answers only to someone whose remit holds it; anyone else learns nothing of it."""
-    with uow().reading() as work:
-        case = work.cases.get(case_id) if case_id else None
-        call = work.calls.get(call_id) if call_id else None
-    if case is not None:
-        provinces = {case.province_code, case.handling_line}
-    elif call is not None:
-        provinces = {call.province_code}
-    else:
-        provinces = set()
-    if not any(caller.covers(p) for p in provinces if p != NATIONAL_LINE):
-        raise AlreadyExists(USED_ELSEWHERE)
-
-
-def import_history(cmd: commands.ImportHistory, uow: UowFactory, clock: Clock
-                   ) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]:
-    """Past calls and cases, with their original dates, published as imported events: every service learns
-    them once and none acts on them (no referral, no notice, no deadline). Every row is checked before any is
-    stored; each row is then stored once, with its events, keyed by its idempotency key: a re-import of the
-    same rows changes nothing and answers created = False. ([(key, case id, created)], [(key, call id, created)])."""
-    authorize("ImportHistory", cmd.caller)
-    if not cmd.cases and not cmd.calls:
-        raise InvalidArgument("cases", "nothing to import: give cases or calls")
-    if len(cmd.cases) + len(cmd.calls) > MAX_IMPORT_ROWS:
-        raise InvalidArgument("cases", f"at most {MAX_IMPORT_ROWS} rows (cases and calls) per request")
-    received = clock()
-    seen: set[str] = set()
-    cases = [(_import_key(row.idempotency_key, f"cases[{i}].idempotency_key", seen),
-              _imported_case(row, i, cmd.caller, received)) for i, row in enumerate(cmd.cases)]
-    case_keys = {IMPORT_KEY_PREFIX + row.idempotency_key for row in cmd.cases}
-    calls = []
-    for i, call_row in enumerate(cmd.calls):
-        prefix = f"calls[{i}]."
-        key = _import_key(call_row.idempotency_key, f"{prefix}idempotency_key", seen)
-        started_at = _past(call_row.details.started_at, received, f"{prefix}call.started_at")
-        validate_call(call_row.details, received, f"{prefix}call.")
-        if call_row.outcome is None:
-            raise InvalidArgument(f"{prefix}outcome", "is required")
-        place = resolve_place(call_row.place, started_at, prefix)
-        _require_province(cmd.caller, place, f"{prefix}province_code")
-        case_key = IMPORT_KEY_PREFIX + call_row.case_key if call_row.case_key else ""
-        if case_key and case_key not in case_keys:
-            with uow().reading() as work:
-                if work.requests.check(SHARED, case_key, "import_case", "") is None:
-                    raise InvalidArgument(f"{prefix}case_key", f"no imported case has key {call_row.case_key!r}")
-        calls.append((key, place, call_row, case_key))
-
-    case_ids: dict[str, str] = {}
-    imported_cases = []
-    for key, case in cases:
-        def perform_case(work: IntakeUnitOfWork, now: datetime, case: Case = case, key: str = key) -> str:
-            made = replace(case, case_id=new_event_id(), client_request_id=key, case_worker_id=cmd.caller.subject_id)
-            work.cases.add(made, Contact(), "")
-            work.emit(events.CaseRegistered(made, made.registered_at))
-            if made.closed_at is not None:
-                work.emit(events.CaseClosed(made))
-            return made.case_id
-
-        case_id, created = _once(uow, clock, cmd.caller, key, "import_case", "", perform_case)
-        if not created:
-            _require_own_record(uow, cmd.caller, case_id=case_id)
-        case_ids[key] = case_id
-        imported_cases.append((key.removeprefix(IMPORT_KEY_PREFIX), case_id, created))
-
-    imported_calls = []
-    for key, place, call_row, case_key in calls:
-        def perform_call(work: IntakeUnitOfWork, now: datetime, place: Place = place,
-                         row: commands.ImportedCall = call_row, case_key: str = case_key) -> str:
-            case_id = case_ids.get(case_key, "")
-            if case_key and not case_id:
-                prior = work.requests.check(SHARED, case_key, "import_case", "")
-                case_id = prior.result_id if prior is not None else ""
-            call = Call(call_id=new_event_id(), province_code=place.province_code, commune_code=place.commune_code,
-                        details=row.details, outcome=row.outcome or CallOutcome.NO_ACTION, case_id=case_id,
-                        logged_by=cmd.caller.subject_id, logged_at=now, imported=True)
-            work.calls.add(call)
-            work.emit(events.CallLogged(call))
-            return call.call_id
-
-        call_id, created = _once(uow, clock, cmd.caller, key, "import_call", "", perform_call)
-        if not created:
-            _require_own_record(uow, cmd.caller, call_id=call_id)
-        imported_calls.append((key.removeprefix(IMPORT_KEY_PREFIX), call_id, created))
-    log.info("history imported", extra={"fields": {
-        "cases": len(cases), "calls": len(calls),
-        "new": sum(c for *_, c in imported_cases) + sum(c for *_, c in imported_calls)}})
-    return imported_cases, imported_calls

@@ -50,15 +50,15 @@ def refresh_due(work: IntakeUnitOfWork, case: Case, steps: list[Step]) -> None:
     work.cases.update(case)
 
 
-def open_child_steps(work: IntakeUnitOfWork, case: Case, policy: StepPolicy, now: datetime, by: str) -> None:
-    """At registration: a child's first steps, receive and assess, and emergency measures for a child at serious
-    risk (CaseRegistered announces them: is_child and child_protection_deadline)."""
-    if not case.survivor.is_child:
-        return
-    steps: list[Step] = []
-    for step in child_steps_at_registration(case, policy, now):
-        set_step(work, case, steps, step.step, StepStatus.OPEN, now, by, step.due_at, announce=False)
-    refresh_due(work, case, steps)
+def first_child_steps(case: Case, policy: StepPolicy, now: datetime) -> list[Step]:
+    """At registration, before the case is stored: a child's first steps, receive and assess, and emergency measures
+    for a child at serious risk, and what the case lists sort by (a new case has no plan yet, so its open step's
+    deadline). CaseRegistered announces them (is_child and child_protection_deadline); the caller stores them once
+    the case is (work.casework.add_steps)."""
+    steps = child_steps_at_registration(case, policy, now)
+    current = next_step(steps)
+    case.current_step, case.next_due_at = (current.step, current.due_at) if current else (None, None)
+    return steps
 
 
 def after_triage(work: IntakeUnitOfWork, case: Case, now: datetime, by: str) -> None:

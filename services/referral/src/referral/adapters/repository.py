@@ -10,8 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -126,9 +125,12 @@ class BedRepository:
 _CASE = select(cases).where(cases.c.case_id == bindparam("case_id"))
 _CASE_FOR_UPDATE = _CASE.with_for_update()
 _INSERT_CASE = insert(cases)
-# A case not seen before is inserted without reading first (a new case is what routing sees most).
-_INSERT_NEW_CASE = {"sqlite": sqlite.insert(cases).on_conflict_do_nothing(index_elements=[cases.c.case_id]),
-                    "postgresql": postgresql.insert(cases).on_conflict_do_nothing(index_elements=[cases.c.case_id])}
+# A case not seen before is inserted without reading first (a new case is what routing sees most). Text, as
+# the platform's inbox insert: SQLAlchemy compiles its dialects' on_conflict_do_nothing() anew on every call.
+_INSERT_NEW_CASE = text(
+    f"INSERT INTO cases ({', '.join(c.name for c in cases.c)}) VALUES ({', '.join(':' + c.name for c in cases.c)}) "
+    "ON CONFLICT (case_id) DO NOTHING",
+).bindparams(*(bindparam(c.name, type_=c.type) for c in cases.c))
 _UPDATE_CASE = update(cases).where(cases.c.case_id == bindparam("_case_id"))
 _NEEDS_OF_CASE = select(needs).where(needs.c.case_id == bindparam("case_id")).order_by(needs.c.need_id)
 _NEEDS = select(needs).where(needs.c.need_id.in_(bindparam("ids", expanding=True)))
@@ -160,8 +162,7 @@ class CaseRepository:
 
     def insert_new(self, case: Case) -> bool:
         """Inserts the case unless its id is stored already (then False: get() it and save() instead)."""
-        done = self.conn.execute(_INSERT_NEW_CASE[self.conn.dialect.name], {"case_id": case.case_id,
-                                                                            **_case_row(case)})
+        done = self.conn.execute(_INSERT_NEW_CASE, {"case_id": case.case_id, **_case_row(case)})
         if done.rowcount != 1:
             return False
         self._stored_cases.add(case.case_id)

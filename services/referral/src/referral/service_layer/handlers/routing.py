@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import TypeAlias
 
 import refnet_geo as geo
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 LeaveReason: TypeAlias = ReferralReason | DeclineReason | FailureReason
 
 
+@lru_cache(maxsize=1024)
 def _neighbours(province_code: str) -> tuple[str, ...]:
+    # Remembered, as domain.routing's distances: on today's map the answer depends on the code alone.
     try:
         return geo.neighbours(province_code)
     except geo.GeoError:

@@ -3,11 +3,13 @@ reloaded only after a change (by any process), and never from a change that was 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, event, select
 
@@ -16,9 +18,12 @@ from referral.adapters.tables import referral_history
 from referral.bootstrap import bootstrap
 from referral.config import Settings
 from referral.domain import commands
-from referral.domain.model import Status
+from referral.domain.model import Status, Survivor
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
-from refnet_platform.vocabulary import ServiceType
+from refnet_platform.context import Delivery, current_delivery
+from refnet_platform.envelope import new_event_id
+from refnet_platform.unit_of_work import BatchTransaction
+from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 POLICE, MEDICAL, PSYCHOSOCIAL = ServiceType.POLICE_PROTECTION, ServiceType.MEDICAL, ServiceType.PSYCHOSOCIAL
 
@@ -52,7 +57,8 @@ def test_a_routed_case_reads_the_directory_from_memory_and_writes_each_table_onc
     read = tables(sent, "SELECT")
     assert not read.keys() & {"providers", "service_areas", "schedules"}
     assert read["directory_version"] == 1  # the staleness check: one row by primary key
-    assert read["cases"] == read["needs"] == 1 and "referrals" not in read  # nothing read twice; no need stored yet
+    # A new case is inserted without a read; its needs are read once; no need stored yet, so no referral read.
+    assert "cases" not in read and read["needs"] == 1 and "referrals" not in read
     written = tables(sent, "INSERT")
     del written["outbox"]  # the platform's
     assert written == {"cases": 1, "needs": 1, "referrals": 1, "referral_history": 1}
@@ -101,3 +107,75 @@ def test_a_directory_change_rolled_back_is_never_served_from_the_cache(referral)
     with ReferralUnitOfWork(referral.engine, None, cache) as work:
         assert work.directory.get("qn-police-baichay").active
         assert work.directory.get("qn-legal-aid").public_contact == "0203 3825 825"
+
+
+def shape(sent: list[str]) -> list[str]:
+    """Each statement as its verb and table ("SELECT needs", "INSERT referrals", "SAVEPOINT")."""
+    found = []
+    for s in sent:
+        table = re.search(r"^(?:INSERT INTO|UPDATE) (\w+)|\bFROM (\w+)", s)
+        found.append(" ".join([s.split()[0], *(t for t in (table.groups() if table else ()) if t)]))
+    return found
+
+
+def as_the_worker(referral: Any, *needs: ServiceType) -> str:
+    """The case registered as the worker handles a record: in the record's inbox context."""
+    def handle() -> str:
+        current_delivery.set(Delivery("referral-worker", new_event_id()))
+        return referral.register(*needs)[0]
+
+    return contextvars.copy_context().run(handle)
+
+
+# What routing a new case's three needs costs, statement by statement (the worker's CPU per case is mostly
+# per-statement work): the inbox check, the case inserted unread, its needs read once (a consent event may have
+# overtaken the registration), the directory's stamp, one insert per table, the inbox row.
+ROUTED_CASE = ["SELECT inbox", "INSERT cases", "SELECT needs", "SELECT directory_version", "INSERT needs",
+               "INSERT referrals", "INSERT referral_history", "INSERT outbox", "INSERT inbox"]
+
+
+def test_routing_a_new_case_costs_these_statements_and_no_more(referral) -> None:
+    as_the_worker(referral, POLICE)  # the first case loads the directory
+    with statements(referral.engine) as sent:
+        case_id = as_the_worker(referral, POLICE, MEDICAL, PSYCHOSOCIAL)
+    assert len(referral.referrals(case_id)) == 3
+    assert shape(sent) == ROUTED_CASE
+
+
+def test_a_batch_of_cases_checks_the_directory_once_and_routes_each_alike(referral) -> None:
+    as_the_worker(referral, POLICE)
+    with statements(referral.engine) as sent, BatchTransaction(referral.engine) as batch:
+        cases = [as_the_worker(referral, POLICE, MEDICAL, PSYCHOSOCIAL) for _ in range(3)]
+        batch.commit()
+    assert all(len(referral.referrals(case_id)) == 3 for case_id in cases)
+    each = [s for s in ROUTED_CASE if s != "SELECT directory_version"]
+    assert shape(sent) == [*(["SAVEPOINT", *each[:3], "SELECT directory_version", *each[3:], "RELEASE"]),
+                           *(["SAVEPOINT", *each, "RELEASE"] * 2)]
+
+
+def test_a_directory_change_a_savepoint_rolled_back_is_not_served_to_the_rest_of_the_batch(referral) -> None:
+    cache = DirectoryCache()
+    with BatchTransaction(referral.engine) as batch:
+        with ReferralUnitOfWork(referral.engine, None, cache) as work:
+            assert work.directory.get("qn-police-baichay").active
+            work.commit()
+        with ReferralUnitOfWork(referral.engine, None, cache) as work:
+            station = work.directory.get("qn-police-baichay")
+            work.directory.save(dataclasses.replace(station, active=False), update_existing=True)
+            assert not work.directory.get("qn-police-baichay").active
+        # Rolled back (no commit): the next unit of work in the batch reads the stamp again.
+        with ReferralUnitOfWork(referral.engine, None, cache) as work:
+            assert work.directory.get("qn-police-baichay").active
+            work.commit()
+        batch.commit()
+
+
+def test_a_known_case_registered_again_is_read_and_updated_not_inserted(referral) -> None:
+    case_id, needs = referral.register(POLICE)
+    again = commands.RouteCase(case_id=case_id, province_code="22", commune_code="06673",
+                               needs=[commands.NeedToRoute(needs[POLICE], POLICE, True)], risk_level=RiskLevel.HIGH,
+                               emergency=False, case_worker_id="qn-worker-7", survivor=Survivor(sex=Sex.FEMALE))
+    with statements(referral.engine) as sent:
+        assert referral.handle(again) == []  # its need is with a provider already
+    assert tables(sent, "SELECT")["cases"] == 1 and tables(sent, "UPDATE")["cases"] == 1
+    assert len(referral.referrals(case_id)) == 1

@@ -68,21 +68,45 @@ class Directory:
                               for r in conn.execute(_ALL_PROVIDERS).mappings()))
 
 
+# conn.info key: the directory copy a connection's current transaction has already checked.
+_CHECKED = "referral.directory_checked"
+
+
 class DirectoryCache:
-    """The process's copy of the directory, shared by its units of work. Each unit of work that reads the
+    """The process's copy of the directory, shared by its units of work. Each transaction that reads the
     directory first reads its stamp (one row, by primary key) and gets this copy, reloaded only if the stamp
     is not the one it was loaded at. Every change writes a new random stamp in its own transaction, so a
-    copy read inside a transaction that then rolled back never matches a committed stamp."""
+    copy read inside a transaction that then rolled back never matches a committed stamp.
+
+    The units of work of one batch transaction (the consumer's savepoints) check the stamp once: a change
+    committed meanwhile is routed by from the next batch, as if it had committed a few milliseconds later."""
 
     def __init__(self) -> None:
         self._copy: Directory | None = None
 
     def current(self, conn: Connection) -> Directory:
+        transaction = conn.get_transaction()
+        checked = conn.info.get(_CHECKED)
+        remember = transaction is not None
+        if checked is not None and checked[0] is transaction and remember:
+            if checked[1] is self:
+                directory: Directory = checked[2]
+                return directory
+            remember = checked[1] is not None  # None: this transaction changed the directory
         stamp = conn.execute(_STAMP).scalar_one()
         copy = self._copy
         if copy is None or copy.stamp != stamp:
             copy = self._copy = Directory.read(conn, stamp)
+        if remember:
+            # The transaction object itself is kept (not its id): a later transaction is never taken for it.
+            conn.info[_CHECKED] = (transaction, self, copy)
         return copy
+
+    @staticmethod
+    def changed(conn: Connection) -> None:
+        """This transaction changed the directory: each of its reads checks the stamp again (a savepoint
+        that changed it may yet roll back)."""
+        conn.info[_CHECKED] = (conn.get_transaction(), None, None)
 
 
 class DirectoryRepository:
@@ -125,6 +149,7 @@ class DirectoryRepository:
             self.conn.execute(_RESTAMP, {"stamp": str(uuid.uuid4()), "changed_at": system_clock()})
             self._restamped = True
         self._directory = None
+        self.cache.changed(self.conn)
         return True
 
     def get(self, provider_id: str) -> Provider | None:

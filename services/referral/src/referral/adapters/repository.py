@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -125,6 +125,12 @@ class BedRepository:
 _CASE = select(cases).where(cases.c.case_id == bindparam("case_id"))
 _CASE_FOR_UPDATE = _CASE.with_for_update()
 _INSERT_CASE = insert(cases)
+# A case not seen before is inserted without reading first (a new case is what routing sees most). Text, as
+# the platform's inbox insert: SQLAlchemy compiles its dialects' on_conflict_do_nothing() anew on every call.
+_INSERT_NEW_CASE = text(
+    f"INSERT INTO cases ({', '.join(c.name for c in cases.c)}) VALUES ({', '.join(':' + c.name for c in cases.c)}) "
+    "ON CONFLICT (case_id) DO NOTHING",
+).bindparams(*(bindparam(c.name, type_=c.type) for c in cases.c))
 _UPDATE_CASE = update(cases).where(cases.c.case_id == bindparam("_case_id"))
 _NEEDS_OF_CASE = select(needs).where(needs.c.case_id == bindparam("case_id")).order_by(needs.c.need_id)
 _NEEDS = select(needs).where(needs.c.need_id.in_(bindparam("ids", expanding=True)))
@@ -154,13 +160,16 @@ class CaseRepository:
                     case_worker_id=row["case_worker_id"], child_deadline=utc(row["child_deadline"]),
                     state=CaseState(row["state"]))
 
+    def insert_new(self, case: Case) -> bool:
+        """Inserts the case unless its id is stored already (then False: get() it and save() instead)."""
+        done = self.conn.execute(_INSERT_NEW_CASE, {"case_id": case.case_id, **_case_row(case)})
+        if done.rowcount != 1:
+            return False
+        self._stored_cases.add(case.case_id)
+        return True
+
     def save(self, case: Case) -> None:
-        values = {"province_code": case.province_code, "commune_code": case.commune_code,
-                  "is_child": case.survivor.is_child, "sex": str(case.survivor.sex or ""),
-                  "risk_level": str(case.risk_level), "emergency": case.emergency,
-                  "case_worker_id": case.case_worker_id, "child_deadline": case.child_deadline,
-                  "state": str(case.state),
-                  "accessibility_needs": ",".join(sorted(case.survivor.accessibility_needs))}
+        values = _case_row(case)
         if case.case_id in self._stored_cases:
             self.conn.execute(_UPDATE_CASE, {"_case_id": case.case_id, **values})
         else:
@@ -344,6 +353,14 @@ class ReferralRepository:
     def _many(self, query: Any, params: Mapping[str, Any] | None = None) -> list[Referral]:
         self.flush()
         return [_referral(r) for r in self.conn.execute(query, params).mappings()]
+
+
+def _case_row(case: Case) -> dict[str, Any]:
+    return {"province_code": case.province_code, "commune_code": case.commune_code,
+            "is_child": case.survivor.is_child, "sex": str(case.survivor.sex or ""),
+            "risk_level": str(case.risk_level), "emergency": case.emergency,
+            "case_worker_id": case.case_worker_id, "child_deadline": case.child_deadline, "state": str(case.state),
+            "accessibility_needs": ",".join(sorted(case.survivor.accessibility_needs))}
 
 
 def _need(r: Any) -> Need:

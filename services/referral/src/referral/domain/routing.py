@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import refnet_geo as geo
 from referral.domain.model import Provider, Survivor
@@ -46,13 +47,20 @@ class Candidate:
     beds_free: int | None
 
 
+@lru_cache(maxsize=65536)
+def _distance_rank(province_code: str, commune_code: str, provider_province: str, provider_commune: str
+                   ) -> int | None:
+    """Remembered: routing asks the same few pairs of places for every case, and on today's map (after the
+    2025 reform, which is all it will ever read) the answer depends on the codes alone."""
+    try:
+        return geo.distance_rank(province_code, commune_code or None, provider_province, provider_commune or None)
+    except geo.GeoError:
+        return None
+
+
 def area_rank(provider: Provider, province_code: str, commune_code: str) -> int | None:
     """0 same commune, 1 same province, 2 neighbouring province, None out of reach."""
-    try:
-        rank = geo.distance_rank(province_code, commune_code or None, provider.province_code,
-                                 provider.commune_code or None)
-    except geo.GeoError:
-        rank = None
+    rank = _distance_rank(province_code, commune_code, provider.province_code, provider.commune_code)
     if commune_code and commune_code in provider.service_areas:
         return geo.SAME_COMMUNE
     if province_code in provider.service_areas:

@@ -10,7 +10,7 @@ from datetime import datetime
 from referral.domain import commands
 from referral.domain.model import NOT_STARTED, OPEN, Case, CaseState, ConsentState, Need, Referral, Status, Survivor
 from referral.service_layer.handlers.common import Policy, UowFactory, retry_on_conflict
-from referral.service_layer.handlers.routing import leave, routable, route, unserved
+from referral.service_layer.handlers.routing import leave, log_requested, routable, route, unserved
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform.vocabulary import ReferralReason, RiskLevel, ServiceType
 
@@ -40,11 +40,14 @@ def _case_from(cmd: commands.RouteCase | commands.AddNeed, known: Case | None) -
 def _register_needs(work: ReferralUnitOfWork, policy: Policy, cmd: commands.RouteCase | commands.AddNeed,
                     needs: list[commands.NeedToRoute]) -> list[Referral]:
     now = policy.clock()
-    known = work.cases.get(cmd.case_id, for_update=True)
-    if known is not None and known.state is not CaseState.OPEN:
-        return []  # closed or erased before this event arrived
-    case = _case_from(cmd, known)
-    work.cases.save(case)
+    case = _case_from(cmd, None)
+    # A registration is most often of a case not stored yet: one insert then, no read first.
+    if not (isinstance(cmd, commands.RouteCase) and work.cases.insert_new(case)):
+        known = work.cases.get(cmd.case_id, for_update=True)
+        if known is not None and known.state is not CaseState.OPEN:
+            return []  # closed or erased before this event arrived
+        case = _case_from(cmd, known)
+        work.cases.save(case)
     # Every need's row and referrals in one read each (a need never stored has no referral).
     stored = work.cases.needs_by_id(item.need_id for item in needs)
     referred = work.referrals.for_needs(stored)
@@ -76,6 +79,7 @@ def route_case(cmd: commands.RouteCase, uow: UowFactory, policy: Policy) -> list
     with uow() as work:
         made = _register_needs(work, policy, cmd, list(cmd.needs))
         work.commit()
+    log_requested(made)
     return made
 
 
@@ -84,6 +88,7 @@ def add_need(cmd: commands.AddNeed, uow: UowFactory, policy: Policy) -> list[Ref
     with uow() as work:
         made = _register_needs(work, policy, cmd, [cmd.need])
         work.commit()
+    log_requested(made)
     return made
 
 
@@ -121,6 +126,7 @@ def give_consent(cmd: commands.GiveConsent, uow: UowFactory, policy: Policy) -> 
             assert case is not None
             made = route(work, policy, case, need, now, earlier, previous=earlier[-1] if earlier else None)
         work.commit()
+    log_requested([made] if made else [])
     return made
 
 

@@ -12,7 +12,7 @@ from referral.domain.routing import area_rank
 from referral.service_layer.authorization import authorize
 from referral.service_layer.handlers.access import actor_of, caller_key, referral_for, required_request_id
 from referral.service_layer.handlers.common import Policy, UowFactory, retry_on_conflict
-from referral.service_layer.handlers.routing import escalate, request, routable, unserved
+from referral.service_layer.handlers.routing import escalate, log_requested, request, routable, unserved
 from refnet_platform import metrics
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
 
@@ -82,4 +82,5 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
         work.requests.add(caller_key(cmd.caller), cmd.client_request_id, "assign", escalated.referral_id,
                           made.referral_id, now)
         work.commit()
+    log_requested([made])
     return made

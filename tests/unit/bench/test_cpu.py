@@ -36,16 +36,17 @@ def test_totals_count_refnet_and_kafka_and_leave_the_bench_and_keycloak_out() ->
 
 def test_backlog_cpu_adds_the_registering_and_draining_windows_over_every_case() -> None:
     preload = {"intake-api": 10.0, "intake-relay": 2.0, "kafka": 3.0, "bench": 6.0}  # referral worker down
-    drain = {"intake-api": 0.2, "referral-worker": 8.0, "kafka": 5.0, "bench": 1.0}
+    drain = {"intake-api": 0.2, "referral-worker": 8.0, "kafka": 6.0, "bench": 1.0}
     cpu: Any = backlog_cpu(preload, drain, 2000)
     per = cpu["ms_per_case"]
     assert per["intake-api"] == {"preload": 5.0, "drain": pytest.approx(0.1), "case": pytest.approx(5.1)}
     assert per["referral-worker"] == {"preload": None, "drain": 4.0, "case": 4.0}
     assert list(per)[:2] == ["intake-api", "kafka"]  # busiest first
     assert cpu["totals"]["refnet"] == pytest.approx(5.1 + 1.0 + 4.0)
-    assert cpu["totals"]["total"] == pytest.approx(5.1 + 1.0 + 4.0 + 4.0)
+    assert cpu["totals"]["kafka"] == pytest.approx(4.5)
+    assert cpu["totals"]["total"] == pytest.approx(5.1 + 1.0 + 4.0 + 4.5)
     assert cpu["totals"]["bench"] == pytest.approx(3.5)
-    assert cpu["drain_totals"]["total"] == pytest.approx(0.1 + 4.0 + 2.5)
+    assert cpu["drain_totals"]["total"] == pytest.approx(0.1 + 4.0 + 3.0)
 
 
 def _results(total_ms: float | None = 12.0, capacity: float = 250.0) -> dict[str, Any]:

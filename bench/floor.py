@@ -102,6 +102,10 @@ class FloorChain:
             p.wait(timeout=10)
         self.processes = []
 
+    def pids(self) -> dict[str, int]:
+        """The forwarders by name (floor-1 .. floor-N, the last one stamps), for CPU accounting."""
+        return {f"floor-{i}": p.pid for i, p in enumerate(self.processes, start=1) if p.poll() is None}
+
     def check_alive(self) -> None:
         for p in self.processes:
             if p.poll() is not None:

@@ -4,7 +4,10 @@ Pure functions of the results dict (unit-tested in tests/unit/bench); the shape 
 
     {"machine": {...}, "config": {...}, "database": "SQLite",
      "phases": [{"rate": 50, "refnet": {...}, "floor": {...}, "grpc_floor": {...}}, ...],
-     "floor_saturation": {...}, "backlog": {...},
+     "floor_saturation": {..., "cpu_ms_per_message": {process: ms}},
+     "backlog": {..., "cpu": {"cases": n, "ms_per_case": {process: {"preload", "drain", "case"}},
+                              "totals": {"refnet", "kafka", "total", "bench", ...}, "drain_totals": {...}}},
+     "baseline": {"path": ..., "started_at": ..., "commit": ..., "figures": comparable_figures(earlier run)},
      "web": {"operators": 20, "pages": {"all": {...p50, p95, p99}, "/cases": {...}, ...}, "errors": {...},
              "live": {"measured": True, "event_ms": {...}, "shown_ms": {...}, ...}, ...}}
 """
@@ -18,7 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from bench.stats import ratio
+from bench.stats import KAFKA, cpu_totals, ratio
 
 Result = dict[str, Any]
 
@@ -42,36 +45,142 @@ def max_sustained_rate(results: Result) -> float | None:
     return max(rates) if rates else (0 if phases else None)
 
 
+def comparable_figures(results: Result) -> Result:
+    """The figures a later run is compared with (None where a run did not measure one: an older bench had no
+    CPU per case)."""
+    at50 = phase_at(results, 50)
+    return {
+        "capacity_cps": _get(results, "backlog", "drain_rate_cps"),
+        "cpu_ms_per_case": _get(results, "backlog", "cpu", "totals", "total"),
+        "register_p99_ms_at_50": _get(at50, "refnet", "register_ms", "p99"),
+        "notice_p50_ms_at_50": _get(at50, "refnet", "notice_ms", "p50"),
+        "notice_p99_ms_at_50": _get(at50, "refnet", "notice_ms", "p99"),
+        "emergency_p99_ms": _get(results, "backlog", "emergency_ms", "p99"),
+        "floor_saturated_mps": _get(results, "floor_saturation", "throughput_mps"),
+        "floor_cpu_ms_per_message": floor_cpu_per_message(results),
+    }
+
+
+def baseline_figures(earlier: Result, path: str) -> Result:
+    """What `--baseline PATH` keeps of the earlier run: where it came from and its comparable figures."""
+    return {"path": path, "started_at": earlier.get("started_at"), "commit": _get(earlier, "machine", "commit"),
+            "load_start": _get(earlier, "machine", "load_start"), "figures": comparable_figures(earlier)}
+
+
+COMPARED = (  # (label, key of comparable_figures, unit)
+    ("capacity (backlog drain)", "capacity_cps", "cases/s"),
+    ("total CPU per case (refnet + Kafka, backlog)", "cpu_ms_per_case", "ms"),
+    ("RegisterCase p99 at 50/s", "register_p99_ms_at_50", "ms"),
+    ("commit -> first notice p50 at 50/s", "notice_p50_ms_at_50", "ms"),
+    ("commit -> first notice p99 at 50/s", "notice_p99_ms_at_50", "ms"),
+    ("emergency p99 under the backlog", "emergency_p99_ms", "ms"),
+    ("floor saturated", "floor_saturated_mps", "msg/s"),
+    ("floor CPU per message", "floor_cpu_ms_per_message", "ms"),
+)
+
+
+def baseline_rows(results: Result) -> list[list[Any]]:
+    """figure, the baseline's, this run's, this run as a multiple of the baseline; empty without a baseline."""
+    base = _get(results, "baseline", "figures")
+    if base is None:
+        return []
+    now = comparable_figures(results)
+    return [[f"{label} ({unit})", base.get(key), now.get(key), ratio(now.get(key), base.get(key))]
+            for label, key, unit in COMPARED]
+
+
+def floor_cpu_per_message(results: Result) -> float | None:
+    """The floor chain's CPU per message while saturated: its forwarders and Kafka (not the bench's source)."""
+    ms: dict[str, float] = _get(results, "floor_saturation", "cpu_ms_per_message") or {}
+    return sum(v for name, v in ms.items() if name.startswith("floor-") or name == KAFKA) if ms else None
+
+
 def targets(results: Result) -> list[Result]:
-    """One row per target (issue 10's, then the web's of issue 15): the figure, the target, and whether it is
-    met (None: not measured)."""
+    """One row per target (issue 20's, then those of issue 10 and of the web's issue 15 that still stand): the
+    figure, the target, and whether it is met (None: not measured)."""
     at50 = phase_at(results, 50)
     notice = _get(at50, "refnet", "notice_ms")
     floor = _get(at50, "floor", "latency_ms")
     sustained = max_sustained_rate(results)
-    rows = [
-        ("sustained throughput (highest rate kept up with)", sustained, "cases/s", ">=", 200),
-        ("backlog drain rate (capacity)", _get(results, "backlog", "drain_rate_cps"), "cases/s", ">=", 200),
-        ("RegisterCase p99 at 50/s", _get(at50, "refnet", "register_ms", "p99"), "ms", "<=", 20),
-        ("commit -> first notice p50 at 50/s", _get(notice, "p50"), "ms", "<=", 30),
-        ("commit -> first notice p99 at 50/s", _get(notice, "p99"), "ms", "<=", 100),
-        ("  p50 as a multiple of the floor", ratio(_get(notice, "p50"), _get(floor, "p50")), "x", "<=", 5),
-        ("  p99 as a multiple of the floor", ratio(_get(notice, "p99"), _get(floor, "p99")), "x", "<=", 5),
-        ("emergency p99 under the backlog", _get(results, "backlog", "emergency_ms", "p99"), "ms", "<=", 150),
+    capacity = _get(results, "backlog", "drain_rate_cps")
+    base = _get(results, "baseline", "figures") or {}
+    rows = [  # (name, value, unit, op, target, how the aim is written, from which issue)
+        ("total CPU per case (refnet + Kafka, backlog)", _get(results, "backlog", "cpu", "totals", "total"), "ms",
+         "<=", 13, None, "20"),
+        ("capacity as a multiple of the baseline's", ratio(capacity, base.get("capacity_cps")), "x", ">=", 3,
+         None, "20"),
+        ("CPU per case as a multiple of the baseline's", ratio(_get(results, "backlog", "cpu", "totals", "total"),
+                                                               base.get("cpu_ms_per_case")), "x", "<=", 1 / 3,
+         "<= 1/3 x", "20"),
+        ("RegisterCase p99 at 50/s", _get(at50, "refnet", "register_ms", "p99"), "ms", "<=", 20, None, "10, 20"),
+        ("commit -> first notice p50 at 50/s", _get(notice, "p50"), "ms", "<=", 30, None, "10, 20"),
+        ("commit -> first notice p99 at 50/s", _get(notice, "p99"), "ms", "<=", 100, None, "10, 20"),
+        ("emergency p99 under the backlog", _get(results, "backlog", "emergency_ms", "p99"), "ms", "<=", 100,
+         None, "20"),
+        ("  p50 as a multiple of the floor", ratio(_get(notice, "p50"), _get(floor, "p50")), "x", "<=", 5, None,
+         "10"),
+        ("  p99 as a multiple of the floor", ratio(_get(notice, "p99"), _get(floor, "p99")), "x", "<=", 5, None,
+         "10"),
+        ("sustained throughput (highest rate kept up with)", sustained, "cases/s", ">=", 200, None, "10"),
+        ("backlog drain rate (capacity)", capacity, "cases/s", ">=", 200, None, "10"),
         (f"web page p95 at {_get(results, 'web', 'operators') or 20} operators (issue 15)",
-         _get(results, "web", "pages", "all", "p95"), "ms", "<=", 300),
+         _get(results, "web", "pages", "all", "p95"), "ms", "<=", 300, None, "15"),
         ("web live update commit -> shown p95 (issue 15)", _get(results, "web", "live", "shown_ms", "p95"), "ms",
-         "<=", 1000),
+         "<=", 1000, None, "15"),
     ]
     # A page that failed to load has no latency: any failed fetch misses the page target whatever the rest did.
     web_failed = bool(_get(results, "web", "errors"))
     out = []
-    for name, value, unit, op, target in rows:
+    for name, value, unit, op, target, aim, issue in rows:
         met = None if value is None else (value >= target if op == ">=" else value <= target)
         if met and web_failed and name.startswith("web page"):
             met = False
-        out.append({"name": name, "value": value, "unit": unit, "target": f"{op} {target} {unit}", "met": met})
+        out.append({"name": name, "value": value, "unit": unit, "target": aim or f"{op} {target} {unit}",
+                    "met": met, "issue": issue})
     return out
+
+
+def cpu_lines(results: Result) -> list[str]:
+    """CPU per case: per process in the backlog phase, the totals, the floor's per message and the ratio; empty
+    when the backlog's CPU was not measured."""
+    cpu = _get(results, "backlog", "cpu")
+    if not cpu or not cpu.get("ms_per_case"):
+        return []
+    rows = [[name, ms.get("preload"), ms.get("drain"), ms.get("case")] for name, ms in cpu["ms_per_case"].items()]
+    totals, drain = cpu.get("totals") or {}, cpu.get("drain_totals") or {}
+    floor = floor_cpu_per_message(results)
+    floor_ms = _get(results, "floor_saturation", "cpu_ms_per_message") or {}
+    out = [f"CPU per case in the backlog phase (ms of CPU, process utime + stime, over its {cpu.get('cases')} cases: "
+           "while the backlog was registered with the referral worker down, and from the worker's restart until "
+           "every notice was out and every worker had read everything):", "",
+           render_table(("process", "registering", "draining", "per case"), rows, digits=2), "",
+           f"  refnet's processes {_fmt(totals.get('refnet'), 2)} + Kafka {_fmt(totals.get('kafka'), 2)} = total "
+           f"{_fmt(totals.get('total'), 2)} ms per case (the whole machine's: the total includes Kafka); the drain "
+           f"alone {_fmt(drain.get('total'), 2)} (refnet {_fmt(drain.get('refnet'), 2)} + Kafka "
+           f"{_fmt(drain.get('kafka'), 2)})",
+           "  not in any total: " + ", ".join(f"{name} {_fmt(totals.get(name), 2)}" for name in ("bench", "keycloak")
+                                              if name in totals) + " (the bench is the load generator and reader)"]
+    if not cpu.get("settled", True):
+        out.append("  (the phase ended before every worker had read everything: a part of the work is missing)")
+    if floor is not None:
+        parts = ", ".join(f"{name} {_fmt(ms, 3)}" for name, ms in floor_ms.items() if name != "bench")
+        out.append(f"  the floor saturated: {_fmt(floor, 3)} ms of CPU per message ({parts}; the bench as its source "
+                   f"{_fmt(floor_ms.get('bench'), 3)}, not counted); refnet's total per case is "
+                   f"{_fmt(ratio(totals.get('total'), floor), 0)}x the floor's per message")
+    return out
+
+
+def phase_cpu_line(phase: Result) -> str | None:
+    """One rate's CPU: ms per case (total, refnet + Kafka) and, busiest first, cores and ms per case."""
+    used, ms = _get(phase, "refnet", "cores_used"), _get(phase, "refnet", "cpu_ms_per_case") or {}
+    if not used:
+        return None
+    head = f"  {phase['rate']:g}/s: "
+    if ms:
+        t = cpu_totals(ms)
+        head += f"{t['total']:.1f} ms per case (refnet {t['refnet']:.1f} + Kafka {t['kafka']:.1f}); "
+    return head + ", ".join(f"{name} {cores:.2f}" + (f" ({ms[name]:.1f} ms)" if name in ms else "")
+                            for name, cores in list(used.items())[:6])
 
 
 def web_lines(results: Result) -> list[str]:
@@ -123,9 +232,9 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 1) -> str:
     """Columns of numbers aligned right, of words left."""
-    cells = [list(headers)] + [[_fmt(v) for v in row] for row in rows]
+    cells = [list(headers)] + [[_fmt(v, digits) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     numeric = [all(isinstance(row[i], int | float) or row[i] is None for row in rows) for i in range(len(headers))]
     lines = ["  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True))
@@ -169,12 +278,10 @@ def render(results: Result) -> str:
     if hops:
         out += ["", "where the time goes (first referral's event time between the two):", "",
                 render_table(("rate/s", "from -> to", "p50", "p99"), hops)]
-    cpu = [(p["rate"], _get(p, "refnet", "cores_used")) for p in results.get("phases", [])]
-    if any(used for _, used in cpu):
-        out += ["", "CPU while each rate was offered and drained (cores; the machine has "
-                f"{m.get('cpus', '?')}; busiest first):"]
-        out += [f"  {r:g}/s: " + ", ".join(f"{name} {cores:.2f}" for name, cores in list(used.items())[:6])
-                for r, used in cpu if used]
+    cpu = [line for p in results.get("phases", []) if (line := phase_cpu_line(p))]
+    if cpu:
+        out += ["", "CPU while each rate was offered and drained (cores, and ms of CPU per case; the machine has "
+                f"{m.get('cpus', '?')}; busiest first):", *cpu]
     sat, backlog = results.get("floor_saturation"), results.get("backlog")
     if sat:
         out += ["", f"floor saturated: {_fmt(sat.get('throughput_mps'), 0)} msg/s over {sat.get('messages')} messages"]
@@ -195,9 +302,19 @@ def render(results: Result) -> str:
     web = web_lines(results)
     if web:
         out += ["", *web]
-    rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]]]
-            for t in targets(results)]
-    out += ["", render_table(("target", "measured", "aim", ""), rows)]
+    cpu_text = cpu_lines(results)
+    if cpu_text:
+        out += ["", *cpu_text]
+    base = results.get("baseline")
+    if base:
+        out += ["", f"against the baseline {base.get('path')} ({base.get('commit', '?')}, {base.get('started_at', '?')}"
+                f", load {_fmt(base.get('load_start'), 2)} at start; - = not measured in that run):", "",
+                render_table(("figure", "baseline", "this run", "x baseline"), baseline_rows(results), digits=2)]
+    elif results.get("backlog"):
+        out += ["", "no baseline (--baseline PATH: an earlier run's JSON): the multiples of it are not measured"]
+    rows = [[t["name"], t["value"], t["target"], {True: "met", False: "MISSED", None: "not measured"}[t["met"]],
+             t["issue"]] for t in targets(results)]
+    out += ["", render_table(("target", "measured", "aim", "", "issue"), rows)]
     if results.get("notes"):
         out += ["", *(f"note: {n}" for n in results["notes"])]
     return "\n".join(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -29,7 +30,9 @@ from typing import Any
 from grpc_health.v1 import health_pb2_grpc
 
 from bench import report
+from bench.flame import Flames
 from bench.floor import OUT_TOPIC, FloorChain
+from bench.invariants import KafkaView
 from bench.load import (
     NEEDS,
     OPERATOR,
@@ -43,7 +46,7 @@ from bench.load import (
     register_sender,
 )
 from bench.stack import Stack, running
-from bench.stats import cores_used, cpu_seconds, rate, summarize
+from bench.stats import KAFKA, backlog_cpu, cores_used, cpu_seconds, cpu_used, is_refnet, per_item_ms, rate, summarize
 from bench.tap import Tap
 from bench.web import WebPhase
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
@@ -82,8 +85,12 @@ def progress(line: str) -> None:
 
 class Bench:
     def __init__(self, stack: Stack, args: argparse.Namespace, tap: Tap, floor: FloorChain,
-                 intake: intake_grpc.IntakeServiceStub, health: health_pb2_grpc.HealthStub) -> None:
+                 intake: intake_grpc.IntakeServiceStub, health: health_pb2_grpc.HealthStub,
+                 flame_dir: Path | None = None) -> None:
         self.stack, self.args, self.tap, self.floor = stack, args, tap, floor
+        self.flame_dir = flame_dir  # --flame: where the py-spy graphs go
+        self.notes: list[str] = []
+        self.flames: list[Flames] = []  # py-spy recordings under way: stopped even when a phase fails
         self.intake, self.health = intake, health
         self.clock = Clock(args.max_minutes)
         self.run_id = datetime.now(UTC).strftime("%H%M%S")
@@ -169,8 +176,11 @@ class Bench:
                                  lambda: f"{timeline.notified(cases)}/{len(cases)} notified, {fully()} fully", label)
         if not record:
             return {}
-        cpu = cores_used(cpu_before, cpu_seconds(self.stack.pids()), time.monotonic() - started)
-        return {**self.case_figures(calls, cases, drained), "cores_used": cpu}
+        cpu_after = cpu_seconds(self.stack.pids())
+        cpu = cpu_used(cpu_before, cpu_after)
+        return {**self.case_figures(calls, cases, drained), "cpu_s": cpu,
+                "cores_used": cores_used(cpu_before, cpu_after, time.monotonic() - started),
+                "cpu_ms_per_case": per_item_ms(cpu, len(cases))}
 
     def case_figures(self, calls: list[Call], cases: list[str], drained: bool) -> dict[str, Any]:
         timeline = self.tap.timeline
@@ -205,19 +215,65 @@ class Bench:
             "sustained": bool(drained and not errors and drain_s is not None and drain_s <= self.args.slack),
         }
 
+    def floor_pids(self) -> dict[str, int]:
+        """The floor chain's processes, its broker and the bench (whose thread is the floor's source)."""
+        pids = self.stack.pids()
+        return {**self.floor.pids(), **{name: pids[name] for name in (KAFKA, "bench") if name in pids}}
+
     async def floor_saturation(self) -> dict[str, Any]:
         ids = self.floor.new_ids(self.args.floor_saturation)
         out = self.tap.timeline.floor
+        flames = self.start_flames(self.floor.pids(), "floor saturated")
+        cpu_before = cpu_seconds(self.floor_pids())
         await asyncio.to_thread(self.floor.send, ids, None)
         await wait_for(lambda: all(i in out for i in ids), min(self.args.drain_timeout, self.clock.left()),
                        lambda: f"{sum(i in out for i in ids)}/{len(ids)} through", "floor saturated")
-        return {"messages": len(ids), "throughput_mps": rate([out[i][1] for i in ids if i in out])}
+        cpu = cpu_used(cpu_before, cpu_seconds(self.floor_pids()))
+        self.stop_flames(flames)
+        through = sum(1 for i in ids if i in out)
+        return {"messages": len(ids), "throughput_mps": rate([out[i][1] for i in ids if i in out]),
+                "cpu_s": cpu, "cpu_ms_per_message": per_item_ms(cpu, through)}
+
+    # -- CPU accounting and flame graphs --------------------------------------------------------------
+
+    def start_flames(self, pids: dict[str, int], phase: str) -> Flames | None:
+        if not self.flame_dir:
+            return None
+        progress(f"flame graphs: py-spy records {', '.join(pids)} while the {phase} phase runs")
+        flames = Flames(self.flame_dir)
+        self.flames.append(flames)
+        flames.start(pids)
+        return flames
+
+    def stop_flames(self, flames: Flames | None) -> None:
+        if flames is not None and flames in self.flames:
+            self.flames.remove(flames)
+            for problem in flames.stop():
+                self.notes.append(problem)
+                progress(problem)
+
+    async def settled(self, cases: list[str], timeout: float) -> bool:
+        """Until every case's every provider was notified and every worker group has read every record the cases
+        caused (intake's worker reads referral's events after the first notices went out): the end of the
+        work the cases cost."""
+        timeline, expected = self.tap.timeline, len(NEEDS)
+        if not await wait_for(lambda: all(timeline.all_notices(c, expected) for c in cases), timeout):
+            return False
+        view = KafkaView(self.stack.broker.bootstrap)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lag = await asyncio.to_thread(view.lag)
+            if not any(n for topics in lag.values() for n in topics.values()):
+                return True
+            await asyncio.sleep(0.5)
+        return False
 
     async def backlog(self) -> dict[str, Any]:
         """N normal cases wait on intake.cases while the referral worker is down; then it starts again and
         emergencies are registered while the backlog drains. Their latency is what the urgent lane buys."""
         network, timeline, n = self.stack.network, self.tap.timeline, self.args.backlog
         await asyncio.to_thread(network.stop_process, "referral-worker")
+        cpu_start = cpu_seconds(self.stack.pids())
         progress(f"backlog: referral worker stopped; registering {n} cases as fast as intake answers")
         def tick(done: int) -> None:
             if done % 1000 == 0:
@@ -230,8 +286,13 @@ class Bench:
         await wait_for(lambda: all(c in timeline.committed for c in cases), self.args.drain_timeout,
                        lambda: f"{sum(c in timeline.committed for c in cases)}/{len(cases)} on intake.cases",
                        "backlog")
+        cpu_preloaded = cpu_seconds(self.stack.pids())
         await asyncio.to_thread(network.start_process, "referral-worker")
         resumed = time.time()
+        drain_pids = self.stack.pids()  # the referral worker's new pid: its start-up counts in the drain
+        cpu_resumed = cpu_seconds(drain_pids)
+        flames = self.start_flames({name: pid for name, pid in drain_pids.items()
+                                    if is_refnet(name) and name != "postgres"}, "drain")  # Python's only
         progress(f"backlog: {len(cases)} cases on intake.cases; referral worker started again")
         await wait_for(lambda: timeline.notified(cases) > 0, 120)
 
@@ -255,18 +316,33 @@ class Bench:
         drained = await wait_for(lambda: timeline.notified(everything) == len(everything),
                                  min(self.args.backlog_timeout, self.clock.left()),
                                  lambda: f"{timeline.notified(cases)}/{len(cases)} notified", "backlog")
+        settled = drained and await self.settled(everything, min(60, self.clock.left()))
+        cpu_drained = cpu_seconds(self.stack.pids())
+        self.stop_flames(flames)
+        if drained and not settled:
+            self.notes.append("the backlog's CPU per case stops before every notice was out and every worker had "
+                              "read everything (not within 60 s of the drain): a part of the work is missing")
         firsts = [t for c in cases if (t := timeline.first_notice(c))]
         figures = self.case_figures(emergencies, urgent, drained)
+        cpu = backlog_cpu(cpu_used(cpu_start, cpu_preloaded), cpu_used(cpu_resumed, cpu_drained), len(everything))
         return {
             "cases": len(cases), "register_rate": len(calls) / register_s if register_s else None,
             "register_ms": summarize([c.latency_ms for c in calls if c.latency_ms is not None]),
             "drain_rate_cps": rate(firsts), "drain_s": max(firsts) - resumed if drained and firsts else None,
             "drained": drained, "emergencies": len(urgent), "emergency_ms": figures["notice_ms"],
             "emergency_hops_ms": figures["hops_ms"], "emergency_register_ms": figures["register_ms"],
-            "backlog_at_send": summarize(left_at_send),
+            "backlog_at_send": summarize(left_at_send), "cpu": {**cpu, "settled": settled},
         }
 
     async def run(self, results: dict[str, Any]) -> None:
+        self.notes = results["notes"]
+        try:
+            await self.phases(results)
+        finally:
+            for flames in list(self.flames):
+                self.stop_flames(flames)
+
+    async def phases(self, results: dict[str, Any]) -> None:
         await self.warm_up()
         d = self.args.phase_seconds
         for r in self.args.rates:
@@ -317,7 +393,7 @@ async def run_web_phase(stack: Stack, args: argparse.Namespace, results: dict[st
     print("\n".join(report.web_lines(results)), file=sys.stderr, flush=True)
 
 
-async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> None:
+async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any], flame_dir: Path | None) -> None:
     if args.only == "web":
         await run_web_phase(stack, args, results, datetime.now(UTC).strftime("%H%M%S"))
         return
@@ -326,7 +402,7 @@ async def bench(stack: Stack, args: argparse.Namespace, results: dict[str, Any])
         async with Tap(bootstrap, OPERATOR, floor_topic=OUT_TOPIC) as tap, \
                 aio_channel(stack.network, "intake", OPERATOR, "operator") as channel:
             await Bench(stack, args, tap, floor, intake_grpc.IntakeServiceStub(channel),
-                        health_pb2_grpc.HealthStub(channel)).run(results)
+                        health_pb2_grpc.HealthStub(channel), flame_dir).run(results)
 
 
 def _commit() -> str:
@@ -365,7 +441,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs, databases) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and SVG go")
+    parser.add_argument("--baseline", type=Path, help="an earlier run's results JSON (e.g. the unchanged code's, "
+                        "same session): capacity and CPU per case are compared with it")
+    parser.add_argument("--flame", action="store_true", help="py-spy flame graphs of every refnet process while "
+                        "the backlog drains (and of the floor's while it is saturated): <out>/<time>-flame/*.svg")
     args = parser.parse_args(argv)
+    if args.baseline:
+        try:
+            args.baseline_results = json.loads(args.baseline.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--baseline {args.baseline}: {exc}")
     if args.only == "web" and args.web_operators <= 0:
         parser.error("--only web needs --web-operators > 0")
     return args
@@ -381,10 +466,19 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "phases": [], "notes": [],
     }
+    stem = args.out / started.strftime("%Y%m%dT%H%M%SZ")
+    flame_dir = stem.parent / f"{stem.name}-flame" if args.flame else None
+    if args.baseline:
+        results["config"].pop("baseline_results")
+        results["baseline"] = report.baseline_figures(args.baseline_results, str(args.baseline))
+    if flame_dir:
+        results["notes"].append(f"--flame: py-spy sampled every process while the floor was saturated and while the "
+                                f"backlog drained (graphs in {flame_dir}); those phases' throughput and CPU carry "
+                                "its load")
     failed = True
     try:
         with running(data_dir, postgres=args.postgres, web=bool(args.web_operators) or args.only == "web") as stack:
-            asyncio.run(bench(stack, args, results))
+            asyncio.run(bench(stack, args, results, flame_dir))
         failed = False
     except KeyboardInterrupt:
         results["notes"].append("interrupted")
@@ -394,7 +488,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         results["machine"]["load_end"] = os.getloadavg()[0]
         results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        stem = args.out / started.strftime("%Y%m%dT%H%M%SZ")
         report.write_json(results, stem.with_suffix(".json"))
         stem.with_suffix(".svg").write_text(report.render_svg(results))
         print(report.render(results))

@@ -63,7 +63,7 @@ def _results(notice_p50: float = 20.0, notice_p99: float = 90.0, register_p99: f
         "config": {"floor_hops": 2},
         "phases": [phase(5, True), phase(50, True), phase(200, sustained_at_200)],
         "floor_saturation": {"messages": 1000, "throughput_mps": 9000.0},
-        "backlog": {"cases": 10000, "drain_rate_cps": 250.0, "emergency_ms": {"count": 50, "p50": 40.0, "p99": 140.0}},
+        "backlog": {"cases": 10000, "drain_rate_cps": 250.0, "emergency_ms": {"count": 50, "p50": 40.0, "p99": 90.0}},
         "web": {"operators": 20, "pages": {"all": {"count": 600, "p50": 40.0, "p95": 120.0}}, "errors": {},
                 "live": {"measured": True, "shown_ms": {"count": 30, "p50": 500.0, "p95": 900.0}}},
     }
@@ -75,7 +75,8 @@ def _by_name(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_targets_met_when_every_figure_is_within_them() -> None:
     rows = _by_name(report.targets(_results()))
-    assert all(row["met"] for row in rows.values()), rows
+    assert all(row["met"] for row in rows.values() if row["value"] is not None), rows
+    assert not any(row["met"] is False for row in rows.values()), rows
     assert rows["sustained throughput (highest rate kept up with)"]["value"] == 200
     assert rows["p50 as a multiple of the floor"]["value"] == pytest.approx(4.0)
 
@@ -117,7 +118,8 @@ def test_json_carries_the_targets(tmp_path: Path) -> None:
     path = tmp_path / "out" / "run.json"
     report.write_json(_results(), path)
     saved = json.loads(path.read_text())
-    assert len(saved["phases"]) == 3 and saved["targets"][0]["met"] is True
+    assert len(saved["phases"]) == 3
+    assert _by_name(saved["targets"])["RegisterCase p99 at 50/s"]["met"] is True
 
 
 def test_svg_is_well_formed_with_a_line_per_series() -> None:

@@ -170,15 +170,8 @@ def report(network: Network, **params: str) -> dict[tuple[str, str, str], float]
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("history-e2e") / "var", ops=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

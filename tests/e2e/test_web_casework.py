@@ -33,15 +33,8 @@ NOTE_LIMIT = 20_000  # intake's (intake.domain.casework.NOTE_LIMIT): the web lea
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-casework") / "var", web=True,
-                  keycloak=keycloak, extra_env={"WEB_SESSION_SECRET": "web-casework-e2e"})
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 def in_days(days: int) -> str:

@@ -36,15 +36,8 @@ D = "\u2013"  # the en dash of a safe-time window
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-partner") / "var", web=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 def accessible(page: Any, name: str) -> None:

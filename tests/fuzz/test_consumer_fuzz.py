@@ -95,17 +95,8 @@ def poison(topic: str, payload: Any, key: str) -> dict[str, tuple[bytes, str | N
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Network]:
-    # Keycloak: the real case after the poison is registered by a case worker signed in with her token, and
-    # the ops console (started with the ops worker) signs people in as the realm's refnet-console client.
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("fuzz-consumers") / "var", ops=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 eventually = partial(wait_until, timeout=45, poll_s=0.3)

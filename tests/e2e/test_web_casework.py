@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
-from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from web.i18n import VIETNAM_TZ as VIETNAM

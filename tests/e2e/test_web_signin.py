@@ -15,8 +15,6 @@ import pytest
 
 from refnet_dev.browser import phone_page
 from refnet_dev.browser import sign_in as browser_sign_in
-from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -5,7 +5,6 @@ up, and a real case flowing after them on the same partitions is still processed
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -23,7 +22,6 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.kafka import KafkaBroker, committed_offsets, read_records, send
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_platform import kafka_clients

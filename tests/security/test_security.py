@@ -9,7 +9,7 @@ import json
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -32,7 +32,6 @@ from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker, read_records
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
 from refnet_platform.identity import channel_credentials

@@ -12,7 +12,9 @@ network (12-16 processes, 20-40 s): ask for `shared_network`, or alias it as the
 Every module using it sees what the others left: make your own cases (unique ids), assert only about them (filter
 lists, topics and logs by your ids or canaries), never stop the network, and restart any process you stop. A
 module that needs its own settings (extra_env, a directory, a database) starts its own Network. The modules that
-use it run last (pytest_collection_modifyitems), so it is up only while they run.
+use it run last (pytest_collection_modifyitems), so it is up only while they run. Its few differences from the
+demo: each shelter has SHARED_EXTRA_BEDS more beds (every module's cases hold some), and the web app's session
+secret is SHARED_WEB_SESSION_SECRET (network.extra_env["WEB_SESSION_SECRET"]).
 """
 
 from __future__ import annotations
@@ -46,11 +48,11 @@ def pytest_configure() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Tag tests by the infrastructure they pull in, so `-m "not kafka"` skips the broker.
-    sharing = {item.path for item in items if "shared_network" in getattr(item, "fixturenames", ())}
     # The modules on the shared network run last, each module whole and in order: it starts once, and is not
     # left idle (16 processes) while the other modules run.
+    sharing = {item.path for item in items if "shared_network" in getattr(item, "fixturenames", ())}
     items.sort(key=lambda item: item.path in sharing)
+    # Tag tests by the infrastructure they pull in, so `-m "not kafka"` skips the broker.
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if "kafka_broker" in fixtures:

@@ -1,4 +1,7 @@
-"""What the browser tests share: Debian's chromium through Playwright, once per module (refnet_dev.browser)."""
+"""What the browser tests share: Debian's chromium through Playwright, once per module (refnet_dev.browser).
+
+A module that needs no network settings of its own runs on the session's `shared_network` (tests/conftest.py: how
+to use it, and the rules: own ids, assertions about your own cases only, never stop it)."""
 
 from __future__ import annotations
 

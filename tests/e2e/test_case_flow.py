@@ -43,11 +43,9 @@ def spans() -> Iterator[SpanCollector]:
 
 
 @pytest.fixture
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak, spans: SpanCollector, database_url: str,
-            tmp_path: Path) -> Iterator[Network]:
-    shared_db = None if database_url.startswith("sqlite") else database_url
-    net = Network(kafka_broker.bootstrap, tmp_path / "var", database_url=shared_db, otlp_endpoint=spans.endpoint,
-                  keycloak=keycloak)
+def network(kafka_broker: KafkaBroker, keycloak: Keycloak, spans: SpanCollector, tmp_path: Path) -> Iterator[Network]:
+    # SQLite: the same flow on PostgreSQL, every process as its service's own role, is tests/e2e/test_erasure.py's.
+    net = Network(kafka_broker.bootstrap, tmp_path / "var", otlp_endpoint=spans.endpoint, keycloak=keycloak)
     try:
         net.start()
         yield net

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,8 +31,7 @@ from openpyxl import Workbook, load_workbook
 
 from refnet.notifications.v1 import events_pb2 as notification_events
 from refnet.referral.v1 import events_pb2 as referral_events
-from refnet_dev.kafka import KafkaBroker, read_records
-from refnet_dev.keycloak import Keycloak
+from refnet_dev.kafka import read_records
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_platform.caller import Role
@@ -170,15 +168,8 @@ def report(network: Network, **params: str) -> dict[tuple[str, str, str], float]
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("history-e2e") / "var", ops=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

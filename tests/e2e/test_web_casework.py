@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import intake_service_pb2 as intake_pb
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
-from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from web.i18n import VIETNAM_TZ as VIETNAM
@@ -33,15 +31,8 @@ NOTE_LIMIT = 20_000  # intake's (intake.domain.casework.NOTE_LIMIT): the web lea
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-casework") / "var", web=True,
-                  keycloak=keycloak, extra_env={"WEB_SESSION_SECRET": "web-casework-e2e"})
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 def in_days(days: int) -> str:

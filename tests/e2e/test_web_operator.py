@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
-from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
@@ -29,15 +27,8 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-operator") / "var", web=True,
-                  keycloak=keycloak, extra_env={"WEB_SESSION_SECRET": "web-operator-e2e"})
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 def checked(page: Any, name: str) -> None:

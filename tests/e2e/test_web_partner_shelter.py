@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,8 +23,6 @@ from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet_dev.browser import accessibility_problems, keep_screenshot, phone_page, sign_in
-from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
 
@@ -36,15 +33,8 @@ D = "\u2013"  # the en dash of a safe-time window
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-partner") / "var", web=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 def accessible(page: Any, name: str) -> None:

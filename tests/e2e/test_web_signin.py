@@ -15,25 +15,13 @@ import pytest
 
 from refnet_dev.browser import phone_page
 from refnet_dev.browser import sign_in as browser_sign_in
-from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-SESSION_SECRET = "web-e2e-session-secret"
-
-
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("web-e2e") / "var", web=True, keycloak=keycloak,
-                  extra_env={"WEB_SESSION_SECRET": SESSION_SECRET})
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 @pytest.fixture
@@ -110,7 +98,7 @@ def test_the_access_token_is_refreshed_at_keycloak_when_it_nears_expiry(network:
     sign_in(page, network, "qn-spc-staff")
     page.wait_for_url(network.web_url + "/shelter")
     cookie = next(c for c in page.context.cookies() if c["name"] == "refnet_web_session")
-    sid = Signer(SESSION_SECRET, salt="refnet-session-id").unsign(cookie["value"]).decode()
+    sid = Signer(network.extra_env["WEB_SESSION_SECRET"], salt="refnet-session-id").unsign(cookie["value"]).decode()
     engine = make_engine(f"sqlite:///{network.data_dir / 'web.db'}")
     try:
         store = SqlSessionStore(engine)

@@ -5,7 +5,6 @@ up, and a real case flowing after them on the same partitions is still processed
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -23,7 +22,6 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_dev.kafka import KafkaBroker, committed_offsets, read_records, send
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually as wait_until
 from refnet_platform import kafka_clients
@@ -95,17 +93,8 @@ def poison(topic: str, payload: Any, key: str) -> dict[str, tuple[bytes, str | N
 
 
 @pytest.fixture(scope="module")
-def network(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Network]:
-    # Keycloak: the real case after the poison is registered by a case worker signed in with her token, and
-    # the ops console (started with the ops worker) signs people in as the realm's refnet-console client.
-    net = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("fuzz-consumers") / "var", ops=True,
-                  keycloak=keycloak)
-    try:
-        net.start()
-        yield net
-    finally:
-        net.stop()
+def network(shared_network: Network) -> Network:
+    return shared_network  # tests/conftest.py
 
 
 eventually = partial(wait_until, timeout=45, poll_s=0.3)

@@ -38,8 +38,6 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet.shelter.v1 import shelter_service_pb2 as shelter_pb
 from refnet.shelter.v1 import shelter_service_pb2_grpc as shelter_grpc
-from refnet_dev.kafka import KafkaBroker
-from refnet_dev.keycloak import Keycloak
 from refnet_dev.network import Network
 from refnet_dev.util import eventually
 from refnet_platform.caller import Role
@@ -49,6 +47,9 @@ pytestmark = pytest.mark.e2e
 
 QN, BAI_CHAY, HT, HT_COMMUNE = "22", "06673", "42", "18100"
 QN_SHELTER, HT_SHELTER = "qn-spc", "ht-trusted-tranphu"
+# Their beds on the shared network (tests/conftest.py: the demo's 6 and 3, plus SHARED_EXTRA_BEDS): the capacity
+# UpdateAvailability sets leaves the beds other modules' cases hold.
+QN_SHELTER_BEDS, HT_SHELTER_BEDS = 6 + 40, 3 + 40
 TABLES = {"intake": INTAKE, "referral": REFERRAL, "shelter": SHELTER, "notifications": NOTIFICATIONS}
 SERVICE_OF = {"IntakeService": "intake", "CaseContactService": "intake", "CaseWorkService": "intake",
               "ReferralService": "referral",
@@ -145,61 +146,57 @@ def register(intake: Any, province: str, commune: str, needs: list[int]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def world(kafka_broker: KafkaBroker, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    network = Network(kafka_broker.bootstrap, tmp_path_factory.mktemp("matrix") / "var", keycloak=keycloak)
-    try:
-        network.start()
-        with network.person_channel("intake", "national-111-operator") as intake_ch, \
-                network.person_channel("referral", "national-111-operator") as referral_ch, \
-                network.channel("referral", "qn-police-baichay", "agency") as police_ch:
-            intake = intake_grpc.IntakeServiceStub(intake_ch)
-            referrals = referral_grpc.ReferralServiceStub(referral_ch)
-            needs = [t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_MEDICAL, t.SERVICE_TYPE_SHELTER]
-            qn_case = register(intake, QN, BAI_CHAY, needs)
-            ht_case = register(intake, HT, HT_COMMUNE, [t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_SHELTER])
+def world(shared_network: Network) -> Iterator[World]:
+    network = shared_network  # tests/conftest.py
+    with network.person_channel("intake", "national-111-operator") as intake_ch, \
+            network.person_channel("referral", "national-111-operator") as referral_ch, \
+            network.channel("referral", "qn-police-baichay", "agency") as police_ch:
+        intake = intake_grpc.IntakeServiceStub(intake_ch)
+        referrals = referral_grpc.ReferralServiceStub(referral_ch)
+        needs = [t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_MEDICAL, t.SERVICE_TYPE_SHELTER]
+        qn_case = register(intake, QN, BAI_CHAY, needs)
+        ht_case = register(intake, HT, HT_COMMUNE, [t.SERVICE_TYPE_POLICE_PROTECTION, t.SERVICE_TYPE_SHELTER])
 
-            def routed(case: Any, count: int) -> list[Any] | None:
-                found = list(referrals.ListReferrals(referral_pb.ListReferralsRequest(case_id=case.case_id)).referrals)
-                return found if len(found) == count and all(r.provider_id for r in found) else None
+        def routed(case: Any, count: int) -> list[Any] | None:
+            found = list(referrals.ListReferrals(referral_pb.ListReferralsRequest(case_id=case.case_id)).referrals)
+            return found if len(found) == count and all(r.provider_id for r in found) else None
 
-            by_type = {}
-            for name, case, count in (("qn", qn_case, 3), ("ht", ht_case, 2)):
-                for r in eventually(lambda c=case, n=count: routed(c, n), f"the {name} case's referrals", timeout=60):
-                    kind = {t.SERVICE_TYPE_POLICE_PROTECTION: "police", t.SERVICE_TYPE_MEDICAL: "medical",
-                            t.SERVICE_TYPE_SHELTER: "shelter"}[r.service_type]
-                    by_type[f"{name}-{kind}"] = r
-            assert by_type["qn-police"].provider_id == "qn-police-baichay"
-            assert by_type["qn-medical"].provider_id == "qn-hospital"
-            # The police accept, so a contact read has an accepted referral on intake's own record.
-            referral_grpc.ReferralServiceStub(police_ch).AcceptReferral(referral_pb.AcceptReferralRequest(
-                referral_id=by_type["qn-police"].referral_id, request_id=rid()), timeout=10)
-        world = World(network, qn_case, ht_case, by_type)
-        contact = CELLS["GetCaseContact"].build[0](world, CALLERS[0])
+        by_type = {}
+        for name, case, count in (("qn", qn_case, 3), ("ht", ht_case, 2)):
+            for r in eventually(lambda c=case, n=count: routed(c, n), f"the {name} case's referrals", timeout=60):
+                kind = {t.SERVICE_TYPE_POLICE_PROTECTION: "police", t.SERVICE_TYPE_MEDICAL: "medical",
+                        t.SERVICE_TYPE_SHELTER: "shelter"}[r.service_type]
+                by_type[f"{name}-{kind}"] = r
+        assert by_type["qn-police"].provider_id == "qn-police-baichay"
+        assert by_type["qn-medical"].provider_id == "qn-hospital"
+        # The police accept, so a contact read has an accepted referral on intake's own record.
+        referral_grpc.ReferralServiceStub(police_ch).AcceptReferral(referral_pb.AcceptReferralRequest(
+            referral_id=by_type["qn-police"].referral_id, request_id=rid()), timeout=10)
+    world = World(network, qn_case, ht_case, by_type)
+    contact = CELLS["GetCaseContact"].build[0](world, CALLERS[0])
 
-        def accepted_on_intakes_record() -> bool:
-            try:
-                world.stub(Who("service:referral", Role.SERVICE, False), "CaseContactService").GetCaseContact(
-                    contact, timeout=10)
-                return True
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:  # "not accepted on intake's record yet"
-                    raise
-                return False
+    def accepted_on_intakes_record() -> bool:
+        try:
+            world.stub(Who("service:referral", Role.SERVICE, False), "CaseContactService").GetCaseContact(
+                contact, timeout=10)
+            return True
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE:  # "not accepted on intake's record yet"
+                raise
+            return False
 
-        eventually(accepted_on_intakes_record, "intake to record the acceptance", timeout=60)
-        # Both shelters hold a bed for their case before any cell runs.
-        with network.channel("shelter", QN_SHELTER, "shelter") as qn_ch, \
-                network.channel("shelter", HT_SHELTER, "shelter") as ht_ch:
-            for channel, shelter, case in ((qn_ch, QN_SHELTER, qn_case), (ht_ch, HT_SHELTER, ht_case)):
-                eventually(lambda c=channel, s=shelter, k=case: any(
-                    r.case_id == k.case_id for r in shelter_grpc.ShelterServiceStub(c).ListReservations(
-                        shelter_pb.ListReservationsRequest(shelter_id=s)).reservations), f"a bed held at {shelter}",
-                    timeout=60)
-        yield world
-        for channel in world.channels.values():
-            channel.close()
-    finally:
-        network.stop()
+    eventually(accepted_on_intakes_record, "intake to record the acceptance", timeout=60)
+    # Both shelters hold a bed for their case before any cell runs.
+    with network.channel("shelter", QN_SHELTER, "shelter") as qn_ch, \
+            network.channel("shelter", HT_SHELTER, "shelter") as ht_ch:
+        for channel, shelter, case in ((qn_ch, QN_SHELTER, qn_case), (ht_ch, HT_SHELTER, ht_case)):
+            eventually(lambda c=channel, s=shelter, k=case: any(
+                r.case_id == k.case_id for r in shelter_grpc.ShelterServiceStub(c).ListReservations(
+                    shelter_pb.ListReservationsRequest(shelter_id=s)).reservations), f"a bed held at {shelter}",
+                timeout=60)
+    yield world
+    for channel in world.channels.values():
+        channel.close()
 
 
 # --- what each RPC is called with, in and out of a caller's remit -------------------------------
@@ -472,9 +469,9 @@ CELLS: dict[str, Cell] = {
                                    lambda w, who: shelter_pb.ListReservationsRequest(shelter_id=HT_SHELTER)),
                              outside=grpc.StatusCode.PERMISSION_DENIED),
     "UpdateAvailability": Cell(fixed(lambda: shelter_pb.UpdateAvailabilityRequest(
-        shelter_id=QN_SHELTER, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN, capacity=6),
+        shelter_id=QN_SHELTER, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN, capacity=QN_SHELTER_BEDS),
         lambda w, who: shelter_pb.UpdateAvailabilityRequest(
-            shelter_id=HT_SHELTER, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN, capacity=3)),
+            shelter_id=HT_SHELTER, target_group=t.TARGET_GROUP_WOMEN_WITH_CHILDREN, capacity=HT_SHELTER_BEDS)),
         outside=grpc.StatusCode.PERMISSION_DENIED, read=False),
     "ConfirmArrival": Cell(on_referral(lambda r: shelter_pb.ConfirmArrivalRequest(referral_id=r)),
                            made_up=lambda: shelter_pb.ConfirmArrivalRequest(referral_id=MADE_UP), read=False),

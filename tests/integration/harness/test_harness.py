@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import ConfigResource
 
-from refnet_dev.kafka import KafkaBroker, ensure_jars, send
+from refnet_dev import kafka
+from refnet_dev.kafka import KafkaBroker, end_offsets, ensure_jars, send
 from refnet_dev.postgres import PostgresCluster
 from refnet_dev.util import pid_alive
 from refnet_platform import kafka_clients
@@ -97,10 +98,13 @@ def test_restart_keeps_data_and_stop_leaves_no_process() -> None:
         broker.restart()
         assert broker.port == port and broker.pid != pid and not pid_alive(pid)
         assert roundtrip(broker.bootstrap, topic.name, b"survives") == b"survives"
+        assert end_offsets(broker.bootstrap, [(topic.name, 0)]) == {(topic.name, 0): 1}
         last_pid = broker.pid
     finally:
         broker.stop()
     assert last_pid is not None and not pid_alive(last_pid)
+    # Its offsets admin client went with it (one left would log a failed connection to the stopped broker).
+    assert not [key for key in kafka._offset_admins if key[0] == broker.bootstrap]
     assert not broker.workdir.exists()
     broker.stop()  # idempotent
 

@@ -158,6 +158,10 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """Idempotent: SIGTERM, then SIGKILL after 15 s; removes the work dir if it made one."""
+        # First the offsets admin clients for this broker, while it still answers: one left behind would log a
+        # failed connection when the broker is gone.
+        for key in [key for key in _offset_admins if key[0] == self.bootstrap]:
+            del _offset_admins[key]
         self._terminate()
         atexit.unregister(self.stop)
         if self._own_workdir:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, select
 
 from referral.adapters.directory import DirectoryCache
@@ -22,7 +23,7 @@ from referral.domain.model import Status, Survivor
 from referral.service_layer.unit_of_work import ReferralUnitOfWork
 from refnet_platform.context import Delivery, current_delivery
 from refnet_platform.envelope import new_event_id
-from refnet_platform.unit_of_work import BatchTransaction
+from refnet_platform.unit_of_work import BatchSpoiled, BatchTransaction
 from refnet_platform.vocabulary import RiskLevel, ServiceType, Sex
 
 POLICE, MEDICAL, PSYCHOSOCIAL = ServiceType.POLICE_PROTECTION, ServiceType.MEDICAL, ServiceType.PSYCHOSOCIAL
@@ -110,7 +111,7 @@ def test_a_directory_change_rolled_back_is_never_served_from_the_cache(referral)
 
 
 def shape(sent: list[str]) -> list[str]:
-    """Each statement as its verb and table ("SELECT needs", "INSERT referrals", "SAVEPOINT")."""
+    """Each statement as its verb and table ("SELECT needs", "INSERT referrals")."""
     found = []
     for s in sent:
         table = re.search(r"^(?:INSERT INTO|UPDATE) (\w+)|\bFROM (\w+)", s)
@@ -148,12 +149,13 @@ def test_a_batch_of_cases_checks_the_directory_once_and_routes_each_alike(referr
         cases = [as_the_worker(referral, POLICE, MEDICAL, PSYCHOSOCIAL) for _ in range(3)]
         batch.commit()
     assert all(len(referral.referrals(case_id)) == 3 for case_id in cases)
-    each = [s for s in ROUTED_CASE if s != "SELECT directory_version"]
-    assert shape(sent) == [*(["SAVEPOINT", *each[:3], "SELECT directory_version", *each[3:], "RELEASE"]),
-                           *(["SAVEPOINT", *each, "RELEASE"] * 2)]
+    # No savepoint each: the batch writes every case's outbox and inbox rows once, at its commit.
+    each = [s for s in ROUTED_CASE if s not in ("SELECT directory_version", "INSERT outbox", "INSERT inbox")]
+    assert shape(sent) == [*each[:3], "SELECT directory_version", *each[3:], *each, *each,
+                           "INSERT outbox", "INSERT inbox"]
 
 
-def test_a_directory_change_a_savepoint_rolled_back_is_not_served_to_the_rest_of_the_batch(referral) -> None:
+def test_a_directory_change_left_uncommitted_in_a_batch_is_never_served_afterwards(referral) -> None:
     cache = DirectoryCache()
     with BatchTransaction(referral.engine) as batch:
         with ReferralUnitOfWork(referral.engine, None, cache) as work:
@@ -163,11 +165,11 @@ def test_a_directory_change_a_savepoint_rolled_back_is_not_served_to_the_rest_of
             station = work.directory.get("qn-police-baichay")
             work.directory.save(dataclasses.replace(station, active=False), update_existing=True)
             assert not work.directory.get("qn-police-baichay").active
-        # Rolled back (no commit): the next unit of work in the batch reads the stamp again.
-        with ReferralUnitOfWork(referral.engine, None, cache) as work:
-            assert work.directory.get("qn-police-baichay").active
-            work.commit()
-        batch.commit()
+        # Ended without committing: the batch refuses to commit and is rolled back (the consumer redoes the rest).
+        with pytest.raises(BatchSpoiled):
+            batch.commit()
+    with ReferralUnitOfWork(referral.engine, None, cache) as work:
+        assert work.directory.get("qn-police-baichay").active
 
 
 def test_a_known_case_registered_again_is_read_and_updated_not_inserted(referral) -> None:

@@ -58,7 +58,8 @@ IDLE_RECHECK_S = 0.5
 def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy,
                  outlets: Outlets) -> dict[str, int]:
     """One round: each external channel's due deliveries in their own lane (a slow gateway holds up only its
-    own), claimed in batches, most urgent first, sent concurrently and recorded a batch at a time. Then the
+    own), claimed in batches, most urgent first (and a lane's emergencies also by themselves, never waiting
+    for a batch of routine sends to finish), sent concurrently and recorded a batch at a time. Then the
     dead letters not yet on the DLQ topic are published. Returns how many ended in each status.
     together: one transaction for many units of work (a batch's results)."""
     lanes = [str(channel) for channel in outlets.adapters]
@@ -89,19 +90,23 @@ class _Round:
         return self.fixed_now or self.policy.clock()
 
     async def run(self, lanes: Sequence[str]) -> dict[str, int]:
+        # Each lane twice: all its work, most urgent first, and its emergencies alone, so an emergency recorded
+        # while the lane sends a batch of routine notices (at most `concurrency` at a time, each as slow as
+        # its gateway) is claimed and sent at once, with sending slots of its own, not after that batch.
         # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
         # a gateway that hangs takes only its own lane's.
-        threads = len(lanes) * (self.policy.concurrency + 1)
+        threads = 2 * len(lanes) * (self.policy.concurrency + 1)
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
-        await asyncio.gather(*(self.lane(lane) for lane in lanes))
+        await asyncio.gather(*(self.lane(lane, emergencies_only) for lane in lanes
+                               for emergencies_only in (False, True)))
         return dict(self.counts)
 
-    async def lane(self, lane: str) -> None:
+    async def lane(self, lane: str, emergencies_only: bool = False) -> None:
         in_flight = asyncio.Semaphore(self.policy.concurrency)
         self.busy += 1
         while time.monotonic() < self.deadline:
             told = self.outlets.due.times
-            batch = await asyncio.to_thread(self.claim, lane)
+            batch = await asyncio.to_thread(self.claim, lane, emergencies_only)
             if batch:
                 results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
                 await asyncio.to_thread(self.record, list(zip(batch, results, strict=True)))
@@ -128,10 +133,11 @@ class _Round:
             waited += 0.01
         return False
 
-    def claim(self, lane: str) -> list[Due]:
+    def claim(self, lane: str, emergencies_only: bool = False) -> list[Due]:
         now = self.now()
         with self.uow() as work:
-            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit)
+            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit,
+                                           emergencies_only=emergencies_only)
             work.commit()
         return batch
 

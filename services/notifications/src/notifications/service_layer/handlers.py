@@ -22,6 +22,7 @@ from notifications.domain.messages import (
     Language,
     NewReferral,
     Role,
+    StatusChange,
     StepOverdue,
     recipients_for,
 )
@@ -205,7 +206,8 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
     if isinstance(known, NewReferral):
         work.cases.note_referral(known.referral_id, known.case_id, known.case_worker_id, known.provider_id,
                                  known.service_type, known.urgency.priority, known.province_code)
-    survivor = ConsentedServices(work.cases.consented(known.case_id))
+    # Only a status change may tell the survivor: no other event needs her consents read.
+    survivor = ConsentedServices(work.cases.consented(known.case_id)) if isinstance(known, StatusChange) else None
     planned: list[Planned] = []
     for addressee in recipients_for(known, survivor):
         if addressee.role is Role.SURVIVOR:
@@ -262,6 +264,7 @@ def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | 
 def load_directory(cmd: commands.LoadDirectory, uow: UowFactory) -> int:
     with uow() as work:
         count = work.directory.replace(cmd.recipients, cmd.supervisors)
+        work.on_commit(work.directory_cache.forget)  # again: a lookup meanwhile may have read the old rows
         work.commit()
     log.info("recipients loaded", extra={"fields": {"recipients": count, "supervisors": len(cmd.supervisors)}})
     return count

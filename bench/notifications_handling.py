@@ -112,8 +112,8 @@ def measure(referrals: int, warmup: int, batch: int, profile: Path | None) -> di
         engine = open_database(settings, MIGRATIONS)
         try:
             unused = Unused()
-            bus = bootstrap(settings, engine, adapters={c: unused for c in (Channel.EMAIL, Channel.SMS, Channel.WEBHOOK)},
-                            contacts=None, dead_letters=unused)  # type: ignore[dict-item]
+            channels = {c: unused for c in (Channel.EMAIL, Channel.SMS, Channel.WEBHOOK)}
+            bus = bootstrap(settings, engine, adapters=channels, contacts=None, dead_letters=unused)  # type: ignore[arg-type]
             bus.handle(load_directory_file(DEMO))
             known = providers()
             run(bus, engine, [referral_requested(n, known) for n in range(warmup)], batch)

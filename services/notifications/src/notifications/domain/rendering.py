@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -209,7 +209,7 @@ class _Templates:
     email: Template
 
 
-@lru_cache(maxsize=None)
+@cache
 def _templates(kind: NoticeKind, language: Language) -> _Templates:
     env = template_environment()
     return _Templates(env.get_template(f"{language}/{kind}.j2"), env.get_template(f"{language}/_labels.j2").module,
@@ -235,7 +235,7 @@ def render(kind: NoticeKind, language: Language, context: Mapping[str, object], 
     return Rendered(subject=subject, text=text, sms=sms, html=page)
 
 
-@lru_cache(maxsize=None)
+@cache
 def render_fixed(kind: NoticeKind, language: Language) -> Rendered:
     """A notice that sees nothing of its event (a survivor's): the same text every time, rendered once."""
     return render(kind, language, {})

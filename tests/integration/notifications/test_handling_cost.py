@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 # A referral to a provider whose duty desk has an e-mail address: its in-app notice and its e-mail. What the
 # worker runs for it: the inbox's duplicate check and row, the referral remembered, the new notices recorded
 # and told apart from known ones (one statement), their deliveries, the feed, the outbox. Not the directory
-# (the process's copy) nor the survivor's consents (a new referral never tells her).
-STATEMENTS_PER_REFERRAL = 7
+# (the process's copy) nor the survivor's consents (a new referral never tells her). On PostgreSQL the unit of
+# work also wakes the relay (pg_notify) as it commits.
+STATEMENTS_PER_REFERRAL = {"sqlite": 7, "postgresql": 8}
 NOTICES_PER_REFERRAL = 2
 
 
@@ -91,7 +92,7 @@ def test_a_new_referral_costs_no_more_statements_per_notice_than_it_was_brought_
     made = [handle_as_consumed(bus, referral()) for _ in range(20)]
     assert all(len(m) == NOTICES_PER_REFERRAL for m in made)
     per_notice = len(statements) / (20 * NOTICES_PER_REFERRAL)
-    assert per_notice <= STATEMENTS_PER_REFERRAL / NOTICES_PER_REFERRAL, (per_notice, statements[:12])
+    assert per_notice <= STATEMENTS_PER_REFERRAL[engine.dialect.name] / NOTICES_PER_REFERRAL, (per_notice, [" ".join(s.split()[:3]) for s in statements[:16]])
     assert not any("recipients" in s or "consents" in s for s in statements)
 
 

@@ -92,7 +92,8 @@ def test_a_new_referral_costs_no_more_statements_per_notice_than_it_was_brought_
     made = [handle_as_consumed(bus, referral()) for _ in range(20)]
     assert all(len(m) == NOTICES_PER_REFERRAL for m in made)
     per_notice = len(statements) / (20 * NOTICES_PER_REFERRAL)
-    assert per_notice <= STATEMENTS_PER_REFERRAL[engine.dialect.name] / NOTICES_PER_REFERRAL, (per_notice, [" ".join(s.split()[:3]) for s in statements[:16]])
+    what = [" ".join(s.split()[:3]) for s in statements[:16]]
+    assert per_notice <= STATEMENTS_PER_REFERRAL[engine.dialect.name] / NOTICES_PER_REFERRAL, (per_notice, what)
     assert not any("recipients" in s or "consents" in s for s in statements)
 
 

@@ -97,15 +97,23 @@ class _Round:
         # a gateway that hangs takes only its own lane's.
         threads = 2 * len(lanes) * (self.policy.concurrency + 1)
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
-        await asyncio.gather(*(self.lane(lane, emergencies_only) for lane in lanes
-                               for emergencies_only in (False, True)))
+        # Emergencies recorded before the round are the lanes' first claims' (most urgent first): a lane's
+        # emergencies claim only when one is recorded during the round, so a round costs no more claims.
+        before = self.outlets.due.emergencies
+        await asyncio.gather(*(self.lane(lane) for lane in lanes),
+                             *(self.lane(lane, emergencies_after=before) for lane in lanes))
         return dict(self.counts)
 
-    async def lane(self, lane: str, emergencies_only: bool = False) -> None:
+    async def lane(self, lane: str, emergencies_after: int | None = None) -> None:
+        """Claims, sends and records the lane's due work until none is left; with emergencies_after, only the
+        lane's emergencies, recorded since the count of them was emergencies_after."""
+        emergencies_only = emergencies_after is not None
         in_flight = asyncio.Semaphore(self.policy.concurrency)
+        if emergencies_after is not None and not await self.more_due(emergencies_after, emergencies_only):
+            return
         self.busy += 1
         while time.monotonic() < self.deadline:
-            told = self.outlets.due.times
+            told = self._told(emergencies_only)
             batch = await asyncio.to_thread(self.claim, lane, emergencies_only)
             if batch:
                 results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
@@ -113,21 +121,25 @@ class _Round:
                 if len(batch) == self.limit:
                     continue  # there may be more due already
             self.busy -= 1
-            if not await self.more_due(told):
+            if not await self.more_due(told, emergencies_only):
                 return
             self.busy += 1
 
-    async def more_due(self, told: int) -> bool:
-        """Whether a lane that ran dry claims again: yes if work was recorded since `told`, or, while another
-        lane is still busy (the round lasts as long), now and then for retries come due; no once every lane
-        is waiting."""
+    def _told(self, emergencies_only: bool) -> int:
+        return self.outlets.due.emergencies if emergencies_only else self.outlets.due.times
+
+    async def more_due(self, told: int, emergencies_only: bool = False) -> bool:
+        """Whether a lane that ran dry claims again: yes if work was recorded since `told` (for a lane's
+        emergencies: an emergency's), or, while another lane is still busy (the round lasts as long), now and
+        then for retries come due (not a lane's emergencies: retries are its whole lane's, most urgent first);
+        no once every lane is waiting."""
         waited = 0.0
         while time.monotonic() < self.deadline:
-            if self.outlets.due.times != told:
+            if self._told(emergencies_only) != told:
                 return True
             if self.busy == 0:
                 return False
-            if waited >= IDLE_RECHECK_S:
+            if waited >= IDLE_RECHECK_S and not emergencies_only:
                 return True
             await asyncio.sleep(0.01)
             waited += 0.01

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
 from notifications.adapters.channels import ChannelAdapter
@@ -24,6 +25,7 @@ from notifications.domain.messages import (
     Role,
     StatusChange,
     StepOverdue,
+    Urgency,
     recipients_for,
 )
 from notifications.domain.notices import (
@@ -86,9 +88,12 @@ class DueNow:
     def __init__(self, wakeup: Wakeup | None = None) -> None:
         self.wakeup = wakeup
         self.times = 0  # how often it was told: a lane waiting for work compares it with what it saw last
+        self.emergencies = 0  # how often an emergency's delivery was among them (what a lane's emergencies await)
 
-    def set(self) -> None:
+    def set(self, emergency: bool = False) -> None:
         self.times += 1
+        if emergency:
+            self.emergencies += 1
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -158,8 +163,10 @@ def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: 
 def _dispatch_soon(work: NotificationsUnitOfWork, added: Sequence[Planned], outlets: Outlets) -> None:
     """Deliveries due now are sent as soon as they are committed (in a consumer's batch: when the batch
     commits), not at the dispatcher's next tick."""
-    if any(p.status is Status.PENDING for p in added):
-        work.on_commit(outlets.due.set)
+    due = [p for p in added if p.status is Status.PENDING]
+    if due:
+        emergency = any(p.message.priority == Urgency.EMERGENCY.priority for p in due)
+        work.on_commit(partial(outlets.due.set, emergency))
 
 
 def note_consent(cmd: commands.NoteConsent, uow: UowFactory) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from notifications.adapters.channels import ChannelAdapter, SmsGatewayChannel, SmsGatewayConfig, WebhookChannel
 from notifications.adapters.dead_letters import KafkaDeadLetters
 from notifications.adapters.intake_contacts import IntakeContacts
+from notifications.adapters.repository import DirectoryCache
 from notifications.adapters.sms_owners import GrpcSmsOwners
 from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.config import Settings
@@ -100,8 +101,10 @@ def bootstrap(settings: Settings, engine: Engine, *, policy: Policy | None = Non
     schema = settings.database[1]
     policy = policy or policy_from(settings, clock)
 
+    directory = DirectoryCache()  # the process's copy of the directory's recipients, shared by its units of work
+
     def uow() -> NotificationsUnitOfWork:
-        return NotificationsUnitOfWork(engine, schema)
+        return NotificationsUnitOfWork(engine, schema, directory)
 
     outlets = Outlets(
         adapters=staff_adapters(settings) if adapters is None else adapters,

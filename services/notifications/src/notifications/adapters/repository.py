@@ -4,7 +4,9 @@ remembers of cases and referrals. Times are stored in UTC (SQLite keeps no offse
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -25,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 
 from notifications.adapters.tables import (
     cases,
@@ -41,7 +43,7 @@ from notifications.adapters.tables import (
 )
 from notifications.domain.commands import Recipient
 from notifications.domain.events import NoticeRef, NotificationFailed
-from notifications.domain.messages import Channel, Language, NoticeKind, Role
+from notifications.domain.messages import Channel, Language, NoticeKind, Role, Urgency
 from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
 from notifications.domain.rendering import Contact, Endpoint, OutboundMessage
 from refnet_platform.clock import system_clock
@@ -60,10 +62,7 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 # What the consumer runs for every event, built once with parameters: SQLAlchemy then neither rebuilds the
 # statements nor works out their cache keys again at each call.
-_KNOWN_NOTICES = select(notices.c.notice_id).where(notices.c.notice_id.in_(bindparam("ids", expanding=True)))
-_INSERT_NOTICE, _INSERT_DELIVERY, _INSERT_FEED = insert(notices), insert(deliveries), insert(feed)
-_RECIPIENT = select(recipients).where(recipients.c.role == bindparam("role"),
-                                      recipients.c.recipient_id == bindparam("recipient_id"))
+_INSERT_DELIVERY, _INSERT_FEED = insert(deliveries), insert(feed)
 _CASE_WORKER = select(cases.c.case_worker_id).where(cases.c.case_id == bindparam("case_id"))
 _REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 _CONSENTED = select(consents.c.service_type).where(consents.c.case_id == bindparam("case_id"))
@@ -83,6 +82,19 @@ def _upsert_statement(table: str, keys: tuple[str, ...], columns: tuple[str, ...
                 f"ON CONFLICT ({', '.join(keys)}) {action}")
 
 
+@cache
+def _insert_new_notices(rows: int) -> TextClause:
+    """Records `rows` notices, those not recorded before (their event redelivered), and returns their ids: one
+    statement where a SELECT of the known ids and an INSERT were two (SQLite >= 3.35 and PostgreSQL alike).
+    Written once per number of rows; the values are parameters, typed as their columns (times stored in UTC)."""
+    columns = [c.name for c in notices.columns]
+    rows_sql = ", ".join("(" + ", ".join(f":{c}_{i}" for c in columns) + ")" for i in range(rows))
+    statement = text(f"INSERT INTO notices ({', '.join(columns)}) VALUES {rows_sql} "
+                     "ON CONFLICT (notice_id) DO NOTHING RETURNING notice_id")
+    return statement.bindparams(*(bindparam(f"{c}_{i}", type_=notices.c[c].type)
+                                  for i in range(rows) for c in columns))
+
+
 class NoticeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -95,16 +107,19 @@ class NoticeRepository:
         (its event redelivered) is left as it is."""
         if not planned:
             return []
-        known = set(self.conn.execute(_KNOWN_NOTICES, {"ids": [p.message.notice_id for p in planned]}).scalars())
-        added = [p for p in planned if p.message.notice_id not in known]
+        at = _utc(now)
+        values: dict[str, Any] = {}
+        for i, p in enumerate(planned):
+            values.update({
+                f"notice_id_{i}": p.message.notice_id, f"source_event_id_{i}": p.message.event_id,
+                f"recipient_id_{i}": p.message.recipient_id, f"channel_{i}": p.lane,
+                f"subject_{i}": p.message.subject[:300], f"body_{i}": p.message.body,
+                f"referral_id_{i}": p.message.referral_id, f"case_id_{i}": p.message.case_id,
+                f"province_code_{i}": p.message.province_code, f"status_{i}": p.status, f"created_at_{i}": at})
+        new = set(self.conn.execute(_insert_new_notices(len(planned)), values).scalars())
+        added = [p for p in planned if p.message.notice_id in new]
         if not added:
             return []
-        at = _utc(now)
-        self.conn.execute(_INSERT_NOTICE, [dict(
-            notice_id=p.message.notice_id, source_event_id=p.message.event_id, recipient_id=p.message.recipient_id,
-            channel=p.lane, subject=p.message.subject[:300], body=p.message.body, referral_id=p.message.referral_id,
-            case_id=p.message.case_id, province_code=p.message.province_code, status=p.status, created_at=at)
-            for p in added])
         self.conn.execute(_INSERT_DELIVERY, [dict(
             notice_id=p.message.notice_id, lane=p.lane, role=p.message.role, kind=p.message.kind,
             priority=p.message.priority, language=p.message.language, address=p.message.address, html=p.message.html,
@@ -115,15 +130,18 @@ class NoticeRepository:
             for p in added])
         return added
 
-    def claim_due(self, lane: str, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
-        """Up to `limit` of the lane's due deliveries, most urgent first (emergencies, then the longest due),
-        claimed for this round: each attempt is counted and nobody else takes them before lease_until. Two
-        rounds never get the same one: PostgreSQL skips rows another round has locked, and SQLite's
-        transaction holds the write lock from its start."""
+    def claim_due(self, lane: str, now: datetime, lease_until: datetime, limit: int, *,
+                  emergencies_only: bool = False) -> list[Due]:
+        """Up to `limit` of the lane's due deliveries (only emergencies' if emergencies_only), most urgent first
+        (emergencies, then the longest due), claimed for this round: each attempt is counted and nobody else
+        takes them before lease_until. Two rounds never get the same one: PostgreSQL skips rows another round
+        has locked, and SQLite's transaction holds the write lock from its start."""
         now = _utc(now)
         due = and_(deliveries.c.lane == lane, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
                    deliveries.c.next_attempt_at <= now,
                    or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+        if emergencies_only:
+            due = and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority)
         picked = [r.notice_id for r in self.conn.execute(
             select(deliveries.c.notice_id).where(due)
             .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
@@ -251,11 +269,53 @@ def _notice(row: RowMapping) -> Notice:
     )
 
 
+_ALL_RECIPIENTS = select(recipients.c.role, recipients.c.recipient_id, recipients.c.language, recipients.c.email,
+                         recipients.c.phone, recipients.c.webhook_url, recipients.c.sector)
+
+
+@dataclass(frozen=True)
+class _Known:
+    contact: Contact
+    sector: str
+
+
+class DirectoryCache:
+    """The process's copy of the directory's recipients, shared by its units of work: every staff notice
+    looks its recipient up, and the directory changes only when a process loads its file (at its start).
+    The copy is read again when it is older than max_age_s (a directory loaded by another process is seen
+    within that time) and at once after this process loads one."""
+
+    def __init__(self, max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._copy: dict[tuple[str, str], _Known] | None = None
+        self._read_at = 0.0
+
+    def current(self, conn: Connection) -> dict[tuple[str, str], _Known]:
+        copy, now = self._copy, self.clock()
+        if copy is None or now - self._read_at >= self.max_age_s:
+            copy = {(r.role, r.recipient_id): _Known(_contact(r), r.sector) for r in conn.execute(_ALL_RECIPIENTS)}
+            self._copy, self._read_at = copy, now
+        return copy
+
+    def forget(self) -> None:
+        self._copy = None
+
+
+def _contact(row: Row[Any]) -> Contact:
+    endpoints = tuple(Endpoint(channel, address) for channel, address in (
+        (Channel.EMAIL, row.email), (Channel.SMS, row.phone), (Channel.WEBHOOK, row.webhook_url)) if address)
+    return Contact(row.recipient_id, Language.parse(row.language), endpoints)
+
+
 class DirectoryRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: DirectoryCache) -> None:
         self.conn = conn
+        self.cache = cache
 
     def replace(self, entries: Iterable[Recipient], members: Iterable[tuple[str, str]]) -> int:
+        """Writes the recipients; the caller forgets the process's copy once this commits (cache.forget)."""
+        self.cache.forget()
         count = 0
         for r in entries:
             _upsert(self.conn, recipients, ["role", "recipient_id"], {
@@ -268,17 +328,12 @@ class DirectoryRepository:
         return count
 
     def contact(self, role: Role, recipient_id: str) -> Contact | None:
-        row = self.conn.execute(_RECIPIENT, {"role": role, "recipient_id": recipient_id}).first()
-        if row is None:
-            return None
-        endpoints = tuple(Endpoint(channel, address) for channel, address in (
-            (Channel.EMAIL, row.email), (Channel.SMS, row.phone), (Channel.WEBHOOK, row.webhook_url)) if address)
-        return Contact(recipient_id, Language.parse(row.language), endpoints)
+        known = self.cache.current(self.conn).get((str(role), recipient_id))
+        return known.contact if known else None
 
     def sector_of(self, provider_id: str) -> str:
-        row = self.conn.execute(_RECIPIENT, {"role": Role.PROVIDER, "recipient_id": provider_id}).first()
-        return row.sector if row else ""
-
+        known = self.cache.current(self.conn).get((str(Role.PROVIDER), provider_id))
+        return known.sector if known else ""
 
 
 class CaseRepository:

@@ -28,7 +28,7 @@ from notifications.domain.messages import (
     event_service,
     event_urgency,
 )
-from notifications.domain.rendering import Contact, Endpoint, OutboundMessage, notice_id, render
+from notifications.domain.rendering import Contact, Endpoint, OutboundMessage, notice_id, render_fixed
 from notifications.domain.retry import DeadLetter, DeliveryResult, Jitter, Outcome, Retry, RetryPolicy, next_step
 from notifications.domain.safe_contact import (
     SURVIVOR_NOTICE_CHANNEL,
@@ -130,7 +130,7 @@ def survivor_notice(event: Event, addressee: Addressee, language: Language, sect
     defers it to her next window (never drops it), or withholds it."""
     if addressee.role is not Role.SURVIVOR or not addressee.kind.for_survivor:
         raise ValueError("not a survivor addressee")
-    rendered = render(addressee.kind, language, {})
+    rendered = render_fixed(addressee.kind, language)
     message = OutboundMessage(
         notice_id=notice_id(event.event_id, Role.SURVIVOR, addressee.recipient_id, SURVIVOR_LANE),
         event_id=event.event_id, kind=addressee.kind, role=Role.SURVIVOR, recipient_id=addressee.recipient_id,

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,10 @@ from refnet_platform.vocabulary import (
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 NOTICE_NAMESPACE = uuid.UUID("6b0f6d43-52c5-4c3c-9d0e-7d6f3b1e5a10")
+# Compiled once: every notice goes through them (re's own cache still costs a lookup per call).
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?")
+_PROVINCE = re.compile(r"[0-9]{2}")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 # --- what they read ----------------------------------------------------------------------------
@@ -61,7 +65,7 @@ class Links:
     def __post_init__(self) -> None:
         for name in ("partner_portal", "operator_console"):
             value = getattr(self, name)
-            if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", value):
+            if not _PLAIN_URL.fullmatch(value):
                 raise ValueError(f"{name} must be a plain http(s) URL without query, got {value!r}")
 
     def referral(self, referral_id: str) -> str:
@@ -94,7 +98,7 @@ def _uuid(value: str, field_name: str) -> str:
 
 
 def _province(value: str) -> str:
-    if not re.fullmatch(r"[0-9]{2}", value or ""):
+    if not _PROVINCE.fullmatch(value or ""):
         raise InvalidEvent("province_code", "is not a two-digit province code")
     return value
 
@@ -183,6 +187,8 @@ class Rendered:
 
 @lru_cache(maxsize=1)
 def template_environment() -> Environment:
+    # auto_reload off: the templates ship with the code and never change under a running process, and
+    # checking each one's modification time at every get_template was a stat per template per notice.
     return Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         undefined=StrictUndefined,
@@ -192,30 +198,47 @@ def template_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,
     )
 
 
-def _block(template: Template, name: str, context: Mapping[str, object]) -> str:
-    return "".join(template.blocks[name](template.new_context(dict(context))))
+@dataclass(frozen=True)
+class _Templates:
+    notice: Template
+    labels: object  # the language's _labels.j2 module
+    email: Template
 
 
-def render(kind: NoticeKind, language: Language, context: Mapping[str, object]) -> Rendered:
-    """Render ``{language}/{kind}.j2`` (blocks subject, text, sms) and the HTML e-mail layout."""
+@cache
+def _templates(kind: NoticeKind, language: Language) -> _Templates:
     env = template_environment()
-    labels = env.get_template(f"{language}/_labels.j2").module
-    full = {**context, "L": labels}
-    template = env.get_template(f"{language}/{kind}.j2")
-    subject = " ".join(_block(template, "subject", full).split())
-    text = "\n".join(line.rstrip() for line in _block(template, "text", full).strip().splitlines())
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    sms = " ".join(_block(template, "sms", full).split())
-    html = env.get_template(f"{language}/_email.html.j2").render(
+    return _Templates(env.get_template(f"{language}/{kind}.j2"), env.get_template(f"{language}/_labels.j2").module,
+                      env.get_template(f"{language}/_email.html.j2"))
+
+
+def render(kind: NoticeKind, language: Language, context: Mapping[str, object], *, html: bool = True) -> Rendered:
+    """Render ``{language}/{kind}.j2`` (blocks subject, text, sms) and, unless html is False (nobody is
+    e-mailed), the HTML e-mail layout."""
+    templates = _templates(kind, language)
+    template = templates.notice
+    blocks = template.new_context({**context, "L": templates.labels})  # one context for the three blocks
+    subject = " ".join("".join(template.blocks["subject"](blocks)).split())
+    text = "\n".join(line.rstrip() for line in "".join(template.blocks["text"](blocks)).strip().splitlines())
+    text = _BLANK_LINES.sub("\n\n", text)
+    sms = " ".join("".join(template.blocks["sms"](blocks)).split())
+    page = templates.email.render(
         subject=subject,
         paragraphs=[p.splitlines() for p in text.split("\n\n")],
         action_url=str(context.get("action_url", "")),
-        L=labels,
-    )
-    return Rendered(subject=subject, text=text, sms=sms, html=html)
+        L=templates.labels,
+    ) if html else ""
+    return Rendered(subject=subject, text=text, sms=sms, html=page)
+
+
+@cache
+def render_fixed(kind: NoticeKind, language: Language) -> Rendered:
+    """A notice that sees nothing of its event (a survivor's): the same text every time, rendered once."""
+    return render(kind, language, {})
 
 
 # --- outbound messages -------------------------------------------------------------------------
@@ -286,7 +309,8 @@ def staff_messages(
     if addressee.role is Role.SURVIVOR or addressee.kind.for_survivor:
         raise ValueError("survivor messages go through safe_contact.survivor_message")
     context = context_for(event, addressee, links)
-    rendered = render(addressee.kind, contact.language, context)
+    emailed = any(e.channel is Channel.EMAIL and e.address for e in contact.endpoints)
+    rendered = render(addressee.kind, contact.language, context, html=emailed)
     payload_base = {k: str(context[k]) for k in _PAYLOAD_KEYS if k in context and context[k] != ""}
     messages: list[OutboundMessage] = []
     used: set[Channel] = set()

@@ -30,7 +30,7 @@ from notifications.domain.messages import (
     event_service,
     event_urgency,
 )
-from notifications.domain.rendering import VIETNAM, OutboundMessage, notice_id, render
+from notifications.domain.rendering import VIETNAM, OutboundMessage, notice_id, render_fixed
 from refnet_platform.vocabulary import ServiceType
 
 EVERY_DAY = frozenset(range(7))
@@ -267,7 +267,7 @@ def _compose(
     province_code: str,
     service_type: ServiceType | None,
 ) -> OutboundMessage:
-    rendered = render(kind, language, {})
+    rendered = render_fixed(kind, language)
     nid = base.notice_id if base else notice_id(event_id, Role.SURVIVOR, case_id, SURVIVOR_NOTICE_CHANNEL)
     return OutboundMessage(
         notice_id=nid,

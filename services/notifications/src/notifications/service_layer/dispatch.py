@@ -58,7 +58,8 @@ IDLE_RECHECK_S = 0.5
 def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[[], BatchTransaction], policy: Policy,
                  outlets: Outlets) -> dict[str, int]:
     """One round: each external channel's due deliveries in their own lane (a slow gateway holds up only its
-    own), claimed in batches, most urgent first, sent concurrently and recorded a batch at a time. Then the
+    own), claimed in batches, most urgent first (and a lane's emergencies also by themselves, never waiting
+    for a batch of routine sends to finish), sent concurrently and recorded a batch at a time. Then the
     dead letters not yet on the DLQ topic are published. Returns how many ended in each status.
     together: one transaction for many units of work (a batch's results)."""
     lanes = [str(channel) for channel in outlets.adapters]
@@ -89,49 +90,66 @@ class _Round:
         return self.fixed_now or self.policy.clock()
 
     async def run(self, lanes: Sequence[str]) -> dict[str, int]:
+        # Each lane twice: all its work, most urgent first, and its emergencies alone, so an emergency recorded
+        # while the lane sends a batch of routine notices (at most `concurrency` at a time, each as slow as
+        # its gateway) is claimed and sent at once, with sending slots of its own, not after that batch.
         # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
         # a gateway that hangs takes only its own lane's.
-        threads = len(lanes) * (self.policy.concurrency + 1)
+        threads = 2 * len(lanes) * (self.policy.concurrency + 1)
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
-        await asyncio.gather(*(self.lane(lane) for lane in lanes))
+        # Emergencies recorded before the round are the lanes' first claims' (most urgent first): a lane's
+        # emergencies claim only when one is recorded during the round, so a round costs no more claims.
+        before = self.outlets.due.emergencies
+        await asyncio.gather(*(self.lane(lane) for lane in lanes),
+                             *(self.lane(lane, emergencies_after=before) for lane in lanes))
         return dict(self.counts)
 
-    async def lane(self, lane: str) -> None:
+    async def lane(self, lane: str, emergencies_after: int | None = None) -> None:
+        """Claims, sends and records the lane's due work until none is left; with emergencies_after, only the
+        lane's emergencies, recorded since the count of them was emergencies_after."""
+        emergencies_only = emergencies_after is not None
         in_flight = asyncio.Semaphore(self.policy.concurrency)
+        if emergencies_after is not None and not await self.more_due(emergencies_after, emergencies_only):
+            return
         self.busy += 1
         while time.monotonic() < self.deadline:
-            told = self.outlets.due.times
-            batch = await asyncio.to_thread(self.claim, lane)
+            told = self._told(emergencies_only)
+            batch = await asyncio.to_thread(self.claim, lane, emergencies_only)
             if batch:
                 results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
                 await asyncio.to_thread(self.record, list(zip(batch, results, strict=True)))
                 if len(batch) == self.limit:
                     continue  # there may be more due already
             self.busy -= 1
-            if not await self.more_due(told):
+            if not await self.more_due(told, emergencies_only):
                 return
             self.busy += 1
 
-    async def more_due(self, told: int) -> bool:
-        """Whether a lane that ran dry claims again: yes if work was recorded since `told`, or, while another
-        lane is still busy (the round lasts as long), now and then for retries come due; no once every lane
-        is waiting."""
+    def _told(self, emergencies_only: bool) -> int:
+        return self.outlets.due.emergencies if emergencies_only else self.outlets.due.times
+
+    async def more_due(self, told: int, emergencies_only: bool = False) -> bool:
+        """Whether a lane that ran dry claims again: yes if work was recorded since `told` (for a lane's
+        emergencies: an emergency's), or, while another lane is still busy (the round lasts as long), now and
+        then for retries come due (not a lane's emergencies: retries are its whole lane's, most urgent first);
+        no once every lane is waiting."""
         waited = 0.0
         while time.monotonic() < self.deadline:
-            if self.outlets.due.times != told:
+            if self._told(emergencies_only) != told:
                 return True
             if self.busy == 0:
                 return False
-            if waited >= IDLE_RECHECK_S:
+            if waited >= IDLE_RECHECK_S and not emergencies_only:
                 return True
             await asyncio.sleep(0.01)
             waited += 0.01
         return False
 
-    def claim(self, lane: str) -> list[Due]:
+    def claim(self, lane: str, emergencies_only: bool = False) -> list[Due]:
         now = self.now()
         with self.uow() as work:
-            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit)
+            batch = work.notices.claim_due(lane, now, now + self.policy.lease, self.limit,
+                                           emergencies_only=emergencies_only)
             work.commit()
         return batch
 

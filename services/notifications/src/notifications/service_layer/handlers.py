@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
 from notifications.adapters.channels import ChannelAdapter
@@ -22,7 +23,9 @@ from notifications.domain.messages import (
     Language,
     NewReferral,
     Role,
+    StatusChange,
     StepOverdue,
+    Urgency,
     recipients_for,
 )
 from notifications.domain.notices import (
@@ -85,9 +88,12 @@ class DueNow:
     def __init__(self, wakeup: Wakeup | None = None) -> None:
         self.wakeup = wakeup
         self.times = 0  # how often it was told: a lane waiting for work compares it with what it saw last
+        self.emergencies = 0  # how often an emergency's delivery was among them (what a lane's emergencies await)
 
-    def set(self) -> None:
+    def set(self, emergency: bool = False) -> None:
         self.times += 1
+        if emergency:
+            self.emergencies += 1
         if self.wakeup is not None:
             self.wakeup.set()
 
@@ -157,8 +163,10 @@ def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: 
 def _dispatch_soon(work: NotificationsUnitOfWork, added: Sequence[Planned], outlets: Outlets) -> None:
     """Deliveries due now are sent as soon as they are committed (in a consumer's batch: when the batch
     commits), not at the dispatcher's next tick."""
-    if any(p.status is Status.PENDING for p in added):
-        work.on_commit(outlets.due.set)
+    due = [p for p in added if p.status is Status.PENDING]
+    if due:
+        emergency = any(p.message.priority == Urgency.EMERGENCY.priority for p in due)
+        work.on_commit(partial(outlets.due.set, emergency))
 
 
 def note_consent(cmd: commands.NoteConsent, uow: UowFactory) -> None:
@@ -205,7 +213,8 @@ def _tell(work: NotificationsUnitOfWork, event: Event, policy: Policy, outlets: 
     if isinstance(known, NewReferral):
         work.cases.note_referral(known.referral_id, known.case_id, known.case_worker_id, known.provider_id,
                                  known.service_type, known.urgency.priority, known.province_code)
-    survivor = ConsentedServices(work.cases.consented(known.case_id))
+    # Only a status change may tell the survivor: no other event needs her consents read.
+    survivor = ConsentedServices(work.cases.consented(known.case_id)) if isinstance(known, StatusChange) else None
     planned: list[Planned] = []
     for addressee in recipients_for(known, survivor):
         if addressee.role is Role.SURVIVOR:
@@ -262,6 +271,7 @@ def _with_what_is_known(work: NotificationsUnitOfWork, event: Event) -> Event | 
 def load_directory(cmd: commands.LoadDirectory, uow: UowFactory) -> int:
     with uow() as work:
         count = work.directory.replace(cmd.recipients, cmd.supervisors)
+        work.on_commit(work.directory_cache.forget)  # again: a lookup meanwhile may have read the old rows
         work.commit()
     log.info("recipients loaded", extra={"fields": {"recipients": count, "supervisors": len(cmd.supervisors)}})
     return count

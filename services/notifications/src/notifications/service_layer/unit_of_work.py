@@ -6,6 +6,7 @@ from notifications.adapters.proto_mapping import event_to_record
 from notifications.adapters.repository import (
     CaseRepository,
     DeadLetterRepository,
+    DirectoryCache,
     DirectoryRepository,
     InboundSmsRepository,
     NoticeRepository,
@@ -20,12 +21,13 @@ class NotificationsUnitOfWork(UnitOfWork):
     dead_letters: DeadLetterRepository
     inbound: InboundSmsRepository
 
-    def __init__(self, engine: Engine, schema: str | None = None) -> None:
+    def __init__(self, engine: Engine, schema: str | None = None, directory: DirectoryCache | None = None) -> None:
         super().__init__(engine, "notifications", schema)
+        self.directory_cache = directory or DirectoryCache()  # the process's one copy (bootstrap makes it)
 
     def open_repositories(self, connection: Connection) -> None:
         self.notices = NoticeRepository(connection)
-        self.directory = DirectoryRepository(connection)
+        self.directory = DirectoryRepository(connection, self.directory_cache)
         self.cases = CaseRepository(connection)
         self.dead_letters = DeadLetterRepository(connection)
         self.inbound = InboundSmsRepository(connection)

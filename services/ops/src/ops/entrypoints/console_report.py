@@ -160,8 +160,8 @@ class Reports:
         except InvalidArgument as exc:
             problem = str(exc)
         return self.console.page(request, "report.html", report=report, problem=problem,
-                         chart=report_chart(report, self.names) if report else "",
-                         scope_words=scope_words(report, self.names) if report else "")
+                                 chart=report_chart(report, self.names) if report else "",
+                                 scope_words=scope_words(report, self.names) if report else "")
 
     def report(self, caller: Caller, params: Mapping[str, str]) -> IndicatorReport:
         """The report a request asks for: `line` (a hotline's number, 111 or a province code) or `place` (a

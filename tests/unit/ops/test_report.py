@@ -27,8 +27,8 @@ from ops.domain.report import (
     build_report,
     line_code,
 )
-from ops.entrypoints.console import parse_period, parse_province, province_names, report_csv
-from ops.entrypoints.console_views import report_xlsx
+from ops.entrypoints.console_report import parse_period, report_csv, report_xlsx
+from ops.entrypoints.console_views import parse_province, province_names
 from refnet_platform.errors import InvalidArgument
 
 JAN = Period(date(2026, 1, 1), date(2026, 1, 31))

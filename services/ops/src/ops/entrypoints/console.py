@@ -17,7 +17,7 @@ import logging
 import secrets
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,19 +43,8 @@ from ops.adapters.scrape import Scraper
 from ops.bootstrap import bootstrap
 from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
-from ops.domain.report import BY_LINE, BY_PLACE, NATIONAL_LINE, IndicatorReport, line_code
-from ops.entrypoints.console_views import (
-    ago,
-    jsonable,
-    parse_period,
-    parse_province,
-    province_names,
-    report_chart,
-    report_csv,
-    report_xlsx,
-    scope_words,
-    sparkline,
-)
+from ops.entrypoints.console_report import Reports
+from ops.entrypoints.console_views import ago, jsonable, parse_province, province_names, remit, sparkline
 from ops.entrypoints.ops_metrics import OpsMetrics
 from ops.entrypoints.signin import SESSION_COOKIE, SignIn, SignInGate, SignInNotConfigured
 from refnet_frontdoor.security import CSRF_SESSION_KEY, CsrfProtect, SecurityHeaders
@@ -76,8 +65,6 @@ from refnet_platform.topics import TOPICS
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent.parent / "web"
-
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class Snapshot:
@@ -104,11 +91,6 @@ class Snapshot:
         return self.get()
 
 
-def remit(caller: Caller) -> frozenset[str] | None:
-    """The provinces a person's questions are narrowed to; None for everyone (national, operations team)."""
-    return None if caller.national else frozenset(caller.provinces)
-
-
 class Console:
     def __init__(self, settings: Settings, bus: MessageBus, engine: Engine, inspector: KafkaInspector,
                  scraper: Scraper) -> None:
@@ -125,6 +107,7 @@ class Console:
         self.env.filters["when"] = lambda d: d.astimezone(geo.VIETNAM_TZ).strftime("%Y-%m-%d %H:%M:%S") if d else ""
         self.env.filters["ago"] = ago
         self.env.filters["when_ns"] = lambda ns: self.env.filters["when"](datetime.fromtimestamp(ns / 1e9, UTC))
+        self.reports = Reports(self)
 
     # Who asks, and within what remit.
 
@@ -147,18 +130,6 @@ class Console:
         if code not in self.names or not caller.covers(code):
             raise InvalidArgument("province", f"{code!r} is not one of your provinces")
         return code
-
-    def report_province(self, caller: Caller, code: str | None) -> str:
-        """A person who is not national gets a report for one of their provinces, never the country's (nor the
-        national line's)."""
-        if (code or "").strip() == NATIONAL_LINE:
-            if not caller.national:
-                raise InvalidArgument("line", "the national line 111 is not one of your provinces")
-            return NATIONAL_LINE
-        chosen = self.province(caller, code)
-        if not chosen and not caller.national:
-            chosen = min(caller.provinces)
-        return chosen
 
     def choices(self, caller: Caller) -> list[tuple[str, str]]:
         """The provinces a person may pick in the filters, by name."""
@@ -231,53 +202,6 @@ class Console:
         services = sorted({s for t in traces for s in t.services})
         return self.page(request, "trace.html", subject=subject, traces=list(zip(traces, charts_svg, strict=True)),
                          problem=problem, include_db=include_db, services=services)
-
-    def report_page(self, request: Request) -> HTMLResponse:
-        report, problem = None, ""
-        try:
-            report = self.report(self.caller(request), request.query_params)
-        except InvalidArgument as exc:
-            problem = str(exc)
-        return self.page(request, "report.html", report=report, problem=problem,
-                         chart=report_chart(report, self.names) if report else "",
-                         scope_words=scope_words(report, self.names) if report else "")
-
-    def report(self, caller: Caller, params: Mapping[str, str]) -> IndicatorReport:
-        """The report a request asks for: `line` (a hotline's number, 111 or a province code) or `place` (a
-        province code), or `province` with `by` (line, the default, or place); `from` and `to`."""
-        by = (params.get("by") or BY_LINE).strip()
-        code = params.get("province")
-        if params.get("line"):
-            by, code = BY_LINE, line_code(params["line"])
-        elif params.get("place"):
-            by, code = BY_PLACE, params["place"]
-        if by not in (BY_LINE, BY_PLACE):
-            raise InvalidArgument("by", "is line or place")
-        period = parse_period(params.get("from"), params.get("to"))
-        province = self.report_province(caller, code)
-        if by == BY_PLACE and province == NATIONAL_LINE:
-            raise InvalidArgument("by", "111 is a line, not a place: ask for it by line")
-        result: IndicatorReport = self.bus.handle(commands.BuildReport(period, province, within=remit(caller), by=by))
-        return result
-
-    @staticmethod
-    def _report_name(report: IndicatorReport, suffix: str) -> str:
-        return (f"refnet-report-{report.province_code or 'national'}-by-{report.scope.by}-{report.period.start}-"
-                f"{report.period.end}.{suffix}")
-
-    def report_csv(self, request: Request) -> Response:
-        report = self.report(self.caller(request), request.query_params)
-        return Response(report_csv(report), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{self._report_name(report, "csv")}"'})
-
-    def report_xlsx(self, request: Request) -> Response:
-        report = self.report(self.caller(request), request.query_params)
-        return Response(report_xlsx(report, self.names), media_type=XLSX_TYPE,
-                        headers={"Content-Disposition": f'attachment; filename="{self._report_name(report, "xlsx")}"'})
-
-    def report_svg(self, request: Request) -> Response:
-        report = self.report(self.caller(request), request.query_params)
-        return Response(report_chart(report, self.names), media_type="image/svg+xml")
 
     # What the overview and `refnet status` show.
 
@@ -384,36 +308,6 @@ class Console:
                       "parent_span_id": h.span.parent_span_id, "attributes": h.span.attributes}
                      for h in t.hops]} for t in traces]}))
 
-    def api_report(self, request: Request) -> Response:
-        try:
-            report = self.report(self.caller(request), request.query_params)
-        except InvalidArgument as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(jsonable({
-            "report": {"by": report.scope.by, "province_code": report.province_code, "period": report.period,
-                       "scope": scope_words(report, self.names), "excluded_cases": report.excluded_cases,
-                       "calls": report.calls, "cases": report.cases,
-                       "emergency_interventions": report.emergency_interventions,
-                       "children_under_case_management": report.children_under_case_management,
-                       "people_sheltered": report.people_sheltered},
-            "rows": report.rows()}))
-
-    def api_report_ids(self, request: Request) -> Response:
-        """The ids one figure counts (`indicator`, and `dimension` + `value` for one of its rows): the operations
-        team's, to check a figure against the records; ids only."""
-        caller = self.caller(request)
-        if caller.role is not Role.OPS:
-            return JSONResponse({"error": "only the operations team lists the ids behind a figure"}, status_code=403)
-        params = request.query_params
-        try:
-            report = self.report(caller, params)
-        except InvalidArgument as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        indicator = params.get("indicator", "")
-        ids = report.ids(indicator, params.get("dimension", ""), params.get("value", ""))
-        return JSONResponse({"indicator": indicator, "dimension": params.get("dimension", ""),
-                             "value": params.get("value", ""), "ids": ids, "count": len(ids)})
-
     def api_overdue(self, request: Request) -> JSONResponse:
         caller = self.caller(request)
         items = self.bus.handle(commands.ListOverdue(self.province(caller, request.query_params.get("province")),
@@ -486,10 +380,10 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/dlq", console.dead_letters),
         Route("/dlq/{letter_id:int}/replay", console.replay_form, methods=["POST"]),
         Route("/trace", console.trace),
-        Route("/report", console.report_page),
-        Route("/report.csv", console.report_csv),
-        Route("/report.svg", console.report_svg),
-        Route("/report.xlsx", console.report_xlsx),
+        Route("/report", console.reports.page),
+        Route("/report.csv", console.reports.csv),
+        Route("/report.svg", console.reports.svg),
+        Route("/report.xlsx", console.reports.xlsx),
         Route("/api/whoami", console.api_whoami),
         Route("/api/status", console.api_status),
         Route("/api/topics", console.api_topics),
@@ -497,8 +391,8 @@ def create_app(settings: Settings, bus: MessageBus, engine: Engine, inspector: K
         Route("/api/dlq", console.api_dlq),
         Route("/api/dlq/{letter_id:int}/replay", console.api_replay, methods=["POST"]),
         Route("/api/trace/{subject}", console.api_trace),
-        Route("/api/report", console.api_report),
-        Route("/api/report/ids", console.api_report_ids),
+        Route("/api/report", console.reports.api),
+        Route("/api/report/ids", console.reports.api_ids),
         Route("/api/overdue", console.api_overdue),
         *signin.routes(),
         Route("/auth/cli", signin.cli_settings),

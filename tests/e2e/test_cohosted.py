@@ -61,6 +61,8 @@ def _get(url: str) -> tuple[int, dict[str, Any] | str]:
             return reply.status, json.loads(body) if "json" in reply.headers["Content-Type"] else body
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read().decode())
+    except OSError as exc:  # not listening yet: the side door opens once every role is up
+        return 0, str(exc)
 
 
 def test_co_hosted_worker_and_relay_killed_mid_flow_lose_and_repeat_nothing(network: Network) -> None:
@@ -112,3 +114,23 @@ def test_co_hosted_worker_and_relay_killed_mid_flow_lose_and_repeat_nothing(netw
     log = network.log_tail(process.name, 200)
     assert "relay stopped" in log and '"service": "notifications-worker+relay"' in log
     print(f"\n{count} cases, each one referral and one notice across a SIGKILL; SIGTERM stopped it in {took:.1f}s")
+
+
+def test_all_three_roles_in_one_process_serve_a_case(kafka_broker: KafkaBroker, keycloak: Keycloak,
+                                                     tmp_path: Path) -> None:
+    """`make run COHOST=all`: the api's gRPC server (on uvloop) on a thread beside the worker's loop and the relay."""
+    net = Network(kafka_broker.bootstrap, tmp_path / "var", keycloak=keycloak, cohost="all")
+    try:
+        net.start()
+        assert net.process_names() == [f"{s}-api+worker+relay" for s in SERVICES]
+        with net.channel("intake", "qn-worker-7", "operator") as intake_ch, \
+                net.channel("notifications", POLICE, "agency") as notifications_ch:
+            case_id = intake_grpc.IntakeServiceStub(intake_ch).RegisterCase(_case("all", 0), timeout=10).case.case_id
+            notices = notifications_grpc.NotificationsServiceStub(notifications_ch)
+            request = notifications_pb.ListNoticesRequest(recipient_id=POLICE, case_id=case_id)
+            eventually(lambda: list(notices.ListNotices(request).notices), "a notice to the police", timeout=60)
+        assert _get(f"{net.metrics_url('intake-api+worker+relay')}/readyz")[0] == 200
+        processes = list(net.processes)
+    finally:
+        net.stop()
+    assert [p.popen.returncode for p in processes] == [0] * len(SERVICES)  # SIGTERM stopped every role cleanly

@@ -103,7 +103,8 @@ class HealthServer:
     def alive(self) -> tuple[bool, str]:
         if self.stall_s is None:
             return True, "ok"
-        for loop in self.loops or [None]:
+        loops: list[str | None] = [*self.loops] or [None]
+        for loop in loops:
             since = seconds_since_heartbeat(loop)
             if since is not None and since > self.stall_s:
                 return False, f"{loop or 'main'} loop stalled for {since:.0f}s"

@@ -233,7 +233,7 @@ class _Cohost:
     roles: list[str]
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _stops: list[Callable[[], None]] = field(default_factory=list)
+    _stops: list[Callable[[], object]] = field(default_factory=list)
     _shutdown: Callable[[], None] | None = None
     _checks: dict[str, Check] = field(default_factory=dict)
     _health_roles: list[str] = field(default_factory=list)
@@ -265,7 +265,7 @@ class _Cohost:
                                             self._checks, stall_s=STALL_S if self._loops else None,
                                             loops=self._loops).start()
 
-    def on_stop(self, role: str, stop: Callable[[], None]) -> None:
+    def on_stop(self, role: str, stop: Callable[[], object]) -> None:
         """`stop` ends the role's loop (thread-safe); called at once if the process is already stopping."""
         with self._lock:
             self._stops.append(stop)

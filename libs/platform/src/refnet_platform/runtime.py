@@ -333,6 +333,10 @@ def cohost() -> None:
         thread.start()
     while not host.stopping.wait(0.5):
         pass
+    # Stopping is bounded below; a repeated SIGTERM (a supervisor's second ask) must not kill the process
+    # midway through its roles' clean stop, nor in its exit once Python has restored the default handlers.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     host.stop()
     deadline = time.monotonic() + COHOST_STOP_S
     for thread in threads:

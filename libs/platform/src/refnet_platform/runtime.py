@@ -106,14 +106,18 @@ def _health_host(settings: ServiceSettings) -> str:
     return os.environ.get(f"{settings.service_name.upper()}_METRICS_HOST", settings.grpc_host)
 
 
-def serve_health(settings: ServiceSettings, role: str, engine: Engine, uses_kafka: bool) -> Callable[[], None]:
-    """/metrics, /healthz and /readyz on <SVC>_<ROLE>_METRICS_PORT (see health_http); returns its stop."""
+def serve_health(settings: ServiceSettings, role: str, engine: Engine, uses_kafka: bool) -> HealthServer:
+    """/metrics, /healthz and /readyz on <SVC>_<ROLE>_METRICS_PORT (see health_http)."""
+    return HealthServer(_health_host(settings), metrics_port(settings.service_name, role),
+                        _checks(settings, engine, uses_kafka), stall_s=STALL_S if uses_kafka else None).start()
+
+
+def _serve_role_health(settings: ServiceSettings, role: str, engine: Engine, uses_kafka: bool) -> Callable[[], None]:
+    """The role's side door (its own, or its part of a co-hosted process's); returns its stop."""
     if _cohost is not None:
         _cohost.add_health(settings, role, _checks(settings, engine, uses_kafka), uses_kafka)
         return lambda: None
-    health = HealthServer(_health_host(settings), metrics_port(settings.service_name, role),
-                          _checks(settings, engine, uses_kafka), stall_s=STALL_S if uses_kafka else None)
-    return health.start().stop
+    return serve_health(settings, role, engine, uses_kafka).stop
 
 
 def migrate_only_requested(description: str) -> bool:
@@ -133,7 +137,7 @@ def run_api(settings: ServiceSettings, migrations: Path,
         if migrate_only:
             log.info("migrations applied")
             return
-        stop_health = serve_health(settings, "api", engine, uses_kafka=False)
+        stop_health = _serve_role_health(settings, "api", engine, uses_kafka=False)
 
         async def main() -> None:
             stopping = None
@@ -179,7 +183,7 @@ def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegi
     try:
         engine = open_database(settings, migrations)
         bus = bootstrap(settings, engine)
-        stop_health = serve_health(settings, "worker", engine, uses_kafka=True)
+        stop_health = _serve_role_health(settings, "worker", engine, uses_kafka=True)
 
         async def main() -> None:
             worker = EventConsumer(settings.service_name, settings.kafka_bootstrap_servers, topics, types,
@@ -205,7 +209,7 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
     try:
         engine = open_database(settings, migrations)
         watch_outbox(engine)
-        stop_health = serve_health(settings, "relay", engine, uses_kafka=True)
+        stop_health = _serve_role_health(settings, "relay", engine, uses_kafka=True)
         producer = kafka_clients.producer(settings.kafka_bootstrap_servers, f"{settings.service_name}-relay")
         lease = RelayLease(engine, f"{settings.service_name}-relay", ttl_s=settings.relay_lease_s)
         relay = Relay(engine, producer, schema=settings.database[1], lease=lease)

@@ -39,8 +39,9 @@ test-unit: setup
 test-e2e: setup
 	$(PY) -m pytest tests/e2e $(TEST_FLAGS)
 
+# make run COHOST=worker+relay (or all): a service's roles share a process (refnet-dev run --cohost).
 run: setup
-	$(VENV)/bin/refnet-dev run
+	$(VENV)/bin/refnet-dev run $(if $(COHOST),--cohost $(COHOST))
 
 demo: setup
 	$(VENV)/bin/refnet-dev demo

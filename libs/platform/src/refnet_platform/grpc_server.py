@@ -194,8 +194,9 @@ Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 async def serve(address: str, register: Registrar, grace_s: float = 5.0,
                 credentials: grpc.ServerCredentials | None = None,
-                authenticator: Authenticator | None = None) -> None:
-    """Runs until SIGTERM/SIGINT. `register` adds the servicers and returns their full service names."""
+                authenticator: Authenticator | None = None, stopping: asyncio.Event | None = None) -> None:
+    """Runs until SIGTERM/SIGINT, or until `stopping` is set when given (a co-hosted api: the host process
+    takes the signals). `register` adds the servicers and returns their full service names."""
     server = grpc.aio.server(
         # The metrics interceptor sits outside the error mapping, so it counts the final status code.
         interceptors=[aio_server_interceptor(),  # type: ignore[no-untyped-call]
@@ -215,10 +216,11 @@ async def serve(address: str, register: Registrar, grace_s: float = 5.0,
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", extra={"fields": {"address": address, "port": port, "services": names}})
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace_s)

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,9 +61,10 @@ def kafka_check(bootstrap: str, timeout_s: float = 1.0) -> Check:
 
 
 def metrics_port(service: str, role: str) -> int:
-    """<SVC>_<ROLE>_METRICS_PORT, else <SVC>_METRICS_PORT (one process per pod), else 0 (a free port)."""
+    """<SVC>_<ROLE>_METRICS_PORT, else <SVC>_METRICS_PORT (one process per pod), else 0 (a free port).
+    A co-hosted process's role is its roles joined: "worker+relay" reads <SVC>_WORKER_RELAY_METRICS_PORT."""
     prefix = service.upper()
-    for name in (f"{prefix}_{role.upper()}_METRICS_PORT", f"{prefix}_METRICS_PORT"):
+    for name in (f"{prefix}_{role.replace('+', '_').upper()}_METRICS_PORT", f"{prefix}_METRICS_PORT"):
         if os.environ.get(name):
             return int(os.environ[name])
     return 0
@@ -71,9 +72,11 @@ def metrics_port(service: str, role: str) -> int:
 
 class HealthServer:
     def __init__(self, host: str, port: int, checks: Mapping[str, Check], stall_s: float | None = None,
-                 check_timeout_s: float = 2.0, cache_s: float = 1.0) -> None:
+                 check_timeout_s: float = 2.0, cache_s: float = 1.0, loops: Sequence[str] = ()) -> None:
         self.checks = dict(checks)
         self.stall_s = stall_s
+        # The threads whose loops must each go round (co-hosted roles); none: the process's one loop.
+        self.loops = list(loops)
         self.check_timeout_s = check_timeout_s
         self.cache_s = cache_s
         self._cached: tuple[float, dict[str, str]] | None = None
@@ -98,9 +101,13 @@ class HealthServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def alive(self) -> tuple[bool, str]:
-        since = seconds_since_heartbeat()
-        if self.stall_s is not None and since is not None and since > self.stall_s:
-            return False, f"main loop stalled for {since:.0f}s"
+        if self.stall_s is None:
+            return True, "ok"
+        loops: list[str | None] = [*self.loops] or [None]
+        for loop in loops:
+            since = seconds_since_heartbeat(loop)
+            if since is not None and since > self.stall_s:
+                return False, f"{loop or 'main'} loop stalled for {since:.0f}s"
         return True, "ok"
 
     def readiness(self) -> dict[str, str]:

@@ -6,6 +6,7 @@ personal data, and never unbounded ids (a case id is a span attribute, not a lab
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import lru_cache
 
@@ -68,18 +69,23 @@ def escalated(province_code: str, kind: str) -> None:
 
 
 _last_beat: float | None = None
+# Each loop's own last beat, by its thread's name: a worker and a relay co-hosted in one process (runtime.cohost)
+# each answer for their own loop, so one going round cannot hide the other's hang.
+_beats: dict[str, float] = {}
 
 
 def heartbeat() -> None:
     """The worker or relay loop went round: liveness (health_http) fails when this stops."""
     global _last_beat
     _last_beat = time.time()
+    _beats[threading.current_thread().name] = _last_beat
     LOOP_HEARTBEAT.set(_last_beat)
 
 
-def seconds_since_heartbeat() -> float | None:
-    """None until the loop first went round."""
-    return time.time() - _last_beat if _last_beat else None
+def seconds_since_heartbeat(thread: str | None = None) -> float | None:
+    """None until the loop (the one on `thread`, else any) first went round."""
+    beat = _beats.get(thread) if thread else _last_beat
+    return time.time() - beat if beat else None
 
 
 def subject_ids(subject: str) -> dict[str, str]:

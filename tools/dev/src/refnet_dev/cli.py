@@ -13,7 +13,7 @@ from pathlib import Path
 from refnet_dev.certs import DevPki
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import DEV_PASSWORD, Keycloak
-from refnet_dev.network import DEFAULT_PORTS, SERVICES, Network
+from refnet_dev.network import COHOST, DEFAULT_PORTS, SERVICES, Network
 from refnet_dev.util import repo_root
 from refnet_platform.caller import MACHINE_ROLES
 
@@ -23,20 +23,20 @@ DEMO_PEOPLE = ("qn-operator", "ht-operator", "national-111-operator", "qn-superv
                "qn-police-baichay", "qn-spc-staff", "ops-oncall")
 
 
-def network_for(data_dir: Path, bootstrap: str) -> Network:
-    return Network(bootstrap, data_dir, database_url=os.environ.get("DATABASE_URL"),
+def network_for(data_dir: Path, bootstrap: str, cohost: str | None = None) -> Network:
+    return Network(bootstrap, data_dir, database_url=os.environ.get("DATABASE_URL"), cohost=cohost,
                    otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"), ports=dict(DEFAULT_PORTS), ops=True,
                    web=True, keycloak=Keycloak(port=KEYCLOAK_PORT),
                    # The SMS door only when a gateway is set up to sign its texts (it will not start without).
                    sms=bool(os.environ.get("NOTIFICATIONS_SMS_INBOUND_SECRET")))
 
 
-def run(data_dir: Path) -> int:
+def run(data_dir: Path, cohost: str | None = None) -> int:
     from refnet_platform.topic_admin import ensure_topics
 
     print(f"refnet: data in {data_dir} (delete it for a fresh start)", flush=True)
     broker = KafkaBroker(port=KAFKA_PORT, controller_port=KAFKA_CONTROLLER_PORT, workdir=data_dir / "kafka")
-    network = network_for(data_dir, broker.bootstrap)
+    network = network_for(data_dir, broker.bootstrap, cohost)
     keycloak = network.keycloak
     assert keycloak is not None
     stopping = False
@@ -58,7 +58,8 @@ def run(data_dir: Path) -> int:
         network.start()
         print(f"services up in {time.monotonic() - started:.1f}s (mutual TLS; dev CA in {network.pki.dir})")
         for service in SERVICES:
-            print(f"{service:<13} api {network.address(service)}   worker, relay   logs {data_dir / 'logs'}")
+            processes = ", ".join(name for name in network.process_names() if name.startswith(f"{service}-"))
+            print(f"{service:<13} api {network.address(service)}   {processes}   logs {data_dir / 'logs'}")
         print(f"ops        console {network.console_url}   traces (OTLP) 127.0.0.1:{network.port('ops-otlp')}")
         print(f"web        {network.web_url}   (operators /cases, partner portal /referrals, shelters /shelter)")
         if network.sms:
@@ -104,10 +105,13 @@ def main() -> None:
     parser.add_argument("command", choices=["run", "demo", "cert"])
     parser.add_argument("args", nargs="*", help="for cert: ROLE ID (e.g. cert agency qn-police-baichay)")
     parser.add_argument("--data-dir", type=Path, default=repo_root() / "var")
+    parser.add_argument("--cohost", choices=[k for k in COHOST if k], default=os.environ.get("REFNET_COHOST") or None,
+                        help="run: each service's worker and relay (worker+relay), or all three roles (all), in one "
+                             "process: fewer interpreters on a small machine (default: a process per role)")
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     if args.command == "run":
-        sys.exit(run(data_dir))
+        sys.exit(run(data_dir, args.cohost))
     if args.command == "cert":
         if len(args.args) != 2:
             parser.error("cert takes ROLE ID, e.g. refnet-dev cert agency qn-police-baichay")

@@ -28,6 +28,12 @@ SERVICES = ("intake", "referral", "shelter", "notifications")
 # The front door the harness and `make demo` call through when they act as a signed-in person.
 DEV_GATEWAY = "refnet-dev"
 ROLES = ("api", "worker", "relay")
+# Network(cohost=...): which roles of each service share one process (refnet-cohost, refnet_platform.runtime),
+# as the processes are started: the apis first (they migrate and load the directory). A co-hosted process is
+# named for its roles ("intake-worker+relay"), so its CPU, logs and metrics port stay its own.
+COHOST = {None: (("api",), ("worker",), ("relay",)),
+          "worker+relay": (("api",), ("worker", "relay")),
+          "all": (("api", "worker", "relay"),)}
 DEFAULT_PORTS = {"intake": 50051, "referral": 50052, "shelter": 50053, "notifications": 50054,
                  "ops-console": 8480, "ops-otlp": 4317, "web": 8580, "notifications-sms": 8680}
 # The operations processes (services/ops), started when Network(ops=True): the OTLP trace receiver first, so
@@ -70,6 +76,13 @@ class Network:
     # each service is given it, as MIGRATION_DATABASE_URL); every process runs as its service's own role
     # (refnet_platform.db_roles, made beforehand with create_roles).
     database_roles: bool = False
+    # None: a process per role (as on Kubernetes); "worker+relay" or "all" (see COHOST). REFNET_COHOST sets it
+    # for networks started by tools that do not pass it (bench, chaos).
+    cohost: str | None = field(default_factory=lambda: os.environ.get("REFNET_COHOST") or None)
+
+    def __post_init__(self) -> None:
+        if self.cohost not in COHOST:
+            raise ValueError(f"cohost: one of {', '.join(str(k) for k in COHOST if k)} (or None), not {self.cohost!r}")
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -109,7 +122,8 @@ class Network:
         # Every process's /metrics, /healthz and /readyz on a port of its own.
         for name in self.process_names():
             if name not in ("ops-console", WEB, SMS_DOOR):  # the console and the web app serve them on their own port
-                env[f"{name.replace('-', '_').upper()}_METRICS_PORT"] = str(self.port(f"{name}-metrics"))
+                env[f"{name.replace('-', '_').replace('+', '_').upper()}_METRICS_PORT"] = \
+                    str(self.port(f"{name}-metrics"))
         if self.keycloak:
             env.update(self.keycloak.env())
         if self.database_url:
@@ -180,8 +194,17 @@ class Network:
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.port(service)}"
 
+    def stages(self) -> list[list[str]]:
+        """refnet's own processes, in the order they start: each service's api (or its process that hosts it)
+        first, then the rest."""
+        return [[f"{service}-{'+'.join(roles)}" for service in SERVICES] for roles in COHOST[self.cohost]]
+
+    def host_of(self, service: str, role: str) -> str:
+        """The process that runs a service's role: "intake-relay", or co-hosted "intake-worker+relay"."""
+        return next(f"{service}-{'+'.join(roles)}" for roles in COHOST[self.cohost] if role in roles)
+
     def process_names(self) -> list[str]:
-        names = [f"{service}-{role}" for role in ROLES for service in SERVICES]
+        names = [name for stage in self.stages() for name in stage]
         names = [*OPS_FIRST, *names, *OPS_LAST] if self.ops else names
         names = [*names, SMS_DOOR] if self.sms else names
         return [*names, WEB] if self.web else names
@@ -221,10 +244,10 @@ class Network:
         for name in OPS_FIRST if self.ops else ():
             self.start_process(name, env, bin_dir)
         # Each service's api first: it applies migrations and loads the demo directory.
-        for role in ROLES:
-            for service in SERVICES:
-                self.start_process(f"{service}-{role}", env, bin_dir)
-            if role == "api":
+        for i, stage in enumerate(self.stages()):
+            for name in stage:
+                self.start_process(name, env, bin_dir)
+            if i == 0:
                 self.wait_healthy(timeout)
         if self.ops:
             for name in OPS_LAST:
@@ -256,9 +279,11 @@ class Network:
     def start_process(self, name: str, env: dict[str, str] | None = None, bin_dir: Path | None = None) -> Process:
         log = self.data_dir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        command = [str((bin_dir or Path(sys.executable).parent) / name)]
+        bin_dir = bin_dir or Path(sys.executable).parent
+        service, _, roles = name.partition("-")
+        command = [str(bin_dir / "refnet-cohost"), service, roles] if "+" in roles else [str(bin_dir / name)]
         env = env or self.env()
-        if name != "intake-api":  # as on Kubernetes: only intake-api holds the master key
+        if name.split("+")[0] != "intake-api":  # as on Kubernetes: only intake-api holds the master key
             env = {k: v for k, v in env.items() if not k.startswith("INTAKE_MASTER_KEY")}
         if self.database_roles and self.database_url:
             env = {**env, **self.role_env(name)}
@@ -275,7 +300,7 @@ class Network:
         service = name.split("-")[0]
         env = {"DATABASE_URL": make_url(self.database_url).set(username=service_role(service))
                .render_as_string(hide_password=False)}
-        if name in MIGRATING:
+        if name.split("+")[0] in MIGRATING:
             env["MIGRATION_DATABASE_URL"] = self.database_url
         return env
 
@@ -285,7 +310,8 @@ class Network:
             while not self.healthy(service):
                 self.check_alive()
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{service}-api did not become healthy:\n{self.log_tail(f'{service}-api')}")
+                    api = self.host_of(service, "api")
+                    raise TimeoutError(f"{api} did not become healthy:\n{self.log_tail(api)}")
                 time.sleep(0.2)
 
     def healthy(self, service: str) -> bool:

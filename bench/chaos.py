@@ -254,9 +254,10 @@ class Chaos:
         faults: list[tuple[str, Callable[[], Awaitable[str]]]] = []
         for role in ROLES:
             for service in SERVICES:
-                name = f"{service}-{role}"
-                faults.append((f"kill -9 {name}", partial(self.kill, name)))
-                faults.append((f"SIGSTOP {name}", partial(self.pause, name)))
+                name = self.network.host_of(service, role)  # co-hosted roles share a process: its faults once
+                if not any(fault == f"kill -9 {name}" for fault, _ in faults):
+                    faults.append((f"kill -9 {name}", partial(self.kill, name)))
+                    faults.append((f"SIGSTOP {name}", partial(self.pause, name)))
                 if role in CRASH_POINTS:
                     point = CRASH_POINTS[role]
                     faults.append((f"crash {name} at {point}", partial(self.crash, name, point)))
@@ -361,6 +362,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=5, help="cases/s while faults are injected")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite (adds its fault)")
+    parser.add_argument("--cohost", choices=["worker+relay", "all"],
+                        help="run each service's worker and relay (or all three roles) in one process")
     parser.add_argument("--stop-seconds", type=float, default=5, help="how long SIGSTOP / PostgreSQL stay down")
     parser.add_argument("--threshold", type=int, default=0, help="backlog at or below which it counts as drained "
                         "(default: two seconds of arrivals, at least 5)")
@@ -380,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="refnet-chaos-"))
     ok = False
     try:
-        with running(data_dir, postgres=args.postgres, extra_env=CHAOS_ENV) as stack:
+        with running(data_dir, postgres=args.postgres, extra_env=CHAOS_ENV, cohost=args.cohost) as stack:
             results, invariants, flow, threshold = asyncio.run(chaos(stack, args))
             print(render(results, invariants, flow, stack, threshold))
             ok = all(i.held for i in invariants)

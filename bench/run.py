@@ -272,7 +272,7 @@ class Bench:
         """N normal cases wait on intake.cases while the referral worker is down; then it starts again and
         emergencies are registered while the backlog drains. Their latency is what the urgent lane buys."""
         network, timeline, n = self.stack.network, self.tap.timeline, self.args.backlog
-        await asyncio.to_thread(network.stop_process, "referral-worker")
+        await asyncio.to_thread(network.stop_process, network.host_of("referral", "worker"))
         cpu_start = cpu_seconds(self.stack.pids())
         progress(f"backlog: referral worker stopped; registering {n} cases as fast as intake answers")
         def tick(done: int) -> None:
@@ -287,7 +287,7 @@ class Bench:
                        lambda: f"{sum(c in timeline.committed for c in cases)}/{len(cases)} on intake.cases",
                        "backlog")
         cpu_preloaded = cpu_seconds(self.stack.pids())
-        await asyncio.to_thread(network.start_process, "referral-worker")
+        await asyncio.to_thread(network.start_process, network.host_of("referral", "worker"))
         resumed = time.time()
         drain_pids = self.stack.pids()  # the referral worker's new pid: its start-up counts in the drain
         cpu_resumed = cpu_seconds(drain_pids)
@@ -438,6 +438,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a referral hand-off committed this often (s) while the pages load")
     parser.add_argument("--only", choices=["web"], help="run only this phase (web: the front door, no Kafka floor)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite files")
+    parser.add_argument("--cohost", choices=["worker+relay", "all"],
+                        help="run each service's worker and relay (or all three roles) in one process")
     parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs, databases) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and SVG go")
@@ -477,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "its load")
     failed = True
     try:
-        with running(data_dir, postgres=args.postgres, web=bool(args.web_operators) or args.only == "web") as stack:
+        with running(data_dir, postgres=args.postgres, web=bool(args.web_operators) or args.only == "web",
+                     cohost=args.cohost) as stack:
             asyncio.run(bench(stack, args, results, flame_dir))
         failed = False
     except KeyboardInterrupt:

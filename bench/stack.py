@@ -53,8 +53,9 @@ class Stack:
 
 @contextlib.contextmanager
 def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | None = None,
-            web: bool = False) -> Iterator[Stack]:
-    """Kafka, Keycloak, optionally PostgreSQL, and refnet's processes on them; with `web`, the web front door too."""
+            web: bool = False, cohost: str | None = None) -> Iterator[Stack]:
+    """Kafka, Keycloak, optionally PostgreSQL, and refnet's processes on them; with `web`, the web front door too;
+    `cohost` ("worker+relay", "all"): roles of a service sharing one process (refnet_dev.network.COHOST)."""
     broker = KafkaBroker()
     keycloak = Keycloak()
     cluster = PostgresCluster() if postgres else None
@@ -68,7 +69,7 @@ def running(data_dir: Path, postgres: bool = False, extra_env: dict[str, str] | 
             cluster.start()
             url = cluster.create_database("refnet")
         network = Network(broker.bootstrap, data_dir, database_url=url, extra_env=dict(extra_env or {}),
-                          keycloak=keycloak, web=web)
+                          keycloak=keycloak, web=web, cohost=cohost)
         network.start()
         yield Stack(broker, keycloak, network, cluster, url)
     finally:

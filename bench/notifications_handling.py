@@ -113,7 +113,7 @@ def measure(referrals: int, warmup: int, batch: int, profile: Path | None) -> di
         try:
             unused = Unused()
             channels = {c: unused for c in (Channel.EMAIL, Channel.SMS, Channel.WEBHOOK)}
-            bus = bootstrap(settings, engine, adapters=channels, contacts=None, dead_letters=unused)  # type: ignore[arg-type]
+            bus = bootstrap(settings, engine, adapters=channels, contacts=None, dead_letters=unused)
             bus.handle(load_directory_file(DEMO))
             known = providers()
             run(bus, engine, [referral_requested(n, known) for n in range(warmup)], batch)

@@ -17,18 +17,15 @@ Runs as a file, so the same script measures another checkout's code with that ch
 from __future__ import annotations
 
 import argparse
-import contextvars
-import cProfile
 import json
 import sys
 import tempfile
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
-
+from bench.handling import measured, run_in_batches
 from notifications.adapters import proto_mapping
 from notifications.adapters.directory_file import load_directory_file
 from notifications.bootstrap import bootstrap
@@ -42,7 +39,6 @@ from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.envelope import new_event_id
 from refnet_platform.runtime import open_database
-from refnet_platform.unit_of_work import BatchTransaction
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "directory.json"
 CONSUMER = "notifications-worker"
@@ -59,15 +55,6 @@ class Unused:
 
     def publish(self, _letters: Any) -> None:
         raise AssertionError("not published in this bench")
-
-
-class StatementCounter:
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *_args: Any) -> None:
-        self.count += 1
 
 
 def providers() -> list[dict[str, Any]]:
@@ -92,20 +79,6 @@ def _handle(bus: MessageBus, message: referral_events.ReferralRequested) -> int:
     return len(bus.handle(command))
 
 
-def run(bus: MessageBus, engine: Engine, messages: list[referral_events.ReferralRequested], batch: int) -> int:
-    notices = 0
-    for start in range(0, len(messages), batch):
-        group = messages[start:start + batch]
-        if batch == 1:
-            notices += contextvars.copy_context().run(_handle, bus, group[0])
-            continue
-        with BatchTransaction(engine) as transaction:
-            for message in group:
-                notices += contextvars.copy_context().run(_handle, bus, message)
-            transaction.commit()
-    return notices
-
-
 def measure(referrals: int, warmup: int, batch: int, profile: Path | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="notifications-bench-") as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/notifications.db")
@@ -116,20 +89,16 @@ def measure(referrals: int, warmup: int, batch: int, profile: Path | None) -> di
             bus = bootstrap(settings, engine, adapters=channels, contacts=None, dead_letters=unused)
             bus.handle(load_directory_file(DEMO))
             known = providers()
-            run(bus, engine, [referral_requested(n, known) for n in range(warmup)], batch)
+            run_in_batches(engine, partial(_handle, bus), [referral_requested(n, known) for n in range(warmup)], batch)
             messages = [referral_requested(n, known) for n in range(referrals)]
-            counter = StatementCounter(engine)
-            profiler = cProfile.Profile() if profile else None
-            started, cpu_started = time.perf_counter(), time.process_time()
-            notices = run(bus, engine, messages, batch) if profiler is None else \
-                profiler.runcall(run, bus, engine, messages, batch)
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-            if profiler is not None and profile is not None:
-                profiler.dump_stats(profile)
-            return {"ms_per_referral": elapsed * 1000 / referrals, "ms_per_notice": elapsed * 1000 / notices,
-                    "cpu_ms_per_referral": cpu * 1000 / referrals, "cpu_ms_per_notice": cpu * 1000 / notices,
-                    "statements_per_referral": counter.count / referrals,
-                    "statements_per_notice": counter.count / notices, "notices_per_referral": notices / referrals}
+            run = measured(engine, lambda: run_in_batches(engine, partial(_handle, bus), messages, batch), profile)
+            notices = sum(run.results)
+            return {"ms_per_referral": run.elapsed_s * 1000 / referrals,
+                    "ms_per_notice": run.elapsed_s * 1000 / notices,
+                    "cpu_ms_per_referral": run.cpu_s * 1000 / referrals,
+                    "cpu_ms_per_notice": run.cpu_s * 1000 / notices,
+                    "statements_per_referral": run.statements / referrals,
+                    "statements_per_notice": run.statements / notices, "notices_per_referral": notices / referrals}
         finally:
             engine.dispose()
 

@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import contextvars
-import cProfile
 import logging
 import os
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, event
-
+from bench.handling import measured, run_in_batches
 from bench.load import NEEDS, PLACES
 from referral.adapters import hsds, proto_mapping
 from referral.bootstrap import bootstrap
@@ -40,7 +36,6 @@ from refnet.common.v1 import types_pb2 as t
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Delivery, current_delivery
-from refnet_platform.db import BatchTransaction
 from refnet_platform.envelope import new_event_id
 from refnet_platform.runtime import open_database
 from refnet_platform.telemetry import setup_logging
@@ -60,33 +55,12 @@ def case_registered(n: int) -> intake_events.CaseRegistered:
         risk_level=t.RISK_LEVEL_MEDIUM, case_worker_id="bench-operator")
 
 
-class StatementCounter:
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, *_args: Any) -> None:
-        self.count += 1
-
-
 def _handle(bus: MessageBus, message: intake_events.CaseRegistered) -> None:
     current_delivery.set(Delivery(CONSUMER, new_event_id()))
     command = proto_mapping.command_for(message)
     assert isinstance(command, commands.RouteCase)
     made = bus.handle(command)
     assert len(made) == len(NEEDS) and all(r.provider_id for r in made), made
-
-
-def run(bus: MessageBus, engine: Engine, messages: list[intake_events.CaseRegistered], batch: int) -> None:
-    for start in range(0, len(messages), batch):
-        group = messages[start:start + batch]
-        if batch == 1:
-            contextvars.copy_context().run(_handle, bus, group[0])
-            continue
-        with BatchTransaction(engine) as transaction:
-            for message in group:
-                contextvars.copy_context().run(_handle, bus, message)
-            transaction.commit()
 
 
 @contextlib.contextmanager
@@ -118,20 +92,12 @@ def measure(name: str, settings: Settings, cases: int, warmup: int, batch: int, 
     try:
         bus = bootstrap(settings, engine)
         bus.handle(commands.LoadDirectory(hsds.load_file(DEMO)))
-        run(bus, engine, [case_registered(n) for n in range(warmup)], batch)
+        run_in_batches(engine, partial(_handle, bus), [case_registered(n) for n in range(warmup)], batch)
         messages = [case_registered(n) for n in range(cases)]
-        counter = StatementCounter(engine)
-        profiler = cProfile.Profile() if profile and name == "sqlite" else None
-        started, cpu_started = time.perf_counter(), time.process_time()
-        if profiler is None:
-            run(bus, engine, messages, batch)
-        else:
-            profiler.runcall(run, bus, engine, messages, batch)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        if profiler is not None and profile is not None:
-            profiler.dump_stats(profile)
-        return {"cases_per_s": cases / elapsed, "ms_per_case": elapsed * 1000 / cases,
-                "cpu_ms_per_case": cpu * 1000 / cases, "statements_per_case": counter.count / cases}
+        run = measured(engine, lambda: run_in_batches(engine, partial(_handle, bus), messages, batch),
+                       profile if name == "sqlite" else None)
+        return {"cases_per_s": cases / run.elapsed_s, "ms_per_case": run.elapsed_s * 1000 / cases,
+                "cpu_ms_per_case": run.cpu_s * 1000 / cases, "statements_per_case": run.statements / cases}
     finally:
         engine.dispose()
 

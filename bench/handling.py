@@ -1,0 +1,63 @@
+"""What the in-process handler benches share (referral_routing, notifications_handling): records handled as the
+worker handles them (one transaction each, or a batch transaction per N), timed in wall clock and CPU, and the SQL
+statements they sent counted."""
+
+from __future__ import annotations
+
+import contextvars
+import cProfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, event
+
+from refnet_platform.unit_of_work import BatchTransaction
+
+M = TypeVar("M")
+
+
+def run_in_batches(engine: Engine, handle: Callable[[M], Any], messages: Sequence[M], batch: int) -> list[Any]:
+    """Each message handled in a copy of the context (its own inbox delivery), `batch` per transaction; their
+    results in order."""
+    results: list[Any] = []
+    for start in range(0, len(messages), batch):
+        group = messages[start:start + batch]
+        if batch == 1:
+            results.append(contextvars.copy_context().run(handle, group[0]))
+            continue
+        with BatchTransaction(engine) as transaction:
+            results.extend(contextvars.copy_context().run(handle, message) for message in group)
+            transaction.commit()
+    return results
+
+
+@dataclass(frozen=True)
+class Measured:
+    elapsed_s: float
+    cpu_s: float
+    statements: int
+    results: list[Any]
+
+
+def measured(engine: Engine, call: Callable[[], list[Any]], profile: Path | None = None) -> Measured:
+    """Runs `call` once, counting the statements it sends on `engine`; with `profile`, under cProfile (saved there)."""
+    statements = 0
+
+    def count(*_args: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    profiler = cProfile.Profile() if profile else None
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        results = call() if profiler is None else profiler.runcall(call)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+    return Measured(elapsed, cpu, statements, results)

@@ -153,6 +153,7 @@ class KafkaBroker:
     def restart(self) -> None:
         """Stop gracefully and start again on the same ports and data (for chaos tests)."""
         started = time.monotonic()
+        self._forget_offsets_admins()  # one kept across the restart goes on asking with the old leader epochs
         self._terminate()
         self._launch(libs_dir(), started, "restart")
 
@@ -160,12 +161,15 @@ class KafkaBroker:
         """Idempotent: SIGTERM, then SIGKILL after 15 s; removes the work dir if it made one."""
         # First the offsets admin clients for this broker, while it still answers: one left behind would log a
         # failed connection when the broker is gone.
-        for key in [key for key in _offset_admins if key[0] == self.bootstrap]:
-            del _offset_admins[key]
+        self._forget_offsets_admins()
         self._terminate()
         atexit.unregister(self.stop)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _forget_offsets_admins(self) -> None:
+        for key in [key for key in _offset_admins if key[0] == self.bootstrap]:
+            del _offset_admins[key]
 
     def __enter__(self) -> KafkaBroker:
         return self.start()

@@ -38,11 +38,12 @@ from refnet.referral.v1 import events_pb2 as referral_events
 from refnet_dev.kafka import KafkaBroker, create_topics
 from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import EventConsumer, Wakeup, dispatching
+from refnet_platform.consumer import EventConsumer, dispatching
 from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import OutgoingEvent, wrap
 from refnet_platform.migrations import migrate
 from refnet_platform.runtime import open_database
+from refnet_platform.timers import Wakeup
 from refnet_platform.topics import REFERRAL_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction
 from refnet_platform.vocabulary import ServiceType

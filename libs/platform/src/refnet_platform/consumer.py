@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -33,6 +32,7 @@ from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, UnregisteredEvent, decode
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
+from refnet_platform.timers import Tick, run_tick
 from refnet_platform.topics import BY_NAME, Topic, dead_letter_topic
 from refnet_platform.unit_of_work import BatchTransaction, Duplicate, crash_point
 
@@ -44,43 +44,6 @@ Handler = Callable[[EventEnvelope, Message], None]
 
 # The envelope being handled, for a command_for that needs more than the payload (ops: the event time).
 current_envelope: ContextVar[EventEnvelope | None] = ContextVar("current_envelope", default=None)
-
-
-class Wakeup:
-    """Runs a Tick before its interval is up: a handler that has just made work due calls set() (from any
-    thread), so that work does not wait for the timer."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._early = threading.Event()  # set() before the timer first waited
-
-    def set(self) -> None:
-        if self._loop is None:
-            self._early.set()
-        else:
-            self._loop.call_soon_threadsafe(self._event.set)
-
-    async def wait(self, timeout: float) -> None:
-        """Returns once set() was called since the last wait, or after `timeout` seconds."""
-        self._loop = asyncio.get_running_loop()
-        if self._early.is_set():
-            self._early.clear()
-            self._event.set()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
-        self._event.clear()
-
-
-@dataclass(frozen=True)
-class Tick:
-    """A timer: every `interval_s` the worker runs `run` (e.g. expire what is overdue), or at once after
-    `wakeup` is set. Deadlines live in the service's own tables, so a restart loses none."""
-
-    name: str
-    interval_s: float
-    run: Callable[[], object]
-    wakeup: Wakeup | None = None
 
 
 OUTAGE_BACKOFF_CAP_S = 5.0
@@ -157,7 +120,7 @@ class EventConsumer:
         await producer.start()
         await consumer.start()
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
-        timers = [asyncio.create_task(self._tick(tick)) for tick in self.ticks]
+        timers = [asyncio.create_task(run_tick(tick, self.stopping)) for tick in self.ticks]
         try:
             while not self.stopping.is_set():
                 metrics.heartbeat()
@@ -408,18 +371,6 @@ class EventConsumer:
             except Exception:  # e.g. revoked by a rebalance in between: next time
                 continue
             metrics.CONSUMER_LAG.labels(self.consumer_name, tp.topic, str(tp.partition)).set(max(end - position, 0))
-
-    async def _tick(self, tick: Tick) -> None:
-        while not self.stopping.is_set():
-            try:
-                with tracer.start_as_current_span(f"timer {tick.name}"):
-                    await asyncio.to_thread(tick.run)
-            except Exception:
-                log.exception("timer failed", extra={"fields": {"timer": tick.name}})
-            if tick.wakeup is None:
-                await asyncio.sleep(tick.interval_s)
-            else:
-                await tick.wakeup.wait(tick.interval_s)
 
     def stop(self) -> None:
         self.stopping.set()

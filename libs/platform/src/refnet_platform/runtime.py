@@ -31,7 +31,7 @@ from sqlalchemy import Engine
 
 from refnet_platform import kafka_clients
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import EventConsumer, Tick, dispatching
+from refnet_platform.consumer import EventConsumer, dispatching
 from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import TypeRegistry
 from refnet_platform.grpc_server import serve
@@ -43,6 +43,7 @@ from refnet_platform.outbox import Relay
 from refnet_platform.relay_lease import RelayLease
 from refnet_platform.settings import ServiceSettings
 from refnet_platform.telemetry import setup_logging, setup_tracing
+from refnet_platform.timers import Tick
 from refnet_platform.unit_of_work import BatchTransaction
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from intake.bootstrap import bootstrap
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.timers import Tick
 from refnet_platform.topics import consumed_by
 
 TOPICS = consumed_by("intake-worker")

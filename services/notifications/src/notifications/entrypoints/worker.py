@@ -8,8 +8,8 @@ from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain.commands import DispatchDue
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import Tick, Wakeup
 from refnet_platform.runtime import run_worker
+from refnet_platform.timers import Tick, Wakeup
 from refnet_platform.topics import consumed_by
 
 TOPICS = consumed_by("notifications-worker")

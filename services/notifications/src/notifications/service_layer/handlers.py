@@ -76,7 +76,7 @@ class DeadLetterSink(Protocol):
 
 
 class Wakeup(Protocol):
-    """The worker's dispatch timer (refnet_platform.consumer.Wakeup): set() runs it at once, from any thread."""
+    """The worker's dispatch timer (refnet_platform.timers.Wakeup): set() runs it at once, from any thread."""
 
     def set(self) -> None: ...
 

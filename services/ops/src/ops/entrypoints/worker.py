@@ -11,8 +11,8 @@ from ops.bootstrap import bootstrap
 from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.timers import Tick
 from refnet_platform.topics import consumed_by
 
 # Ops reads every event stream as an observer; the registry lists it among each topic's readers (its

@@ -5,8 +5,8 @@ from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
 from referral.domain import commands
 from refnet_platform.bus import MessageBus
-from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.timers import Tick
 from refnet_platform.topics import consumed_by
 
 TOPICS = consumed_by("referral-worker")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from refnet_platform.consumer import Tick
 from refnet_platform.runtime import run_worker
+from refnet_platform.timers import Tick
 from refnet_platform.topics import consumed_by
 from shelter.adapters import proto_mapping
 from shelter.bootstrap import bootstrap

@@ -1,6 +1,6 @@
-"""What the in-process handler benches share (referral_routing, notifications_handling): records handled as the
-worker handles them (one transaction each, or a batch transaction per N), timed in wall clock and CPU, and the SQL
-statements they sent counted."""
+"""What the in-process handler benches share (referral_routing, intake_recording, notifications_handling): records
+handled as the worker handles them (one transaction each, or a batch transaction per N), timed in wall clock and
+CPU, and the SQL statements they sent counted."""
 
 from __future__ import annotations
 
@@ -14,22 +14,36 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 
+from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
+from refnet_platform.envelope import new_event_id
 from refnet_platform.unit_of_work import BatchTransaction
 
 M = TypeVar("M")
 
 
-def run_in_batches(engine: Engine, handle: Callable[[M], Any], messages: Sequence[M], batch: int) -> list[Any]:
-    """Each message handled in a copy of the context (its own inbox delivery), `batch` per transaction; their
-    results in order."""
+def run_in_batches(engine: Engine, handle: Callable[[M], Any], messages: Sequence[M], batch: int,
+                   consumer: str | None = None) -> list[Any]:
+    """Each message handled in a copy of the context, `batch` per transaction; their results in order. With
+    `consumer`, each message is a delivery of a new event id to that consumer (its inbox key, set here as the
+    consumer sets it) and a batch's inbox rows are looked up in one query before it, as the consumer does;
+    without, `handle` sets its own delivery."""
     results: list[Any] = []
+
+    def delivered(event_id: str, message: M) -> Any:
+        if consumer is not None:
+            current_causation.set(Causation(event_id, event_id))
+            current_delivery.set(Delivery(consumer, event_id))
+        return handle(message)
+
     for start in range(0, len(messages), batch):
-        group = messages[start:start + batch]
+        group = [(new_event_id(), message) for message in messages[start:start + batch]]
         if batch == 1:
-            results.append(contextvars.copy_context().run(handle, group[0]))
+            results.append(contextvars.copy_context().run(delivered, *group[0]))
             continue
         with BatchTransaction(engine) as transaction:
-            results.extend(contextvars.copy_context().run(handle, message) for message in group)
+            if consumer is not None:
+                transaction.look_up(consumer, [event_id for event_id, _ in group])
+            results.extend(contextvars.copy_context().run(delivered, *item) for item in group)
             transaction.commit()
     return results
 

@@ -135,6 +135,12 @@ _UPDATE_CASE = update(cases).where(cases.c.case_id == bindparam("_case_id"))
 _NEEDS_OF_CASE = select(needs).where(needs.c.case_id == bindparam("case_id")).order_by(needs.c.need_id)
 _NEEDS = select(needs).where(needs.c.need_id.in_(bindparam("ids", expanding=True)))
 _INSERT_NEED = insert(needs)
+# A new case's needs, inserted before routing without reading first: one stored already (a consent event that
+# overtook the registration) is left as it is, and shows in the row count.
+_INSERT_NEW_NEEDS = text(
+    f"INSERT INTO needs ({', '.join(c.name for c in needs.c)}) VALUES ({', '.join(':' + c.name for c in needs.c)}) "
+    "ON CONFLICT (need_id) DO NOTHING",
+).bindparams(*(bindparam(c.name, type_=c.type) for c in needs.c))
 _UPDATE_NEED = update(needs).where(needs.c.need_id == bindparam("_need_id"))
 
 
@@ -193,10 +199,20 @@ class CaseRepository:
         self._stored_needs.update(found)
         return found
 
+    def insert_new_needs(self, found: Iterable[Need]) -> bool:
+        """Inserts these needs (a new case's) in one statement, unless stored already: True if every one was
+        new; False if one was stored before (that one left as it was: read it, then save() it)."""
+        rows = [{"need_id": need.need_id, **_need_row(need)} for need in found]
+        if not rows:
+            return True
+        self.flush()
+        done = self.conn.execute(_INSERT_NEW_NEEDS, rows)
+        self._stored_needs.update(row["need_id"] for row in rows)  # each is stored now, one way or the other
+        # A driver that cannot count an executemany's rows reports less, never more: the read is then made.
+        return done.rowcount == len(rows)
+
     def save_need(self, need: Need) -> None:
-        values = {"case_id": need.case_id, "service_type": str(need.service_type), "consent": str(need.consent),
-                  "sectors": codes(need.sectors), "expires_at": need.expires_at, "consent_id": need.consent_id,
-                  "withdrawn_consent_id": need.withdrawn_consent_id}
+        values = _need_row(need)
         if need.need_id in self._stored_needs:
             self.conn.execute(_UPDATE_NEED, {"_need_id": need.need_id, **values})
         else:
@@ -361,6 +377,12 @@ def _case_row(case: Case) -> dict[str, Any]:
             "risk_level": str(case.risk_level), "emergency": case.emergency,
             "case_worker_id": case.case_worker_id, "child_deadline": case.child_deadline, "state": str(case.state),
             "accessibility_needs": ",".join(sorted(case.survivor.accessibility_needs))}
+
+
+def _need_row(need: Need) -> dict[str, Any]:
+    return {"case_id": need.case_id, "service_type": str(need.service_type), "consent": str(need.consent),
+            "sectors": codes(need.sectors), "expires_at": need.expires_at, "consent_id": need.consent_id,
+            "withdrawn_consent_id": need.withdrawn_consent_id}
 
 
 def _need(r: Any) -> Need:

@@ -41,8 +41,13 @@ def _register_needs(work: ReferralUnitOfWork, policy: Policy, cmd: commands.Rout
                     needs: list[commands.NeedToRoute]) -> list[Referral]:
     now = policy.clock()
     case = _case_from(cmd, None)
-    # A registration is most often of a case not stored yet: one insert then, no read first.
-    if not (isinstance(cmd, commands.RouteCase) and work.cases.insert_new(case)):
+    # A registration is most often of a case not stored yet: one insert then, no read first; and its needs
+    # inserted as the event gives them, no read first either, unless one was stored before (a consent event
+    # overtook the registration). A case not stored yet has no referral.
+    fresh = isinstance(cmd, commands.RouteCase) and work.cases.insert_new(case)
+    if fresh and work.cases.insert_new_needs((given := _given(case, needs)).values()):
+        return _route_needs(work, policy, case, needs, given, {}, now, saved=True)
+    if not fresh:
         known = work.cases.get(cmd.case_id, for_update=True)
         if known is not None and known.state is not CaseState.OPEN:
             return []  # closed or erased before this event arrived
@@ -50,13 +55,31 @@ def _register_needs(work: ReferralUnitOfWork, policy: Policy, cmd: commands.Rout
         work.cases.save(case)
     # Every need's row and referrals in one read each (a need never stored has no referral).
     stored = work.cases.needs_by_id(item.need_id for item in needs)
-    referred = work.referrals.for_needs(stored)
+    return _route_needs(work, policy, case, needs, stored, work.referrals.for_needs(stored), now, saved=False)
+
+
+def _given(case: Case, needs: list[commands.NeedToRoute]) -> dict[str, Need]:
+    """The needs as this event states them, none stored before: consent given where it says so."""
+    made: dict[str, Need] = {}
+    for item in needs:
+        need = made.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type))
+        if item.consented and need.consent is not ConsentState.GIVEN:
+            need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
+    return made
+
+
+def _route_needs(work: ReferralUnitOfWork, policy: Policy, case: Case, needs: list[commands.NeedToRoute],
+                 stored: dict[str, Need], referred: dict[str, list[Referral]], now: datetime, saved: bool
+                 ) -> list[Referral]:
+    """Each consented need not yet served is routed, emergencies' police and shelter first. `saved`: the needs
+    are stored as `stored` has them already."""
     made = []
     for item in _emergency_first(needs, case.emergency):
         need = stored.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type))
-        if item.consented and need.consent is not ConsentState.GIVEN:
-            need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
-        work.cases.save_need(need)
+        if not saved:
+            if item.consented and need.consent is not ConsentState.GIVEN:
+                need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
+            work.cases.save_need(need)
         earlier = referred.setdefault(need.need_id, [])
         if routable(case, need, now) and unserved(earlier):
             routed = route(work, policy, case, need, now, earlier, previous=earlier[-1] if earlier else None)

@@ -9,9 +9,11 @@ intake's bus inside the record's inbox context, on a database opened and migrate
 logging as the worker logs (JSON lines at INFO, here to /dev/null). `--batch N` handles N records per
 transaction (their inbox rows looked up in one query first), as the consumer does with a poll's records.
 Printed per database: records/s, CPU ms per record and per case (three records), SQL statements per record
-(an executemany counts once). Then what a record the worker does nothing with costs it (ReferralEscalated,
-ReferralProgressReported: decoded, admitted, unpacked and mapped to no command) beside a ReferralRequested's
-decoding alone. `--profile FILE` writes a cProfile of the SQLite run.
+(an executemany counts once); then CPU ms per record taken the consumer's own way from a polled record on
+(its batches of 100: decoding, span context, inbox look-up, handler, counts and metrics, commit; no Kafka
+fetch or offset commit), for ReferralRequested and for the records it does nothing with (ReferralEscalated,
+ReferralProgressReported). Last, such a record's decoding and mapping to no command alone, beside a
+ReferralRequested's decoding. `--profile FILE` writes a cProfile of the SQLite run.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
 
 from bench.handling import measured, run_in_batches
 from bench.load import NEEDS, PLACES
@@ -39,10 +44,11 @@ from refnet.common.v1 import types_pb2 as t
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller, Role
-from refnet_platform.consumer import admit
+from refnet_platform.consumer import EventConsumer, admit, dispatching
 from refnet_platform.envelope import OutgoingEvent, decode, wrap
 from refnet_platform.runtime import open_database
 from refnet_platform.topics import topic
+from refnet_platform.unit_of_work import BatchTransaction
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex, from_pb
 
 CONSUMER = "intake-worker"
@@ -109,6 +115,26 @@ def _handle(bus: MessageBus, value: bytes) -> None:
     bus.handle(command)
 
 
+def through_the_consumer(bus: MessageBus, engine: Any, values: list[bytes]) -> float:
+    """CPU ms per record taken the consumer's own way from a polled record on (decoded, admitted, span context,
+    the batch's inbox look-up, the handler, counts and metrics, the batch commit), without Kafka: what the
+    worker spends on a record short of fetching it and committing its offset."""
+    consumer = EventConsumer("intake", "unused:9092", [TOPIC], proto_mapping.CONSUMED_TYPES,
+                             dispatching(bus, proto_mapping.command_for), batch=partial(BatchTransaction, engine),
+                             batch_budget_s=float("inf"))
+    records = [ConsumerRecord(TOPIC, 0, offset, 0, 0, b"22", value, None, 2, len(value), ())
+               for offset, value in enumerate(values)]
+    started = time.process_time()
+    for start in range(0, len(records), consumer.batch_size):
+        incoming = [consumer._read(record) for record in records[start:start + consumer.batch_size]]
+        done = 0
+        while done < len(incoming):
+            taken, stopped = consumer._handle_together(incoming[done:])
+            assert taken and not stopped, "a record left the fast path"
+            done += taken
+    return (time.process_time() - started) * 1000 / len(values)
+
+
 @contextlib.contextmanager
 def databases(postgres: bool) -> Iterator[list[tuple[str, Settings]]]:
     key = generate_key_b64()
@@ -133,8 +159,11 @@ def measure(name: str, settings: Settings, cases: int, warmup: int, batch: int, 
         records = requested_records(bus, cases)
         run = measured(engine, lambda: run_in_batches(engine, partial(_handle, bus), records, batch, CONSUMER),
                        profile if name == "sqlite" else None)
+        consumed = through_the_consumer(bus, engine, requested_records(bus, cases))
+        ignored = through_the_consumer(bus, engine, ignored_records(len(records)))
         return {"records_per_s": len(records) / run.elapsed_s, "cpu_ms_per_record": run.cpu_s * 1000 / len(records),
-                "cpu_ms_per_case": run.cpu_s * 1000 / cases, "statements_per_record": run.statements / len(records)}
+                "cpu_ms_per_case": run.cpu_s * 1000 / cases, "statements_per_record": run.statements / len(records),
+                "consumer_ms_per_record": consumed, "consumer_ms_per_ignored": ignored}
     finally:
         engine.dispose()
 
@@ -158,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_as_the_worker()
     print(f"{'database':<11} {'batch':>5} {'records':>7} {'records/s':>9} {'cpu ms/record':>14} "
-          f"{'cpu ms/case':>12} {'statements/record':>18}")
+          f"{'cpu ms/case':>12} {'statements/record':>18} {'consumer ms/record':>19} {'.../ignored':>12}")
     with databases(args.postgres) as found:
         for name, settings in found:
             figures = measure(name, settings, args.cases, args.warmup, args.batch, args.profile)
             print(f"{name:<11} {args.batch:>5} {args.cases * len(NEEDS):>7} {figures['records_per_s']:>9.0f} "
                   f"{figures['cpu_ms_per_record']:>14.3f} {figures['cpu_ms_per_case']:>12.2f} "
-                  f"{figures['statements_per_record']:>18.2f}", flush=True)
+                  f"{figures['statements_per_record']:>18.2f} {figures['consumer_ms_per_record']:>19.3f} "
+                  f"{figures['consumer_ms_per_ignored']:>12.3f}", flush=True)
     ignored = ignored_records(5000)
     handled_type = [record_bytes(referral_events.ReferralRequested(referral_id=str(uuid.uuid4()), province_code="22"))
                     for _ in range(5000)]

@@ -75,8 +75,9 @@ def registration(n: int) -> commands.RegisterCase:
 def record_bytes(message: referral_events.ReferralRequested | referral_events.ReferralEscalated
                  | referral_events.ReferralProgressReported) -> bytes:
     """The record's value as referral's relay sends it: the payload in its envelope."""
-    return wrap(OutgoingEvent(message, TOPIC, key=message.province_code, subject=f"referral/{message.referral_id}"),
-                "referral").SerializeToString()
+    value: bytes = wrap(OutgoingEvent(message, TOPIC, key=message.province_code,
+                                      subject=f"referral/{message.referral_id}"), "referral").SerializeToString()
+    return value
 
 
 def requested_records(bus: MessageBus, cases: int) -> list[bytes]:

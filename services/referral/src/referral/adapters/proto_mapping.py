@@ -52,8 +52,9 @@ BED_COMMANDS_TOPIC = "shelter.bed-commands.v1"
 CONSUMED_TYPES = TypeRegistry([intake_events, shelter_events])
 
 # An enum member's number, and a number's member, are the same every time: remembered rather than looked up by
-# name for every field of every event (a tenth of mapping a case). Bounded: a number comes from the wire.
-to_pb = lru_cache(maxsize=256)(vocabulary.to_pb)
+# name for every field of every event (a tenth of mapping a case). Typed: members of two enums may be equal
+# strings. Bounded: a number comes from the wire.
+to_pb = lru_cache(maxsize=256, typed=True)(vocabulary.to_pb)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -83,7 +84,8 @@ def _survivor(is_child: bool, sex: int) -> Survivor:
 
 
 def status_to_pb(status: Status | None) -> int:
-    return to_pb(status, pb.ReferralStatus)
+    number: int = to_pb(status, pb.ReferralStatus)
+    return number
 
 
 def referral_to_pb(r: Referral) -> pb.Referral:

@@ -4,6 +4,7 @@ command and the handler decides."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from refnet.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller
 from refnet_platform.clock import Clock, system_clock
+from refnet_platform.engine import is_postgres
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
 
@@ -177,7 +179,9 @@ def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock:
     vault = make_vault(settings)
     with engine.begin() as conn:  # notes converted by migration erasure_0006 are sealed before anything is served
         CaseRepository(conn, vault).seal_pending_notes()
-    bus = bootstrap(settings, engine, vault=vault, clock=clock)
+    # SQLite has one writer: the handler threads take turns on a lock of the process rather than by retrying.
+    writing = None if is_postgres(engine) else threading.Lock()
+    bus = bootstrap(settings, engine, vault=vault, clock=clock, writing=writing)
     refnet_geo.preload()  # no request pays for loading the map
     admission = Admission()  # every handler's way to the database: an emergency goes first
     pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, admission, clock), server)

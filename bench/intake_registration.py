@@ -14,7 +14,8 @@ as intake-worker's batch transactions do, so RegisterCase's wait for the lock sh
 
 Printed per phase: the api process's CPU ms per case (utime + stime from /proc), SQL statements per case (counted
 inside the api by a `before_cursor_execute` listener this script installs through sitecustomize; transaction
-control included) and latency p50/p99. Runs as a file, so the same script measures another checkout's api with
+control included), the api's time in Python's garbage collector per case and its pauses over 20 ms (a call caught
+in one waits it out), and latency p50/p99. Runs as a file, so the same script measures another checkout's api with
 that checkout's venv (the api is the console script next to the running python).
 """
 
@@ -52,21 +53,30 @@ from refnet_platform.identity import bearer, channel_credentials  # noqa: E402
 # Loaded by the api's interpreter at start-up (PYTHONPATH): counts every statement any engine sends and writes the
 # count to a file every 100 ms, so the bench reads it between phases.
 SITECUSTOMIZE = """
-import os, threading, time
+import gc, json, os, threading, time
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 _path = os.environ["BENCH_STATEMENTS_FILE"]
-_count = [0]
-def _seen(*_args):
-    _count[0] += 1
-event.listen(Engine, "before_cursor_execute", _seen)
+_seen = {"statements": 0, "gc_ms": 0.0, "gc_pauses_over_20ms": 0}
+_started = [0.0]
+def _statement(*_args):
+    _seen["statements"] += 1
+event.listen(Engine, "before_cursor_execute", _statement)
+def _gc(phase, _info):
+    if phase == "start":
+        _started[0] = time.perf_counter()
+        return
+    ms = (time.perf_counter() - _started[0]) * 1000
+    _seen["gc_ms"] += ms
+    _seen["gc_pauses_over_20ms"] += ms > 20
+gc.callbacks.append(_gc)
 def _write():
     while True:
         time.sleep(0.1)
         with open(_path + ".tmp", "w") as out:
-            out.write(str(_count[0]))
+            out.write(json.dumps(_seen))
         os.replace(_path + ".tmp", _path)
-threading.Thread(target=_write, daemon=True, name="bench-statements").start()
+threading.Thread(target=_write, daemon=True, name="bench-counts").start()
 """
 
 ISSUER = "http://127.0.0.1/realms/refnet-bench"
@@ -115,9 +125,9 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def statements(path: Path) -> int:
-    time.sleep(0.25)  # the api writes its count every 100 ms
-    return int(path.read_text())
+def counts(path: Path) -> dict[str, float]:
+    time.sleep(0.25)  # the api writes its counts every 100 ms
+    return dict(json.loads(path.read_text()))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -171,17 +181,20 @@ class Api:
         return list(await asyncio.gather(*tasks))
 
     async def phase(self, name: str, run: Any) -> dict[str, float]:
-        cpu0, statements0 = cpu_s(self.pid), statements(self.counted)
+        cpu0, seen0 = cpu_s(self.pid), counts(self.counted)
         latencies = await run
         time.sleep(0.05)
-        cpu1, statements1 = cpu_s(self.pid), statements(self.counted)
+        cpu1, seen1 = cpu_s(self.pid), counts(self.counted)
         n = len(latencies)
         figures = {"cases": n, "cpu_ms_per_case": (cpu1 - cpu0) * 1000 / n,
-                   "statements_per_case": (statements1 - statements0) / n,
+                   "statements_per_case": (seen1["statements"] - seen0["statements"]) / n,
+                   "gc_ms_per_case": (seen1["gc_ms"] - seen0["gc_ms"]) / n,
+                   "gc_pauses_over_20ms": seen1["gc_pauses_over_20ms"] - seen0["gc_pauses_over_20ms"],
                    "p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 0.99)}
-        print(f"{name:<22} cases {n:>5}  api CPU ms/case {figures['cpu_ms_per_case']:6.2f}  "
-              f"statements/case {figures['statements_per_case']:5.1f}  p50 {figures['p50_ms']:7.1f} ms  "
-              f"p99 {figures['p99_ms']:7.1f} ms", flush=True)
+        print(f"{name:<18} cases {n:>5}  api CPU ms/case {figures['cpu_ms_per_case']:5.2f}  "
+              f"statements/case {figures['statements_per_case']:4.1f}  GC ms/case {figures['gc_ms_per_case']:5.2f}  "
+              f"GC pauses > 20 ms {figures['gc_pauses_over_20ms']:3.0f}  p50 {figures['p50_ms']:6.1f} ms  "
+              f"p99 {figures['p99_ms']:6.1f} ms", flush=True)
         return figures
 
 
@@ -245,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         (data_dir / "site").mkdir()
         (data_dir / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
         counted = data_dir / "statements"
-        counted.write_text("0")
+        counted.write_text(json.dumps({"statements": 0, "gc_ms": 0.0, "gc_pauses_over_20ms": 0}))
         network = Network("127.0.0.1:9", data_dir)
         env = {**network.env(), "INTAKE_DATABASE_URL": f"sqlite:///{data_dir / 'intake.db'}",
                "OIDC_ISSUER": ISSUER, "OIDC_JWKS_URL": identity.jwks_url,

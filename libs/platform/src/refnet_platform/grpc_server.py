@@ -4,6 +4,7 @@ and the one place where domain errors become gRPC status codes."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -221,6 +222,11 @@ async def serve(address: str, register: Registrar, grace_s: float = 5.0,
         ],
     )
     names = list(register(server))
+    # What start-up made (modules, the map, compiled statements, the servicers) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it all (~100k objects, a pause of 100-200 ms
+    # that a call caught in it waited out: most of RegisterCase's p99).
+    gc.collect()
+    gc.freeze()
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

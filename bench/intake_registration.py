@@ -40,15 +40,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench package, whichever venv runs this
 
-import grpc  # noqa: E402
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+import grpc
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.load import OPERATOR, case_request  # noqa: E402
-from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc  # noqa: E402
-from refnet_dev.network import DEV_GATEWAY, Network  # noqa: E402
-from refnet_platform.caller import Role  # noqa: E402
-from refnet_platform.identity import bearer, channel_credentials  # noqa: E402
+from bench.load import OPERATOR, case_request
+from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
+from refnet_dev.network import DEV_GATEWAY, Network
+from refnet_platform.caller import Role
+from refnet_platform.identity import bearer, channel_credentials
 
 # Loaded by the api's interpreter at start-up (PYTHONPATH): counts every statement any engine sends and writes the
 # count to a file every 100 ms, so the bench reads it between phases.
@@ -92,7 +92,7 @@ class IdentityProvider:
         body = json.dumps({"keys": [{**jwk, "kid": KEY_ID, "use": "sig", "alg": "RS256"}]}).encode()
 
         class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -138,7 +138,8 @@ def percentile(values: list[float], q: float) -> float:
 class Api:
     def __init__(self, network: Network, pid: int, counted: Path, token: str) -> None:
         cert, key = network.pki.client(DEV_GATEWAY, Role.GATEWAY)
-        self.channel = grpc.aio.secure_channel(network.address("intake"), channel_credentials(network.pki.ca, cert, key))
+        credentials = channel_credentials(network.pki.ca, cert, key)
+        self.channel = grpc.aio.secure_channel(network.address("intake"), credentials)
         self.stub = intake_grpc.IntakeServiceStub(self.channel)
         self.metadata = bearer(token)
         self.pid, self.counted = pid, counted

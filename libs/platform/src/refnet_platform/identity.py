@@ -72,14 +72,22 @@ class TokenVerifier:
         self._remembered_max = remembered_max
         self._lock = threading.Lock()
 
-    def person(self, token: str) -> Caller:
+    def remembered(self, token: str) -> Caller | None:
+        """The caller of a token verified before and still trusted; None if it must be verified (`person`)."""
         digest = hashlib.sha256(token.encode()).digest()
-        now = time.time()
         with self._lock:
             remembered = self._verified.pop(digest, None)
-            if remembered is not None and now < remembered[1]:
+            if remembered is not None and time.time() < remembered[1]:
                 self._verified[digest] = remembered
                 return remembered[0]
+        return None
+
+    def person(self, token: str) -> Caller:
+        remembered = self.remembered(token)
+        if remembered is not None:
+            return remembered
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
         caller, claims = self._verify(token)  # a remembered token past its time is refused here, as before
         # PyJWT refuses once exp <= now - leeway: the same bound, checked at every use of the memory.
         until = min(float(claims["exp"]) + self.config.leeway_s, now + JWKS_LIFESPAN_S)
@@ -150,6 +158,17 @@ class Authenticator:
         self.verifier = verifier
 
     def caller(self, auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller:
+        caller = self._caller(auth, metadata, verify=True)
+        assert caller is not None
+        return caller
+
+    def known_caller(self, auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller | None:
+        """The caller if that needs no token verified now (a machine, or a person's token remembered): cheap
+        enough for the event loop. None: call `caller`, which may fetch the issuer's keys (off the loop)."""
+        return self._caller(auth, metadata, verify=False)
+
+    def _caller(self, auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str], verify: bool
+                ) -> Caller | None:
         machine_caller = _machine(auth, metadata)
         header = metadata.get(AUTHORIZATION_HEADER, "")
         if not header:
@@ -163,7 +182,7 @@ class Authenticator:
             raise Unauthenticated("authorization: expected 'Bearer <access token>'")
         if self.verifier is None:
             raise Unauthenticated("this api has no identity provider configured: people cannot sign in")
-        return self.verifier.person(token.strip())
+        return self.verifier.person(token.strip()) if verify else self.verifier.remembered(token.strip())
 
 
 def _machine(auth: Mapping[str, Sequence[bytes]], metadata: Mapping[str, str]) -> Caller:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -56,13 +57,14 @@ def make_vault(settings: Settings) -> Vault:
 
 
 def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None,
-              clock: Clock = system_clock) -> MessageBus:
-    """clock: what the handlers take as now (a test passes its own)."""
+              clock: Clock = system_clock, writing: threading.Lock | None = None) -> MessageBus:
+    """clock: what the handlers take as now (a test passes its own). writing: the api's lock for its write
+    transactions on SQLite (see IntakeUnitOfWork)."""
     vault = vault or make_vault(settings)
     schema = settings.database[1]
 
     def uow() -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(engine, vault, schema)
+        return IntakeUnitOfWork(engine, vault, schema, writing)
 
     policy = settings.step_policy()
 

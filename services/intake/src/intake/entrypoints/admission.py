@@ -24,9 +24,12 @@ from refnet_platform.vocabulary import RiskLevel
 T = TypeVar("T")
 
 EMERGENCY, NORMAL = 0, 1
-# Handlers mostly wait on the database (SQLite writes one at a time): a few threads keep it busy; more only queue
-# inside it, where an emergency could not pass them.
+# Handlers mostly wait on the database: on PostgreSQL a few threads keep it busy; more only queue inside it, where
+# an emergency could not pass them. SQLite writes one at a time and the GIL runs one handler's Python at a time, so
+# there a second normal thread only waits for the write lock (and costs a thread switch per case): one normal call
+# runs at once, and an emergency waits for that one only.
 NORMAL_SLOTS = 4
+SQLITE_NORMAL_SLOTS = 1
 EMERGENCY_SLOTS = 1
 
 

@@ -4,6 +4,7 @@ command and the handler decides."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from intake.adapters.repository import CaseRepository
 from intake.bootstrap import bootstrap, make_vault
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.entrypoints.admission import Admission
+from intake.entrypoints.admission import NORMAL_SLOTS, SQLITE_NORMAL_SLOTS, Admission
 from refnet.intake.v1 import casework_service_pb2 as cw
 from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
@@ -26,6 +27,7 @@ from refnet.intake.v1 import intake_service_pb2_grpc as pb_grpc
 from refnet_platform.bus import MessageBus
 from refnet_platform.caller import Caller
 from refnet_platform.clock import Clock, system_clock
+from refnet_platform.engine import is_postgres
 from refnet_platform.identity import caller_of
 from refnet_platform.runtime import run_api
 
@@ -177,9 +179,13 @@ def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock:
     vault = make_vault(settings)
     with engine.begin() as conn:  # notes converted by migration erasure_0006 are sealed before anything is served
         CaseRepository(conn, vault).seal_pending_notes()
-    bus = bootstrap(settings, engine, vault=vault, clock=clock)
+    # SQLite has one writer: the handler threads take turns on a lock of the process rather than by retrying.
+    sqlite = not is_postgres(engine)
+    writing = threading.Lock() if sqlite else None
+    bus = bootstrap(settings, engine, vault=vault, clock=clock, writing=writing)
     refnet_geo.preload()  # no request pays for loading the map
-    admission = Admission()  # every handler's way to the database: an emergency goes first
+    # Every handler's way to the database: an emergency goes first.
+    admission = Admission(slots=SQLITE_NORMAL_SLOTS if sqlite else NORMAL_SLOTS)
     pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, admission, clock), server)
     contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus, admission), server)
     cw_grpc.add_CaseWorkServiceServicer_to_server(CaseWorkServicer(bus, admission, clock), server)

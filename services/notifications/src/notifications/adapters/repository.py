@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -66,6 +67,21 @@ _INSERT_DELIVERY, _INSERT_FEED = insert(deliveries), insert(feed)
 _CASE_WORKER = select(cases.c.case_worker_id).where(cases.c.case_id == bindparam("case_id"))
 _REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 _CONSENTED = select(consents.c.service_type).where(consents.c.case_id == bindparam("case_id"))
+# What a dispatch round records, executed once for a batch's rows (b_unless: the status a delivery must not
+# have for the row to apply).
+_RECORD_DELIVERY = (
+    update(deliveries)
+    .where(deliveries.c.notice_id == bindparam("b_notice_id"), deliveries.c.status != bindparam("b_unless"))
+    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"),
+            next_attempt_at=bindparam("b_next_attempt_at"), lease_until=None, detail=bindparam("b_detail"),
+            updated_at=bindparam("b_updated_at")))
+# A notice's status as its delivery's, where the delivery took it (not where it stayed cancelled).
+_RECORD_NOTICE = (
+    update(notices)
+    .where(notices.c.notice_id == bindparam("b_notice_id"),
+           exists().where(deliveries.c.notice_id == notices.c.notice_id,
+                          deliveries.c.status == bindparam("b_status")))
+    .values(status=bindparam("b_status")))
 
 
 def _upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
@@ -157,17 +173,23 @@ class NoticeRepository:
         return [_due(rows[notice_id]) for notice_id in picked if notice_id in mine]  # most urgent first
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
-        """Stores what happened. A notice cancelled meanwhile (her consent withdrawn while it was being
-        tried) is not made due again: only what really happened to it (sent, failed) replaces that."""
-        next_at = _utc(recorded.next_attempt_at) if recorded.next_attempt_at else None
-        which = [deliveries.c.notice_id == notice_id]
-        if recorded.status.open:
-            which.append(deliveries.c.status != Status.CANCELLED)
-        done = self.conn.execute(update(deliveries).where(*which).values(
-            status=recorded.status, attempts=recorded.attempts, next_attempt_at=next_at, lease_until=None,
-            detail=recorded.detail[:300], updated_at=_utc(now)))
-        if done.rowcount:
-            self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
+        self.record_all([(notice_id, recorded)], now)
+
+    def record_all(self, results: Sequence[tuple[str, Recorded]], now: datetime) -> None:
+        """Stores what happened to each notice: two statements for them all (a dispatch round's batch). A notice
+        cancelled meanwhile (her consent withdrawn while it was being tried) is not made due again: only what
+        really happened to it (sent, failed) replaces that, and its notice row follows its delivery's."""
+        if not results:
+            return
+        at = _utc(now)
+        rows = [{"b_notice_id": notice_id, "b_status": r.status, "b_attempts": r.attempts,
+                 "b_next_attempt_at": _utc(r.next_attempt_at) if r.next_attempt_at else None,
+                 "b_detail": r.detail[:300], "b_updated_at": at,
+                 "b_unless": Status.CANCELLED if r.status.open else ""}  # "": no status is empty
+                for notice_id, r in results]
+        self.conn.execute(_RECORD_DELIVERY, rows)
+        self.conn.execute(_RECORD_NOTICE, [{"b_notice_id": r["b_notice_id"], "b_status": r["b_status"]}
+                                           for r in rows])
 
     def open_for_survivor(self, case_id: str) -> list[Due]:
         rows = self.conn.execute(_MESSAGE.where(

@@ -196,31 +196,42 @@ class _Round:
         return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
 
     def record(self, batch: Sequence[tuple[Due, Recorded]]) -> None:
-        """What happened to a batch, and its status events, in one transaction (a unit of work per delivery,
-        so each status event carries the flow and trace of the event that caused its notice)."""
+        """What happened to a batch, and its status events, in one transaction: the deliveries marked in two
+        statements for the batch, then a unit of work per status event's notice (so each event carries the
+        flow and trace of the event that caused its notice)."""
         now = self.now()
         with self.together() as transaction:
+            with self.uow() as work:
+                work.notices.record_all([(due.message.notice_id, recorded) for due, recorded in batch], now)
+                work.commit()
             for due, recorded in batch:
+                events = _status_events(notice_ref(due.message, due.lane), recorded, now)
+                if not events:
+                    continue
                 with _caused_by(due), self.uow() as work:
-                    work.notices.record(due.message.notice_id, recorded, now)
-                    for event in _status_events(notice_ref(due.message, due.lane), recorded, now):
+                    for event in events:
                         work.emit(event)
                         if isinstance(event, NotificationFailed):
                             work.dead_letters.add(event)
                     work.commit()
             transaction.commit()
+        done: Counter[str] = Counter()
         for due, recorded in batch:
             self.counts[recorded.status] += 1
+            done[recorded.status] += 1
             # The platform's retry and dead-letter counters, with the delivery lane as the type.
             if recorded.status is Status.PENDING:
                 metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
             elif recorded.status is Status.FAILED:
                 metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
+            if recorded.status in (Status.SENT, Status.DELIVERED):
+                continue  # told once for the batch below (and each on notifications.deliveries.v1)
             level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
             log.log(level, "delivery attempted", extra={"fields": {
                 "notice_id": due.message.notice_id, "lane": due.lane, "attempt": due.attempt,
                 "status": str(recorded.status), "detail": recorded.detail, "case_id": due.message.case_id,
                 "referral_id": due.message.referral_id}})
+        log.info("deliveries recorded", extra={"fields": {"lane": batch[0][0].lane, **{str(k): n for k, n in done.items()}}})
 
 
 @contextmanager

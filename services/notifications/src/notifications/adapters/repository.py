@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     Table,
     TextClause,
     and_,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from notifications.adapters.tables import (
     cases,
@@ -49,10 +51,6 @@ from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Re
 from notifications.domain.rendering import Contact, Endpoint, OutboundMessage
 from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -111,6 +109,30 @@ def _insert_new_notices(rows: int) -> TextClause:
                                   for i in range(rows) for c in columns))
 
 
+def _due_in_lane(emergencies_only: bool) -> ColumnElement[bool]:
+    """A lane's deliveries that are due at :b_now and not claimed by a round (only emergencies' if emergencies_only)."""
+    now = bindparam("b_now", type_=deliveries.c.next_attempt_at.type)
+    due = and_(deliveries.c.lane == bindparam("b_lane"), deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
+               deliveries.c.next_attempt_at <= now,
+               or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+    return and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority) if emergencies_only else due
+
+
+def _pick(emergencies_only: bool) -> Select[tuple[str]]:
+    return (select(deliveries.c.notice_id).where(_due_in_lane(emergencies_only))
+            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
+            .limit(bindparam("b_limit")).with_for_update(skip_locked=True))
+
+
+def _claim(emergencies_only: bool) -> ReturningUpdate[tuple[str]]:
+    return (update(deliveries)
+            .where(deliveries.c.notice_id.in_(bindparam("b_picked", expanding=True)), _due_in_lane(emergencies_only))
+            .values(attempts=deliveries.c.attempts + 1,
+                    lease_until=bindparam("b_lease_until", type_=deliveries.c.lease_until.type),
+                    updated_at=bindparam("b_now", type_=deliveries.c.updated_at.type))
+            .returning(deliveries.c.notice_id))
+
+
 class NoticeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -152,24 +174,14 @@ class NoticeRepository:
         (emergencies, then the longest due), claimed for this round: each attempt is counted and nobody else
         takes them before lease_until. Two rounds never get the same one: PostgreSQL skips rows another round
         has locked, and SQLite's transaction holds the write lock from its start."""
-        now = _utc(now)
-        due = and_(deliveries.c.lane == lane, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
-                   deliveries.c.next_attempt_at <= now,
-                   or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
-        if emergencies_only:
-            due = and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority)
-        picked = [r.notice_id for r in self.conn.execute(
-            select(deliveries.c.notice_id).where(due)
-            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
-            .limit(limit).with_for_update(skip_locked=True))]
+        at = {"b_lane": lane, "b_now": _utc(now)}
+        pick = _PICK_EMERGENCIES if emergencies_only else _PICK
+        picked = list(self.conn.execute(pick, {**at, "b_limit": limit}).scalars())
         if not picked:
             return []
-        claimed = self.conn.execute(
-            update(deliveries).where(deliveries.c.notice_id.in_(picked), due)
-            .values(attempts=deliveries.c.attempts + 1, lease_until=_utc(lease_until), updated_at=now)
-            .returning(deliveries.c.notice_id))
-        mine = {r.notice_id for r in claimed}
-        rows = {r["notice_id"]: r for r in self.conn.execute(_MESSAGE.where(notices.c.notice_id.in_(mine))).mappings()}
+        claim = _CLAIM_EMERGENCIES if emergencies_only else _CLAIM
+        mine = set(self.conn.execute(claim, {**at, "b_picked": picked, "b_lease_until": _utc(lease_until)}).scalars())
+        rows = {r["notice_id"]: r for r in self.conn.execute(_CLAIMED, {"mine": list(mine)}).mappings()}
         return [_due(rows[notice_id]) for notice_id in picked if notice_id in mine]  # most urgent first
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
@@ -258,6 +270,12 @@ _MESSAGE = (
            deliveries.c.next_attempt_at, deliveries.c.correlation_id, deliveries.c.traceparent)
     .join(deliveries, deliveries.c.notice_id == notices.c.notice_id)
 )
+
+
+# A dispatch round's claim, built once (a lane's claim runs at every round, most of them finding nothing).
+_PICK, _PICK_EMERGENCIES = _pick(False), _pick(True)
+_CLAIM, _CLAIM_EMERGENCIES = _claim(False), _claim(True)
+_CLAIMED = _MESSAGE.where(notices.c.notice_id.in_(bindparam("mine", expanding=True)))
 
 
 def _due(row: RowMapping) -> Due:

@@ -231,7 +231,8 @@ class _Round:
                 "notice_id": due.message.notice_id, "lane": due.lane, "attempt": due.attempt,
                 "status": str(recorded.status), "detail": recorded.detail, "case_id": due.message.case_id,
                 "referral_id": due.message.referral_id}})
-        log.info("deliveries recorded", extra={"fields": {"lane": batch[0][0].lane, **{str(k): n for k, n in done.items()}}})
+        told = {str(status): n for status, n in done.items()}
+        log.info("deliveries recorded", extra={"fields": {"lane": batch[0][0].lane, **told}})
 
 
 @contextmanager

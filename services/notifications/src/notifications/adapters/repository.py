@@ -133,6 +133,14 @@ def _claim(emergencies_only: bool) -> ReturningUpdate[tuple[str]]:
             .returning(deliveries.c.notice_id))
 
 
+@cache
+def _consent_statement(services: int) -> TextClause:
+    """A case's consents, `services` rows in one INSERT (those known already left as they are)."""
+    rows = ", ".join(f"(:case_id, :service_type_{i})" for i in range(services))
+    return text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
+                "ON CONFLICT (case_id, service_type) DO NOTHING")
+
+
 class NoticeRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -401,8 +409,11 @@ class CaseRepository:
     def referral(self, referral_id: str) -> RowMapping | None:
         return self.conn.execute(_REFERRAL, {"referral_id": referral_id}).mappings().first()
 
-    def consent(self, case_id: str, service_type: ServiceType) -> None:
-        _upsert(self.conn, consents, ["case_id", "service_type"], {"case_id": case_id, "service_type": service_type})
+    def consent(self, case_id: str, *services: ServiceType) -> None:
+        """Records her consent to each service: one statement for them all (a new case's consented needs)."""
+        if services:
+            self.conn.execute(_consent_statement(len(services)),
+                              {"case_id": case_id, **{f"service_type_{i}": s for i, s in enumerate(services)}})
 
     def withdraw(self, case_id: str, service_type: ServiceType | None) -> None:
         query = delete(consents).where(consents.c.case_id == case_id)
@@ -417,6 +428,11 @@ class CaseRepository:
     def forget(self, case_id: str) -> None:
         for table in (consents, referrals, cases):
             self.conn.execute(delete(table).where(table.c.case_id == case_id))
+
+
+# Looked for after every dispatch round, built once.
+_UNPUBLISHED = (select(dead_letters).where(dead_letters.c.published_at.is_(None)).order_by(dead_letters.c.failed_at)
+                .limit(bindparam("limit")))
 
 
 class DeadLetterRepository:
@@ -434,8 +450,7 @@ class DeadLetterRepository:
             detail=failed.detail[:300], attempts=failed.attempts, failed_at=_utc(failed.at), published_at=None))
 
     def unpublished(self, limit: int = 100) -> list[NotificationFailed]:
-        rows = self.conn.execute(select(dead_letters).where(dead_letters.c.published_at.is_(None))
-                                 .order_by(dead_letters.c.failed_at).limit(limit)).mappings().all()
+        rows = self.conn.execute(_UNPUBLISHED, {"limit": limit}).mappings().all()
         return [NotificationFailed(
             NoticeRef(r["notice_id"], r["recipient_id"], r["lane"], r["referral_id"], r["case_id"],
                       r["province_code"], r["source_event_id"], r["kind"], r["role"], r["emergency"]),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -95,8 +96,7 @@ class _Round:
         # its gateway) is claimed and sent at once, with sending slots of its own, not after that batch.
         # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
         # a gateway that hangs takes only its own lane's.
-        threads = 2 * len(lanes) * (self.policy.concurrency + 1)
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
+        asyncio.get_running_loop().set_default_executor(_threads(2 * len(lanes) * (self.policy.concurrency + 1)))
         # Emergencies recorded before the round are the lanes' first claims' (most urgent first): a lane's
         # emergencies claim only when one is recorded during the round, so a round costs no more claims.
         before = self.outlets.due.emergencies
@@ -233,6 +233,20 @@ class _Round:
                 "referral_id": due.message.referral_id}})
         told = {str(status): n for status, n in done.items()}
         log.info("deliveries recorded", extra={"fields": {"lane": batch[0][0].lane, **told}})
+
+
+class _LastingThreads(ThreadPoolExecutor):
+    """The rounds' threads, kept from one round to the next: each round's asyncio.run shuts its loop's default
+    executor down as it ends, and starting the threads anew at every round was a tenth of a round's CPU. A round
+    ends only once all its sends, claims and records are done, so the next one finds its threads free."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Kept for the next round (its idle threads end with the process)."""
+
+
+@cache
+def _threads(count: int) -> ThreadPoolExecutor:
+    return _LastingThreads(count, "dispatch")
 
 
 @contextmanager

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -145,13 +146,14 @@ def measure(mode: str, referrals: int, warmup: int, batch: int, profile: Path | 
                 per_record, per_notice = referrals, sent
             else:
                 run = measured(engine, lambda: run_in_batches(engine, handle, messages, batch), profile)
-                per_record, per_notice = referrals, max(1, sum(run.results))
+                per_record, per_notice = referrals, sum(run.results) or math.nan  # cases: no notices
             return {"ms_per_record": run.elapsed_s * 1000 / per_record,
                     "ms_per_notice": run.elapsed_s * 1000 / per_notice,
                     "cpu_ms_per_record": run.cpu_s * 1000 / per_record,
                     "cpu_ms_per_notice": run.cpu_s * 1000 / per_notice,
                     "statements_per_record": run.statements / per_record,
-                    "statements_per_notice": run.statements / per_notice, "notices_per_record": per_notice / per_record}
+                    "statements_per_notice": run.statements / per_notice,
+                    "notices_per_record": sum(run.results) / per_record}
         finally:
             engine.dispose()
 

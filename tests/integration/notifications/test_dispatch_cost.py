@@ -1,7 +1,8 @@
 """What a dispatch round costs, on real databases (SQLite and PostgreSQL): a batch's deliveries are marked in a
 fixed number of statements however many it holds (two per notice before), and the cheaper marking keeps its
 rules: each delivery sent once and its notice row following it, one NotificationSent per e-mail in the outbox,
-and a notice cancelled while it was being tried left cancelled (only what really happened replaces that)."""
+a notice cancelled while it was being tried left cancelled (only what really happened replaces that), and with
+no exporter (no span per send) its status event still in the trace of the event behind it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import context as otel_context
 from sqlalchemy import Engine, event, select
 
 from notifications.adapters.directory_file import load_directory_file
@@ -26,12 +28,16 @@ from notifications.domain.rendering import OutboundMessage
 from notifications.domain.retry import DeliveryResult
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet.notifications.v1 import events_pb2
+from refnet_platform import telemetry
 from refnet_platform.bus import MessageBus
 from refnet_platform.runtime import open_database
 from refnet_platform.tables import outbox
+from refnet_platform.telemetry import context_from_traceparent
 from refnet_platform.vocabulary import ServiceType
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class Accepting:
@@ -132,3 +138,18 @@ def test_a_notice_cancelled_meanwhile_stays_cancelled_while_the_others_of_its_ba
             .join(notices, notices.c.notice_id == deliveries.c.notice_id).where(deliveries.c.notice_id.in_(ids)))}
     assert rows == {cancelled: ("cancelled", "cancelled", "consent_withdrawn"),
                     retried: ("pending", "pending", "smtp 451"), sent: ("sent", "sent", "")}
+
+
+def test_without_an_exporter_a_send_makes_no_span_yet_its_status_event_continues_the_events_trace(
+        worker: tuple[MessageBus, Engine, Accepting, str | None], monkeypatch: pytest.MonkeyPatch) -> None:
+    bus, engine, _, _ = worker
+    monkeypatch.setattr(telemetry, "_exporting", False)
+    token = otel_context.attach(context_from_traceparent(TRACEPARENT))
+    try:
+        referrals(bus, 1)
+    finally:
+        otel_context.detach(token)
+    assert dispatched(bus, engine)[0] == {"sent": 1}
+    with engine.connect() as conn:
+        traceparents = list(conn.execute(select(outbox.c.traceparent)).scalars())
+    assert len(traceparents) == 2 and {t.split("-")[1] for t in traceparents} == {TRACEPARENT.split("-")[1]}

@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     Table,
     TextClause,
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -28,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from notifications.adapters.tables import (
     cases,
@@ -50,10 +53,6 @@ from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
@@ -66,6 +65,21 @@ _INSERT_DELIVERY, _INSERT_FEED = insert(deliveries), insert(feed)
 _CASE_WORKER = select(cases.c.case_worker_id).where(cases.c.case_id == bindparam("case_id"))
 _REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 _CONSENTED = select(consents.c.service_type).where(consents.c.case_id == bindparam("case_id"))
+# What a dispatch round records, executed once for a batch's rows (b_unless: the status a delivery must not
+# have for the row to apply).
+_RECORD_DELIVERY = (
+    update(deliveries)
+    .where(deliveries.c.notice_id == bindparam("b_notice_id"), deliveries.c.status != bindparam("b_unless"))
+    .values(status=bindparam("b_status"), attempts=bindparam("b_attempts"),
+            next_attempt_at=bindparam("b_next_attempt_at"), lease_until=None, detail=bindparam("b_detail"),
+            updated_at=bindparam("b_updated_at")))
+# A notice's status as its delivery's, where the delivery took it (not where it stayed cancelled).
+_RECORD_NOTICE = (
+    update(notices)
+    .where(notices.c.notice_id == bindparam("b_notice_id"),
+           exists().where(deliveries.c.notice_id == notices.c.notice_id,
+                          deliveries.c.status == bindparam("b_status")))
+    .values(status=bindparam("b_status")))
 
 
 def _upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
@@ -93,6 +107,38 @@ def _insert_new_notices(rows: int) -> TextClause:
                      "ON CONFLICT (notice_id) DO NOTHING RETURNING notice_id")
     return statement.bindparams(*(bindparam(f"{c}_{i}", type_=notices.c[c].type)
                                   for i in range(rows) for c in columns))
+
+
+def _due_in_lane(emergencies_only: bool) -> ColumnElement[bool]:
+    """A lane's deliveries that are due at :b_now and not claimed by a round (only emergencies' if emergencies_only)."""
+    now = bindparam("b_now", type_=deliveries.c.next_attempt_at.type)
+    due = and_(deliveries.c.lane == bindparam("b_lane"), deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
+               deliveries.c.next_attempt_at <= now,
+               or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
+    return and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority) if emergencies_only else due
+
+
+def _pick(emergencies_only: bool) -> Select[tuple[str]]:
+    return (select(deliveries.c.notice_id).where(_due_in_lane(emergencies_only))
+            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
+            .limit(bindparam("b_limit")).with_for_update(skip_locked=True))
+
+
+def _claim(emergencies_only: bool) -> ReturningUpdate[tuple[str]]:
+    return (update(deliveries)
+            .where(deliveries.c.notice_id.in_(bindparam("b_picked", expanding=True)), _due_in_lane(emergencies_only))
+            .values(attempts=deliveries.c.attempts + 1,
+                    lease_until=bindparam("b_lease_until", type_=deliveries.c.lease_until.type),
+                    updated_at=bindparam("b_now", type_=deliveries.c.updated_at.type))
+            .returning(deliveries.c.notice_id))
+
+
+@cache
+def _consent_statement(services: int) -> TextClause:
+    """A case's consents, `services` rows in one INSERT (those known already left as they are)."""
+    rows = ", ".join(f"(:case_id, :service_type_{i})" for i in range(services))
+    return text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
+                "ON CONFLICT (case_id, service_type) DO NOTHING")
 
 
 class NoticeRepository:
@@ -136,38 +182,34 @@ class NoticeRepository:
         (emergencies, then the longest due), claimed for this round: each attempt is counted and nobody else
         takes them before lease_until. Two rounds never get the same one: PostgreSQL skips rows another round
         has locked, and SQLite's transaction holds the write lock from its start."""
-        now = _utc(now)
-        due = and_(deliveries.c.lane == lane, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
-                   deliveries.c.next_attempt_at <= now,
-                   or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
-        if emergencies_only:
-            due = and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority)
-        picked = [r.notice_id for r in self.conn.execute(
-            select(deliveries.c.notice_id).where(due)
-            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.created_at)
-            .limit(limit).with_for_update(skip_locked=True))]
+        at = {"b_lane": lane, "b_now": _utc(now)}
+        pick = _PICK_EMERGENCIES if emergencies_only else _PICK
+        picked = list(self.conn.execute(pick, {**at, "b_limit": limit}).scalars())
         if not picked:
             return []
-        claimed = self.conn.execute(
-            update(deliveries).where(deliveries.c.notice_id.in_(picked), due)
-            .values(attempts=deliveries.c.attempts + 1, lease_until=_utc(lease_until), updated_at=now)
-            .returning(deliveries.c.notice_id))
-        mine = {r.notice_id for r in claimed}
-        rows = {r["notice_id"]: r for r in self.conn.execute(_MESSAGE.where(notices.c.notice_id.in_(mine))).mappings()}
+        claim = _CLAIM_EMERGENCIES if emergencies_only else _CLAIM
+        mine = set(self.conn.execute(claim, {**at, "b_picked": picked, "b_lease_until": _utc(lease_until)}).scalars())
+        rows = {r["notice_id"]: r for r in self.conn.execute(_CLAIMED, {"mine": list(mine)}).mappings()}
         return [_due(rows[notice_id]) for notice_id in picked if notice_id in mine]  # most urgent first
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
-        """Stores what happened. A notice cancelled meanwhile (her consent withdrawn while it was being
-        tried) is not made due again: only what really happened to it (sent, failed) replaces that."""
-        next_at = _utc(recorded.next_attempt_at) if recorded.next_attempt_at else None
-        which = [deliveries.c.notice_id == notice_id]
-        if recorded.status.open:
-            which.append(deliveries.c.status != Status.CANCELLED)
-        done = self.conn.execute(update(deliveries).where(*which).values(
-            status=recorded.status, attempts=recorded.attempts, next_attempt_at=next_at, lease_until=None,
-            detail=recorded.detail[:300], updated_at=_utc(now)))
-        if done.rowcount:
-            self.conn.execute(update(notices).where(notices.c.notice_id == notice_id).values(status=recorded.status))
+        self.record_all([(notice_id, recorded)], now)
+
+    def record_all(self, results: Sequence[tuple[str, Recorded]], now: datetime) -> None:
+        """Stores what happened to each notice: two statements for them all (a dispatch round's batch). A notice
+        cancelled meanwhile (her consent withdrawn while it was being tried) is not made due again: only what
+        really happened to it (sent, failed) replaces that, and its notice row follows its delivery's."""
+        if not results:
+            return
+        at = _utc(now)
+        rows = [{"b_notice_id": notice_id, "b_status": r.status, "b_attempts": r.attempts,
+                 "b_next_attempt_at": _utc(r.next_attempt_at) if r.next_attempt_at else None,
+                 "b_detail": r.detail[:300], "b_updated_at": at,
+                 "b_unless": Status.CANCELLED if r.status.open else ""}  # "": no status is empty
+                for notice_id, r in results]
+        self.conn.execute(_RECORD_DELIVERY, rows)
+        self.conn.execute(_RECORD_NOTICE, [{"b_notice_id": r["b_notice_id"], "b_status": r["b_status"]}
+                                           for r in rows])
 
     def open_for_survivor(self, case_id: str) -> list[Due]:
         rows = self.conn.execute(_MESSAGE.where(
@@ -236,6 +278,12 @@ _MESSAGE = (
            deliveries.c.next_attempt_at, deliveries.c.correlation_id, deliveries.c.traceparent)
     .join(deliveries, deliveries.c.notice_id == notices.c.notice_id)
 )
+
+
+# A dispatch round's claim, built once (a lane's claim runs at every round, most of them finding nothing).
+_PICK, _PICK_EMERGENCIES = _pick(False), _pick(True)
+_CLAIM, _CLAIM_EMERGENCIES = _claim(False), _claim(True)
+_CLAIMED = _MESSAGE.where(notices.c.notice_id.in_(bindparam("mine", expanding=True)))
 
 
 def _due(row: RowMapping) -> Due:
@@ -361,8 +409,11 @@ class CaseRepository:
     def referral(self, referral_id: str) -> RowMapping | None:
         return self.conn.execute(_REFERRAL, {"referral_id": referral_id}).mappings().first()
 
-    def consent(self, case_id: str, service_type: ServiceType) -> None:
-        _upsert(self.conn, consents, ["case_id", "service_type"], {"case_id": case_id, "service_type": service_type})
+    def consent(self, case_id: str, *services: ServiceType) -> None:
+        """Records her consent to each service: one statement for them all (a new case's consented needs)."""
+        if services:
+            self.conn.execute(_consent_statement(len(services)),
+                              {"case_id": case_id, **{f"service_type_{i}": s for i, s in enumerate(services)}})
 
     def withdraw(self, case_id: str, service_type: ServiceType | None) -> None:
         query = delete(consents).where(consents.c.case_id == case_id)
@@ -377,6 +428,11 @@ class CaseRepository:
     def forget(self, case_id: str) -> None:
         for table in (consents, referrals, cases):
             self.conn.execute(delete(table).where(table.c.case_id == case_id))
+
+
+# Looked for after every dispatch round, built once.
+_UNPUBLISHED = (select(dead_letters).where(dead_letters.c.published_at.is_(None)).order_by(dead_letters.c.failed_at)
+                .limit(bindparam("limit")))
 
 
 class DeadLetterRepository:
@@ -394,8 +450,7 @@ class DeadLetterRepository:
             detail=failed.detail[:300], attempts=failed.attempts, failed_at=_utc(failed.at), published_at=None))
 
     def unpublished(self, limit: int = 100) -> list[NotificationFailed]:
-        rows = self.conn.execute(select(dead_letters).where(dead_letters.c.published_at.is_(None))
-                                 .order_by(dead_letters.c.failed_at).limit(limit)).mappings().all()
+        rows = self.conn.execute(_UNPUBLISHED, {"limit": limit}).mappings().all()
         return [NotificationFailed(
             NoticeRef(r["notice_id"], r["recipient_id"], r["lane"], r["referral_id"], r["case_id"],
                       r["province_code"], r["source_event_id"], r["kind"], r["role"], r["emergency"]),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -44,7 +45,7 @@ from notifications.domain.safe_contact import (
 from notifications.service_layer.handlers import DeadLetterSink, Outlets, Policy, UowFactory
 from refnet_platform import metrics
 from refnet_platform.context import Causation, current_causation
-from refnet_platform.telemetry import context_from_traceparent
+from refnet_platform.telemetry import context_from_traceparent, exporting
 from refnet_platform.unit_of_work import BatchTransaction
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,7 @@ class _Round:
         # its gateway) is claimed and sent at once, with sending slots of its own, not after that batch.
         # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
         # a gateway that hangs takes only its own lane's.
-        threads = 2 * len(lanes) * (self.policy.concurrency + 1)
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, "dispatch"))
+        asyncio.get_running_loop().set_default_executor(_threads(2 * len(lanes) * (self.policy.concurrency + 1)))
         # Emergencies recorded before the round are the lanes' first claims' (most urgent first): a lane's
         # emergencies claim only when one is recorded during the round, so a round costs no more claims.
         before = self.outlets.due.emergencies
@@ -156,6 +156,8 @@ class _Round:
     async def attempt(self, due: Due, in_flight: asyncio.Semaphore) -> Recorded:
         with _caused_by(due):
             async with in_flight:
+                if not exporting():  # spans go nowhere: none made (the send still continues its event's trace)
+                    return await self.try_send(due)
                 with tracer.start_as_current_span(f"notification send {due.lane}") as span:
                     span.set_attributes({"refnet.notice_id": due.message.notice_id,
                                          "refnet.case_id": due.message.case_id,
@@ -196,31 +198,57 @@ class _Round:
         return recheck(m, survivor_profile(m, contact, self.policy.windows), self.now())
 
     def record(self, batch: Sequence[tuple[Due, Recorded]]) -> None:
-        """What happened to a batch, and its status events, in one transaction (a unit of work per delivery,
-        so each status event carries the flow and trace of the event that caused its notice)."""
+        """What happened to a batch, and its status events, in one transaction: the deliveries marked in two
+        statements for the batch, then a unit of work per status event's notice (so each event carries the
+        flow and trace of the event that caused its notice)."""
         now = self.now()
         with self.together() as transaction:
+            with self.uow() as work:
+                work.notices.record_all([(due.message.notice_id, recorded) for due, recorded in batch], now)
+                work.commit()
             for due, recorded in batch:
+                events = _status_events(notice_ref(due.message, due.lane), recorded, now)
+                if not events:
+                    continue
                 with _caused_by(due), self.uow() as work:
-                    work.notices.record(due.message.notice_id, recorded, now)
-                    for event in _status_events(notice_ref(due.message, due.lane), recorded, now):
+                    for event in events:
                         work.emit(event)
                         if isinstance(event, NotificationFailed):
                             work.dead_letters.add(event)
                     work.commit()
             transaction.commit()
+        done: Counter[str] = Counter()
         for due, recorded in batch:
             self.counts[recorded.status] += 1
+            done[recorded.status] += 1
             # The platform's retry and dead-letter counters, with the delivery lane as the type.
             if recorded.status is Status.PENDING:
                 metrics.RETRIES.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
             elif recorded.status is Status.FAILED:
                 metrics.DEAD_LETTERS.labels(DELIVERIES_TOPIC, f"delivery.{due.lane}").inc()
+            if recorded.status in (Status.SENT, Status.DELIVERED):
+                continue  # told once for the batch below (and each on notifications.deliveries.v1)
             level = logging.WARNING if recorded.status is Status.FAILED else logging.INFO
             log.log(level, "delivery attempted", extra={"fields": {
                 "notice_id": due.message.notice_id, "lane": due.lane, "attempt": due.attempt,
                 "status": str(recorded.status), "detail": recorded.detail, "case_id": due.message.case_id,
                 "referral_id": due.message.referral_id}})
+        told = {str(status): n for status, n in done.items()}
+        log.info("deliveries recorded", extra={"fields": {"lane": batch[0][0].lane, **told}})
+
+
+class _LastingThreads(ThreadPoolExecutor):
+    """The rounds' threads, kept from one round to the next: each round's asyncio.run shuts its loop's default
+    executor down as it ends, and starting the threads anew at every round was a tenth of a round's CPU. A round
+    ends only once all its sends, claims and records are done, so the next one finds its threads free."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Kept for the next round (its idle threads end with the process)."""
+
+
+@cache
+def _threads(count: int) -> ThreadPoolExecutor:
+    return _LastingThreads(count, "dispatch")
 
 
 @contextmanager

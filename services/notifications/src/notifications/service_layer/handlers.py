@@ -152,8 +152,7 @@ def notify(cmd: commands.Notify, uow: UowFactory, policy: Policy, outlets: Outle
 def note_case(cmd: commands.NoteCase, uow: UowFactory, policy: Policy, outlets: Outlets) -> list[str]:
     with uow() as work:
         work.cases.note_case(cmd.case_id, cmd.province_code, cmd.case_worker_id)
-        for service in cmd.consented:
-            work.cases.consent(cmd.case_id, service)
+        work.cases.consent(cmd.case_id, *sorted(cmd.consented))
         added = _tell(work, cmd.emergency, policy, outlets) if cmd.emergency else []
         _dispatch_soon(work, added, outlets)
         work.commit()

@@ -228,11 +228,6 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
 
 # Bounds a co-hosted process's stop: its roles stop as fast as separate ones (the api's grace, the relay's flush).
 COHOST_STOP_S = 12.0
-# How long a thread runs before another waiting for the GIL is let in (Python's default: 5 ms). Co-hosted, the
-# relay's thread takes the GIL back after each of its many short calls that release it (SQLite, librdkafka) while
-# the worker's handler thread runs Python: at 5 ms each that added tens of ms to a relay round, an emergency's with
-# it; at 1 ms a fifth of that.
-COHOST_SWITCH_INTERVAL_S = 0.001
 _cohost: _Cohost | None = None
 
 
@@ -321,7 +316,6 @@ def cohost() -> None:
     mains = {role: _role_main(args.service, role) for role in roles}
     sys.argv = sys.argv[:1]  # each role's own command line (the api's --migrate-only) is not this one
     host = _cohost = _Cohost(args.service, roles)
-    sys.setswitchinterval(COHOST_SWITCH_INTERVAL_S)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: host.stopping.set())
     failed: list[str] = []

@@ -1,7 +1,8 @@
 """What a relay batch costs and what it must still guarantee, on real databases (SQLite and PostgreSQL) and a
-real broker: a published batch costs the relay three statements and no empty round after its own marking; a
-row the broker did not acknowledge stays pending; the lease is renewed in a marking transaction only once a
-third of it has passed, and a relay that lost it marks nothing."""
+real broker: a published batch costs the relay three statements, and neither its own marking nor a commit
+without outbox rows wakes it for an empty round; a row the broker did not acknowledge stays pending; the lease
+is renewed in a marking transaction only once a third of it has passed, and a relay that lost it marks
+nothing."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from confluent_kafka import KafkaException
 from sqlalchemy import Engine, event, func, insert, select, text
 
+from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_dev.kafka import KafkaBroker, create_topics, read_records
 from refnet_dev.util import free_port
 from refnet_platform import kafka_clients
@@ -22,7 +24,7 @@ from refnet_platform.clock import ManualClock
 from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.outbox import Relay
 from refnet_platform.relay_lease import LeaseLost, RelayLease
-from refnet_platform.tables import create_platform_tables, outbox, outbox_channel, relay_lease
+from refnet_platform.tables import create_platform_tables, inbox, outbox, outbox_channel, relay_lease
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
@@ -41,10 +43,16 @@ def write_rows(engine: Engine, topic: str, keys: list[str]) -> None:
     with engine.begin() as conn:
         conn.execute(insert(outbox), [
             {"event_id": str(uuid.uuid4()), "topic": topic, "key": "22", "event_type": "test.Row",
-             "value": key.encode(), "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+             "value": EventEnvelope(subject=f"case/{key}").SerializeToString(),
+             "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
              "created_at": datetime.now(UTC)} for key in keys])
         if is_postgres(engine):  # as a unit of work does: the commit wakes the relay
             conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": outbox_channel(None)})
+
+
+def subjects(bootstrap: str, topic: str, at_least: int) -> list[str]:
+    return [EventEnvelope.FromString(r.value or b"").subject
+            for r in read_records(bootstrap, topic, at_least=at_least, timeout_s=30)]
 
 
 def pending(engine: Engine) -> int:
@@ -52,7 +60,7 @@ def pending(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one())
 
 
-def test_a_published_batch_costs_three_statements_and_the_relays_own_marking_does_not_wake_it(
+def test_a_published_batch_costs_three_statements_and_neither_its_marking_nor_other_commits_wake_the_relay(
         engine: Engine, kafka_broker: KafkaBroker) -> None:
     topic = f"scratch.relay-cost-{uuid.uuid4().hex[:8]}.v1"
     create_topics(kafka_broker.bootstrap, topic)
@@ -82,11 +90,15 @@ def test_a_published_batch_costs_three_statements_and_the_relays_own_marking_doe
             while pending(engine) and time.monotonic() < deadline:
                 time.sleep(0.02)
             time.sleep(0.3)  # an empty round woken by the relay's own marking would come now
+        for n in range(3):  # commits that wrote no outbox row (a worker's inbox-only batch) wake no round
+            with engine.begin() as conn:
+                conn.execute(insert(inbox).values(consumer="test", event_id=f"e{n}", processed_at=datetime.now(UTC)))
+            time.sleep(0.1)
+        time.sleep(0.3)
     finally:
         relay.stopping.set()
         runner.join(70)
-    assert [r.value for r in read_records(kafka_broker.bootstrap, topic, at_least=5)] == [
-        f"r{n}".encode() for n in range(5)]
+    assert subjects(kafka_broker.bootstrap, topic, 5) == [f"case/r{n}" for n in range(5)]
     published = [n for n in rounds if n]
     assert published == [1] * 5
     assert len(rounds) - len(published) <= 1, f"empty rounds: {rounds}"  # the one at start only
@@ -105,7 +117,7 @@ def test_rows_the_broker_did_not_acknowledge_stay_pending_and_go_out_in_order_la
     assert pending(engine) == 3
     relay = Relay(engine, kafka_clients.producer(kafka_broker.bootstrap, "refnet-relay"))
     assert relay.publish_pending() == 3 and pending(engine) == 0
-    assert [r.value for r in read_records(kafka_broker.bootstrap, topic, at_least=3)] == [b"a", b"b", b"c"]
+    assert subjects(kafka_broker.bootstrap, topic, 3) == ["case/a", "case/b", "case/c"]
 
 
 def test_the_lease_is_renewed_while_marking_only_once_a_third_of_it_passed_and_a_lost_one_marks_nothing(

@@ -41,6 +41,8 @@ tracer = trace.get_tracer("refnet.relay")
 
 _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type, outbox.c.traceparent)
             .where(outbox.c.sent_at.is_(None)))
+# What a commit waiter on SQLite asks, on its own connection, before it wakes the relay.
+_ANY_PENDING_SQLITE = f"SELECT 1 FROM {outbox.name} WHERE {outbox.c.sent_at.name} IS NULL LIMIT 1"
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
 # How often a relay waiting for a commit looks whether it was asked to stop (a stop never waits a whole poll).
 STOP_CHECK_S = 1.0
@@ -121,7 +123,11 @@ class CommitWaiter:
             version = self._data_version()
             if version != self._version:
                 self._version = version
-                return True
+                # Most commits (a worker's inbox rows, the api's reads) wrote no outbox row: one plain query
+                # here instead of the relay's round. Read after the version: a later commit changes it again.
+                if self._any_pending():
+                    return True
+                continue
             if self._wal is not None:
                 self._wal.read(timeout=int(left * 1000) + 1)  # events since the check are queued: none lost
             else:
@@ -129,9 +135,15 @@ class CommitWaiter:
         return False
 
     def _data_version(self) -> int:
+        return int(self._sqlite_query("PRAGMA data_version")[0])
+
+    def _any_pending(self) -> bool:
+        return self._sqlite_query(_ANY_PENDING_SQLITE) is not None
+
+    def _sqlite_query(self, sql: str) -> Any:
         cursor = self._sqlite.cursor()
         try:
-            return int(cursor.execute("PRAGMA data_version").fetchone()[0])
+            return cursor.execute(sql).fetchone()
         finally:
             cursor.close()
 

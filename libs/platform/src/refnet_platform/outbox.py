@@ -22,12 +22,12 @@ from inotify_simple import flags as inotify_flags
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Engine, bindparam, false, func, not_, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, false, func, or_, select, update
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.clock import system_clock
-from refnet_platform.engine import is_postgres, read_connection
+from refnet_platform.engine import READ_ONLY, is_postgres, read_connection
 from refnet_platform.kafka_clients import SEND_TIMEOUT_S
 from refnet_platform.relay_lease import LeaseLost, RelayLease
 from refnet_platform.tables import outbox, outbox_channel
@@ -40,7 +40,9 @@ tracer = trace.get_tracer("refnet.relay")
 
 
 _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, outbox.c.event_type, outbox.c.traceparent)
-            .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id))
+            .where(outbox.c.sent_at.is_(None)))
+# What a commit waiter on SQLite asks, on its own connection, before it wakes the relay.
+_ANY_PENDING_SQLITE = f"SELECT 1 FROM {outbox.name} WHERE {outbox.c.sent_at.name} IS NULL LIMIT 1"
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
 # How often a relay waiting for a commit looks whether it was asked to stop (a stop never waits a whole poll).
 STOP_CHECK_S = 1.0
@@ -73,12 +75,17 @@ class Sends:
 
 
 class CommitWaiter:
-    """Blocks until another process commits to the database, or the timeout passes."""
+    """Blocks until another process commits to the database, or the timeout passes.
+
+    On SQLite `connection` is the one it watches: the relay reads and marks rows on it, because SQLite's
+    data_version changes only for another connection's commit, so the relay's own marking does not wake it
+    for an empty round. (On PostgreSQL only writers NOTIFY; `connection` is None.)"""
 
     def __init__(self, engine: Engine, schema: str | None) -> None:
         self.engine = engine
         self._pg: Any = None
         self._sqlite: Any = None
+        self.connection: Connection | None = None
         self._wal: INotify | None = None
         self._version: int | None = None
         if is_postgres(engine):
@@ -88,7 +95,8 @@ class CommitWaiter:
             self._pg = psycopg.connect(url, autocommit=True)
             self._pg.execute(f'LISTEN "{outbox_channel(schema)}"')
             return
-        self._sqlite = engine.raw_connection()
+        self.connection = engine.connect()
+        self._sqlite = self.connection.connection.dbapi_connection
         self._version = self._data_version()  # also opens the write-ahead log this connection then keeps
         wal = f"{engine.url.database}-wal"
         if os.path.exists(wal):
@@ -115,7 +123,11 @@ class CommitWaiter:
             version = self._data_version()
             if version != self._version:
                 self._version = version
-                return True
+                # Most commits (a worker's inbox rows, the api's reads) wrote no outbox row: one plain query
+                # here instead of the relay's round. Read after the version: a later commit changes it again.
+                if self._any_pending():
+                    return True
+                continue
             if self._wal is not None:
                 self._wal.read(timeout=int(left * 1000) + 1)  # events since the check are queued: none lost
             else:
@@ -123,16 +135,25 @@ class CommitWaiter:
         return False
 
     def _data_version(self) -> int:
+        return int(self._sqlite_query("PRAGMA data_version")[0])
+
+    def _any_pending(self) -> bool:
+        return self._sqlite_query(_ANY_PENDING_SQLITE) is not None
+
+    def _sqlite_query(self, sql: str) -> Any:
         cursor = self._sqlite.cursor()
         try:
-            return int(cursor.execute("PRAGMA data_version").fetchone()[0])
+            return cursor.execute(sql).fetchone()
         finally:
             cursor.close()
 
     def close(self) -> None:
         if self._wal is not None:
             self._wal.close()
-        (self._pg or self._sqlite).close()
+        if self._pg is not None:
+            self._pg.close()
+        if self.connection is not None:
+            self.connection.close()
 
 
 class Relay:
@@ -145,24 +166,28 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.stopping = threading.Event()
-        # Built once: the same statement objects keep SQLAlchemy's cache key (no rebuild per round).
-        # One bound parameter per urgent topic rather than an IN list: a list is re-rendered at every execution.
+        # Built once: the same statement object keeps SQLAlchemy's cache key (no rebuild per round). One bound
+        # parameter per urgent topic rather than an IN list: a list is re-rendered at every execution.
         urgent = or_(false(), *(outbox.c.topic == name for name in URGENT_TOPICS))
-        self._pending_urgent = _PENDING.where(urgent).limit(batch_size)
-        self._pending_normal = _PENDING.where(not_(urgent)).limit(batch_size)
+        # The priority lanes' rows first, in one statement: an emergency is not queued behind a normal backlog.
+        self._pending = _PENDING.order_by(case((urgent, 0), else_=1), outbox.c.id).limit(batch_size)
 
-    def publish_pending(self) -> int:
+    def publish_pending(self, conn: Connection | None = None) -> int:
         """Publishes one batch of unsent rows in id order; returns how many were sent. With a lease, raises
-        LeaseLost instead of marking rows sent once another relay holds it."""
+        LeaseLost instead of marking rows sent once another relay holds it. `conn`: where to read and mark
+        (the commit waiter's, on SQLite); else a connection of the engine's for this batch."""
         if self.lease is not None and self.lease.remaining_s() <= 0:
             raise LeaseLost("no relay lease held")
-        # The priority lanes' rows first: an emergency is not queued behind a normal backlog. Order is kept
-        # where Kafka keeps it, within each topic's partitions.
-        with read_connection(self.engine) as conn:
-            rows = list(conn.execute(self._pending_urgent))
-            if len(rows) < self.batch_size:
-                rows += conn.execute(self._pending_normal).fetchmany(self.batch_size - len(rows))
-            conn.rollback()
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._publish(own)
+        return self._publish(conn)
+
+    def _publish(self, conn: Connection) -> int:
+        # Order is kept where Kafka keeps it, within each topic's partitions.
+        conn.execution_options(**{READ_ONLY: True})
+        rows = conn.execute(self._pending).all()
+        conn.rollback()
         if not rows:
             return 0
         sends = Sends(self.producer)
@@ -177,9 +202,10 @@ class Relay:
         crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for (topic, event_type), produced in Counter((r.topic, r.event_type) for r in rows).items():
             metrics.produced(topic, event_type).inc(produced)
-        with self.engine.begin() as conn:
+        conn.execution_options(**{READ_ONLY: False})
+        with conn.begin():
             if self.lease is not None:
-                self.lease.renew_within(conn)  # still ours, or nothing is marked (LeaseLost)
+                self.lease.keep_within(conn)  # still ours, or nothing is marked (LeaseLost)
             conn.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": system_clock()})
         return len(rows)
 
@@ -209,7 +235,7 @@ class Relay:
                     # The waiter's connection dies with the database; a new one is opened once it is back.
                     if waiter is None:
                         waiter = CommitWaiter(self.engine, self.schema)
-                    while self.publish_pending() == self.batch_size and self._leading():
+                    while self.publish_pending(waiter.connection) == self.batch_size and self._leading():
                         pass
                     renew_s = self.lease.renew_every_s if self.lease is not None else self.poll_interval_s
                     waiter.wait(min(self.poll_interval_s, renew_s), self.stopping)

@@ -232,6 +232,14 @@ def _start_causation() -> None:
 Registrar = Callable[[grpc.aio.Server], Sequence[str]]
 
 
+def freeze_startup_objects() -> None:
+    """What start-up made (modules, the map, compiled statements, servicers, handlers) lives as long as the process:
+    out of the collector's sight, a full collection no longer walks it all (~100k objects, a pause of 100-200 ms
+    that a call or a batch holding SQLite's write lock waited out). Every api, worker and relay calls it once."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(address: str, register: Registrar, grace_s: float = 5.0,
                 credentials: grpc.ServerCredentials | None = None,
                 authenticator: Authenticator | None = None, stopping: asyncio.Event | None = None) -> None:
@@ -248,11 +256,7 @@ async def serve(address: str, register: Registrar, grace_s: float = 5.0,
         ],
     )
     names = list(register(server))
-    # What start-up made (modules, the map, compiled statements, the servicers) lives as long as the process: out
-    # of the collector's sight, a full collection no longer walks it all (~100k objects, a pause of 100-200 ms
-    # that a call caught in it waited out: most of RegisterCase's p99).
-    gc.collect()
-    gc.freeze()
+    freeze_startup_objects()
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

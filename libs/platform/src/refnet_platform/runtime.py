@@ -34,7 +34,7 @@ from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import EventConsumer, dispatching
 from refnet_platform.engine import is_postgres, make_engine
 from refnet_platform.envelope import TypeRegistry
-from refnet_platform.grpc_server import serve
+from refnet_platform.grpc_server import freeze_startup_objects, serve
 from refnet_platform.health_http import Check, HealthServer, database_check, kafka_check, metrics_port
 from refnet_platform.identity import Authenticator, OidcConfig, TokenVerifier, server_credentials
 from refnet_platform.metrics import watch_outbox
@@ -195,6 +195,7 @@ def run_worker(settings: S, migrations: Path, topics: list[str], types: TypeRegi
                 _cohost.on_stop("worker", partial(asyncio.get_running_loop().call_soon_threadsafe, worker.stop))
             else:
                 worker.stop_on_signals()
+            freeze_startup_objects()
             await worker.run()
 
         try:
@@ -218,6 +219,7 @@ def run_relay(settings: ServiceSettings, migrations: Path) -> None:
             _cohost.on_stop("relay", relay.stopping.set)
         else:
             relay.stop_on_signals()
+        freeze_startup_objects()
         try:
             relay.run()
         finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,22 +20,13 @@ from refnet_dev.kafka import KafkaBroker, create_topics, read_records
 from refnet_dev.util import free_port
 from refnet_platform import kafka_clients
 from refnet_platform.clock import ManualClock
-from refnet_platform.engine import is_postgres, make_engine
+from refnet_platform.engine import is_postgres
 from refnet_platform.outbox import Relay
 from refnet_platform.relay_lease import LeaseLost, RelayLease
-from refnet_platform.tables import create_platform_tables, inbox, outbox, outbox_channel, relay_lease
+from refnet_platform.tables import inbox, outbox, outbox_channel, relay_lease
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    with engine.begin() as conn:
-        create_platform_tables(conn)
-    yield engine
-    engine.dispose()
 
 
 def write_rows(engine: Engine, topic: str, keys: list[str]) -> None:

@@ -3,28 +3,17 @@ taken over once it runs out, handed back at a stop in order; a relay that lost i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, select
 
 from refnet_platform.clock import ManualClock
-from refnet_platform.engine import make_engine
 from refnet_platform.relay_lease import LeaseLost, RelayLease
-from refnet_platform.tables import create_platform_tables, relay_lease
+from refnet_platform.tables import relay_lease
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    with engine.begin() as conn:
-        create_platform_tables(conn)
-    yield engine
-    engine.dispose()
 
 
 def test_one_holder_renewals_takeover_and_hand_back(engine: Engine) -> None:

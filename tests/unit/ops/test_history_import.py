@@ -4,6 +4,7 @@ names and codes mapped by date, every bad row named with its line and column, th
 from __future__ import annotations
 
 import csv
+import signal
 from datetime import date
 from pathlib import Path
 
@@ -100,3 +101,11 @@ def test_the_template_in_the_repo_is_what_the_cli_writes_and_reads_clean(tmp_pat
         assert read_rows(tmp_path / name) == read_rows(committed)
     assert cli.main(["import", str(REPO / "demo" / "import-template.xlsx"), "--dry-run"]) == 0
     assert "1 cases and 1 calls good, 0 bad; nothing imported (dry run)" in capsys.readouterr().err
+
+
+def test_the_cli_called_in_process_leaves_the_callers_sigpipe_alone() -> None:
+    """Only the `refnet` command itself dies quietly on a closed pipe; a caller running main() keeps Python's
+    own handling (a test run was killed by a later write to a closed pipe)."""
+    before = signal.getsignal(signal.SIGPIPE)
+    assert cli.main(["import", str(REPO / "demo" / "import-template.xlsx"), "--dry-run"]) == 0
+    assert signal.getsignal(signal.SIGPIPE) == before

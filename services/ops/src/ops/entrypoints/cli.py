@@ -259,7 +259,8 @@ def cmd_directory(client: Client, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `refnet lag | head` ends quietly
+    if argv is None:  # the command itself (not a caller in-process, whose own pipes this would make fatal)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `refnet lag | head` ends quietly
     args = parser().parse_args(argv)
     client = Client(args.console)
     try:

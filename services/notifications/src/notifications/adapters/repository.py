@@ -195,6 +195,12 @@ class NoticeRepository:
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
         self.record_all([(notice_id, recorded)], now)
 
+    def cancel(self, dues: Iterable[Due], reason: str, now: datetime) -> int:
+        """Her notices still due are not sent (consent withdrawn, case erased, SMS stopped): one batch; how many."""
+        results = [(due.message.notice_id, Recorded(Status.CANCELLED, due.attempt, None, reason)) for due in dues]
+        self.record_all(results, now)
+        return len(results)
+
     def record_all(self, results: Sequence[tuple[str, Recorded]], now: datetime) -> None:
         """Stores what happened to each notice: two statements for them all (a dispatch round's batch). A notice
         cancelled meanwhile (her consent withdrawn while it was being tried) is not made due again: only what

@@ -32,7 +32,6 @@ from notifications.domain.notices import (
     ConsentedServices,
     Notice,
     Planned,
-    Recorded,
     Status,
     SurvivorContact,
     notice_ref,
@@ -181,10 +180,7 @@ def withdraw_consent(cmd: commands.WithdrawConsent, uow: UowFactory, policy: Pol
         work.cases.withdraw(cmd.case_id, cmd.service_type)
         pending = {d.message.notice_id: d for d in work.notices.open_for_survivor(cmd.case_id)}
         _, stopped = stop_pending([d.message for d in pending.values()], ConsentWithdrawal(cmd.case_id, services))
-        for message in stopped:
-            due = pending[message.notice_id]
-            work.notices.record(message.notice_id, Recorded(Status.CANCELLED, due.attempt, None, "consent_withdrawn"),
-                                policy.clock())
+        work.notices.cancel([pending[m.notice_id] for m in stopped], "consent_withdrawn", policy.clock())
         work.commit()
     log.info("consent withdrawn", extra={"fields": {"case_id": cmd.case_id, "cancelled": len(stopped)}})
     return len(stopped)
@@ -194,9 +190,7 @@ def erase_case(cmd: commands.EraseCase, uow: UowFactory, policy: Policy) -> int:
     """Her pending notices are dropped, what was learnt of the case forgotten, and the text of its
     notices that are done removed (staff notices still due go out: they carry no personal data)."""
     with uow() as work:
-        for due in work.notices.open_for_survivor(cmd.case_id):
-            work.notices.record(due.message.notice_id, Recorded(Status.CANCELLED, due.attempt, None, "case_erased"),
-                                policy.clock())
+        work.notices.cancel(work.notices.open_for_survivor(cmd.case_id), "case_erased", policy.clock())
         work.cases.forget(cmd.case_id)
         blanked = work.notices.blank_finished(cmd.case_id)
         work.commit()

@@ -42,7 +42,6 @@ from notifications.domain.inbound_sms import (
     reply_language,
 )
 from notifications.domain.messages import Channel, Language
-from notifications.domain.notices import Recorded, Status
 from notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from refnet_platform.clock import Clock
 from refnet_platform.errors import InvalidArgument
@@ -185,10 +184,8 @@ def _survivor(cmd: commands.ReceiveSms, parsed: Parsed, door: SmsDoor, uow: UowF
         # At once: her SMS still due here are cancelled now, before intake's record reaches any later send.
         with uow() as work:
             for case_id in answer.case_ids:
-                for due in work.notices.open_for_survivor(case_id):
-                    if due.message.channel is Channel.SMS:
-                        work.notices.record(due.message.notice_id,
-                                            Recorded(Status.CANCELLED, due.attempt, None, "sms_stopped"), clock())
+                work.notices.cancel([due for due in work.notices.open_for_survivor(case_id)
+                                     if due.message.channel is Channel.SMS], "sms_stopped", clock())
             work.commit()
     if not answer.changed:
         return _done(cmd, Outcome.UNCHANGED, None, uow, clock)

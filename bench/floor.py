@@ -38,7 +38,7 @@ from confluent_kafka import Producer
 
 from refnet_dev.util import wait_gone
 from refnet_platform import kafka_clients
-from refnet_platform.consumer import FETCH_MAX_WAIT_MS, fetch_without_backoff
+from refnet_platform.consumer import FETCH_MAX_WAIT_MS, set_prefetch_backoff
 from refnet_platform.outbox import Sends
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import Topic
@@ -145,7 +145,7 @@ async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await consumer.start()
-    fetch_without_backoff(consumer)  # as refnet's workers fetch
+    set_prefetch_backoff(consumer)  # as refnet's workers fetch
     try:
         while not stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=100)

@@ -1,9 +1,11 @@
-"""The urgent lane is fetched while a normal backlog waits in the consumer's buffer. aiokafka by default holds
-back every fetch from a broker for 100 ms after it buffered records of one of its partitions: with one broker
-an emergency then waited behind the buffered backlog at every hop (refnet_platform.consumer.PREFETCH_BACKOFF_S)."""
+"""How a worker fetches (refnet_platform.consumer.PREFETCH_BACKOFF_S): the urgent lane is fetched while a normal
+backlog waits in the consumer's buffer (aiokafka by default holds back every fetch from a broker for 100 ms after it
+buffered records of one of its partitions: with one broker an emergency then waited behind the buffered backlog at
+every hop), and records arriving steadily are fetched as they come."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from functools import partial
@@ -12,10 +14,11 @@ from sqlalchemy import Engine
 
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
-from refnet_dev.kafka import KafkaBroker
+from refnet_dev.kafka import KafkaBroker, create_topics
 from refnet_platform import kafka_clients
 from refnet_platform.consumer import EventConsumer
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
+from refnet_platform.topics import CASE_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction
 from tests.integration.platform.test_delivery import (
     engine,  # noqa: F401 (the fixture)
@@ -60,3 +63,41 @@ def test_an_emergency_sent_while_a_fetched_backlog_waits_is_fetched_and_handled_
     producer.close()
     # Fetched at once (a few ms), handled at the end of the chunk (1-2 records); held back, 13-17 records later.
     assert handled.index("emergency") <= 8, handled[:30]
+
+
+def test_records_arriving_steadily_on_one_partition_are_fetched_as_they_come(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:  # noqa: F811
+    """Without a prefetch backoff the next fetch went out before the worker had taken what came, leaving that
+    partition out; the broker held the fetch for the quiet others (FETCH_MAX_WAIT_MS), and a record arriving
+    meanwhile waited for it: 30-80 ms at a record every 25 ms, where it now takes a few."""
+    suffix = uuid.uuid4().hex[:8]
+    busy = f"scratch.steady-{suffix}.v1"
+    create_topics(kafka_broker.bootstrap, busy, partitions=3)
+    registry = {busy: Topic(busy, "province_code", 3, "test-relay", ("test-worker",), CASE_EVENTS)}
+    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
+    waited_ms: list[float] = []
+
+    def handle(envelope: EventEnvelope, message: object) -> None:
+        waited_ms.append((time.time() - float(message.case_id)) * 1000)  # type: ignore[attr-defined]
+
+    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [busy], TypeRegistry([intake_events]), handle,
+                           urgent=set(), dlq_topic=f"scratch.steady-dlq-{suffix}.v1",
+                           batch=partial(BatchTransaction, engine), registry=registry)
+
+    def send_steadily() -> None:
+        time.sleep(2)  # the worker has joined its group and fetches
+        for _ in range(40):
+            sent = f"{time.time():.6f}"
+            event = OutgoingEvent(intake_events.CaseClosed(case_id=sent, province_code="22"), busy, "22", sent)
+            producer.produce(busy, partition=0, key=b"22", value=wrap(event, "test").SerializeToString())
+            producer.flush(10)
+            time.sleep(0.025)
+
+    sender = threading.Thread(target=send_steadily)
+    sender.start()
+    run_worker_until(worker, lambda: len(waited_ms) >= 40)
+    sender.join()
+    producer.close()
+    waited_ms.sort()
+    assert len(waited_ms) == 40
+    assert waited_ms[len(waited_ms) // 2] < 20 and waited_ms[int(len(waited_ms) * 0.9)] < 40, waited_ms

@@ -4,6 +4,7 @@ CPU, and the SQL statements they sent counted."""
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import cProfile
 import time
@@ -75,3 +76,15 @@ def measured(engine: Engine, call: Callable[[], list[Any]], profile: Path | None
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
     return Measured(elapsed, cpu, statements, results)
+
+
+def worker_bench_args(prog: str, description: str | None, cases: int, argv: list[str] | None) -> argparse.Namespace:
+    """The options of a bench that runs a worker's handling of `--cases` cases on SQLite (and PostgreSQL)."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{prog}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=cases)
+    parser.add_argument("--warmup", type=int, default=cases // 10)
+    parser.add_argument("--batch", type=int, default=1, help="records per transaction (default 1)")
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too (a throwaway cluster)")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the SQLite run here")
+    return parser.parse_args(argv)

@@ -18,7 +18,6 @@ ReferralRequested's decoding. `--profile FILE` writes a cProfile of the SQLite r
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from bench.handling import measured, run_in_batches
+from bench.handling import measured, run_in_batches, worker_bench_args
 from bench.load import NEEDS, PLACES
 from bench.referral_routing import log_as_the_worker
 from intake.adapters import proto_mapping
@@ -178,14 +177,7 @@ def cpu_ms_each(call: object, values: list[bytes]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.intake_recording", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=700)
-    parser.add_argument("--warmup", type=int, default=70)
-    parser.add_argument("--batch", type=int, default=1, help="records per transaction (default 1)")
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too (a throwaway cluster)")
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the SQLite run here")
-    args = parser.parse_args(argv)
+    args = worker_bench_args("intake_recording", __doc__, 700, argv)
     log_as_the_worker()
     print(f"{'database':<11} {'batch':>5} {'records':>7} {'records/s':>9} {'cpu ms/record':>14} "
           f"{'cpu ms/case':>12} {'statements/record':>18} {'consumer ms/record':>19} {'.../ignored':>12}")

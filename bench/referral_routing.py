@@ -15,7 +15,6 @@ per case (an executemany counts once). `--profile FILE` writes a cProfile of the
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -26,7 +25,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
-from bench.handling import measured, run_in_batches
+from bench.handling import measured, run_in_batches, worker_bench_args
 from bench.load import NEEDS, PLACES
 from referral.adapters import hsds, proto_mapping
 from referral.bootstrap import bootstrap
@@ -102,14 +101,7 @@ def measure(name: str, settings: Settings, cases: int, warmup: int, batch: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.referral_routing", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=1, help="records per transaction (default 1)")
-    parser.add_argument("--postgres", action="store_true", help="PostgreSQL too (a throwaway cluster)")
-    parser.add_argument("--profile", type=Path, help="write a cProfile of the SQLite run here")
-    args = parser.parse_args(argv)
+    args = worker_bench_args("referral_routing", __doc__, 2000, argv)
     log_as_the_worker()
     print(f"{'database':<11} {'batch':>5} {'cases':>6} {'cases/s':>8} {'ms/case':>8} {'cpu ms/case':>12} "
           f"{'statements/case':>16}")

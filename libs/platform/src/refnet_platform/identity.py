@@ -74,7 +74,9 @@ class TokenVerifier:
 
     def remembered(self, token: str) -> Caller | None:
         """The caller of a token verified before and still trusted; None if it must be verified (`person`)."""
-        digest = hashlib.sha256(token.encode()).digest()
+        return self._remembered(_digest(token))
+
+    def _remembered(self, digest: bytes) -> Caller | None:
         with self._lock:
             remembered = self._verified.pop(digest, None)
             if remembered is not None and time.time() < remembered[1]:
@@ -83,10 +85,10 @@ class TokenVerifier:
         return None
 
     def person(self, token: str) -> Caller:
-        remembered = self.remembered(token)
+        digest = _digest(token)
+        remembered = self._remembered(digest)
         if remembered is not None:
             return remembered
-        digest = hashlib.sha256(token.encode()).digest()
         now = time.time()
         caller, claims = self._verify(token)  # a remembered token past its time is refused here, as before
         # PyJWT refuses once exp <= now - leeway: the same bound, checked at every use of the memory.
@@ -117,6 +119,10 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the access token is not valid: {exc}") from None
         return person_from_claims(claims), claims
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def person_from_claims(claims: Mapping[str, Any]) -> Caller:

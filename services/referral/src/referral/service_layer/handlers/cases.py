@@ -62,10 +62,13 @@ def _given(case: Case, needs: list[commands.NeedToRoute]) -> dict[str, Need]:
     """The needs as this event states them, none stored before: consent given where it says so."""
     made: dict[str, Need] = {}
     for item in needs:
-        need = made.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type))
-        if item.consented and need.consent is not ConsentState.GIVEN:
-            need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
+        _give_if_consented(made.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type)), item)
     return made
+
+
+def _give_if_consented(need: Need, item: commands.NeedToRoute) -> None:
+    if item.consented and need.consent is not ConsentState.GIVEN:
+        need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
 
 
 def _route_needs(work: ReferralUnitOfWork, policy: Policy, case: Case, needs: list[commands.NeedToRoute],
@@ -77,8 +80,7 @@ def _route_needs(work: ReferralUnitOfWork, policy: Policy, case: Case, needs: li
     for item in _emergency_first(needs, case.emergency):
         need = stored.setdefault(item.need_id, Need(item.need_id, case.case_id, item.service_type))
         if not saved:
-            if item.consented and need.consent is not ConsentState.GIVEN:
-                need.give(item.consent_id, item.sectors, item.expires_at, at_registration=True)
+            _give_if_consented(need, item)
             work.cases.save_need(need)
         earlier = referred.setdefault(need.need_id, [])
         if routable(case, need, now) and unserved(earlier):

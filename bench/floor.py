@@ -38,7 +38,6 @@ from confluent_kafka import Producer
 
 from refnet_dev.util import wait_gone
 from refnet_platform import kafka_clients
-from refnet_platform.consumer import FETCH_MAX_WAIT_MS, set_prefetch_backoff
 from refnet_platform.outbox import Sends
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import Topic
@@ -135,17 +134,12 @@ class FloorChain:
 
 
 async def forward(bootstrap: str, source: str, dest: str, stamp: bool) -> None:
-    consumer = kafka_clients.aio_consumer(source, bootstrap=bootstrap, client_id=f"bench-{source}",
-                                          group_id=f"bench-{source}", enable_auto_commit=False,
-                                          auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                                          isolation_level="read_committed")
     producer = kafka_clients.producer(bootstrap, f"bench-{source}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    await consumer.start()
-    set_prefetch_backoff(consumer)  # as refnet's workers fetch
+    consumer = await kafka_clients.started_worker_consumer(source, bootstrap=bootstrap, group_id=f"bench-{source}")
     try:
         while not stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=100)

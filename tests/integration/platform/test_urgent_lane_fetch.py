@@ -1,4 +1,4 @@
-"""How a worker fetches (refnet_platform.consumer.PREFETCH_BACKOFF_S): the urgent lane is fetched while a normal
+"""How a worker fetches (refnet_platform.kafka_clients.PREFETCH_BACKOFF_S): the urgent lane is fetched while a normal
 backlog waits in the consumer's buffer (aiokafka by default holds back every fetch from a broker for 100 ms after it
 buffered records of one of its partitions: with one broker an emergency then waited behind the buffered backlog at
 every hop), and records arriving steadily are fetched as they come."""

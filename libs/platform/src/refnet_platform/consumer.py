@@ -52,18 +52,6 @@ OUTAGE_BACKOFF_CAP_S = 5.0
 # write to the group coordinator's log, 3 or 4 per case at every worker. Always after the database commit; a record
 # handled since the last one and redelivered after a crash or a rebalance finds its inbox row and is a no-op.
 OFFSET_COMMIT_INTERVAL_S = 0.5
-# How long the broker holds an empty fetch. A record arriving meanwhile for a partition in the fetch returns it at
-# once (aiokafka's default 500 ms added up to half a second per hop). Lower costs the broker and every worker CPU
-# when idle.
-FETCH_MAX_WAIT_MS = 100
-# How long aiokafka holds back the next fetch from a broker while records it buffered are not yet taken by the
-# worker (its default: 100 ms). Past it the next fetch goes without those partitions, and the broker holds it
-# until data comes for the others, up to FETCH_MAX_WAIT_MS: a record arriving meanwhile for a left-out partition
-# waits for that. Too long a hold back: an emergency waits behind a buffered normal backlog (100 ms per hop with
-# aiokafka's default). None at all: the next fetch goes before a worker waiting for records has taken them, so
-# it leaves out the very partitions that are busy (at 50 cases/s each hop's median was 30 ms, the notice's 89).
-# A few ms: an idle worker has taken them, and the urgent lane waits at most this long behind a busy one.
-PREFETCH_BACKOFF_S = 0.005
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -121,20 +109,10 @@ class EventConsumer:
         self._offsets_committed_at = 0.0
 
     async def run(self) -> None:
-        consumer = kafka_clients.aio_consumer(
-            *self.topics,
-            bootstrap=self.bootstrap,
-            client_id=self.consumer_name,
-            group_id=self.consumer_name,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-            isolation_level="read_committed",
-        )
         producer = kafka_clients.aio_producer(self.bootstrap, f"{self.consumer_name}-dead-letters")
         await producer.start()
-        await consumer.start()
-        set_prefetch_backoff(consumer)
+        consumer = await kafka_clients.started_worker_consumer(*self.topics, bootstrap=self.bootstrap,
+                                                               group_id=self.consumer_name)
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
         timers = [asyncio.create_task(run_tick(tick, self.stopping)) for tick in self.ticks]
         try:
@@ -465,13 +443,6 @@ def _record_span(record: ConsumerRecord[bytes, bytes], envelope: EventEnvelope |
             yield span
     finally:
         otel_context.detach(token)
-
-
-def set_prefetch_backoff(consumer: AIOKafkaConsumer) -> None:
-    """Sets the started consumer's prefetch backoff to PREFETCH_BACKOFF_S (aiokafka takes no option for it)."""
-    fetcher = consumer._fetcher
-    assert fetcher is not None, "the consumer is started"
-    fetcher._prefetch_backoff = PREFETCH_BACKOFF_S
 
 
 def writer_source(registered: Topic) -> str:

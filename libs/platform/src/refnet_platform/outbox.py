@@ -221,9 +221,7 @@ class Relay:
         """True while this relay may publish: renews the lease when a third of it has passed, or takes it."""
         if self.lease is None:
             return True
-        if self.lease.remaining_s() > self.lease.ttl.total_seconds() - self.lease.renew_every_s:
-            return True
-        return self.lease.acquire()
+        return not self.lease.renewal_due() or self.lease.acquire()
 
     def backlog(self) -> int:
         with read_connection(self.engine) as conn:

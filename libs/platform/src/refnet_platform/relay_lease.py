@@ -81,8 +81,12 @@ class RelayLease:
         """Before marking a batch sent: renews the lease in that transaction once a third of it has passed (as
         renew_within); before that it is this relay's by its own clock (nobody may take it before it runs out),
         and the batch costs no lease statement."""
-        if self.remaining_s() <= self.ttl.total_seconds() - self.renew_every_s:
+        if self.renewal_due():
             self.renew_within(conn)
+
+    def renewal_due(self) -> bool:
+        """A third of the lease has passed since it was last taken or renewed (or it is not held)."""
+        return self.remaining_s() <= self.ttl.total_seconds() - self.renew_every_s
 
     def remaining_s(self) -> float:
         if self.held_until is None:

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 
 from notifications.adapters.channels import ChannelAdapter, SmsGatewayChannel, SmsGatewayConfig, WebhookChannel
 from notifications.adapters.dead_letters import KafkaDeadLetters
+from notifications.adapters.directory import DirectoryCache
 from notifications.adapters.intake_contacts import IntakeContacts
-from notifications.adapters.repository import DirectoryCache
 from notifications.adapters.sms_owners import GrpcSmsOwners
 from notifications.adapters.smtp import EmailChannel, SmtpConfig
 from notifications.config import Settings

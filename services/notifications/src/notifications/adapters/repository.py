@@ -1,12 +1,11 @@
-"""Notices and their deliveries, the in-app feed, the directory's recipients, and what the worker
-remembers of cases and referrals. Times are stored in UTC (SQLite keeps no offset) and read back aware."""
+"""Notices and their deliveries, the in-app feed, what the worker remembers of cases and referrals, dead
+letters and texts received (the directory's recipients: directory.py). Times are stored in UTC (SQLite keeps no
+offset) and read back aware."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -29,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from notifications.adapters.tables import (
@@ -40,15 +39,12 @@ from notifications.adapters.tables import (
     feed,
     inbound_sms,
     notices,
-    recipients,
     referrals,
-    supervisors,
 )
-from notifications.domain.commands import Recipient
 from notifications.domain.events import NoticeRef, NotificationFailed
 from notifications.domain.messages import Channel, Language, NoticeKind, Role, Urgency
 from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
-from notifications.domain.rendering import Contact, Endpoint, OutboundMessage
+from notifications.domain.rendering import OutboundMessage
 from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
@@ -82,7 +78,8 @@ _RECORD_NOTICE = (
     .values(status=bindparam("b_status")))
 
 
-def _upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
+def upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any]) -> None:
+    """Inserts the row, or updates the one with the same keys."""
     conn.execute(_upsert_statement(table.name, tuple(keys), tuple(values)), values)
 
 
@@ -323,73 +320,6 @@ def _notice(row: RowMapping) -> Notice:
     )
 
 
-_ALL_RECIPIENTS = select(recipients.c.role, recipients.c.recipient_id, recipients.c.language, recipients.c.email,
-                         recipients.c.phone, recipients.c.webhook_url, recipients.c.sector)
-
-
-@dataclass(frozen=True)
-class _Known:
-    contact: Contact
-    sector: str
-
-
-class DirectoryCache:
-    """The process's copy of the directory's recipients, shared by its units of work: every staff notice
-    looks its recipient up, and the directory changes only when a process loads its file (at its start).
-    The copy is read again when it is older than max_age_s (a directory loaded by another process is seen
-    within that time) and at once after this process loads one."""
-
-    def __init__(self, max_age_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_age_s = max_age_s
-        self.clock = clock
-        self._copy: dict[tuple[str, str], _Known] | None = None
-        self._read_at = 0.0
-
-    def current(self, conn: Connection) -> dict[tuple[str, str], _Known]:
-        copy, now = self._copy, self.clock()
-        if copy is None or now - self._read_at >= self.max_age_s:
-            copy = {(r.role, r.recipient_id): _Known(_contact(r), r.sector) for r in conn.execute(_ALL_RECIPIENTS)}
-            self._copy, self._read_at = copy, now
-        return copy
-
-    def forget(self) -> None:
-        self._copy = None
-
-
-def _contact(row: Row[Any]) -> Contact:
-    endpoints = tuple(Endpoint(channel, address) for channel, address in (
-        (Channel.EMAIL, row.email), (Channel.SMS, row.phone), (Channel.WEBHOOK, row.webhook_url)) if address)
-    return Contact(row.recipient_id, Language.parse(row.language), endpoints)
-
-
-class DirectoryRepository:
-    def __init__(self, conn: Connection, cache: DirectoryCache) -> None:
-        self.conn = conn
-        self.cache = cache
-
-    def replace(self, entries: Iterable[Recipient], members: Iterable[tuple[str, str]]) -> int:
-        """Writes the recipients; the caller forgets the process's copy once this commits (cache.forget)."""
-        self.cache.forget()
-        count = 0
-        for r in entries:
-            _upsert(self.conn, recipients, ["role", "recipient_id"], {
-                "role": r.role, "recipient_id": r.recipient_id, "language": r.language, "email": r.email,
-                "phone": r.phone, "webhook_url": r.webhook_url, "province_code": r.province_code, "sector": r.sector})
-            count += 1
-        for supervisor_id, province in members:
-            _upsert(self.conn, supervisors, ["supervisor_id"],
-                    {"supervisor_id": supervisor_id, "province_code": province})
-        return count
-
-    def contact(self, role: Role, recipient_id: str) -> Contact | None:
-        known = self.cache.current(self.conn).get((str(role), recipient_id))
-        return known.contact if known else None
-
-    def sector_of(self, provider_id: str) -> str:
-        known = self.cache.current(self.conn).get((str(Role.PROVIDER), provider_id))
-        return known.sector if known else ""
-
-
 class CaseRepository:
     """What the worker learns from events and needs later: a case's worker, a referral's details (bed
     events carry neither), and which services a survivor consented to."""
@@ -398,7 +328,7 @@ class CaseRepository:
         self.conn = conn
 
     def note_case(self, case_id: str, province_code: str, case_worker_id: str) -> None:
-        _upsert(self.conn, cases, ["case_id"],
+        upsert(self.conn, cases, ["case_id"],
                 {"case_id": case_id, "province_code": province_code, "case_worker_id": case_worker_id})
 
     def case_worker(self, case_id: str) -> str:
@@ -407,7 +337,7 @@ class CaseRepository:
 
     def note_referral(self, referral_id: str, case_id: str, case_worker_id: str, provider_id: str,
                       service_type: ServiceType, priority: int, province_code: str) -> None:
-        _upsert(self.conn, referrals, ["referral_id"], {
+        upsert(self.conn, referrals, ["referral_id"], {
             "referral_id": referral_id, "case_id": case_id, "case_worker_id": case_worker_id,
             "provider_id": provider_id, "service_type": service_type, "priority": priority,
             "province_code": province_code})

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine
 
+from notifications.adapters.directory import DirectoryCache, DirectoryRepository
 from notifications.adapters.proto_mapping import event_to_record
 from notifications.adapters.repository import (
     CaseRepository,
     DeadLetterRepository,
-    DirectoryCache,
-    DirectoryRepository,
     InboundSmsRepository,
     NoticeRepository,
 )

@@ -106,11 +106,12 @@ def _insert_new_notices(rows: int) -> TextClause:
                                   for i in range(rows) for c in columns))
 
 
-def _due_in_lane(emergencies_only: bool) -> ColumnElement[bool]:
-    """A lane's deliveries that are due at :b_now and not claimed by a round (only emergencies' if emergencies_only)."""
+def _due_in_lane(emergencies_only: bool, lanes: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+    """A lane's deliveries (or `lanes`') that are due at :b_now and not claimed by a round (only emergencies' if
+    emergencies_only)."""
     now = bindparam("b_now", type_=deliveries.c.next_attempt_at.type)
-    due = and_(deliveries.c.lane == bindparam("b_lane"), deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]),
-               deliveries.c.next_attempt_at <= now,
+    which = deliveries.c.lane == bindparam("b_lane") if lanes is None else lanes
+    due = and_(which, deliveries.c.status.in_([Status.PENDING, Status.DEFERRED]), deliveries.c.next_attempt_at <= now,
                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now))
     return and_(due, deliveries.c.priority == Urgency.EMERGENCY.priority) if emergencies_only else due
 
@@ -188,6 +189,10 @@ class NoticeRepository:
         mine = set(self.conn.execute(claim, {**at, "b_picked": picked, "b_lease_until": _utc(lease_until)}).scalars())
         rows = {r["notice_id"]: r for r in self.conn.execute(_CLAIMED, {"mine": list(mine)}).mappings()}
         return [_due(rows[notice_id]) for notice_id in picked if notice_id in mine]  # most urgent first
+
+    def lanes_due(self, lanes: Sequence[str], now: datetime) -> set[str]:
+        """Which of these lanes have deliveries due now (a read: no claim, no lock)."""
+        return set(self.conn.execute(_LANES_DUE, {"b_lanes": list(lanes), "b_now": _utc(now)}).scalars())
 
     def record(self, notice_id: str, recorded: Recorded, now: datetime) -> None:
         self.record_all([(notice_id, recorded)], now)
@@ -286,6 +291,8 @@ _MESSAGE = (
 # A dispatch round's claim, built once (a lane's claim runs at every round, most of them finding nothing).
 _PICK, _PICK_EMERGENCIES = _pick(False), _pick(True)
 _CLAIM, _CLAIM_EMERGENCIES = _claim(False), _claim(True)
+_LANES_DUE = select(deliveries.c.lane).distinct().where(
+    _due_in_lane(False, deliveries.c.lane.in_(bindparam("b_lanes", expanding=True))))
 _CLAIMED = _MESSAGE.where(notices.c.notice_id.in_(bindparam("mine", expanding=True)))
 
 

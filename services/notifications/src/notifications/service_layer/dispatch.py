@@ -60,15 +60,17 @@ def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[
                  outlets: Outlets) -> dict[str, int]:
     """One round: each external channel's due deliveries in their own lane (a slow gateway holds up only its
     own), claimed in batches, most urgent first (and a lane's emergencies also by themselves, never waiting
-    for a batch of routine sends to finish), sent concurrently and recorded a batch at a time. Then the
-    dead letters not yet on the DLQ topic are published. Returns how many ended in each status.
+    for a batch of routine sends to finish), sent concurrently and recorded a batch at a time. Then the dead
+    letters not yet on the DLQ topic (this round's, or earlier ones the round found waiting) are published.
+    Returns how many ended in each status.
     together: one transaction for many units of work (a batch's results)."""
     lanes = [str(channel) for channel in outlets.adapters]
     if outlets.survivor_reachable:
         lanes.append(SURVIVOR_LANE)
     dispatch = _Round(uow, together, policy, outlets, cmd.now, cmd.limit or policy.batch)
     counts = asyncio.run(dispatch.run(lanes)) if lanes else {}
-    _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
+    if dispatch.letters_waiting or counts.get(Status.FAILED):
+        _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
     return counts
 
 
@@ -84,6 +86,9 @@ class _Round:
         self.deadline = time.monotonic() + policy.round_budget_s
         self.counts: Counter[str] = Counter()
         self.busy = 0  # lanes claiming or sending (not waiting for work)
+        self.quiet: set[str] = set()  # lanes with nothing due as the round began: their first claim is spared
+        self.told_at_start = outlets.due.times
+        self.letters_waiting = False  # dead letters of earlier rounds not yet on the DLQ topic
 
     def now(self) -> datetime:
         """The command's moment when it names one (tests), else the clock at each step, so a lease always
@@ -97,6 +102,8 @@ class _Round:
         # Threads for every lane's sends at once (the adapters block in threads), and its claims and records:
         # a gateway that hangs takes only its own lane's.
         asyncio.get_running_loop().set_default_executor(_threads(2 * len(lanes) * (self.policy.concurrency + 1)))
+        due, self.letters_waiting = await asyncio.to_thread(self.look, lanes)
+        self.quiet = set(lanes) - due
         # Emergencies recorded before the round are the lanes' first claims' (most urgent first): a lane's
         # emergencies claim only when one is recorded during the round, so a round costs no more claims.
         before = self.outlets.due.emergencies
@@ -114,7 +121,7 @@ class _Round:
         self.busy += 1
         while time.monotonic() < self.deadline:
             told = self._told(emergencies_only)
-            batch = await asyncio.to_thread(self.claim, lane, emergencies_only)
+            batch = await asyncio.to_thread(self.claim, lane, emergencies_only) if self._worth_claiming(lane) else []
             if batch:
                 results = await asyncio.gather(*(self.attempt(due, in_flight) for due in batch))
                 await asyncio.to_thread(self.record, list(zip(batch, results, strict=True)))
@@ -124,6 +131,21 @@ class _Round:
             if not await self.more_due(told, emergencies_only):
                 return
             self.busy += 1
+
+    def look(self, lanes: Sequence[str]) -> tuple[set[str], bool]:
+        """Which lanes have work due as the round begins, and whether dead letters wait to be published: one read
+        for the round, where each lane's claim was a write transaction (on SQLite a turn of the write lock), due
+        work or not, and the dead letters a read of their own."""
+        with self.uow().reading() as work:
+            return work.notices.lanes_due(lanes, self.now()), bool(work.dead_letters.unpublished(limit=1))
+
+    def _worth_claiming(self, lane: str) -> bool:
+        """False for a lane's first claim if it had nothing due as the round began and nothing was recorded since
+        (retries that come due later are claimed after the lane's wait, as before)."""
+        if lane not in self.quiet:
+            return True
+        self.quiet.discard(lane)
+        return self.outlets.due.times != self.told_at_start
 
     def _told(self, emergencies_only: bool) -> int:
         return self.outlets.due.emergencies if emergencies_only else self.outlets.due.times

@@ -127,9 +127,11 @@ class FakeSink:
 @dataclass
 class FakeWakeup:
     times: int = 0
+    urgent: int = 0
 
-    def set(self) -> None:
+    def set(self, urgent: bool = False) -> None:
         self.times += 1
+        self.urgent += urgent
 
 
 @dataclass
@@ -240,7 +242,8 @@ def test_an_in_app_notice_is_in_the_feed_and_its_status_event_in_the_outbox_as_s
     assert len(world.status_events()) == 3
 
 
-def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world: World) -> None:
+def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then_urgently_for_emergencies(
+        world: World) -> None:
     world.bus.handle(new_referral())
     assert world.wakeup.times == 1
     world.bus.handle(new_referral())  # a redelivery adds nothing due
@@ -258,6 +261,7 @@ def test_the_dispatcher_is_woken_when_deliveries_are_due_now_and_only_then(world
     world.bus.handle(commands.NoteCase(str(uuid.uuid4()), "22", "cw-1", frozenset(),
                                        EmergencyCase("ev-case", str(uuid.uuid4()), "22", "cw-1", 2)))
     assert world.wakeup.times == 3  # the supervisors' e-mail
+    assert world.wakeup.urgent == 1  # an emergency's: its round is not spaced after the last
 
 
 def test_each_event_type_reaches_its_recipients_in_their_language(world: World) -> None:

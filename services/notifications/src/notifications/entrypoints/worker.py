@@ -13,12 +13,18 @@ from refnet_platform.timers import Tick, Wakeup
 from refnet_platform.topics import consumed_by
 
 TOPICS = consumed_by("notifications-worker")
+# Routine deliveries made due go out in a round at most this long after the last round began: at a few
+# referrals a second each commit woke a round of its own (a claim and a record for each lane that had work, a
+# few ms of CPU), many rounds for one e-mail each. An emergency's delivery wakes a round at once.
+ROUTINE_ROUND_SPACING_S = 0.05
 
 
 def dispatch_tick(settings: Settings, bus: MessageBus, wakeup: Wakeup) -> Tick:
-    """Sends what is due: at once when the handlers set `wakeup` (they recorded deliveries due now), and every
-    interval for retries and deferred notices. Deliveries are rows with a due time: a restart loses none."""
-    return Tick("dispatch", settings.dispatch_interval_s, lambda: bus.handle(DispatchDue()), wakeup)
+    """Sends what is due: soon when the handlers set `wakeup` (they recorded deliveries due now; an emergency's at
+    once), and every interval for retries and deferred notices. Deliveries are rows with a due time: a restart
+    loses none."""
+    return Tick("dispatch", settings.dispatch_interval_s, lambda: bus.handle(DispatchDue()), wakeup,
+                spacing_s=ROUTINE_ROUND_SPACING_S)
 
 
 def main() -> None:

@@ -75,9 +75,10 @@ class DeadLetterSink(Protocol):
 
 
 class Wakeup(Protocol):
-    """The worker's dispatch timer (refnet_platform.timers.Wakeup): set() runs it at once, from any thread."""
+    """The worker's dispatch timer (refnet_platform.timers.Wakeup): set() runs it soon, set(urgent=True) at once,
+    from any thread."""
 
-    def set(self) -> None: ...
+    def set(self, urgent: bool = False) -> None: ...
 
 
 class DueNow:
@@ -94,7 +95,7 @@ class DueNow:
         if emergency:
             self.emergencies += 1
         if self.wakeup is not None:
-            self.wakeup.set()
+            self.wakeup.set(urgent=emergency)
 
 
 @dataclass(frozen=True)

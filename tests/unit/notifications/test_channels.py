@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 
 import pytest
 
@@ -144,9 +146,16 @@ def survivor_sms(channel: Channel = Channel.SMS, address: str = "0912000111") ->
     return decision.message
 
 
+def received(built: Message) -> EmailMessage:
+    """The e-mail as its recipient's client reads it (headers decoded)."""
+    parsed = message_from_bytes(built.as_bytes(), policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
 def test_staff_email_carries_a_deterministic_message_id_and_both_parts() -> None:
     m = provider_message(Channel.EMAIL, "duty@partner.test")
-    email = EmailChannel(SmtpConfig("127.0.0.1", sender="refnet <notify@refnet.test>")).build(m)
+    email = received(EmailChannel(SmtpConfig("127.0.0.1", sender="refnet <notify@refnet.test>")).build(m))
     assert email["Message-ID"] == f"<{m.notice_id}@refnet.test>"
     assert email[NOTICE_HEADER] == m.notice_id
     assert email["Subject"] == m.subject
@@ -157,9 +166,11 @@ def test_survivor_email_comes_from_the_neutral_sender_and_names_nothing() -> Non
     m = survivor_sms(Channel.EMAIL, "lan@mail.test")
     channel = EmailChannel(SmtpConfig("127.0.0.1", sender="refnet <notify@refnet.test>",
                                       survivor_sender="Lịch hẹn <lich-hen@mail.test>"))
-    email = channel.build(m)
-    raw = email.as_string()
+    built = channel.build(m)
+    raw = built.as_string()
     assert "refnet" not in raw.lower()
+    email = received(built)
+    assert email["From"] == "Lịch hẹn <lich-hen@mail.test>"
     assert email[NOTICE_HEADER] is None
     assert email["Message-ID"] == f"<{m.notice_id}@mail.test>"
 

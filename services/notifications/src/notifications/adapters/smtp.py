@@ -1,6 +1,11 @@
 """The e-mail channel: real SMTP (stdlib smtplib, run in a thread), over a small pool of kept-open connections so
 concurrent sends neither share one nor pay a connection (and TLS handshake) each. 4xx SMTP replies and network
-errors are transient, 5xx replies permanent; nothing of a message's body or address is logged."""
+errors are transient, 5xx replies permanent; nothing of a message's body or address is logged.
+
+The message is built with the email package's compat32 classes (email.mime), not EmailMessage: EmailMessage
+parses and refolds every header through its header registry, 2.9 ms of CPU per e-mail against 0.4, half of the
+notifications worker's CPU once its providers were e-mailed. What is built is the same: multipart/alternative,
+text and HTML in UTF-8 (base64), the Subject and a sender's name RFC 2047-encoded."""
 
 from __future__ import annotations
 
@@ -11,13 +16,20 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 
 from notifications.adapters.channels import NOTICE_HEADER, misrouted
 from notifications.domain.messages import Channel
 from notifications.domain.rendering import OutboundMessage
 from notifications.domain.retry import DeliveryResult
+
+# SMTP's line ends (sendmail sends bytes as they are).
+_ON_THE_WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -65,45 +77,51 @@ class EmailChannel:
             return DeliveryResult.permanent(f"unusable message: {type(exc).__name__}")
         return await asyncio.to_thread(self._send_sync, email, message.address)
 
-    def build(self, message: OutboundMessage) -> EmailMessage:
+    def build(self, message: OutboundMessage) -> Message:
         sender = self.config.survivor_sender if message.for_survivor else self.config.sender
         if not sender:
             raise ValueError("no neutral survivor_sender configured")
         if "\n" in message.address or "\r" in message.address:
             raise ValueError("address with a line break")
-        domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-        email = EmailMessage()
-        email["From"] = sender
+        name, address = parseaddr(sender)
+        domain = address.rpartition("@")[2] or "localhost"
+        text = MIMEText(message.body, "plain", "utf-8")
+        email: Message = text
+        if message.html:
+            email = MIMEMultipart("alternative")
+            email.attach(text)
+            email.attach(MIMEText(message.html, "html", "utf-8"))
+        email["From"] = formataddr((name, address), charset="utf-8")
         email["To"] = message.address
-        email["Subject"] = message.subject
+        email["Subject"] = Header(message.subject, "utf-8")
         email["Date"] = formatdate(usegmt=True)
         # Deterministic, so a resent notice is recognisable as the same one.
         email["Message-ID"] = f"<{message.notice_id}@{domain}>"
         email["Auto-Submitted"] = "auto-generated"
         if not message.for_survivor:
             email[NOTICE_HEADER] = message.notice_id
-        email.set_content(message.body)
-        if message.html:
-            email.add_alternative(message.html, subtype="html")
         return email
 
-    def _send_sync(self, email: EmailMessage, to: str) -> DeliveryResult:
+    def _send_sync(self, email: Message, to: str) -> DeliveryResult:
         envelope_from = parseaddr(str(email["From"]))[1]
+        # An address beyond ASCII goes as SMTPUTF8 (refused as permanent by a server without it).
+        options = [] if (envelope_from + to).isascii() else ["SMTPUTF8"]
+        content = email.as_bytes(policy=_ON_THE_WIRE)
         try:
             smtp = self._kept()
             try:
                 if smtp is None:
                     smtp = self._open()
-                    smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+                    smtp.sendmail(envelope_from, [to], content, mail_options=options)
                 else:
                     try:
-                        smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+                        smtp.sendmail(envelope_from, [to], content, mail_options=options)
                     except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as exc:
                         if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code != 421:
                             raise
                         _close(smtp)  # the server had let it go: a fresh connection for this send
                         smtp = self._open()
-                        smtp.send_message(email, from_addr=envelope_from, to_addrs=[to])
+                        smtp.sendmail(envelope_from, [to], content, mail_options=options)
             except BaseException:
                 if smtp is not None:
                     _close(smtp)

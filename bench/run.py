@@ -268,6 +268,17 @@ class Bench:
             await asyncio.sleep(0.5)
         return False
 
+    async def mail_sent(self, timeout: float) -> None:
+        """With --email: until the mail server has taken no e-mail for a second (the dispatch rounds are done)."""
+        mail = self.stack.mail
+        assert mail is not None
+        taken, since, deadline = mail.count, time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < deadline and time.monotonic() - since < 1.0:
+            await asyncio.sleep(0.1)
+            if mail.count != taken:
+                taken, since = mail.count, time.monotonic()
+        self.notes.append(f"--email: the bench's mail server took {mail.count} e-mails (the providers' duty desks)")
+
     async def backlog(self) -> dict[str, Any]:
         """N normal cases wait on intake.cases while the referral worker is down; then it starts again and
         emergencies are registered while the backlog drains. Their latency is what the urgent lane buys."""
@@ -317,6 +328,8 @@ class Bench:
                                  min(self.args.backlog_timeout, self.clock.left()),
                                  lambda: f"{timeline.notified(cases)}/{len(cases)} notified", "backlog")
         settled = drained and await self.settled(everything, min(60, self.clock.left()))
+        if settled and self.stack.mail:
+            await self.mail_sent(min(60, self.clock.left()))
         cpu_drained = cpu_seconds(self.stack.pids())
         self.stop_flames(flames)
         if drained and not settled:
@@ -438,6 +451,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a referral hand-off committed this often (s) while the pages load")
     parser.add_argument("--only", choices=["web"], help="run only this phase (web: the front door, no Kafka floor)")
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite files")
+    parser.add_argument("--email", action="store_true", help="providers' duty desks e-mailed as in production (the "
+                        "notifications worker dispatches to an SMTP server of the bench's that drops the mail)")
     parser.add_argument("--cohost", choices=["worker+relay", "all"],
                         help="run each service's worker and relay (or all three roles) in one process")
     parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
@@ -480,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = True
     try:
         with running(data_dir, postgres=args.postgres, web=bool(args.web_operators) or args.only == "web",
-                     cohost=args.cohost) as stack:
+                     cohost=args.cohost, email=args.email) as stack:
             asyncio.run(bench(stack, args, results, flame_dir))
         failed = False
     except KeyboardInterrupt:

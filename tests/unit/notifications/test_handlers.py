@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from notifications.adapters.directory_file import load_directory_file
 from notifications.adapters.tables import deliveries, notices
@@ -119,8 +119,11 @@ class FakeContacts:
 @dataclass
 class FakeSink:
     letters: list[NotificationFailed] = field(default_factory=list)
+    down: bool = False
 
     def publish(self, letters: Any) -> None:
+        if self.down:
+            raise ConnectionError("the dead-letter topic is unreachable")
         self.letters.extend(letters)
 
 
@@ -388,6 +391,24 @@ def test_a_permanent_failure_is_dead_lettered_at_once(world: World) -> None:
     world.dispatch()
     assert [(f.reason, f.detail, f.attempts) for f in world.sink.letters] == [
         ("permanent_failure", "smtp 550 5.1.1", 1)]
+
+
+def test_dead_letters_not_published_go_out_with_a_later_round_even_with_no_channel_configured(
+        world: World, tmp_path: Path) -> None:
+    world.email.results = [DeliveryResult.permanent("smtp 550 5.1.1")]
+    world.bus.handle(new_referral())
+    world.sink.down = True
+    with pytest.raises(ConnectionError):
+        world.dispatch()  # the failure is recorded and its dead letter kept; publishing it failed
+    world.sink.down = False
+    assert world.dispatch() == {} and len(world.sink.letters) == 1  # nothing due: the round found it waiting
+    with world.engine.begin() as conn:  # as if still unpublished, and the worker restarted with no channel at all
+        conn.execute(text("UPDATE dead_letters SET published_at = NULL"))
+    sink = FakeSink()
+    bare = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'n.db'}"), world.engine, adapters={},
+                     contacts=None, dead_letters=sink)
+    assert bare.handle(commands.DispatchDue()) == {}
+    assert [(f.reason, f.detail) for f in sink.letters] == [("permanent_failure", "smtp 550 5.1.1")]
 
 
 def test_a_claimed_delivery_is_left_alone_until_its_lease_ends(world: World) -> None:

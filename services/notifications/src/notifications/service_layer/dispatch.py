@@ -69,7 +69,8 @@ def dispatch_due(cmd: commands.DispatchDue, uow: UowFactory, together: Callable[
         lanes.append(SURVIVOR_LANE)
     dispatch = _Round(uow, together, policy, outlets, cmd.now, cmd.limit or policy.batch)
     counts = asyncio.run(dispatch.run(lanes)) if lanes else {}
-    if dispatch.letters_waiting or counts.get(Status.FAILED):
+    # Without lanes no round looked: dead letters left from when a channel was configured are still published.
+    if not lanes or dispatch.letters_waiting or counts.get(Status.FAILED):
         _publish_dead_letters(uow, outlets.dead_letters, dispatch.now())
     return counts
 

@@ -127,10 +127,10 @@ _COMMON: dict[str, dict[str, str]] = {
 
 
 def _merged() -> dict[str, dict[str, str]]:
-    from web.catalog import operator, partner, shelter
+    from web.catalog import casework, operator, partner, shelter
 
     catalog = {lang: dict(messages) for lang, messages in _COMMON.items()}
-    for area in (operator, partner, shelter):
+    for area in (operator, casework, partner, shelter):
         for lang, messages in area.MESSAGES.items():
             clash = set(messages) & set(catalog[lang])
             assert not clash, f"{area.__name__} redefines {sorted(clash)}"

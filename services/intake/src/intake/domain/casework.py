@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from intake.domain.model import MAX_ID, Case, CaseStatus, CaseStep, require_id
+from intake.domain.model import MAX_ID, Case, CaseStatus, CaseStep
+from intake.domain.validation import require_id
 from refnet_platform.errors import FailedPrecondition, InvalidArgument
 from refnet_platform.vocabulary import ACCESSIBILITY_CODES, RiskLevel, ServiceType
 

@@ -34,7 +34,8 @@ from intake.domain.casework import (
     validate_review,
 )
 from intake.domain.contact_reads import AuditEntry
-from intake.domain.model import Case, CaseStep, Need, require_id
+from intake.domain.model import Case, CaseStep, Need
+from intake.domain.validation import require_id
 from intake.service_layer.authorization import authorize
 from intake.service_layer.handlers import UowFactory, _case, _load, _once, require_ids
 from intake.service_layer.steps import refresh_due, set_step

@@ -15,7 +15,8 @@ from intake.domain.contact_reads import (
     require_referral_status,
     unseen_referral,
 )
-from intake.domain.model import RECIPIENT_SECTORS, Contact, require_code
+from intake.domain.model import RECIPIENT_SECTORS, Contact
+from intake.domain.validation import require_code
 from intake.service_layer.authorization import authorize
 from intake.service_layer.handlers import UowFactory, case_not_found, require_ids
 from refnet_platform.clock import Clock

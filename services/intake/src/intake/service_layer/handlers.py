@@ -29,8 +29,10 @@ from intake.domain.model import (
     ConsentStatus,
     Need,
     Place,
-    consent_terms_for,
     handling_line,
+)
+from intake.domain.validation import (
+    consent_terms_for,
     new_consent,
     require_id,
     resolve_place,

@@ -9,20 +9,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from intake.domain import commands, events
-from intake.domain.model import (
-    MAX_ID,
-    NATIONAL_LINE,
-    Call,
-    CallOutcome,
-    Case,
-    CaseStatus,
-    Contact,
-    Place,
-    require_id,
-    resolve_place,
-    validate_call,
-    validate_survivor,
-)
+from intake.domain.model import MAX_ID, NATIONAL_LINE, Call, CallOutcome, Case, CaseStatus, Contact, Place
+from intake.domain.validation import require_id, resolve_place, validate_call, validate_survivor
 from intake.service_layer.authorization import authorize
 from intake.service_layer.handlers import RECORDED_AT_SKEW, USED_ELSEWHERE, UowFactory, _once, _require_province
 from intake.service_layer.unit_of_work import IntakeUnitOfWork

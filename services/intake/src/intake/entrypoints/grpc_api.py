@@ -12,6 +12,7 @@ import grpc
 from sqlalchemy import Engine
 
 import refnet_geo
+from intake.adapters import casework_mapping
 from intake.adapters import proto_mapping as mapping
 from intake.adapters.repository import CaseRepository
 from intake.bootstrap import bootstrap, make_vault
@@ -115,44 +116,44 @@ class CaseWorkServicer(cw_grpc.CaseWorkServiceServicer):
 
     async def RecordAssessment(self, request: cw.RecordAssessmentRequest, context: grpc.aio.ServicerContext
                                ) -> cw.RecordAssessmentResponse:
-        case, assessment_id, created = await self._handle(mapping.record_assessment_command, request, context)
+        case, assessment_id, created = await self._handle(casework_mapping.record_assessment_command, request, context)
         return cw.RecordAssessmentResponse(case=self._case(case), assessment_id=assessment_id, created=created)
 
     async def RecordCasePlan(self, request: cw.RecordCasePlanRequest, context: grpc.aio.ServicerContext
                              ) -> cw.RecordCasePlanResponse:
-        case, plan_id, created = await self._handle(mapping.record_case_plan_command, request, context)
+        case, plan_id, created = await self._handle(casework_mapping.record_case_plan_command, request, context)
         return cw.RecordCasePlanResponse(case=self._case(case), plan_id=plan_id, created=created)
 
     async def AddFollowUp(self, request: cw.AddFollowUpRequest, context: grpc.aio.ServicerContext
                           ) -> cw.AddFollowUpResponse:
-        case, follow_up_id, created = await self._handle(mapping.add_follow_up_command, request, context)
+        case, follow_up_id, created = await self._handle(casework_mapping.add_follow_up_command, request, context)
         return cw.AddFollowUpResponse(case=self._case(case), follow_up_id=follow_up_id, created=created)
 
     async def ReviewCase(self, request: cw.ReviewCaseRequest, context: grpc.aio.ServicerContext
                          ) -> cw.ReviewCaseResponse:
-        case, review_id, created = await self._handle(mapping.review_case_command, request, context)
+        case, review_id, created = await self._handle(casework_mapping.review_case_command, request, context)
         return cw.ReviewCaseResponse(case=self._case(case), review_id=review_id, created=created)
 
     async def ReassignCase(self, request: cw.ReassignCaseRequest, context: grpc.aio.ServicerContext
                            ) -> cw.ReassignCaseResponse:
-        case, created = await self._handle(mapping.reassign_case_command, request, context)
+        case, created = await self._handle(casework_mapping.reassign_case_command, request, context)
         return cw.ReassignCaseResponse(case=self._case(case), created=created)
 
     async def CompleteStep(self, request: cw.CompleteStepRequest, context: grpc.aio.ServicerContext
                            ) -> cw.CompleteStepResponse:
-        case, created = await self._handle(mapping.complete_step_command, request, context)
+        case, created = await self._handle(casework_mapping.complete_step_command, request, context)
         return cw.CompleteStepResponse(case=self._case(case), created=created)
 
     async def GetCaseFile(self, request: cw.GetCaseFileRequest, context: grpc.aio.ServicerContext
                           ) -> cw.GetCaseFileResponse:
         found = await self._handle(lambda r, caller: commands.GetCaseFile(caller, r.case_id), request, context)
-        return mapping.case_file_to_pb(found, self.clock())
+        return casework_mapping.case_file_to_pb(found, self.clock())
 
     async def ListCases(self, request: cw.ListCasesRequest, context: grpc.aio.ServicerContext
                         ) -> cw.ListCasesResponse:
-        summaries, token = await self._handle(mapping.list_cases_command, request, context)
+        summaries, token = await self._handle(casework_mapping.list_cases_command, request, context)
         now = self.clock()
-        return cw.ListCasesResponse(cases=[mapping.case_summary_to_pb(c, now) for c in summaries],
+        return cw.ListCasesResponse(cases=[casework_mapping.case_summary_to_pb(c, now) for c in summaries],
                                     next_page_token=token)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from intake.adapters.proto_mapping import case_to_pb
+from intake.adapters.proto_mapping import case_to_pb, vocabulary_list
 from intake.domain import commands
 from intake.domain.casework import (
     AssessmentSpec,
@@ -28,19 +28,12 @@ from refnet.common.v1 import types_pb2
 from refnet.intake.v1 import casework_service_pb2 as cw
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet_platform.caller import Caller
-from refnet_platform.errors import InvalidArgument
 from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, from_pb, to_pb
 
 
 def _services(numbers: Any, field: str) -> tuple[ServiceType, ...]:
-    found = []
-    for index, number in enumerate(numbers):
-        service = from_pb(ServiceType, types_pb2.ServiceType, number)
-        if service is None:
-            raise InvalidArgument(f"{field}[{index}]", "unknown or unspecified service type")
-        found.append(service)
-    return tuple(found)
+    return tuple(vocabulary_list(ServiceType, types_pb2.ServiceType, numbers, field, "service type"))
 
 
 def record_assessment_command(request: cw.RecordAssessmentRequest, caller: Caller) -> commands.RecordAssessment:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
@@ -48,6 +49,7 @@ from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex, fr
 
 CASES_TOPIC = "intake.cases.v1"
 CONSUMED_TYPES = TypeRegistry([referral_events])
+V = TypeVar("V", bound=StrEnum)  # a vocabulary (refnet_platform.vocabulary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,13 +133,19 @@ def _survivor(s: pb.Survivor) -> Survivor:
 
 
 def _case_types(numbers: Any, prefix: str) -> list[CaseType]:
-    case_types = []
+    return vocabulary_list(CaseType, types_pb2.CaseType, numbers, f"{prefix}case_types", "case type")
+
+
+def vocabulary_list(kind: type[V], pb_enum: Any, numbers: Any, field: str, what: str) -> list[V]:
+    """A repeated enum field's numbers as the vocabulary's values; an unknown or unspecified one is refused,
+    naming its index (field[index])."""
+    found = []
     for index, number in enumerate(numbers):
-        case_type = from_pb(CaseType, types_pb2.CaseType, number)
-        if case_type is None:
-            raise InvalidArgument(f"{prefix}case_types[{index}]", "unknown or unspecified case type")
-        case_types.append(case_type)
-    return case_types
+        value = from_pb(kind, pb_enum, number)
+        if value is None:
+            raise InvalidArgument(f"{field}[{index}]", f"unknown or unspecified {what}")
+        found.append(value)
+    return found
 
 
 def import_history_command(request: pb.ImportHistoryRequest, caller: Caller) -> commands.ImportHistory:

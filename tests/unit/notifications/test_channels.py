@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -23,7 +24,7 @@ from notifications.adapters.channels import (
     verify_webhook,
     webhook_body,
 )
-from notifications.adapters.smtp import EmailChannel, SmtpConfig
+from notifications.adapters.smtp import EmailChannel, SmtpConfig, on_the_wire
 from notifications.domain.messages import (
     Channel,
     Language,
@@ -147,8 +148,8 @@ def survivor_sms(channel: Channel = Channel.SMS, address: str = "0912000111") ->
 
 
 def received(built: Message) -> EmailMessage:
-    """The e-mail as its recipient's client reads it (headers decoded)."""
-    parsed = message_from_bytes(built.as_bytes(), policy=policy.default)
+    """The e-mail as its recipient's client reads it (headers decoded), from the bytes sent."""
+    parsed = message_from_bytes(on_the_wire(built), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -173,6 +174,20 @@ def test_survivor_email_comes_from_the_neutral_sender_and_names_nothing() -> Non
     assert email["From"] == "Lịch hẹn <lich-hen@mail.test>"
     assert email[NOTICE_HEADER] is None
     assert email["Message-ID"] == f"<{m.notice_id}@mail.test>"
+
+
+@pytest.mark.parametrize("for_survivor", [False, True])
+def test_the_bytes_sent_are_the_email_packages_own_folding_of_the_message(for_survivor: bool) -> None:
+    """The wire policy writes a short ASCII header as it is instead of folding it: the bytes must be those the
+    package's own compat32 folding writes, a long Subject and a long encoded display name folded as it folds them."""
+    m = survivor_sms(Channel.EMAIL, "lan@mail.test") if for_survivor else provider_message(Channel.EMAIL, "d@p.test")
+    m = replace(m, subject=m.subject + " " + "Hồ sơ cần xử lý ngay trong ngày hôm nay, tỉnh Quảng Nam " * 3)
+    channel = EmailChannel(SmtpConfig("127.0.0.1", sender="Mạng lưới chuyển gửi của đường dây nóng quốc gia "
+                                      "<thong-bao@refnet.test>", survivor_sender="Lịch hẹn <lich-hen@mail.test>"))
+    built = channel.build(m)
+    sent = on_the_wire(built)
+    assert sent == built.as_bytes(policy=policy.compat32.clone(linesep="\r\n"))
+    assert received(built)["Subject"] == m.subject
 
 
 @pytest.mark.asyncio

@@ -51,9 +51,9 @@ SMS_DOOR = "notifications-sms"
 # On one machine the processes that work in the background (workers, relays, the trace collector) run at a lower
 # CPU priority (nice) than those people and the broker wait on (the apis, the web app, the console, the SMS door,
 # Kafka): when the machine is busy, a call and the broker's answers are served first, and an emergency's hops
-# through Kafka no longer wait behind a backlog's work (bench: its p99 under a backlog 75-87 ms against 93-124,
-# four runs each). On Kubernetes each is a pod of its own and this does not apply. REFNET_BACKGROUND_NICE sets it
-# for networks started by tools that do not pass it (bench, chaos); 0 turns it off.
+# through Kafka wait less behind a backlog's work (figures in the README, "Priorities"). On Kubernetes each is a
+# pod of its own and this does not apply. REFNET_BACKGROUND_NICE sets it for networks started by tools that do
+# not pass it (bench, chaos); 0 turns it off.
 BACKGROUND_NICE = 5
 BACKGROUND_ROLES = frozenset({"worker", "relay", "worker+relay", "collector"})
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import uuid
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -14,7 +16,7 @@ from confluent_kafka.admin import ConfigResource
 from refnet_dev import kafka
 from refnet_dev.kafka import KafkaBroker, end_offsets, ensure_jars, send
 from refnet_dev.postgres import PostgresCluster
-from refnet_dev.util import pid_alive
+from refnet_dev.util import FIRST_PORT, free_port, pid_alive
 from refnet_platform import kafka_clients
 from refnet_platform.topic_admin import ensure_topics
 from refnet_platform.topics import TOPICS, Topic
@@ -131,3 +133,13 @@ def test_postgres_stop_leaves_no_process() -> None:
     assert not pid_alive(pid)
     assert not cluster.dir.exists()
     cluster.stop()  # idempotent
+
+
+def test_free_ports_are_below_the_ephemeral_range_bindable_and_never_handed_out_twice() -> None:
+    """A port from the ephemeral range could be taken by any outgoing connection before its process binds it."""
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(FIRST_PORT <= port < max(ephemeral_start, FIRST_PORT + 1000) for port in ports)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", ports[-1]))  # free for its process to take

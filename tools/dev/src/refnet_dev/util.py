@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -18,11 +19,35 @@ def repo_root() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parents[4]
 
 
+# Ports handed out are below the kernel's ephemeral range: a port from that range (what binding to port 0 gives)
+# can be taken by any outgoing connection (a Kafka client, a test's HTTP call) in the seconds before the process it
+# was meant for binds it, which failed a network's start now and then with "Address already in use".
+FIRST_PORT = 20000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    """A port the OS considers free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free on 127.0.0.1 right now, below the ephemeral range (so no outgoing connection takes it before
+    its process binds it), and not handed out before by this process."""
+    last = max(_ephemeral_start(), FIRST_PORT + 1000)
+    while True:
+        port = random.randrange(FIRST_PORT, last)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def port_open(port: int) -> bool:

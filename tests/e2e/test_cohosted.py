@@ -6,7 +6,6 @@ a bound; its side door answers for both roles."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 import urllib.request
@@ -72,8 +71,7 @@ def test_co_hosted_worker_and_relay_killed_mid_flow_lose_and_repeat_nothing(netw
     # A co-hosted worker and relay work in the background: below the apis' CPU priority, as each alone would be
     # (once `nice` has set it and started the process: a moment after the process is started).
     expected = {name: BACKGROUND_NICE if name.endswith("worker+relay") else 0 for name in network.process_names()}
-    eventually(lambda: {p.name: os.getpriority(os.PRIO_PROCESS, p.popen.pid) - os.getpriority(os.PRIO_PROCESS, 0)
-                        for p in network.processes} == expected, "the co-hosted workers and relays below the apis")
+    eventually(lambda: network.added_nice() == expected, "the co-hosted workers and relays below the apis")
     # One side door per co-hosted process: ready with both roles up; alive while both loops go round.
     door = network.metrics_url("referral-worker+relay")
     eventually(lambda: _get(f"{door}/readyz")[0] == 200, "the co-hosted process ready")

@@ -3,8 +3,6 @@ people and the broker wait on (refnet_dev.network.BACKGROUND_NICE): checked on t
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from refnet_dev.network import BACKGROUND_NICE, Network
@@ -19,14 +17,11 @@ def network(shared_network: Network) -> Network:
 
 
 def test_workers_relays_and_the_collector_run_below_the_apis_web_and_console(network: Network) -> None:
-    def nice() -> dict[str, int]:  # relative to this test's own: what `nice` added
-        return {p.name: os.getpriority(os.PRIO_PROCESS, p.popen.pid) - os.getpriority(os.PRIO_PROCESS, 0)
-                for p in network.processes if p.popen.poll() is None}
-
-    names = set(nice())
+    names = set(network.added_nice())
     background = {name for name in names if name.endswith(("-worker", "-relay", "-collector"))}
     assert {"intake-worker", "referral-relay", "ops-worker", "ops-collector"} <= background
     assert {"intake-api", "shelter-api", "web", "ops-console"} <= names - background
     # Set by `nice` as it starts the process: a moment after a (re)started process's pid exists.
     expected = {name: BACKGROUND_NICE if name in background else 0 for name in names}
-    eventually(lambda: nice() == expected, "the workers, relays and collector below the apis, web and console")
+    eventually(lambda: network.added_nice() == expected,
+               "the workers, relays and collector below the apis, web and console")

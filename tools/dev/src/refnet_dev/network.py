@@ -342,6 +342,13 @@ class Network:
     def log_tail(self, name: str, lines: int = 30) -> str:
         return tail(self.data_dir / "logs" / f"{name}.log", lines)
 
+    def added_nice(self) -> dict[str, int]:
+        """How much lower each running process's CPU priority is than this one's (what `nice` added as it
+        started it: 0 until then)."""
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        return {p.name: os.getpriority(os.PRIO_PROCESS, p.popen.pid) - own
+                for p in self.processes if p.popen.poll() is None}
+
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         for p in self.processes:
             if p.name == name:

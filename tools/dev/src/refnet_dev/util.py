@@ -7,6 +7,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ FIRST_PORT = 20000
 _handed_out: set[int] = set()
 
 
+@cache
 def _ephemeral_start() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])

@@ -75,6 +75,9 @@ class EmailChannel:
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        # (display name, address) of each From, parsed once: staff's, and a survivor's neutral one (None: not set).
+        self._staff_sender = parseaddr(config.sender)
+        self._survivor_sender = parseaddr(config.survivor_sender) if config.survivor_sender else None
         self._idle: list[tuple[smtplib.SMTP, float]] = []  # (connection, when it was given back)
         self._lock = threading.Lock()
 
@@ -94,10 +97,11 @@ class EmailChannel:
 
     def _sender(self, message: OutboundMessage) -> tuple[str, str]:
         """(display name, address) of the From: the neutral one for a survivor."""
-        sender = self.config.survivor_sender if message.for_survivor else self.config.sender
-        if not sender:
+        if not message.for_survivor:
+            return self._staff_sender
+        if self._survivor_sender is None:
             raise ValueError("no neutral survivor_sender configured")
-        return parseaddr(sender)
+        return self._survivor_sender
 
     def build(self, message: OutboundMessage) -> Message:
         name, address = self._sender(message)

@@ -1,5 +1,6 @@
 """A co-hosted process (refnet-cohost): each role's loop answers for itself in /healthz, so a worker going round
-cannot hide its relay's hang; the process's side door has a port variable of its own."""
+cannot hide its relay's hang; the process's side door has a port variable of its own; a role that registers its
+stop after the process began stopping stops at once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from refnet_platform import metrics
 from refnet_platform.health_http import HealthServer, metrics_port
+from refnet_platform.runtime import _Cohost
 
 
 def _beat_on(thread_name: str) -> None:
@@ -37,3 +39,13 @@ def test_one_co_hosted_loop_going_round_does_not_hide_the_other_stalling() -> No
 def test_a_co_hosted_process_reads_its_own_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INTAKE_WORKER_RELAY_METRICS_PORT", "9465")
     assert metrics_port("intake", "worker+relay") == 9465
+
+
+def test_a_role_registering_its_stop_after_the_process_began_stopping_stops_at_once() -> None:
+    host = _Cohost("svc", ["api", "worker", "relay"])
+    early, late = threading.Event(), threading.Event()
+    host.on_stop("api", early.set)
+    host.stop()  # a SIGTERM during start-up: the worker is still opening its database
+    assert early.is_set() and not late.is_set()
+    host.on_stop("worker", late.set)
+    assert late.is_set()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import select as select_module
-import signal
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -30,6 +28,7 @@ from refnet_platform.clock import system_clock
 from refnet_platform.engine import READ_ONLY, is_postgres, read_connection
 from refnet_platform.kafka_clients import SEND_TIMEOUT_S
 from refnet_platform.relay_lease import LeaseLost, RelayLease
+from refnet_platform.stopping import Stopping
 from refnet_platform.tables import outbox, outbox_channel
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
 from refnet_platform.topics import TOPICS
@@ -109,7 +108,7 @@ class CommitWaiter:
             self._wal = INotify()
             self._wal.add_watch(wal, inotify_flags.MODIFY)
 
-    def wait(self, timeout: float, stopping: threading.Event | None = None) -> None:
+    def wait(self, timeout: float, stopping: Stopping | None = None) -> None:
         """Until a commit, the timeout, or (checked every STOP_CHECK_S) `stopping` is set."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0 and not (stopping is not None and stopping.is_set()):
@@ -173,7 +172,7 @@ class Relay:
         self.schema = schema
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        self.stopping = threading.Event()
+        self.stopping = Stopping()
         # Built once: the same statement object keeps SQLAlchemy's cache key (no rebuild per round). One bound
         # parameter per urgent topic rather than an IN list: a list is re-rendered at every execution.
         urgent = or_(false(), *(outbox.c.topic == name for name in URGENT_TOPICS))
@@ -265,8 +264,7 @@ class Relay:
             log.info("relay stopped")
 
     def stop_on_signals(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
+        self.stopping.on_signals()
 
 
 def _send_in_span(sends: Sends, row: Any) -> None:

@@ -42,6 +42,7 @@ from refnet_platform.migrations import migrate
 from refnet_platform.outbox import Relay
 from refnet_platform.relay_lease import RelayLease
 from refnet_platform.settings import ServiceSettings
+from refnet_platform.stopping import Stopping
 from refnet_platform.telemetry import setup_logging, setup_tracing
 from refnet_platform.timers import Tick
 from refnet_platform.unit_of_work import BatchTransaction
@@ -238,7 +239,7 @@ class _Cohost:
     """The roles of one service this process runs (refnet-cohost), each on a thread named <service>-<role>."""
     service: str
     roles: list[str]
-    stopping: threading.Event = field(default_factory=threading.Event)
+    stopping: Stopping = field(default_factory=Stopping)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stops: list[Callable[[], object]] = field(default_factory=list)
     _shutdown: Callable[[], None] | None = None
@@ -318,8 +319,7 @@ def cohost() -> None:
     mains = {role: _role_main(args.service, role) for role in roles}
     sys.argv = sys.argv[:1]  # each role's own command line (the api's --migrate-only) is not this one
     host = _cohost = _Cohost(args.service, roles)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: host.stopping.set())
+    host.stopping.on_signals()
     failed: list[str] = []
 
     def run(role: str, main: Callable[[], None]) -> None:
@@ -338,8 +338,7 @@ def cohost() -> None:
                for role, main in mains.items()]
     for thread in threads:
         thread.start()
-    while not host.stopping.wait(0.5):
-        pass
+    host.stopping.wait()
     # Stopping is bounded below; a repeated SIGTERM (a supervisor's second ask) must not kill the process
     # midway through its roles' clean stop, nor in its exit once Python has restored the default handlers.
     for sig in (signal.SIGTERM, signal.SIGINT):

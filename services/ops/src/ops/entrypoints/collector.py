@@ -8,8 +8,6 @@ It does not trace itself: its own spans would come back to it and never stop.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 from ops.adapters.otlp import serve_receiver
 from ops.bootstrap import bootstrap
@@ -17,6 +15,7 @@ from ops.config import MIGRATIONS, Settings
 from ops.domain import commands
 from ops.domain.model import SpanRecord
 from refnet_platform.runtime import open_database, serve_health
+from refnet_platform.stopping import Stopping
 from refnet_platform.telemetry import setup_logging
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,10 @@ def main() -> None:
     health = serve_health(settings, "collector", engine, uses_kafka=False)
     server, port = serve_receiver(store, settings.otlp_host, settings.otlp_port)
     log.info("otlp receiver listening", extra={"fields": {"host": settings.otlp_host, "port": port}})
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    stopping = Stopping()
+    stopping.on_signals()
     try:
-        while not stopping.wait(1.0):
-            pass
+        stopping.wait()
     finally:
         server.stop(grace=2).wait(5)
         health.stop()

@@ -1,5 +1,5 @@
-"""A process's stop request, safe to make from a signal handler (the threaded loops': relay, co-host, collector;
-asyncio loops take signals with loop.add_signal_handler)."""
+"""A process's stop request, safe to make from a signal handler (the threaded loops': relay, co-host, collector,
+refnet-dev run; asyncio loops take signals with loop.add_signal_handler)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from refnet_dev.keycloak import DEV_PASSWORD, Keycloak
 from refnet_dev.network import COHOST, DEFAULT_PORTS, SERVICES, Network
 from refnet_dev.util import repo_root
 from refnet_platform.caller import MACHINE_ROLES
+from refnet_platform.stopping import Stopping
 
 KAFKA_PORT, KAFKA_CONTROLLER_PORT = 9092, 9093
 KEYCLOAK_PORT = 8180
@@ -39,14 +39,8 @@ def run(data_dir: Path, cohost: str | None = None) -> int:
     network = network_for(data_dir, broker.bootstrap, cohost)
     keycloak = network.keycloak
     assert keycloak is not None
-    stopping = False
-
-    def on_signal(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopping = Stopping()
+    stopping.on_signals()
     try:
         broker.start()
         created = ensure_topics(broker.bootstrap)
@@ -66,9 +60,8 @@ def run(data_dir: Path, cohost: str | None = None) -> int:
             print(f"sms door   {network.sms_url}/sms/inbound   (texts from the SMS gateway, signed)")
         print("database   " + (os.environ.get("DATABASE_URL") or f"SQLite files in {data_dir}"))
         print("Ctrl-C stops everything. In another terminal: make demo, then .venv/bin/refnet status", flush=True)
-        while not stopping:
+        while not stopping.wait(0.5):
             network.check_alive()
-            time.sleep(0.5)
         return 0
     except RuntimeError as exc:
         print(f"refnet: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 
 from referral.adapters import hsds
 from referral.domain import commands
-from referral.domain.model import AgeGroup, OpeningHours
+from referral.domain.providers import AgeGroup, OpeningHours
 from referral.entrypoints import directory_cli
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.vocabulary import ServiceType, TargetGroup

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from referral.domain.model import OpeningHours, Provider, Survivor, shelter_eligibility
+from referral.domain.model import Survivor
+from referral.domain.providers import OpeningHours, Provider, shelter_eligibility
 from referral.domain.routing import RoutingRequest, area_rank, rank_providers
 from refnet_platform.vocabulary import ServiceType, Sex, TargetGroup
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from referral.adapters.repository import codes, inserted, split
 from referral.adapters.tables import directory_version, duty_phones, providers, schedules, service_areas
-from referral.domain.model import AgeGroup, DutyPhone, OpeningHours, Provider
+from referral.domain.providers import AgeGroup, DutyPhone, OpeningHours, Provider
 from refnet_platform.clock import system_clock
 from refnet_platform.vocabulary import ServiceType, Sex, TargetGroup
 

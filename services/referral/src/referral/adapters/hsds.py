@@ -19,14 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import refnet_geo as geo
-from referral.domain.model import (
-    AgeGroup,
-    DirectoryEntry,
-    DutyPhone,
-    OpeningHours,
-    Provider,
-    shelter_eligibility,
-)
+from referral.domain.providers import AgeGroup, DirectoryEntry, DutyPhone, OpeningHours, Provider, shelter_eligibility
 from refnet_platform.clock import system_clock
 from refnet_platform.errors import InvalidArgument
 from refnet_platform.phone import normalise_phone

@@ -10,16 +10,8 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from referral.domain import commands, events
-from referral.domain.model import (
-    DirectoryEntry,
-    Progress,
-    Referral,
-    SafeTime,
-    SmsAnswer,
-    Status,
-    Survivor,
-    SurvivorContact,
-)
+from referral.domain.model import Progress, Referral, SafeTime, SmsAnswer, Status, Survivor, SurvivorContact
+from referral.domain.providers import DirectoryEntry
 from refnet.common.v1 import types_pb2
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
 from refnet.intake.v1 import events_pb2 as intake_events

@@ -4,13 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from referral.domain.model import (
-    DutyPhone,
-    Progress,
-    Provider,
-    Status,
-    Survivor,
-)
+from referral.domain.model import Progress, Status, Survivor
+from referral.domain.providers import DutyPhone, Provider
 from refnet_platform.vocabulary import (
     BedRejectionReason,
     DeclineReason,

@@ -21,7 +21,8 @@ from datetime import datetime
 from functools import lru_cache
 
 import refnet_geo as geo
-from referral.domain.model import Provider, Survivor
+from referral.domain.model import Survivor
+from referral.domain.providers import Provider
 from refnet_platform.vocabulary import ServiceType, TargetGroup
 
 

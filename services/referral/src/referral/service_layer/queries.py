@@ -9,7 +9,8 @@ from typing import Protocol
 
 import refnet_geo as geo
 from referral.domain import commands
-from referral.domain.model import OPEN, Case, DirectoryEntry, Provider, Referral, Status, Survivor, SurvivorContact
+from referral.domain.model import OPEN, Case, Referral, Status, Survivor, SurvivorContact
+from referral.domain.providers import DirectoryEntry, Provider
 from referral.domain.routing import RoutingRequest, area_rank, rank_providers
 from referral.service_layer.authorization import Scope, authorize
 from referral.service_layer.handlers.access import referral_for

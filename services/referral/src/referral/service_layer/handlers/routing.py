@@ -10,7 +10,8 @@ from typing import TypeAlias
 
 import refnet_geo as geo
 from referral.domain import events
-from referral.domain.model import OPEN, BedState, Case, CaseState, Need, Provider, Referral, Status
+from referral.domain.model import OPEN, BedState, Case, CaseState, Need, Referral, Status
+from referral.domain.providers import Provider
 from referral.domain.routing import RoutingRequest, rank_providers
 from referral.service_layer.handlers.common import SYSTEM, Policy, ids
 from referral.service_layer.unit_of_work import ReferralUnitOfWork

@@ -264,9 +264,10 @@ PHASE_HEADERS = ("rate/s", "cases", "Reg p50", "Reg p99", "health p99", "notice 
 def render(results: Result) -> str:
     """The whole report as text: per-rate figures, floor and backlog, then the targets."""
     m, c = results.get("machine", {}), results.get("config", {})
+    settled = f" (after {m['quiet_wait_s']:.0f} s waiting for it to settle)" if m.get("quiet_wait_s") else ""
     out = [
         f"refnet bench {results.get('started_at', '')} at {m.get('commit', '?')}: {results.get('database', '?')}, "
-        f"{m.get('cpus', '?')} CPUs, load average {_fmt(m.get('load_start'), 2)} at start, "
+        f"{m.get('cpus', '?')} CPUs, load average {_fmt(m.get('load_start'), 2)} at start{settled}, "
         f"{_fmt(m.get('load_end'), 2)} at end",
         f"floor: {c.get('floor_hops', '?')} Kafka hops (see bench/floor.py); latencies in ms; "
         "notice = intake commit -> first provider notice; all-3 = every need's provider notified",

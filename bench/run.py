@@ -83,6 +83,24 @@ def progress(line: str) -> None:
     print(f"  .. {line}", file=sys.stderr, flush=True)
 
 
+def wait_for_quiet(below: float, most_s: float, loadavg: Callable[[], float] = lambda: os.getloadavg()[0],
+                   sleep: Callable[[float], None] = time.sleep,
+                   monotonic: Callable[[], float] = time.monotonic) -> tuple[float, float]:
+    """Waits (at most `most_s`) for the 1-minute load average to fall below `below`: the figures are a quiet
+    machine's, not the tail of a previous run's (a broker still stopping, a test suite). Returns (seconds
+    waited, the load average then)."""
+    started = shown = monotonic()
+    load = loadavg()
+    while load >= below and monotonic() - started < most_s:
+        if monotonic() - shown >= 15:
+            shown = monotonic()
+            progress(f"waiting for a quiet machine: load average {load:.2f}, starting below {below:.2f} "
+                     f"(at most {most_s - (monotonic() - started):.0f} s more)")
+        sleep(1)
+        load = loadavg()
+    return monotonic() - started, load
+
+
 class Bench:
     def __init__(self, stack: Stack, args: argparse.Namespace, tap: Tap, floor: FloorChain,
                  intake: intake_grpc.IntakeServiceStub, health: health_pb2_grpc.HealthStub,
@@ -456,6 +474,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cohost", choices=["worker+relay", "all"],
                         help="run each service's worker and relay (or all three roles) in one process")
     parser.add_argument("--max-minutes", type=float, default=20, help="the whole run's time budget")
+    parser.add_argument("--quiet-below", type=float, default=0.5, help="before starting, wait for the 1-minute load "
+                        "average to fall below this (the tail of an earlier run settles)")
+    parser.add_argument("--quiet-wait", type=float, default=180, help="most seconds to wait for it (0: start at once)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs, databases) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON and SVG go")
     parser.add_argument("--baseline", type=Path, help="an earlier run's results JSON (e.g. the unchanged code's, "
@@ -475,14 +496,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    waited_s, load = wait_for_quiet(args.quiet_below, args.quiet_wait)
     data_dir = Path(tempfile.mkdtemp(prefix="refnet-bench-"))
     started = datetime.now(UTC)
     results: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"), "database": "PostgreSQL" if args.postgres else "SQLite",
-        "machine": {"cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "commit": _commit()},
+        "machine": {"cpus": os.cpu_count(), "load_start": load, "quiet_wait_s": round(waited_s, 1),
+                    "commit": _commit()},
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "phases": [], "notes": [],
     }
+    if load >= args.quiet_below:
+        results["notes"].append(f"the machine was not quiet: load average {load:.2f} after waiting {waited_s:.0f} s "
+                                f"for it to fall below {args.quiet_below:.2f}; the figures carry that load")
     stem = args.out / started.strftime("%Y%m%dT%H%M%SZ")
     flame_dir = stem.parent / f"{stem.name}-flame" if args.flame else None
     if args.baseline:

@@ -6,7 +6,7 @@ acknowledges it), in turn:
   - kill -9 each process (api, worker and relay of each service) and start it again;
   - SIGSTOP each process for a few seconds, then SIGCONT;
   - crash each worker after its DB commit and before its offset commit, and each relay after its Kafka
-    send and before it marks the outbox rows sent (REFNET_CRASH_AT, refnet_platform.db.crash_point);
+    send and before it marks the outbox rows sent (REFNET_CRASH_AT, refnet_platform.unit_of_work.crash_point);
   - restart the Kafka broker; with --postgres, stop PostgreSQL (immediate mode) and start it again.
 After each, the time until the backlog (registrations still being retried + unsent outbox rows + consumer
 lag) is back under a threshold. At the end the flow stops, everything drains, and bench/invariants.py

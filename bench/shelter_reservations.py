@@ -25,7 +25,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from refnet_platform.bus import MessageBus
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 from refnet_platform.vocabulary import TargetGroup
 from shelter.bootstrap import bootstrap
 from shelter.config import MIGRATIONS, Settings

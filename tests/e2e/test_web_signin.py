@@ -92,7 +92,7 @@ def test_the_access_token_is_refreshed_at_keycloak_when_it_nears_expiry(network:
     from itsdangerous import Signer
 
     from refnet_frontdoor.sessions import seal, store_key, unseal
-    from refnet_platform.db import make_engine
+    from refnet_platform.engine import make_engine
     from web.adapters.sessions import SqlSessionStore
 
     sign_in(page, network, "qn-spc-staff")

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Engine
 
 from ops.config import MIGRATIONS, Settings
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 
 
 @pytest.fixture

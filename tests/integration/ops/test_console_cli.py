@@ -40,8 +40,9 @@ from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import DEV_PASSWORD, Keycloak
 from refnet_dev.util import free_port
 from refnet_geo import VIETNAM_TZ
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.health_http import HealthServer
+from refnet_platform.migrations import migrate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 CONSOLE_SECRET = "refnet-console-dev-secret"  # the development realm's (deploy/keycloak/refnet-realm.json)

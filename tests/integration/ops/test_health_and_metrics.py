@@ -14,7 +14,7 @@ import pytest
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.util import free_port
 from refnet_platform import metrics
-from refnet_platform.db import make_engine
+from refnet_platform.engine import make_engine
 from refnet_platform.health_http import HealthServer, database_check, kafka_check, metrics_port
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from refnet_platform.db import make_engine
+from refnet_platform.engine import make_engine
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,9 @@ from ops.domain.model import DeadLetterRecord, SpanRecord
 from ops.entrypoints.console import create_app
 from ops.entrypoints.signin import SESSION_COOKIE, SignIn, SignInNotConfigured, safe_next
 from refnet_platform.caller import Caller, Role
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import Unauthenticated
+from refnet_platform.migrations import migrate
 
 SECRET = "unit-test-session-secret"
 NOW = datetime.now(UTC)

@@ -26,9 +26,11 @@ from refnet.shelter.v1 import events_pb2 as shelter_events
 from refnet_platform.bus import MessageBus
 from refnet_platform.consumer import current_envelope
 from refnet_platform.context import Delivery, current_delivery
-from refnet_platform.db import Duplicate, make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.envelope import new_event_id
 from refnet_platform.errors import AlreadyExists, FailedPrecondition, NotFound
+from refnet_platform.migrations import migrate
+from refnet_platform.unit_of_work import Duplicate
 
 T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 10:00 in Vietnam
 

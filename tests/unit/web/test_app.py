@@ -19,8 +19,9 @@ from starlette.testclient import TestClient
 
 from refnet_frontdoor.sessions import seal, store_key
 from refnet_platform.caller import Caller, Role
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import Unauthenticated
+from refnet_platform.migrations import migrate
 from web.adapters.apis import Apis
 from web.adapters.sessions import SqlSessionStore
 from web.bootstrap import SESSION_COOKIE, bootstrap, sign_in, templates

@@ -24,8 +24,9 @@ from refnet.notifications.v1 import notifications_service_pb2 as notifications_p
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet_frontdoor.sessions import seal, store_key
 from refnet_platform.caller import Caller, Role
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
 from refnet_platform.errors import Unauthenticated
+from refnet_platform.migrations import migrate
 from web.adapters.sessions import SqlSessionStore
 from web.bootstrap import SESSION_COOKIE, bootstrap, sign_in, templates
 from web.config import MIGRATIONS, Settings

@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from refnet.common.v1 import types_pb2 as types
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import referral_service_pb2 as pb
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 from tests.unit.web.test_app import SECRET, People, Provider, signed_in
 from web.adapters.sessions import SqlSessionStore
 from web.bootstrap import bootstrap, sign_in, templates

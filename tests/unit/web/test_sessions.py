@@ -11,7 +11,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from refnet_frontdoor.sessions import InMemorySessionStore, ServerSessions, SessionStore, seal, store_key, unseal
-from refnet_platform.db import make_engine, migrate
+from refnet_platform.engine import make_engine
+from refnet_platform.migrations import migrate
 from web.adapters.sessions import SqlSessionStore
 from web.config import MIGRATIONS
 

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 # Connection execution option: the transaction only reads (SQLite then does not take the write lock).
 READ_ONLY = "refnet_read_only"
@@ -80,5 +81,11 @@ def _begin_immediate(dbapi_conn: Any) -> None:
         cursor.close()
 
 
-def is_postgres(engine: Engine) -> bool:
+def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def upsert_insert(conn: Engine | Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that takes ON CONFLICT (`on_conflict_do_update`, `on_conflict_do_nothing`), in the database's own
+    dialect: SQLite and PostgreSQL both have it, spelt alike."""
+    return postgresql.insert(table) if is_postgres(conn) else sqlite.insert(table)

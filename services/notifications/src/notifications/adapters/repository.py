@@ -27,7 +27,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -46,6 +45,7 @@ from notifications.domain.messages import Channel, Language, NoticeKind, Role, U
 from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Recorded, Status, urgency_of
 from notifications.domain.rendering import OutboundMessage
 from refnet_platform.clock import system_clock
+from refnet_platform.engine import upsert_insert
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
 
@@ -414,8 +414,7 @@ class InboundSmsRepository:
 
     def claim(self, message_id: str, sender_key: str, received_at: datetime) -> bool:
         """Records the text as being handled; False when its id was delivered before (nothing is changed)."""
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(inbound_sms).values(
+        statement = upsert_insert(self.conn, inbound_sms).values(
             message_id=message_id, sender_key=sender_key, received_at=_utc(received_at), outcome="received")
         return bool(self.conn.execute(statement.on_conflict_do_nothing().returning(inbound_sms.c.message_id)).first())
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ops.adapters import tables as t
 from ops.domain.model import DeadLetterRecord, DeadLetterView, ReferralTrack, SpanRecord, province_of_key
 from ops.domain.report import CallFact, CaseFact, ReferralFact, StayFact
+from refnet_platform.engine import upsert_insert
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -20,14 +20,10 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def upsert(conn: Connection, table: Table, keys: Sequence[str], values: dict[str, Any],
            update_only: Iterable[str] | None = None) -> None:
     """Insert, or update the given columns (default: all but the keys) when the row exists."""
-    stmt = _insert(conn, table).values(**values)
+    stmt = upsert_insert(conn, table).values(**values)
     columns = list(update_only) if update_only is not None else [c for c in values if c not in keys]
     if columns:
         stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns})
@@ -43,8 +39,8 @@ class FactRepository:
         self.conn = conn
 
     def count_event(self, minute: datetime, stream: str, province_code: str) -> None:
-        stmt = _insert(self.conn, t.throughput).values(minute=minute, stream=stream, province_code=province_code,
-                                                       events=1)
+        stmt = upsert_insert(self.conn, t.throughput).values(minute=minute, stream=stream,
+                                                             province_code=province_code, events=1)
         self.conn.execute(stmt.on_conflict_do_update(
             index_elements=["minute", "stream", "province_code"], set_={"events": t.throughput.c.events + 1}))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine
 
 from ops.adapters.repository import DeadLetterRepository, FactRepository, TraceRepository
-from refnet_platform.db import UnitOfWork
+from refnet_platform.unit_of_work import UnitOfWork
 
 
 class OpsUnitOfWork(UnitOfWork):

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, select, update
 
+from refnet_platform.engine import upsert_insert
 from refnet_platform.vocabulary import TargetGroup
 from shelter.adapters.tables import bed_pools, reservations, shelters, staff_phones
 from shelter.domain.model import Accessibility, BedPool, Reservation, ReservationStatus, Shelter, StaffPhone
@@ -29,13 +29,13 @@ class ShelterRepository:
         values = {"name": shelter.name, "province_code": shelter.province_code,
                   "commune_code": shelter.commune_code, "accessibility": _codes(shelter.accessibility),
                   "address": shelter.address}
-        statement = _insert(self.conn, shelters).values(shelter_id=shelter.shelter_id, **values)
+        statement = upsert_insert(self.conn, shelters).values(shelter_id=shelter.shelter_id, **values)
         self.conn.execute(statement.on_conflict_do_update(index_elements=["shelter_id"], set_=values))
 
     def add_pool(self, pool: BedPool) -> BedPool | None:
         """Adds the pool unless the shelter already keeps one for that group; returns it when added."""
         row = self.conn.execute(
-            _insert(self.conn, bed_pools).values(
+            upsert_insert(self.conn, bed_pools).values(
                 shelter_id=pool.shelter_id, target_group=str(pool.target_group), capacity=pool.capacity,
                 reserved=pool.reserved, occupied=pool.occupied, confirmed_at=utc(pool.confirmed_at),
                 version=pool.version)
@@ -44,7 +44,7 @@ class ShelterRepository:
 
     def save_staff_phone(self, staff: StaffPhone) -> None:
         values = {"shelter_id": staff.shelter_id, "language": staff.language}
-        statement = _insert(self.conn, staff_phones).values(phone=staff.phone, **values)
+        statement = upsert_insert(self.conn, staff_phones).values(phone=staff.phone, **values)
         self.conn.execute(statement.on_conflict_do_update(index_elements=["phone"], set_=values))
 
     def staff_phone(self, phone: str) -> StaffPhone | None:
@@ -116,7 +116,7 @@ class ReservationRepository:
     def add(self, r: Reservation) -> bool:
         """Records the outcome for a referral; False if one was recorded first (by a concurrent attempt)."""
         result = self.conn.execute(
-            _insert(self.conn, reservations).values(
+            upsert_insert(self.conn, reservations).values(
                 referral_id=r.referral_id, shelter_id=r.shelter_id, case_id=r.case_id,
                 province_code=r.province_code, target_group=str(r.target_group or ""), status=str(r.status),
                 hold_until=utc(r.hold_until), reason=r.reason)
@@ -155,12 +155,6 @@ class ReservationRepository:
             .where(reservations.c.shelter_id == shelter_id, reservations.c.status.in_([str(s) for s in statuses]))
             .order_by(reservations.c.hold_until, reservations.c.referral_id)).mappings()
         return [_reservation(r) for r in rows]
-
-
-def _insert(conn: Connection, table: Table) -> Any:
-    """INSERT with ON CONFLICT, in the connection's own dialect (both databases have it)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def _key(shelter_id: str, group: TargetGroup) -> tuple[ColumnElement[bool], ...]:

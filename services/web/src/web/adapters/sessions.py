@@ -6,10 +6,8 @@ encrypted with a key derived from the session id, which only the person's cookie
 from __future__ import annotations
 
 from sqlalchemy import Column, Engine, Float, LargeBinary, MetaData, String, Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from refnet_platform.db import is_postgres
+from refnet_platform.engine import upsert_insert
 
 metadata = MetaData()
 
@@ -36,8 +34,7 @@ class SqlSessionStore:
 
     def save(self, key: str, data: bytes, username: str, expires_at: float) -> None:
         values = {"key": key, "data": data, "username": username, "expires_at": expires_at}
-        insert = pg_insert(sessions) if is_postgres(self.engine) else sqlite_insert(sessions)
-        statement = insert.values(**values).on_conflict_do_update(
+        statement = upsert_insert(self.engine, sessions).values(**values).on_conflict_do_update(
             index_elements=[sessions.c.key], set_={"data": data, "username": username, "expires_at": expires_at})
         with self.engine.begin() as conn:
             conn.execute(statement)

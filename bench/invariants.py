@@ -6,6 +6,7 @@ service has not built yet), with a one-line detail naming the first offenders.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -192,15 +193,22 @@ class KafkaView:
         """Nothing held between calls."""
 
 
-def events_processed(bootstrap: str, dead_letters: list[DeadLetter]) -> tuple[bool, str]:
+def events_processed(bootstrap: str, dead_letters: list[DeadLetter], settle_s: float = 15.0) -> tuple[bool, str]:
     """Every worker group has taken every record off every topic it reads (handled, skipped as a
-    duplicate, or dead-lettered); every dead letter says why."""
+    duplicate, or dead-lettered); every dead letter says why. Timers still write after the flow stops (an
+    escalation, a bed hold running out): their records may be in flight when this looks, so it looks again
+    for up to `settle_s` until every group is caught up. A stuck group stays behind all that time."""
     view = KafkaView(bootstrap)
+    deadline = time.monotonic() + settle_s
     try:
-        lag = view.lag()
+        while True:
+            lag = view.lag()
+            left = [f"{group} {topic}: {n}" for group, topics in lag.items() for topic, n in topics.items() if n]
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
     finally:
         view.close()
-    left = [f"{group} {topic}: {n}" for group, topics in lag.items() for topic, n in topics.items() if n]
     no_reason = [f"{d.consumer} {d.original_topic}@{d.original_offset}" for d in dead_letters if not d.error.strip()]
     problems = [f"{label}: {_sample(items)}" for label, items in (
         ("records not consumed", left), ("dead letters without a reason", no_reason)) if items]

@@ -299,7 +299,8 @@ def render(results: Result) -> str:
         ]
         shares = backlog.get("emergency_hops_ms") or {}
         if shares:
-            out.append("  of which " + ", ".join(f"{name} p99 {_fmt(h.get('p99'))} ms" for name, h in shares.items()))
+            out.append("  its parts, p50 / p99 ms: " + ", ".join(
+                f"{name} {_fmt(h.get('p50'))} / {_fmt(h.get('p99'))}" for name, h in shares.items()))
     web = web_lines(results)
     if web:
         out += ["", *web]

@@ -52,6 +52,9 @@ from bench.web import WebPhase
 from refnet.intake.v1 import intake_service_pb2_grpc as intake_grpc
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# A case's path in four parts, between the times the tap reads: intake's commit, the record's timestamp as intake's
+# relay sent it, referral's commit, its relay's send, the provider notice's commit. A worker's part includes Kafka.
+HOPS = ("intake relay", "Kafka + referral worker", "referral relay", "Kafka + notifications worker")
 
 
 class Clock:
@@ -203,15 +206,17 @@ class Bench:
     def case_figures(self, calls: list[Call], cases: list[str], drained: bool) -> dict[str, Any]:
         timeline = self.tap.timeline
         expected = len(NEEDS)
-        notice, full, full_at, to_referral, to_notice = [], [], [], [], []
+        notice, full, full_at = [], [], []
+        hops: dict[str, list[float]] = {name: [] for name in HOPS}
         for c in cases:
-            committed, routed, first, last = timeline.committed.get(c), timeline.routed.get(c), \
-                timeline.first_notice(c), timeline.all_notices(c, expected)
+            committed, first, last = timeline.committed.get(c), timeline.first_notice(c), \
+                timeline.all_notices(c, expected)
             if committed and first:
                 notice.append((first - committed) * 1000)
-            if committed and routed and first:  # where the time goes: each service's share
-                to_referral.append((routed - committed) * 1000)
-                to_notice.append((first - routed) * 1000)
+            edges = timeline.path(c)
+            if edges:  # where the time goes: each relay's and each worker's share
+                for name, start, end in zip(HOPS, edges, edges[1:], strict=False):
+                    hops[name].append((end - start) * 1000)
             if committed and last:
                 full.append((last - committed) * 1000)
                 full_at.append(last)
@@ -226,8 +231,7 @@ class Bench:
             "register_ms": summarize([call.latency_ms for call in calls if call.latency_ms is not None]),
             "sender_late_ms": summarize([call.late_ms for call in calls]),
             "notice_ms": summarize(notice), "full_ms": summarize(full),
-            "hops_ms": {"intake commit -> referral": summarize(to_referral),
-                        "referral -> provider notice": summarize(to_notice)},
+            "hops_ms": {name: summarize(times) for name, times in hops.items()},
             "notified": len(notice), "fully_notified": len(full), "throughput_cps": rate(full_at),
             "drain_s": drain_s, "drained": drained,
             "sustained": bool(drained and not errors and drain_s is not None and drain_s <= self.args.slack),

@@ -1,6 +1,7 @@
 """Reads the event topics as they fill and keeps, per case, when intake committed it, when referral first
 routed it and when each provider was notified. The times are the events' own envelope `time`, stamped by
-the services as they commit, so how quickly this reader keeps up does not change a figure."""
+the services as they commit, so how quickly this reader keeps up does not change a figure. The Kafka record's
+timestamp (set by the relay's producer as it sends) splits each hop into the relay's part and the consumer's."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Timeline:
 
     committed: dict[str, float] = field(default_factory=dict)
     routed: dict[str, float] = field(default_factory=dict)  # the case's first ReferralRequested
+    # When the relay sent CaseRegistered, and the case's first ReferralRequested (the record's timestamp).
+    published: dict[str, float] = field(default_factory=dict)
+    routed_published: dict[str, float] = field(default_factory=dict)
     emergency: set[str] = field(default_factory=set)
     notices: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     floor: dict[int, tuple[float, float]] = field(default_factory=dict)
@@ -43,6 +47,16 @@ class Timeline:
         """When the case's `expected`-th provider notice came, i.e. every need's provider was told."""
         times = sorted(self.notices.get(case_id, ()))
         return times[expected - 1] if len(times) >= expected else None
+
+    def path(self, case_id: str) -> tuple[float, ...] | None:
+        """The case's way to its first provider notice, in five times (bench/run.py HOPS: the four parts between
+        them): intake's commit, its relay's send, referral's commit, its relay's send, the notice's commit; None
+        while any is not seen."""
+        first = self.first_notice(case_id)
+        if case_id not in self.committed or case_id not in self.routed or first is None:
+            return None
+        return (self.committed[case_id], self.published[case_id], self.routed[case_id],
+                self.routed_published[case_id], first)
 
     def notified(self, case_ids: list[str]) -> int:
         return sum(1 for c in case_ids if self.notices.get(c))
@@ -90,9 +104,9 @@ class Tap:
                     if record.topic == self.floor_topic:
                         self._floor(record.value)
                     else:
-                        self._event(record.value)
+                        self._event(record.value, (record.timestamp or 0) / 1000)
 
-    def _event(self, value: bytes | None) -> None:
+    def _event(self, value: bytes | None, sent: float) -> None:
         envelope = EventEnvelope.FromString(value or b"")
         if envelope.id in self._seen:
             return
@@ -102,12 +116,15 @@ class Tap:
             case = CaseRegistered()
             envelope.data.Unpack(case)
             self.timeline.committed[case.case_id] = at
+            self.timeline.published[case.case_id] = sent
             if case.emergency:
                 self.timeline.emergency.add(case.case_id)
         elif envelope.type == ReferralRequested.DESCRIPTOR.full_name:
             referral = ReferralRequested()
             envelope.data.Unpack(referral)
-            self.timeline.routed[referral.case_id] = min(at, self.timeline.routed.get(referral.case_id, at))
+            if at < self.timeline.routed.get(referral.case_id, at + 1):
+                self.timeline.routed[referral.case_id] = at
+                self.timeline.routed_published[referral.case_id] = sent
         elif envelope.type == NotificationSent.DESCRIPTOR.full_name:
             notice = NotificationSent()
             envelope.data.Unpack(notice)

@@ -5,6 +5,7 @@ every hop), and records arriving steadily are fetched as they come."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_dev.kafka import KafkaBroker, create_topics
 from refnet_platform import kafka_clients
-from refnet_platform.consumer import EventConsumer
+from refnet_platform.consumer import NORMAL_LANE_NICE, EventConsumer
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
 from refnet_platform.topics import CASE_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction
@@ -30,39 +31,67 @@ from tests.integration.platform.test_delivery import (
 HANDLING_S = 0.005
 
 
-def test_an_emergency_sent_while_a_fetched_backlog_waits_is_fetched_and_handled_within_a_few_records(
-        kafka_broker: KafkaBroker, engine: Engine) -> None:  # noqa: F811
+def _handled_with_an_emergency(kafka: KafkaBroker, engine: Engine, batch_size: int,  # noqa: F811
+                               budget_s: float) -> list[tuple[str, int]]:
+    """200 normal records, and an emergency sent as the first of them is handled: each record handled, in order,
+    with the CPU priority (nice) of the thread that handled it."""
     suffix = uuid.uuid4().hex[:8]
     normal, urgent = f"scratch.fetch-{suffix}.v1", f"scratch.fetch-urgent-{suffix}.v1"
-    registry = new_topics(kafka_broker.bootstrap, normal, urgent)
-    producer = kafka_clients.producer(kafka_broker.bootstrap, "test")
+    registry = new_topics(kafka.bootstrap, normal, urgent)
+    producer = kafka_clients.producer(kafka.bootstrap, "test")
 
     def send(topic: str, case_id: str) -> None:
         event = OutgoingEvent(intake_events.CaseClosed(case_id=case_id, province_code="22"), topic, "22", case_id)
         producer.produce(topic, key=b"22", value=wrap(event, "test").SerializeToString())
 
-    for n in range(200):  # one fetch brings them into the buffer; a poll takes 20, the rest wait there
+    for n in range(200):  # one fetch brings them into the buffer; a poll takes `batch_size`, the rest wait there
         send(normal, f"normal-{n}")
     producer.flush(10)
-    handled: list[str] = []
+    handled: list[tuple[str, int]] = []
 
     def handle(envelope: EventEnvelope, message: object) -> None:
         case_id = message.case_id  # type: ignore[attr-defined]
-        handled.append(case_id)
+        handled.append((case_id, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
         if case_id == "normal-0":  # just after the backlog was fetched
             send(urgent, "emergency")
             producer.flush(10)
         time.sleep(HANDLING_S)
 
-    worker = EventConsumer(f"test-{suffix}", kafka_broker.bootstrap, [normal, urgent],
+    worker = EventConsumer(f"test-{suffix}", kafka.bootstrap, [normal, urgent],
                            TypeRegistry([intake_events]), handle, urgent={urgent},
                            dlq_topic=f"scratch.fetch-dlq-{suffix}.v1", batch=partial(BatchTransaction, engine),
-                           batch_size=20, batch_budget_s=4 * HANDLING_S, registry=registry)
-
-    run_worker_until(worker, lambda: "emergency" in handled)
+                           batch_size=batch_size, batch_budget_s=budget_s, registry=registry)
+    run_worker_until(worker, lambda: any(case_id == "emergency" for case_id, _ in handled))
     producer.close()
+    return handled
+
+
+def _position(handled: list[tuple[str, int]], case_id: str) -> int:
+    return [c for c, _ in handled].index(case_id)
+
+
+def test_an_emergency_sent_while_a_fetched_backlog_waits_is_fetched_and_handled_within_a_few_records(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:  # noqa: F811
+    handled = _handled_with_an_emergency(kafka_broker, engine, batch_size=20, budget_s=4 * HANDLING_S)
     # Fetched at once (a few ms), handled at the end of the chunk (1-2 records); held back, 13-17 records later.
-    assert handled.index("emergency") <= 8, handled[:30]
+    assert _position(handled, "emergency") <= 8, handled[:30]
+
+
+def test_an_emergency_ends_a_batch_of_normal_records_at_the_next_record(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:  # noqa: F811
+    """A batch of normal records ends once an urgent record is in the consumer's buffer, not at its budget: here
+    the budget would let one batch take the whole poll of 100 records, and the emergency waited for all of them."""
+    handled = _handled_with_an_emergency(kafka_broker, engine, batch_size=100, budget_s=10.0)
+    assert _position(handled, "emergency") <= 8, [c for c, _ in handled][:30]
+
+
+def test_normal_records_are_handled_below_the_process_priority_and_an_emergency_at_it(
+        kafka_broker: KafkaBroker, engine: Engine) -> None:  # noqa: F811
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    handled = _handled_with_an_emergency(kafka_broker, engine, batch_size=20, budget_s=4 * HANDLING_S)
+    priorities = dict(handled)
+    assert priorities["emergency"] == own
+    assert {priorities[c] for c in priorities if c.startswith("normal-")} == {min(19, own + NORMAL_LANE_NICE)}
 
 
 def test_records_arriving_steadily_on_one_partition_are_fetched_as_they_come(

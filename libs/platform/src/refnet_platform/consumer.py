@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -47,11 +50,19 @@ Handler = Callable[[EventEnvelope, Message], None]
 current_envelope: ContextVar[EventEnvelope | None] = ContextVar("current_envelope", default=None)
 
 
+# The normal lane's batches run on a thread of their own this much below the process's CPU priority (nice): when the
+# machine is busy, an emergency's hops (each worker's urgent lane and fetching, the relays, Kafka) are run before a
+# backlog's batches, in this process and in the others. Raising a thread's nice needs no privilege.
+NORMAL_LANE_NICE = 10
 OUTAGE_BACKOFF_CAP_S = 5.0
 # Offsets go to the broker at most this often (and when the worker stops), not after every batch: each commit is a
 # write to the group coordinator's log, 3 or 4 per case at every worker. Always after the database commit; a record
 # handled since the last one and redelivered after a crash or a rebalance finds its inbox row and is a no-op.
 OFFSET_COMMIT_INTERVAL_S = 0.5
+
+
+def _never() -> bool:
+    return False
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -106,11 +117,13 @@ class EventConsumer:
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}
         self._lag_exported_at = 0.0
         self._uncommitted: dict[TopicPartition, int] = {}  # handled (and committed in the database), not yet in Kafka
+        self._normal_lane: ThreadPoolExecutor | None = None  # while running: the thread normal batches run on
         self._offsets_committed_at = 0.0
 
     async def run(self) -> None:
         producer = kafka_clients.aio_producer(self.bootstrap, f"{self.consumer_name}-dead-letters")
         await producer.start()
+        self._normal_lane = ThreadPoolExecutor(1, f"{self.consumer_name}-normal-lane", _lower_priority)
         consumer = await kafka_clients.started_worker_consumer(*self.topics, bootstrap=self.bootstrap,
                                                                group_id=self.consumer_name)
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
@@ -134,6 +147,8 @@ class EventConsumer:
                 log.warning("offsets not committed at stop")
             await asyncio.wait_for(consumer.stop(), timeout=10)
             await asyncio.wait_for(producer.stop(), timeout=10)
+            self._normal_lane.shutdown(wait=False)
+            self._normal_lane = None
             log.info("consumer stopped", extra={"fields": self.counts})
 
     async def _next_batch(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
@@ -149,17 +164,20 @@ class EventConsumer:
 
     async def _handle_records(self, records: list[ConsumerRecord[bytes, bytes]], consumer: AIOKafkaConsumer,
                               producer: AIOKafkaProducer, between: bool = True) -> None:
-        """Handles the records in order, then commits their offsets. Between chunks of `batch_budget_s` an
-        emergency that arrived meanwhile on the urgent lane (other partitions) is handled first."""
+        """Handles the records in order, then commits their offsets. Between chunks of normal records (each ends
+        after `batch_budget_s`, or at the next record once an urgent one is in the consumer's buffer) an emergency
+        that arrived meanwhile on the urgent lane (other partitions) is handled first."""
         incoming = [self._read(record) for record in records]
         done = 0
+        urgent_arrived = urgent_buffered(consumer, self.urgent) if between else _never
         try:
             while done < len(incoming):
-                if between and done:
+                # Not within the batch's own urgent records (they come first): those after them would overtake them.
+                if between and done and incoming[done].record.topic not in self.urgent:
                     urgent = await self._urgent_waiting(consumer)
                     if urgent:
                         await self._handle_records(urgent, consumer, producer, between=False)
-                taken, stopped = await self._process_together(incoming[done:])
+                taken, stopped = await self._process_together(incoming[done:], urgent_arrived)
                 done += taken
                 if stopped:  # the record that stopped the fast path, on its own; then fast again
                     await self._process(incoming[done], producer)
@@ -203,15 +221,22 @@ class EventConsumer:
         except (MalformedEvent, UnknownEventType) as exc:
             return _Incoming(record, envelope, None, exc)
 
-    async def _process_together(self, incoming: list[_Incoming]) -> tuple[int, bool]:
-        """The fast path: leading records handled in one batch transaction for up to `batch_budget_s`. Returns
-        how many were committed, and whether the next one needs the careful path (a failure to retry or
-        dead-letter, a malformed record, the database away)."""
+    async def _process_together(self, incoming: list[_Incoming],
+                                urgent_arrived: Callable[[], bool] = _never) -> tuple[int, bool]:
+        """The fast path: leading records handled in one batch transaction for up to `batch_budget_s` (normal ones
+        on the normal lane's thread, until `urgent_arrived()`). Returns how many were committed, and whether the
+        next one needs the careful path (a failure to retry or dead-letter, a malformed record, the database
+        away)."""
         if self.batch is None:
             return 0, True
-        return await asyncio.to_thread(self._handle_together, incoming)
+        if incoming[0].record.topic in self.urgent or self._normal_lane is None:
+            return await asyncio.to_thread(self._handle_together, incoming)
+        run = contextvars.copy_context().run
+        return await asyncio.get_running_loop().run_in_executor(self._normal_lane, run, self._handle_together,
+                                                                incoming, urgent_arrived)
 
-    def _handle_together(self, incoming: list[_Incoming]) -> tuple[int, bool]:
+    def _handle_together(self, incoming: list[_Incoming],
+                         urgent_arrived: Callable[[], bool] = _never) -> tuple[int, bool]:
         """No savepoint per record: a record that fails (or leaves its work uncommitted) rolls the batch back;
         the records before it are done again in a new batch (past the budget: they took it once already),
         and the failing one goes to the careful path. Rare, and cheaper than two statements per record."""
@@ -220,7 +245,7 @@ class EventConsumer:
         while True:
             try:
                 with self.batch() as batch:
-                    taken, stopped, committed = self._handle_in_batch(batch, incoming[:end], budget_s)
+                    taken, stopped, committed = self._handle_in_batch(batch, incoming[:end], budget_s, urgent_arrived)
             except Exception:
                 log.info("batch stopped; its records are handled one at a time", exc_info=True)
                 return 0, True
@@ -228,12 +253,13 @@ class EventConsumer:
                 return taken, stopped or failed
             if taken == 0:
                 return 0, True
-            end, budget_s, failed = taken, float("inf"), True
+            end, budget_s, failed, urgent_arrived = taken, float("inf"), True, _never
 
-    def _handle_in_batch(self, batch: BatchTransaction, incoming: list[_Incoming],
-                         budget_s: float) -> tuple[int, bool, bool]:
+    def _handle_in_batch(self, batch: BatchTransaction, incoming: list[_Incoming], budget_s: float,
+                         urgent_arrived: Callable[[], bool]) -> tuple[int, bool, bool]:
         """(n, stopped, committed): the first n records handled and committed, and whether the next needs the
-        careful path; or, not committed, the n-th record failed and the batch must be rolled back."""
+        careful path; or, not committed, the n-th record failed and the batch must be rolled back. The batch ends
+        after `budget_s`, or at the next record once `urgent_arrived()`."""
         started = time.monotonic()
         batch.look_up(self.consumer_name, [item.envelope.id for item in incoming[:_LOOK_UP_AT_MOST]
                                            if item.envelope is not None])
@@ -250,7 +276,7 @@ class EventConsumer:
                 if done is None or batch.spoiled:
                     return n, True, False
                 outcomes.append(done)
-            if time.monotonic() - started > budget_s:
+            if time.monotonic() - started > budget_s or urgent_arrived():
                 break
         batch.commit()
         crash_point("consumer.after_db_commit")  # the offsets are committed after the poll's records
@@ -391,6 +417,27 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(NORMAL_LANE_NICE)  # on Linux, this thread's only
+    except OSError:
+        log.warning("normal lane left at the process's CPU priority", exc_info=True)
+
+
+def urgent_buffered(consumer: AIOKafkaConsumer, urgent: set[str]) -> Callable[[], bool]:
+    """Whether the consumer's fetcher holds records of an urgent partition: asked by a batch of normal records,
+    from its thread, after each record, so that an emergency waits for one record rather than the batch's budget
+    (the loop then takes it first). Reads aiokafka's buffer (one dict, made once per consumer) by membership
+    only, which is safe from another thread."""
+    fetcher = consumer._fetcher
+    assert fetcher is not None, "the consumer is started"
+    buffered = fetcher._records
+    partitions = tuple(tp for tp in consumer.assignment() if tp.topic in urgent)
+    if not partitions:
+        return _never
+    return lambda: any(tp in buffered for tp in partitions)
 
 
 # Each outcome's key in EventConsumer.counts.

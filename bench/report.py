@@ -277,8 +277,8 @@ def render(results: Result) -> str:
     hops = [[p["rate"], name, h.get("p50"), h.get("p99")] for p in results.get("phases", [])
             for name, h in (_get(p, "refnet", "hops_ms") or {}).items()]
     if hops:
-        out += ["", "where the time goes (first referral's event time between the two):", "",
-                render_table(("rate/s", "from -> to", "p50", "p99"), hops)]
+        out += ["", "where the time goes: commit -> first notice in four parts, cut where each relay sent (ms):", "",
+                render_table(("rate/s", "part", "p50", "p99"), hops)]
     cpu = [line for p in results.get("phases", []) if (line := phase_cpu_line(p))]
     if cpu:
         out += ["", "CPU while each rate was offered and drained (cores, and ms of CPU per case; the machine has "

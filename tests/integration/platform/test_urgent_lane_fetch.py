@@ -17,8 +17,9 @@ from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet.intake.v1 import events_pb2 as intake_events
 from refnet_dev.kafka import KafkaBroker, create_topics
 from refnet_platform import kafka_clients
-from refnet_platform.consumer import NORMAL_LANE_NICE, EventConsumer
+from refnet_platform.consumer import EventConsumer
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
+from refnet_platform.lanes import NORMAL_LANE_NICE
 from refnet_platform.topics import CASE_EVENTS, Topic
 from refnet_platform.unit_of_work import BatchTransaction
 from tests.integration.platform.test_delivery import (

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +34,7 @@ from refnet_platform import kafka_clients, metrics
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.envelope import MalformedEvent, TypeRegistry, UnknownEventType, UnregisteredEvent, decode
+from refnet_platform.lanes import never, normal_lane, urgent_buffered
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
 from refnet_platform.timers import Tick, run_tick
 from refnet_platform.topics import BY_NAME, Topic, dead_letter_topic
@@ -50,19 +50,11 @@ Handler = Callable[[EventEnvelope, Message], None]
 current_envelope: ContextVar[EventEnvelope | None] = ContextVar("current_envelope", default=None)
 
 
-# The normal lane's batches run on a thread of their own this much below the process's CPU priority (nice): when the
-# machine is busy, an emergency's hops (each worker's urgent lane and fetching, the relays, Kafka) are run before a
-# backlog's batches, in this process and in the others. Raising a thread's nice needs no privilege.
-NORMAL_LANE_NICE = 10
 OUTAGE_BACKOFF_CAP_S = 5.0
 # Offsets go to the broker at most this often (and when the worker stops), not after every batch: each commit is a
 # write to the group coordinator's log, 3 or 4 per case at every worker. Always after the database commit; a record
 # handled since the last one and redelivered after a crash or a rebalance finds its inbox row and is a no-op.
 OFFSET_COMMIT_INTERVAL_S = 0.5
-
-
-def _never() -> bool:
-    return False
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -123,7 +115,7 @@ class EventConsumer:
     async def run(self) -> None:
         producer = kafka_clients.aio_producer(self.bootstrap, f"{self.consumer_name}-dead-letters")
         await producer.start()
-        self._normal_lane = ThreadPoolExecutor(1, f"{self.consumer_name}-normal-lane", _lower_priority)
+        self._normal_lane = normal_lane(f"{self.consumer_name}-normal-lane")
         consumer = await kafka_clients.started_worker_consumer(*self.topics, bootstrap=self.bootstrap,
                                                                group_id=self.consumer_name)
         log.info("consumer started", extra={"fields": {"topics": self.topics}})
@@ -169,7 +161,7 @@ class EventConsumer:
         that arrived meanwhile on the urgent lane (other partitions) is handled first."""
         incoming = [self._read(record) for record in records]
         done = 0
-        urgent_arrived = urgent_buffered(consumer, self.urgent) if between else _never
+        urgent_arrived = urgent_buffered(consumer, self.urgent) if between else never
         try:
             while done < len(incoming):
                 # Not within the batch's own urgent records (they come first): those after them would overtake them.
@@ -222,7 +214,7 @@ class EventConsumer:
             return _Incoming(record, envelope, None, exc)
 
     async def _process_together(self, incoming: list[_Incoming],
-                                urgent_arrived: Callable[[], bool] = _never) -> tuple[int, bool]:
+                                urgent_arrived: Callable[[], bool] = never) -> tuple[int, bool]:
         """The fast path: leading records handled in one batch transaction for up to `batch_budget_s` (normal ones
         on the normal lane's thread, until `urgent_arrived()`). Returns how many were committed, and whether the
         next one needs the careful path (a failure to retry or dead-letter, a malformed record, the database
@@ -236,7 +228,7 @@ class EventConsumer:
                                                                 incoming, urgent_arrived)
 
     def _handle_together(self, incoming: list[_Incoming],
-                         urgent_arrived: Callable[[], bool] = _never) -> tuple[int, bool]:
+                         urgent_arrived: Callable[[], bool] = never) -> tuple[int, bool]:
         """No savepoint per record: a record that fails (or leaves its work uncommitted) rolls the batch back;
         the records before it are done again in a new batch (past the budget: they took it once already),
         and the failing one goes to the careful path. Rare, and cheaper than two statements per record."""
@@ -253,7 +245,7 @@ class EventConsumer:
                 return taken, stopped or failed
             if taken == 0:
                 return 0, True
-            end, budget_s, failed, urgent_arrived = taken, float("inf"), True, _never
+            end, budget_s, failed, urgent_arrived = taken, float("inf"), True, never
 
     def _handle_in_batch(self, batch: BatchTransaction, incoming: list[_Incoming], budget_s: float,
                          urgent_arrived: Callable[[], bool]) -> tuple[int, bool, bool]:
@@ -417,27 +409,6 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
-
-
-def _lower_priority() -> None:
-    try:
-        os.nice(NORMAL_LANE_NICE)  # on Linux, this thread's only
-    except OSError:
-        log.warning("normal lane left at the process's CPU priority", exc_info=True)
-
-
-def urgent_buffered(consumer: AIOKafkaConsumer, urgent: set[str]) -> Callable[[], bool]:
-    """Whether the consumer's fetcher holds records of an urgent partition: asked by a batch of normal records,
-    from its thread, after each record, so that an emergency waits for one record rather than the batch's budget
-    (the loop then takes it first). Reads aiokafka's buffer (one dict, made once per consumer) by membership
-    only, which is safe from another thread."""
-    fetcher = consumer._fetcher
-    assert fetcher is not None, "the consumer is started"
-    buffered = fetcher._records
-    partitions = tuple(tp for tp in consumer.assignment() if tp.topic in urgent)
-    if not partitions:
-        return _never
-    return lambda: any(tp in buffered for tp in partitions)
 
 
 # Each outcome's key in EventConsumer.counts.

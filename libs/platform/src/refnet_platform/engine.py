@@ -12,6 +12,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 # Connection execution option: the transaction only reads (SQLite then does not take the write lock).
 READ_ONLY = "refnet_read_only"
+# Connection execution option: on SQLite, the transaction waits at most this many seconds for the write lock, then
+# raises WriteLockBusy (not the SQLITE_LOCK_WAIT_S a writer otherwise waits). PostgreSQL has no such lock.
+LOCK_WAIT_S = "refnet_lock_wait_s"
 
 SQLITE_LOCK_WAIT_S = 30.0
 
@@ -43,7 +46,8 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
                 conn.exec_driver_sql("BEGIN")  # WAL: a reader never waits for, nor blocks, the writer
                 return
             # Take the write lock up front so read-then-write transactions never fail to upgrade.
-            _begin_immediate(conn.connection.dbapi_connection)
+            _begin_immediate(conn.connection.dbapi_connection,
+                             conn.get_execution_options().get(LOCK_WAIT_S) or SQLITE_LOCK_WAIT_S)
 
         return engine
     if url.startswith("postgresql://"):
@@ -58,21 +62,29 @@ def read_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{READ_ONLY: True})
 
 
-def _begin_immediate(dbapi_conn: Any) -> None:
+class WriteLockBusy(Exception):
+    """Another connection held SQLite's write lock for all of the LOCK_WAIT_S this transaction would wait."""
+
+
+def _begin_immediate(dbapi_conn: Any, wait_s: float = SQLITE_LOCK_WAIT_S) -> None:
     """BEGIN IMMEDIATE, retried every millisecond or less while another writer holds the lock. SQLite's own
     busy handler sleeps ever longer (up to 100 ms a time), so a writer could sleep on long after the lock was
     free: that was most of intake's RegisterCase p99 when its api, worker and relay wrote at once."""
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=0")
-        deadline = time.monotonic() + SQLITE_LOCK_WAIT_S
+        deadline = time.monotonic() + wait_s
         delay = 0.0001
         while True:
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if "locked" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    if wait_s < SQLITE_LOCK_WAIT_S:
+                        raise WriteLockBusy(f"the write lock stayed held for {wait_s:g} s") from exc
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.001)

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, bindparam, case, false, func, or_, se
 from refnet.common.v1.envelope_pb2 import EventEnvelope
 from refnet_platform import metrics
 from refnet_platform.clock import system_clock
-from refnet_platform.engine import READ_ONLY, is_postgres, read_connection
+from refnet_platform.engine import LOCK_WAIT_S, READ_ONLY, WriteLockBusy, is_postgres, read_connection
 from refnet_platform.kafka_clients import SEND_TIMEOUT_S
 from refnet_platform.relay_lease import LeaseLost, RelayLease
 from refnet_platform.stopping import Stopping
@@ -52,6 +52,12 @@ STOP_CHECK_S = 1.0
 WAL_RECHECKS_S = (0.0005, 0.002, 0.008)
 _MARK_SENT = (update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)))
               .values(sent_at=bindparam("now")))
+# On SQLite a busy worker holds the write lock nearly all the time, one batch after another: a relay that waited
+# for it to mark rows sent held back the rows committed meanwhile (an emergency's among them) for a batch or more.
+# It waits this long for the lock, publishes on, and marks those rows with a later batch; only once rows have
+# waited MARK_WITHIN_S to be marked does it wait for the lock as long as any writer does.
+MARK_LOCK_WAIT_S = 0.002
+MARK_WITHIN_S = 1.0
 
 
 class Sends:
@@ -177,7 +183,9 @@ class Relay:
         # parameter per urgent topic rather than an IN list: a list is re-rendered at every execution.
         urgent = or_(false(), *(outbox.c.topic == name for name in URGENT_TOPICS))
         # The priority lanes' rows first, in one statement: an emergency is not queued behind a normal backlog.
-        self._pending = _PENDING.order_by(case((urgent, 0), else_=1), outbox.c.id).limit(batch_size)
+        self._pending = _PENDING.order_by(case((urgent, 0), else_=1), outbox.c.id).limit(bindparam("limit"))
+        self._unmarked: list[int] = []  # sent and acknowledged, not yet marked sent (SQLite's lock was busy)
+        self._unmarked_since = 0.0
 
     def publish_pending(self, conn: Connection | None = None) -> int:
         """Publishes one batch of unsent rows in id order; returns how many were sent. With a lease, raises
@@ -193,9 +201,13 @@ class Relay:
     def _publish(self, conn: Connection) -> int:
         # Order is kept where Kafka keeps it, within each topic's partitions.
         conn.execution_options(**{READ_ONLY: True})
-        rows = conn.execute(self._pending).all()
+        unmarked = set(self._unmarked)
+        rows = [row for row in conn.execute(self._pending, {"limit": self.batch_size + len(unmarked)})
+                if row.id not in unmarked][:self.batch_size]
         conn.rollback()
         if not rows:
+            if unmarked:
+                self._mark(conn)
             return 0
         sends = Sends(self.producer)
         if exporting():
@@ -209,12 +221,38 @@ class Relay:
         crash_point("relay.after_send")  # sent but not yet marked sent: they will be sent again
         for (topic, event_type), produced in Counter((r.topic, r.event_type) for r in rows).items():
             metrics.produced(topic, event_type).inc(produced)
-        conn.execution_options(**{READ_ONLY: False})
-        with conn.begin():
-            if self.lease is not None:
-                self.lease.keep_within(conn)  # still ours, or nothing is marked (LeaseLost)
-            conn.execute(_MARK_SENT, {"ids": [r.id for r in rows], "now": system_clock()})
+        if not self._unmarked:
+            self._unmarked_since = time.monotonic()
+        self._unmarked.extend(r.id for r in rows)
+        self._mark(conn)
         return len(rows)
+
+    def _mark(self, conn: Connection, wait: bool = False) -> None:
+        """Marks the rows sent so far: at once if the write lock is free (or on PostgreSQL), else with a later
+        batch (see MARK_LOCK_WAIT_S). Rows never marked (a crash, a lost lease) are sent again: consumers' inboxes
+        make that a no-op."""
+        wait = wait or time.monotonic() - self._unmarked_since >= MARK_WITHIN_S
+        conn.execution_options(**{READ_ONLY: False, LOCK_WAIT_S: None if wait else MARK_LOCK_WAIT_S})
+        try:
+            with conn.begin():
+                if self.lease is not None:
+                    self.lease.keep_within(conn)  # still ours, or nothing is marked (LeaseLost)
+                conn.execute(_MARK_SENT, {"ids": self._unmarked, "now": system_clock()})
+        except WriteLockBusy:
+            return
+        except LeaseLost:
+            self._unmarked = []  # the new holder sends them again
+            raise
+        finally:
+            conn.execution_options(**{LOCK_WAIT_S: None})
+        self._unmarked = []
+
+    def _mark_at_stop(self, waiter: CommitWaiter) -> None:
+        try:
+            if waiter.connection is not None:
+                self._mark(waiter.connection, wait=True)
+        except Exception:  # e.g. the database away: those rows are sent again after the restart, no-ops
+            log.warning("rows sent but not marked sent at stop", extra={"fields": {"rows": len(self._unmarked)}})
 
     def _leading(self) -> bool:
         """True while this relay may publish: renews the lease when a third of it has passed, or takes it."""
@@ -254,6 +292,8 @@ class Relay:
                     self.stopping.wait(1.0)
         finally:
             if waiter is not None:
+                if self._unmarked:
+                    self._mark_at_stop(waiter)
                 _close_quietly(waiter)
             self.producer.flush(10)
             if self.lease is not None:

@@ -83,7 +83,7 @@ class EventConsumer:
         urgent: set[str] | None = None,
         dlq_topic: str | None = None,
         batch: Callable[[], BatchTransaction] | None = None,
-        batch_budget_s: float = 0.01,
+        batch_budget_s: float = 0.05,
         registry: Mapping[str, Topic] = BY_NAME,
     ) -> None:
         missing = [name for name in topics if name not in registry]
@@ -103,7 +103,9 @@ class EventConsumer:
         self.ticks = ticks
         self.dlq_topic = dlq_topic or dead_letter_topic(service)
         self.batch = batch
-        # Short: on SQLite the service's api waits for the write lock while a batch transaction holds it.
+        # On SQLite the service's api waits for the write lock while a batch transaction holds it (relays do not:
+        # outbox.MARK_LOCK_WAIT_S). 50 ms rather than 10: fewer commits, in the bench 6-8 % less CPU per case and
+        # 12-15 % faster through a backlog; the urgent lane still ends a batch at the next record.
         self.batch_budget_s = batch_budget_s
         self.stopping = asyncio.Event()
         self.counts: dict[str, int] = {"handled": 0, "duplicates": 0, "unknown_types": 0, "dead_lettered": 0}

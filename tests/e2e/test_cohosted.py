@@ -25,7 +25,7 @@ from refnet.referral.v1 import referral_service_pb2 as referral_pb
 from refnet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from refnet_dev.kafka import KafkaBroker
 from refnet_dev.keycloak import Keycloak
-from refnet_dev.network import BACKGROUND_NICE, SERVICES, Network
+from refnet_dev.network import SERVICES, Network
 from refnet_dev.util import eventually
 
 pytestmark = pytest.mark.e2e
@@ -68,10 +68,6 @@ def _get(url: str) -> tuple[int, dict[str, Any] | str]:
 def test_co_hosted_worker_and_relay_killed_mid_flow_lose_and_repeat_nothing(network: Network) -> None:
     assert network.process_names() == [*(f"{s}-api" for s in SERVICES), *(f"{s}-worker+relay" for s in SERVICES)]
     assert network.host_of("referral", "relay") == "referral-worker+relay"
-    # A co-hosted worker and relay work in the background: below the apis' CPU priority, as each alone would be
-    # (once `nice` has set it and started the process: a moment after the process is started).
-    expected = {name: BACKGROUND_NICE if name.endswith("worker+relay") else 0 for name in network.process_names()}
-    eventually(lambda: network.added_nice() == expected, "the co-hosted workers and relays below the apis")
     # One side door per co-hosted process: ready with both roles up; alive while both loops go round.
     door = network.metrics_url("referral-worker+relay")
     eventually(lambda: _get(f"{door}/readyz")[0] == 200, "the co-hosted process ready")

@@ -48,14 +48,6 @@ MIGRATING = frozenset({*(f"{s}-api" for s in SERVICES), *OPS_FIRST, WEB})
 # The SMS door (notifications-sms), started after the apis when Network(sms=True): the gateway POSTs texts to
 # sms_url + "/sms/inbound". It serves /healthz, /readyz, /metrics on that port too.
 SMS_DOOR = "notifications-sms"
-# On one machine the processes that work in the background (workers, relays, the trace collector) run at a lower
-# CPU priority (nice) than those people and the broker wait on (the apis, the web app, the console, the SMS door,
-# Kafka): when the machine is busy, a call and the broker's answers are served first, and an emergency's hops
-# through Kafka wait less behind a backlog's work (figures in the README, "Priorities"). On Kubernetes each is a
-# pod of its own and this does not apply. REFNET_BACKGROUND_NICE sets it for networks started by tools that do
-# not pass it (bench, chaos); 0 turns it off.
-BACKGROUND_NICE = 5
-BACKGROUND_ROLES = frozenset({"worker", "relay", "worker+relay", "collector"})
 
 
 @dataclass
@@ -87,8 +79,6 @@ class Network:
     # None: a process per role (as on Kubernetes); "worker+relay" or "all" (see COHOST). REFNET_COHOST sets it
     # for networks started by tools that do not pass it (bench, chaos).
     cohost: str | None = field(default_factory=lambda: os.environ.get("REFNET_COHOST") or None)
-    background_nice: int = field(
-        default_factory=lambda: int(os.environ.get("REFNET_BACKGROUND_NICE") or BACKGROUND_NICE))
 
     def __post_init__(self) -> None:
         if self.cohost not in COHOST:
@@ -292,14 +282,15 @@ class Network:
         bin_dir = bin_dir or Path(sys.executable).parent
         service, _, roles = name.partition("-")
         command = [str(bin_dir / "refnet-cohost"), service, roles] if "+" in roles else [str(bin_dir / name)]
-        if roles in BACKGROUND_ROLES and self.background_nice:
-            command = ["nice", "-n", str(self.background_nice), *command]  # nice execs it: the pid is the process's
         env = env or self.env()
         if name.split("+")[0] != "intake-api":  # as on Kubernetes: only intake-api holds the master key
             env = {k: v for k, v in env.items() if not k.startswith("INTAKE_MASTER_KEY")}
         if self.database_roles and self.database_url:
             env = {**env, **self.role_env(name)}
         with open(log, "ab") as out:
+            # A session of its own: Linux's autogroup scheduler shares the CPU equally between sessions, whatever
+            # their threads' nice, so a worker's normal lane (nice +10) yields to its own process's urgent lane
+            # and loop only. Across processes that priority measured worse (README, "Priorities").
             popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         process = Process(name, popen, log)
@@ -341,13 +332,6 @@ class Network:
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         return tail(self.data_dir / "logs" / f"{name}.log", lines)
-
-    def added_nice(self) -> dict[str, int]:
-        """How much lower each running process's CPU priority is than this one's (what `nice` added as it
-        started it: 0 until then)."""
-        own = os.getpriority(os.PRIO_PROCESS, 0)
-        return {p.name: os.getpriority(os.PRIO_PROCESS, p.popen.pid) - own
-                for p in self.processes if p.popen.poll() is None}
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
         for p in self.processes:

@@ -12,9 +12,10 @@ from aiokafka import AIOKafkaConsumer
 
 log = logging.getLogger(__name__)
 
-# The normal lane's batches run this much below the process's CPU priority (nice): when the machine is busy, an
-# emergency's hops (each worker's urgent lane and fetching, the relays, Kafka) are run before a backlog's batches, in
-# this process and in the others. Raising a thread's nice needs no privilege.
+# The normal lane's batches run this much below the process's CPU priority (nice): when the process is busy, its urgent
+# lane and its fetching run before a backlog's batches. Each process is a session of its own (make run, the bench,
+# chaos) or a pod of its own, so this does not count against other processes (README, "Priorities"). Raising a
+# thread's nice needs no privilege.
 NORMAL_LANE_NICE = 10
 
 

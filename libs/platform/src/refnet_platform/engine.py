@@ -46,8 +46,7 @@ def make_engine(url: str, schema: str | None = None, pool_size: int = 10) -> Eng
                 conn.exec_driver_sql("BEGIN")  # WAL: a reader never waits for, nor blocks, the writer
                 return
             # Take the write lock up front so read-then-write transactions never fail to upgrade.
-            _begin_immediate(conn.connection.dbapi_connection,
-                             conn.get_execution_options().get(LOCK_WAIT_S) or SQLITE_LOCK_WAIT_S)
+            _begin_immediate(conn.connection.dbapi_connection, conn.get_execution_options().get(LOCK_WAIT_S))
 
         return engine
     if url.startswith("postgresql://"):
@@ -66,14 +65,15 @@ class WriteLockBusy(Exception):
     """Another connection held SQLite's write lock for all of the LOCK_WAIT_S this transaction would wait."""
 
 
-def _begin_immediate(dbapi_conn: Any, wait_s: float = SQLITE_LOCK_WAIT_S) -> None:
+def _begin_immediate(dbapi_conn: Any, wait_s: float | None = None) -> None:
     """BEGIN IMMEDIATE, retried every millisecond or less while another writer holds the lock. SQLite's own
     busy handler sleeps ever longer (up to 100 ms a time), so a writer could sleep on long after the lock was
-    free: that was most of intake's RegisterCase p99 when its api, worker and relay wrote at once."""
+    free: that was most of intake's RegisterCase p99 when its api, worker and relay wrote at once. `wait_s`
+    (LOCK_WAIT_S): wait that long, then raise WriteLockBusy; None: SQLITE_LOCK_WAIT_S, then SQLite's own error."""
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=0")
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + (SQLITE_LOCK_WAIT_S if wait_s is None else wait_s)
         delay = 0.0001
         while True:
             try:
@@ -83,7 +83,7 @@ def _begin_immediate(dbapi_conn: Any, wait_s: float = SQLITE_LOCK_WAIT_S) -> Non
                 if "locked" not in str(exc):
                     raise
                 if time.monotonic() > deadline:
-                    if wait_s < SQLITE_LOCK_WAIT_S:
+                    if wait_s is not None:
                         raise WriteLockBusy(f"the write lock stayed held for {wait_s:g} s") from exc
                     raise
             time.sleep(delay)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -181,6 +182,23 @@ def test_with_no_provider_at_all_the_supervisor_is_told_at_once_and_can_assign_o
     assert referral.handle(commands.AssignProvider(supervisor, stuck.referral_id, "ht-shelter-trusted",
                                                    "a2")).referral_id == made.referral_id  # idempotent
     assert referral.handle(commands.ListEscalations(supervisor, "42", unresolved_only=True))[0] == []
+
+
+def test_routine_routing_logs_its_referrals_at_debug_and_a_supervisor_s_assignment_at_info(referral, caplog
+                                                                                          ) -> None:
+    caplog.set_level(logging.DEBUG, logger="referral")
+    case_id, _ = referral.register(POLICE, MEDICAL)
+    [routed] = [r for r in caplog.records if r.getMessage() == "referrals requested"]
+    assert routed.levelno == logging.DEBUG  # each referral is in its ReferralRequested event and its history
+    assert routed.fields == {"case_id": case_id, "referral_ids": [r.referral_id for r in referral.referrals(case_id)],
+                             "provider_ids": ["qn-police-baichay", "qn-hospital"], "attempts": [1, 1]}
+    caplog.clear()
+    case_id, _ = referral.register(SHELTER, province="42", commune="18073", sex=Sex.MALE)
+    supervisor = referral.person("ht-supervisor-1", Role.SUPERVISOR, "42")
+    made = referral.handle(commands.AssignProvider(supervisor, referral.only(case_id, SHELTER).referral_id,
+                                                   "ht-shelter-trusted", "a1"))
+    assigned = [r for r in caplog.records if r.getMessage() == "referrals requested" and r.levelno == logging.INFO]
+    assert [r.fields["referral_ids"] for r in assigned] == [[made.referral_id]]
 
 
 def test_a_rejected_bed_goes_to_the_next_shelter_and_marks_the_first_full(referral) -> None:

@@ -82,5 +82,5 @@ def assign_provider(cmd: commands.AssignProvider, uow: UowFactory, policy: Polic
         work.requests.add(caller_key(cmd.caller), cmd.client_request_id, "assign", escalated.referral_id,
                           made.referral_id, now)
         work.commit()
-    log_requested([made])
+    log_requested([made], logging.INFO)  # a supervisor's choice, not routine routing
     return made

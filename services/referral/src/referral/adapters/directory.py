@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -41,6 +41,22 @@ class Directory:
     # Active providers by (service, province they are placed in) and by (service, area code they serve).
     placed: Mapping[tuple[ServiceType, str], tuple[Provider, ...]]
     serving: Mapping[tuple[ServiceType, str], tuple[Provider, ...]]
+    # reachable()'s answers for this copy: every case in a place asks the same few (a few thousand at most,
+    # one per commune and service), dropped with the copy when the directory changes.
+    _reachable: dict[tuple[ServiceType, tuple[str, ...], tuple[str, ...]], tuple[Provider, ...]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def reachable(self, service_type: ServiceType, provinces: tuple[str, ...], area_codes: tuple[str, ...]
+                  ) -> tuple[Provider, ...]:
+        """Active providers of the service placed in one of `provinces` or serving one of `area_codes`, by id."""
+        key = (service_type, provinces, area_codes)
+        found = self._reachable.get(key)
+        if found is None:
+            by_id = {p.provider_id: p for code in provinces for p in self.placed.get((service_type, code), ())}
+            by_id.update((p.provider_id, p) for code in area_codes
+                         for p in self.serving.get((service_type, code), ()))
+            found = self._reachable[key] = tuple(by_id[pid] for pid in sorted(by_id))
+        return found
 
     @classmethod
     def of(cls, stamp: str, found: Iterable[Provider]) -> Directory:
@@ -171,14 +187,9 @@ class DirectoryRepository:
         return [p for p in self.directory.by_id.values() if p.province_code == province_code
                 and (service_type is None or p.service_type is service_type)]
 
-    def reachable(self, service_type: ServiceType, provinces: Iterable[str], area_codes: Iterable[str]
-                  ) -> list[Provider]:
-        """Active providers of the service placed in one of `provinces` or serving one of `area_codes`."""
-        directory = self.directory
-        found = {p.provider_id: p for code in provinces for p in directory.placed.get((service_type, code), ())}
-        found.update((p.provider_id, p) for code in area_codes
-                     for p in directory.serving.get((service_type, code), ()))
-        return [found[pid] for pid in sorted(found)]
+    def reachable(self, service_type: ServiceType, provinces: tuple[str, ...], area_codes: tuple[str, ...]
+                  ) -> tuple[Provider, ...]:
+        return self.directory.reachable(service_type, provinces, area_codes)
 
 
 def _provider_row(p: Provider) -> dict[str, Any]:

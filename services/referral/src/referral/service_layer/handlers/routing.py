@@ -34,8 +34,8 @@ def _neighbours(province_code: str) -> tuple[str, ...]:
         return ()
 
 
-def candidates(work: ReferralUnitOfWork, case: Case, need_type: ServiceType) -> list[Provider]:
-    areas = [case.province_code, *([case.commune_code] if case.commune_code else [])]
+def candidates(work: ReferralUnitOfWork, case: Case, need_type: ServiceType) -> tuple[Provider, ...]:
+    areas = (case.province_code, case.commune_code) if case.commune_code else (case.province_code,)
     return work.directory.reachable(need_type, (case.province_code, *_neighbours(case.province_code)), areas)
 
 
@@ -53,21 +53,23 @@ def route(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, now:
           earlier: list[Referral], previous: Referral | None) -> Referral:
     """Sends the need to the best provider not tried yet (`earlier`: the need's referrals so far); with none,
     escalates at once."""
-    accept_by, _ = policy.sla.deadlines(case, now)
+    deadlines = policy.sla.deadlines(case, now)
     pool = candidates(work, case, need.service_type)
     # Providers that declined, missed a deadline or failed are not asked again; one whose referral was
     # cancelled (consent withdrawn, case closed) may be.
     tried = frozenset(r.provider_id for r in earlier if r.provider_id and r.status is not Status.CANCELLED)
-    routing = RoutingRequest(need.service_type, case.province_code, case.commune_code, case.survivor, now, accept_by,
-                             need.sectors, tried)
+    routing = RoutingRequest(need.service_type, case.province_code, case.commune_code, case.survivor, now,
+                             deadlines[0], need.sectors, tried)
     ranked = rank_providers(pool, routing, work.beds.free(p.shelter_id for p in pool))
     return request(work, policy, case, need, ranked[0].provider if ranked else None, now, previous,
-                   attempt=len(earlier) + 1)
+                   attempt=len(earlier) + 1, deadlines=deadlines)
 
 
 def request(work: ReferralUnitOfWork, policy: Policy, case: Case, need: Need, provider: Provider | None,
-            now: datetime, previous: Referral | None, attempt: int, actor: str = SYSTEM) -> Referral:
-    accept_by, start_by = policy.sla.deadlines(case, now)
+            now: datetime, previous: Referral | None, attempt: int, actor: str = SYSTEM,
+            deadlines: tuple[datetime, datetime] | None = None) -> Referral:
+    """`deadlines`: the SLA's (accept_by, start_by) for the case now, if the caller has them already."""
+    accept_by, start_by = deadlines or policy.sla.deadlines(case, now)
     referral = Referral(
         referral_id=new_event_id(), case_id=case.case_id, need_id=need.need_id, service_type=need.service_type,
         provider_id=provider.provider_id if provider else "", province_code=case.province_code,

@@ -79,11 +79,15 @@ class Links:
 def short_ref(referral_id: str) -> str:
     """RF-1A2B3C4D: the last 8 hex digits of the referral's UUID (random in UUIDv4 and v7), so a
     partner can match it by eye against the referral ids in its own list or search for it."""
-    return "RF-" + _uuid(referral_id, "referral_id")[-8:].upper()
+    return _short("RF-", _uuid(referral_id, "referral_id"))
 
 
 def short_case_ref(case_id: str) -> str:
-    return "CS-" + _uuid(case_id, "case_id")[-8:].upper()
+    return _short("CS-", _uuid(case_id, "case_id"))
+
+
+def _short(prefix: str, canonical: str) -> str:
+    return prefix + canonical[-8:].upper()
 
 
 def _uuid(value: str, field_name: str) -> str:
@@ -127,13 +131,13 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
     }
     if isinstance(event, StepOverdue):
         case_id = _uuid(event.case_id, "case_id")
-        ctx.update(case_ref=short_case_ref(case_id), step=_code(event.step, KNOWN_STEPS),
+        ctx.update(case_ref=_short("CS-", case_id), step=_code(event.step, KNOWN_STEPS),
                    deadline=_local_time(event.due_at, "due_at"), action_url=links.case(case_id))
         return ctx
     if isinstance(event, EmergencyCase):
         case_id = _uuid(event.case_id, "case_id")
         ctx.update(
-            case_ref=short_case_ref(case_id),
+            case_ref=_short("CS-", case_id),
             referral_count=max(0, int(event.referral_count)),
             action_url=links.case(case_id),
         )
@@ -143,7 +147,7 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
     case_id = _uuid(event.case_id, "case_id")
     service = event_service(event)
     ctx.update(
-        ref=short_ref(referral_id),
+        ref=_short("RF-", referral_id),
         referral_id=referral_id,
         service=str(service) if service is not None else "",
     )
@@ -151,7 +155,7 @@ def context_for(event: Event, addressee: Addressee, links: Links) -> dict[str, o
         ctx["action_url"] = links.referral(referral_id)
         ctx["partner_api"] = links.partner_api
     else:
-        ctx["case_ref"] = short_case_ref(case_id)
+        ctx["case_ref"] = _short("CS-", case_id)
         ctx["action_url"] = links.case(case_id, referral_id)
 
     if isinstance(event, StatusChange):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 
 import jinja2
 import pytest
 
+from notifications.domain import rendering
 from notifications.domain.messages import (
     KNOWN_REASONS,
     KNOWN_SLAS,
@@ -306,3 +308,47 @@ def test_ids_must_be_canonical_uuids() -> None:
     assert short_ref(str(uuid.UUID(REFERRAL)).upper()) == short_ref(REFERRAL)
     with pytest.raises(InvalidEvent):
         short_ref("urn:uuid:" + REFERRAL)
+
+
+def another(event: Event) -> Event:
+    """The same kind of event about another referral and case, due at another time."""
+    later = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
+    changes = {"event_id": "other", "referral_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()),
+               "deadline": later, "hold_until": later, "due_at": later}
+    return replace(event, **{k: v for k, v in changes.items()
+                             if k in {f.name for f in fields(event)} and (k.endswith("_id") or getattr(event, k))})
+
+
+@pytest.mark.parametrize(("event", "addressee"), staff_pairs(), ids=lambda v: getattr(v, "kind", ""))
+def test_a_notice_of_a_kind_seen_before_reads_as_its_templates_render_it(
+        event: Event, addressee: Addressee, monkeypatch: pytest.MonkeyPatch) -> None:
+    later = another(event)
+    for language in Language:
+        monkeypatch.setattr(rendering, "_SHAPES", {})
+        fresh = render(addressee.kind, language, context_for(later, addressee, LINKS))  # the templates run
+        render(addressee.kind, language, context_for(event, addressee, LINKS))  # the shape of both, kept
+        assert all(rendering._SHAPES.values())
+        again = render(addressee.kind, language, context_for(later, addressee, LINKS))  # from the shape
+        assert again == fresh and getattr(later, "referral_id", later.case_id)[-8:].upper() in again.subject
+
+
+def test_a_value_put_in_a_kept_shape_is_escaped_in_the_html(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rendering, "_SHAPES", {})
+    ctx = context_for(events()[0], Addressee(Role.PROVIDER, "prov", NoticeKind.REFERRAL_NEW), LINKS)
+    render(NoticeKind.REFERRAL_NEW, Language.EN, ctx)
+    rendered = render(NoticeKind.REFERRAL_NEW, Language.EN, {**ctx, "action_url": "https://x.test/a&b"})
+    assert "https://x.test/a&amp;b" in rendered.html and "https://x.test/a&b" in rendered.text
+
+
+def test_a_template_that_does_more_with_a_value_than_print_it_is_run_for_every_notice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    env = template_environment()
+    lowered = env.from_string("{% block subject %}{{ ref|lower }}{% endblock %}{% block text %}{{ ref }}{% endblock %}"
+                              "{% block sms %}{{ ref }}{% endblock %}")
+    monkeypatch.setattr(rendering, "_templates", lambda kind, language: rendering._Templates(
+        lowered, object(), env.from_string("{{ subject }}")))
+    monkeypatch.setattr(rendering, "_SHAPES", {})
+    first = render(NoticeKind.REFERRAL_NEW, Language.EN, {"ref": "RF-AAAA0001"})
+    second = render(NoticeKind.REFERRAL_NEW, Language.EN, {"ref": "RF-BBBB0002"})
+    assert (first.subject, second.subject, second.text) == ("rf-aaaa0001", "rf-bbbb0002", "RF-BBBB0002")
+    assert list(rendering._SHAPES.values()) == [None]

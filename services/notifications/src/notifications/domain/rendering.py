@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from markupsafe import escape
 
 from notifications.domain.messages import (
     KNOWN_REASONS,
@@ -220,9 +221,53 @@ def _templates(kind: NoticeKind, language: Language) -> _Templates:
                       env.get_template(f"{language}/_email.html.j2"))
 
 
+# What differs from one event to the next and the templates only print: ids, links and times. A notice is
+# rendered once per kind, language and the rest of its context (closed vocabularies: a few hundred shapes) with
+# a mark where each of these goes, and each event's values are put in the marks' place (escaped in the HTML, as
+# autoescape does): the templates are not run again for every referral.
+_PER_EVENT = ("referral_id", "ref", "case_ref", "action_url", "deadline", "hold_until")
+_MARKS = {name: f"\ue000{name}\ue001" for name in _PER_EVENT}  # private use: in no template or value
+_SHAPES: dict[tuple[object, ...], Rendered | None] = {}  # None: the marks do not stand for the values there
+_MAX_SHAPES = 4096
+_UNSEEN = Rendered("", "", "", "")
+
+
 def render(kind: NoticeKind, language: Language, context: Mapping[str, object], *, html: bool = True) -> Rendered:
     """Render ``{language}/{kind}.j2`` (blocks subject, text, sms) and, unless html is False (nobody is
     e-mailed), the HTML e-mail layout."""
+    # A value with whitespace to fold (a line break, two spaces) is rendered with the rest of the context.
+    per_event = {name: value for name in _PER_EVENT
+                 if isinstance(value := context.get(name), str) and value and value == " ".join(value.split())}
+    if not per_event:
+        return _render(kind, language, context, html)
+    key = (kind, language, html, tuple(per_event),
+           tuple((name, value) for name, value in context.items() if name not in per_event))
+    shape = _SHAPES.get(key, _UNSEEN)
+    if shape is _UNSEEN:
+        rendered = _render(kind, language, context, html)
+        marked = _render(kind, language, {**context, **{name: _MARKS[name] for name in per_event}}, html)
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        # Kept only if filling it in gives what the templates give: a template that did more with a value than
+        # print it is run for every event, as before.
+        _SHAPES[key] = marked if _fill(marked, per_event) == rendered else None
+        return rendered
+    if shape is None:
+        return _render(kind, language, context, html)
+    return _fill(shape, per_event)
+
+
+def _fill(shape: Rendered, values: Mapping[str, str]) -> Rendered:
+    def put(marked: str, values: Mapping[str, str]) -> str:
+        for name, value in values.items():
+            marked = marked.replace(_MARKS[name], value)
+        return marked
+    escaped = {name: str(escape(value)) for name, value in values.items()} if shape.html else values
+    return Rendered(subject=put(shape.subject, values), text=put(shape.text, values), sms=put(shape.sms, values),
+                    html=put(shape.html, escaped))
+
+
+def _render(kind: NoticeKind, language: Language, context: Mapping[str, object], html: bool) -> Rendered:
     templates = _templates(kind, language)
     template = templates.notice
     blocks = template.new_context({**context, "L": templates.labels})  # one context for the three blocks

@@ -167,8 +167,8 @@ class NoticeRepository:
         self.conn.execute(_INSERT_DELIVERY, [dict(
             notice_id=p.message.notice_id, lane=p.lane, role=p.message.role, kind=p.message.kind,
             priority=p.message.priority, language=p.message.language, address=p.message.address, html=p.message.html,
-            payload=json.dumps(dict(p.message.payload)), service_type=str(p.message.service_type or ""),
-            sector=p.sector, status=p.status, attempts=p.attempts,
+            payload=json.dumps(dict(p.message.payload)) if p.message.payload else "{}",  # only webhooks' have one
+            service_type=str(p.message.service_type or ""), sector=p.sector, status=p.status, attempts=p.attempts,
             next_attempt_at=_utc(p.next_attempt_at) if p.status.open else None, lease_until=None, detail="",
             correlation_id=correlation_id, traceparent=traceparent, created_at=at, updated_at=at)
             for p in added])

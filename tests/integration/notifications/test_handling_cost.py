@@ -27,15 +27,16 @@ from notifications.domain.retry import DeliveryResult
 from refnet_platform.bus import MessageBus
 from refnet_platform.context import Causation, Delivery, current_causation, current_delivery
 from refnet_platform.runtime import open_database
+from refnet_platform.tables import outbox
 from refnet_platform.vocabulary import ServiceType
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 # A referral to a provider whose duty desk has an e-mail address: its in-app notice and its e-mail. What the
 # worker runs for it: the inbox's duplicate check and row, the referral remembered, the new notices recorded
-# and told apart from known ones (one statement), their deliveries, the feed, the outbox. Not the directory
-# (the process's copy) nor the survivor's consents (a new referral never tells her). On PostgreSQL the unit of
-# work also wakes the relay (pg_notify) as it commits.
+# (one statement, whose count of rows tells that none was known), their deliveries, the feed, the outbox. Not
+# the directory (the process's copy) nor the survivor's consents (a new referral never tells her). On PostgreSQL
+# the unit of work also wakes the relay (pg_notify) as it commits.
 STATEMENTS_PER_REFERRAL = {"sqlite": 7, "postgresql": 8}
 NOTICES_PER_REFERRAL = 2
 
@@ -107,6 +108,22 @@ def test_the_same_referral_twice_records_each_notice_once(worker: tuple[MessageB
         assert conn.execute(select(func.count()).select_from(notices)).scalar() == NOTICES_PER_REFERRAL
         assert conn.execute(select(func.count()).select_from(deliveries)).scalar() == NOTICES_PER_REFERRAL
         assert conn.execute(select(func.count()).select_from(feed)).scalar() == 1
+
+
+def test_an_event_again_after_its_recipient_gained_a_channel_records_only_the_new_notice(
+        worker: tuple[MessageBus, Engine], tmp_path: Path) -> None:
+    bus, engine = worker
+    bus.handle(load_directory_file(write_directory(tmp_path / "in_app_only.json", "")))
+    new = referral()
+    (in_app,) = bus.handle(commands.Notify(new))  # no inbox key: the notices' own uniqueness is what holds
+    bus.handle(load_directory_file(write_directory(tmp_path / "mailed.json", "duty-1@police.test")))
+    again = bus.handle(commands.Notify(new))
+    assert len(again) == 1 and in_app not in again
+    with engine.connect() as conn:
+        assert set(conn.execute(select(deliveries.c.lane)).scalars()) == {"in_app", "email"}
+        assert conn.execute(select(func.count()).select_from(notices)).scalar() == NOTICES_PER_REFERRAL
+        assert list(conn.execute(select(feed.c.notice_id)).scalars()) == [in_app]
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar() == 1  # its NotificationSent, once
 
 
 def test_a_directory_loaded_again_in_the_worker_is_used_at_once(worker: tuple[MessageBus, Engine],

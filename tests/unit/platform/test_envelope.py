@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from refnet_platform.envelope import (
     UnknownEventType,
     UnregisteredEvent,
     decode,
+    new_event_id,
     wrap,
 )
 from refnet_platform.topics import CASE_EVENTS, TOPICS, topic
@@ -34,6 +36,15 @@ def test_wrap_fills_cloudevents_attributes_with_a_uuid7_id() -> None:
     assert (envelope.partition_key, envelope.specversion) == ("22", "1.0")
     # The first event of a flow correlates with itself.
     assert envelope.correlation_id == envelope.id and envelope.causation_id == ""
+
+
+def test_event_ids_keep_their_order_and_the_clock_when_minted_by_the_thousand() -> None:
+    # A draining worker mints thousands of ids a second: each must sort after the one before, and the time in it
+    # must stay the clock's (an id generator that moved a millisecond ahead per id ran seconds ahead here).
+    ids = [new_event_id() for _ in range(20_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    last_ms = uuid.UUID(ids[-1]).int >> 80
+    assert abs(last_ms - time.time() * 1000) < 1000
 
 
 def test_wrap_carries_the_flow_it_is_part_of() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, TypeAlias, TypeVar
+from functools import lru_cache
+from typing import Any, TypeAlias, TypeVar, cast
 
 
 class ServiceType(StrEnum):
@@ -208,13 +209,24 @@ def _prefix(pb_enum: Any) -> str:
 
 def to_pb(member: StrEnum | None, pb_enum: Any) -> int:
     """ServiceType.SHELTER -> SERVICE_TYPE_SHELTER's number; None -> 0 (unspecified)."""
-    if member is None:
-        return 0
-    return int(pb_enum.Value(_prefix(pb_enum) + member.name))
+    return 0 if member is None else _number(member, pb_enum)
 
 
 def from_pb(cls: type[E], pb_enum: Any, number: int) -> E | None:
     """The number of SERVICE_TYPE_SHELTER -> ServiceType.SHELTER; unspecified or unknown -> None."""
+    member = _member(cls, pb_enum, number)
+    return cast("E | None", member)
+
+
+# Every event a worker maps converts a few enums: looked up once per (enum, value), not by listing the
+# protobuf enum's values each time. Bounded: a number no enum has (from a newer writer) is cached too.
+@lru_cache(maxsize=4096)
+def _number(member: StrEnum, pb_enum: Any) -> int:
+    return int(pb_enum.Value(_prefix(pb_enum) + member.name))
+
+
+@lru_cache(maxsize=4096)
+def _member(cls: type[StrEnum], pb_enum: Any, number: int) -> StrEnum | None:
     if number == 0 or number not in pb_enum.values():
         return None
     return cls[str(pb_enum.Name(number)).removeprefix(_prefix(pb_enum))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from google.protobuf.message import Message
@@ -122,18 +121,14 @@ def contact_from_pb(reply: contact_pb.GetCaseContactResponse) -> SurvivorContact
 # --- consumed events -> commands ---------------------------------------------------------------------
 
 
-# Cached: a handful of numbers, and from_pb lists the protobuf enum's values at every call (each event's).
-@cache
 def _service(number: int) -> ServiceType | None:
     return from_pb(ServiceType, types_pb2.ServiceType, number)
 
 
-@cache
 def _urgency(emergency: bool, risk: int) -> Urgency:
     return Urgency.of(emergency, from_pb(RiskLevel, types_pb2.RiskLevel, risk))
 
 
-@cache
 def _status(number: int) -> ReferralStatus | None:
     return from_pb(ReferralStatus, referral_pb.ReferralStatus, number)
 

@@ -93,6 +93,14 @@ def test_every_time_in_range_converts_as_protobuf_does_and_shows_in_vietnam_time
     assert to_timestamp(got) == Timestamp(seconds=seconds, nanos=nanos // 1000 * 1000)
 
 
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([None, UTC, VIETNAM, timezone(timedelta(hours=-9, minutes=-30))])))
+def test_to_timestamp_gives_what_protobufs_own_conversion_gives(value: datetime) -> None:
+    expected = Timestamp()
+    expected.FromDatetime(value.astimezone(UTC) if value.tzinfo is not None else value)
+    assert to_timestamp(value) == expected
+
+
 def test_to_timestamp_keeps_the_instant_and_leaves_none_unset() -> None:
     at = datetime(2026, 3, 3, 10, 0, tzinfo=VIETNAM)
     assert to_timestamp(at) == to_timestamp(at.astimezone(UTC)) == Timestamp(seconds=int(at.timestamp()))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -85,3 +86,11 @@ def test_a_traceparent_restores_its_trace() -> None:
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     span = trace.get_current_span(context_from_traceparent(traceparent))
     assert f"{span.get_span_context().trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.mark.parametrize("created", [0.0, 1.9995, 1.9999996, 1765113693.698, 1765113693.0004, 1765113699.9999])
+def test_json_log_times_are_utc_to_the_millisecond(created: float) -> None:
+    record = logging.LogRecord("refnet", logging.INFO, __file__, 1, "tick", None, None)
+    record.created = created
+    line = json.loads(JsonFormatter("intake-worker").format(record))
+    assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -24,14 +24,31 @@ _propagator = TraceContextTextMapPropagator()
 _exporting = True
 
 
+# One encoder for every line: json.dumps given an option builds a new one at each call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second: tuple[int, str] = (-1, "")  # the last line's second and its text: a worker logs many a second
+
+    def _time(self, created: float) -> str:
+        """`created` in UTC to the millisecond, e.g. 2026-12-07T13:21:33.698+00:00."""
+        second = int(created)
+        micros = round((created - second) * 1_000_000)  # rounded to the microsecond first, as datetime does
+        if micros == 1_000_000:
+            second, micros = second + 1, 0
+        known, text = self._second
+        if second != known:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
@@ -45,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+        return _encode(line)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

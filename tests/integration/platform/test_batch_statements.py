@@ -82,15 +82,16 @@ def test_a_batch_costs_the_platform_a_few_statements_and_a_record_none(
         engine: Engine, statements: list[str]) -> None:  # noqa: F811
     handled: list[str] = []
     consumer = worker(engine, handled)
-    cases = [f"case-{n}" for n in range(20)]
-    assert together(consumer, records(cases)) == (20, False)
+    cases = [f"case-{n}" for n in range(consumer.batch_size)]  # a whole poll
+    assert together(consumer, records(cases)) == (100, False)
     executed = list(statements)
-    assert handled == cases and (count(engine, notes), count(engine, outbox), count(engine, inbox)) == (20, 20, 20)
+    assert handled == cases and (count(engine, notes), count(engine, outbox), count(engine, inbox)) == (100,) * 3
     own = executed.count("INSERT") - 2  # the handler's one insert per record; then outbox and inbox, once each
     platform = len(executed) - own
     # The inbox look-up, the outbox rows, the inbox rows (and PostgreSQL's NOTIFY): per batch, never per record.
-    # It was five per record: SAVEPOINT, inbox SELECT, outbox INSERT, inbox INSERT, RELEASE.
-    assert own == 20 and platform <= 4, executed
+    # It was five per record: SAVEPOINT, inbox SELECT, outbox INSERT, inbox INSERT, RELEASE; then a SELECT each
+    # for the records past the 64th.
+    assert own == 100 and platform <= 4, executed
     assert "SAVEPOINT" not in executed and "RELEASE" not in executed
 
 

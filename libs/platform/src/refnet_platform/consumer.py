@@ -255,8 +255,9 @@ class EventConsumer:
         careful path; or, not committed, the n-th record failed and the batch must be rolled back. The batch ends
         after `budget_s`, or at the next record once `urgent_arrived()`."""
         started = time.monotonic()
-        batch.look_up(self.consumer_name, [item.envelope.id for item in incoming[:_LOOK_UP_AT_MOST]
-                                           if item.envelope is not None])
+        # Every record of the poll (at most batch_size): within its budget a batch takes about all of them, and one
+        # looked up but not reached costs a bound parameter, where one not looked up costs a query of its own.
+        batch.look_up(self.consumer_name, [item.envelope.id for item in incoming if item.envelope is not None])
         outcomes: list[tuple[_Incoming, str, float | None]] = []  # (record, outcome, seconds handling it)
         stopped = False
         for n, item in enumerate(incoming):
@@ -416,11 +417,6 @@ class EventConsumer:
 # Each outcome's key in EventConsumer.counts.
 _COUNTED = {"handled": "handled", "duplicate": "duplicates", "unknown_type": "unknown_types",
             "dead_lettered": "dead_lettered"}
-
-
-# At most this many records' inbox rows are looked up when a batch begins (a batch seldom takes more within its
-# budget); a later record in the same batch is looked up by its own unit of work.
-_LOOK_UP_AT_MOST = 64
 
 
 @dataclass(frozen=True, slots=True)

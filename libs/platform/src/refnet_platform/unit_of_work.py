@@ -201,7 +201,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         conn = self.connection
-        traceparent = current_traceparent()
+        # Only for events to publish: most records a worker handles publish none.
+        traceparent = current_traceparent() if self._pending else ""
         rows = []
         for pending in self._pending:
             envelope = wrap(pending, self.source)

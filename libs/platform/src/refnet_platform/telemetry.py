@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -100,6 +101,8 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
+# Contexts are immutable: one per traceparent will do, and a case's records (its referrals, their events) carry one.
+@lru_cache(maxsize=1024)
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     if not traceparent:
         return otel_context.Context()

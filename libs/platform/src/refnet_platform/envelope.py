@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
-from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 from uuid_utils import uuid7
 
@@ -77,22 +76,20 @@ def new_event_id() -> str:
 def wrap(event: OutgoingEvent, source: str, event_id: str | None = None) -> EventEnvelope:
     event_id = event_id or new_event_id()
     cause = current_causation.get()
-    data = any_pb2.Any()
-    data.Pack(event.message)
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
-    return EventEnvelope(
+    envelope = EventEnvelope(
         id=event_id,
         source=f"refnet/{source}",
         type=event.message.DESCRIPTOR.full_name,
-        time=now,
         subject=event.subject,
         correlation_id=cause.correlation_id if cause else event_id,
         causation_id=cause.causation_id if cause else "",
         partition_key=event.key,
         specversion="1.0",
-        data=data,
     )
+    # Set in place: a time and an Any passed to the constructor are built, then copied (a fifth of wrap's cost).
+    envelope.time.GetCurrentTime()
+    envelope.data.Pack(event.message)
+    return envelope
 
 
 def decode(value: bytes | None) -> EventEnvelope:

@@ -17,7 +17,7 @@ from refnet_platform import errors
 from refnet_platform.bus import MessageBus
 from refnet_platform.grpc_server import status_for
 from refnet_platform.settings import ServiceSettings
-from refnet_platform.telemetry import JsonFormatter, context_from_traceparent
+from refnet_platform.telemetry import JsonFormatter, context_from_traceparent, setup_logging
 from refnet_platform.topics import TOPICS, dead_letter_topic, topic, urgent_lane
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex, TargetGroup, from_pb, to_pb
 
@@ -94,3 +94,23 @@ def test_json_log_times_are_utc_to_the_millisecond(created: float) -> None:
     record.created = created
     line = json.loads(JsonFormatter("intake-worker").format(record))
     assert line["time"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+def test_log_lines_gather_only_what_they_show(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                                              ) -> None:
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    setup_logging("referral-worker")
+    seen: list[logging.LogRecord] = []
+    collector = logging.Handler()
+    collector.emit = seen.append  # type: ignore[assignment,method-assign]
+    root.addHandler(collector)
+    logging.getLogger("referral.handlers").info("referral requested", extra={"fields": {"case_id": "c-1"}})
+    line = json.loads(capsys.readouterr().err)
+    assert (line["service"], line["level"], line["message"], line["case_id"]) == (
+        "referral-worker", "INFO", "referral requested", "c-1")
+    # No walk up the stack for the caller's file and line, no thread or process names: no line shows them.
+    assert (seen[0].pathname, seen[0].threadName, seen[0].processName) == ("(unknown file)", None, None)

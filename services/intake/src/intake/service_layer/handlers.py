@@ -238,8 +238,8 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock,
             case = _load(uow, case_id, cmd.caller)
         except NotFound:
             raise AlreadyExists(USED_ELSEWHERE) from None  # a repeat of another province's request: not its id
-    if created:
-        log.info("case registered", extra={"fields": {"case_id": case_id, "province": case.province_code,
+    if created:  # routine: at DEBUG (the case and its event are the record)
+        log.debug("case registered", extra={"fields": {"case_id": case_id, "province": case.province_code,
                                                       "emergency": case.emergency}})
     return case, created
 

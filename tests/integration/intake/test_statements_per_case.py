@@ -1,7 +1,8 @@
 """What a case costs intake in SQL, on SQLite and PostgreSQL: a registration writes each table once (one executemany
-for a table of many rows) and reads nothing but its request id; a referral's progress from referral's events is two
-statements. These counts fail if a change brings per-row inserts or needless reads back. What those statements
-record is checked here too, on both databases (the referral record's upsert is hand-written SQL)."""
+for a table of many rows) and reads nothing (its request's record is written first: only an id already used is
+read); a referral's progress from referral's events is two statements. These counts fail if a change brings per-row
+inserts or needless reads back. What those statements record is checked here too, on both databases (the referral
+record's upsert is hand-written SQL)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, func, select
 
 from intake.adapters.crypto import generate_key_b64
 from intake.adapters.tables import case_steps, cases, needs, referrals
@@ -28,9 +29,9 @@ from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 OPERATOR = Caller("qn-operator-1", Role.OPERATOR, provinces=frozenset({"22"}), person=True)
 PROVIDER = "qn-police-baichay"
-# Per registration: the request id's check; cases, case_keys, case_personal_data, needs, consents, contact_phones;
-# the request's record; the outbox. A child's first steps add one (case_steps), with the case row already sorted.
-ADULT_STATEMENTS = 9
+# Per registration: the request's record; cases, case_keys, case_personal_data, needs, consents, contact_phones; the
+# outbox. A child's first steps add one (case_steps), with the case row already sorted.
+ADULT_STATEMENTS = 8
 CHILD_STATEMENTS = ADULT_STATEMENTS + 1
 # Per referral event: the need's referral (UPDATE ... RETURNING), then intake's referral record (one upsert).
 REFERRAL_STATEMENTS = 2
@@ -86,7 +87,8 @@ def test_a_registration_writes_each_table_once(intake: tuple[MessageBus, Engine,
     bus, engine, counted = intake
     (case, created), statements = counted.during(bus, registration())
     assert created and len(statements) == ADULT_STATEMENTS, "\n".join(statements)
-    assert [s for s in statements if s.upper().startswith("SELECT")] == [statements[0]]  # the request id's check
+    assert not [s for s in statements if s.upper().startswith("SELECT")]
+    assert statements[0].startswith("INSERT INTO requests")  # first: a used id fails before anything is done
 
     (child, _), statements = counted.during(bus, registration(child=True))
     assert len(statements) == CHILD_STATEMENTS, "\n".join(statements)
@@ -146,10 +148,16 @@ def test_the_referral_record_keeps_its_rules_on_either_database(intake: tuple[Me
 
 
 def test_a_repeated_registration_answers_from_its_record(intake: tuple[MessageBus, Engine, Counted]) -> None:
-    bus, _, counted = intake
+    bus, engine, counted = intake
     command = registration()
     first, _ = bus.handle(command)
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(cases)).scalar_one()
     (again, created), statements = counted.during(bus, command)
     assert (again.case_id, created) == (first.case_id, False)
-    assert not [s for s in statements if s.upper().startswith(("INSERT", "UPDATE"))]
+    # Only the request's record is tried (refused: the id is taken), so nothing of the case is written again.
+    writes = [s for s in statements if s.upper().startswith(("INSERT", "UPDATE"))]
+    assert [s.split(" (")[0] for s in writes] == ["INSERT INTO requests"], "\n".join(statements)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == stored
     assert timedelta(0) <= again.registered_at - first.registered_at <= timedelta(seconds=1)

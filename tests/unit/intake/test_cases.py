@@ -320,6 +320,18 @@ def test_a_client_request_id_cannot_be_reused_for_something_else(intake: Any) ->
     assert "client_request_id" in str(refused.value)
 
 
+def test_a_registration_under_a_request_id_used_for_something_else_is_refused_and_writes_nothing(intake: Any) -> None:
+    # A registration writes its request's record first: the id already taken is what refuses it.
+    case = intake.register()
+    request_id = rid()
+    intake.handle(commands.UpdateRisk(intake.operator, request_id, case.case_id, RiskLevel.HIGH, False))
+    published = len(intake.events())
+    with pytest.raises(AlreadyExists) as refused:
+        intake.handle(intake.register_command(client_request_id=request_id))
+    assert "client_request_id" in str(refused.value)
+    assert intake.count("cases") == 1 and intake.count("case_keys") == 1 and len(intake.events()) == published
+
+
 @pytest.mark.parametrize("role", [Role.AGENCY, Role.SHELTER, Role.OPS, Role.SERVICE])
 def test_only_operators_and_supervisors_work_on_cases(intake: Any, role: Role) -> None:
     case = intake.register()

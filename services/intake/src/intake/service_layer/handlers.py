@@ -118,6 +118,22 @@ def _attempt(uow: UowFactory, clock: Clock, client_request_id: str, operation: s
     return prior.result_id, False
 
 
+def _new_record(uow: UowFactory, clock: Clock, caller: Caller, client_request_id: str, operation: str,
+                result_id: str, perform: Callable[[IntakeUnitOfWork, datetime], str]) -> tuple[str, bool]:
+    """As _once, for a request that makes a new record whose id (`result_id`) is chosen beforehand: the request's
+    record is written first, without reading whether the id was used. Only an id already used (the record's
+    insert fails) then takes _once's way, which answers with its first result or ALREADY_EXISTS."""
+    try:
+        with uow() as work:
+            now = clock()
+            work.requests.add(SHARED, client_request_id, operation, "", result_id, now)
+            perform(work, now)
+            work.commit()
+            return result_id, True
+    except IntegrityError:
+        return _once(uow, clock, caller, client_request_id, operation, "", perform)
+
+
 def require_ids(cmd: object, *names: str) -> None:
     for name in names:
         require_id(getattr(cmd, name), name)
@@ -196,10 +212,11 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock,
         validate_call(cmd.call, received)
 
     made: list[Case] = []
+    new_case_id = new_event_id()
 
     def perform(work: IntakeUnitOfWork, now: datetime) -> str:
         case = Case(
-            case_id=new_event_id(), client_request_id=cmd.client_request_id, province_code=occurred.province_code,
+            case_id=new_case_id, client_request_id=cmd.client_request_id, province_code=occurred.province_code,
             commune_code=occurred.commune_code, case_types=list(dict.fromkeys(cmd.case_types)),
             survivor=cmd.survivor, needs=[], risk_level=risk_level, immediate_danger=False,
             case_worker_id=case_worker_id, registered_at=now, reported_in=reported,
@@ -230,7 +247,8 @@ def register_case(cmd: commands.RegisterCase, uow: UowFactory, clock: Clock,
             work.emit(events.CallLogged(call))
         return case.case_id
 
-    case_id, created = _once(uow, clock, cmd.caller, cmd.client_request_id, "register_case", "", perform)
+    case_id, created = _new_record(uow, clock, cmd.caller, cmd.client_request_id, "register_case", new_case_id,
+                                   perform)
     if created:
         case = made[-1]  # as it was just stored
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -40,26 +39,17 @@ from refnet.intake.v1 import intake_service_pb2 as pb
 from refnet.intake.v1 import types_pb2 as intake_types
 from refnet.referral.v1 import events_pb2 as referral_events
 from refnet.referral.v1 import referral_service_pb2 as referral_pb
-from refnet_platform import timestamps, vocabulary
 from refnet_platform.caller import Caller
 from refnet_platform.clock import system_clock
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry
 from refnet_platform.errors import InvalidArgument
-from refnet_platform.timestamps import from_timestamp
+from refnet_platform.timestamps import from_timestamp, to_timestamp
 from refnet_platform.topics import urgent_lane
-from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
+from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex, from_pb, to_pb
 
 CASES_TOPIC = "intake.cases.v1"
 CONSUMED_TYPES = TypeRegistry([referral_events])
 V = TypeVar("V", bound=StrEnum)  # a vocabulary (refnet_platform.vocabulary)
-
-# The vocabulary's mapping by name, remembered: every request, response and event maps the same few members, and
-# each lookup by name was a good part of a RegisterCase's mapping. Bounded: a client may send unknown numbers.
-to_pb = lru_cache(maxsize=1024)(vocabulary.to_pb)
-from_pb = lru_cache(maxsize=1024)(vocabulary.from_pb)
-# A case's few times (registered, consents given and expiring) come up many times in its response and event. The
-# Timestamp returned is shared: only ever handed to a message, which copies it, never changed.
-to_timestamp = lru_cache(maxsize=256)(timestamps.to_timestamp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,3 +35,14 @@ def test_a_redelivered_event_changes_nothing() -> None:
     tap._event(_record("e1", CaseRegistered(case_id="c1"), 100.0), sent=100.01)
     tap._event(_record("e1", CaseRegistered(case_id="c1"), 100.0), sent=105.0)  # sent again after a relay crash
     assert tap.timeline.published["c1"] == 100.01
+
+
+def test_an_envelope_time_is_its_nanoseconds_in_seconds() -> None:
+    # seconds + nanos / 1e9 rounds differently here: the tap's figures must stay the timestamp's own.
+    stamp = Timestamp(seconds=1775241764, nanos=639020657)
+    envelope = EventEnvelope(id="e1", type=CaseRegistered.DESCRIPTOR.full_name, time=stamp)
+    envelope.data.Pack(CaseRegistered(case_id="c1", emergency=True))
+    tap = Tap("127.0.0.1:9", case_worker_id="cw-1")
+    tap._event(envelope.SerializeToString(), sent=1775241765.0)
+    assert tap.timeline.committed["c1"] == stamp.ToNanoseconds() / 1e9
+    assert tap.timeline.emergency == {"c1"}

@@ -393,14 +393,9 @@ def _need(r: Any) -> Need:
 
 
 def _referral_row(r: Referral) -> dict[str, Any]:
-    # Spelled out rather than a getattr per REFERRAL_FIELDS: made for every referral routed.
-    return {"referral_id": r.referral_id, "case_id": r.case_id, "need_id": r.need_id, "provider_id": r.provider_id,
-            "province_code": r.province_code, "emergency": r.emergency, "case_worker_id": r.case_worker_id,
-            "requested_at": r.requested_at, "shelter_id": r.shelter_id, "reason": r.reason, "accept_by": r.accept_by,
-            "start_by": r.start_by, "attempt": r.attempt, "previous_referral_id": r.previous_referral_id,
-            "provider_province_code": r.provider_province_code, "updated_at": r.updated_at, "version": r.version,
-            "service_type": str(r.service_type), "status": str(r.status), "risk_level": str(r.risk_level),
-            "due_at": r.due_at, "bed": str(r.bed), "progress": str(r.progress or "")}
+    return {**{f: getattr(r, f) for f in REFERRAL_FIELDS}, "service_type": str(r.service_type),
+            "status": str(r.status), "risk_level": str(r.risk_level), "due_at": r.due_at, "bed": str(r.bed),
+            "progress": str(r.progress or "")}
 
 
 def _referral(r: Any) -> Referral:

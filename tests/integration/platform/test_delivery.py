@@ -27,7 +27,7 @@ from refnet_platform.consumer import EventConsumer
 from refnet_platform.context import Delivery, current_delivery
 from refnet_platform.engine import make_engine, read_connection
 from refnet_platform.envelope import OutgoingEvent, TypeRegistry, wrap
-from refnet_platform.outbox import Relay
+from refnet_platform.outbox import CommitWaiter, Relay
 from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import CASE_EVENTS, Topic
@@ -205,6 +205,40 @@ def test_relay_publishes_in_order_with_the_writers_trace_and_wakes_on_commit(
     assert elapsed < 30, f"relay took {elapsed:.1f}s: it did not wake on commit"
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one() == 0
+
+
+@pytest.mark.parametrize("lanes, at_once", [
+    (["intake.cases.v1"], False),
+    (["intake.cases-urgent.v1"], True),
+    (["intake.cases.v1", "intake.cases-urgent.v1"], True),  # a batch: one routine unit of work, then an emergency's
+])
+def test_a_commit_soon_after_a_round_wakes_the_relay_at_once_for_an_emergency_and_at_the_spacing_otherwise(
+        engine: Engine, lanes: list[str], at_once: bool) -> None:
+    waiter = CommitWaiter(engine, None)
+
+    def write() -> None:
+        time.sleep(0.1)
+        with BatchTransaction(engine) as batch:
+            for n, topic in enumerate(lanes):
+                with NotesUnitOfWork(engine, "test") as work:
+                    work.add_note(f"n{n}", topic)
+                    work.commit()
+            batch.commit()
+
+    writer = threading.Thread(target=write)
+    try:
+        assert not waiter._woken_within(0.3, time.monotonic() + 0.1)  # the spacing alone wakes nothing
+        routine_from = time.monotonic() + 1.5
+        writer.start()
+        assert waiter._woken_within(5.0, routine_from)
+        woken = time.monotonic()
+    finally:
+        writer.join()
+        waiter.close()
+    if at_once:
+        assert woken < routine_from - 1.0, "an emergency's row waited for the routine spacing"
+    else:
+        assert routine_from <= woken < routine_from + 1.0
 
 
 def test_relay_publishes_the_urgent_lanes_rows_before_an_older_normal_backlog(

@@ -1,7 +1,8 @@
 """The relay: publishes outbox rows in order with an idempotent producer, then marks them sent.
 
 It wakes on commit: PostgreSQL NOTIFY (sent in the writer's transaction), or SQLite's data_version,
-which changes when another connection commits. A slow poll remains as a safety net. Only the relay holding
+which changes when another connection commits; for a priority lane's row at once, for routine rows at most every
+ROUTINE_ROUND_SPACING_S. A slow poll remains as a safety net. Only the relay holding
 the service's lease (relay_lease) publishes; another copy stands by and takes over when it goes.
 """
 
@@ -32,7 +33,7 @@ from refnet_platform.stopping import Stopping
 from refnet_platform.tables import outbox, outbox_channel
 from refnet_platform.telemetry import context_from_traceparent, current_traceparent, exporting
 from refnet_platform.topics import TOPICS
-from refnet_platform.unit_of_work import crash_point
+from refnet_platform.unit_of_work import URGENT_PAYLOAD, crash_point
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("refnet.relay")
@@ -43,6 +44,13 @@ _PENDING = (select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value, ou
 # What a commit waiter on SQLite asks, on its own connection, before it wakes the relay.
 _ANY_PENDING_SQLITE = f"SELECT 1 FROM {outbox.name} WHERE {outbox.c.sent_at.name} IS NULL LIMIT 1"
 URGENT_TOPICS = sorted(t.name for t in TOPICS if t.urgent)
+_URGENT_PENDING_SQLITE = (f"SELECT 1 FROM {outbox.name} WHERE {outbox.c.sent_at.name} IS NULL AND "
+                          f"{outbox.c.topic.name} IN ({', '.join(repr(name) for name in URGENT_TOPICS)}) LIMIT 1")
+# A routine round begins at least this long after the last round began; a commit with a priority lane's row
+# wakes the relay at once. A round of one event (intake-api commits each case on its own, 345 a second while a
+# backlog is registered) costs the relay a read, a produce request, a wait for the broker and a mark, and each
+# reader a fetch and a batch transaction, for that one event.
+ROUTINE_ROUND_SPACING_S = 0.01
 # How often a relay waiting for a commit looks whether it was asked to stop (a stop never waits a whole poll).
 STOP_CHECK_S = 1.0
 # A commit writes its frames to the log (which wakes us) before it makes them visible. When the woken relay
@@ -114,44 +122,70 @@ class CommitWaiter:
             self._wal = INotify()
             self._wal.add_watch(wal, inotify_flags.MODIFY)
 
-    def wait(self, timeout: float, stopping: Stopping | None = None) -> None:
-        """Until a commit, the timeout, or (checked every STOP_CHECK_S) `stopping` is set."""
+    def wait(self, timeout: float, stopping: Stopping | None = None, routine_from: float = 0.0) -> None:
+        """Until a commit with a row to publish (a routine row: not before `routine_from`, a time.monotonic()),
+        the timeout, or (checked every STOP_CHECK_S) `stopping` is set."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0 and not (stopping is not None and stopping.is_set()):
-            if self._woken_within(min(left, STOP_CHECK_S)):
+            if self._woken_within(min(left, STOP_CHECK_S), routine_from):
                 return
 
-    def _woken_within(self, timeout: float) -> bool:
+    def _woken_within(self, timeout: float, routine_from: float = 0.0) -> bool:
+        """True once a commit left a row to publish: a priority lane's at once, a routine one at `routine_from`."""
         if self._pg is not None:
-            ready, _, _ = select_module.select([self._pg.fileno()], [], [], timeout)
-            if ready:
-                for _ in self._pg.notifies(timeout=0, stop_after=1000):
-                    pass
-            return bool(ready)
+            return self._notified_within(timeout, routine_from)
         deadline = time.monotonic() + timeout
         rechecks: list[float] = []
-        while (left := deadline - time.monotonic()) > 0:
+        routine = False  # a routine row waits for routine_from
+        while (left := deadline - (now := time.monotonic())) > 0:
+            if routine and now >= routine_from:
+                return True
             version = self._data_version()
             if version != self._version:
                 self._version = version
-                # Most commits (a worker's inbox rows, the api's reads) wrote no outbox row: one plain query
+                # Most commits (a worker's inbox rows, the api's reads) wrote no outbox row: a plain query or two
                 # here instead of the relay's round. Read after the version: a later commit changes it again.
-                if self._any_pending():
+                if now >= routine_from:
+                    if self._any_pending():
+                        return True
+                elif self._urgent_pending():
                     return True
+                else:
+                    routine = routine or self._any_pending()
                 continue
+            wait_s = min(left, routine_from - now) if routine else left
             if self._wal is None:
-                time.sleep(0.002)
+                time.sleep(min(0.002, wait_s))
             elif rechecks:
-                time.sleep(min(rechecks.pop(0), left))
-            elif self._wal.read(timeout=int(left * 1000) + 1):  # events since the check are queued: none lost
+                time.sleep(min(rechecks.pop(0), wait_s))
+            elif self._wal.read(timeout=int(wait_s * 1000) + 1):  # events since the check are queued: none lost
                 rechecks = list(WAL_RECHECKS_S)
-        return False
+        return routine
+
+    def _notified_within(self, timeout: float, routine_from: float) -> bool:
+        """PostgreSQL: a writer's NOTIFY says which lane its rows are for (unit_of_work.URGENT_PAYLOAD)."""
+        deadline = time.monotonic() + timeout
+        routine = False
+        while (left := deadline - (now := time.monotonic())) > 0:
+            if routine and now >= routine_from:
+                return True
+            ready, _, _ = select_module.select([self._pg.fileno()], [], [],
+                                               min(left, routine_from - now) if routine else left)
+            if ready:
+                lanes = {n.payload for n in self._pg.notifies(timeout=0, stop_after=1000)}
+                if URGENT_PAYLOAD in lanes or time.monotonic() >= routine_from:
+                    return True
+                routine = routine or bool(lanes)
+        return routine
 
     def _data_version(self) -> int:
         return int(self._sqlite_query("PRAGMA data_version")[0])
 
     def _any_pending(self) -> bool:
         return self._sqlite_query(_ANY_PENDING_SQLITE) is not None
+
+    def _urgent_pending(self) -> bool:
+        return self._sqlite_query(_URGENT_PENDING_SQLITE) is not None
 
     def _sqlite_query(self, sql: str) -> Any:
         cursor = self._sqlite.cursor()
@@ -278,10 +312,12 @@ class Relay:
                     # The waiter's connection dies with the database; a new one is opened once it is back.
                     if waiter is None:
                         waiter = CommitWaiter(self.engine, self.schema)
-                    while self.publish_pending(waiter.connection) == self.batch_size and self._leading():
-                        pass
+                    began = time.monotonic()
+                    while (sent := self.publish_pending(waiter.connection)) == self.batch_size and self._leading():
+                        began = time.monotonic()
                     renew_s = self.lease.renew_every_s if self.lease is not None else self.poll_interval_s
-                    waiter.wait(min(self.poll_interval_s, renew_s), self.stopping)
+                    waiter.wait(min(self.poll_interval_s, renew_s), self.stopping,
+                                routine_from=began + ROUTINE_ROUND_SPACING_S if sent else 0.0)
                 except LeaseLost:
                     log.warning("relay lease lost mid-batch; standing by (its rows go out from the new holder)")
                 except Exception:

@@ -124,6 +124,12 @@ def topic(name: str) -> Topic:
         raise KeyError(f"topic {name!r} is not in the registry") from None
 
 
+def urgent(name: str) -> bool:
+    """Whether `name` is a registered priority lane."""
+    registered = BY_NAME.get(name)
+    return registered is not None and registered.urgent
+
+
 def urgent_lane(name: str) -> str:
     """The priority-lane twin of a stream topic: intake.cases.v1 -> intake.cases-urgent.v1."""
     stem, version = name.rsplit(".", 1)

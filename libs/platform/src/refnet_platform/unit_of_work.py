@@ -17,6 +17,7 @@ from refnet_platform.engine import is_postgres, read_connection
 from refnet_platform.envelope import OutgoingEvent, wrap
 from refnet_platform.tables import inbox, outbox, outbox_channel
 from refnet_platform.telemetry import current_traceparent
+from refnet_platform.topics import urgent
 
 # Built once: a constant statement executed with parameters skips SQLAlchemy's per-call construction.
 _INSERT_OUTBOX = insert(outbox)
@@ -28,7 +29,9 @@ _INSERT_INBOX = text(
 # A batch's inbox rows, checked as the batch began: a row another consumer of the group wrote since (PostgreSQL,
 # after a rebalance) fails the batch's commit on the unique key, and the batch is undone whole.
 _RECORD_INBOX = insert(inbox)
-_NOTIFY = text("SELECT pg_notify(:channel, '')")
+_NOTIFY = text("SELECT pg_notify(:channel, :lane)")
+# The NOTIFY payload of a commit with a row for a priority lane: its relay publishes at once (outbox.CommitWaiter).
+URGENT_PAYLOAD = "urgent"
 _INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
                                              inbox.c.event_id == bindparam("event_id"))
 _INBOX_SEEN_ANY = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
@@ -69,7 +72,7 @@ class BatchTransaction:
         self._inbox_rows: list[dict[str, object]] = []
         self._checked: set[tuple[str, str]] = set()  # deliveries whose inbox rows were looked up
         self._seen: set[tuple[str, str]] = set()  # ...and found, or staged by this batch
-        self._notify: set[str] = set()
+        self._notify: dict[str, str] = {}  # NOTIFY channel: payload (URGENT_PAYLOAD if any row is urgent)
         self._after_commit: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
@@ -114,8 +117,8 @@ class BatchTransaction:
             conn.execute(_INSERT_OUTBOX, self._outbox_rows)
         if self._inbox_rows:
             conn.execute(_RECORD_INBOX, self._inbox_rows)
-        for channel in self._notify:  # delivered on commit: wakes the relay at once instead of on its next poll
-            conn.execute(_NOTIFY, {"channel": channel})
+        for channel, lane in self._notify.items():  # delivered on commit: wakes the relay
+            conn.execute(_NOTIFY, {"channel": channel, "lane": lane})
         conn.commit()
         callbacks = self._after_commit
         self._reset()
@@ -125,7 +128,7 @@ class BatchTransaction:
     def _reset(self) -> None:
         self.spoiled = False
         self._outbox_rows, self._inbox_rows, self._after_commit = [], [], []
-        self._checked, self._seen, self._notify = set(), set(), set()
+        self._checked, self._seen, self._notify = set(), set(), {}
 
 
 _current_batch: ContextVar[BatchTransaction | None] = ContextVar("refnet_batch", default=None)
@@ -217,7 +220,9 @@ class UnitOfWork:
                                               processed_at=system_clock()))
                 batch._seen.add((delivery.consumer, delivery.event_id))
             if rows and is_postgres(self.engine):
-                batch._notify.add(outbox_channel(self.schema))
+                channel = outbox_channel(self.schema)
+                if batch._notify.get(channel) != URGENT_PAYLOAD:
+                    batch._notify[channel] = _lane(rows)
             batch._after_commit.extend(self._after_commit)
         else:
             if rows:
@@ -230,7 +235,7 @@ class UnitOfWork:
                     raise Duplicate(delivery.event_id)
             if rows and is_postgres(self.engine):
                 # Delivered on commit: wakes the relay at once instead of on its next poll.
-                conn.execute(_NOTIFY, {"channel": outbox_channel(self.schema)})
+                conn.execute(_NOTIFY, {"channel": outbox_channel(self.schema), "lane": _lane(rows)})
             conn.commit()
             for callback in self._after_commit:
                 callback()
@@ -243,3 +248,8 @@ class UnitOfWork:
         if known is not None:
             return known
         return self.connection.execute(_INBOX_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
+
+
+def _lane(rows: list[dict[str, object]]) -> str:
+    """The NOTIFY payload for a commit's outbox rows."""
+    return URGENT_PAYLOAD if any(urgent(str(row["topic"])) for row in rows) else ""

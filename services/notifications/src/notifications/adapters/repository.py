@@ -5,14 +5,16 @@ offset) and read back aware."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Connection,
+    DateTime,
     Select,
     Table,
     TextClause,
@@ -27,7 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy.engine import CursorResult, Dialect, RowMapping
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from notifications.adapters.tables import (
@@ -57,7 +59,6 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 # What the consumer runs for every event, built once with parameters: SQLAlchemy then neither rebuilds the
 # statements nor works out their cache keys again at each call.
-_INSERT_DELIVERY, _INSERT_FEED = insert(deliveries), insert(feed)
 _CASE_WORKER = select(cases.c.case_worker_id).where(cases.c.case_id == bindparam("case_id"))
 _REFERRAL = select(referrals).where(referrals.c.referral_id == bindparam("referral_id"))
 _CONSENTED = select(consents.c.service_type).where(consents.c.case_id == bindparam("case_id"))
@@ -93,38 +94,59 @@ def _upsert_statement(table: str, keys: tuple[str, ...], columns: tuple[str, ...
                 f"ON CONFLICT ({', '.join(keys)}) {action}")
 
 
-class _Untyped:
-    """One of the consumer's statements whose values are all text or numbers (no column type converts them),
-    sent with exec_driver_sql as the database's own SQL, compiled once per dialect: it skips what SQLAlchemy
-    does at every execute of a statement (its cache key and lookup, each parameter processed), about half of
-    such a statement's cost (13 of 27 us). Events (tracing) still see it."""
+class _Native:
+    """One of the consumer's statements (every event runs it), sent with exec_driver_sql as the database's own
+    SQL, compiled once per dialect, its values converted by the types of its `typed` columns (times: the rest
+    are text and numbers, which no type converts) as SQLAlchemy converts them. It skips what SQLAlchemy does at
+    every execute of a statement (its cache key and lookup, each parameter processed): about half of such a
+    statement's cost (13 of 27 us). Events (tracing) still see it."""
 
-    def __init__(self, statement: TextClause) -> None:
+    def __init__(self, statement: TextClause, typed: Sequence[Column[Any]] = ()) -> None:
         self.statement = statement
-        self._sql: dict[type[Dialect], tuple[str, tuple[str, ...] | None]] = {}
+        self.typed = typed
+        self._prepared: dict[tuple[type[Dialect], str], tuple[str, Callable[[dict[str, Any]], Any]]] = {}
 
-    def execute(self, conn: Connection, values: dict[str, Any]) -> None:
-        compiled = self._sql.get(type(conn.dialect))
-        if compiled is None:
-            c = self.statement.compile(dialect=conn.dialect)
-            compiled = self._sql[type(conn.dialect)] = (c.string, tuple(c.positiontup) if c.positional else None)
-        sql, positions = compiled
-        conn.exec_driver_sql(sql, values if positions is None else tuple(values[name] for name in positions))
+    def execute(self, conn: Connection, values: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
+        """Executes it with `values`, or once for each of a list of them (executemany)."""
+        dialect = conn.dialect
+        prepared = self._prepared.get((type(dialect), dialect.paramstyle)) or self._prepare(dialect)
+        sql, params = prepared
+        return conn.exec_driver_sql(sql, [params(v) for v in values] if isinstance(values, list) else params(values))
+
+    def _prepare(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        compiled = self.statement.compile(dialect=dialect)
+        processors = {c.name: p for c in self.typed if (p := c.type.dialect_impl(dialect).bind_processor(dialect))}
+        if compiled.positional:
+            order = [(name, processors.get(name)) for name in compiled.positiontup or ()]
+
+            def params(row: dict[str, Any]) -> Any:
+                return tuple(row[n] if p is None else p(row[n]) for n, p in order)
+        else:
+            def params(row: dict[str, Any]) -> Any:
+                return {**row, **{n: p(row[n]) for n, p in processors.items()}} if processors else row
+        prepared = self._prepared[(type(dialect), dialect.paramstyle)] = (compiled.string, params)
+        return prepared
 
 
-# What every CaseRegistered and ReferralRequested writes.
-_NOTE_CASE = _Untyped(_upsert_statement("cases", ("case_id",), ("case_id", "province_code", "case_worker_id")))
-_NOTE_REFERRAL = _Untyped(_upsert_statement("referrals", ("referral_id",), (
+def _insert(table: Table, columns: Sequence[str] | None = None, conflict: str = "") -> _Native:
+    """INSERT INTO table (columns: all by default) VALUES (...) [conflict], its times converted."""
+    names = list(columns or [c.name for c in table.columns])
+    typed = [table.c[n] for n in names if isinstance(table.c[n].type, DateTime)]
+    return _Native(text(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(f':{n}' for n in names)})"
+                        f"{' ' + conflict if conflict else ''}"), typed)
+
+
+# What every CaseRegistered and ReferralRequested writes, the times in the table's columns converted (stored
+# in UTC).
+_NOTE_CASE = _Native(_upsert_statement("cases", ("case_id",), ("case_id", "province_code", "case_worker_id")))
+_NOTE_REFERRAL = _Native(_upsert_statement("referrals", ("referral_id",), (
     "referral_id", "case_id", "case_worker_id", "provider_id", "service_type", "priority", "province_code")))
-
-
 # Records notices, those not recorded before (their event redelivered) left as they are: executed once for all
 # of an event's notices, and how many rows it inserted says whether they were all new (no RETURNING to read:
-# reading it was a third of the statement's cost). Its time is typed as its column (stored in UTC).
-_INSERT_NEW_NOTICES = text(
-    f"INSERT INTO notices ({', '.join(c.name for c in notices.columns)}) "
-    f"VALUES ({', '.join(f':{c.name}' for c in notices.columns)}) ON CONFLICT (notice_id) DO NOTHING"
-).bindparams(bindparam("created_at", type_=notices.c.created_at.type))
+# reading it was a third of the statement's cost).
+_INSERT_NEW_NOTICES = _insert(notices, conflict="ON CONFLICT (notice_id) DO NOTHING")
+_INSERT_DELIVERY = _insert(deliveries)
+_INSERT_FEED = _insert(feed, ["notice_id", "role", "recipient_id", "case_id", "published_at"])
 _KNOWN_DELIVERIES = select(deliveries.c.notice_id).where(deliveries.c.notice_id.in_(bindparam("ids", expanding=True)))
 
 
@@ -154,11 +176,11 @@ def _claim(emergencies_only: bool) -> ReturningUpdate[tuple[str]]:
 
 
 @cache
-def _consent_statement(services: int) -> _Untyped:
+def _consent_statement(services: int) -> _Native:
     """A case's consents, `services` rows in one INSERT (those known already left as they are)."""
     rows = ", ".join(f"(:case_id, :service_type_{i})" for i in range(services))
-    return _Untyped(text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
-                         "ON CONFLICT (case_id, service_type) DO NOTHING"))
+    return _Native(text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
+                        "ON CONFLICT (case_id, service_type) DO NOTHING"))
 
 
 class NoticeRepository:
@@ -174,7 +196,7 @@ class NoticeRepository:
         if not planned:
             return []
         at = _utc(now)
-        inserted = self.conn.execute(_INSERT_NEW_NOTICES, [dict(
+        inserted = _INSERT_NEW_NOTICES.execute(self.conn, [dict(
             notice_id=p.message.notice_id, source_event_id=p.message.event_id, recipient_id=p.message.recipient_id,
             channel=p.lane, subject=p.message.subject[:300], body=p.message.body, referral_id=p.message.referral_id,
             case_id=p.message.case_id, province_code=p.message.province_code, status=p.status, created_at=at)
@@ -188,7 +210,7 @@ class NoticeRepository:
             known = set(self.conn.execute(_KNOWN_DELIVERIES, {"ids": [p.message.notice_id for p in planned]})
                         .scalars())
             added = [p for p in planned if p.message.notice_id not in known]
-        self.conn.execute(_INSERT_DELIVERY, [dict(
+        _INSERT_DELIVERY.execute(self.conn, [dict(
             notice_id=p.message.notice_id, lane=p.lane, role=p.message.role, kind=p.message.kind,
             priority=p.message.priority, language=p.message.language, address=p.message.address, html=p.message.html,
             payload=json.dumps(dict(p.message.payload)) if p.message.payload else "{}",  # only webhooks' have one
@@ -265,7 +287,7 @@ class NoticeRepository:
     def publish(self, messages: Sequence[OutboundMessage], now: datetime) -> None:
         """Puts newly recorded in-app notices in their recipients' feeds (the feed's notice_id is unique)."""
         if messages:
-            self.conn.execute(_INSERT_FEED, [dict(notice_id=m.notice_id, role=m.role, recipient_id=m.recipient_id,
+            _INSERT_FEED.execute(self.conn, [dict(notice_id=m.notice_id, role=m.role, recipient_id=m.recipient_id,
                                                   case_id=m.case_id, published_at=_utc(now)) for m in messages])
 
     def feed_page(self, role: Role, recipient_ids: Sequence[str] | None, case_id: str, *, before: int = 0,

@@ -10,6 +10,7 @@ import contextvars
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 
 from notifications.adapters.directory_file import load_directory_file
-from notifications.adapters.tables import deliveries, feed, notices
+from notifications.adapters.tables import deliveries, feed, notices, referrals
 from notifications.bootstrap import bootstrap
 from notifications.config import MIGRATIONS, Settings
 from notifications.domain import commands
@@ -136,3 +137,33 @@ def test_a_directory_loaded_again_in_the_worker_is_used_at_once(worker: tuple[Me
         addresses = set(conn.execute(select(deliveries.c.address).where(deliveries.c.notice_id.in_(made),
                                                                         deliveries.c.lane == "email")).scalars())
     assert addresses == {"duty-desk@police.test"}
+
+
+def test_a_referrals_rows_hold_its_times_as_sqlalchemy_binds_them(tmp_path: Path, database_url: str) -> None:
+    """The worker writes them as the database's own SQL: its times converted as SQLAlchemy converts them (on
+    SQLite, the text that every comparison with a bound time expects)."""
+    now = datetime(2026, 12, 7, 9, 30, 15, 123456, tzinfo=UTC)
+    settings = Settings(DATABASE_URL=database_url)
+    engine = open_database(settings, MIGRATIONS)
+    try:
+        unused = Unused()
+        bus = bootstrap(settings, engine, adapters={Channel.EMAIL: unused}, contacts=None, dead_letters=unused,
+                        clock=lambda: now)
+        bus.handle(load_directory_file(write_directory(tmp_path / "directory.json", "duty-1@police.test")))
+        new = referral()
+        made = handle_as_consumed(bus, new)
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(notices).where(notices.c.created_at == now)
+                                ).scalar() == NOTICES_PER_REFERRAL
+            assert conn.execute(select(func.count()).select_from(deliveries).where(
+                deliveries.c.created_at == now, deliveries.c.updated_at == now)).scalar() == NOTICES_PER_REFERRAL
+            assert conn.execute(select(deliveries.c.lane).where(deliveries.c.next_attempt_at == now)
+                                ).scalars().all() == ["email"]  # in-app: delivered, nothing to attempt
+            assert conn.execute(select(feed.c.notice_id).where(feed.c.published_at == now)).scalars().all() == [
+                m for m in made if conn.execute(select(deliveries.c.lane).where(deliveries.c.notice_id == m)
+                                                ).scalar() == "in_app"]
+            row = conn.execute(select(referrals).where(referrals.c.referral_id == new.referral_id)).mappings().one()
+            assert (row["case_id"], row["service_type"], row["priority"]) == (
+                new.case_id, ServiceType.POLICE_PROTECTION, Urgency.ROUTINE.priority)
+    finally:
+        engine.dispose()

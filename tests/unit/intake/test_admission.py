@@ -1,5 +1,6 @@
 """intake-api's admission: under a flood of normal calls an emergency registration is served first, on a thread kept
-for emergencies, while the normal calls queue; within each lane, first come first served."""
+for emergencies, while the normal calls queue; within each lane, first come first served. Normal registrations that
+queue are handled together (Batches), in their order."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import threading
 from typing import Any
 
 from intake.domain import commands
-from intake.entrypoints.admission import Admission, is_emergency
+from intake.entrypoints.admission import Admission, Batches, is_emergency
 from refnet_platform.caller import Caller, Role
+from refnet_platform.engine import make_engine
 from refnet_platform.vocabulary import RiskLevel
 
 OPERATOR = Caller("qn-operator-1", Role.OPERATOR, provinces=frozenset({"22"}), person=True)
@@ -114,5 +116,38 @@ def test_a_caller_that_gives_up_frees_its_place_only_when_its_handler_ends() -> 
         db.let_go("normal-1")
         assert await last == "normal-1"
         assert db.started == ["normal-0", "normal-1"]
+
+    asyncio.run(scenario())
+
+
+class Recording(Admission):
+    """Records what each turn on a handler thread was given: a batch of (command, context)."""
+
+    def __init__(self) -> None:
+        super().__init__(slots=1, reserved=1)
+        self.turns: list[list[str]] = []
+
+    async def run(self, handle: Any, command: Any) -> Any:
+        self.turns.append([c.client_request_id for c, _ in command])
+        return await super().run(handle, command)
+
+
+def test_registrations_that_queue_are_handled_together_and_a_caller_that_gave_up_is_left_out() -> None:
+    async def scenario() -> None:
+        db, admission, engine = Database(), Recording(), make_engine("sqlite://")
+        batches = Batches(admission, engine, db.handle, most=3)
+        first = asyncio.create_task(batches.run(registration("normal-0")))
+        await settle()
+        queued = {name: asyncio.create_task(batches.run(registration(name))) for name in ("a", "gone", "b", "c", "d")}
+        await settle()
+        queued["gone"].cancel()
+        assert db.started == ["normal-0"]
+        for name in ("normal-0", "a", "b", "c", "d"):
+            db.let_go(name)
+        assert await first == "normal-0"
+        assert [await queued[name] for name in ("a", "b", "c", "d")] == ["a", "b", "c", "d"]
+        assert db.started == ["normal-0", "a", "b", "c", "d"]  # "gone" never ran
+        assert admission.turns == [["normal-0"], ["a", "b"], ["c", "d"]]  # at most 3 taken at once, gone's left empty
+        engine.dispose()
 
     asyncio.run(scenario())

@@ -57,7 +57,7 @@ def make_vault(settings: Settings) -> Vault:
 
 
 def bootstrap(settings: Settings, engine: Engine, vault: Vault | None = None,
-              clock: Clock = system_clock, writing: threading.Lock | None = None) -> MessageBus:
+              clock: Clock = system_clock, writing: threading.RLock | None = None) -> MessageBus:
     """clock: what the handlers take as now (a test passes its own). writing: the api's lock for its write
     transactions on SQLite (see IntakeUnitOfWork)."""
     vault = vault or make_vault(settings)

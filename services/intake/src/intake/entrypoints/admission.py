@@ -6,7 +6,11 @@ thread, or, if other emergencies hold those, next after them.
 
 Emergency, as for a case (model.Case.emergency): a registration or risk update naming immediate danger or high
 risk. Everything else is normal. (The token check before a handler runs is the platform's, on the event loop's
-default pool; handlers no longer share that pool, so it stays free for the checks.)"""
+default pool; handlers no longer share that pool, so it stays free for the checks.)
+
+Normal registrations that queue together are written together (Batches): one transaction, one commit and one
+turn on the handler thread for up to BATCH_MOST of them, about a third less CPU a case than one by one. An emergency
+then waits at most for one such batch (a few milliseconds), not for the normal calls queued."""
 
 from __future__ import annotations
 
@@ -14,11 +18,17 @@ import asyncio
 import contextvars
 import heapq
 import itertools
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine
+
 from intake.domain import commands
+from refnet_platform.errors import DomainError
+from refnet_platform.unit_of_work import BatchTransaction
 from refnet_platform.vocabulary import RiskLevel
 
 T = TypeVar("T")
@@ -31,6 +41,9 @@ EMERGENCY, NORMAL = 0, 1
 NORMAL_SLOTS = 4
 SQLITE_NORMAL_SLOTS = 1
 EMERGENCY_SLOTS = 1
+# Registrations written in one transaction at most: 8 took a registration's handler CPU from 1.2 to 0.87 ms (16:
+# 0.79) while an emergency waits for at most one batch.
+BATCH_MOST = 8
 
 
 def is_emergency(command: object) -> bool:
@@ -82,3 +95,94 @@ class Admission:
             heapq.heappop(self._waiting)
             self._running += 1
             granted.set_result(None)
+
+
+# What a command came to: its result, or what it raised.
+Outcome = tuple[Any, BaseException | None]
+
+
+class Batches:
+    """Normal registrations on their way to the database: those that queue while one is written go together, in one
+    transaction (the platform's BatchTransaction: each registration's unit of work in it, its outbox rows written at
+    the batch's commit), at most `most` at a time and `lanes` batches at once (the admission's normal slots). A
+    registration alone is a batch of one, handled as before. One refused before it wrote anything is answered so
+    and the others go on; if anything else in a batch fails (a repeated request id, a lost write), nothing of it was
+    committed and each of its registrations is handled again alone, so each caller gets what it would have got
+    without batching. Each registration runs in its own call's context
+    (caller, trace, causation: what its log lines and outbox rows carry)."""
+
+    def __init__(self, admission: Admission, engine: Engine, handle: Callable[[Any], Any],
+                 writing: threading.RLock | None = None, most: int = BATCH_MOST, lanes: int = 1) -> None:
+        self.admission = admission
+        self.engine = engine
+        self.handle = handle
+        self.writing = writing  # held for the whole batch; its units of work take it again (re-entrant)
+        self.most = most
+        self.lanes = lanes
+        self._queued: list[tuple[object, contextvars.Context, asyncio.Future[Any]]] = []
+        self._draining: set[asyncio.Task[None]] = set()  # kept: the loop holds only weak references to tasks
+
+    async def run(self, command: object) -> Any:
+        """`handle(command)`, written with the registrations queued beside it."""
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append((command, contextvars.copy_context(), done))
+        if len(self._draining) < self.lanes:
+            task = asyncio.get_running_loop().create_task(self._drain(), context=contextvars.Context())  # no call's own
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
+        return await done
+
+    async def _drain(self) -> None:
+        while self._queued:
+            taken = [item for item in self._queued[:self.most] if not item[2].done()]  # callers that gave up: not run
+            del self._queued[:self.most]
+            if not taken:
+                continue
+            try:
+                outcomes = await self.admission.run(self._write, [(command, ctx) for command, ctx, _ in taken])
+            except BaseException as exc:  # not run (the server stopping): each caller is told
+                for _, _, done in taken:
+                    if not done.done():
+                        done.cancel() if isinstance(exc, asyncio.CancelledError) else done.set_exception(exc)
+                raise
+            for (_, _, done), (result, error) in zip(taken, outcomes, strict=True):
+                if not done.done():
+                    done.set_exception(error) if error is not None else done.set_result(result)
+
+    def _write(self, batch: list[tuple[object, contextvars.Context]]) -> list[Outcome]:
+        """On the handler thread: the batch in one transaction, else each alone."""
+        if len(batch) > 1:
+            try:
+                with self.writing or nullcontext(), BatchTransaction(self.engine) as transaction:
+                    outcomes = [_refused_or(ctx, self.handle, command) for command, ctx in batch]
+                    transaction.commit()  # BatchSpoiled if one was refused after it began writing
+                return outcomes
+            except Exception:  # nothing of it was committed: each is handled alone below, with its own error
+                pass
+        return [_alone(ctx, self.handle, command) for command, ctx in batch]
+
+
+def _in_context(ctx: contextvars.Context, handle: Callable[[Any], Any], command: object) -> Any:
+    """`handle(command)` seeing its call's context variables as well as this thread's own (the batch transaction)."""
+    def run() -> Any:
+        for var, value in ctx.items():
+            var.set(value)
+        return handle(command)
+
+    return contextvars.copy_context().run(run)
+
+
+def _refused_or(ctx: contextvars.Context, handle: Callable[[Any], Any], command: object) -> Outcome:
+    """In a batch: a registration refused before it wrote anything (invalid, outside the caller's provinces) is
+    answered so and the others go on; one refused once it had begun writing spoils the batch."""
+    try:
+        return _in_context(ctx, handle, command), None
+    except DomainError as exc:
+        return None, exc
+
+
+def _alone(ctx: contextvars.Context, handle: Callable[[Any], Any], command: object) -> Outcome:
+    try:
+        return ctx.run(handle, command), None
+    except Exception as exc:
+        return None, exc

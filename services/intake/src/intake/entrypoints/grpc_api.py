@@ -18,7 +18,7 @@ from intake.adapters.repository import CaseRepository
 from intake.bootstrap import bootstrap, make_vault
 from intake.config import MIGRATIONS, Settings
 from intake.domain import commands
-from intake.entrypoints.admission import NORMAL_SLOTS, SQLITE_NORMAL_SLOTS, Admission
+from intake.entrypoints.admission import NORMAL_SLOTS, SQLITE_NORMAL_SLOTS, Admission, Batches, is_emergency
 from refnet.intake.v1 import casework_service_pb2 as cw
 from refnet.intake.v1 import casework_service_pb2_grpc as cw_grpc
 from refnet.intake.v1 import contact_service_pb2 as contact_pb
@@ -34,9 +34,10 @@ from refnet_platform.runtime import run_api
 
 
 class IntakeServicer(pb_grpc.IntakeServiceServicer):
-    def __init__(self, bus: MessageBus, admission: Admission, clock: Clock = system_clock) -> None:
+    def __init__(self, bus: MessageBus, admission: Admission, batches: Batches, clock: Clock = system_clock) -> None:
         self.bus = bus
         self.admission = admission
+        self.batches = batches  # normal registrations: written together when they queue
         self.clock = clock  # the bus's: a case's consents are shown as valid or not at its time
 
     def _case(self, case: Any) -> pb.Case:
@@ -52,7 +53,9 @@ class IntakeServicer(pb_grpc.IntakeServiceServicer):
 
     async def RegisterCase(self, request: pb.RegisterCaseRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RegisterCaseResponse:
-        case, created = await self._handle(mapping.register_case_command, request, context)
+        command = mapping.register_case_command(request, caller_of(context))
+        admitted = self.admission.run(self.bus.handle, command) if is_emergency(command) else self.batches.run(command)
+        case, created = await admitted
         return pb.RegisterCaseResponse(case=self._case(case), created=created, call_id=case.call_id)
 
     async def GetCase(self, request: pb.GetCaseRequest, context: grpc.aio.ServicerContext) -> pb.GetCaseResponse:
@@ -182,12 +185,14 @@ def register(settings: Settings, engine: Engine, server: grpc.aio.Server, clock:
         CaseRepository(conn, vault).seal_pending_notes()
     # SQLite has one writer: the handler threads take turns on a lock of the process rather than by retrying.
     sqlite = not is_postgres(engine)
-    writing = threading.Lock() if sqlite else None
+    writing = threading.RLock() if sqlite else None  # re-entrant: a batch holds it around its units of work
     bus = bootstrap(settings, engine, vault=vault, clock=clock, writing=writing)
     refnet_geo.preload()  # no request pays for loading the map
     # Every handler's way to the database: an emergency goes first.
-    admission = Admission(slots=SQLITE_NORMAL_SLOTS if sqlite else NORMAL_SLOTS)
-    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, admission, clock), server)
+    slots = SQLITE_NORMAL_SLOTS if sqlite else NORMAL_SLOTS
+    admission = Admission(slots=slots)
+    batches = Batches(admission, engine, bus.handle, writing, lanes=slots)
+    pb_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(bus, admission, batches, clock), server)
     contact_grpc.add_CaseContactServiceServicer_to_server(CaseContactServicer(bus, admission), server)
     cw_grpc.add_CaseWorkServiceServicer_to_server(CaseWorkServicer(bus, admission, clock), server)
     return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name,

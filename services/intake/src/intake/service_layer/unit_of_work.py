@@ -22,11 +22,12 @@ class IntakeUnitOfWork(UnitOfWork):
     casework: CaseWorkRepository
 
     def __init__(self, engine: Engine, vault: Vault, schema: str | None = None,
-                 writing: threading.Lock | None = None) -> None:
-        """writing: intake-api's one lock for its write transactions on SQLite (never in a batch transaction: the
-        api has none): a handler thread waits for another of this process on it, asleep, instead of retrying
-        BEGIN IMMEDIATE every millisecond (the lock is SQLite's one writer either way; the retries only burnt CPU).
-        Other processes' writers (intake-worker, intake-relay) are still waited for by retrying."""
+                 writing: threading.RLock | None = None) -> None:
+        """writing: intake-api's one lock for its write transactions on SQLite: a handler thread waits for another
+        of this process on it, asleep, instead of retrying BEGIN IMMEDIATE every millisecond (the lock is SQLite's
+        one writer either way; the retries only burnt CPU). Re-entrant: a batch of registrations (admission.Batches)
+        holds it for its whole transaction, and each of its units of work takes it again. Other processes' writers
+        (intake-worker, intake-relay) are still waited for by retrying."""
         super().__init__(engine, "intake", schema)
         self.vault = vault
         self._writing = writing

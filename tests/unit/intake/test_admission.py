@@ -128,7 +128,8 @@ class Recording(Admission):
         self.turns: list[list[str]] = []
 
     async def run(self, handle: Any, command: Any) -> Any:
-        self.turns.append([c.client_request_id for c, _ in command])
+        batch = command if isinstance(command, list) else [(command, None)]
+        self.turns.append([c.client_request_id for c, _ in batch])
         return await super().run(handle, command)
 
 
@@ -148,6 +149,35 @@ def test_registrations_that_queue_are_handled_together_and_a_caller_that_gave_up
         assert [await queued[name] for name in ("a", "b", "c", "d")] == ["a", "b", "c", "d"]
         assert db.started == ["normal-0", "a", "b", "c", "d"]  # "gone" never ran
         assert admission.turns == [["normal-0"], ["a", "b"], ["c", "d"]]  # at most 3 taken at once, gone's left empty
+        engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_ends_early_for_an_emergency_and_its_rest_goes_first_after_it() -> None:
+    async def scenario() -> None:
+        db, admission, engine = Database(), Recording(), make_engine("sqlite://")
+        batches = Batches(admission, engine, db.handle, most=3)
+        first = asyncio.create_task(batches.run(registration("a")))
+        await settle()
+        rest = [asyncio.create_task(batches.run(registration(name))) for name in ("b", "c", "d")]
+        db.let_go("a")
+        await settle()
+        assert db.started == ["a", "b"]  # the batch b, c, d has begun
+
+        emergency = asyncio.create_task(admission.run(db.handle, registration("e", danger=True)))
+        await settle()
+        db.let_go("b")  # the batch ends after b: c and d wait for the emergency, then go first
+        await settle()
+        db.let_go("e")
+        assert await emergency == "e"
+        await settle()
+        db.let_go("c")
+        db.let_go("d")
+        assert [await first, *[await r for r in rest]] == ["a", "b", "c", "d"]
+        assert db.started == ["a", "b", "e", "c", "d"]
+        assert admission.turns == [["a"], ["b", "c", "d"], ["e"], ["c", "d"]]
+        assert admission.emergencies == 0
         engine.dispose()
 
     asyncio.run(scenario())

@@ -9,8 +9,9 @@ risk. Everything else is normal. (The token check before a handler runs is the p
 default pool; handlers no longer share that pool, so it stays free for the checks.)
 
 Normal registrations that queue together are written together (Batches): one transaction, one commit and one
-turn on the handler thread for up to BATCH_MOST of them, about a third less CPU a case than one by one. An emergency
-then waits at most for one such batch (a few milliseconds), not for the normal calls queued."""
+turn on the handler thread for up to BATCH_MOST of them, about a third less CPU a case than one by one. A batch ends
+early when an emergency comes: the emergency waits for the registration being written and the batch's commit only.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ NORMAL_SLOTS = 4
 SQLITE_NORMAL_SLOTS = 1
 EMERGENCY_SLOTS = 1
 # Registrations written in one transaction at most: 8 took a registration's handler CPU from 1.2 to 0.87 ms (16:
-# 0.79) while an emergency waits for at most one batch.
+# 0.79).
 BATCH_MOST = 8
 
 
@@ -58,13 +59,24 @@ class Admission:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # (priority, arrival, granted)
         self._arrivals = itertools.count()
         self._pool = ThreadPoolExecutor(max_workers=slots + reserved, thread_name_prefix="intake-handler")
+        # Emergencies queued or running: a batch of normal registrations ends early while there are any (Batches).
+        self.emergencies = 0
 
     async def run(self, handle: Callable[[Any], T], command: object) -> T:
         """`handle(command)` on the pool once admitted (an emergency before any normal call waiting)."""
-        await self._enter(EMERGENCY if is_emergency(command) else NORMAL)
-        done = asyncio.get_running_loop().run_in_executor(self._pool, contextvars.copy_context().run, handle, command)
+        priority = EMERGENCY if is_emergency(command) else NORMAL
+        if priority == EMERGENCY:
+            self.emergencies += 1
+        try:
+            await self._enter(priority)
+            done = asyncio.get_running_loop().run_in_executor(self._pool, contextvars.copy_context().run, handle,
+                                                              command)
+        except BaseException:
+            if priority == EMERGENCY:
+                self.emergencies -= 1
+            raise
         # The slot is freed when the handler has finished, not when its caller gave up waiting for it.
-        done.add_done_callback(lambda _: self._leave())
+        done.add_done_callback(lambda _: self._leave(priority))
         return await asyncio.shield(done)
 
     async def _enter(self, priority: int) -> None:
@@ -83,8 +95,10 @@ class Admission:
                 self._leave()  # admitted just as the caller gave up: the slot passes on
             raise
 
-    def _leave(self) -> None:
+    def _leave(self, priority: int | None = None) -> None:
         self._running -= 1
+        if priority == EMERGENCY:
+            self.emergencies -= 1
         while self._waiting:
             priority, _, granted = self._waiting[0]
             if granted.done():  # its caller gave up while queued
@@ -145,16 +159,22 @@ class Batches:
                     if not done.done():
                         done.cancel() if isinstance(exc, asyncio.CancelledError) else done.set_exception(exc)
                 raise
-            for (_, _, done), (result, error) in zip(taken, outcomes, strict=True):
+            for (_, _, done), (result, error) in zip(taken, outcomes, strict=False):
                 if not done.done():
                     done.set_exception(error) if error is not None else done.set_result(result)
+            self._queued[:0] = taken[len(outcomes):]  # left for an emergency: first of the next batch
 
     def _write(self, batch: list[tuple[object, contextvars.Context]]) -> list[Outcome]:
-        """On the handler thread: the batch in one transaction, else each alone."""
+        """On the handler thread: the batch in one transaction, else each alone. The outcomes of the first so many:
+        a batch ends early when an emergency comes (the others are not run)."""
         if len(batch) > 1:
             try:
+                outcomes: list[Outcome] = []
                 with self.writing or nullcontext(), BatchTransaction(self.engine) as transaction:
-                    outcomes = [_refused_or(ctx, self.handle, command) for command, ctx in batch]
+                    for command, ctx in batch:
+                        if outcomes and self.admission.emergencies:
+                            break  # an emergency waits for the database: it goes next, the rest after it
+                        outcomes.append(_refused_or(ctx, self.handle, command))
                     transaction.commit()  # BatchSpoiled if one was refused after it began writing
                 return outcomes
             except Exception:  # nothing of it was committed: each is handled alone below, with its own error

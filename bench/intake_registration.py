@@ -13,10 +13,11 @@ second for `--seconds`, open loop (latency from when each call was due, as `make
 as intake-worker's batch transactions do, so RegisterCase's wait for the lock shows in its p99.
 
 Printed per phase: the api process's CPU ms per case (utime + stime from /proc), SQL statements per case (counted
-inside the api by a `before_cursor_execute` listener this script installs through sitecustomize; transaction
-control included), the api's time in Python's garbage collector per case and its pauses over 20 ms (a call caught
-in one waits it out), and latency p50/p99. Runs as a file, so the same script measures another checkout's api with
-that checkout's venv (the api is the console script next to the running python).
+inside the api by a `before_cursor_execute` listener this script installs through sitecustomize; transaction control
+included; when calls queue, as in the closed loop, the api writes registrations in batches of up to 8, whose shared
+statements count a fraction per case), the api's time in Python's garbage collector per case and its pauses over
+20 ms (a call caught in one waits it out), and latency p50/p99. Runs as a file, so the same script measures another
+checkout's api with that checkout's venv (the api is the console script next to the running python).
 """
 
 from __future__ import annotations

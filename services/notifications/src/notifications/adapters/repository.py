@@ -5,16 +5,14 @@ offset) and read back aware."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
-    DateTime,
     Select,
     Table,
     TextClause,
@@ -29,7 +27,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import CursorResult, Dialect, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from notifications.adapters.tables import (
@@ -48,6 +46,7 @@ from notifications.domain.notices import SURVIVOR_LANE, Due, Notice, Planned, Re
 from notifications.domain.rendering import OutboundMessage
 from refnet_platform.clock import system_clock
 from refnet_platform.engine import upsert_insert
+from refnet_platform.prepared import PreparedStatement, prepared_insert
 from refnet_platform.vocabulary import DeliveryFailureReason, ServiceType
 
 
@@ -94,59 +93,17 @@ def _upsert_statement(table: str, keys: tuple[str, ...], columns: tuple[str, ...
                 f"ON CONFLICT ({', '.join(keys)}) {action}")
 
 
-class _Native:
-    """One of the consumer's statements (every event runs it), sent with exec_driver_sql as the database's own
-    SQL, compiled once per dialect, its values converted by the types of its `typed` columns (times: the rest
-    are text and numbers, which no type converts) as SQLAlchemy converts them. It skips what SQLAlchemy does at
-    every execute of a statement (its cache key and lookup, each parameter processed): about half of such a
-    statement's cost (13 of 27 us). Events (tracing) still see it."""
-
-    def __init__(self, statement: TextClause, typed: Sequence[Column[Any]] = ()) -> None:
-        self.statement = statement
-        self.typed = typed
-        self._prepared: dict[tuple[type[Dialect], str], tuple[str, Callable[[dict[str, Any]], Any]]] = {}
-
-    def execute(self, conn: Connection, values: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
-        """Executes it with `values`, or once for each of a list of them (executemany)."""
-        dialect = conn.dialect
-        prepared = self._prepared.get((type(dialect), dialect.paramstyle)) or self._prepare(dialect)
-        sql, params = prepared
-        return conn.exec_driver_sql(sql, [params(v) for v in values] if isinstance(values, list) else params(values))
-
-    def _prepare(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-        compiled = self.statement.compile(dialect=dialect)
-        processors = {c.name: p for c in self.typed if (p := c.type.dialect_impl(dialect).bind_processor(dialect))}
-        if compiled.positional:
-            order = [(name, processors.get(name)) for name in compiled.positiontup or ()]
-
-            def params(row: dict[str, Any]) -> Any:
-                return tuple(row[n] if p is None else p(row[n]) for n, p in order)
-        else:
-            def params(row: dict[str, Any]) -> Any:
-                return {**row, **{n: p(row[n]) for n, p in processors.items()}} if processors else row
-        prepared = self._prepared[(type(dialect), dialect.paramstyle)] = (compiled.string, params)
-        return prepared
-
-
-def _insert(table: Table, columns: Sequence[str] | None = None, conflict: str = "") -> _Native:
-    """INSERT INTO table (columns: all by default) VALUES (...) [conflict], its times converted."""
-    names = list(columns or [c.name for c in table.columns])
-    typed = [table.c[n] for n in names if isinstance(table.c[n].type, DateTime)]
-    return _Native(text(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(f':{n}' for n in names)})"
-                        f"{' ' + conflict if conflict else ''}"), typed)
-
-
 # What every CaseRegistered and ReferralRequested writes, the times in the table's columns converted (stored
 # in UTC).
-_NOTE_CASE = _Native(_upsert_statement("cases", ("case_id",), ("case_id", "province_code", "case_worker_id")))
-_NOTE_REFERRAL = _Native(_upsert_statement("referrals", ("referral_id",), (
+_NOTE_CASE = PreparedStatement(_upsert_statement("cases", ("case_id",), ("case_id", "province_code", "case_worker_id")))
+_NOTE_REFERRAL = PreparedStatement(_upsert_statement("referrals", ("referral_id",), (
     "referral_id", "case_id", "case_worker_id", "provider_id", "service_type", "priority", "province_code")))
 # Records notices, those not recorded before (their event redelivered) left as they are: executed once for all
 # of an event's notices, and how many rows it inserted says whether they were all new (no RETURNING to read:
 # reading it was a third of the statement's cost).
-_INSERT_NEW_NOTICES = _insert(notices, conflict="ON CONFLICT (notice_id) DO NOTHING")
-_INSERT_DELIVERY = _insert(deliveries)
-_INSERT_FEED = _insert(feed, ["notice_id", "role", "recipient_id", "case_id", "published_at"])
+_INSERT_NEW_NOTICES = prepared_insert(notices, conflict="ON CONFLICT (notice_id) DO NOTHING")
+_INSERT_DELIVERY = prepared_insert(deliveries)
+_INSERT_FEED = prepared_insert(feed, ["notice_id", "role", "recipient_id", "case_id", "published_at"])
 _KNOWN_DELIVERIES = select(deliveries.c.notice_id).where(deliveries.c.notice_id.in_(bindparam("ids", expanding=True)))
 
 
@@ -176,10 +133,10 @@ def _claim(emergencies_only: bool) -> ReturningUpdate[tuple[str]]:
 
 
 @cache
-def _consent_statement(services: int) -> _Native:
+def _consent_statement(services: int) -> PreparedStatement:
     """A case's consents, `services` rows in one INSERT (those known already left as they are)."""
     rows = ", ".join(f"(:case_id, :service_type_{i})" for i in range(services))
-    return _Native(text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
+    return PreparedStatement(text(f"INSERT INTO consents (case_id, service_type) VALUES {rows} "
                         "ON CONFLICT (case_id, service_type) DO NOTHING"))
 
 

@@ -8,7 +8,8 @@ import contextvars
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 
 from referral.adapters import hsds
-from referral.adapters.tables import needs, referrals
+from referral.adapters.repository import ReferralRepository
+from referral.adapters.tables import cases, needs, referral_history, referrals
 from referral.bootstrap import bootstrap
 from referral.config import MIGRATIONS, Settings
 from referral.domain import commands
@@ -141,3 +143,38 @@ def test_a_redelivered_registration_changes_nothing(routing: tuple[MessageBus, E
     assert delivered(bus, command, new_event_id()) == []
     after = counts(engine, command.case_id)
     assert after[:2] == before[:2] and after[2] == before[2] + 1
+
+
+def test_a_routed_cases_rows_hold_its_times_and_flags_as_sqlalchemy_binds_them(database_url: str) -> None:
+    """The worker writes a new case, its needs, referrals and their history as the database's own SQL: times
+    and flags converted as SQLAlchemy converts them (on SQLite, the text every comparison with a bound time
+    expects), found by queries bound with the same values, and by the SLA timer's own read."""
+    now = TUESDAY_MORNING.replace(microsecond=123456)
+    deadline = now + timedelta(hours=12, microseconds=1)
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, MIGRATIONS)
+        bus = bootstrap(Settings(database_url=database_url), engine, clock=ManualClock(now))
+        bus.handle(commands.LoadDirectory(hsds.load_file(DEMO)))
+        command, need_ids = new_case(POLICE, PSYCHOSOCIAL)
+        command = replace(command, emergency=True, child_deadline=deadline)
+        made = delivered(bus, command, new_event_id())
+        assert len(made) == 2
+        with engine.connect() as conn:
+            case = conn.execute(select(cases).where(cases.c.child_deadline == deadline, cases.c.emergency.is_(True),
+                                                    cases.c.is_child.is_(False))).mappings().one()
+            assert (case["case_id"], case["province_code"], case["case_worker_id"]) == (
+                command.case_id, "22", "qn-worker-7")
+            assert set(conn.execute(select(needs.c.need_id).where(needs.c.case_id == command.case_id,
+                                                                  needs.c.consent == "given")).scalars()) == set(
+                need_ids.values())
+            assert set(conn.execute(select(referrals.c.referral_id).where(
+                referrals.c.requested_at == now, referrals.c.updated_at == now, referrals.c.emergency.is_(True),
+                referrals.c.due_at > now)).scalars()) == {r.referral_id for r in made}
+            assert conn.execute(select(func.count()).select_from(referral_history).where(
+                referral_history.c.at == now)).scalar_one() >= len(made)
+            due = ReferralRepository(conn).due(now + timedelta(days=30), 10)
+            assert set(due) == {r.referral_id for r in made}
+            assert ReferralRepository(conn).due(now, 10) == []
+    finally:
+        engine.dispose()

@@ -9,31 +9,31 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text
 
 from refnet_platform.clock import system_clock
 from refnet_platform.context import current_delivery
 from refnet_platform.engine import is_postgres, read_connection
 from refnet_platform.envelope import OutgoingEvent, wrap
+from refnet_platform.prepared import PreparedStatement, prepared_insert
 from refnet_platform.tables import inbox, outbox, outbox_channel
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import urgent
 
-# Built once: a constant statement executed with parameters skips SQLAlchemy's per-call construction.
-_INSERT_OUTBOX = insert(outbox)
+# Every unit of work writes its inbox row, and its outbox rows if it publishes: sent as the database's own SQL
+# (refnet_platform.prepared), skipping SQLAlchemy's per-execute work.
+_INSERT_OUTBOX = prepared_insert(outbox, ["event_id", "topic", "key", "event_type", "value", "traceparent",
+                                          "created_at"])
 # A repeat shows as no row inserted: no savepoint (two more statements) around the insert to catch it.
-_INSERT_INBOX = text(
-    "INSERT INTO inbox (consumer, event_id, processed_at) VALUES (:consumer, :event_id, :processed_at) "
-    "ON CONFLICT (consumer, event_id) DO NOTHING",
-).bindparams(bindparam("processed_at", type_=inbox.c.processed_at.type))
+_INSERT_INBOX = prepared_insert(inbox, conflict="ON CONFLICT (consumer, event_id) DO NOTHING")
 # A batch's inbox rows, checked as the batch began: a row another consumer of the group wrote since (PostgreSQL,
 # after a rebalance) fails the batch's commit on the unique key, and the batch is undone whole.
-_RECORD_INBOX = insert(inbox)
-_NOTIFY = text("SELECT pg_notify(:channel, :lane)")
+_RECORD_INBOX = prepared_insert(inbox)
+_NOTIFY = PreparedStatement(text("SELECT pg_notify(:channel, :lane)"))
 # The NOTIFY payload of a commit with a row for a priority lane: its relay publishes at once (outbox.CommitWaiter).
 URGENT_PAYLOAD = "urgent"
-_INBOX_SEEN = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
-                                             inbox.c.event_id == bindparam("event_id"))
+_INBOX_SEEN = PreparedStatement(text("SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id = :event_id"))
+# Once per batch: kept a SQLAlchemy statement, whose expanding IN takes any number of ids.
 _INBOX_SEEN_ANY = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
                                                  inbox.c.event_id.in_(bindparam("event_ids", expanding=True)))
 # Bound parameters per inbox query: well under every database's limit.
@@ -114,11 +114,11 @@ class BatchTransaction:
             raise BatchSpoiled("a unit of work in the batch ended without committing")
         conn = self.connection
         if self._outbox_rows:
-            conn.execute(_INSERT_OUTBOX, self._outbox_rows)
+            _INSERT_OUTBOX.execute(conn, self._outbox_rows)
         if self._inbox_rows:
-            conn.execute(_RECORD_INBOX, self._inbox_rows)
+            _RECORD_INBOX.execute(conn, self._inbox_rows)
         for channel, lane in self._notify.items():  # delivered on commit: wakes the relay
-            conn.execute(_NOTIFY, {"channel": channel, "lane": lane})
+            _NOTIFY.execute(conn, {"channel": channel, "lane": lane})
         conn.commit()
         callbacks = self._after_commit
         self._reset()
@@ -226,16 +226,16 @@ class UnitOfWork:
             batch._after_commit.extend(self._after_commit)
         else:
             if rows:
-                conn.execute(_INSERT_OUTBOX, rows)
+                _INSERT_OUTBOX.execute(conn, rows)
             if delivery:
-                recorded = conn.execute(_INSERT_INBOX, dict(consumer=delivery.consumer, event_id=delivery.event_id,
+                recorded = _INSERT_INBOX.execute(conn, dict(consumer=delivery.consumer, event_id=delivery.event_id,
                                                             processed_at=system_clock()))
                 if recorded.rowcount == 0:  # handled meanwhile by another consumer of the group (a rebalance)
                     self._close()
                     raise Duplicate(delivery.event_id)
             if rows and is_postgres(self.engine):
                 # Delivered on commit: wakes the relay at once instead of on its next poll.
-                conn.execute(_NOTIFY, {"channel": outbox_channel(self.schema), "lane": _lane(rows)})
+                _NOTIFY.execute(conn, {"channel": outbox_channel(self.schema), "lane": _lane(rows)})
             conn.commit()
             for callback in self._after_commit:
                 callback()
@@ -247,7 +247,7 @@ class UnitOfWork:
         known = self._batch.handled(consumer, event_id) if self._batch is not None else None
         if known is not None:
             return known
-        return self.connection.execute(_INBOX_SEEN, {"consumer": consumer, "event_id": event_id}).first() is not None
+        return _INBOX_SEEN.execute(self.connection, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
 def _lane(rows: list[dict[str, object]]) -> str:

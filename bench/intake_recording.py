@@ -19,6 +19,7 @@ ReferralRequested's decoding. `--profile FILE` writes a cProfile of the SQLite r
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 import tempfile
 import time
@@ -129,7 +130,9 @@ def through_the_consumer(bus: MessageBus, engine: Any, values: list[bytes]) -> f
         incoming = [consumer._read(record) for record in records[start:start + consumer.batch_size]]
         done = 0
         while done < len(incoming):
-            taken, stopped = consumer._handle_together(incoming[done:])
+            # In a copy of the context, as the consumer's worker threads run it: the last record's delivery
+            # must not stay current (the next database's registrations would be taken for redeliveries).
+            taken, stopped = contextvars.copy_context().run(consumer._handle_together, incoming[done:])
             assert taken and not stopped, "a record left the fast path"
             done += taken
     return (time.process_time() - started) * 1000 / len(values)

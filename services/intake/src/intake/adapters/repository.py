@@ -45,6 +45,7 @@ from intake.domain.model import (
     Place,
     Survivor,
 )
+from refnet_platform.prepared import PreparedStatement
 from refnet_platform.vocabulary import CaseType, RiskLevel, ServiceType, Sex
 
 # A case with no deadline sorts last in the case list (cases.due_order).
@@ -58,15 +59,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-_SET_REFERRAL = update(needs).values(
-    referral_id=bindparam("new_referral_id"), referral_status=bindparam("new_status"),
-    provider_id=func.coalesce(func.nullif(bindparam("new_provider_id"), ""), needs.c.provider_id))
-# RETURNING the need set: the need now holding the referral, without reading it again.
-_REFERRAL_BY_NEED = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                        needs.c.need_id == bindparam("of_need")).returning(needs.c.need_id)
-_REFERRAL_BY_REFERRAL = _SET_REFERRAL.where(needs.c.case_id == bindparam("of_case"),
-                                            needs.c.referral_id == bindparam("new_referral_id")
-                                            ).returning(needs.c.need_id)
+# Every referral event sets its need's referral (RETURNING the need set: the need now holding the referral, without
+# reading it again): sent as the database's own SQL (refnet_platform.prepared), skipping SQLAlchemy's per-execute work.
+_SET_REFERRAL = ("UPDATE needs SET referral_id = :new_referral_id, referral_status = :new_status, "
+                 "provider_id = COALESCE(NULLIF(:new_provider_id, ''), provider_id) WHERE case_id = :of_case AND ")
+_REFERRAL_BY_NEED = PreparedStatement(text(_SET_REFERRAL + "need_id = :of_need RETURNING need_id"))
+_REFERRAL_BY_REFERRAL = PreparedStatement(text(_SET_REFERRAL + "referral_id = :new_referral_id RETURNING need_id"))
 # Statements built once: executing a constant statement with parameters skips SQLAlchemy's per-call
 # statement construction and cache-key work, most of what a write cost here.
 _CASE_EXISTS = select(cases.c.case_id).where(cases.c.case_id == bindparam("case_id"))
@@ -187,10 +185,10 @@ class CaseRepository:
         values = {"of_case": case_id, "new_referral_id": referral_id, "new_status": status,
                   "new_provider_id": provider_id}
         if need_id:
-            held: str | None = self.conn.execute(_REFERRAL_BY_NEED, {**values, "of_need": need_id}).scalar()
+            held: str | None = _REFERRAL_BY_NEED.execute(self.conn, {**values, "of_need": need_id}).scalar()
             if held is not None:
                 return held
-        return self.conn.execute(_REFERRAL_BY_REFERRAL, values).scalar() if referral_id else None
+        return _REFERRAL_BY_REFERRAL.execute(self.conn, values).scalar() if referral_id else None
 
     def exists(self, case_id: str) -> bool:
         return self.conn.execute(_CASE_EXISTS, {"case_id": case_id}).first() is not None
@@ -376,10 +374,10 @@ class CallRepository:
 
 # One statement for a referral new or known, spelt alike by SQLite and PostgreSQL. Written as text: SQLAlchemy
 # compiles an on_conflict_do_update() construct anew on every call (it has no cache key), which cost more than the
-# reads it replaces. A known referral takes the new status (never back to requested, which only ever comes first),
-# keeps the first provider and need named and stays accepted once it was; a referral belongs to one case, so an event
-# naming another case changes nothing.
-_UPSERT_REFERRAL = text(f"""
+# reads it replaces; prepared, as every referral event runs it. A known referral takes the new status (never back to
+# requested, which only ever comes first), keeps the first provider and need named and stays accepted once it was; a
+# referral belongs to one case, so an event naming another case changes nothing.
+_UPSERT_REFERRAL = PreparedStatement(text(f"""
 INSERT INTO referrals (referral_id, case_id, need_id, provider_id, status, accepted, updated_at)
 VALUES (:referral_id, :case_id, :need_id, :provider_id, :status, :accepted, :updated_at)
 ON CONFLICT (referral_id) DO UPDATE SET
@@ -390,7 +388,7 @@ ON CONFLICT (referral_id) DO UPDATE SET
   accepted = (referrals.accepted OR excluded.accepted),
   updated_at = excluded.updated_at
 WHERE referrals.case_id = excluded.case_id
-""").bindparams(bindparam("accepted", type_=Boolean), bindparam("updated_at", type_=DateTime(timezone=True)))
+"""), [referrals.c.accepted, referrals.c.updated_at])
 # Progress on a known referral whose need no longer holds it (a new referral is not recorded without its need): the
 # upsert's rule.
 _NEW_STATUS = bindparam("new_status")
@@ -424,7 +422,7 @@ class ReferralLog:
         one takes the new status (never back to requested, which only ever comes first), keeps the first
         provider and need named and stays accepted once it was. One statement either way."""
         if need_id:
-            self.conn.execute(_UPSERT_REFERRAL, dict(
+            _UPSERT_REFERRAL.execute(self.conn, dict(
                 referral_id=referral_id, case_id=case_id, need_id=need_id, provider_id=provider_id,
                 status=status, accepted=accepted, updated_at=at))
         else:

@@ -135,16 +135,18 @@ def test_the_referral_record_keeps_its_rules_on_either_database(intake: tuple[Me
         commands.RecordReferral(case.case_id, legal, "ref-2", "requested", "qn-legal-aid"),
         commands.RecordReferral(case.case_id, legal, "ref-3", "requested", "qn-legal-aid-2"),
         commands.RecordReferral(case.case_id, "", "ref-2", "declined", ""),
+        commands.RecordReferral(case.case_id, "", "ref-3", "accepted", ""),  # names no provider: the need's stays
     ):
         bus.handle(command)
     with engine.connect() as conn:
         rows = {r["referral_id"]: (r["need_id"], r["provider_id"], r["status"], r["accepted"])
                 for r in conn.execute(select(referrals)).mappings()}
-        legal_need = conn.execute(select(needs.c.referral_id).where(needs.c.need_id == legal)).scalar_one()
+        legal_need = conn.execute(select(needs.c.referral_id, needs.c.referral_status, needs.c.provider_id)
+                                  .where(needs.c.need_id == legal)).one()
     assert rows == {"ref-1": (police, PROVIDER, "accepted", True),
                     "ref-2": (legal, "qn-legal-aid", "declined", False),
-                    "ref-3": (legal, "qn-legal-aid-2", "requested", False)}
-    assert legal_need == "ref-3"
+                    "ref-3": (legal, "qn-legal-aid-2", "accepted", True)}
+    assert tuple(legal_need) == ("ref-3", "accepted", "qn-legal-aid-2")
 
 
 def test_a_repeated_registration_answers_from_its_record(intake: tuple[MessageBus, Engine, Counted]) -> None:

@@ -31,7 +31,7 @@ from refnet_platform.outbox import CommitWaiter, Relay
 from refnet_platform.tables import create_platform_tables, inbox, outbox
 from refnet_platform.telemetry import current_traceparent
 from refnet_platform.topics import CASE_EVENTS, Topic
-from refnet_platform.unit_of_work import BatchSpoiled, BatchTransaction, Duplicate, UnitOfWork
+from refnet_platform.unit_of_work import _INBOX_CHUNK, BatchSpoiled, BatchTransaction, Duplicate, UnitOfWork
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("note_id", String(40), primary_key=True))
@@ -148,6 +148,22 @@ def test_units_of_work_in_a_batch_commit_together_and_a_repeat_within_it_is_a_du
     assert (count(engine, notes), count(engine, outbox), count(engine, inbox)) == (3, 3, 1)
     with engine.connect() as conn:
         assert sorted(conn.execute(select(notes.c.note_id)).scalars()) == ["first", "once", "second"]
+
+
+def test_a_batch_looks_up_which_of_its_records_were_handled_in_chunks_of_any_size(engine: Engine) -> None:
+    handled = ["event-3", f"event-{_INBOX_CHUNK + 1}"]  # one in the first chunk, one in the second
+    with engine.begin() as conn:
+        conn.execute(insert(inbox), [dict(consumer="test-worker", event_id=event_id, processed_at=system_clock())
+                                     for event_id in handled])
+        conn.execute(insert(inbox).values(consumer="another-worker", event_id="event-0", processed_at=system_clock()))
+    ids = [f"event-{n}" for n in range(_INBOX_CHUNK + 3)]
+    with BatchTransaction(engine) as batch:
+        batch.look_up("test-worker", ids)
+        assert [event_id for event_id in ids if batch.handled("test-worker", event_id)] == handled
+        assert batch.handled("test-worker", "event-0") is False  # another consumer's record is not this one's
+        assert batch.handled("test-worker", "not-looked-up") is None
+        batch.look_up("test-worker", ["event-1"])  # a poll of one
+        assert batch.handled("test-worker", "event-1") is False
 
 
 def test_a_unit_of_work_ending_uncommitted_spoils_its_batch_which_commits_nothing(engine: Engine) -> None:

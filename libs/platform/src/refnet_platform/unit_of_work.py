@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
+from functools import cache
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, text
 
 from refnet_platform.clock import system_clock
 from refnet_platform.context import current_delivery
@@ -33,11 +34,16 @@ _NOTIFY = PreparedStatement(text("SELECT pg_notify(:channel, :lane)"))
 # The NOTIFY payload of a commit with a row for a priority lane: its relay publishes at once (outbox.CommitWaiter).
 URGENT_PAYLOAD = "urgent"
 _INBOX_SEEN = PreparedStatement(text("SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id = :event_id"))
-# Once per batch: kept a SQLAlchemy statement, whose expanding IN takes any number of ids.
-_INBOX_SEEN_ANY = select(inbox.c.event_id).where(inbox.c.consumer == bindparam("consumer"),
-                                                 inbox.c.event_id.in_(bindparam("event_ids", expanding=True)))
 # Bound parameters per inbox query: well under every database's limit.
 _INBOX_CHUNK = 500
+
+
+@cache
+def _inbox_seen_any(count: int) -> PreparedStatement:
+    """Which of `count` event ids (:e0, :e1...) the consumer handled: a statement for each count a poll brings
+    (at most _INBOX_CHUNK), as SQLAlchemy's expanding IN cost twice as much (25 us more for a poll of one)."""
+    return PreparedStatement(text("SELECT event_id FROM inbox WHERE consumer = :consumer AND event_id IN ("
+                                  + ", ".join(f":e{i}" for i in range(count)) + ")"))
 
 
 def crash_point(name: str) -> None:
@@ -96,7 +102,8 @@ class BatchTransaction:
         batch's transaction (on SQLite under the write lock: no other writer records one before this commits)."""
         for start in range(0, len(event_ids), _INBOX_CHUNK):
             chunk = event_ids[start:start + _INBOX_CHUNK]
-            rows = self.connection.execute(_INBOX_SEEN_ANY, {"consumer": consumer, "event_ids": chunk}).scalars()
+            values = {"consumer": consumer, **{f"e{i}": event_id for i, event_id in enumerate(chunk)}}
+            rows = _inbox_seen_any(len(chunk)).execute(self.connection, values).scalars()
             self._seen.update((consumer, event_id) for event_id in rows)
         self._checked.update((consumer, event_id) for event_id in event_ids)
 
